@@ -1,0 +1,10 @@
+# Shortcuts for the README's two commands (which work without make too).
+.PHONY: run test lint bench
+run:
+	bash .ci/bootstrap.sh run
+test:
+	bash .ci/bootstrap.sh test
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+bench:
+	.venv/bin/python bench/load.py

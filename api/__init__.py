@@ -1,0 +1,1 @@
+"""GridMap HTTP API (FastAPI). Depends on ``geo`` and ``maps``."""

@@ -1,0 +1,396 @@
+"""The ``gridmap`` command line: database, loading, assignment and the main job."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import text
+
+from geo.db import database_url, make_engine, session_scope, upgrade
+from geo.embedded import EmbeddedError, EmbeddedPostgres
+from geo.io import InputError, prepare, read_table
+from geo.settings import Settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="GridMap: grid-governance (网格化管理) maps in PostGIS.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: embedded cluster and schema.", no_args_is_help=True)
+load_app = typer.Typer(help="Load areas, households or people from files.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(load_app, name="load")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _errors():  # type: ignore[no-untyped-def]
+    try:
+        yield
+    except InputError as exc:
+        raise _fail(f"nothing was written.\n{exc}") from None
+    except EmbeddedError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+    url = database_url(settings, start=True)
+    return make_engine(url)
+
+
+# -- db ----------------------------------------------------------------------
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded PostGIS (idempotent; recovers from a stale pid file)."""
+    settings = Settings()
+    if settings.database_url:
+        console.print("GRIDMAP_DATABASE_URL is set: GridMap uses that server, no local cluster.")
+        return
+    with _errors():
+        st = EmbeddedPostgres(settings).start()
+    console.print(f"embedded PostGIS running on port {st.port} (pid {st.pid})")
+    console.print(f"  data: {st.data_dir}\n  url:  {st.url}\n  log:  {st.log_file}")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostGIS."""
+    settings = Settings()
+    if settings.database_url:
+        console.print("GRIDMAP_DATABASE_URL is set: there is no local cluster to stop.")
+        return
+    with _errors():
+        stopped = EmbeddedPostgres(settings).stop()
+    console.print("stopped" if stopped else "was not running")
+
+
+@db_app.command("status")
+def db_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Where the database is and whether it runs."""
+    settings = Settings()
+    if settings.database_url:
+        info: dict[str, Any] = {"mode": "external", "url": _hide(settings.database_url)}
+    else:
+        st = EmbeddedPostgres(settings).status()
+        info = {"mode": "embedded", **st.__dict__}
+    if as_json:
+        console.print_json(json.dumps(info))
+    else:
+        for k, v in info.items():
+            console.print(f"{k:12} {v}")
+
+
+def _hide(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the schema migrations (starts the embedded database if needed)."""
+    with _errors():
+        url = database_url(Settings(), start=True)
+        rev = upgrade(url, revision)
+    console.print(f"schema at revision {rev}")
+
+
+# -- load ----------------------------------------------------------------------
+
+
+def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values or []:
+        if "=" not in v:
+            raise _fail(f"{flag} {v!r}: expected NAME=VALUE")
+        k, _, val = v.partition("=")
+        out[k.strip()] = val.strip()
+    return out
+
+
+MapOpt = Annotated[
+    list[str] | None,
+    typer.Option("--map", help="GRIDMAP_COLUMN=FILE_COLUMN, e.g. household_id=osm_id"),
+]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="COLUMN=VALUE for a missing column")
+]
+CrsOpt = Annotated[str | None, typer.Option(help="CRS of a file that declares none")]
+ExtraOpt = Annotated[
+    str, typer.Option(help="unknown columns: error | attrs (keep as JSON) | ignore")
+]
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+def _load(kind: str, file: Path, **opts: Any) -> None:
+    settings = Settings()
+    extra = opts.pop("extra")
+    if extra not in {"error", "attrs", "ignore"}:
+        raise _fail("--extra must be error, attrs or ignore")
+    with _errors():
+        frame = read_table(file, crs=opts.pop("crs"), layer=opts.pop("layer", None))
+        engine = _engine(settings)
+        upgrade(engine.url.render_as_string(hide_password=False))
+        from geo.loading import area_bounds, load
+
+        with _progress() as bar, session_scope(engine) as session:
+            tasks: dict[str, Any] = {}
+
+            def progress(step: str, done: int, total: int) -> None:
+                if step not in tasks:
+                    tasks[step] = bar.add_task(step, total=total)
+                bar.update(tasks[step], completed=done)
+
+            prepared = prepare(
+                frame,
+                kind,
+                source=file.name,
+                extra=extra,  # type: ignore[arg-type]
+                expected_bounds=area_bounds(session) if kind == "households" else None,
+                **opts,
+            )
+            report = load(session, prepared, progress=progress)
+    console.print(str(report))
+
+
+@load_app.command("areas")
+def load_areas_cmd(
+    file: Path,
+    crs: CrsOpt = None,
+    layer: str | None = None,
+    map_: MapOpt = None,
+    set_: SetOpt = None,
+    extra: ExtraOpt = "error",
+    from_gcj02: bool = False,
+    make_valid: bool = False,
+) -> None:
+    """Load admin areas (code, name, level, parent_code, polygon); upsert by code."""
+    _load(
+        "areas", file, crs=crs, layer=layer, columns=_pairs(map_, "--map"),
+        defaults=_pairs(set_, "--set"), extra=extra, from_gcj02=from_gcj02,
+        make_valid=make_valid,
+    )
+
+
+@load_app.command("households")
+def load_households_cmd(
+    file: Path,
+    crs: CrsOpt = None,
+    layer: str | None = None,
+    map_: MapOpt = None,
+    set_: SetOpt = None,
+    extra: ExtraOpt = "error",
+    from_gcj02: bool = False,
+) -> None:
+    """Load households (household_id, address, people, building_id, unit, point)."""
+    _load(
+        "households", file, crs=crs, layer=layer, columns=_pairs(map_, "--map"),
+        defaults=_pairs(set_, "--set"), extra=extra, from_gcj02=from_gcj02,
+    )
+
+
+@load_app.command("people")
+def load_people_cmd(
+    file: Path,
+    map_: MapOpt = None,
+    set_: SetOpt = None,
+    extra: ExtraOpt = "error",
+) -> None:
+    """Load grid workers, leaders and party members (person_id, name, role, work_phone)."""
+    _load(
+        "people", file, crs=None, columns=_pairs(map_, "--map"),
+        defaults=_pairs(set_, "--set"), extra=extra,
+    )
+
+
+@load_app.command("sample")
+def load_sample_cmd(
+    households: Annotated[int, typer.Option(help="size of the generated county")] = 20_000,
+    seed: int = 0,
+) -> None:
+    """Generate the seeded sample county and load it (areas, people, households)."""
+    with _errors():
+        engine = _engine(Settings())
+        upgrade(engine.url.render_as_string(hide_password=False))
+        for report in _load_sample(engine, households, seed):
+            console.print(str(report))
+
+
+def _load_sample(engine: Any, n: int, seed: int) -> list[Any]:
+    from geo.loading import load
+    from geo.sample import generate_county
+
+    county = generate_county(n, seed=seed)
+    reports = []
+    with session_scope(engine) as session:
+        for kind, frame in (
+            ("areas", county.areas),
+            ("people", county.people),
+            ("households", county.households),
+        ):
+            prepared = prepare(frame, kind, source=f"sample county ({kind})")
+            reports.append(load(session, prepared))
+    return reports
+
+
+# -- assignment and summary ----------------------------------------------------------
+
+
+@app.command("assign")
+def assign_cmd(plan: Annotated[int, typer.Option(help="plan id")]) -> None:
+    """Assign every household of a plan's area to the grid containing it."""
+    from geo.assign import assign_plan
+
+    with _errors():
+        engine = _engine(Settings())
+        with session_scope(engine) as session:
+            try:
+                rep = assign_plan(session, plan)
+            except LookupError as exc:
+                raise _fail(str(exc)) from None
+    console.print(
+        f"plan {plan}: {rep.assigned} households assigned to {len(rep.per_grid)} grids, "
+        f"{rep.on_boundary} on a grid boundary, {len(rep.outside)} outside every grid"
+    )
+    if rep.outside:
+        console.print("outside: " + ", ".join(rep.outside[:20]) + (" …" if len(rep.outside) > 20 else ""))
+
+
+def _summary(engine: Any) -> None:
+    with engine.connect() as conn:
+        totals = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM admin_areas), (SELECT count(*) FROM households), "
+                "(SELECT count(*) FROM people), (SELECT count(*) FROM plans), "
+                "(SELECT count(*) FROM grids)"
+            )
+        ).one()
+        rows = conn.execute(
+            text(
+                "SELECT t.code, t.name, count(DISTINCT v.id), count(h.id), "
+                "count(*) FILTER (WHERE h.building_id IS NOT NULL) "
+                "FROM admin_areas t JOIN admin_areas v ON v.parent_id = t.id "
+                "LEFT JOIN households h ON h.area_id = v.id "
+                "WHERE t.level = 'township' GROUP BY t.code, t.name ORDER BY t.code"
+            )
+        ).all()
+        grids = conn.execute(
+            text(
+                "SELECT p.id, p.version, p.status, count(DISTINCT g.id), count(a.household_id) "
+                "FROM plans p LEFT JOIN grids g ON g.plan_id = p.id "
+                "LEFT JOIN assignments a ON a.grid_id = g.id GROUP BY p.id ORDER BY p.id"
+            )
+        ).all()
+        sizes = conn.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE n < 200), count(*) FILTER (WHERE n BETWEEN 200 AND 300), "
+                "count(*) FILTER (WHERE n BETWEEN 301 AND 399), count(*) FILTER (WHERE n >= 400) "
+                "FROM (SELECT v.id, count(h.id) AS n FROM admin_areas v "
+                "LEFT JOIN households h ON h.area_id = v.id "
+                "WHERE v.level IN ('village', 'community') GROUP BY v.id) s"
+            )
+        ).one()
+    console.print(
+        f"[bold]{totals[0]}[/] admin areas, [bold]{totals[1]}[/] households, "
+        f"[bold]{totals[2]}[/] people, [bold]{totals[3]}[/] plans with [bold]{totals[4]}[/] grids"
+    )
+    table = Table(title="Households per township")
+    for col in ("code", "township", "villages", "households", "in apartment buildings"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(x) for x in r))
+    console.print(table)
+    console.print(
+        f"villages/communities by size: {sizes[0]} under 200 households, {sizes[1]} with "
+        f"200–300, {sizes[2]} with 301–399 (cannot split into 200–300 grids), "
+        f"{sizes[3]} with 400+"
+    )
+    if grids:
+        gt = Table(title="Plans")
+        for col in ("plan", "version", "status", "grids", "households assigned"):
+            gt.add_column(col)
+        for r in grids:
+            gt.add_row(*(str(x) for x in r))
+        console.print(gt)
+
+
+@app.command("summary")
+def summary_cmd() -> None:
+    """Counts per area and per plan."""
+    with _errors():
+        _summary(_engine(Settings()))
+
+
+@app.command("run")
+def run_cmd(
+    households: Annotated[int, typer.Option(help="size of the sample county")] = 20_000,
+    seed: int = 0,
+    reload: Annotated[bool, typer.Option(help="load the sample even if data exists")] = False,
+) -> None:
+    """The main job: start the database, migrate, load the sample county, report."""
+    settings = Settings()
+    t0 = time.perf_counter()
+    with _errors():
+        url = database_url(settings, start=True)
+        console.print("database: " + ("external (GRIDMAP_DATABASE_URL)" if settings.database_url else "embedded PostGIS"))
+        rev = upgrade(url)
+        console.print(f"schema at revision {rev}")
+        engine = make_engine(url)
+        with engine.connect() as conn:
+            have = conn.execute(text("SELECT count(*) FROM households")).scalar()
+        if have == 0 or reload:
+            console.print(f"loading the sample county ({households} households, seed {seed}) …")
+            for report in _load_sample(engine, households, seed):
+                console.print("  " + str(report))
+        else:
+            console.print(f"{have} households already loaded (use --reload to load the sample again)")
+        _summary(engine)
+    if not settings.database_url:
+        st = EmbeddedPostgres(settings).status()
+        console.print(f"\ndata lives in {st.data_dir} (log {st.log_file})")
+        console.print(f"connect: gridmap db status; psql \"$(gridmap db url)\"  [{st.url}]")
+    console.print(f"done in {time.perf_counter() - t0:.1f} s")
+
+
+@db_app.command("url")
+def db_url_cmd() -> None:
+    """Print the libpq URL of the database (with its password) for psql."""
+    with _errors():
+        url = database_url(Settings(), start=False)
+    console.print(url.replace("postgresql+psycopg://", "postgresql://"), highlight=False, soft_wrap=True)
+
+
+def main() -> None:
+    """Entry point of the ``gridmap`` command."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Engines, sessions and schema migrations; the caller owns every transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from geo.settings import Settings
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "alembic_config",
+    "database_url",
+    "make_engine",
+    "session_scope",
+    "upgrade",
+]
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def database_url(settings: Settings, *, start: bool = True) -> str:
+    """The URL GridMap talks to.
+
+    ``GRIDMAP_DATABASE_URL`` when set (the local embedded cluster is then never
+    touched); otherwise the embedded cluster, started first when ``start``.
+    """
+    if settings.database_url:
+        url = make_url(settings.database_url)
+        if url.drivername in {"postgresql", "postgres"}:
+            url = url.set(drivername="postgresql+psycopg")
+        return url.render_as_string(hide_password=False)
+    from geo.embedded import EmbeddedPostgres
+
+    pg = EmbeddedPostgres(settings)
+    if start:
+        pg.start()
+    return pg.url()
+
+
+def make_engine(url: str, **kwargs: object) -> Engine:
+    """Create an engine for ``url`` (psycopg 3 driver, UTF-8 client encoding)."""
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(
+        url,
+        connect_args={"client_encoding": "utf8"},
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any error."""
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    with factory() as session, session.begin():
+        yield session
+
+
+def alembic_config(url: str):  # type: ignore[no-untyped-def]
+    """An Alembic ``Config`` pointing at GridMap's migrations and ``url``."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> str:
+    """Migrate the database at ``url`` to ``revision``; returns the new revision."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+    engine = make_engine(url, poolclass=None)
+    try:
+        with engine.connect() as conn:
+            return str(
+                conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            )
+    finally:
+        engine.dispose()

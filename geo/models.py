@@ -1,0 +1,245 @@
+"""ORM models of GridMap's tables (the schema itself is built by Alembic migrations)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "AREA_LEVELS",
+    "GRID_KINDS",
+    "PERSON_ROLES",
+    "PLAN_STATUSES",
+    "AdminArea",
+    "Assignment",
+    "Base",
+    "Grid",
+    "Household",
+    "Person",
+    "Plan",
+]
+
+#: Admin levels from the top down; a child's level ranks below its parent's.
+AREA_LEVELS = ("province", "city", "county", "township", "village", "community")
+PERSON_ROLES = ("grid_worker", "grid_leader", "party_member")
+PLAN_STATUSES = ("draft", "published", "archived")
+GRID_KINDS = ("comprehensive", "dedicated")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONB}
+
+
+class AdminArea(Base):
+    """An admin area: county, township (镇/乡/街道), village (村) or community (社区)."""
+
+    __tablename__ = "admin_areas"
+    __table_args__ = (
+        CheckConstraint(_in("level", AREA_LEVELS), name="level_known"),
+        CheckConstraint("ST_IsValid(geom)", name="geom_valid"),
+        CheckConstraint("parent_id IS DISTINCT FROM id", name="not_own_parent"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    level: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("admin_areas.id", ondelete="RESTRICT"), index=True
+    )
+    geom: Mapped[Any] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False
+    )
+    attrs: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    parent: Mapped[AdminArea | None] = relationship(remote_side=[id])
+
+
+class Household(Base):
+    """A household: a point with an address, in a building/unit, in an admin area."""
+
+    __tablename__ = "households"
+    __table_args__ = (
+        CheckConstraint("people >= 0", name="people_nonnegative"),
+        CheckConstraint(
+            "ST_X(geom) BETWEEN -180 AND 180 AND ST_Y(geom) BETWEEN -90 AND 90",
+            name="geom_lonlat",
+        ),
+        Index(
+            "ix_households_address_norm_trgm",
+            "address_norm",
+            postgresql_using="gin",
+            postgresql_ops={"address_norm": "gin_trgm_ops"},
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    external_id: Mapped[str] = mapped_column(Text, unique=True)
+    address: Mapped[str | None] = mapped_column(Text)
+    address_norm: Mapped[str | None] = mapped_column(Text)
+    address_key: Mapped[str | None] = mapped_column(Text, index=True)
+    people: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    building_id: Mapped[str | None] = mapped_column(Text, index=True)
+    unit: Mapped[str | None] = mapped_column(Text)
+    weight: Mapped[float] = mapped_column(server_default=text("1"))
+    area_id: Mapped[int | None] = mapped_column(
+        ForeignKey("admin_areas.id", ondelete="RESTRICT"), index=True
+    )
+    geom: Mapped[Any] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=True), nullable=False
+    )
+    attrs: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class Person(Base):
+    """Someone who covers households: 网格员, 网格长 or 联户党员 (work contacts only)."""
+
+    __tablename__ = "people"
+    __table_args__ = (CheckConstraint(_in("role", PERSON_ROLES), name="role_known"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(Text, unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    work_phone: Mapped[str | None] = mapped_column(Text)
+    area_id: Mapped[int | None] = mapped_column(
+        ForeignKey("admin_areas.id", ondelete="RESTRICT"), index=True
+    )
+    attrs: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+
+class Plan(Base):
+    """A versioned grid plan for one admin area: draft → published → archived."""
+
+    __tablename__ = "plans"
+    __table_args__ = (
+        CheckConstraint(_in("status", PLAN_STATUSES), name="status_known"),
+        CheckConstraint(
+            "status = 'draft' OR valid_from IS NOT NULL", name="published_has_date"
+        ),
+        CheckConstraint(
+            "(status = 'archived') = (valid_to IS NOT NULL)", name="archived_has_end"
+        ),
+        CheckConstraint(
+            "valid_to IS NULL OR valid_to >= valid_from", name="dates_ordered"
+        ),
+        UniqueConstraint("area_id", "version", name="uq_plans_area_version"),
+        Index(
+            "uq_plans_one_published_per_area",
+            "area_id",
+            unique=True,
+            postgresql_where=text("status = 'published'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    area_id: Mapped[int] = mapped_column(
+        ForeignKey("admin_areas.id", ondelete="RESTRICT"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'draft'"))
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("plans.id", ondelete="SET NULL")
+    )
+    params: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    metrics: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    created_by: Mapped[str | None] = mapped_column(Text)
+    valid_from: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    valid_to: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    lock_version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class Grid(Base):
+    """One grid (网格) of a plan: comprehensive (全科) or dedicated (专属)."""
+
+    __tablename__ = "grids"
+    __table_args__ = (
+        CheckConstraint(_in("kind", GRID_KINDS), name="kind_known"),
+        CheckConstraint("ST_IsValid(geom)", name="geom_valid"),
+        UniqueConstraint("plan_id", "code", name="uq_grids_plan_code"),
+        UniqueConstraint("id", "plan_id", name="uq_grids_id_plan"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(
+        ForeignKey("plans.id", ondelete="CASCADE"), index=True
+    )
+    code: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(
+        String(16), server_default=text("'comprehensive'")
+    )
+    area_id: Mapped[int] = mapped_column(
+        ForeignKey("admin_areas.id", ondelete="RESTRICT")
+    )
+    worker_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL")
+    )
+    geom: Mapped[Any] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False
+    )
+    attrs: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+
+class Assignment(Base):
+    """A household's grid in one plan (at most one per plan), and its covering member."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["grid_id", "plan_id"],
+            ["grids.id", "grids.plan_id"],
+            ondelete="CASCADE",
+            name="fk_assignments_grid_same_plan",
+        ),
+        Index("ix_assignments_grid", "grid_id"),
+        Index("ix_assignments_household", "household_id"),
+    )
+
+    plan_id: Mapped[int] = mapped_column(
+        ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True
+    )
+    household_id: Mapped[int] = mapped_column(
+        ForeignKey("households.id", ondelete="CASCADE"), primary_key=True
+    )
+    grid_id: Mapped[int] = mapped_column(Integer)
+    member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL")
+    )
+    on_boundary: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))

@@ -1,0 +1,1 @@
+"""GridMap map rendering (Folium). Depends on ``geo``."""

@@ -1,0 +1,93 @@
+"""Test fixtures: a real PostGIS (embedded unless GRIDMAP_DATABASE_URL is set).
+
+The schema is built once per session by the Alembic migrations in a fresh
+``gridmap_test`` database; each test runs inside a transaction that is rolled
+back. A database that cannot be reached fails the run: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from geo.db import database_url, make_engine, upgrade
+from geo.embedded import create_database
+from geo.settings import Settings
+
+TEST_DB = "gridmap_test"
+REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "liechtenstein_2024"
+
+
+def _fresh_database(admin_url: str) -> str:
+    url = make_url(admin_url)
+    conninfo = dict(
+        host=url.host, port=url.port, user=url.username, password=url.password,
+        dbname=url.database, autocommit=True,
+    )
+    with psycopg.connect(**conninfo) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()", (TEST_DB,)
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}"')
+        create_database(conn, TEST_DB)
+    return url.set(database=TEST_DB).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def db_url() -> str:
+    try:
+        admin_url = database_url(Settings(), start=True)
+        url = _fresh_database(admin_url)
+        upgrade(url)
+    except Exception as exc:  # noqa: BLE001 - any failure here must stop the run
+        pytest.exit(f"PostGIS is not available, tests cannot run: {exc}", returncode=3)
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session whose work is rolled back after the test (commits become savepoints)."""
+    conn = engine.connect()
+    outer = conn.begin()
+    s = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield s
+    finally:
+        s.close()
+        outer.rollback()
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    if not REAL_DATA.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"real data missing at {REAL_DATA}")
+        pytest.skip("../shared/data/liechtenstein_2024 is not beside the project")
+    return REAL_DATA
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test is a failure: a skipped PostGIS test hides a broken setup."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or not os.environ.get("CI"):
+        return
+    skipped = len(reporter.stats.get("skipped", []))
+    if skipped and exitstatus == 0:
+        reporter.write_line(f"CI: {skipped} test(s) were skipped; failing the run", red=True)
+        session.exitstatus = 1
