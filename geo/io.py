@@ -295,6 +295,7 @@ def prepare(
             df[name] = value
         else:
             df[name] = df[name].where(df[name].notna(), value)
+    _untruncate(df, schema, geom_name)
     missing = [c for c in schema.required if c not in df.columns]
     if missing:
         raise _fail(
@@ -359,7 +360,20 @@ def _apply_column_map(
     clash = [t for s, t in renames.items() if t in df.columns and t not in renames]
     if clash:
         df.drop(columns=clash, inplace=True)
-    df.rename(columns=renames, inplace=True)
+    df.columns = [renames.get(c, c) for c in df.columns]
+
+
+def _untruncate(df: pd.DataFrame, schema: Schema, geom_name: str | None) -> None:
+    """Restore names a Shapefile cut to 10 characters (``parent_cod`` → ``parent_code``)."""
+    renames = {}
+    for col in _data_columns(df, geom_name):
+        if col in schema.known or len(col) != 10:
+            continue
+        full = [k for k in schema.known if k.startswith(col) and k not in df.columns]
+        if len(full) == 1:
+            renames[col] = full[0]
+    if renames:
+        df.columns = [renames.get(c, c) for c in df.columns]
 
 
 def _attrs_json(extra_df: pd.DataFrame) -> list[str]:
@@ -376,7 +390,7 @@ def _as_text(series: pd.Series) -> pd.Series:
         s = str(v).strip()
         return s or None
 
-    return series.map(conv).astype(object)
+    return pd.Series([conv(v) for v in series.astype(object)], index=series.index, dtype=object)
 
 
 def _rows(mask: np.ndarray) -> list[int]:

@@ -139,7 +139,7 @@ def load_areas(
     df = prepared.frame
     src = prepared.source
     existing = dict(
-        session.execute(text("SELECT code, level FROM admin_areas")).tuples().all()
+        session.execute(text("SELECT code, level FROM admin_areas")).all()
     )
     levels = {**existing, **dict(zip(df["code"], df["level"], strict=True))}
     problems: list[Problem] = []
@@ -404,7 +404,7 @@ def load_people(
     df = prepared.frame
     src = prepared.source
     known = dict(
-        session.execute(text("SELECT code, id FROM admin_areas")).tuples().all()
+        session.execute(text("SELECT code, id FROM admin_areas")).all()
     )
     problems = [
         Problem(src, f"unknown area_code {code!r}", row=i, field="area_code")

@@ -59,8 +59,8 @@ def save_plan(
     ).scalar()
     if area is None:
         raise InputError([Problem(src, f"unknown area {area_code!r}")])
-    codes = dict(session.execute(text("SELECT code, id FROM admin_areas")).tuples().all())
-    people = dict(session.execute(text("SELECT external_id, id FROM people")).tuples().all())
+    codes = dict(session.execute(text("SELECT code, id FROM admin_areas")).all())
+    people = dict(session.execute(text("SELECT external_id, id FROM people")).all())
     problems: list[Problem] = []
     geoms = np.asarray(grids.geometry.values, dtype=object)
     for i, (code, acode) in enumerate(zip(grids["grid_code"], grids["area_code"], strict=True), 1):
