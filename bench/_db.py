@@ -14,8 +14,12 @@ def fresh_database(name: str = "gridmap_bench") -> str:
     """Drop and recreate ``name`` (UTF-8, C.UTF-8), migrate it, return its URL."""
     url = make_url(database_url(Settings(), start=True))
     with psycopg.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password,
-        dbname=url.database, autocommit=True,
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=url.database,
+        autocommit=True,
     ) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         create_database(conn, name)

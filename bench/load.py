@@ -17,19 +17,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _db import fresh_database  # noqa: E402
-from sqlalchemy import text  # noqa: E402
+from _db import fresh_database
+from sqlalchemy import text
 
-from geo.db import make_engine, session_scope  # noqa: E402
-from geo.io import prepare, read_table  # noqa: E402
-from geo.loading import load  # noqa: E402
-from geo.sample import generate_county  # noqa: E402
+from geo.db import make_engine, session_scope
+from geo.io import prepare, read_table
+from geo.loading import load
+from geo.sample import generate_county
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--households", type=int, default=1_000_000)
-    ap.add_argument("--baseline", type=int, default=20_000, help="rows for the naive baseline")
+    ap.add_argument(
+        "--baseline", type=int, default=20_000, help="rows for the naive baseline"
+    )
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -37,7 +39,9 @@ def main() -> None:
     county = generate_county(args.households, seed=args.seed)
     gen_s = time.perf_counter() - t
     n = len(county.households)
-    print(f"sample county: {n} households, {len(county.areas)} areas (generated in {gen_s:.1f} s)")
+    print(
+        f"sample county: {n} households, {len(county.areas)} areas (generated in {gen_s:.1f} s)"
+    )
 
     url = fresh_database()
     engine = make_engine(url)
@@ -74,12 +78,16 @@ def main() -> None:
             again = load(s, prepare(read_table(path), "households", source=path.name))
         reload_s = time.perf_counter() - t
 
-    print(f"\nGridMap load of {n} households: {total:.1f} s ({n / total:,.0f} households/s)")
+    print(
+        f"\nGridMap load of {n} households: {total:.1f} s ({n / total:,.0f} households/s)"
+    )
     for k, v in stages.items():
         print(f"  {k:45s} {v:7.2f} s")
     print(f"  {report}")
     print(f"re-load of the same file (idempotent): {reload_s:.1f} s — {again}")
-    print(f"target: 1,000,000 households under 60 s → {'MET' if n >= 1_000_000 and total < 60 else ('n/a (smaller run)' if n < 1_000_000 else 'MISSED')}")
+    print(
+        f"target: 1,000,000 households under 60 s → {'MET' if n >= 1_000_000 and total < 60 else ('n/a (smaller run)' if n < 1_000_000 else 'MISSED')}"
+    )
 
     # baseline: row-by-row INSERTs of a slice, same process, same data
     k = min(args.baseline, n)
@@ -92,7 +100,9 @@ def main() -> None:
             "x": g.x,
             "y": g.y,
         }
-        for hid, addr, p, g in zip(sl["household_id"], sl["address"], sl["people"], sl.geometry, strict=True)
+        for hid, addr, p, g in zip(
+            sl["household_id"], sl["address"], sl["people"], sl.geometry, strict=True
+        )
     ]
     t = time.perf_counter()
     with session_scope(engine) as s:

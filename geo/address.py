@@ -313,25 +313,26 @@ def normalize_many(values: Sequence[str | None]) -> list[str | None]:
     >>> normalize_many(["两单元", None, "  ", "XX县"])
     ['2单元', None, None, 'xx县']
     """
-    cache: dict[str, str | None] = {}
-    out: list[str | None] = []
-    append = out.append
-    get = cache.get
-    normalize = normalize_address
+    uniques = _unique_map(values)
+    if uniques is None:  # unhashable items: no de-duplication
+        return [normalize_address(v) or None if isinstance(v, str) else None for v in values]
     plain = _PLAIN_RE.fullmatch
     rules = _chinese_rules
-    for value in values:
-        if not isinstance(value, str):
-            append(None)
-            continue
-        result = get(value, _MISSING)
-        if result is _MISSING:
-            result = (
+    normalize = normalize_address
+    for value in uniques:
+        if isinstance(value, str):
+            uniques[value] = (
                 rules(value) if plain(value) is not None else normalize(value)
             ) or None
-            cache[value] = result
-        append(result)  # type: ignore[arg-type]
-    return out
+    return [uniques[v] for v in values]
+
+
+def _unique_map(values: Sequence[Any]) -> dict[Any, Any] | None:
+    """``dict.fromkeys(values)`` (all values None), or None if some are unhashable."""
+    try:
+        return dict.fromkeys(values)
+    except TypeError:
+        return None
 
 
 _MISSING: Any = object()
@@ -823,8 +824,11 @@ _CANONICAL_TAIL = (
 # A digit-free prefix, then a tail already in key form:
 # (group组)(number号)(building幢)(unit单元)(room室).
 _CANONICAL_SPLIT_RE = re.compile(f"([^0-9]*+){_CANONICAL_TAIL}")
-# The same on raw text whose prefix is made of ideographs only.
-_FAST_SPLIT_RE = re.compile(f"([\u4e00-\u9fff]*+){_CANONICAL_TAIL}")
+_CANONICAL_TAIL_RE = re.compile(_CANONICAL_TAIL)
+# Characters a canonical tail is made of, and those it starts with.
+_TAIL_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz-组号幢单元室"
+_TAIL_START = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
+_IDEOGRAPHS_ONLY_RE = re.compile("[\u4e00-\u9fff]*")
 
 # (anchor, village+group, road+estate, has_road, has_group)
 _PrefixParts = tuple[str, str, str, bool, bool]
@@ -851,13 +855,16 @@ def _prefix_key_parts(prefix: str) -> _PrefixParts | None:
     )
 
 
-def _fast_prefix_parts(prefix: str) -> _PrefixParts | None:
-    """:func:`_prefix_key_parts` for a raw ideograph-only prefix, if it is safe.
+def _raw_prefix_parts(prefix: str) -> _PrefixParts | None:
+    """:func:`_prefix_key_parts` for a raw (not normalised) prefix, if it is safe.
 
-    Safe means: the prefix is already normalised on its own and does not end
-    in 第 or a Chinese numeral (which would join the digits that follow).
-    Then ``prefix + canonical tail`` is already normalised as a whole.
+    Safe means: the prefix is made of CJK ideographs only, is already
+    normalised on its own and does not end in 第 or a Chinese numeral (which
+    would join the digits that follow).  Then ``prefix + canonical tail`` is
+    already normalised as a whole.
     """
+    if _IDEOGRAPHS_ONLY_RE.fullmatch(prefix) is None:
+        return None
     if prefix and prefix[-1] in _NUMERAL_TAIL_CHARS:
         return None
     if _chinese_rules(prefix) != prefix:
@@ -924,38 +931,35 @@ def address_keys(values: Sequence[str | None]) -> list[str | None]:
     >>> address_keys(["高家镇湖仁村三组12号", "衢江区高家镇湖仁村3组12号", None, ""])
     ['高家镇湖仁村3组12号', '高家镇湖仁村3组12号', None, None]
     """
-    cache: dict[str, str | None] = {}
+    uniques = _unique_map(values)
+    if uniques is None:  # unhashable items: no de-duplication
+        return [_normalized_key(normalize_address(v)) if isinstance(v, str) else None for v in values]
     prefixes: dict[str, _PrefixParts | None] = {}
-    out: list[str | None] = []
-    append = out.append
-    get = cache.get
     get_prefix = prefixes.get
-    fast_split = _FAST_SPLIT_RE.fullmatch
+    canonical_tail = _CANONICAL_TAIL_RE.fullmatch
+    tail_chars = _TAIL_CHARS
+    tail_start = _TAIL_START
     normalize = normalize_address
     plain = _PLAIN_RE.fullmatch
     rules = _chinese_rules
     key_of = _normalized_key
-    for value in values:
+    for value in uniques:
         if not isinstance(value, str):
-            append(None)
             continue
-        result = get(value, _MISSING)
-        if result is _MISSING:
-            result = None
-            m = fast_split(value)
-            if m is not None:
-                # Already-normalised "<ideographs><canonical tail>": no
-                # normalisation pass, the prefix is looked up in a dict.
-                cut = m.end(1)
-                prefix = value[:cut]
-                parts = get_prefix(prefix, _MISSING)
-                if parts is _MISSING:
-                    parts = prefixes[prefix] = _fast_prefix_parts(prefix)
-                if parts is not None:
-                    result = _compose_key(parts, value[cut:])
-            if result is None:
-                s = rules(value) if plain(value) is not None else normalize(value)
-                result = key_of(s) if s else None
-            cache[value] = result
-        append(result)
-    return out
+        result = None
+        # Fast path for raw text that is already "<ideographs><canonical
+        # tail>": no normalisation pass, the prefix is looked up in a dict.
+        cut = len(value.rstrip(tail_chars))
+        tail = value[cut:]
+        if not tail or tail[0] in tail_start:
+            prefix = value[:cut]
+            parts = get_prefix(prefix, _MISSING)
+            if parts is _MISSING:
+                parts = prefixes[prefix] = _raw_prefix_parts(prefix)
+            if parts is not None and canonical_tail(tail) is not None:
+                result = _compose_key(parts, tail)
+        if result is None:
+            s = rules(value) if plain(value) is not None else normalize(value)
+            result = key_of(s) if s else None
+        uniques[value] = result
+    return [uniques[v] for v in values]

@@ -100,7 +100,9 @@ def assign_households(
     inside = np.zeros(len(points), dtype=bool)
     inside[chosen_p] = True
     outside = households.loc[~inside, [household_id, households.geometry.name]]
-    return AssignmentResult(assignments.reset_index(drop=True), outside.reset_index(drop=True))
+    return AssignmentResult(
+        assignments.reset_index(drop=True), outside.reset_index(drop=True)
+    )
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,12 @@ def assign_plan(session: Session, plan_id: int) -> PlanAssignmentReport:
     covering party member is kept when its grid does not change. Households in
     no grid are reported (and hold no assignment). The caller commits.
     """
-    if session.execute(text("SELECT 1 FROM plans WHERE id = :p"), {"p": plan_id}).first() is None:
+    if (
+        session.execute(
+            text("SELECT 1 FROM plans WHERE id = :p"), {"p": plan_id}
+        ).first()
+        is None
+    ):
         raise LookupError(f"plan {plan_id} does not exist")
     session.execute(text(_ASSIGN_SQL), {"plan": plan_id})
     outside = session.execute(text(_OUTSIDE_SQL), {"plan": plan_id}).scalars().all()

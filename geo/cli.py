@@ -22,9 +22,15 @@ from geo.settings import Settings
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(help="GridMap: grid-governance (网格化管理) maps in PostGIS.", no_args_is_help=True)
-db_app = typer.Typer(help="The database: embedded cluster and schema.", no_args_is_help=True)
-load_app = typer.Typer(help="Load areas, households or people from files.", no_args_is_help=True)
+app = typer.Typer(
+    help="GridMap: grid-governance (网格化管理) maps in PostGIS.", no_args_is_help=True
+)
+db_app = typer.Typer(
+    help="The database: embedded cluster and schema.", no_args_is_help=True
+)
+load_app = typer.Typer(
+    help="Load areas, households or people from files.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(load_app, name="load")
 
@@ -60,7 +66,9 @@ def db_start() -> None:
     """Start the embedded PostGIS (idempotent; recovers from a stale pid file)."""
     settings = Settings()
     if settings.database_url:
-        console.print("GRIDMAP_DATABASE_URL is set: GridMap uses that server, no local cluster.")
+        console.print(
+            "GRIDMAP_DATABASE_URL is set: GridMap uses that server, no local cluster."
+        )
         return
     with _errors():
         st = EmbeddedPostgres(settings).start()
@@ -193,8 +201,14 @@ def load_areas_cmd(
 ) -> None:
     """Load admin areas (code, name, level, parent_code, polygon); upsert by code."""
     _load(
-        "areas", file, crs=crs, layer=layer, columns=_pairs(map_, "--map"),
-        defaults=_pairs(set_, "--set"), extra=extra, from_gcj02=from_gcj02,
+        "areas",
+        file,
+        crs=crs,
+        layer=layer,
+        columns=_pairs(map_, "--map"),
+        defaults=_pairs(set_, "--set"),
+        extra=extra,
+        from_gcj02=from_gcj02,
         make_valid=make_valid,
     )
 
@@ -211,8 +225,14 @@ def load_households_cmd(
 ) -> None:
     """Load households (household_id, address, people, building_id, unit, point)."""
     _load(
-        "households", file, crs=crs, layer=layer, columns=_pairs(map_, "--map"),
-        defaults=_pairs(set_, "--set"), extra=extra, from_gcj02=from_gcj02,
+        "households",
+        file,
+        crs=crs,
+        layer=layer,
+        columns=_pairs(map_, "--map"),
+        defaults=_pairs(set_, "--set"),
+        extra=extra,
+        from_gcj02=from_gcj02,
     )
 
 
@@ -225,14 +245,20 @@ def load_people_cmd(
 ) -> None:
     """Load grid workers, leaders and party members (person_id, name, role, work_phone)."""
     _load(
-        "people", file, crs=None, columns=_pairs(map_, "--map"),
-        defaults=_pairs(set_, "--set"), extra=extra,
+        "people",
+        file,
+        crs=None,
+        columns=_pairs(map_, "--map"),
+        defaults=_pairs(set_, "--set"),
+        extra=extra,
     )
 
 
 @load_app.command("sample")
 def load_sample_cmd(
-    households: Annotated[int, typer.Option(help="size of the generated county")] = 20_000,
+    households: Annotated[
+        int, typer.Option(help="size of the generated county")
+    ] = 20_000,
     seed: int = 0,
 ) -> None:
     """Generate the seeded sample county and load it (areas, people, households)."""
@@ -280,7 +306,11 @@ def assign_cmd(plan: Annotated[int, typer.Option(help="plan id")]) -> None:
         f"{rep.on_boundary} on a grid boundary, {len(rep.outside)} outside every grid"
     )
     if rep.outside:
-        console.print("outside: " + ", ".join(rep.outside[:20]) + (" …" if len(rep.outside) > 20 else ""))
+        console.print(
+            "outside: "
+            + ", ".join(rep.outside[:20])
+            + (" …" if len(rep.outside) > 20 else "")
+        )
 
 
 def _summary(engine: Any) -> None:
@@ -352,30 +382,45 @@ def summary_cmd() -> None:
 def run_cmd(
     households: Annotated[int, typer.Option(help="size of the sample county")] = 20_000,
     seed: int = 0,
-    reload: Annotated[bool, typer.Option(help="load the sample even if data exists")] = False,
+    reload: Annotated[
+        bool, typer.Option(help="load the sample even if data exists")
+    ] = False,
 ) -> None:
     """The main job: start the database, migrate, load the sample county, report."""
     settings = Settings()
     t0 = time.perf_counter()
     with _errors():
         url = database_url(settings, start=True)
-        console.print("database: " + ("external (GRIDMAP_DATABASE_URL)" if settings.database_url else "embedded PostGIS"))
+        console.print(
+            "database: "
+            + (
+                "external (GRIDMAP_DATABASE_URL)"
+                if settings.database_url
+                else "embedded PostGIS"
+            )
+        )
         rev = upgrade(url)
         console.print(f"schema at revision {rev}")
         engine = make_engine(url)
         with engine.connect() as conn:
             have = conn.execute(text("SELECT count(*) FROM households")).scalar()
         if have == 0 or reload:
-            console.print(f"loading the sample county ({households} households, seed {seed}) …")
+            console.print(
+                f"loading the sample county ({households} households, seed {seed}) …"
+            )
             for report in _load_sample(engine, households, seed):
                 console.print("  " + str(report))
         else:
-            console.print(f"{have} households already loaded (use --reload to load the sample again)")
+            console.print(
+                f"{have} households already loaded (use --reload to load the sample again)"
+            )
         _summary(engine)
     if not settings.database_url:
         st = EmbeddedPostgres(settings).status()
         console.print(f"\ndata lives in {st.data_dir} (log {st.log_file})")
-        console.print(f"connect: gridmap db status; psql \"$(gridmap db url)\"  [{st.url}]")
+        console.print(
+            f'connect: gridmap db status; psql "$(gridmap db url)"  [{st.url}]'
+        )
     console.print(f"done in {time.perf_counter() - t0:.1f} s")
 
 
@@ -384,7 +429,11 @@ def db_url_cmd() -> None:
     """Print the libpq URL of the database (with its password) for psql."""
     with _errors():
         url = database_url(Settings(), start=False)
-    console.print(url.replace("postgresql+psycopg://", "postgresql://"), highlight=False, soft_wrap=True)
+    console.print(
+        url.replace("postgresql+psycopg://", "postgresql://"),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def main() -> None:

@@ -39,7 +39,9 @@ def transformer(src: Any, dst: Any) -> Transformer:
     >>> round(x), round(y)
     (500000, 0)
     """
-    return Transformer.from_crs(CRS.from_user_input(src), CRS.from_user_input(dst), always_xy=True)
+    return Transformer.from_crs(
+        CRS.from_user_input(src), CRS.from_user_input(dst), always_xy=True
+    )
 
 
 def metric_crs_for(geom_or_bounds: Any) -> CRS:
@@ -82,13 +84,23 @@ def _delta(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x, y = lon - 105.0, lat - 35.0
     sq = np.sqrt(np.abs(x))
     dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * sq
-    dlat += (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
+    dlat += (
+        (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
+    )
     dlat += (20.0 * np.sin(y * np.pi) + 40.0 * np.sin(y / 3.0 * np.pi)) * 2.0 / 3.0
-    dlat += (160.0 * np.sin(y / 12.0 * np.pi) + 320 * np.sin(y * np.pi / 30.0)) * 2.0 / 3.0
+    dlat += (
+        (160.0 * np.sin(y / 12.0 * np.pi) + 320 * np.sin(y * np.pi / 30.0)) * 2.0 / 3.0
+    )
     dlon = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * sq
-    dlon += (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
+    dlon += (
+        (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
+    )
     dlon += (20.0 * np.sin(x * np.pi) + 40.0 * np.sin(x / 3.0 * np.pi)) * 2.0 / 3.0
-    dlon += (150.0 * np.sin(x / 12.0 * np.pi) + 300.0 * np.sin(x / 30.0 * np.pi)) * 2.0 / 3.0
+    dlon += (
+        (150.0 * np.sin(x / 12.0 * np.pi) + 300.0 * np.sin(x / 30.0 * np.pi))
+        * 2.0
+        / 3.0
+    )
     rad = lat / 180.0 * np.pi
     magic = 1 - _EE * np.sin(rad) ** 2
     sqrt_magic = np.sqrt(magic)
@@ -115,14 +127,16 @@ def wgs84_to_gcj02(lon: Any, lat: Any) -> tuple[Any, Any]:
     return np.where(out, lon_a, lon_a + dlon), np.where(out, lat_a, lat_a + dlat)
 
 
-def gcj02_to_wgs84(lon: Any, lat: Any, *, tol_deg: float = 1e-9, max_iter: int = 30) -> tuple[Any, Any]:
+def gcj02_to_wgs84(
+    lon: Any, lat: Any, *, tol_deg: float = 1e-9, max_iter: int = 30
+) -> tuple[Any, Any]:
     """GCJ-02 → WGS84 by fixed-point iteration of the forward formula (< 1e-7° error).
 
     Examples
     --------
     >>> lon, lat = gcj02_to_wgs84(116.403370, 39.917926)
     >>> round(float(lon), 5), round(float(lat), 5)
-    (116.39713, 39.91653)
+    (116.39713, 39.91652)
     """
     g_lon = np.asarray(lon, dtype="float64")
     g_lat = np.asarray(lat, dtype="float64")
@@ -192,7 +206,12 @@ def looks_swapped(
     pad_x, pad_y = (maxx - minx) * 0.1, (maxy - miny) * 0.1
 
     def share(px: np.ndarray, py: np.ndarray) -> float:
-        inside = (px >= minx - pad_x) & (px <= maxx + pad_x) & (py >= miny - pad_y) & (py <= maxy + pad_y)
+        inside = (
+            (px >= minx - pad_x)
+            & (px <= maxx + pad_x)
+            & (py >= miny - pad_y)
+            & (py <= maxy + pad_y)
+        )
         return float(inside.mean())
 
     return share(x, y) < 0.5 and share(y, x) >= 0.9

@@ -134,7 +134,7 @@ def read_table(
             frame = gpd.read_file(p, layer=layer, engine="pyogrio")
     except InputError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the driver's message is the useful part
+    except Exception as exc:
         raise _fail(src, f"cannot read the file: {exc}") from exc
     if len(frame) == 0:
         raise _fail(src, "the file has no rows")
@@ -382,15 +382,25 @@ def _attrs_json(extra_df: pd.DataFrame) -> list[str]:
 
 
 def _as_text(series: pd.Series) -> pd.Series:
-    def conv(v: Any) -> str | None:
-        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
-            return None
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        s = str(v).strip()
-        return s or None
+    """Text values stripped, with None for missing or blank; whole floats lose ``.0``."""
+    kind = pd.api.types.infer_dtype(series, skipna=True)
+    if kind in {"floating", "mixed-integer-float"}:
+        num = pd.to_numeric(series, errors="coerce")
+        if bool(((num % 1) == 0).where(num.notna(), True).all()):
+            series = num.astype("Int64")
+    elif kind not in {"string", "empty", "integer"}:
 
-    return pd.Series([conv(v) for v in series.astype(object)], index=series.index, dtype=object)
+        def conv(v: Any) -> str | None:
+            if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+                return None
+            return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+        series = pd.Series([conv(v) for v in series], index=series.index, dtype=object)
+    text = series.astype("string").str.strip()
+    text = text.mask(text == "")
+    out = text.astype(object).to_numpy().copy()
+    out[pd.isna(out)] = None
+    return pd.Series(out, index=series.index, dtype=object)
 
 
 def _rows(mask: np.ndarray) -> list[int]:
@@ -607,7 +617,7 @@ def _to_storage(
     ):
         try:
             geoms = geoms.to_crs(STORAGE_CRS)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _fail(
                 source, f"cannot transform from {crs.to_string()}: {exc}"
             ) from exc

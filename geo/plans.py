@@ -53,7 +53,9 @@ def save_plan(
             raise InputError([Problem(src, f"grids need a '{col}' column")])
     dup = grids["grid_code"][grids["grid_code"].duplicated()].tolist()
     if dup:
-        raise InputError([Problem(src, f"duplicate grid codes: {', '.join(map(str, dup[:10]))}")])
+        raise InputError(
+            [Problem(src, f"duplicate grid codes: {', '.join(map(str, dup[:10]))}")]
+        )
     area = session.execute(
         text("SELECT id FROM admin_areas WHERE code = :c"), {"c": area_code}
     ).scalar()
@@ -63,17 +65,36 @@ def save_plan(
     people = dict(session.execute(text("SELECT external_id, id FROM people")).all())
     problems: list[Problem] = []
     geoms = np.asarray(grids.geometry.values, dtype=object)
-    for i, (code, acode) in enumerate(zip(grids["grid_code"], grids["area_code"], strict=True), 1):
+    for i, (code, acode) in enumerate(
+        zip(grids["grid_code"], grids["area_code"], strict=True), 1
+    ):
         if acode not in codes:
-            problems.append(Problem(src, f"grid {code}: unknown area {acode!r}", row=i, field="area_code"))
+            problems.append(
+                Problem(
+                    src,
+                    f"grid {code}: unknown area {acode!r}",
+                    row=i,
+                    field="area_code",
+                )
+            )
         g = geoms[i - 1]
-        if g is None or g.is_empty or not g.is_valid or g.geom_type not in {"Polygon", "MultiPolygon"}:
+        if (
+            g is None
+            or g.is_empty
+            or not g.is_valid
+            or g.geom_type not in {"Polygon", "MultiPolygon"}
+        ):
             reason = "empty" if g is None or g.is_empty else shapely.is_valid_reason(g)
-            problems.append(Problem(src, f"grid {code}: bad polygon ({reason})", row=i, field="geometry"))
+            problems.append(
+                Problem(
+                    src, f"grid {code}: bad polygon ({reason})", row=i, field="geometry"
+                )
+            )
     if problems:
         raise InputError(problems)
     version = session.execute(
-        text("SELECT coalesce(max(version), 0) + 1 FROM plans WHERE area_id = :a"), {"a": area}
+        text("SELECT coalesce(max(version), 0) + 1 FROM plans WHERE area_id = :a"),
+        {"a": area},
     ).scalar()
     plan_id = session.execute(
         text(
@@ -91,19 +112,27 @@ def save_plan(
             "by": created_by,
         },
     ).scalar_one()
-    multi = [shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in geoms]
+    multi = [
+        shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in geoms
+    ]
     multi = [shapely.orient_polygons(g) for g in multi]
     rows = [
         {
             "plan": plan_id,
             "code": str(code),
             "name": (grids["name"].iloc[i] if "name" in grids.columns else None),
-            "kind": (grids["kind"].iloc[i] if "kind" in grids.columns else "comprehensive"),
+            "kind": (
+                grids["kind"].iloc[i] if "kind" in grids.columns else "comprehensive"
+            ),
             "area": codes[acode],
-            "worker": people.get(grids["worker_id"].iloc[i]) if "worker_id" in grids.columns else None,
+            "worker": people.get(grids["worker_id"].iloc[i])
+            if "worker_id" in grids.columns
+            else None,
             "wkb": shapely.to_wkb(multi[i], hex=True),
         }
-        for i, (code, acode) in enumerate(zip(grids["grid_code"], grids["area_code"], strict=True))
+        for i, (code, acode) in enumerate(
+            zip(grids["grid_code"], grids["area_code"], strict=True)
+        )
     ]
     if rows:
         session.execute(
@@ -117,7 +146,9 @@ def save_plan(
     return int(plan_id)
 
 
-def publish_plan(session: Session, plan_id: int, *, at: dt.datetime | None = None) -> None:
+def publish_plan(
+    session: Session, plan_id: int, *, at: dt.datetime | None = None
+) -> None:
     """Publish a draft atomically: the area's published plan is archived in the same step.
 
     Lookups never see two published plans (a unique index forbids it) nor none
@@ -125,13 +156,16 @@ def publish_plan(session: Session, plan_id: int, *, at: dt.datetime | None = Non
     """
     at = at or dt.datetime.now(dt.UTC)
     row = session.execute(
-        text("SELECT area_id, status FROM plans WHERE id = :p FOR UPDATE"), {"p": plan_id}
+        text("SELECT area_id, status FROM plans WHERE id = :p FOR UPDATE"),
+        {"p": plan_id},
     ).first()
     if row is None:
         raise LookupError(f"plan {plan_id} does not exist")
     area_id, status = row
     if status != "draft":
-        raise PlanConflictError(f"plan {plan_id} is {status}; only a draft can be published")
+        raise PlanConflictError(
+            f"plan {plan_id} is {status}; only a draft can be published"
+        )
     session.execute(
         text(
             "UPDATE plans SET status = 'archived', valid_to = :at, lock_version = lock_version + 1 "

@@ -22,19 +22,29 @@ from geo.embedded import create_database
 from geo.settings import Settings
 
 TEST_DB = "gridmap_test"
-REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "liechtenstein_2024"
+REAL_DATA = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared"
+    / "data"
+    / "liechtenstein_2024"
+)
 
 
 def _fresh_database(admin_url: str) -> str:
     url = make_url(admin_url)
     conninfo = dict(
-        host=url.host, port=url.port, user=url.username, password=url.password,
-        dbname=url.database, autocommit=True,
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=url.database,
+        autocommit=True,
     )
     with psycopg.connect(**conninfo) as conn:
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()", (TEST_DB,)
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (TEST_DB,),
         )
         conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}"')
         create_database(conn, TEST_DB)
@@ -47,7 +57,7 @@ def db_url() -> str:
         admin_url = database_url(Settings(), start=True)
         url = _fresh_database(admin_url)
         upgrade(url)
-    except Exception as exc:  # noqa: BLE001 - any failure here must stop the run
+    except Exception as exc:
         pytest.exit(f"PostGIS is not available, tests cannot run: {exc}", returncode=3)
     return url
 
@@ -64,7 +74,9 @@ def session(engine: Engine) -> Iterator[Session]:
     """A session whose work is rolled back after the test (commits become savepoints)."""
     conn = engine.connect()
     outer = conn.begin()
-    s = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    s = Session(
+        bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
     try:
         yield s
     finally:
@@ -89,5 +101,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     skipped = len(reporter.stats.get("skipped", []))
     if skipped and exitstatus == 0:
-        reporter.write_line(f"CI: {skipped} test(s) were skipped; failing the run", red=True)
+        reporter.write_line(
+            f"CI: {skipped} test(s) were skipped; failing the run", red=True
+        )
         session.exitstatus = 1

@@ -31,7 +31,8 @@ def test_dependency_direction(package: str) -> None:
     files = sorted((ROOT / package).rglob("*.py"))
     assert files, f"{package}/ has no modules"
     bad = {
-        str(f.relative_to(ROOT)): sorted(_imports(f) & FORBIDDEN[package]) for f in files
+        str(f.relative_to(ROOT)): sorted(_imports(f) & FORBIDDEN[package])
+        for f in files
     }
     bad = {k: v for k, v in bad.items() if v}
     assert bad == {}, f"{package}/ imports what it must not: {bad}"
@@ -43,7 +44,9 @@ def test_no_import_time_settings_or_engine() -> None:
     for f in sorted((ROOT / "geo").rglob("*.py")):
         tree = ast.parse(f.read_text(encoding="utf-8"))
         for node in tree.body:
-            if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Call):
+            if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(
+                node.value, ast.Call
+            ):
                 fn = node.value.func
                 name = fn.id if isinstance(fn, ast.Name) else getattr(fn, "attr", "")
                 if name in {"Settings", "make_engine", "create_engine"}:

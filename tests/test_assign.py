@@ -57,7 +57,11 @@ def _setup(session: Session) -> gpd.GeoDataFrame:
 
 def _grids(codes=("33080310020101", "33080310020102")) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
-        {"grid_code": list(codes), "area_code": ["330803100201"] * 2, "name": ["一网格", "二网格"]},
+        {
+            "grid_code": list(codes),
+            "area_code": ["330803100201"] * 2,
+            "name": ["一网格", "二网格"],
+        },
         geometry=[WEST, EAST],
         crs=4326,
     )
@@ -97,7 +101,11 @@ def test_postgis_assignment_matches_pure(session: Session) -> None:
         ).all()
     )
     pure = assign_households(hh, _grids())
-    assert db == dict(zip(pure.assignments["household_id"], pure.assignments["grid_code"], strict=True))
+    assert db == dict(
+        zip(
+            pure.assignments["household_id"], pure.assignments["grid_code"], strict=True
+        )
+    )
     # tie broken by code, deterministically: flip the codes and the edge house follows
     plan2 = save_plan(session, "330803100000", _grids(("Z2", "A1")))
     assign_plan(session, plan2)
@@ -118,11 +126,15 @@ def test_reassignment_after_redraw_and_unknown_plan(session: Session) -> None:
     plan = save_plan(session, "330803100000", _grids())
     assign_plan(session, plan)
     session.execute(
-        text("UPDATE grids SET geom = ST_Multi(ST_MakeEnvelope(118.90, 28.90, 118.912, 28.91, 4326)) WHERE plan_id = :p AND code LIKE '%01'"),
+        text(
+            "UPDATE grids SET geom = ST_Multi(ST_MakeEnvelope(118.90, 28.90, 118.912, 28.91, 4326)) WHERE plan_id = :p AND code LIKE '%01'"
+        ),
         {"p": plan},
     )
     session.execute(
-        text("UPDATE grids SET geom = ST_Multi(ST_MakeEnvelope(118.912, 28.90, 118.93, 28.91, 4326)) WHERE plan_id = :p AND code LIKE '%02'"),
+        text(
+            "UPDATE grids SET geom = ST_Multi(ST_MakeEnvelope(118.912, 28.90, 118.93, 28.91, 4326)) WHERE plan_id = :p AND code LIKE '%02'"
+        ),
         {"p": plan},
     )
     rep = assign_plan(session, plan)
@@ -138,9 +150,16 @@ def test_publish_is_atomic_and_archives_the_previous(session: Session) -> None:
     p2 = save_plan(session, "330803100000", _grids())
     publish_plan(session, p1)
     publish_plan(session, p2)
-    rows = dict(session.execute(text("SELECT id, status FROM plans WHERE id IN (:a, :b)"), {"a": p1, "b": p2}).all())
+    rows = dict(
+        session.execute(
+            text("SELECT id, status FROM plans WHERE id IN (:a, :b)"),
+            {"a": p1, "b": p2},
+        ).all()
+    )
     assert rows == {p1: "archived", p2: "published"}
-    versions = session.execute(text("SELECT version FROM plans ORDER BY id")).scalars().all()
+    versions = (
+        session.execute(text("SELECT version FROM plans ORDER BY id")).scalars().all()
+    )
     assert versions == [1, 2]
     with pytest.raises(PlanConflictError, match="only a draft can be published"):
         publish_plan(session, p1)

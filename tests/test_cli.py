@@ -23,12 +23,20 @@ CLI_DB = "gridmap_test_cli"
 def cli_env(db_url: str) -> dict[str, str]:
     url = make_url(db_url)
     with psycopg.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password,
-        dbname=url.database, autocommit=True,
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=url.database,
+        autocommit=True,
     ) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{CLI_DB}" WITH (FORCE)')
         create_database(conn, CLI_DB)
-    return {"GRIDMAP_DATABASE_URL": url.set(database=CLI_DB).render_as_string(hide_password=False)}
+    return {
+        "GRIDMAP_DATABASE_URL": url.set(database=CLI_DB).render_as_string(
+            hide_password=False
+        )
+    }
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +49,9 @@ def _run(env: dict[str, str], *args: str):
     return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
 
 
-def test_cli_end_to_end(cli_env: dict[str, str], files: dict[str, Path], tmp_path: Path) -> None:
+def test_cli_end_to_end(
+    cli_env: dict[str, str], files: dict[str, Path], tmp_path: Path
+) -> None:
     res = _run(cli_env, "db", "status", "--json")
     assert res.exit_code == 0
     assert json.loads(res.stdout)["mode"] == "external"
@@ -77,7 +87,16 @@ def test_cli_end_to_end(cli_env: dict[str, str], files: dict[str, Path], tmp_pat
     assert "nothing was written" in res.stderr
     assert "bad.csv: unknown column(s) 'colour'" in res.stderr
 
-    res = _run(cli_env, "load", "households", str(bad), "--extra", "ignore", "--set", "area_code=nope")
+    res = _run(
+        cli_env,
+        "load",
+        "households",
+        str(bad),
+        "--extra",
+        "ignore",
+        "--set",
+        "area_code=nope",
+    )
     assert res.exit_code == 2
     assert "bad.csv row 1, field 'area_code': unknown area_code 'nope'" in res.stderr
 
@@ -88,7 +107,12 @@ def test_cli_end_to_end(cli_env: dict[str, str], files: dict[str, Path], tmp_pat
     engine = make_engine(cli_env["GRIDMAP_DATABASE_URL"])
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM households")).scalar() == 2_000
-        assert conn.execute(text("SELECT count(*) FROM households WHERE external_id = 'x1'")).scalar() == 0
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM households WHERE external_id = 'x1'")
+            ).scalar()
+            == 0
+        )
     engine.dispose()
 
 

@@ -35,7 +35,9 @@ def _wait_gone(pid: int, timeout_s: float = 20) -> None:
     raise AssertionError(f"process {pid} did not exit")
 
 
-def test_start_is_idempotent_and_recovers_from_a_crash(cluster: EmbeddedPostgres) -> None:
+def test_start_is_idempotent_and_recovers_from_a_crash(
+    cluster: EmbeddedPostgres,
+) -> None:
     first = cluster.start()
     assert first.running and first.pid is not None and first.port is not None
     again = cluster.start()

@@ -51,7 +51,9 @@ def _write(gdf: gpd.GeoDataFrame, path: Path) -> Path:
 
 
 @pytest.mark.parametrize("suffix", [".geojson", ".gpkg", ".shp", ".parquet", ".csv"])
-def test_every_format_loads(session: Session, county: SampleCounty, tmp_path: Path, suffix: str):
+def test_every_format_loads(
+    session: Session, county: SampleCounty, tmp_path: Path, suffix: str
+):
     areas = county.areas
     if suffix == ".csv":
         area_path = _write(areas, tmp_path / "areas.geojson")
@@ -60,11 +62,15 @@ def test_every_format_loads(session: Session, county: SampleCounty, tmp_path: Pa
     rep = _load_file(session, "areas", area_path)
     assert rep.inserted == len(areas)
     hh = county.households
-    rep = _load_file(session, "households", _write(hh, tmp_path / f"households{suffix}"))
+    rep = _load_file(
+        session, "households", _write(hh, tmp_path / f"households{suffix}")
+    )
     assert (rep.rows, rep.inserted) == (len(hh), len(hh))
     assert _count(session, "households") == len(hh)
     # Chinese addresses survive every format byte for byte
-    stored = dict(session.execute(text("SELECT external_id, address FROM households")).all())
+    stored = dict(
+        session.execute(text("SELECT external_id, address FROM households")).all()
+    )
     expected = dict(zip(hh["household_id"], hh["address"], strict=True))
     assert stored == expected
     # every household got the village it lies in
@@ -78,7 +84,9 @@ def test_every_format_loads(session: Session, county: SampleCounty, tmp_path: Pa
     assert got == dict(zip(hh["household_id"], hh["area_code"], strict=True))
 
 
-def test_people_and_normalised_addresses(session: Session, county: SampleCounty, tmp_path: Path):
+def test_people_and_normalised_addresses(
+    session: Session, county: SampleCounty, tmp_path: Path
+):
     _load_areas(session, county)
     path = tmp_path / "people.csv"
     county.people.to_csv(path, index=False, encoding="utf-8")
@@ -97,7 +105,9 @@ def test_people_and_normalised_addresses(session: Session, county: SampleCounty,
     assert key is not None
 
 
-def test_reload_is_idempotent_and_updates_only_changes(session: Session, county: SampleCounty):
+def test_reload_is_idempotent_and_updates_only_changes(
+    session: Session, county: SampleCounty
+):
     _load_areas(session, county)
     again = load(session, prepare(county.areas, "areas", source="areas"))
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, len(county.areas))
@@ -140,18 +150,27 @@ def test_empty_and_missing_files(tmp_path: Path):
 def test_file_without_crs_is_refused_unless_told(county: SampleCounty, tmp_path: Path):
     path = _write(county.households.head(20), tmp_path / "hh.shp")
     path.with_suffix(".prj").unlink()
-    with pytest.raises(InputError, match=r"hh.shp: the file declares no coordinate reference system; pass --crs"):
+    with pytest.raises(
+        InputError,
+        match=r"hh.shp: the file declares no coordinate reference system; pass --crs",
+    ):
         read_table(path)
     frame = read_table(path, crs="EPSG:4326")
     assert frame.crs.to_epsg() == 4326
     with pytest.raises(InputError, match="conflicts with the file's own CRS"):
-        read_table(_write(county.households.head(5), tmp_path / "x.gpkg"), crs="EPSG:3857")
+        read_table(
+            _write(county.households.head(5), tmp_path / "x.gpkg"), crs="EPSG:3857"
+        )
 
 
-def test_projected_file_is_transformed(session: Session, county: SampleCounty, tmp_path: Path):
+def test_projected_file_is_transformed(
+    session: Session, county: SampleCounty, tmp_path: Path
+):
     _load_areas(session, county)
     hh = county.households.head(50)
-    path = _write(hh.to_crs("EPSG:4549"), tmp_path / "cgcs2000.gpkg")  # CGCS2000 / GK CM 120E
+    path = _write(
+        hh.to_crs("EPSG:4549"), tmp_path / "cgcs2000.gpkg"
+    )  # CGCS2000 / GK CM 120E
     load(session, prepare(read_table(path), "households", source=path.name))
     xy = session.execute(
         text("SELECT ST_X(geom), ST_Y(geom) FROM households WHERE external_id = :i"),
@@ -160,21 +179,32 @@ def test_projected_file_is_transformed(session: Session, county: SampleCounty, t
     assert xy == pytest.approx((hh.geometry.x.iloc[0], hh.geometry.y.iloc[0]), abs=1e-7)
 
 
-def test_wrong_crs_and_swapped_coordinates(session: Session, county: SampleCounty, tmp_path: Path):
+def test_wrong_crs_and_swapped_coordinates(
+    session: Session, county: SampleCounty, tmp_path: Path
+):
     _load_areas(session, county)
     hh = county.households.head(30)
     swapped = tmp_path / "swapped.csv"
     pd.DataFrame(
         {"household_id": hh["household_id"], "lon": hh.geometry.y, "lat": hh.geometry.x}
     ).to_csv(swapped, index=False)
-    with pytest.raises(InputError, match=r"swapped.csv: coordinates look like latitude/longitude in the wrong order"):
+    with pytest.raises(
+        InputError,
+        match=r"swapped.csv: coordinates look like latitude/longitude in the wrong order",
+    ):
         _load_file(session, "households", swapped)
     metres = tmp_path / "metres.csv"
     proj = hh.to_crs("EPSG:32650")
     pd.DataFrame(
-        {"household_id": hh["household_id"], "lon": proj.geometry.x, "lat": proj.geometry.y}
+        {
+            "household_id": hh["household_id"],
+            "lon": proj.geometry.x,
+            "lat": proj.geometry.y,
+        }
     ).to_csv(metres, index=False)
-    with pytest.raises(InputError, match=r"metres.csv row 1, field 'geometry': coordinates outside lon"):
+    with pytest.raises(
+        InputError, match=r"metres.csv row 1, field 'geometry': coordinates outside lon"
+    ):
         _load_file(session, "households", metres)
     # the same numbers with the right --crs and x/y names load fine
     xy = tmp_path / "xy.csv"
@@ -186,12 +216,17 @@ def test_wrong_crs_and_swapped_coordinates(session: Session, county: SampleCount
     assert _load_file(session, "households", xy, crs="EPSG:32650").inserted == 30
 
 
-def test_duplicate_ids_unknown_columns_and_bad_values(county: SampleCounty, tmp_path: Path):
+def test_duplicate_ids_unknown_columns_and_bad_values(
+    county: SampleCounty, tmp_path: Path
+):
     hh = county.households.head(10).copy()
     hh.loc[7, "household_id"] = hh.loc[2, "household_id"]
     with pytest.raises(InputError) as info:
         prepare(hh, "households", source="hh.gpkg")
-    assert f"hh.gpkg row 3, field 'household_id': duplicate household_id {hh.loc[2, 'household_id']!r} (rows 3, 8)" in str(info.value)
+    assert (
+        f"hh.gpkg row 3, field 'household_id': duplicate household_id {hh.loc[2, 'household_id']!r} (rows 3, 8)"
+        in str(info.value)
+    )
 
     extra = county.households.head(5).assign(colour="red", floor=3)
     with pytest.raises(InputError, match=r"unknown column\(s\) 'colour', 'floor'"):
@@ -209,8 +244,12 @@ def test_duplicate_ids_unknown_columns_and_bad_values(county: SampleCounty, tmp_
     assert "hh.csv row 3, field 'people': must be ≥ 0, got -1" in msg
     assert "hh.csv row 4, field 'people': not a whole number: '1.5'" in msg
 
-    with pytest.raises(InputError, match=r"missing required column\(s\) 'household_id'"):
-        prepare(county.households.drop(columns="household_id"), "households", source="hh")
+    with pytest.raises(
+        InputError, match=r"missing required column\(s\) 'household_id'"
+    ):
+        prepare(
+            county.households.drop(columns="household_id"), "households", source="hh"
+        )
     people = county.people.head(3).copy()
     people.loc[1, "role"] = "mayor"
     with pytest.raises(InputError, match=r"row 2, field 'role': unknown role 'mayor'"):
@@ -219,29 +258,44 @@ def test_duplicate_ids_unknown_columns_and_bad_values(county: SampleCounty, tmp_
 
 def test_broken_geometry(county: SampleCounty):
     areas = county.areas.head(3).copy()
-    bowtie = shapely.Polygon([(118.9, 28.9), (119.0, 29.0), (119.0, 28.9), (118.9, 29.0)])
+    bowtie = shapely.Polygon(
+        [(118.9, 28.9), (119.0, 29.0), (119.0, 28.9), (118.9, 29.0)]
+    )
     areas.loc[areas.index[1], "geometry"] = bowtie
     areas.loc[areas.index[2], "geometry"] = None
     with pytest.raises(InputError) as info:
         prepare(areas, "areas", source="areas.gpkg")
     msg = str(info.value)
-    assert "areas.gpkg row 2, field 'geometry': invalid polygon (Self-intersection" in msg
+    assert (
+        "areas.gpkg row 2, field 'geometry': invalid polygon (Self-intersection" in msg
+    )
     assert "areas.gpkg row 3, field 'geometry': geometry is missing or empty" in msg
     repaired = prepare(areas.head(2), "areas", source="areas.gpkg", make_valid=True)
     assert repaired.frame.geometry.is_valid.all()
     points = county.households.head(2)
     with pytest.raises(InputError, match="expected a Polygon or MultiPolygon"):
-        prepare(points.assign(code="x", name="n", level="village")[["code", "name", "level", "geometry"]], "areas", source="a")
+        prepare(
+            points.assign(code="x", name="n", level="village")[
+                ["code", "name", "level", "geometry"]
+            ],
+            "areas",
+            source="a",
+        )
 
 
-def test_households_outside_every_area_roll_back_everything(engine, county: SampleCounty):
+def test_households_outside_every_area_roll_back_everything(
+    engine, county: SampleCounty
+):
     hh = county.households.head(20).copy()
     hh["household_id"] = "rollback-" + hh["household_id"]
     hh.loc[hh.index[5], "geometry"] = shapely.Point(100.0, 10.0)
     hh["area_code"] = None
     with session_scope(engine) as s:
         before = _count(s, "households")
-    with pytest.raises(InputError, match=r"row 6, field 'geometry': the point \(100.000000, 10.000000\) lies outside every loaded admin area"):
+    with pytest.raises(
+        InputError,
+        match=r"row 6, field 'geometry': the point \(100.000000, 10.000000\) lies outside every loaded admin area",
+    ):
         with session_scope(engine) as s:
             load(s, prepare(county.areas, "areas", source="areas"))
             load(s, prepare(hh, "households", source="hh"))
@@ -260,7 +314,9 @@ def test_database_error_mid_copy_rolls_back(engine, county: SampleCounty):
             load(s, prepare(county.areas, "areas", source="areas"))
             load(s, prepare(hh, "households", source="hh"))
     with session_scope(engine) as s:
-        n = s.execute(text("SELECT count(*) FROM households WHERE external_id LIKE 'midcopy-%'")).scalar_one()
+        n = s.execute(
+            text("SELECT count(*) FROM households WHERE external_id LIKE 'midcopy-%'")
+        ).scalar_one()
         assert n == 0
         assert s.execute(text("SELECT count(*) FROM admin_areas")).scalar_one() == 0
 
@@ -269,10 +325,46 @@ def test_area_parents_must_exist_and_rank_above(county: SampleCounty, session: S
     areas = county.areas.copy()
     village = areas.index[areas["level"] == "village"][0]
     areas.loc[village, "parent_code"] = "999999999999"
-    with pytest.raises(InputError, match="parent area '999999999999' is neither in the file nor loaded"):
+    with pytest.raises(
+        InputError, match="parent area '999999999999' is neither in the file nor loaded"
+    ):
         load(session, prepare(areas, "areas", source="areas"))
     areas = county.areas.copy()
     county_row = areas.index[areas["level"] == "county"][0]
     areas.loc[county_row, "parent_code"] = areas.loc[village, "code"]
     with pytest.raises(InputError, match=r"\(county\) cannot sit under"):
         load(session, prepare(areas, "areas", source="areas"))
+
+
+def _indexes(session: Session) -> set[str]:
+    return set(
+        session.execute(
+            text("SELECT indexname FROM pg_indexes WHERE tablename = 'households'")
+        ).scalars()
+    )
+
+
+def test_bulk_load_rebuilds_indexes(
+    session: Session, county: SampleCounty, monkeypatch
+):
+    import geo.loading
+
+    _load_areas(session, county)
+    before = _indexes(session)
+    assert (
+        "ix_households_address_norm_trgm" in before and "idx_households_geom" in before
+    )
+    monkeypatch.setattr(geo.loading, "BULK_ROWS", 100)
+    rep = load(session, prepare(county.households, "households", source="hh"))
+    assert rep.inserted == len(county.households)
+    assert _indexes(session) == before
+    # the rebuilt trigram index answers a Chinese similarity query through the index
+    session.execute(text("SET LOCAL enable_seqscan = off"))
+    plan = "\n".join(
+        session.execute(
+            text(
+                "EXPLAIN SELECT id FROM households WHERE address_norm % '湖仁村3组12号'"
+            )
+        ).scalars()
+    )
+    assert "ix_households_address_norm_trgm" in plan

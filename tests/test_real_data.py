@@ -25,12 +25,21 @@ def liechtenstein_areas(real_data: Path) -> gpd.GeoDataFrame:
     # each municipality's district: the one containing a point inside it
     inner = munis.geometry.representative_point()
     district_of = [
-        "LI-" + str(districts["id"].iloc[int(districts.geometry.contains(p).to_numpy().argmax())])
+        "LI-"
+        + str(
+            districts["id"].iloc[
+                int(districts.geometry.contains(p).to_numpy().argmax())
+            ]
+        )
         for p in inner
     ]
     frame = pd.DataFrame(
         {
-            "code": [top, *("LI-" + districts["id"].astype(str)), *("LI-" + munis["unit_osm_id"].astype(str))],
+            "code": [
+                top,
+                *("LI-" + districts["id"].astype(str)),
+                *("LI-" + munis["unit_osm_id"].astype(str)),
+            ],
             "name": [*country["name"], *districts["name"], *munis["unit_name"]],
             "level": ["county"] + ["township"] * 2 + ["village"] * 11,
             "parent_code": [None, top, top, *district_of],
@@ -44,7 +53,9 @@ def liechtenstein_households(real_data: Path) -> gpd.GeoDataFrame:
     """Address points as households, with a western address line."""
     pts = read_table(real_data / "addresses.parquet")
     street = pts["addr:street"].fillna(pts["addr:place"]).fillna("")
-    city = (pts["addr:postcode"].fillna("").astype(str) + " " + pts["addr:city"].fillna("")).str.strip()
+    city = (
+        pts["addr:postcode"].fillna("").astype(str) + " " + pts["addr:city"].fillna("")
+    ).str.strip()
     address = (street + " " + pts["addr:housenumber"].fillna("")).str.strip()
     address = address.where(city == "", address + ", " + city)
     return gpd.GeoDataFrame(
@@ -84,7 +95,9 @@ def test_liechtenstein_loads(session: Session, real_data: Path) -> None:
     ).scalar_one()
     assert key_count > 12_000
     umlaut = session.execute(
-        text("SELECT count(*) FROM households WHERE address LIKE '%ä%' OR address LIKE '%ü%'")
+        text(
+            "SELECT count(*) FROM households WHERE address LIKE '%ä%' OR address LIKE '%ü%'"
+        )
     ).scalar_one()
     assert umlaut > 0
     # re-loading is a no-op
@@ -93,7 +106,9 @@ def test_liechtenstein_loads(session: Session, real_data: Path) -> None:
 
 
 @pytest.mark.slow
-def test_liechtenstein_municipalities_directly_from_the_file(session: Session, real_data: Path) -> None:
+def test_liechtenstein_municipalities_directly_from_the_file(
+    session: Session, real_data: Path
+) -> None:
     """The raw municipality file loads with column mapping alone (the CLI's --map/--set)."""
     frame = read_table(real_data / "admin_units.parquet")
     prepared = prepare(

@@ -74,7 +74,9 @@ def test_one_published_plan_per_area(session: Session) -> None:
     _plan(session, area, 3, "draft")  # drafts are fine
 
 
-def test_household_assigned_once_per_plan_and_grid_of_same_plan(session: Session) -> None:
+def test_household_assigned_once_per_plan_and_grid_of_same_plan(
+    session: Session,
+) -> None:
     area = _area(session, "A2")
     p1, p2 = _plan(session, area, 1), _plan(session, area, 2)
     g1 = session.execute(
@@ -102,7 +104,9 @@ def test_household_assigned_once_per_plan_and_grid_of_same_plan(session: Session
     session.execute(text(ins), {"p": p1, "h": hh, "g": g1})
     _violates(session, ins, {"p": p1, "h": hh, "g": g1}, "assignments_pkey")
     # a grid of another plan cannot hold this plan's assignment
-    _violates(session, ins, {"p": p2, "h": hh, "g": g1}, "fk_assignments_grid_same_plan")
+    _violates(
+        session, ins, {"p": p2, "h": hh, "g": g1}, "fk_assignments_grid_same_plan"
+    )
     session.execute(text(ins), {"p": p2, "h": hh, "g": g2})
 
 

@@ -1,0 +1,801 @@
+"""Grid generation: contiguous, compact grids of 200–300 households that tile each area."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geo.crs import STORAGE_CRS, metric_crs_for
+
+__all__ = [
+    "GridPlan",
+    "generate_grids",
+    "plan_metrics",
+]
+
+_ANGLES = np.deg2rad(np.arange(0.0, 180.0, 22.5))
+_VILLAGE_LEVELS = ("village", "community")
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """A generated plan.
+
+    Attributes
+    ----------
+    grids
+        One row per grid: ``grid_code``, ``area_code`` (the village/community it
+        belongs to), ``households``, ``load`` (weighted households), ``areas``
+        (every area code it covers, ``;``-separated), ``exception`` (reason when
+        out of band or otherwise special, else None), polygon in EPSG:4326.
+    assignments
+        ``household_id``, ``grid_code`` — every household exactly once.
+    report
+        ``params``, ``metrics``, ``exceptions`` (list of dicts with ``area_code``,
+        ``grid_code``, ``kind``, ``reason``) and ``seconds``.
+    """
+
+    grids: gpd.GeoDataFrame
+    assignments: pd.DataFrame
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Atom:
+    """Households that must stay together (one building, or one point)."""
+
+    x: float
+    y: float
+    load: float
+    count: int
+    members: np.ndarray  # household row positions
+    stack: int = -1  # >= 0: a chunk of a building split by unit (same point as others)
+
+
+@dataclass
+class _Unit:
+    """Villages (or a merged group in one township) cut into grids together."""
+
+    codes: list[str]
+    parent: str | None
+    geom: BaseGeometry
+    load: float = 0.0
+    count: int = 0
+    atoms: list[int] = field(default_factory=list)
+
+
+def _feasible(load: float, lo: float, hi: float) -> bool:
+    if load <= 0:
+        return False
+    return math.ceil(load / hi - 1e-9) <= math.floor(load / lo + 1e-9)
+
+
+def _grid_count(load: float, lo: float, hi: float, target: float) -> int:
+    """Number of grids for ``load``: in band when possible, else nearest to target."""
+    if load <= 0:
+        return 1
+    k_min = max(1, math.ceil(load / hi - 1e-9))
+    k_max = max(1, math.floor(load / lo + 1e-9))
+    k = max(1, round(load / target))
+    if k_min <= k_max:
+        return min(max(k, k_min), k_max)
+    return max(1, k)
+
+
+def generate_grids(
+    households: gpd.GeoDataFrame,
+    areas: gpd.GeoDataFrame,
+    *,
+    min_households: float = 200,
+    max_households: float = 300,
+    target: float | None = None,
+    respect_level: str = "village",
+    weight: str | None = None,
+    seed: int = 0,
+    code_digits: int = 2,
+) -> GridPlan:
+    """Draw grids of ``min_households``–``max_households`` that tile every area.
+
+    Each village/community (``respect_level="village"``) or township
+    (``"township"``) is cut into the number of grids its load allows by
+    recursive straight cuts: every cut splits the households at a weighted
+    quantile so both sides can still be divided in band, and among several
+    directions the most compact pair of pieces wins. Grids therefore tile the
+    area exactly (each cut splits a polygon in two), hold whole buildings, and
+    are compact. Villages whose load cannot be cut into in-band grids (fewer
+    than ``min_households``, or e.g. 301–399) are merged with an adjacent village
+    of the same township when that makes the band reachable; otherwise they
+    keep one out-of-band grid. Every such case is listed in the report.
+
+    Parameters
+    ----------
+    households
+        Points (any CRS) with ``household_id``; optional ``building_id`` (households
+        sharing it stay in one grid), ``unit`` (orders the households of a building
+        too large for one grid), ``area_code`` and the ``weight`` column.
+    areas
+        Polygons with ``code``, optional ``level`` and ``parent_code``.
+    min_households, max_households, target
+        The band and the preferred size (default: the middle of the band).
+    respect_level
+        ``"village"`` (villages and communities) or ``"township"``.
+    weight
+        Column giving each household's workload (default 1 each).
+    seed
+        Only breaks exact ties; the same input and seed give the same plan.
+    code_digits
+        Digits of the sequence appended to the area code (``01``…).
+
+    Returns
+    -------
+    GridPlan
+
+    Examples
+    --------
+    >>> import geopandas as gpd, numpy as np, shapely
+    >>> rng = np.random.default_rng(0)
+    >>> hh = gpd.GeoDataFrame({"household_id": [f"h{i}" for i in range(1000)]},
+    ...     geometry=shapely.points(rng.uniform(0, 0.01, 1000), rng.uniform(0, 0.01, 1000)),
+    ...     crs=4326)
+    >>> village = gpd.GeoDataFrame({"code": ["V1"], "level": ["village"]},
+    ...     geometry=[shapely.box(0, 0, 0.01, 0.01)], crs=4326)
+    >>> plan = generate_grids(hh, village)
+    >>> plan.grids["households"].tolist()
+    [250, 250, 250, 250]
+    >>> plan.grids["grid_code"].tolist()
+    ['V101', 'V102', 'V103', 'V104']
+    """
+    t0 = time.perf_counter()
+    lo, hi = float(min_households), float(max_households)
+    if not 0 < lo <= hi:
+        raise ValueError(f"need 0 < min_households <= max_households, got {lo}, {hi}")
+    tgt = float(target) if target is not None else (lo + hi) / 2
+    if not lo <= tgt <= hi:
+        raise ValueError(f"target {tgt} is outside the band {lo}–{hi}")
+    if "household_id" not in households.columns:
+        raise ValueError("households need a 'household_id' column")
+    if "code" not in areas.columns:
+        raise ValueError("areas need a 'code' column")
+    if households["household_id"].duplicated().any():
+        dup = households["household_id"][households["household_id"].duplicated()].iloc[
+            0
+        ]
+        raise ValueError(f"duplicate household_id {dup!r}")
+    if weight is not None and weight not in households.columns:
+        raise ValueError(f"weight column {weight!r} not in households")
+
+    hh = households.to_crs(STORAGE_CRS) if households.crs != areas.crs else households
+    ar = areas.to_crs(STORAGE_CRS)
+    hh = hh.to_crs(STORAGE_CRS)
+    levels = _VILLAGE_LEVELS if respect_level == "village" else (respect_level,)
+    if "level" in ar.columns:
+        leaf = ar[ar["level"].isin(levels)]
+        if leaf.empty:
+            raise ValueError(f"no areas at level {respect_level!r}")
+    else:
+        leaf = ar
+    leaf = leaf.reset_index(drop=True)
+    parent = (
+        leaf["parent_code"]
+        .astype(object)
+        .where(leaf["parent_code"].notna(), None)
+        .tolist()
+        if "parent_code" in leaf.columns
+        else [None] * len(leaf)
+    )
+    lat0 = float(np.mean(shapely.bounds(leaf.geometry.values)[:, [1, 3]]))
+    kx = math.cos(math.radians(lat0))
+
+    # households -> leaf area
+    area_pos = _locate(hh, leaf)
+    outside = np.flatnonzero(area_pos < 0)
+    if len(outside):
+        ids = hh["household_id"].iloc[outside[:10]].tolist()
+        raise ValueError(
+            f"{len(outside)} household(s) lie outside every {respect_level}: {ids}"
+        )
+    loads = (
+        pd.to_numeric(hh[weight], errors="coerce").fillna(1.0).to_numpy(dtype=float)
+        if weight
+        else np.ones(len(hh))
+    )
+    atoms, exceptions = _atoms(hh, area_pos, loads, hi, leaf["code"].tolist())
+
+    # units: one per leaf area, merged where the band is unreachable
+    units = [
+        _Unit(codes=[c], parent=p, geom=g)
+        for c, p, g in zip(leaf["code"], parent, leaf.geometry.values, strict=True)
+    ]
+    for i, a in enumerate(atoms):
+        u = units[int(area_pos[a.members[0]])]
+        u.atoms.append(i)
+        u.load += a.load
+        u.count += a.count
+    units = _merge_units(units, lo, hi, exceptions)
+
+    rows: list[dict[str, Any]] = []
+    for u in units:
+        pieces = _partition(u, atoms, lo, hi, tgt, kx)
+        rows.extend(_unit_grids(u, pieces, atoms, area_pos, leaf, lo, hi, exceptions))
+
+    grids, assignments = _finish(rows, hh, leaf, kx, code_digits, exceptions)
+    metrics = plan_metrics(grids, min_households=lo, max_households=hi)
+    report = {
+        "params": {
+            "min_households": lo,
+            "max_households": hi,
+            "target": tgt,
+            "respect_level": respect_level,
+            "weight": weight,
+            "seed": seed,
+        },
+        "metrics": metrics,
+        "exceptions": exceptions,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    return GridPlan(grids=grids, assignments=assignments, report=report)
+
+
+def _locate(hh: gpd.GeoDataFrame, leaf: gpd.GeoDataFrame) -> np.ndarray:
+    """Leaf-area position of each household: its area_code, else containment."""
+    pos = np.full(len(hh), -1, dtype=np.int64)
+    if "area_code" in hh.columns:
+        by_code = pd.Series(
+            np.arange(len(leaf)), index=leaf["code"].astype(str).to_numpy()
+        )
+        codes = hh["area_code"].astype(object)
+        mapped = by_code.reindex(codes.where(codes.notna(), "").astype(str).to_numpy())
+        ok = mapped.notna().to_numpy()
+        pos[ok] = mapped.to_numpy()[ok].astype(np.int64)
+    todo = np.flatnonzero(pos < 0)
+    if len(todo):
+        pts = np.asarray(hh.geometry.values, dtype=object)[todo]
+        p_idx, a_idx = leaf.sindex.query(pts, predicate="intersects")
+        order = np.lexsort((a_idx, p_idx))
+        p_idx, a_idx = p_idx[order], a_idx[order]
+        first = np.ones(len(p_idx), dtype=bool)
+        first[1:] = p_idx[1:] != p_idx[:-1]
+        pos[todo[p_idx[first]]] = a_idx[first]
+    return pos
+
+
+def _atoms(
+    hh: gpd.GeoDataFrame,
+    area_pos: np.ndarray,
+    loads: np.ndarray,
+    hi: float,
+    codes: list[str],
+) -> tuple[list[_Atom], list[dict[str, Any]]]:
+    """Group households into indivisible atoms; split buildings larger than ``hi``."""
+    xy = shapely.get_coordinates(np.asarray(hh.geometry.values, dtype=object))
+    if "building_id" in hh.columns:
+        b = hh["building_id"].astype(object)
+        key = np.where(b.notna(), "b:" + b.astype(str), None)
+    else:
+        key = np.full(len(hh), None, dtype=object)
+    pt_key = np.char.add(
+        np.char.add(xy[:, 0].round(7).astype(str), ","), xy[:, 1].round(7).astype(str)
+    )
+    key = np.where(pd.isna(key), "p:" + pt_key.astype(object), key)
+    # an atom never spans two areas
+    key = key.astype(str) + "@" + area_pos.astype(str)
+    codes_arr, inverse = np.unique(key, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.flatnonzero(np.diff(inverse[order])) + 1
+    groups = np.split(order, bounds)
+    units = hh["unit"].astype(str).to_numpy() if "unit" in hh.columns else None
+    atoms: list[_Atom] = []
+    exceptions: list[dict[str, Any]] = []
+    stack_id = 0
+    for g in groups:
+        load = float(loads[g].sum())
+        x, y = float(xy[g, 0].mean()), float(xy[g, 1].mean())
+        if load <= hi:
+            atoms.append(_Atom(x, y, load, len(g), g))
+            continue
+        # a building larger than a grid: split by unit/floor into chunks
+        if units is not None:
+            g = g[np.argsort(units[g], kind="stable")]
+        k = math.ceil(load / hi)
+        chunks = np.array_split(g, k)
+        for c in chunks:
+            atoms.append(_Atom(x, y, float(loads[c].sum()), len(c), c, stack=stack_id))
+        exceptions.append(
+            {
+                "area_code": codes[int(area_pos[g[0]])],
+                "grid_code": None,
+                "kind": "building_split",
+                "reason": (
+                    f"building {codes_arr[np.searchsorted(codes_arr, key[g[0]])].split('@')[0][2:]} "
+                    f"has {len(g)} households (> {hi:g}); split by unit into {k} parts "
+                    "in different grids"
+                ),
+                "households": len(g),
+            }
+        )
+        stack_id += 1
+    return atoms, exceptions
+
+
+def _merge_units(
+    units: list[_Unit],
+    lo: float,
+    hi: float,
+    exceptions: list[dict[str, Any]],
+    *,
+    max_merge: int = 3,
+) -> list[_Unit]:
+    """Merge units whose load cannot be cut in band with an adjacent unit of the same parent."""
+    alive = list(units)
+    tree_geoms = None
+    changed = True
+    while changed:
+        changed = False
+        bad = [u for u in alive if not _feasible(u.load, lo, hi)]
+        if not bad:
+            break
+        tree_geoms = np.asarray([u.geom for u in alive], dtype=object)
+        tree = shapely.STRtree(tree_geoms)
+        index = {id(u): i for i, u in enumerate(alive)}
+        for u in sorted(bad, key=lambda u: (u.load, u.codes[0])):
+            if id(u) not in index:
+                continue
+            i = index[id(u)]
+            cand = [
+                int(j)
+                for j in tree.query(u.geom, predicate="intersects")
+                if int(j) != i
+                and alive[int(j)].parent == u.parent
+                and id(alive[int(j)]) in index
+            ]
+            cand = [
+                j
+                for j in cand
+                if shapely.length(
+                    shapely.intersection(u.geom.boundary, tree_geoms[j].boundary)
+                )
+                > 0
+            ]
+            if not cand:
+                continue
+
+            def rank(
+                j: int, u: _Unit = u, alive: list[_Unit] = alive
+            ) -> tuple[int, int, float, str]:
+                other = alive[j]
+                merged = u.load + other.load
+                return (
+                    0 if _feasible(merged, lo, hi) else 1,
+                    0 if not _feasible(other.load, lo, hi) else 1,
+                    merged,
+                    other.codes[0],
+                )
+
+            best = min(cand, key=rank)
+            other = alive[best]
+            if not _feasible(u.load + other.load, lo, hi) and (
+                len(u.codes) + len(other.codes) > max_merge
+            ):
+                continue  # would grow a merged unit past the cap
+            merged = _Unit(
+                codes=sorted(
+                    set(u.codes + other.codes),
+                    key=lambda c: (
+                        c not in (u.codes if u.load >= other.load else other.codes),
+                        c,
+                    ),
+                ),
+                parent=u.parent,
+                geom=shapely.union(u.geom, other.geom),
+                load=u.load + other.load,
+                count=u.count + other.count,
+                atoms=u.atoms + other.atoms,
+            )
+            exceptions.append(
+                {
+                    "area_code": merged.codes[0],
+                    "grid_code": None,
+                    "kind": "merged_areas",
+                    "reason": (
+                        f"{'+'.join(u.codes)} ({u.count} households) cannot form grids of "
+                        f"{lo:g}–{hi:g} alone; merged with adjacent {'+'.join(other.codes)} "
+                        f"({other.count}) in the same parent {u.parent}"
+                    ),
+                    "households": merged.count,
+                }
+            )
+            del index[id(u)], index[id(other)]
+            alive = [w for w in alive if w is not u and w is not other] + [merged]
+            changed = True
+            break
+    return alive
+
+
+def _halfplane(
+    geom: BaseGeometry, cx: float, cy: float, dx: float, dy: float, kx: float
+) -> BaseGeometry:
+    """Polygon of points p with ((p.x - cx)·kx, p.y - cy) · (dx, dy) <= 0, covering ``geom``."""
+    minx, miny, maxx, maxy = geom.bounds
+    r = 4 * max(maxx - minx, maxy - miny, 1e-9) + abs(cx - minx) + abs(cy - miny)
+    # direction along the cut, and the normal, back in degree space
+    ux, uy = -dy / kx, dx
+    nx, ny = dx / kx, dy
+    norm_u = math.hypot(ux, uy)
+    norm_n = math.hypot(nx, ny)
+    ux, uy, nx, ny = ux / norm_u * r, uy / norm_u * r, nx / norm_n * r, ny / norm_n * r
+    return shapely.Polygon(
+        [
+            (cx + ux, cy + uy),
+            (cx + ux - nx, cy + uy - ny),
+            (cx - ux - nx, cy - uy - ny),
+            (cx - ux, cy - uy),
+        ]
+    )
+
+
+def _pp(g: BaseGeometry, kx: float) -> float:
+    """Polsby-Popper in locally scaled coordinates (fast, for choosing cuts)."""
+    scaled = shapely.affinity.scale(g, xfact=kx, yfact=1.0, origin=(0, 0))
+    a, p = scaled.area, scaled.length
+    return 0.0 if p == 0 else 4 * math.pi * a / (p * p)
+
+
+def _parts_with_atoms(g: BaseGeometry, xs: np.ndarray, ys: np.ndarray) -> int:
+    parts = shapely.get_parts(g)
+    if len(parts) <= 1:
+        return len(parts)
+    pts = shapely.points(xs, ys)
+    return sum(bool(shapely.intersects(p, pts).any()) for p in parts)
+
+
+def _partition(
+    u: _Unit, atoms: list[_Atom], lo: float, hi: float, tgt: float, kx: float
+) -> list[tuple[BaseGeometry, list[int]]]:
+    """Cut the unit's polygon into grids by recursive weighted straight cuts."""
+    k = _grid_count(u.load, lo, hi, tgt)
+    idx = np.asarray(u.atoms, dtype=np.int64)
+    xs = np.array([atoms[i].x for i in idx])
+    ys = np.array([atoms[i].y for i in idx])
+    ws = np.array([atoms[i].load for i in idx])
+    stacks = np.array([atoms[i].stack for i in idx])
+    out: list[tuple[BaseGeometry, list[int]]] = []
+    _split(u.geom, np.arange(len(idx)), k, xs, ys, ws, stacks, lo, hi, kx, out)
+    return [(g, [int(idx[j]) for j in members]) for g, members in out]
+
+
+def _split(
+    geom: BaseGeometry,
+    members: np.ndarray,
+    k: int,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    ws: np.ndarray,
+    stacks: np.ndarray,
+    lo: float,
+    hi: float,
+    kx: float,
+    out: list[tuple[BaseGeometry, list[int]]],
+) -> None:
+    if k <= 1 or len(members) <= 1:
+        out.append((geom, members.tolist()))
+        return
+    w = ws[members]
+    total = float(w.sum())
+    cx0 = float(np.mean(xs[members]))
+    cy0 = float(np.mean(ys[members]))
+    px = (xs[members] - cx0) * kx
+    py = ys[members] - cy0
+    st = stacks[members]
+    best: tuple[Any, ...] | None = None
+    # the even split first; uneven splits only if no straight cut keeps the band
+    k1_options = [k // 2] + [j for j in range(1, k) if j != k // 2]
+    for k1 in k1_options:
+        k2 = k - k1
+        ideal = total * k1 / k
+        for theta in _ANGLES:
+            dx, dy = math.cos(theta), math.sin(theta)
+            proj = px * dx + py * dy
+            order = np.argsort(proj, kind="stable")
+            sp = proj[order]
+            left_w = np.cumsum(w[order])[:-1]
+            right_w = total - left_w
+            so = st[order]
+            cuttable = (sp[1:] - sp[:-1] > 1e-12) | (
+                (so[1:] == so[:-1]) & (so[1:] >= 0)
+            )
+            in_band = (
+                (left_w >= k1 * lo - 1e-9)
+                & (left_w <= k1 * hi + 1e-9)
+                & (right_w >= k2 * lo - 1e-9)
+                & (right_w <= k2 * hi + 1e-9)
+            )
+            ok = np.flatnonzero(cuttable & in_band)
+            band_ok = len(ok) > 0
+            cand = ok if band_ok else np.flatnonzero(cuttable)
+            if len(cand) == 0:
+                continue
+            near = int(cand[np.argmin(np.abs(left_w[cand] - ideal))])
+            picks = {near}
+            if band_ok and len(cand) > 2:
+                picks |= {int(cand[len(cand) // 4]), int(cand[(3 * len(cand)) // 4])}
+            for i in sorted(picks):
+                c = (sp[i] + sp[i + 1]) / 2
+                hp = _halfplane(geom, cx0 + c * dx / kx, cy0 + c * dy, dx, dy, kx)
+                left = shapely.intersection(geom, hp)
+                if left.is_empty:
+                    continue
+                right = shapely.difference(geom, left)
+                if right.is_empty:
+                    continue
+                lm = members[order[: i + 1]]
+                rm = members[order[i + 1 :]]
+                frag = int(_parts_with_atoms(left, xs[lm], ys[lm]) > 1) + int(
+                    _parts_with_atoms(right, xs[rm], ys[rm]) > 1
+                )
+                pp = min(_pp(left, kx), _pp(right, kx))
+                score = (
+                    0 if band_ok else 1,
+                    frag,
+                    -round(pp, 3),
+                    abs(float(left_w[i]) - ideal),
+                )
+                if best is None or score < best[0]:
+                    best = (score, left, right, lm, rm, k1)
+        if best is not None and best[0][0] == 0:
+            break
+    if best is None:
+        out.append((geom, members.tolist()))
+        return
+    _, left, right, lm, rm, k1 = best
+    _split(left, lm, k1, xs, ys, ws, stacks, lo, hi, kx, out)
+    _split(right, rm, k - k1, xs, ys, ws, stacks, lo, hi, kx, out)
+
+
+def _unit_grids(
+    u: _Unit,
+    pieces: list[tuple[BaseGeometry, list[int]]],
+    atoms: list[_Atom],
+    area_pos: np.ndarray,
+    leaf: gpd.GeoDataFrame,
+    lo: float,
+    hi: float,
+    exceptions: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    codes = leaf["code"].to_numpy()
+    rows = []
+    for geom, members in pieces:
+        hh_rows = (
+            np.concatenate([atoms[i].members for i in members])
+            if members
+            else np.array([], dtype=np.int64)
+        )
+        load = float(sum(atoms[i].load for i in members))
+        by_area = (
+            pd.Series(codes[area_pos[hh_rows]]).value_counts()
+            if len(hh_rows)
+            else pd.Series(dtype=int)
+        )
+        home = by_area.index[0] if len(by_area) else u.codes[0]
+        touched = sorted(set(by_area.index) | ({home}))
+        reason = None
+        if not lo - 1e-9 <= load <= hi + 1e-9:
+            if _feasible(u.load, lo, hi):
+                biggest = max((atoms[i].load for i in members), default=0)
+                reason = (
+                    f"{load:g} households: no straight cut of {'+'.join(u.codes)} keeps "
+                    f"whole buildings (largest {biggest:g}) within {lo:g}–{hi:g}"
+                )
+            elif len(u.codes) > 1:
+                reason = (
+                    f"{load:g} households: merged {'+'.join(u.codes)} still cannot be "
+                    f"cut into {lo:g}–{hi:g}"
+                )
+            elif u.load < lo:
+                reason = (
+                    f"{'+'.join(u.codes)} has only {u.load:g} households and no adjacent "
+                    f"area in {u.parent} to merge with that keeps the band"
+                )
+            else:
+                reason = (
+                    f"{'+'.join(u.codes)} has {u.load:g} households: one grid exceeds "
+                    f"{hi:g}, two would fall below {lo:g}, and no adjacent area in "
+                    f"{u.parent} could take the surplus"
+                )
+        rows.append(
+            {
+                "area_code": home,
+                "areas": ";".join(touched),
+                "load": load,
+                "households": len(hh_rows),
+                "exception": reason,
+                "geometry": geom,
+                "_members": hh_rows,
+                "_unit": "+".join(u.codes),
+            }
+        )
+    return rows
+
+
+def _finish(
+    rows: list[dict[str, Any]],
+    hh: gpd.GeoDataFrame,
+    leaf: gpd.GeoDataFrame,
+    kx: float,
+    digits: int,
+    exceptions: list[dict[str, Any]],
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Absorb empty fragments, order grids NW→SE, give codes, build outputs."""
+    _absorb_empty_fragments(rows, hh)
+    df = pd.DataFrame(rows)
+    cent = shapely.centroid(np.asarray(df["geometry"].values, dtype=object))
+    df["_key"] = shapely.get_x(cent) * kx - shapely.get_y(cent)
+    df = df.sort_values(["area_code", "_key"], kind="stable").reset_index(drop=True)
+    df["grid_code"] = df["area_code"] + (df.groupby("area_code").cumcount() + 1).map(
+        lambda n: str(n).zfill(digits)
+    )
+    df["geometry"] = [
+        shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g
+        for g in df["geometry"]
+    ]
+    df["parts"] = [len(shapely.get_parts(g)) for g in df["geometry"]]
+    for r in df.itertuples():
+        if isinstance(r.exception, str):
+            kind = "out_of_band"
+            exceptions.append(
+                {
+                    "area_code": r.area_code,
+                    "grid_code": r.grid_code,
+                    "kind": kind,
+                    "reason": r.exception,
+                    "households": int(r.households),
+                }
+            )
+        if ";" in r.areas:
+            exceptions.append(
+                {
+                    "area_code": r.area_code,
+                    "grid_code": r.grid_code,
+                    "kind": "crosses_area_line",
+                    "reason": f"grid covers households of {r.areas.replace(';', ', ')} (merged areas)",
+                    "households": int(r.households),
+                }
+            )
+        if r.parts > 1:
+            exceptions.append(
+                {
+                    "area_code": r.area_code,
+                    "grid_code": r.grid_code,
+                    "kind": "not_contiguous",
+                    "reason": f"grid has {r.parts} separate parts (exclave of {r.areas.replace(';', ', ')})",
+                    "households": int(r.households),
+                }
+            )
+    ids = hh["household_id"].to_numpy()
+    assignments = pd.DataFrame(
+        {
+            "household_id": np.concatenate([ids[m] for m in df["_members"]])
+            if len(df)
+            else [],
+            "grid_code": np.repeat(
+                df["grid_code"].to_numpy(), [len(m) for m in df["_members"]]
+            ),
+        }
+    )
+    grids = gpd.GeoDataFrame(
+        df[
+            [
+                "grid_code",
+                "area_code",
+                "households",
+                "load",
+                "areas",
+                "exception",
+                "parts",
+            ]
+        ],
+        geometry=list(df["geometry"]),
+        crs=STORAGE_CRS,
+    )
+    return grids, assignments
+
+
+def _absorb_empty_fragments(rows: list[dict[str, Any]], hh: gpd.GeoDataFrame) -> None:
+    """Give household-less parts of a multi-part grid to the neighbour sharing most border."""
+    pts = np.asarray(hh.geometry.values, dtype=object)
+    for _ in range(3):
+        geoms = np.asarray([r["geometry"] for r in rows], dtype=object)
+        tree = shapely.STRtree(geoms)
+        moved = False
+        for i, r in enumerate(rows):
+            parts = shapely.get_parts(r["geometry"])
+            if len(parts) <= 1:
+                continue
+            mine = (
+                pts[r["_members"]] if len(r["_members"]) else np.array([], dtype=object)
+            )
+            keep, give = [], []
+            for p in parts:
+                has = len(mine) and bool(shapely.intersects(p, mine).any())
+                (keep if has else give).append(p)
+            if not keep:
+                keep, give = (
+                    [max(parts, key=lambda p: p.area)],
+                    [p for p in parts if p is not max(parts, key=lambda q: q.area)],
+                )
+            for p in give:
+                best_j, best_len = -1, 0.0
+                for j in tree.query(p, predicate="intersects"):
+                    j = int(j)
+                    if j == i or rows[j]["_unit"] != r["_unit"]:
+                        continue
+                    shared = shapely.length(
+                        shapely.intersection(p.boundary, geoms[j].boundary)
+                    )
+                    if shared > best_len:
+                        best_j, best_len = j, shared
+                if best_j < 0:
+                    keep.append(p)
+                    continue
+                rows[best_j]["geometry"] = shapely.union(rows[best_j]["geometry"], p)
+                geoms[best_j] = rows[best_j]["geometry"]
+                moved = True
+            r["geometry"] = shapely.union_all(keep) if len(keep) > 1 else keep[0]
+            geoms[i] = r["geometry"]
+        if not moved:
+            break
+
+
+def plan_metrics(
+    grids: gpd.GeoDataFrame, *, min_households: float = 200, max_households: float = 300
+) -> dict[str, Any]:
+    """Size band, contiguity and compactness (Polsby-Popper, metric CRS) of a plan.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> g = gpd.GeoDataFrame({"load": [250.0], "households": [250], "areas": ["V"]},
+    ...     geometry=[shapely.box(0, 0, 0.01, 0.01)], crs=4326)
+    >>> m = plan_metrics(g)
+    >>> m["in_band_share"], round(m["pp_mean"], 3)
+    (1.0, 0.785)
+    """
+    if grids.empty:
+        return {"grids": 0}
+    metric = grids.to_crs(metric_crs_for(grids))
+    area = metric.geometry.area.to_numpy()
+    perim = metric.geometry.length.to_numpy()
+    pp = np.where(perim > 0, 4 * np.pi * area / np.maximum(perim, 1e-12) ** 2, 0.0)
+    load = (
+        grids["load"].to_numpy(dtype=float)
+        if "load" in grids
+        else grids["households"].to_numpy(dtype=float)
+    )
+    in_band = (load >= min_households - 1e-9) & (load <= max_households + 1e-9)
+    parts = np.array([len(shapely.get_parts(g)) for g in grids.geometry.values])
+    crossings = int(grids["areas"].str.contains(";").sum()) if "areas" in grids else 0
+    counts = grids["households"].to_numpy()
+    return {
+        "grids": len(grids),
+        "households": int(counts.sum()),
+        "load": float(load.sum()),
+        "in_band": int(in_band.sum()),
+        "in_band_share": round(float(in_band.mean()), 4),
+        "min_load": float(load.min()),
+        "max_load": float(load.max()),
+        "mean_load": round(float(load.mean()), 2),
+        "min_households": int(counts.min()),
+        "max_households": int(counts.max()),
+        "contiguous_share": round(float((parts == 1).mean()), 4),
+        "area_line_crossings": crossings,
+        "pp_mean": round(float(pp.mean()), 4),
+        "pp_min": round(float(pp.min()), 4),
+        "area_m2": round(float(area.sum()), 1),
+    }
