@@ -22,6 +22,31 @@ __all__ = [
 ]
 
 _ANGLES = np.deg2rad(np.arange(0.0, 180.0, 22.5))
+#: precision (degrees, ~0.01 mm) for overlay operations that move cells between grids
+_GRID = 1e-10
+#: parts smaller than this (degrees², ~0.01 m²) are overlay slivers, not territory
+_SLIVER = 1e-12
+
+
+def _poly_only(g: BaseGeometry) -> BaseGeometry:
+    """The polygonal part of an overlay result (drops touching lines and points)."""
+    if g.geom_type in {"Polygon", "MultiPolygon"} or g.is_empty:
+        return g
+    polys = [p for p in shapely.get_parts(g) if p.geom_type == "Polygon"]
+    if not polys:
+        return shapely.Polygon()
+    return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
+
+
+def _clean(g: BaseGeometry) -> BaseGeometry:
+    """Drop sliver parts an overlay can leave behind."""
+    parts = shapely.get_parts(g)
+    if len(parts) <= 1:
+        return g
+    keep = [p for p in parts if p.area > _SLIVER]
+    if len(keep) == len(parts) or not keep:
+        return g
+    return keep[0] if len(keep) == 1 else shapely.MultiPolygon(keep)
 _VILLAGE_LEVELS = ("village", "community")
 
 
@@ -468,7 +493,108 @@ def _partition(
     stacks = np.array([atoms[i].stack for i in idx])
     out: list[tuple[BaseGeometry, list[int]]] = []
     _split(u.geom, np.arange(len(idx)), k, xs, ys, ws, stacks, lo, hi, kx, out)
-    return [(g, [int(idx[j]) for j in members]) for g, members in out]
+    pieces = [(g, [int(idx[j]) for j in members]) for g, members in out]
+    if len(pieces) > 1:
+        pieces = _repair(pieces, atoms, lo, hi)
+    return pieces
+
+
+def _point_groups(members: list[int], atoms: list[_Atom]) -> dict[tuple[float, float], list[int]]:
+    groups: dict[tuple[float, float], list[int]] = {}
+    for a in members:
+        groups.setdefault((atoms[a].x, atoms[a].y), []).append(a)
+    return groups
+
+
+def _cells(geom: BaseGeometry, keys: list[tuple[float, float]]) -> list[BaseGeometry]:
+    """Voronoi cells of ``keys`` clipped to ``geom`` (a single key gets all of it)."""
+    if len(keys) == 1:
+        return [geom]
+    pts = shapely.points(np.array(keys))
+    vor = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=geom))
+    tree = shapely.STRtree(vor)
+    p_idx, v_idx = tree.query(pts, predicate="intersects")
+    cell_of = dict(zip(p_idx.tolist(), v_idx.tolist(), strict=False))
+    return [_poly_only(shapely.intersection(vor[cell_of[i]], geom)) for i in range(len(keys))]
+
+
+def _atom_parts(geom: BaseGeometry, members: list[int], atoms: list[_Atom]) -> int:
+    if not members:
+        return 0
+    return _parts_with_atoms(
+        geom, np.array([atoms[a].x for a in members]), np.array([atoms[a].y for a in members])
+    )
+
+
+def _repair(
+    pieces: list[tuple[BaseGeometry, list[int]]],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+    *,
+    max_moves: int = 200,
+) -> list[tuple[BaseGeometry, list[int]]]:
+    """Move whole buildings (with their Voronoi cell) across shared edges to fix the band.
+
+    Only grids out of band, and the neighbours that trade with them, change.
+    A move never splits the giving grid and keeps the tiling exact (the cell is
+    cut from one grid and added to the other).
+    """
+    geoms = [g for g, _ in pieces]
+    mem = [list(m) for _, m in pieces]
+
+    def load(i: int) -> float:
+        return float(sum(atoms[a].load for a in mem[i]))
+
+    def dist(v: float) -> float:
+        return max(lo - v, 0.0, v - hi)
+
+    for _ in range(max_moves):
+        loads = [load(i) for i in range(len(mem))]
+        bad = [i for i in range(len(mem)) if dist(loads[i]) > 1e-9]
+        if not bad:
+            break
+        best: tuple[float, int, int, BaseGeometry, list[int]] | None = None
+        tree = shapely.STRtree(np.asarray(geoms, dtype=object))
+        for i in bad:
+            for j in tree.query(geoms[i], predicate="intersects"):
+                j = int(j)
+                if j == i:
+                    continue
+                # over: i gives to j; under: i takes from j
+                src, dst = (i, j) if loads[i] > hi else (j, i)
+                groups = _point_groups(mem[src], atoms)
+                keys = list(groups)
+                if len(keys) <= 1:
+                    continue
+                cells = _cells(geoms[src], keys)
+                for key, cell in zip(keys, cells, strict=True):
+                    if cell.is_empty:
+                        continue
+                    shared = shapely.length(shapely.intersection(cell.boundary, geoms[dst].boundary))
+                    if shared <= 0:
+                        continue
+                    w = sum(atoms[a].load for a in groups[key])
+                    before = dist(loads[src]) + dist(loads[dst])
+                    after = dist(loads[src] - w) + dist(loads[dst] + w)
+                    gain = before - after
+                    if gain <= 1e-9:
+                        continue
+                    score = gain + 1e-6 * shared
+                    if best is None or score > best[0]:
+                        best = (score, src, dst, cell, groups[key])
+        if best is None:
+            break
+        _, src, dst, cell, moved = best
+        new_src = _clean(shapely.difference(geoms[src], cell, grid_size=_GRID))
+        rest = [a for a in mem[src] if a not in set(moved)]
+        if _atom_parts(new_src, rest, atoms) > 1:
+            break  # the move would split the giver; stop rather than loop
+        geoms[src] = new_src
+        geoms[dst] = _clean(shapely.union(geoms[dst], cell, grid_size=_GRID))
+        mem[src] = rest
+        mem[dst] = mem[dst] + moved
+    return list(zip(geoms, mem, strict=True))
 
 
 def _split(
@@ -529,10 +655,10 @@ def _split(
             for i in sorted(picks):
                 c = (sp[i] + sp[i + 1]) / 2
                 hp = _halfplane(geom, cx0 + c * dx / kx, cy0 + c * dy, dx, dy, kx)
-                left = shapely.intersection(geom, hp)
+                left = _poly_only(shapely.intersection(geom, hp))
                 if left.is_empty:
                     continue
-                right = shapely.difference(geom, left)
+                right = _poly_only(shapely.difference(geom, left))
                 if right.is_empty:
                     continue
                 lm = members[order[: i + 1]]
@@ -744,10 +870,12 @@ def _absorb_empty_fragments(rows: list[dict[str, Any]], hh: gpd.GeoDataFrame) ->
                 if best_j < 0:
                     keep.append(p)
                     continue
-                rows[best_j]["geometry"] = shapely.union(rows[best_j]["geometry"], p)
+                rows[best_j]["geometry"] = _clean(
+                    shapely.union(rows[best_j]["geometry"], p, grid_size=_GRID)
+                )
                 geoms[best_j] = rows[best_j]["geometry"]
                 moved = True
-            r["geometry"] = shapely.union_all(keep) if len(keep) > 1 else keep[0]
+            r["geometry"] = _clean(shapely.union_all(keep)) if len(keep) > 1 else keep[0]
             geoms[i] = r["geometry"]
         if not moved:
             break
