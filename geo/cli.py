@@ -419,7 +419,11 @@ def run_cmd(
         st = EmbeddedPostgres(settings).status()
         console.print(f"\ndata lives in {st.data_dir} (log {st.log_file})")
         console.print(
-            f'connect: gridmap db status; psql "$(gridmap db url)"  [{st.url}]'
+            f"database: {st.url}\n"
+            'connect:  psql "$(.venv/bin/gridmap db url)"  '
+            "(status: .venv/bin/gridmap db status)",
+            markup=False,
+            highlight=False,
         )
     console.print(f"done in {time.perf_counter() - t0:.1f} s")
 
