@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -313,26 +313,33 @@ def normalize_many(values: Sequence[str | None]) -> list[str | None]:
     >>> normalize_many(["两单元", None, "  ", "XX县"])
     ['2单元', None, None, 'xx县']
     """
-    uniques = _unique_map(values)
-    if uniques is None:  # unhashable items: no de-duplication
-        return [normalize_address(v) or None if isinstance(v, str) else None for v in values]
     plain = _PLAIN_RE.fullmatch
     rules = _chinese_rules
     normalize = normalize_address
-    for value in uniques:
-        if isinstance(value, str):
-            uniques[value] = (
-                rules(value) if plain(value) is not None else normalize(value)
-            ) or None
-    return [uniques[v] for v in values]
+
+    def one(value: str) -> str | None:
+        return (rules(value) if plain(value) is not None else normalize(value)) or None
+
+    return _map_strings(values, one)
 
 
-def _unique_map(values: Sequence[Any]) -> dict[Any, Any] | None:
-    """``dict.fromkeys(values)`` (all values None), or None if some are unhashable."""
+def _map_strings(
+    values: Sequence[Any], fn: Callable[[str], str | None]
+) -> list[str | None]:
+    """``[fn(v) if isinstance(v, str) else None for v in values]``, de-duplicated.
+
+    The distinct values are counted first (a C-speed ``set``); when at least
+    a fifth of the values are repeats, ``fn`` runs once per distinct value.
+    Mostly-unique input skips the lookup table, which would only cost time.
+    """
     try:
-        return dict.fromkeys(values)
-    except TypeError:
-        return None
+        distinct = set(values)
+    except TypeError:  # unhashable junk: no de-duplication
+        distinct = None
+    if distinct is not None and 5 * len(distinct) <= 4 * len(values):
+        table = {v: fn(v) if isinstance(v, str) else None for v in distinct}
+        return [table[v] for v in values]
+    return [fn(v) if isinstance(v, str) else None for v in values]
 
 
 _MISSING: Any = object()
@@ -595,8 +602,11 @@ def _fields_key(f: _Fields) -> str | None:
         locality,
         extra,
     ) = f
-    if street is not None or housenumber is not None or postcode is not None or (
-        locality is not None
+    if (
+        street is not None
+        or housenumber is not None
+        or postcode is not None
+        or (locality is not None)
     ):
         place = postcode if postcode is not None else locality
         return "|".join(
@@ -931,9 +941,6 @@ def address_keys(values: Sequence[str | None]) -> list[str | None]:
     >>> address_keys(["高家镇湖仁村三组12号", "衢江区高家镇湖仁村3组12号", None, ""])
     ['高家镇湖仁村3组12号', '高家镇湖仁村3组12号', None, None]
     """
-    uniques = _unique_map(values)
-    if uniques is None:  # unhashable items: no de-duplication
-        return [_normalized_key(normalize_address(v)) if isinstance(v, str) else None for v in values]
     prefixes: dict[str, _PrefixParts | None] = {}
     get_prefix = prefixes.get
     canonical_tail = _CANONICAL_TAIL_RE.fullmatch
@@ -943,10 +950,9 @@ def address_keys(values: Sequence[str | None]) -> list[str | None]:
     plain = _PLAIN_RE.fullmatch
     rules = _chinese_rules
     key_of = _normalized_key
-    for value in uniques:
-        if not isinstance(value, str):
-            continue
-        result = None
+    compose = _compose_key
+
+    def one(value: str) -> str | None:
         # Fast path for raw text that is already "<ideographs><canonical
         # tail>": no normalisation pass, the prefix is looked up in a dict.
         cut = len(value.rstrip(tail_chars))
@@ -957,9 +963,10 @@ def address_keys(values: Sequence[str | None]) -> list[str | None]:
             if parts is _MISSING:
                 parts = prefixes[prefix] = _raw_prefix_parts(prefix)
             if parts is not None and canonical_tail(tail) is not None:
-                result = _compose_key(parts, tail)
-        if result is None:
-            s = rules(value) if plain(value) is not None else normalize(value)
-            result = key_of(s) if s else None
-        uniques[value] = result
-    return [uniques[v] for v in values]
+                result = compose(parts, tail)
+                if result is not None:
+                    return result
+        s = rules(value) if plain(value) is not None else normalize(value)
+        return key_of(s) if s else None
+
+    return _map_strings(values, one)

@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from geo.db import database_url, make_engine, session_scope, upgrade
 from geo.embedded import EmbeddedError, EmbeddedPostgres
-from geo.io import InputError, prepare, read_table
+from geo.io import InputError, Problem, prepare, read_table
 from geo.settings import Settings
 
 __all__ = ["app", "main"]
@@ -371,6 +371,120 @@ def _summary(engine: Any) -> None:
         console.print(gt)
 
 
+@app.command("generate")
+def generate_cmd(
+    area: Annotated[
+        str | None,
+        typer.Option(help="database mode: code of the area to draw grids for"),
+    ] = None,
+    households: Annotated[
+        Path | None, typer.Option(help="file mode: household points (any format)")
+    ] = None,
+    areas: Annotated[Path | None, typer.Option(help="file mode: area polygons")] = None,
+    out: Annotated[Path | None, typer.Option(help="file mode: output folder")] = None,
+    min_: Annotated[float, typer.Option("--min", help="smallest grid")] = 200,
+    max_: Annotated[float, typer.Option("--max", help="largest grid")] = 300,
+    target: Annotated[float | None, typer.Option(help="preferred size")] = None,
+    respect_level: Annotated[str, typer.Option(help="village or township")] = "village",
+    weight: Annotated[str | None, typer.Option(help="workload column")] = None,
+    crs: CrsOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the report as JSON")
+    ] = False,
+) -> None:
+    """Draw grids of MIN–MAX households that tile every area.
+
+    Database mode (--area CODE) stores the result as a new draft plan. File mode
+    (--households H --areas A --out DIR) writes grids.geojson, assignments.csv and
+    report.json without any database.
+    """
+    from geo.generate import generate_grids
+
+    opts = dict(
+        min_households=min_,
+        max_households=max_,
+        target=target,
+        respect_level=respect_level,
+        weight=weight,
+    )
+    file_mode = households is not None or areas is not None or out is not None
+    if file_mode == (area is not None):
+        raise _fail("give either --area CODE, or --households H --areas A --out DIR")
+    with _errors():
+        if file_mode:
+            if households is None or areas is None or out is None:
+                raise _fail("file mode needs --households, --areas and --out")
+            from geo.io import write_plan_files
+
+            hh = _generation_frame(households, "households", crs)
+            ar = _generation_frame(areas, "areas", crs)
+            try:
+                plan = generate_grids(hh, ar, **opts)  # type: ignore[arg-type]
+            except ValueError as exc:
+                raise _fail(str(exc)) from None
+            paths = write_plan_files(plan.grids, plan.assignments, plan.report, out)
+            _print_plan(plan, as_json)
+            if not as_json:
+                console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+            return
+        from geo.plans import area_frames, save_generated_plan
+
+        engine = _engine(Settings())
+        with session_scope(engine) as session:
+            try:
+                ar, hh = area_frames(session, area)  # type: ignore[arg-type]
+            except LookupError as exc:
+                raise _fail(str(exc)) from None
+            if hh.empty:
+                raise _fail(f"area {area} has no households loaded")
+            plan = generate_grids(hh, ar, **opts)  # type: ignore[arg-type]
+            plan_id = save_generated_plan(
+                session, area, plan, created_by="gridmap generate"
+            )  # type: ignore[arg-type]
+        _print_plan(plan, as_json)
+        if not as_json:
+            console.print(f"stored as draft plan {plan_id}")
+
+
+def _generation_frame(path: Path, kind: str, crs: str | None) -> Any:
+    """Read a generation input file and check its columns (clear errors, no DB)."""
+    frame = read_table(path, crs=crs)
+    needed = {"households": ("household_id",), "areas": ("code",)}[kind]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise InputError(
+            [Problem(path.name, f"missing column(s) {', '.join(missing)} for {kind}")]
+        )
+    key = needed[0]
+    dup = frame[key][frame[key].duplicated()]
+    if len(dup):
+        raise InputError(
+            [Problem(path.name, f"duplicate {key} {dup.iloc[0]!r}", field=key)]
+        )
+    return frame
+
+
+def _print_plan(plan: Any, as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps(plan.report, ensure_ascii=False, default=str))
+        return
+    m = plan.report["metrics"]
+    console.print(
+        f"{m['grids']} grids for {m['households']} households in "
+        f"{plan.report['seconds']:.1f} s: {m['in_band_share']:.1%} in band "
+        f"({m['min_load']:g}–{m['max_load']:g}), {m['contiguous_share']:.1%} contiguous, "
+        f"Polsby-Popper mean {m['pp_mean']:.2f} (min {m['pp_min']:.2f})"
+    )
+    kinds: dict[str, int] = {}
+    for e in plan.report["exceptions"]:
+        kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
+    if kinds:
+        console.print(
+            "exceptions (all listed in the report): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+        )
+
+
 @app.command("summary")
 def summary_cmd() -> None:
     """Counts per area and per plan."""
@@ -386,7 +500,8 @@ def run_cmd(
         bool, typer.Option(help="load the sample even if data exists")
     ] = False,
 ) -> None:
-    """The main job: start the database, migrate, load the sample county, report."""
+    """The main job: start the database, migrate, load the sample county, draw and
+    publish its grids, report."""
     settings = Settings()
     t0 = time.perf_counter()
     with _errors():
@@ -414,6 +529,10 @@ def run_cmd(
             console.print(
                 f"{have} households already loaded (use --reload to load the sample again)"
             )
+        with engine.connect() as conn:
+            plans = conn.execute(text("SELECT count(*) FROM plans")).scalar()
+        if plans == 0 or reload:
+            _generate_and_publish_roots(engine)
         _summary(engine)
     if not settings.database_url:
         st = EmbeddedPostgres(settings).status()
@@ -426,6 +545,30 @@ def run_cmd(
             highlight=False,
         )
     console.print(f"done in {time.perf_counter() - t0:.1f} s")
+
+
+def _generate_and_publish_roots(engine: Any) -> None:
+    """Draw grids for every top-level area and publish them (the main job's step)."""
+    from geo.generate import generate_grids
+    from geo.plans import area_frames, publish_plan, save_generated_plan
+
+    with engine.connect() as conn:
+        roots = conn.execute(
+            text(
+                "SELECT code, name FROM admin_areas WHERE parent_id IS NULL ORDER BY code"
+            )
+        ).all()
+    for code, name in roots:
+        with session_scope(engine) as session:
+            ar, hh = area_frames(session, code)
+            if hh.empty:
+                continue
+            console.print(f"drawing grids for {name} ({code}) …")
+            plan = generate_grids(hh, ar)
+            plan_id = save_generated_plan(session, code, plan, created_by="gridmap run")
+            publish_plan(session, plan_id)
+        _print_plan(plan, as_json=False)
+        console.print(f"published as plan {plan_id}")
 
 
 @db_app.command("url")

@@ -47,6 +47,8 @@ def _clean(g: BaseGeometry) -> BaseGeometry:
     if len(keep) == len(parts) or not keep:
         return g
     return keep[0] if len(keep) == 1 else shapely.MultiPolygon(keep)
+
+
 _VILLAGE_LEVELS = ("village", "community")
 
 
@@ -301,47 +303,70 @@ def _atoms(
 ) -> tuple[list[_Atom], list[dict[str, Any]]]:
     """Group households into indivisible atoms; split buildings larger than ``hi``."""
     xy = shapely.get_coordinates(np.asarray(hh.geometry.values, dtype=object))
+    n = len(hh)
     if "building_id" in hh.columns:
-        b = hh["building_id"].astype(object)
-        key = np.where(b.notna(), "b:" + b.astype(str), None)
+        bld = hh["building_id"].astype(object)
+        has_b = bld.notna().to_numpy()
     else:
-        key = np.full(len(hh), None, dtype=object)
-    pt_key = np.char.add(
-        np.char.add(xy[:, 0].round(7).astype(str), ","), xy[:, 1].round(7).astype(str)
+        bld = pd.Series([None] * n, index=hh.index, dtype=object)
+        has_b = np.zeros(n, dtype=bool)
+    inverse = np.empty(n, dtype=np.int64)
+    nb = 0
+    if has_b.any():
+        keys_b = (
+            bld[has_b].astype(str)
+            + "@"
+            + pd.Series(area_pos[has_b], index=bld[has_b].index).astype(str)
+        )
+        codes_b, uniq_b = pd.factorize(keys_b, sort=True)
+        inverse[has_b] = codes_b
+        nb = len(uniq_b)
+    if (~has_b).any():
+        pts = pd.DataFrame(
+            {
+                "x": xy[~has_b, 0].round(7),
+                "y": xy[~has_b, 1].round(7),
+                "a": area_pos[~has_b],
+            }
+        )
+        inverse[~has_b] = (
+            nb + pts.groupby(["a", "x", "y"], sort=True).ngroup().to_numpy()
+        )
+    n_groups = int(inverse.max()) + 1 if n else 0
+    counts = np.bincount(inverse, minlength=n_groups)
+    sums = np.bincount(inverse, weights=loads, minlength=n_groups)
+    mx = np.bincount(inverse, weights=xy[:, 0], minlength=n_groups) / np.maximum(
+        counts, 1
     )
-    key = np.where(pd.isna(key), "p:" + pt_key.astype(object), key)
-    # an atom never spans two areas
-    key = key.astype(str) + "@" + area_pos.astype(str)
-    codes_arr, inverse = np.unique(key, return_inverse=True)
+    my = np.bincount(inverse, weights=xy[:, 1], minlength=n_groups) / np.maximum(
+        counts, 1
+    )
     order = np.argsort(inverse, kind="stable")
-    bounds = np.flatnonzero(np.diff(inverse[order])) + 1
-    groups = np.split(order, bounds)
+    groups = np.split(order, np.cumsum(counts)[:-1]) if n else []
     units = hh["unit"].astype(str).to_numpy() if "unit" in hh.columns else None
     atoms: list[_Atom] = []
     exceptions: list[dict[str, Any]] = []
     stack_id = 0
-    for g in groups:
-        load = float(loads[g].sum())
-        x, y = float(xy[g, 0].mean()), float(xy[g, 1].mean())
+    for gi, g in enumerate(groups):
+        x, y, load = float(mx[gi]), float(my[gi]), float(sums[gi])
         if load <= hi:
-            atoms.append(_Atom(x, y, load, len(g), g))
+            atoms.append(_Atom(x, y, load, int(counts[gi]), g))
             continue
         # a building larger than a grid: split by unit/floor into chunks
         if units is not None:
             g = g[np.argsort(units[g], kind="stable")]
         k = math.ceil(load / hi)
-        chunks = np.array_split(g, k)
-        for c in chunks:
+        for c in np.array_split(g, k):
             atoms.append(_Atom(x, y, float(loads[c].sum()), len(c), c, stack=stack_id))
+        name = bld.iloc[int(g[0])] if has_b[g[0]] else f"at ({x:.6f}, {y:.6f})"
         exceptions.append(
             {
                 "area_code": codes[int(area_pos[g[0]])],
                 "grid_code": None,
                 "kind": "building_split",
                 "reason": (
-                    f"building {codes_arr[np.searchsorted(codes_arr, key[g[0]])].split('@')[0][2:]} "
-                    f"has {len(g)} households (> {hi:g}); split by unit into {k} parts "
-                    "in different grids"
+                    f"building {name} has {len(g)} households (> {hi:g}); split by unit "
+                    f"into {k} parts in different grids"
                 ),
                 "households": len(g),
             }
@@ -466,10 +491,9 @@ def _halfplane(
     )
 
 
-def _pp(g: BaseGeometry, kx: float) -> float:
-    """Polsby-Popper in locally scaled coordinates (fast, for choosing cuts)."""
-    scaled = shapely.affinity.scale(g, xfact=kx, yfact=1.0, origin=(0, 0))
-    a, p = scaled.area, scaled.length
+def _pp(g: BaseGeometry, kx: float = 1.0) -> float:
+    """Polsby-Popper of ``g`` (already in locally isotropic coordinates)."""
+    a, p = g.area, g.length
     return 0.0 if p == 0 else 4 * math.pi * a / (p * p)
 
 
@@ -487,19 +511,32 @@ def _partition(
     """Cut the unit's polygon into grids by recursive weighted straight cuts."""
     k = _grid_count(u.load, lo, hi, tgt)
     idx = np.asarray(u.atoms, dtype=np.int64)
-    xs = np.array([atoms[i].x for i in idx])
+    if k <= 1:
+        return [(u.geom, idx.tolist())]
+    xs = np.array([atoms[i].x for i in idx]) * kx
     ys = np.array([atoms[i].y for i in idx])
     ws = np.array([atoms[i].load for i in idx])
     stacks = np.array([atoms[i].stack for i in idx])
     out: list[tuple[BaseGeometry, list[int]]] = []
-    _split(u.geom, np.arange(len(idx)), k, xs, ys, ws, stacks, lo, hi, kx, out)
-    pieces = [(g, [int(idx[j]) for j in members]) for g, members in out]
+    # cut in locally isotropic coordinates (x scaled by cos(lat)), then scale back
+    scaled = shapely.transform(u.geom, lambda c: c * np.array([kx, 1.0]))
+    _split(scaled, np.arange(len(idx)), k, xs, ys, ws, stacks, lo, hi, 1.0, out)
+    unscale = np.array([1.0 / kx, 1.0])
+    pieces = [
+        (
+            _poly_only(shapely.transform(g, lambda c: c * unscale)),
+            [int(idx[j]) for j in m],
+        )
+        for g, m in out
+    ]
     if len(pieces) > 1:
         pieces = _repair(pieces, atoms, lo, hi)
     return pieces
 
 
-def _point_groups(members: list[int], atoms: list[_Atom]) -> dict[tuple[float, float], list[int]]:
+def _point_groups(
+    members: list[int], atoms: list[_Atom]
+) -> dict[tuple[float, float], list[int]]:
     groups: dict[tuple[float, float], list[int]] = {}
     for a in members:
         groups.setdefault((atoms[a].x, atoms[a].y), []).append(a)
@@ -511,18 +548,25 @@ def _cells(geom: BaseGeometry, keys: list[tuple[float, float]]) -> list[BaseGeom
     if len(keys) == 1:
         return [geom]
     pts = shapely.points(np.array(keys))
-    vor = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=geom))
+    vor = shapely.get_parts(
+        shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=geom)
+    )
     tree = shapely.STRtree(vor)
     p_idx, v_idx = tree.query(pts, predicate="intersects")
     cell_of = dict(zip(p_idx.tolist(), v_idx.tolist(), strict=False))
-    return [_poly_only(shapely.intersection(vor[cell_of[i]], geom)) for i in range(len(keys))]
+    return [
+        _poly_only(shapely.intersection(vor[cell_of[i]], geom))
+        for i in range(len(keys))
+    ]
 
 
 def _atom_parts(geom: BaseGeometry, members: list[int], atoms: list[_Atom]) -> int:
     if not members:
         return 0
     return _parts_with_atoms(
-        geom, np.array([atoms[a].x for a in members]), np.array([atoms[a].y for a in members])
+        geom,
+        np.array([atoms[a].x for a in members]),
+        np.array([atoms[a].y for a in members]),
     )
 
 
@@ -571,7 +615,9 @@ def _repair(
                 for key, cell in zip(keys, cells, strict=True):
                     if cell.is_empty:
                         continue
-                    shared = shapely.length(shapely.intersection(cell.boundary, geoms[dst].boundary))
+                    shared = shapely.length(
+                        shapely.intersection(cell.boundary, geoms[dst].boundary)
+                    )
                     if shared <= 0:
                         continue
                     w = sum(atoms[a].load for a in groups[key])
@@ -767,9 +813,12 @@ def _finish(
     df["grid_code"] = df["area_code"] + (df.groupby("area_code").cumcount() + 1).map(
         lambda n: str(n).zfill(digits)
     )
+    geoms = np.array(df["geometry"].tolist(), dtype=object)
+    invalid = ~shapely.is_valid(geoms)
+    if invalid.any():  # a cut vertex landing on an edge; repair without moving area
+        geoms[invalid] = [_poly_only(shapely.make_valid(g)) for g in geoms[invalid]]
     df["geometry"] = [
-        shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g
-        for g in df["geometry"]
+        shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in geoms
     ]
     df["parts"] = [len(shapely.get_parts(g)) for g in df["geometry"]]
     for r in df.itertuples():
@@ -875,7 +924,9 @@ def _absorb_empty_fragments(rows: list[dict[str, Any]], hh: gpd.GeoDataFrame) ->
                 )
                 geoms[best_j] = rows[best_j]["geometry"]
                 moved = True
-            r["geometry"] = _clean(shapely.union_all(keep)) if len(keep) > 1 else keep[0]
+            r["geometry"] = (
+                _clean(shapely.union_all(keep)) if len(keep) > 1 else keep[0]
+            )
             geoms[i] = r["geometry"]
         if not moved:
             break

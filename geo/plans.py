@@ -9,6 +9,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -17,10 +18,17 @@ from geo.io import InputError, Problem
 
 __all__ = [
     "PlanConflictError",
+    "area_frames",
     "plan_grids",
     "publish_plan",
+    "save_assignments",
+    "save_generated_plan",
     "save_plan",
 ]
+
+
+#: Per-grid figures from generation kept in ``grids.attrs``.
+_GRID_ATTRS = ("households", "load", "exception", "areas")
 
 
 class PlanConflictError(RuntimeError):
@@ -129,6 +137,15 @@ def save_plan(
             if "worker_id" in grids.columns
             else None,
             "wkb": shapely.to_wkb(multi[i], hex=True),
+            "attrs": json.dumps(
+                {
+                    c: (None if pd.isna(grids[c].iloc[i]) else grids[c].iloc[i])
+                    for c in _GRID_ATTRS
+                    if c in grids.columns
+                },
+                ensure_ascii=False,
+                default=str,
+            ),
         }
         for i, (code, acode) in enumerate(
             zip(grids["grid_code"], grids["area_code"], strict=True)
@@ -137,9 +154,9 @@ def save_plan(
     if rows:
         session.execute(
             text(
-                "INSERT INTO grids (plan_id, code, name, kind, area_id, worker_id, geom) "
+                "INSERT INTO grids (plan_id, code, name, kind, area_id, worker_id, geom, attrs) "
                 "VALUES (:plan, :code, :name, :kind, :area, :worker, "
-                "ST_SetSRID(ST_GeomFromWKB(decode(:wkb, 'hex')), 4326))"
+                "ST_SetSRID(ST_GeomFromWKB(decode(:wkb, 'hex')), 4326), CAST(:attrs AS jsonb))"
             ),
             rows,
         )
@@ -194,3 +211,124 @@ def plan_grids(session: Session, plan_id: int) -> gpd.GeoDataFrame:
     return gpd.read_postgis(
         text(sql), session.connection(), geom_col="geom", params={"p": plan_id}
     )
+
+
+def area_frames(
+    session: Session, area_code: str
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The area ``area_code`` with everything below it, and the households in them.
+
+    Returns ``(areas, households)`` as generation takes them: areas with
+    ``code, name, level, parent_code``; households with ``household_id``
+    (the external id), ``address, people, building_id, unit, weight, area_code``.
+    """
+    exists = session.execute(
+        text("SELECT 1 FROM admin_areas WHERE code = :c"), {"c": area_code}
+    ).first()
+    if exists is None:
+        raise LookupError(f"unknown area {area_code!r}")
+    scope = (
+        "WITH RECURSIVE scope AS (SELECT id FROM admin_areas WHERE code = :c "
+        "UNION ALL SELECT a.id FROM admin_areas a JOIN scope s ON a.parent_id = s.id) "
+    )
+    areas = gpd.read_postgis(
+        text(
+            scope + "SELECT a.code, a.name, a.level, p.code AS parent_code, a.geom "
+            "FROM admin_areas a LEFT JOIN admin_areas p ON p.id = a.parent_id "
+            "WHERE a.id IN (SELECT id FROM scope) ORDER BY a.code"
+        ),
+        session.connection(),
+        geom_col="geom",
+        params={"c": area_code},
+    )
+    households = gpd.read_postgis(
+        text(
+            scope + "SELECT h.external_id AS household_id, h.address, h.people, "
+            "h.building_id, h.unit, h.weight, a.code AS area_code, h.geom "
+            "FROM households h JOIN admin_areas a ON a.id = h.area_id "
+            "WHERE h.area_id IN (SELECT id FROM scope) ORDER BY h.external_id"
+        ),
+        session.connection(),
+        geom_col="geom",
+        params={"c": area_code},
+    )
+    return areas, households
+
+
+def save_assignments(session: Session, plan_id: int, assignments: Any) -> int:
+    """Store ``household_id → grid_code`` rows (external ids) for a plan; returns the count.
+
+    Raises :class:`~geo.io.InputError` naming unknown households or grid codes;
+    nothing is stored then (the caller rolls back).
+    """
+    conn = session.connection().connection.driver_connection
+    session.execute(
+        text(
+            "CREATE TEMP TABLE _stage_assign (external_id text, code text) ON COMMIT DROP"
+        )
+    )
+    with conn.cursor() as cur, cur.copy("COPY _stage_assign FROM STDIN") as cp:
+        for hid, code in zip(
+            assignments["household_id"], assignments["grid_code"], strict=True
+        ):
+            cp.write_row((str(hid), str(code)))
+    bad = session.execute(
+        text(
+            "SELECT s.external_id, s.code, h.id IS NULL, g.id IS NULL FROM _stage_assign s "
+            "LEFT JOIN households h ON h.external_id = s.external_id "
+            "LEFT JOIN grids g ON g.plan_id = :p AND g.code = s.code "
+            "WHERE h.id IS NULL OR g.id IS NULL LIMIT 20"
+        ),
+        {"p": plan_id},
+    ).all()
+    if bad:
+        raise InputError(
+            [
+                Problem(
+                    "assignments",
+                    f"household {hid!r}: "
+                    + ("unknown household" if no_h else f"unknown grid {code!r}"),
+                )
+                for hid, code, no_h, _ in bad
+            ]
+        )
+    n = session.execute(
+        text(
+            "INSERT INTO assignments (plan_id, household_id, grid_id) "
+            "SELECT :p, h.id, g.id FROM _stage_assign s "
+            "JOIN households h ON h.external_id = s.external_id "
+            "JOIN grids g ON g.plan_id = :p AND g.code = s.code"
+        ),
+        {"p": plan_id},
+    ).rowcount
+    session.execute(text("DROP TABLE _stage_assign"))
+    return int(n)
+
+
+def save_generated_plan(
+    session: Session,
+    area_code: str,
+    plan: Any,
+    *,
+    name: str | None = None,
+    created_by: str | None = None,
+    parent_id: int | None = None,
+) -> int:
+    """Store a :class:`geo.generate.GridPlan` as a new draft plan with its assignments."""
+    report = dict(plan.report)
+    plan_id = save_plan(
+        session,
+        area_code,
+        plan.grids,
+        name=name,
+        params=report.get("params", {}),
+        metrics={
+            **report.get("metrics", {}),
+            "exceptions": report.get("exceptions", []),
+            "seconds": report.get("seconds"),
+        },
+        created_by=created_by,
+        parent_id=parent_id,
+    )
+    save_assignments(session, plan_id, plan.assignments)
+    return plan_id
