@@ -835,9 +835,23 @@ _CANONICAL_TAIL = (
 # (group组)(number号)(building幢)(unit单元)(room室).
 _CANONICAL_SPLIT_RE = re.compile(f"([^0-9]*+){_CANONICAL_TAIL}")
 _CANONICAL_TAIL_RE = re.compile(_CANONICAL_TAIL)
-# Characters a canonical tail is made of, and those it starts with.
-_TAIL_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz-组号幢单元室"
-_TAIL_START = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
+# Characters a raw tail may be made of (before folding), and those it
+# starts with.  Folding maps full-width digits and letters to ASCII, upper
+# case to lower case and 栋 to 幢 - exactly what normalisation does to them.
+_ASCII_ALNUM = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_FULLWIDTH_ALNUM = "".join(chr(ord(ch) + 0xFEE0) for ch in _ASCII_ALNUM)
+_TAIL_CHARS = _ASCII_ALNUM + _FULLWIDTH_ALNUM + "-组号幢单元室栋"
+_TAIL_START = frozenset(_ASCII_ALNUM + _FULLWIDTH_ALNUM)
+_TAIL_FOLD = str.maketrans(
+    {
+        **{
+            fw: ch.lower()
+            for fw, ch in zip(_FULLWIDTH_ALNUM, _ASCII_ALNUM, strict=True)
+        },
+        **{ch: ch.lower() for ch in _ASCII_ALNUM if ch.isupper()},
+        "栋": "幢",
+    }
+)
 _IDEOGRAPHS_ONLY_RE = re.compile("[\u4e00-\u9fff]*")
 
 # (anchor, village+group, road+estate, has_road, has_group)
@@ -942,30 +956,40 @@ def address_keys(values: Sequence[str | None]) -> list[str | None]:
     ['高家镇湖仁村3组12号', '高家镇湖仁村3组12号', None, None]
     """
     prefixes: dict[str, _PrefixParts | None] = {}
-    get_prefix = prefixes.get
     canonical_tail = _CANONICAL_TAIL_RE.fullmatch
     tail_chars = _TAIL_CHARS
     tail_start = _TAIL_START
+    tail_fold = _TAIL_FOLD
     normalize = normalize_address
     plain = _PLAIN_RE.fullmatch
     rules = _chinese_rules
     key_of = _normalized_key
-    compose = _compose_key
 
     def one(value: str) -> str | None:
         # Fast path for raw text that is already "<ideographs><canonical
         # tail>": no normalisation pass, the prefix is looked up in a dict.
+        # Same logic as _compose_key, inlined.
         cut = len(value.rstrip(tail_chars))
         tail = value[cut:]
         if not tail or tail[0] in tail_start:
             prefix = value[:cut]
-            parts = get_prefix(prefix, _MISSING)
-            if parts is _MISSING:
+            try:
+                parts = prefixes[prefix]
+            except KeyError:
                 parts = prefixes[prefix] = _raw_prefix_parts(prefix)
-            if parts is not None and canonical_tail(tail) is not None:
-                result = compose(parts, tail)
-                if result is not None:
-                    return result
+            if parts is not None and (
+                canonical_tail(tail) is not None
+                or canonical_tail(tail := tail.translate(tail_fold)) is not None
+            ):
+                anchor, village_group, road_estate, has_road, has_group = parts
+                if "组" not in tail:
+                    if has_road and "号" in tail:
+                        return anchor + road_estate + tail
+                    key = anchor + village_group + road_estate + tail
+                    if key:
+                        return key
+                elif not has_group and not road_estate:
+                    return anchor + village_group + tail
         s = rules(value) if plain(value) is not None else normalize(value)
         return key_of(s) if s else None
 

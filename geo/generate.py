@@ -632,12 +632,12 @@ def _repair(
         if best is None:
             break
         _, src, dst, cell, moved = best
-        new_src = _clean(shapely.difference(geoms[src], cell, grid_size=_GRID))
+        new_src = _clean(shapely.difference(geoms[src], cell))
         rest = [a for a in mem[src] if a not in set(moved)]
         if _atom_parts(new_src, rest, atoms) > 1:
             break  # the move would split the giver; stop rather than loop
         geoms[src] = new_src
-        geoms[dst] = _clean(shapely.union(geoms[dst], cell, grid_size=_GRID))
+        geoms[dst] = _clean(shapely.union(geoms[dst], cell))
         mem[src] = rest
         mem[dst] = mem[dst] + moved
     return list(zip(geoms, mem, strict=True))
@@ -821,6 +821,25 @@ def _finish(
         shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in geoms
     ]
     df["parts"] = [len(shapely.get_parts(g)) for g in df["geometry"]]
+    # the areas a grid covers, by territory (not only by its households)
+    leaf_geoms = np.asarray(leaf.geometry.values, dtype=object)
+    leaf_codes = leaf["code"].astype(str).to_numpy()
+    g_idx, l_idx = leaf.sindex.query(
+        np.asarray(df["geometry"].values, dtype=object), predicate="intersects"
+    )
+    overlap = shapely.area(
+        shapely.intersection(
+            np.asarray(df["geometry"].values, dtype=object)[g_idx], leaf_geoms[l_idx]
+        )
+    )
+    covered: dict[int, set[str]] = {}
+    for gi, li, a in zip(g_idx, l_idx, overlap, strict=True):
+        if a > _SLIVER * 100:
+            covered.setdefault(int(gi), set()).add(str(leaf_codes[li]))
+    df["areas"] = [
+        ";".join(sorted(covered.get(i, set()) | set(str(a).split(";"))))
+        for i, a in enumerate(df["areas"])
+    ]
     for r in df.itertuples():
         if isinstance(r.exception, str):
             kind = "out_of_band"
@@ -920,7 +939,7 @@ def _absorb_empty_fragments(rows: list[dict[str, Any]], hh: gpd.GeoDataFrame) ->
                     keep.append(p)
                     continue
                 rows[best_j]["geometry"] = _clean(
-                    shapely.union(rows[best_j]["geometry"], p, grid_size=_GRID)
+                    shapely.union(rows[best_j]["geometry"], p)
                 )
                 geoms[best_j] = rows[best_j]["geometry"]
                 moved = True

@@ -1,0 +1,300 @@
+"""Grid generation: band, whole buildings, boundaries, contiguity, tiling, codes, reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from geo.cli import app
+from geo.generate import generate_grids
+from geo.io import prepare, read_plan_files
+from geo.loading import load
+from geo.plans import area_frames, save_generated_plan
+from geo.sample import SampleCounty, generate_county
+
+
+@pytest.fixture(scope="module")
+def county() -> SampleCounty:
+    return generate_county(12_000, seed=5)
+
+
+@pytest.fixture(scope="module")
+def plan(county: SampleCounty):
+    return generate_grids(county.households, county.areas)
+
+
+def _grid_of(plan) -> pd.Series:
+    return plan.assignments.set_index("household_id")["grid_code"]
+
+
+def test_every_household_exactly_once_and_counts_match(county, plan) -> None:
+    a = plan.assignments
+    assert a["household_id"].is_unique
+    assert set(a["household_id"]) == set(county.households["household_id"])
+    counts = a.groupby("grid_code").size()
+    assert counts.to_dict() == plan.grids.set_index("grid_code")["households"].to_dict()
+
+
+def test_band_holds_or_is_explained(plan) -> None:
+    g = plan.grids
+    out = g[(g["load"] < 200) | (g["load"] > 300)]
+    explained = {
+        e["grid_code"] for e in plan.report["exceptions"] if e["kind"] == "out_of_band"
+    }
+    assert set(out["grid_code"]) == explained, (
+        "an out-of-band grid must be listed with a reason"
+    )
+    for e in plan.report["exceptions"]:
+        assert e["reason"], e
+    assert plan.report["metrics"]["in_band_share"] >= 0.95
+
+
+def test_small_villages_merge_inside_their_township_only(county, plan) -> None:
+    parent = county.areas.set_index("code")["parent_code"]
+    merged = [e for e in plan.report["exceptions"] if e["kind"] == "merged_areas"]
+    assert merged, "the sample has villages under 200 that must be merged"
+    for g in plan.grids.itertuples():
+        codes = g.areas.split(";")
+        assert len({parent[c] for c in codes}) == 1, (
+            f"{g.grid_code} crosses a township line"
+        )
+        if len(codes) > 1:
+            assert any(
+                e["kind"] == "crosses_area_line" and e["grid_code"] == g.grid_code
+                for e in plan.report["exceptions"]
+            )
+
+
+def test_buildings_stay_whole_unless_too_big(county, plan) -> None:
+    hh = county.households.assign(
+        grid=county.households["household_id"].map(_grid_of(plan))
+    )
+    per_building = (
+        hh.dropna(subset=["building_id"]).groupby("building_id")["grid"].nunique()
+    )
+    split = set(per_building[per_building > 1].index)
+    sizes = hh.groupby("building_id").size()
+    assert all(sizes[b] > 300 for b in split)
+    reported = {
+        e["reason"].split()[1]
+        for e in plan.report["exceptions"]
+        if e["kind"] == "building_split"
+    }
+    assert split <= reported
+    assert (sizes > 300).any(), "the sample includes a building over 300 households"
+
+
+def test_grids_lie_in_their_areas_contiguous_and_compact(county, plan) -> None:
+    areas = county.areas.set_index("code")
+    for g in plan.grids.itertuples():
+        allowed = shapely.union_all(list(areas.loc[g.areas.split(";"), "geometry"]))
+        outside = shapely.difference(g.geometry, allowed.buffer(1e-9)).area
+        assert outside < 1e-12, f"{g.grid_code} spills outside {g.areas}"
+    m = plan.report["metrics"]
+    assert m["contiguous_share"] >= 0.99
+    not_contig = {
+        e["grid_code"]
+        for e in plan.report["exceptions"]
+        if e["kind"] == "not_contiguous"
+    }
+    assert set(plan.grids.loc[plan.grids["parts"] > 1, "grid_code"]) == not_contig
+    assert m["pp_mean"] >= 0.55
+    # households sit inside the polygon of their grid (or on its edge)
+    hh = county.households.set_index("household_id")
+    joined = plan.assignments.merge(
+        plan.grids[["grid_code", "geometry"]], on="grid_code", how="left"
+    )
+    pts = np.asarray(hh.loc[joined["household_id"]].geometry.values, dtype=object)
+    polys = np.asarray(joined["geometry"].values, dtype=object)
+    inside = shapely.intersects(polys, pts) | (shapely.distance(polys, pts) < 1e-9)
+    stacked = (
+        joined["household_id"]
+        .map(hh["building_id"])
+        .isin(
+            [
+                e["reason"].split()[1]
+                for e in plan.report["exceptions"]
+                if e["kind"] == "building_split"
+            ]
+        )
+    )
+    assert (inside | stacked.to_numpy()).all()
+
+
+def test_codes_follow_the_hierarchy_and_read_nw_to_se(plan) -> None:
+    g = plan.grids
+    assert g["grid_code"].is_unique
+    assert (g["grid_code"].str.len() == g["area_code"].str.len() + 2).all()
+    assert all(
+        c.startswith(a) for c, a in zip(g["grid_code"], g["area_code"], strict=True)
+    )
+    for _, grp in g.groupby("area_code"):
+        if len(grp) < 2:
+            continue
+        c = shapely.centroid(np.asarray(grp.geometry.values, dtype=object))
+        x, y = shapely.get_x(c), shapely.get_y(c)
+        key = x * np.cos(np.radians(y.mean())) - y
+        order = np.argsort(grp["grid_code"].to_numpy())
+        assert (np.diff(key[order]) >= -1e-12).all(), (
+            "codes run north-west to south-east"
+        )
+
+
+def test_same_input_same_plan(county, plan) -> None:
+    again = generate_grids(county.households, county.areas)
+    pd.testing.assert_frame_equal(plan.assignments, again.assignments)
+    assert plan.grids.geometry.geom_equals_exact(again.grids.geometry, 0).all()
+
+
+def test_infeasible_village_without_neighbour_is_flagged_not_silent() -> None:
+    rng = np.random.default_rng(1)
+    lonely = shapely.box(120.0, 30.0, 120.01, 30.01)
+    hh = gpd.GeoDataFrame(
+        {"household_id": [f"h{i}" for i in range(150)]},
+        geometry=shapely.points(
+            rng.uniform(120.0, 120.01, 150), rng.uniform(30.0, 30.01, 150)
+        ),
+        crs=4326,
+    )
+    areas = gpd.GeoDataFrame(
+        {"code": ["V1"], "level": ["village"], "parent_code": ["T1"]},
+        geometry=[lonely],
+        crs=4326,
+    )
+    p = generate_grids(hh, areas)
+    assert len(p.grids) == 1
+    (exc,) = [e for e in p.report["exceptions"] if e["kind"] == "out_of_band"]
+    assert (
+        "V1 has only 150 households" in exc["reason"]
+        and "no adjacent area" in exc["reason"]
+    )
+
+
+def test_weights_change_the_load_not_the_headcount() -> None:
+    rng = np.random.default_rng(2)
+    n = 1000
+    hh = gpd.GeoDataFrame(
+        {
+            "household_id": [f"h{i}" for i in range(n)],
+            "w": np.where(np.arange(n) < 200, 2.0, 1.0),
+        },
+        geometry=shapely.points(rng.uniform(0, 0.02, n), rng.uniform(0, 0.02, n)),
+        crs=4326,
+    )
+    areas = gpd.GeoDataFrame(
+        {"code": ["V"]}, geometry=[shapely.box(0, 0, 0.02, 0.02)], crs=4326
+    )
+    p = generate_grids(hh, areas, weight="w")
+    assert p.grids["load"].sum() == 1200
+    assert len(p.grids) == round(1200 / 250)
+    assert ((p.grids["load"] >= 200) & (p.grids["load"] <= 300)).all()
+    assert (p.grids["households"] != p.grids["load"]).any()
+
+
+def test_bad_parameters_and_inputs() -> None:
+    areas = gpd.GeoDataFrame(
+        {"code": ["V"]}, geometry=[shapely.box(0, 0, 1, 1)], crs=4326
+    )
+    hh = gpd.GeoDataFrame(
+        {"household_id": ["a", "a"]},
+        geometry=shapely.points([0.5, 0.6], [0.5, 0.6]),
+        crs=4326,
+    )
+    with pytest.raises(ValueError, match="duplicate household_id 'a'"):
+        generate_grids(hh, areas)
+    with pytest.raises(ValueError, match="min_households <= max_households"):
+        generate_grids(hh.head(1), areas, min_households=300, max_households=200)
+    out = gpd.GeoDataFrame(
+        {"household_id": ["x"]}, geometry=[shapely.Point(5, 5)], crs=4326
+    )
+    with pytest.raises(
+        ValueError, match=r"1 household\(s\) lie outside every village: \['x'\]"
+    ):
+        generate_grids(out, areas)
+
+
+def test_tiling_checked_in_postgis(session: Session, county, plan) -> None:
+    load(session, prepare(county.areas, "areas", source="areas"))
+    load(session, prepare(county.households, "households", source="hh"))
+    root = county.areas.loc[county.areas["level"] == "county", "code"].iloc[0]
+    plan_id = save_generated_plan(session, root, plan)
+    # areas in degrees² (the storage CRS, where validity is enforced) converted to m²
+    lat = float(county.areas.geometry.union_all().centroid.y)
+    m2_per_deg2 = 111_320.0 * np.cos(np.radians(lat)) * 110_574.0
+    row = session.execute(
+        text(
+            """
+            WITH g AS (SELECT id, geom FROM grids WHERE plan_id = :p),
+                 leaf AS (SELECT ST_Union(geom) AS geom FROM admin_areas
+                          WHERE level IN ('village', 'community'))
+            SELECT
+              (SELECT ST_Area(ST_SymDifference((SELECT ST_Union(geom) FROM g), leaf.geom)) FROM leaf),
+              (SELECT coalesce(sum(ST_Area(ST_Intersection(a.geom, b.geom))), 0)
+                 FROM g a JOIN g b ON a.id < b.id AND ST_Intersects(a.geom, b.geom)),
+              (SELECT bool_and(ST_IsValid(geom)) FROM g)
+            """
+        ),
+        {"p": plan_id},
+    ).one()
+    row = (row[0] * m2_per_deg2, row[1] * m2_per_deg2, row[2])
+    gap_or_spill_m2, overlap_m2, valid = row
+    assert gap_or_spill_m2 < 1.0, "grids must cover the villages exactly (1 m²)"
+    assert overlap_m2 < 1.0, "grids must not overlap (1 m²)"
+    assert valid
+    stored = session.execute(
+        text("SELECT count(*) FROM assignments WHERE plan_id = :p"), {"p": plan_id}
+    ).scalar_one()
+    assert stored == len(county.households)
+    ar, hh = area_frames(session, root)
+    assert len(ar) == len(county.areas) and len(hh) == len(county.households)
+
+
+def test_file_mode_cli(tmp_path: Path, county) -> None:
+    hh_path = tmp_path / "households.gpkg"
+    areas_path = tmp_path / "areas.geojson"
+    county.households.to_file(hh_path, engine="pyogrio")
+    county.areas.to_file(areas_path, engine="pyogrio")
+    out = tmp_path / "plan"
+    res = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "--households",
+            str(hh_path),
+            "--areas",
+            str(areas_path),
+            "--out",
+            str(out),
+        ],
+        catch_exceptions=False,
+    )
+    assert res.exit_code == 0, res.output
+    assert "in band" in res.stdout
+    grids, assignments = read_plan_files(out)
+    assert {"grid_code", "area_code", "households"} <= set(grids.columns)
+    assert grids.crs.to_epsg() == 4326
+    assert list(assignments.columns) == ["household_id", "grid_code"]
+    assert assignments["household_id"].is_unique and len(assignments) == len(
+        county.households
+    )
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert {"metrics", "exceptions", "seconds", "params"} <= set(report)
+    # GeoJSON polygons follow the right-hand rule (RFC 7946: exterior counter-clockwise)
+    ext = shapely.get_exterior_ring(shapely.get_parts(grids.geometry.values))
+    assert shapely.is_ccw(ext).all()
+    bad = CliRunner().invoke(
+        app, ["generate", "--households", str(hh_path), "--out", str(out)]
+    )
+    assert (
+        bad.exit_code == 2
+        and "file mode needs --households, --areas and --out" in bad.stderr
+    )
