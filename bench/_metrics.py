@@ -54,6 +54,8 @@ __all__ = [
 LEAF_LEVELS = ("village", "community")
 #: metres added to the x of a group point that coincides with another group's
 _JITTER_M = 0.01
+#: holes and parts smaller than this (m²) left by unioning across villages are seams
+_SLIVER_M2 = 1.0
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,9 @@ def voronoi_cells(xy: np.ndarray, geom: Any) -> np.ndarray:
     """Voronoi cell of each point (same order), clipped to ``geom``."""
     if len(xy) == 1:
         return np.array([geom], dtype=object)
-    vor = shapely.voronoi_polygons(shapely.multipoints(xy), extend_to=geom, ordered=True)
+    vor = shapely.voronoi_polygons(
+        shapely.multipoints(xy), extend_to=geom, ordered=True
+    )
     cells = shapely.get_parts(vor)
     if len(cells) != len(xy):  # pragma: no cover - GEOS drops only duplicates
         raise RuntimeError("Voronoi cells do not match the points")
@@ -399,9 +403,22 @@ def evaluate(
     return {name: _summary(sc, lo, hi) for name, sc in scores.items()}
 
 
+def _drop_slivers(g: Any, min_area: float = _SLIVER_M2) -> Any:
+    """``g`` without holes and parts under ``min_area`` m² (seams between villages)."""
+    polys = []
+    for p in shapely.get_parts(g):
+        if p.geom_type != "Polygon" or p.area < min_area:
+            continue
+        holes = [r for r in p.interiors if shapely.Polygon(r).area >= min_area]
+        polys.append(shapely.Polygon(p.exterior, holes))
+    if not polys:
+        return g
+    return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
+
+
 def _summary(sc: _Score, lo: float, hi: float) -> dict[str, Any]:
     for lab, pieces in sc.pieces.items():
-        u = shapely.union_all(pieces)
+        u = _drop_slivers(shapely.union_all(pieces))
         sc.area[lab], sc.perim[lab] = u.area, u.length
     n = len(sc.size)
     if n == 0:

@@ -868,7 +868,7 @@ def _finish(
                     "area_code": r.area_code,
                     "grid_code": r.grid_code,
                     "kind": "not_contiguous",
-                    "reason": f"grid has {r.parts} separate parts (exclave of {r.areas.replace(';', ', ')})",
+                    "reason": _split_reason(r.parts, r.areas, leaf),
                     "households": int(r.households),
                 }
             )
@@ -899,6 +899,19 @@ def _finish(
         crs=STORAGE_CRS,
     )
     return grids, assignments
+
+
+def _split_reason(parts: int, areas: str, leaf: gpd.GeoDataFrame) -> str:
+    codes = areas.split(";")
+    geoms = leaf.loc[leaf["code"].astype(str).isin(codes), leaf.geometry.name]
+    pieces = sum(len(shapely.get_parts(g)) for g in geoms)
+    names = ", ".join(codes)
+    if pieces > len(codes):
+        return (
+            f"grid has {parts} separate parts: {names} itself lies in {pieces} pieces "
+            "(exclaves), which no grid can join"
+        )
+    return f"grid has {parts} separate parts inside {names}"
 
 
 def _absorb_empty_fragments(rows: list[dict[str, Any]], hh: gpd.GeoDataFrame) -> None:

@@ -124,7 +124,12 @@ PARSE_CASES: list[tuple[str, dict[str, str], str]] = [
     ),
     (
         "上海市黄浦区长乐路123弄5号",
-        {"province": "上海市", "county": "黄浦区", "road": "长乐路123弄", "number": "5"},
+        {
+            "province": "上海市",
+            "county": "黄浦区",
+            "road": "长乐路123弄",
+            "number": "5",
+        },
         "黄浦区长乐路123弄5号",
     ),
     (
@@ -272,9 +277,10 @@ def test_western_key_variants() -> None:
         "Ｌａｎｄｓｔｒａｓｓｅ　１２，　９４９０　Ｖａｄｕｚ",
     ]
     assert {parse_address(t).key for t in same} == {"landstrasse|12|9490"}
-    assert parse_address("Aeulestrasse 20, 9490 Vaduz").key == parse_address(
-        "Äulestrasse 20 9490 Vaduz"
-    ).key
+    assert (
+        parse_address("Aeulestrasse 20, 9490 Vaduz").key
+        == parse_address("Äulestrasse 20 9490 Vaduz").key
+    )
     assert parse_address("Im Gapetsch 5A, 9494 Schaan").key == "imgapetsch|5a|9494"
 
 
