@@ -381,6 +381,9 @@ def generate_cmd(
         Path | None, typer.Option(help="file mode: household points (any format)")
     ] = None,
     areas: Annotated[Path | None, typer.Option(help="file mode: area polygons")] = None,
+    barriers: Annotated[
+        Path | None, typer.Option(help="lines or polygons not to cross (rivers, roads)")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="file mode: output folder")] = None,
     min_: Annotated[float, typer.Option("--min", help="smallest grid")] = 200,
     max_: Annotated[float, typer.Option("--max", help="largest grid")] = 300,
@@ -408,6 +411,8 @@ def generate_cmd(
         weight=weight,
     )
     file_mode = households is not None or areas is not None or out is not None
+    if barriers is not None:
+        opts["barriers"] = read_table(barriers, crs=crs)
     if file_mode == (area is not None):
         raise _fail("give either --area CODE, or --households H --areas A --out DIR")
     with _errors():

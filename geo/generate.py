@@ -18,6 +18,7 @@ from geo.crs import STORAGE_CRS, metric_crs_for
 __all__ = [
     "GridPlan",
     "generate_grids",
+    "generate_micro_grids",
     "plan_metrics",
 ]
 
@@ -97,6 +98,7 @@ class _Unit:
     load: float = 0.0
     count: int = 0
     atoms: list[int] = field(default_factory=list)
+    barrier: str | None = None  # set on the parts of an area cut by barriers
 
 
 def _feasible(load: float, lo: float, hi: float) -> bool:
@@ -125,6 +127,7 @@ def generate_grids(
     max_households: float = 300,
     target: float | None = None,
     respect_level: str = "village",
+    barriers: gpd.GeoDataFrame | None = None,
     weight: str | None = None,
     seed: int = 0,
     code_digits: int = 2,
@@ -154,6 +157,11 @@ def generate_grids(
         The band and the preferred size (default: the middle of the band).
     respect_level
         ``"village"`` (villages and communities) or ``"township"``.
+    barriers
+        Lines or polygons (rivers, main roads, railways; optional ``name``) that
+        grids should not cross: each area is first cut along them, and a part
+        is joined across a barrier only when it cannot form in-band grids alone
+        (reported as ``crosses_barrier``).
     weight
         Column giving each household's workload (default 1 each).
     seed
@@ -246,6 +254,14 @@ def generate_grids(
         u.atoms.append(i)
         u.load += a.load
         u.count += a.count
+    if barriers is not None and len(barriers):
+        units = _cut_by_barriers(units, atoms, barriers.to_crs(STORAGE_CRS))
+        cut = [u for u in units if u.barrier is not None]
+        whole = [u for u in units if u.barrier is None]
+        units = whole + _merge_units(cut, lo, hi, exceptions, kind="crosses_barrier")
+        area_parent = dict(zip(leaf["code"], parent, strict=True))
+        for u in units:
+            u.parent = area_parent[u.codes[0]]
     units = _merge_units(units, lo, hi, exceptions)
 
     rows: list[dict[str, Any]] = []
@@ -254,6 +270,10 @@ def generate_grids(
         rows.extend(_unit_grids(u, pieces, atoms, area_pos, leaf, lo, hi, exceptions))
 
     grids, assignments = _finish(rows, hh, leaf, kx, code_digits, exceptions)
+    if barriers is not None and len(barriers):
+        _report_barrier_crossings(
+            grids, assignments, hh, barriers.to_crs(STORAGE_CRS), exceptions
+        )
     metrics = plan_metrics(grids, min_households=lo, max_households=hi)
     report = {
         "params": {
@@ -375,6 +395,129 @@ def _atoms(
     return atoms, exceptions
 
 
+def _report_barrier_crossings(
+    grids: gpd.GeoDataFrame,
+    assignments: pd.DataFrame,
+    hh: gpd.GeoDataFrame,
+    barriers: gpd.GeoDataFrame,
+    exceptions: list[dict[str, Any]],
+) -> None:
+    """List every grid whose households sit on both sides of a barrier inside it."""
+    lines = np.asarray(
+        barriers.geometry.boundary.where(
+            ~barriers.geometry.geom_type.isin(["LineString", "MultiLineString"]),
+            barriers.geometry,
+        ).values,
+        dtype=object,
+    )
+    tree = shapely.STRtree(lines)
+    pts = pd.Series(
+        np.asarray(hh.geometry.values, dtype=object),
+        index=hh["household_id"].to_numpy(),
+    )
+    members = assignments.groupby("grid_code")["household_id"]
+    for g in grids.itertuples():
+        hit = tree.query(g.geometry, predicate="intersects")
+        if len(hit) == 0:
+            continue
+        cut = shapely.intersection(shapely.union_all(lines[hit]), g.geometry)
+        pieces = shapely.get_parts(
+            shapely.polygonize(
+                shapely.get_parts(shapely.union(g.geometry.boundary, cut))
+            )
+        )
+        if len(pieces) <= 1:
+            continue
+        mine = np.asarray(pts.loc[members.get_group(g.grid_code)].values, dtype=object)
+        sides = sum(bool(shapely.intersects(p, mine).any()) for p in pieces)
+        if sides > 1:
+            exceptions.append(
+                {
+                    "area_code": g.area_code,
+                    "grid_code": g.grid_code,
+                    "kind": "crosses_barrier",
+                    "reason": (
+                        f"grid has households on {sides} sides of a barrier it contains "
+                        "(joined because a side could not form an in-band grid alone, or "
+                        "the barrier does not separate them within the area)"
+                    ),
+                    "households": int(g.households),
+                }
+            )
+
+
+def _cut_by_barriers(
+    units: list[_Unit], atoms: list[_Atom], barriers: gpd.GeoDataFrame
+) -> list[_Unit]:
+    """Cut each unit along the barriers; parts without households join a neighbour part."""
+    lines = np.asarray(shapely.boundary(barriers.geometry.values), dtype=object)
+    lines = np.where(
+        np.isin(
+            shapely.get_type_id(np.asarray(barriers.geometry.values, dtype=object)),
+            (1, 5),
+        ),
+        np.asarray(barriers.geometry.values, dtype=object),
+        lines,
+    )
+    names = (
+        barriers["name"].astype(str).to_numpy()
+        if "name" in barriers.columns
+        else np.array([f"barrier {i + 1}" for i in range(len(barriers))])
+    )
+    tree = shapely.STRtree(lines)
+    out: list[_Unit] = []
+    for u in units:
+        hit = tree.query(u.geom, predicate="intersects")
+        if len(hit) == 0:
+            out.append(u)
+            continue
+        cut = shapely.intersection(shapely.union_all(lines[hit]), u.geom)
+        pieces = shapely.get_parts(
+            shapely.polygonize(shapely.get_parts(shapely.union(u.geom.boundary, cut)))
+        )
+        pieces = [
+            p
+            for p in pieces
+            if shapely.area(shapely.intersection(p, u.geom)) > p.area * 0.5
+        ]
+        if len(pieces) <= 1:
+            out.append(u)
+            continue
+        label = ", ".join(sorted(set(names[hit])))
+        parts = [
+            _Unit(codes=list(u.codes), parent=u.codes[0], geom=p, barrier=label)
+            for p in pieces
+        ]
+        ptree = shapely.STRtree(np.asarray(pieces, dtype=object))
+        pts = shapely.points(
+            [atoms[a].x for a in u.atoms], [atoms[a].y for a in u.atoms]
+        )
+        a_idx, p_idx = ptree.query(pts, predicate="intersects")
+        owner = np.full(len(u.atoms), -1)
+        for ai, pi in zip(a_idx, p_idx, strict=True):
+            if owner[ai] < 0:
+                owner[ai] = pi
+        owner[owner < 0] = 0  # a point exactly on a barrier: first part
+        for a, pi in zip(u.atoms, owner, strict=True):
+            parts[pi].atoms.append(a)
+            parts[pi].load += atoms[a].load
+            parts[pi].count += atoms[a].count
+        full = [p for p in parts if p.atoms]
+        if not full:
+            out.append(u)
+            continue
+        for p in (p for p in parts if not p.atoms):  # territory only: no one crosses
+            best = max(
+                full,
+                key=lambda q, p=p: shapely.length(
+                    shapely.intersection(q.geom.boundary, p.geom.boundary)
+                ),
+            )
+            best.geom = shapely.union(best.geom, p.geom)
+        out.extend(full)
+    return out
+
+
 def _merge_units(
     units: list[_Unit],
     lo: float,
@@ -382,6 +525,7 @@ def _merge_units(
     exceptions: list[dict[str, Any]],
     *,
     max_merge: int = 3,
+    kind: str = "merged_areas",
 ) -> list[_Unit]:
     """Merge units whose load cannot be cut in band with an adjacent unit of the same parent."""
     alive = list(units)
@@ -436,6 +580,7 @@ def _merge_units(
             ):
                 continue  # would grow a merged unit past the cap
             merged = _Unit(
+                barrier=u.barrier or other.barrier,
                 codes=sorted(
                     set(u.codes + other.codes),
                     key=lambda c: (
@@ -453,11 +598,16 @@ def _merge_units(
                 {
                     "area_code": merged.codes[0],
                     "grid_code": None,
-                    "kind": "merged_areas",
+                    "kind": kind,
                     "reason": (
                         f"{'+'.join(u.codes)} ({u.count} households) cannot form grids of "
                         f"{lo:g}–{hi:g} alone; merged with adjacent {'+'.join(other.codes)} "
                         f"({other.count}) in the same parent {u.parent}"
+                        if kind == "merged_areas"
+                        else f"the part of {u.codes[0]} cut off by "
+                        f"{u.barrier or 'a barrier'} ({u.count} households) cannot form "
+                        f"grids of {lo:g}–{hi:g} alone; joined across it with the adjacent "
+                        f"part ({other.count} households)"
                     ),
                     "households": merged.count,
                 }
@@ -1010,3 +1160,57 @@ def plan_metrics(
         "pp_min": round(float(pp.min()), 4),
         "area_m2": round(float(area.sum()), 1),
     }
+
+
+def generate_micro_grids(
+    plan: GridPlan,
+    households: gpd.GeoDataFrame,
+    *,
+    min_households: float = 10,
+    max_households: float = 30,
+    weight: str | None = None,
+) -> GridPlan:
+    """Divide every grid of ``plan`` into micro-grids (党员联户) of a smaller band.
+
+    The same engine as :func:`generate_grids`, run inside each grid: micro-grids
+    are contiguous, lie inside their grid, tile it, and keep buildings whole
+    unless a building alone exceeds ``max_households`` (then it is split by
+    unit and reported). Codes are the grid code plus a two-digit sequence.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, numpy as np, shapely
+    >>> rng = np.random.default_rng(0)
+    >>> hh = gpd.GeoDataFrame({"household_id": [f"h{i}" for i in range(500)]},
+    ...     geometry=shapely.points(rng.uniform(0, 0.01, 500), rng.uniform(0, 0.01, 500)),
+    ...     crs=4326)
+    >>> village = gpd.GeoDataFrame({"code": ["V1"]}, geometry=[shapely.box(0, 0, 0.01, 0.01)],
+    ...     crs=4326)
+    >>> micro = generate_micro_grids(generate_grids(hh, village), hh)
+    >>> micro.report["metrics"]["in_band_share"], micro.grids["grid_code"].iloc[0]
+    (1.0, 'V10101')
+    """
+    grids = plan.grids
+    areas = gpd.GeoDataFrame(
+        {
+            "code": grids["grid_code"].to_numpy(),
+            # each grid is its own parent: micro-grids never merge across grids
+            "parent_code": grids["grid_code"].to_numpy(),
+        },
+        geometry=list(grids.geometry.values),
+        crs=grids.crs,
+    )
+    of = plan.assignments.set_index("household_id")["grid_code"]
+    hh = households.copy()
+    hh["area_code"] = hh["household_id"].map(of)
+    if hh["area_code"].isna().any():
+        missing = hh.loc[hh["area_code"].isna(), "household_id"].head(5).tolist()
+        raise ValueError(f"households not in the plan: {missing}")
+    micro = generate_grids(
+        hh,
+        areas,
+        min_households=min_households,
+        max_households=max_households,
+        weight=weight,
+    )
+    return micro

@@ -298,3 +298,67 @@ def test_file_mode_cli(tmp_path: Path, county) -> None:
         bad.exit_code == 2
         and "file mode needs --households, --areas and --out" in bad.stderr
     )
+
+
+def test_barriers_are_not_crossed_unless_reported(county) -> None:
+    plan = generate_grids(county.households, county.areas, barriers=county.barriers)
+    lines = shapely.union_all(county.barriers.geometry.values)
+    crossing_grids = {
+        e["grid_code"]
+        for e in plan.report["exceptions"]
+        if e["kind"] == "crosses_barrier"
+    }
+    # parts cut off by a barrier that were too small alone are named by area
+    assert any(
+        e["kind"] == "crosses_barrier"
+        and e["grid_code"] is None
+        and "cut off by" in e["reason"]
+        for e in plan.report["exceptions"]
+    )
+    hh = county.households.set_index("household_id")
+    for code, grp in plan.assignments.groupby("grid_code"):
+        pts = hh.loc[grp["household_id"]].geometry
+        hull = shapely.convex_hull(
+            shapely.multipoints(np.asarray(pts.values, dtype=object))
+        )
+        if not shapely.intersects(hull, lines):
+            continue  # no barrier between any of its households
+        # households on both sides of a barrier: the grid's polygon must be cut by it
+        # and its area must be reported as crossing
+        grid = plan.grids.set_index("grid_code").loc[code]
+        pieces = shapely.get_parts(
+            shapely.polygonize(
+                shapely.get_parts(
+                    shapely.union(
+                        grid.geometry.boundary,
+                        shapely.intersection(lines, grid.geometry),
+                    )
+                )
+            )
+        )
+        owners = {
+            int(np.argmax([shapely.contains(p, pt) for p in pieces])) for pt in pts
+        }
+        if len(owners) > 1:
+            assert code in crossing_grids, f"{code} crosses a barrier unreported"
+    assert plan.report["metrics"]["in_band_share"] >= 0.95
+
+
+def test_micro_grids_for_party_members(county, plan) -> None:
+    from geo.generate import generate_micro_grids
+
+    micro = generate_micro_grids(plan, county.households)
+    a = micro.assignments
+    assert a["household_id"].is_unique and len(a) == len(county.households)
+    grid_of = plan.assignments.set_index("household_id")["grid_code"]
+    # every micro-grid lies inside one grid and carries its code as prefix
+    parent = micro.grids.set_index("grid_code")["area_code"]
+    assert all(c.startswith(parent[c]) for c in micro.grids["grid_code"])
+    assert (a["grid_code"].map(parent) == a["household_id"].map(grid_of)).all()
+    g = micro.grids
+    out = set(g.loc[(g["load"] < 10) | (g["load"] > 30), "grid_code"])
+    explained = {
+        e["grid_code"] for e in micro.report["exceptions"] if e["kind"] == "out_of_band"
+    }
+    assert out == explained
+    assert micro.report["metrics"]["in_band_share"] >= 0.95
