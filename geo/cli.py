@@ -411,11 +411,11 @@ def generate_cmd(
         weight=weight,
     )
     file_mode = households is not None or areas is not None or out is not None
-    if barriers is not None:
-        opts["barriers"] = read_table(barriers, crs=crs)
     if file_mode == (area is not None):
         raise _fail("give either --area CODE, or --households H --areas A --out DIR")
     with _errors():
+        if barriers is not None:
+            opts["barriers"] = read_table(barriers, crs=crs)
         if file_mode:
             if households is None or areas is None or out is None:
                 raise _fail("file mode needs --households, --areas and --out")
