@@ -21,7 +21,8 @@ from geo.db import database_url, make_engine, upgrade
 from geo.embedded import create_database
 from geo.settings import Settings
 
-TEST_DB = "gridmap_test"
+#: Override to run several test sessions side by side on one server.
+TEST_DB = os.environ.get("GRIDMAP_TEST_DB", "gridmap_test")
 REAL_DATA = (
     Path(__file__).resolve().parents[1].parent
     / "shared"

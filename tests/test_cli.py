@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import psycopg
@@ -16,7 +17,7 @@ from geo.db import make_engine
 from geo.embedded import create_database
 from geo.sample import generate_county, write_county
 
-CLI_DB = "gridmap_test_cli"
+CLI_DB = os.environ.get("GRIDMAP_TEST_DB", "gridmap_test") + "_cli"
 
 
 @pytest.fixture(scope="module")
