@@ -255,7 +255,7 @@ def normalize_address(text: str | None) -> str:
     Parameters
     ----------
     text : str or None
-        Raw address text.  ``None`` is treated as empty.
+        Raw address text.  ``None`` (or any non-string) is treated as empty.
 
     Returns
     -------
@@ -273,7 +273,7 @@ def normalize_address(text: str | None) -> str:
     >>> normalize_address("Fürst-Franz-Josef-Strasse 73")
     'fürst-franz-josef-strasse 73'
     """
-    if not text or not isinstance(text, str):
+    if not text or not isinstance(text, str):  # None, "", non-strings
         return ""
     if _PLAIN_RE.fullmatch(text) is not None:
         # Only ASCII digits/lower-case letters and CJK ideographs: the output
@@ -342,8 +342,6 @@ def _map_strings(
     return [fn(v) if isinstance(v, str) else None for v in values]
 
 
-_MISSING: Any = object()
-
 # ---------------------------------------------------------------------------
 # Parsing
 # ---------------------------------------------------------------------------
@@ -363,9 +361,10 @@ _CN_PREFIX_RE = re.compile(
     rf"(?P<village>{_ADMIN_NAME}{{1,9}}?(?:村|社区|居委会){_NOT_ROAD})?"
     rf"(?:(?P<group>{_ADMIN_NAME}{{0,9}}?)组)?"
     "(?P<rest>.*?)"
-    "(?:(?P<building>[a-z]{1,3})幢)?"
+    "(?:(?P<building>[a-z]{1,3})幢)?",
+    re.DOTALL,
 )
-_CN_ROAD_RE = re.compile(rf"(?P<road>.+?(?:{_ROAD_SUFFIX}))(?P<rest>.*)")
+_CN_ROAD_RE = re.compile(rf"(?P<road>.+?(?:{_ROAD_SUFFIX}))(?P<rest>.*)", re.DOTALL)
 _CN_TAIL_RE = re.compile(
     "(?:(?P<group>[0-9]+)组)?"
     "(?P<road>[^0-9]+?(?:大道|路|街|巷))?"
@@ -376,7 +375,8 @@ _CN_TAIL_RE = re.compile(
     "(?:(?P<building>[0-9a-z]+(?:-[0-9]+)?)幢)?"
     "(?:(?P<unit>[0-9a-z]+)单元)?"
     "(?:(?P<room>[0-9]+[a-z]?)室|(?P<bare>[0-9]+[a-z]?)$)?"
-    "(?P<rest>.*)"
+    "(?P<rest>.*)",
+    re.DOTALL,
 )
 
 # (province, city, county, township, village, group, road, building, rest)
@@ -407,7 +407,8 @@ _Tail = tuple[
 @lru_cache(maxsize=65536)
 def _parse_cn_prefix(prefix: str) -> _Prefix:
     m = _CN_PREFIX_RE.fullmatch(prefix)
-    assert m is not None  # every group is optional and `rest` takes anything
+    if m is None:  # cannot happen: every group is optional, `rest` takes all
+        return (None, None, None, None, None, None, None, None, prefix)
     g = m.groupdict()
     road: str | None = None
     rest: str | None = g["rest"] or None
@@ -434,7 +435,8 @@ def _parse_cn_tail(tail: str) -> _Tail:
     if not tail:
         return (None, None, None, None, None, None, None, None)
     m = _CN_TAIL_RE.fullmatch(tail)
-    assert m is not None
+    if m is None:  # cannot happen: every group is optional, `rest` takes all
+        return (None, None, None, None, None, None, None, tail)
     g = m.groupdict()
     number, building, unit, room = g["number"], g["building"], g["unit"], g["room"]
     bare = g["bare"]
@@ -602,12 +604,8 @@ def _fields_key(f: _Fields) -> str | None:
         locality,
         extra,
     ) = f
-    if (
-        street is not None
-        or housenumber is not None
-        or postcode is not None
-        or (locality is not None)
-    ):
+    western = (street, housenumber, postcode, locality)
+    if western != (None, None, None, None):
         place = postcode if postcode is not None else locality
         return "|".join(
             (

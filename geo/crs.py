@@ -137,21 +137,28 @@ def _lonlat_center(data: Any) -> tuple[float, float]:
     if hasattr(data, "total_bounds") and hasattr(data, "crs"):
         if data.crs is None:
             raise ValueError(
-                "data has no CRS; set it first (stored data is "
-                f"{STORAGE_CRS}, lon/lat)"
+                f"data has no CRS; set it first (stored data is {STORAGE_CRS}, lon/lat)"
             )
-        bounds = tuple(float(v) for v in data.total_bounds)
+        x0, y0, x1, y1 = (float(v) for v in data.total_bounds)
         crs = pyproj.CRS.from_user_input(data.crs)
-        if not crs.equals(pyproj.CRS.from_user_input(STORAGE_CRS), ignore_axis_order=True):
-            bounds = transformer(crs, STORAGE_CRS).transform_bounds(*bounds)
+        if all(math.isfinite(v) for v in (x0, y0, x1, y1)) and not crs.equals(
+            pyproj.CRS.from_user_input(STORAGE_CRS), ignore_axis_order=True
+        ):
+            x0, y0, x1, y1 = transformer(crs, STORAGE_CRS).transform_bounds(
+                x0, y0, x1, y1
+            )
+        bounds = (x0, y0, x1, y1)
     else:
         arr = np.asarray(data, dtype=object)
-        if arr.ndim == 1 and arr.size == 4 and all(
-            isinstance(v, int | float | np.integer | np.floating) for v in arr
+        if (
+            arr.ndim == 1
+            and arr.size == 4
+            and all(isinstance(v, int | float | np.integer | np.floating) for v in arr)
         ):
-            bounds = tuple(float(v) for v in arr)
+            x0, y0, x1, y1 = (float(v) for v in arr)
         else:
-            bounds = tuple(float(v) for v in shapely.total_bounds(arr))
+            x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds(arr))
+        bounds = (x0, y0, x1, y1)
     minx, miny, maxx, maxy = bounds
     if not all(math.isfinite(v) for v in bounds):
         raise ValueError("cannot choose a metric CRS for empty data")
@@ -492,7 +499,11 @@ def looks_swapped(
     if xs.size == 0:
         return False
     ax, ay = np.abs(xs), np.abs(ys)
-    if bool(np.all(ax <= 90.0)) and bool(np.all(ay <= 180.0)) and bool(np.any(ay > 90.0)):
+    if (
+        bool(np.all(ax <= 90.0))
+        and bool(np.all(ay <= 180.0))
+        and bool(np.any(ay > 90.0))
+    ):
         return True
     if bounds is not None:
         min_lon, min_lat, max_lon, max_lat = bounds

@@ -727,8 +727,11 @@ def _repair(
     hi: float,
     *,
     max_moves: int = 200,
+    frozen: frozenset[int] = frozenset(),
 ) -> list[tuple[BaseGeometry, list[int]]]:
     """Move whole buildings (with their Voronoi cell) across shared edges to fix the band.
+
+    Pieces whose index is in ``frozen`` (locked grids) neither give nor take.
 
     Only grids out of band, and the neighbours that trade with them, change.
     A move never splits the giving grid and keeps the tiling exact (the cell is
@@ -743,9 +746,10 @@ def _repair(
     def dist(v: float) -> float:
         return max(lo - v, 0.0, v - hi)
 
+    banned: set[tuple[int, int]] = set()
     for _ in range(max_moves):
         loads = [load(i) for i in range(len(mem))]
-        bad = [i for i in range(len(mem)) if dist(loads[i]) > 1e-9]
+        bad = [i for i in range(len(mem)) if dist(loads[i]) > 1e-9 and i not in frozen]
         if not bad:
             break
         best: tuple[float, int, int, BaseGeometry, list[int]] | None = None
@@ -753,7 +757,7 @@ def _repair(
         for i in bad:
             for j in tree.query(geoms[i], predicate="intersects"):
                 j = int(j)
-                if j == i:
+                if j == i or j in frozen:
                     continue
                 # over: i gives to j; under: i takes from j
                 src, dst = (i, j) if loads[i] > hi else (j, i)
@@ -763,7 +767,7 @@ def _repair(
                     continue
                 cells = _cells(geoms[src], keys)
                 for key, cell in zip(keys, cells, strict=True):
-                    if cell.is_empty:
+                    if cell.is_empty or (src, groups[key][0]) in banned:
                         continue
                     shared = shapely.length(
                         shapely.intersection(cell.boundary, geoms[dst].boundary)
@@ -785,7 +789,8 @@ def _repair(
         new_src = _clean(shapely.difference(geoms[src], cell))
         rest = [a for a in mem[src] if a not in set(moved)]
         if _atom_parts(new_src, rest, atoms) > 1:
-            break  # the move would split the giver; stop rather than loop
+            banned.add((src, moved[0]))  # would split the giver: try another building
+            continue
         geoms[src] = new_src
         geoms[dst] = _clean(shapely.union(geoms[dst], cell))
         mem[src] = rest

@@ -404,21 +404,21 @@ ADDRESS_ALPHABET = st.sampled_from(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, database=None)
 @given(st.text())
 def test_normalize_idempotent_arbitrary(text: str) -> None:
     once = normalize_address(text)
     assert normalize_address(once) == once
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=600, deadline=None, database=None)
 @given(st.text(ADDRESS_ALPHABET, max_size=30))
 def test_normalize_idempotent_address_like(text: str) -> None:
     once = normalize_address(text)
     assert normalize_address(once) == once
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(st.one_of(st.text(), st.text(ADDRESS_ALPHABET, max_size=30)))
 def test_parse_never_raises_and_key_is_stable(text: str) -> None:
     parsed = parse_address(text)

@@ -1,0 +1,545 @@
+"""Rebalancing a plan as housing changes, moving as few households as possible; plan diffs."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geo.crs import STORAGE_CRS
+from geo.generate import (
+    GridPlan,
+    _Atom,
+    _atoms,
+    _clean,
+    _partition,
+    _poly_only,
+    _repair,
+    _Unit,
+    plan_metrics,
+)
+
+__all__ = [
+    "PlanDiff",
+    "Rebalanced",
+    "diff_plans",
+    "rebalance",
+]
+
+
+@dataclass(frozen=True)
+class Rebalanced:
+    """Result of :func:`rebalance`.
+
+    Attributes
+    ----------
+    plan
+        The new plan (same columns as a generated one).
+    changes
+        ``household_id, old_grid_code, new_grid_code`` for every household whose
+        grid changed; new households have an empty ``old_grid_code``.
+    report
+        Counts (moved, new, removed, lower bound, ratio), grids touched,
+        created, split, merged and retired, and the new plan's metrics.
+    """
+
+    plan: GridPlan
+    changes: pd.DataFrame
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Grid:
+    code: str
+    area_code: str
+    geom: BaseGeometry
+    atoms: list[int]
+    locked: bool
+    touched: bool = False
+    origin: str | None = None  # for new grids: the code they were split from
+
+
+def _natural(
+    grids: gpd.GeoDataFrame, hh: gpd.GeoDataFrame, old: pd.Series
+) -> np.ndarray:
+    """Grid position of each household under the old plan (kept if still inside)."""
+    codes = grids["grid_code"].astype(str).to_numpy()
+    pos_of = pd.Series(np.arange(len(codes)), index=codes)
+    pts = np.asarray(hh.geometry.values, dtype=object)
+    polys = np.asarray(grids.geometry.values, dtype=object)
+    out = np.full(len(hh), -1, dtype=np.int64)
+    prev = hh["household_id"].map(old)
+    known = prev.notna().to_numpy() & prev.isin(pos_of.index).to_numpy()
+    if known.any():
+        p = pos_of.reindex(prev[known].to_numpy()).to_numpy().astype(np.int64)
+        still = shapely.intersects(polys[p], pts[known]) | (
+            shapely.distance(polys[p], pts[known]) < 1e-9
+        )
+        idx = np.flatnonzero(known)
+        out[idx[still]] = p[still]
+    todo = np.flatnonzero(out < 0)
+    if len(todo):
+        p_idx, g_idx = grids.sindex.query(pts[todo], predicate="intersects")
+        order = np.lexsort((codes[g_idx], p_idx))
+        p_idx, g_idx = p_idx[order], g_idx[order]
+        first = np.ones(len(p_idx), dtype=bool)
+        first[1:] = p_idx[1:] != p_idx[:-1]
+        out[todo[p_idx[first]]] = g_idx[first]
+    return out
+
+
+def _next_code(area: str, used: set[str], digits: int = 2) -> str:
+    """The next free sequence number in ``area`` after every code ever used."""
+    pat = re.compile(rf"^{re.escape(area)}(\d{{{digits}}})$")
+    seqs = [int(m.group(1)) for c in used if (m := pat.match(c))]
+    n = max(seqs, default=0) + 1
+    code = f"{area}{str(n).zfill(digits)}"
+    used.add(code)
+    return code
+
+
+def rebalance(
+    grids: gpd.GeoDataFrame,
+    assignments: pd.DataFrame,
+    households: gpd.GeoDataFrame,
+    *,
+    min_households: float = 200,
+    max_households: float = 300,
+    locked: tuple[str, ...] | list[str] | set[str] = (),
+    weight: str | None = None,
+    retired_codes: tuple[str, ...] | list[str] = (),
+    seed: int = 0,
+) -> Rebalanced:
+    """Bring every grid back into the band after households changed, moving few.
+
+    Each household first keeps its grid (or, if new or moved, takes the grid
+    containing it). Then only out-of-band grids and as few neighbours as needed
+    change: surplus households move across shared edges to neighbours with
+    room (whole buildings with their Voronoi cell, so the tiling stays exact);
+    a grid too full for its neighbours is split (the part holding most of its
+    existing households keeps the code, the others get the next free codes); a
+    grid too small to be topped up from its neighbours merges into the adjacent
+    grid that keeps the merged load in band. Locked grids never change; grids
+    not involved keep their code and polygon exactly; retired codes are never
+    reused.
+
+    Parameters
+    ----------
+    grids
+        The current plan's grids: ``grid_code``, ``area_code``, polygons.
+    assignments
+        The current plan's ``household_id, grid_code``.
+    households
+        The new state of the households (``household_id``, points; optional
+        ``building_id``, ``unit``, the ``weight`` column).
+    locked
+        Grid codes that must not change.
+    retired_codes
+        Codes retired by earlier versions (never reused).
+
+    Returns
+    -------
+    Rebalanced
+
+    Examples
+    --------
+    >>> import geopandas as gpd, numpy as np, pandas as pd, shapely
+    >>> from geo.generate import generate_grids
+    >>> rng = np.random.default_rng(0)
+    >>> hh = gpd.GeoDataFrame({"household_id": [f"h{i}" for i in range(1000)]},
+    ...     geometry=shapely.points(rng.uniform(0, 0.01, 1000), rng.uniform(0, 0.01, 1000)),
+    ...     crs=4326)
+    >>> village = gpd.GeoDataFrame({"code": ["V1"]}, geometry=[shapely.box(0, 0, 0.01, 0.01)],
+    ...     crs=4326)
+    >>> plan = generate_grids(hh, village)
+    >>> estate = gpd.GeoDataFrame({"household_id": [f"n{i}" for i in range(120)]},
+    ...     geometry=shapely.points(rng.uniform(0, 0.002, 120), rng.uniform(0, 0.002, 120)),
+    ...     crs=4326)
+    >>> r = rebalance(plan.grids, plan.assignments, pd.concat([hh, estate]))
+    >>> r.plan.report["metrics"]["in_band_share"]
+    1.0
+    >>> r.report["new_households"], r.report["moved_households"] <= 2 * r.report["lower_bound"]
+    (120, True)
+    """
+    t0 = time.perf_counter()
+    lo, hi = float(min_households), float(max_households)
+    tgt = (lo + hi) / 2
+    for col in ("grid_code", "area_code"):
+        if col not in grids.columns:
+            raise ValueError(f"grids need a '{col}' column")
+    if households["household_id"].duplicated().any():
+        dup = households["household_id"][households["household_id"].duplicated()].iloc[
+            0
+        ]
+        raise ValueError(f"duplicate household_id {dup!r}")
+    unknown = sorted(set(locked) - set(grids["grid_code"].astype(str)))
+    if unknown:
+        raise ValueError(f"locked grid(s) not in the plan: {', '.join(unknown)}")
+    g = grids.to_crs(STORAGE_CRS).reset_index(drop=True)
+    hh = households.to_crs(STORAGE_CRS).reset_index(drop=True)
+    old = assignments.astype({"household_id": str, "grid_code": str}).set_index(
+        "household_id"
+    )["grid_code"]
+    hh["household_id"] = hh["household_id"].astype(str)
+
+    pos = _natural(g, hh, old)
+    outside = np.flatnonzero(pos < 0)
+    if len(outside):
+        ids = hh["household_id"].iloc[outside[:10]].tolist()
+        raise ValueError(
+            f"{len(outside)} household(s) lie outside every grid of the plan: {ids}; "
+            "extend the areas and generate, or fix their coordinates"
+        )
+    codes = g["grid_code"].astype(str).tolist()
+    loads = (
+        pd.to_numeric(hh[weight], errors="coerce").fillna(1.0).to_numpy(dtype=float)
+        if weight
+        else np.ones(len(hh))
+    )
+    atoms, exceptions = _atoms(hh, pos, loads, hi, codes)
+    cells = [
+        _Grid(
+            code=codes[i],
+            area_code=str(g["area_code"].iloc[i]),
+            geom=g.geometry.iloc[i],
+            atoms=[],
+            locked=codes[i] in set(locked),
+        )
+        for i in range(len(g))
+    ]
+    for a_i, a in enumerate(atoms):
+        cells[int(pos[a.members[0]])].atoms.append(a_i)
+    natural_code = np.array(codes, dtype=object)[pos]
+    used = set(codes) | {str(c) for c in retired_codes}
+    split_log: list[dict[str, Any]] = []
+    merge_log: list[dict[str, Any]] = []
+
+    def load(c: _Grid) -> float:
+        return float(sum(atoms[a].load for a in c.atoms))
+
+    lower_bound = float(
+        sum(
+            max(0.0, load(c) - hi) + max(0.0, lo - load(c))
+            for c in cells
+            if not c.locked
+        )
+    )
+
+    # 1. flows: surplus and deficits move across shared edges within an area
+    _flow(cells, atoms, lo, hi)
+    # 2. grids still too full: split
+    for c in list(cells):
+        if c.locked or load(c) <= hi + 1e-9:
+            continue
+        _split_grid(c, cells, atoms, lo, hi, tgt, hh, natural_code, used, split_log)
+    # 3. grids still too small: merge with a neighbour
+    for c in sorted(cells, key=load):
+        if c.locked or c not in cells or load(c) >= lo - 1e-9:
+            continue
+        _merge_grid(c, cells, atoms, lo, hi, merge_log)
+    _flow(cells, atoms, lo, hi)
+
+    plan, changes, stats = _assemble(
+        cells, atoms, hh, old, natural_code, lo, hi, exceptions
+    )
+    retired = sorted(set(codes) - set(plan.grids["grid_code"]))
+    report = {
+        "moved_households": stats["moved"],
+        "new_households": stats["new"],
+        "removed_households": len(set(old.index) - set(hh["household_id"])),
+        "lower_bound": lower_bound,
+        "moved_to_lower_bound": (
+            round(stats["moved"] / lower_bound, 3) if lower_bound > 0 else None
+        ),
+        "grids_touched": sorted(c.code for c in cells if c.touched),
+        "grids_created": sorted(c.code for c in cells if c.origin),
+        "splits": split_log,
+        "merges": merge_log,
+        "retired_codes": sorted(set(retired) | {str(c) for c in retired_codes}),
+        "locked": sorted(set(locked)),
+        "metrics": plan.report["metrics"],
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    plan.report.update(
+        {
+            "params": {
+                "min_households": lo,
+                "max_households": hi,
+                "locked": sorted(set(locked)),
+                "weight": weight,
+                "seed": seed,
+            },
+            "rebalance": {k: v for k, v in report.items() if k != "metrics"},
+            "seconds": report["seconds"],
+        }
+    )
+    return Rebalanced(plan=plan, changes=changes, report=report)
+
+
+def _neighbours(c: _Grid, cells: list[_Grid]) -> list[_Grid]:
+    return [
+        o
+        for o in cells
+        if o is not c
+        and not o.locked
+        and o.area_code == c.area_code
+        and shapely.intersects(o.geom, c.geom)
+        and shapely.length(shapely.intersection(o.geom.boundary, c.geom.boundary)) > 0
+    ]
+
+
+def _flow(cells: list[_Grid], atoms: list[_Atom], lo: float, hi: float) -> None:
+    """Single-hop moves of whole buildings from over- to under-loaded neighbours."""
+
+    def load(c: _Grid) -> float:
+        return float(sum(atoms[a].load for a in c.atoms))
+
+    for c in list(cells):
+        if c.locked or lo - 1e-9 <= load(c) <= hi + 1e-9:
+            continue
+        group = [c, *_neighbours(c, cells)]
+        if len(group) < 2:
+            continue
+        before = [list(x.atoms) for x in group]
+        pieces = _repair([(x.geom, list(x.atoms)) for x in group], atoms, lo, hi)
+        for x, (geom, members), prev in zip(group, pieces, before, strict=True):
+            if sorted(members) != sorted(prev):
+                x.geom, x.atoms, x.touched = geom, members, True
+
+
+def _split_grid(
+    c: _Grid,
+    cells: list[_Grid],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+    tgt: float,
+    hh: gpd.GeoDataFrame,
+    natural_code: np.ndarray,
+    used: set[str],
+    log: list[dict[str, Any]],
+) -> None:
+    unit = _Unit(codes=[c.area_code], parent=None, geom=c.geom)
+    unit.atoms = list(c.atoms)
+    unit.load = float(sum(atoms[a].load for a in c.atoms))
+    pieces = _partition(
+        unit, atoms, lo, hi, tgt, math.cos(math.radians(c.geom.centroid.y))
+    )
+    if len(pieces) <= 1:
+        return
+
+    # the part holding most of the grid's existing households keeps the code
+    def existing(members: list[int]) -> int:
+        return int(sum(len(atoms[a].members) for a in members))
+
+    keep = max(range(len(pieces)), key=lambda i: (existing(pieces[i][1]), -i))
+    new_codes = []
+    for i, (geom, members) in enumerate(pieces):
+        if i == keep:
+            c.geom, c.atoms, c.touched = _poly_only(geom), list(members), True
+            continue
+        code = _next_code(c.area_code, used)
+        new_codes.append(code)
+        cells.append(
+            _Grid(
+                code=code,
+                area_code=c.area_code,
+                geom=_poly_only(geom),
+                atoms=list(members),
+                locked=False,
+                touched=True,
+                origin=c.code,
+            )
+        )
+    log.append({"grid_code": c.code, "into": [c.code, *new_codes]})
+
+
+def _merge_grid(
+    c: _Grid,
+    cells: list[_Grid],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+    log: list[dict[str, Any]],
+) -> None:
+    def load(x: _Grid) -> float:
+        return float(sum(atoms[a].load for a in x.atoms))
+
+    options = [o for o in _neighbours(c, cells) if load(o) + load(c) <= hi + 1e-9]
+    if not options:
+        return
+    # the smaller side moves: it gives up its code when it is the smaller one
+    target = min(options, key=lambda o: (load(o) + load(c), o.code))
+    big, small = (target, c) if load(target) >= load(c) else (c, target)
+    big.geom = _clean(shapely.union(big.geom, small.geom))
+    big.atoms = big.atoms + small.atoms
+    big.touched = True
+    cells.remove(small)
+    log.append({"retired": small.code, "into": big.code})
+
+
+def _assemble(
+    cells: list[_Grid],
+    atoms: list[_Atom],
+    hh: gpd.GeoDataFrame,
+    old: pd.Series,
+    natural_code: np.ndarray,
+    lo: float,
+    hi: float,
+    exceptions: list[dict[str, Any]],
+) -> tuple[GridPlan, pd.DataFrame, dict[str, int]]:
+    ids = hh["household_id"].to_numpy()
+    rows = []
+    grid_of = np.empty(len(hh), dtype=object)
+    for c in cells:
+        members = (
+            np.concatenate([atoms[a].members for a in c.atoms])
+            if c.atoms
+            else np.array([], dtype=np.int64)
+        )
+        grid_of[members] = c.code
+        ld = float(sum(atoms[a].load for a in c.atoms))
+        reason = None
+        if not lo - 1e-9 <= ld <= hi + 1e-9:
+            reason = (
+                "locked by the planner"
+                if c.locked
+                else f"{ld:g} households: no neighbour in {c.area_code} could give or take "
+                f"enough to reach {lo:g}–{hi:g}"
+            )
+            exceptions.append(
+                {
+                    "area_code": c.area_code,
+                    "grid_code": c.code,
+                    "kind": "out_of_band",
+                    "reason": reason,
+                    "households": len(members),
+                }
+            )
+        geom = c.geom
+        geom = shapely.MultiPolygon([geom]) if geom.geom_type == "Polygon" else geom
+        rows.append(
+            {
+                "grid_code": c.code,
+                "area_code": c.area_code,
+                "households": len(members),
+                "load": ld,
+                "areas": c.area_code,
+                "exception": reason,
+                "parts": len(shapely.get_parts(geom)),
+                "geometry": geom,
+            }
+        )
+    grids = gpd.GeoDataFrame(rows, geometry="geometry", crs=STORAGE_CRS)
+    grids = grids.sort_values("grid_code", kind="stable").reset_index(drop=True)
+    assignments = pd.DataFrame({"household_id": ids, "grid_code": grid_of})
+    prev = pd.Series(ids).map(old)
+    changed = prev.isna().to_numpy() | (prev.to_numpy() != grid_of)
+    changes = pd.DataFrame(
+        {
+            "household_id": ids[changed],
+            "old_grid_code": prev[changed].fillna("").to_numpy(),
+            "new_grid_code": grid_of[changed],
+        }
+    )
+    moved = int((natural_code != grid_of).sum())
+    stats = {"moved": moved, "new": int(prev.isna().sum())}
+    metrics = plan_metrics(grids, min_households=lo, max_households=hi)
+    plan = GridPlan(
+        grids=grids,
+        assignments=assignments,
+        report={"metrics": metrics, "exceptions": exceptions},
+    )
+    return plan, changes, stats
+
+
+@dataclass(frozen=True)
+class PlanDiff:
+    """Differences between two plans (see :func:`diff_plans`)."""
+
+    households: pd.DataFrame
+    grids: gpd.GeoDataFrame
+    summary: dict[str, Any]
+
+
+def diff_plans(
+    old_grids: gpd.GeoDataFrame,
+    old_assignments: pd.DataFrame,
+    new_grids: gpd.GeoDataFrame,
+    new_assignments: pd.DataFrame,
+) -> PlanDiff:
+    """Which households changed grid, which grids were created, retired or reshaped.
+
+    Returns
+    -------
+    PlanDiff
+        ``households``: ``household_id, old_grid_code, new_grid_code`` for every
+        household whose grid differs (empty code when absent from one plan);
+        ``grids``: one row per grid code in either plan with ``change``
+        (``created``, ``retired``, ``reshaped`` or ``unchanged``) and, for
+        reshaped grids, the area that moved (symmetric difference) as geometry;
+        ``summary``: counts.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, pandas as pd, shapely
+    >>> a = gpd.GeoDataFrame({"grid_code": ["G1"]}, geometry=[shapely.box(0, 0, 1, 1)], crs=4326)
+    >>> b = gpd.GeoDataFrame({"grid_code": ["G1", "G2"]},
+    ...     geometry=[shapely.box(0, 0, 0.5, 1), shapely.box(0.5, 0, 1, 1)], crs=4326)
+    >>> d = diff_plans(a, pd.DataFrame({"household_id": ["h"], "grid_code": ["G1"]}),
+    ...                b, pd.DataFrame({"household_id": ["h"], "grid_code": ["G2"]}))
+    >>> d.summary["households_changed"], d.summary["created"], d.summary["reshaped"]
+    (1, ['G2'], ['G1'])
+    """
+    o = old_assignments.astype(str).set_index("household_id")["grid_code"]
+    n = new_assignments.astype(str).set_index("household_id")["grid_code"]
+    both = pd.concat([o.rename("old_grid_code"), n.rename("new_grid_code")], axis=1)
+    both = both.fillna("")
+    changed = both[both["old_grid_code"] != both["new_grid_code"]].reset_index(
+        names="household_id"
+    )
+    og = old_grids.to_crs(STORAGE_CRS).set_index(old_grids["grid_code"].astype(str))
+    ng = new_grids.to_crs(STORAGE_CRS).set_index(new_grids["grid_code"].astype(str))
+    rows = []
+    for code in sorted(set(og.index) | set(ng.index)):
+        if code not in og.index:
+            rows.append(
+                {"grid_code": code, "change": "created", "geometry": ng.geometry[code]}
+            )
+        elif code not in ng.index:
+            rows.append(
+                {"grid_code": code, "change": "retired", "geometry": og.geometry[code]}
+            )
+        else:
+            a, b = og.geometry[code], ng.geometry[code]
+            if a.equals_exact(b, 0) or a.equals(b):
+                rows.append(
+                    {"grid_code": code, "change": "unchanged", "geometry": None}
+                )
+            else:
+                rows.append(
+                    {
+                        "grid_code": code,
+                        "change": "reshaped",
+                        "geometry": shapely.symmetric_difference(a, b),
+                    }
+                )
+    grids = gpd.GeoDataFrame(rows, geometry="geometry", crs=STORAGE_CRS)
+    summary = {
+        "households_changed": len(changed),
+        "households_added": int((changed["old_grid_code"] == "").sum()),
+        "households_removed": int((changed["new_grid_code"] == "").sum()),
+        "created": grids.loc[grids["change"] == "created", "grid_code"].tolist(),
+        "retired": grids.loc[grids["change"] == "retired", "grid_code"].tolist(),
+        "reshaped": grids.loc[grids["change"] == "reshaped", "grid_code"].tolist(),
+        "unchanged": int((grids["change"] == "unchanged").sum()),
+    }
+    return PlanDiff(households=changed, grids=grids, summary=summary)
