@@ -490,6 +490,135 @@ def _print_plan(plan: Any, as_json: bool) -> None:
         )
 
 
+@app.command("rebalance")
+def rebalance_cmd(
+    plan: Annotated[
+        str, typer.Option(help="plan id (database mode) or a plan folder (file mode)")
+    ],
+    households: Annotated[
+        Path | None, typer.Option(help="file mode: the new state of the households")
+    ] = None,
+    areas: Annotated[Path | None, typer.Option(help="file mode: area polygons")] = None,
+    out: Annotated[Path | None, typer.Option(help="file mode: output folder")] = None,
+    locked: Annotated[
+        str | None, typer.Option(help="comma-separated grid codes that must not change")
+    ] = None,
+    min_: Annotated[float, typer.Option("--min", help="smallest grid")] = 200,
+    max_: Annotated[float, typer.Option("--max", help="largest grid")] = 300,
+    crs: CrsOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the report as JSON")
+    ] = False,
+) -> None:
+    """Restore every grid to MIN–MAX households, moving as few as possible.
+
+    Database mode (--plan ID) reads the plan and today's households and stores a
+    new draft whose parent is that plan. File mode (--plan DIR --households H
+    --areas A --out DIR2) writes grids.geojson, assignments.csv, report.json and
+    changes.csv.
+    """
+    from geo.rebalance import rebalance
+
+    lock = tuple(c.strip() for c in (locked or "").split(",") if c.strip())
+    opts = dict(min_households=min_, max_households=max_, locked=lock)
+    file_mode = not plan.isdigit()
+    with _errors():
+        if file_mode:
+            if households is None or areas is None or out is None:
+                raise _fail(
+                    "file mode needs --plan DIR, --households, --areas and --out"
+                )
+            from geo.io import read_plan_files, write_plan_files
+
+            grids, assignments = read_plan_files(plan)
+            previous = Path(plan) / "report.json"
+            retired: list[str] = []
+            if previous.exists():
+                prev = json.loads(previous.read_text(encoding="utf-8"))
+                retired = list(prev.get("rebalance", {}).get("retired_codes", []))
+            hh = _generation_frame(households, "households", crs)
+            ar = _generation_frame(areas, "areas", crs)
+            _check_inside(hh, ar, households.name)
+            try:
+                result = rebalance(
+                    grids, assignments, hh, retired_codes=retired, **opts
+                )  # type: ignore[arg-type]
+            except ValueError as exc:
+                raise _fail(str(exc)) from None
+            paths = write_plan_files(
+                result.plan.grids, result.plan.assignments, result.plan.report, out
+            )
+            result.changes.to_csv(out / "changes.csv", index=False, encoding="utf-8")
+            _print_rebalance(result, as_json)
+            if not as_json:
+                console.print(
+                    "wrote "
+                    + ", ".join(str(p) for p in [*paths.values(), out / "changes.csv"])
+                )
+            return
+        from geo.plans import area_frames, plan_frames, save_generated_plan
+
+        engine = _engine(Settings())
+        with session_scope(engine) as session:
+            try:
+                grids, assignments, info = plan_frames(session, int(plan))
+            except LookupError as exc:
+                raise _fail(str(exc)) from None
+            _, hh = area_frames(session, info["area_code"])
+            retired = list((info["metrics"] or {}).get("retired_codes", []))
+            try:
+                result = rebalance(
+                    grids, assignments, hh, retired_codes=retired, **opts
+                )  # type: ignore[arg-type]
+            except ValueError as exc:
+                raise _fail(str(exc)) from None
+            result.plan.report["metrics"]["retired_codes"] = result.report[
+                "retired_codes"
+            ]
+            new_id = save_generated_plan(
+                session,
+                info["area_code"],
+                result.plan,
+                created_by="gridmap rebalance",
+                parent_id=int(plan),
+            )
+        _print_rebalance(result, as_json)
+        if not as_json:
+            console.print(f"stored as draft plan {new_id} (parent {plan})")
+
+
+def _check_inside(hh: Any, areas: Any, source: str) -> None:
+    """Households must lie in some area (a clear error naming the rows otherwise)."""
+    hits = areas.to_crs(hh.crs).sindex.query(hh.geometry.values, predicate="intersects")
+    inside = set(hits[0].tolist())
+    rows = [i + 1 for i in range(len(hh)) if i not in inside]
+    if rows:
+        raise InputError(
+            [
+                Problem(
+                    source, "household lies outside every area", row=r, field="geometry"
+                )
+                for r in rows[:20]
+            ],
+            total=len(rows),
+        )
+
+
+def _print_rebalance(result: Any, as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps(result.report, ensure_ascii=False, default=str))
+        return
+    r = result.report
+    m = r["metrics"]
+    console.print(
+        f"rebalanced in {r['seconds']:.1f} s: {r['moved_households']} households moved "
+        f"(lower bound {r['lower_bound']:g}, ratio {r['moved_to_lower_bound']}), "
+        f"{r['new_households']} new, {r['removed_households']} removed; "
+        f"{len(r['grids_touched'])} grids touched, {len(r['grids_created'])} created, "
+        f"{len(r['merges'])} merged; {m['in_band_share']:.1%} in band"
+    )
+
+
 @app.command("summary")
 def summary_cmd() -> None:
     """Counts per area and per plan."""

@@ -19,6 +19,7 @@ from geo.io import InputError, Problem
 __all__ = [
     "PlanConflictError",
     "area_frames",
+    "plan_frames",
     "plan_grids",
     "publish_plan",
     "save_assignments",
@@ -332,3 +333,41 @@ def save_generated_plan(
     )
     save_assignments(session, plan_id, plan.assignments)
     return plan_id
+
+
+def plan_frames(
+    session: Session, plan_id: int
+) -> tuple[gpd.GeoDataFrame, Any, dict[str, Any]]:
+    """A stored plan as ``(grids, assignments, info)`` for rebalancing and diffs.
+
+    ``grids`` has ``grid_code, area_code, households`` and polygons;
+    ``assignments`` is ``household_id`` (external id) → ``grid_code``; ``info``
+    holds the plan's ``id, area_code, status, version, lock_version, metrics``.
+    """
+    row = session.execute(
+        text(
+            "SELECT p.id, a.code, p.status, p.version, p.lock_version, p.metrics "
+            "FROM plans p JOIN admin_areas a ON a.id = p.area_id WHERE p.id = :p"
+        ),
+        {"p": plan_id},
+    ).first()
+    if row is None:
+        raise LookupError(f"plan {plan_id} does not exist")
+    info = dict(
+        zip(
+            ("id", "area_code", "status", "version", "lock_version", "metrics"),
+            row,
+            strict=True,
+        )
+    )
+    grids = plan_grids(session, plan_id)
+    assignments = pd.read_sql_query(
+        text(
+            "SELECT h.external_id AS household_id, g.code AS grid_code FROM assignments x "
+            "JOIN households h ON h.id = x.household_id JOIN grids g ON g.id = x.grid_id "
+            "WHERE x.plan_id = :p ORDER BY h.external_id"
+        ),
+        session.connection(),
+        params={"p": plan_id},
+    )
+    return grids, assignments, info
