@@ -39,6 +39,16 @@ def _poly_only(g: BaseGeometry) -> BaseGeometry:
     return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
 
 
+def _union(geoms: Any) -> BaseGeometry:
+    """Union that falls back to a 1e-11° precision grid when GEOS hits a robustness error."""
+    arr = np.asarray(list(geoms), dtype=object)
+    try:
+        return _clean(shapely.union_all(arr))
+    except shapely.errors.GEOSException:
+        fixed = shapely.make_valid(arr)
+        return _clean(_poly_only(shapely.union_all(fixed, grid_size=1e-11)))
+
+
 def _clean(g: BaseGeometry) -> BaseGeometry:
     """Drop sliver parts an overlay can leave behind."""
     parts = shapely.get_parts(g)

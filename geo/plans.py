@@ -25,6 +25,7 @@ __all__ = [
     "save_assignments",
     "save_generated_plan",
     "save_plan",
+    "update_draft",
 ]
 
 
@@ -121,6 +122,18 @@ def save_plan(
             "by": created_by,
         },
     ).scalar_one()
+    _insert_grids(session, int(plan_id), grids, codes, people)
+    return int(plan_id)
+
+
+def _insert_grids(
+    session: Session,
+    plan_id: int,
+    grids: gpd.GeoDataFrame,
+    codes: dict[str, int],
+    people: dict[str, int],
+) -> None:
+    geoms = np.asarray(grids.geometry.values, dtype=object)
     multi = [
         shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in geoms
     ]
@@ -161,7 +174,6 @@ def save_plan(
             ),
             rows,
         )
-    return int(plan_id)
 
 
 def publish_plan(
@@ -371,3 +383,67 @@ def plan_frames(
         params={"p": plan_id},
     )
     return grids, assignments, info
+
+
+def update_draft(
+    session: Session,
+    plan_id: int,
+    grids: gpd.GeoDataFrame,
+    assignments: Any,
+    *,
+    expected_lock_version: int,
+    metrics: Mapping[str, Any] | None = None,
+) -> int:
+    """Save an edited draft, refusing it if someone else saved first (optimistic lock).
+
+    ``expected_lock_version`` is the plan's ``lock_version`` when the editor
+    loaded it. Returns the new version. Raises :class:`PlanConflictError` when
+    the plan is no longer a draft or was saved by someone else in between;
+    nothing is written then (the caller rolls back) and the other save is kept.
+    """
+    row = session.execute(
+        text(
+            "UPDATE plans SET lock_version = lock_version + 1, "
+            "metrics = coalesce(CAST(:m AS jsonb), metrics) "
+            "WHERE id = :p AND status = 'draft' AND lock_version = :v RETURNING lock_version"
+        ),
+        {
+            "p": plan_id,
+            "v": expected_lock_version,
+            "m": json.dumps(dict(metrics), ensure_ascii=False, default=str)
+            if metrics
+            else None,
+        },
+    ).first()
+    if row is None:
+        now = session.execute(
+            text("SELECT status, lock_version FROM plans WHERE id = :p"), {"p": plan_id}
+        ).first()
+        if now is None:
+            raise LookupError(f"plan {plan_id} does not exist")
+        if now[0] != "draft":
+            raise PlanConflictError(
+                f"plan {plan_id} is {now[0]}; edits are saved as a new draft instead"
+            )
+        raise PlanConflictError(
+            f"plan {plan_id} was saved by someone else (version {now[1]}, you loaded "
+            f"version {expected_lock_version}); reload it and apply your edit again"
+        )
+    bad = [
+        str(c)
+        for c, g in zip(grids["grid_code"], grids.geometry.values, strict=True)
+        if g is None or g.is_empty or not g.is_valid
+    ]
+    if bad:
+        raise InputError(
+            [
+                Problem(f"plan {plan_id}", f"grid {c}: invalid or empty polygon")
+                for c in bad
+            ]
+        )
+    session.execute(text("DELETE FROM grids WHERE plan_id = :p"), {"p": plan_id})
+    codes = dict(session.execute(text("SELECT code, id FROM admin_areas")).all())
+    people = dict(session.execute(text("SELECT external_id, id FROM people")).all())
+    _insert_grids(session, plan_id, grids, codes, people)
+    save_assignments(session, plan_id, assignments)
+    return int(row[0])

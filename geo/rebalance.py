@@ -19,10 +19,10 @@ from geo.generate import (
     GridPlan,
     _Atom,
     _atoms,
-    _clean,
     _partition,
     _poly_only,
     _repair,
+    _union,
     _Unit,
     plan_metrics,
 )
@@ -379,7 +379,7 @@ def _merge_grid(
     # the smaller side moves: it gives up its code when it is the smaller one
     target = min(options, key=lambda o: (load(o) + load(c), o.code))
     big, small = (target, c) if load(target) >= load(c) else (c, target)
-    big.geom = _clean(shapely.union(big.geom, small.geom))
+    big.geom = _union([big.geom, small.geom])
     big.atoms = big.atoms + small.atoms
     big.touched = True
     cells.remove(small)

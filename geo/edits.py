@@ -1,0 +1,385 @@
+"""A planner's manual edits to a plan: move households or a building, split, merge, validate."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo.crs import STORAGE_CRS
+from geo.generate import (
+    GridPlan,
+    _atoms,
+    _cells,
+    _clean,
+    _partition,
+    _poly_only,
+    _union,
+    _Unit,
+    plan_metrics,
+)
+from geo.rebalance import _next_code
+
+__all__ = [
+    "EditError",
+    "merge_grids",
+    "move_building",
+    "move_households",
+    "split_grid",
+    "validate_plan",
+]
+
+
+class EditError(ValueError):
+    """An edit breaks a rule (band, contiguity, adjacency); the message says which."""
+
+
+def _frames(plan: GridPlan) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    grids = plan.grids.to_crs(STORAGE_CRS).reset_index(drop=True).copy()
+    return grids, plan.assignments.copy()
+
+
+def _rebuild(
+    plan: GridPlan,
+    grids: gpd.GeoDataFrame,
+    assignments: pd.DataFrame,
+    lo: float,
+    hi: float,
+    note: str,
+) -> GridPlan:
+    counts = assignments.groupby("grid_code").size()
+    grids["households"] = grids["grid_code"].map(counts).fillna(0).astype(int)
+    grids["load"] = grids["households"].astype(float)
+    grids["parts"] = [len(shapely.get_parts(g)) for g in grids.geometry.values]
+    geoms = np.array(list(grids.geometry.values), dtype=object)
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():  # an overlay left a self-touching ring: repair without moving area
+        geoms[bad] = [_poly_only(shapely.make_valid(g)) for g in geoms[bad]]
+    grids["geometry"] = [
+        shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in geoms
+    ]
+    report = dict(plan.report)
+    report["metrics"] = plan_metrics(grids, min_households=lo, max_households=hi)
+    report["edits"] = [*report.get("edits", []), note]
+    return replace(
+        plan,
+        grids=grids.sort_values("grid_code").reset_index(drop=True),
+        assignments=assignments.reset_index(drop=True),
+        report=report,
+    )
+
+
+def _band(code: str, n: int, lo: float, hi: float, allow: bool) -> None:
+    if not allow and not lo <= n <= hi:
+        raise EditError(
+            f"grid {code} would hold {n} households, outside {lo:g}–{hi:g}; pass "
+            "allow_out_of_band=True to accept and report it"
+        )
+
+
+def move_households(
+    plan: GridPlan,
+    households: gpd.GeoDataFrame,
+    household_ids: list[str] | tuple[str, ...],
+    to_grid: str,
+    *,
+    min_households: float = 200,
+    max_households: float = 300,
+    allow_out_of_band: bool = False,
+) -> GridPlan:
+    """Move households (with the territory around them) into an adjacent grid.
+
+    The moved households' Voronoi cells inside their grid go to ``to_grid``, so
+    the tiling stays exact. Refused with :class:`EditError` when a household is
+    unknown or already there, when its grid does not border ``to_grid``, when
+    the move would split the giving grid, or would take a grid out of band.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, numpy as np, shapely
+    >>> from geo.generate import generate_grids
+    >>> rng = np.random.default_rng(0)
+    >>> hh = gpd.GeoDataFrame({"household_id": [f"h{i}" for i in range(1000)]},
+    ...     geometry=shapely.points(rng.uniform(0, 0.01, 1000), rng.uniform(0, 0.01, 1000)),
+    ...     crs=4326)
+    >>> v = gpd.GeoDataFrame({"code": ["V"]}, geometry=[shapely.box(0, 0, 0.01, 0.01)], crs=4326)
+    >>> plan = generate_grids(hh, v)
+    >>> move_households(plan, hh, ["nope"], "V01")
+    Traceback (most recent call last):
+    ...
+    geo.edits.EditError: unknown household(s): nope
+    """
+    lo, hi = float(min_households), float(max_households)
+    grids, assignments = _frames(plan)
+    ids = [str(h) for h in household_ids]
+    of = assignments.set_index("household_id")["grid_code"]
+    unknown = [h for h in ids if h not in of.index]
+    if unknown:
+        raise EditError(f"unknown household(s): {', '.join(unknown[:10])}")
+    if to_grid not in set(grids["grid_code"]):
+        raise EditError(f"unknown grid {to_grid!r}")
+    already = [h for h in ids if of[h] == to_grid]
+    if already:
+        raise EditError(f"household(s) already in {to_grid}: {', '.join(already[:10])}")
+    pts = (
+        households.to_crs(STORAGE_CRS)
+        .set_index(households["household_id"].astype(str))
+        .geometry
+    )
+    gi = {c: i for i, c in enumerate(grids["grid_code"])}
+    geoms = list(grids.geometry.values)
+    for src, group in pd.Series(ids).groupby(of.reindex(ids).to_numpy()):
+        members = of.index[of == src].tolist()
+        keys = sorted({(pts[h].x, pts[h].y) for h in members})
+        moving = {(pts[h].x, pts[h].y) for h in group}
+        staying = [
+            h for h in members if (pts[h].x, pts[h].y) in moving and h not in set(group)
+        ]
+        if staying:
+            raise EditError(
+                f"{', '.join(staying[:5])} share a building point with the moved households "
+                f"in {src}; move the whole building (move_building)"
+            )
+        cells = dict(zip(keys, _cells(geoms[gi[src]], keys), strict=True))
+        region = shapely.union_all([cells[k] for k in moving])
+        if (
+            shapely.length(
+                shapely.intersection(region.boundary, geoms[gi[to_grid]].boundary)
+            )
+            <= 0
+        ):
+            raise EditError(
+                f"grid {src} and grid {to_grid} share no boundary next to the moved "
+                "households; move them to a neighbouring grid"
+            )
+        rest = _clean(shapely.difference(geoms[gi[src]], region))
+        rest_pts = [pts[h] for h in members if h not in set(group)]
+        if (
+            rest_pts
+            and sum(
+                bool(shapely.intersects(p, shapely.multipoints(rest_pts)))
+                for p in shapely.get_parts(rest)
+            )
+            > 1
+        ):
+            raise EditError(f"moving these households would split grid {src} in two")
+        geoms[gi[src]] = rest
+        geoms[gi[to_grid]] = _clean(shapely.union(geoms[gi[to_grid]], region))
+        _band(src, len(members) - len(group), lo, hi, allow_out_of_band)
+    _band(to_grid, int((of == to_grid).sum()) + len(ids), lo, hi, allow_out_of_band)
+    grids["geometry"] = geoms
+    assignments.loc[assignments["household_id"].isin(ids), "grid_code"] = to_grid
+    return _rebuild(
+        plan, grids, assignments, lo, hi, f"moved {len(ids)} household(s) to {to_grid}"
+    )
+
+
+def move_building(
+    plan: GridPlan,
+    households: gpd.GeoDataFrame,
+    building_id: str,
+    to_grid: str,
+    **kw: Any,
+) -> GridPlan:
+    """Move every household of a building to an adjacent grid (see :func:`move_households`)."""
+    ids = households.loc[
+        households["building_id"].astype(str) == str(building_id), "household_id"
+    ]
+    if ids.empty:
+        raise EditError(f"unknown building {building_id!r}")
+    return move_households(plan, households, ids.astype(str).tolist(), to_grid, **kw)
+
+
+def split_grid(
+    plan: GridPlan,
+    households: gpd.GeoDataFrame,
+    grid_code: str,
+    *,
+    parts: int = 2,
+    min_households: float = 200,
+    max_households: float = 300,
+    allow_out_of_band: bool = False,
+    retired_codes: tuple[str, ...] = (),
+) -> GridPlan:
+    """Split a grid into ``parts`` compact pieces; the largest keeps the code."""
+    lo, hi = float(min_households), float(max_households)
+    grids, assignments = _frames(plan)
+    if grid_code not in set(grids["grid_code"]):
+        raise EditError(f"unknown grid {grid_code!r}")
+    row = grids[grids["grid_code"] == grid_code].iloc[0]
+    ids = assignments.loc[assignments["grid_code"] == grid_code, "household_id"].astype(
+        str
+    )
+    hh = households[households["household_id"].astype(str).isin(set(ids))].reset_index(
+        drop=True
+    )
+    atoms, _ = _atoms(
+        hh, np.zeros(len(hh), dtype=np.int64), np.ones(len(hh)), hi, [grid_code]
+    )
+    unit = _Unit(
+        codes=[row["area_code"]],
+        parent=None,
+        geom=row.geometry,
+        atoms=list(range(len(atoms))),
+        load=float(len(hh)),
+        count=len(hh),
+    )
+    n = len(hh)
+    band_lo, band_hi = n / parts * 0.999, n / parts * 1.001 + 1
+    pieces = _partition(
+        unit,
+        atoms,
+        min(lo, band_lo),
+        max(hi, band_hi),
+        n / parts,
+        math.cos(math.radians(row.geometry.centroid.y)),
+    )
+    if len(pieces) != parts:
+        pieces = _partition(
+            unit,
+            atoms,
+            band_lo * 0.8,
+            band_hi * 1.2,
+            n / parts,
+            math.cos(math.radians(row.geometry.centroid.y)),
+        )
+    if len(pieces) < 2:
+        raise EditError(f"grid {grid_code} cannot be split into {parts} parts")
+    used = set(grids["grid_code"]) | set(retired_codes)
+    sizes = [sum(len(atoms[a].members) for a in m) for _, m in pieces]
+    keep = int(np.argmax(sizes))
+    new_rows, ids_arr = [], hh["household_id"].astype(str).to_numpy()
+    for i, (geom, members) in enumerate(pieces):
+        code = grid_code if i == keep else _next_code(row["area_code"], used)
+        _band(code, sizes[i], lo, hi, allow_out_of_band)
+        idx = np.concatenate([atoms[a].members for a in members]) if members else []
+        assignments.loc[assignments["household_id"].isin(ids_arr[idx]), "grid_code"] = (
+            code
+        )
+        new_rows.append({**row.to_dict(), "grid_code": code, "geometry": geom})
+    grids = pd.concat(
+        [
+            grids[grids["grid_code"] != grid_code],
+            gpd.GeoDataFrame(new_rows, crs=grids.crs),
+        ],
+        ignore_index=True,
+    )
+    grids = gpd.GeoDataFrame(grids, geometry="geometry", crs=STORAGE_CRS)
+    return _rebuild(
+        plan, grids, assignments, lo, hi, f"split {grid_code} into {len(pieces)}"
+    )
+
+
+def merge_grids(
+    plan: GridPlan,
+    codes: list[str] | tuple[str, ...],
+    *,
+    min_households: float = 200,
+    max_households: float = 300,
+    allow_out_of_band: bool = False,
+) -> GridPlan:
+    """Merge adjacent grids into the one with most households (the others retire)."""
+    lo, hi = float(min_households), float(max_households)
+    grids, assignments = _frames(plan)
+    unknown = [c for c in codes if c not in set(grids["grid_code"])]
+    if unknown or len(codes) < 2:
+        raise EditError(f"need two or more known grids; unknown: {', '.join(unknown)}")
+    sel = grids[grids["grid_code"].isin(codes)]
+    union = _union(sel.geometry.values)
+    if len(shapely.get_parts(union)) > 1:
+        raise EditError(
+            f"grids {', '.join(codes)} are not adjacent; merging them would not be contiguous"
+        )
+    counts = assignments["grid_code"].value_counts()
+    keep = max(codes, key=lambda c: (counts.get(c, 0), c))
+    total = int(sum(counts.get(c, 0) for c in codes))
+    _band(keep, total, lo, hi, allow_out_of_band)
+    assignments.loc[assignments["grid_code"].isin(codes), "grid_code"] = keep
+    grids = grids[~grids["grid_code"].isin([c for c in codes if c != keep])].copy()
+    grids.loc[grids["grid_code"] == keep, "geometry"] = union
+    return _rebuild(
+        plan, grids, assignments, lo, hi, f"merged {', '.join(codes)} into {keep}"
+    )
+
+
+def validate_plan(
+    plan: GridPlan,
+    households: gpd.GeoDataFrame,
+    *,
+    min_households: float = 200,
+    max_households: float = 300,
+    areas: gpd.GeoDataFrame | None = None,
+) -> list[str]:
+    """Every rule the plan breaks, as messages (an empty list means valid).
+
+    Checks: each household assigned once and inside (or on the edge of) its
+    grid; grid sizes in band unless listed as exceptions; grids contiguous;
+    no overlaps; with ``areas``, the grids cover them with no gap.
+    """
+    lo, hi = float(min_households), float(max_households)
+    problems: list[str] = []
+    a = plan.assignments
+    dup = a["household_id"][a["household_id"].duplicated()]
+    if len(dup):
+        problems.append(f"household {dup.iloc[0]} is assigned more than once")
+    missing = set(households["household_id"].astype(str)) - set(
+        a["household_id"].astype(str)
+    )
+    if missing:
+        problems.append(
+            f"{len(missing)} household(s) have no grid, e.g. {sorted(missing)[0]}"
+        )
+    g = plan.grids.to_crs(STORAGE_CRS)
+    explained = {
+        e.get("grid_code")
+        for e in plan.report.get("exceptions", [])
+        if e.get("kind") == "out_of_band"
+    }
+    counts = a["grid_code"].value_counts()
+    for code in g["grid_code"]:
+        n = int(counts.get(code, 0))
+        if not lo <= n <= hi and code not in explained:
+            problems.append(f"grid {code} holds {n} households, outside {lo:g}–{hi:g}")
+    for code, geom in zip(g["grid_code"], g.geometry.values, strict=True):
+        if len(shapely.get_parts(geom)) > 1:
+            problems.append(
+                f"grid {code} is in {len(shapely.get_parts(geom))} separate parts"
+            )
+    geoms = np.asarray(g.geometry.values, dtype=object)
+    i, j = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    keep = i < j
+    over = shapely.area(shapely.intersection(geoms[i[keep]], geoms[j[keep]]))
+    for x, y, ov in zip(i[keep], j[keep], over, strict=True):
+        if ov > 1e-10:
+            problems.append(
+                f"grids {g['grid_code'].iloc[x]} and {g['grid_code'].iloc[y]} overlap"
+            )
+    pts = (
+        households.to_crs(STORAGE_CRS)
+        .set_index(households["household_id"].astype(str))
+        .geometry
+    )
+    by_code = dict(zip(g["grid_code"], geoms, strict=True))
+    joined = a[a["household_id"].astype(str).isin(pts.index)]
+    poly = np.asarray([by_code.get(c) for c in joined["grid_code"]], dtype=object)
+    p = np.asarray(pts.loc[joined["household_id"].astype(str)].values, dtype=object)
+    ok = shapely.distance(poly, p) < 1e-9
+    if not ok.all():
+        problems.append(
+            f"{int((~ok).sum())} household(s) lie outside their grid, e.g. "
+            f"{joined['household_id'].iloc[int(np.flatnonzero(~ok)[0])]}"
+        )
+    if areas is not None:
+        cover = shapely.union_all(geoms)
+        target = shapely.union_all(areas.to_crs(STORAGE_CRS).geometry.values)
+        gap = shapely.area(shapely.difference(target, cover))
+        if gap > 1e-10:
+            problems.append(
+                f"the grids leave a gap of {gap * 1.2e10:.0f} m² (approx.) in the areas"
+            )
+    return problems
