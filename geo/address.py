@@ -1,4 +1,4 @@
-"""Address normalisation, parsing and exact-match keys (Chinese first-class, Western too)."""
+"""Address normalisation, parsing and exact-match keys (Chinese and Western)."""
 
 from __future__ import annotations
 
@@ -294,7 +294,8 @@ def normalize_many(values: Sequence[str | None]) -> list[str | None]:
     """Normalise many addresses at once.
 
     Equivalent to ``[normalize_address(v) or None for v in values]`` but
-    faster: repeated values are normalised once.
+    faster: when at least a fifth of the values are repeats, each distinct
+    value is normalised once.
 
     Parameters
     ----------
@@ -933,10 +934,21 @@ def address_keys(values: Sequence[str | None]) -> list[str | None]:
     """Compute :attr:`ParsedAddress.key` for many addresses at once.
 
     Equivalent to ``[parse_address(v).key for v in values]`` (with non-string
-    items mapped to ``None``) but much faster: repeated values are handled
-    once, the administrative prefixes and the number tails of Chinese
-    addresses are parsed through caches, and no ``ParsedAddress`` objects
-    are built.
+    items mapped to ``None``) but much faster:
+
+    * text that is already ``<ideographs><canonical tail>`` (e.g.
+      ``...湖仁村3组12号``, ``...沈家路8号3幢2单元501室``, also with 栋,
+      full-width digits or upper-case letters in the tail) skips the
+      normalisation pass and gets its key from the cached parse of its
+      digit-free prefix plus the tail as it is;
+    * other text is normalised and parsed, with the Chinese administrative
+      prefixes parsed through a cache;
+    * when at least a fifth of the values are repeats, each distinct value
+      is handled once;
+    * no ``ParsedAddress`` objects are built.
+
+    About 5-6 µs per address on one core for varied, mostly unique
+    Chinese addresses, less with repeats.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""The one place for CRS rules: storage CRS, cached transformers, metric CRS, GCJ-02, axis order."""
+"""CRS rules in one place: storage CRS, transformers, metric CRS, GCJ-02, axis order."""
 
 from __future__ import annotations
 
