@@ -798,7 +798,9 @@ def _repair(
         _, src, dst, cell, moved = best
         new_src = _clean(shapely.difference(geoms[src], cell))
         rest = [a for a in mem[src] if a not in set(moved)]
-        if _atom_parts(new_src, rest, atoms) > 1:
+        if _atom_parts(new_src, rest, atoms) > max(
+            1, _atom_parts(geoms[src], mem[src], atoms)
+        ):
             banned.add((src, moved[0]))  # would split the giver: try another building
             continue
         geoms[src] = new_src

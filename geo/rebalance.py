@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
@@ -18,8 +19,12 @@ from geo.crs import STORAGE_CRS
 from geo.generate import (
     GridPlan,
     _Atom,
+    _atom_parts,
     _atoms,
+    _cells,
+    _clean,
     _partition,
+    _point_groups,
     _poly_only,
     _repair,
     _union,
@@ -65,6 +70,7 @@ class _Grid:
     locked: bool
     touched: bool = False
     origin: str | None = None  # for new grids: the code they were split from
+    areas: frozenset[str] = frozenset()  # every area the grid covers (merged areas)
 
 
 def _natural(
@@ -212,6 +218,11 @@ def rebalance(
             geom=g.geometry.iloc[i],
             atoms=[],
             locked=codes[i] in set(locked),
+            areas=frozenset(
+                str(g["areas"].iloc[i]).split(";")
+                if "areas" in g.columns and isinstance(g["areas"].iloc[i], str)
+                else [str(g["area_code"].iloc[i])]
+            ),
         )
         for i in range(len(g))
     ]
@@ -233,13 +244,17 @@ def rebalance(
         )
     )
 
-    # 1. flows: surplus and deficits move across shared edges within an area
+    # 1. flows: surplus and deficits move across shared edges within an area,
+    #    to a neighbour with room or along a short chain of neighbours
     _flow(cells, atoms, lo, hi)
-    # 2. grids still too full: split
+    _chain_flow(cells, atoms, lo, hi)
+    # 2. grids still too full: split, or re-cut with a neighbour into one more grid
     for c in list(cells):
         if c.locked or load(c) <= hi + 1e-9:
             continue
         _split_grid(c, cells, atoms, lo, hi, tgt, hh, natural_code, used, split_log)
+        if load(c) > hi + 1e-9:
+            _recut_with_neighbour(c, cells, atoms, lo, hi, tgt, used, split_log)
     # 3. grids still too small: merge with a neighbour
     for c in sorted(cells, key=load):
         if c.locked or c not in cells or load(c) >= lo - 1e-9:
@@ -290,7 +305,7 @@ def _neighbours(c: _Grid, cells: list[_Grid]) -> list[_Grid]:
         for o in cells
         if o is not c
         and not o.locked
-        and o.area_code == c.area_code
+        and (o.area_code == c.area_code or (o.areas & c.areas))
         and shapely.intersects(o.geom, c.geom)
         and shapely.length(shapely.intersection(o.geom.boundary, c.geom.boundary)) > 0
     ]
@@ -313,6 +328,102 @@ def _flow(cells: list[_Grid], atoms: list[_Atom], lo: float, hi: float) -> None:
         for x, (geom, members), prev in zip(group, pieces, before, strict=True):
             if sorted(members) != sorted(prev):
                 x.geom, x.atoms, x.touched = geom, members, True
+
+
+def _chain_flow(
+    cells: list[_Grid],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+    *,
+    max_steps: int = 2000,
+) -> None:
+    """Pass buildings along a chain of neighbours to the nearest grid with room.
+
+    For a grid over the band whose neighbours are full (or under it, whose
+    neighbours have nothing to spare), each step moves one building across each
+    shared edge of the shortest path to a grid that can absorb (or give) it, so
+    intermediate grids keep their size.
+    """
+
+    def load(c: _Grid) -> float:
+        return float(sum(atoms[a].load for a in c.atoms))
+
+    steps = 0
+    for c in list(cells):
+        while steps < max_steps and not c.locked and c in cells:
+            over = load(c) > hi + 1e-9
+            under = load(c) < lo - 1e-9
+            if not (over or under):
+                break
+            path = _path_to_slack(c, cells, atoms, lo, hi, over)
+            if path is None:
+                break
+            # over: move along c -> ... -> t, starting at the far end
+            hops = list(itertools.pairwise(path))
+            if not over:
+                hops = [(b, a) for a, b in hops]  # under: pull from t towards c
+            ok = True
+            for src, dst in reversed(hops) if over else hops:
+                if not _move_one(src, dst, atoms):
+                    ok = False
+                    break
+            steps += 1
+            if not ok:
+                break
+
+
+def _path_to_slack(
+    c: _Grid, cells: list[_Grid], atoms: list[_Atom], lo: float, hi: float, over: bool
+) -> list[_Grid] | None:
+    def load(x: _Grid) -> float:
+        return float(sum(atoms[a].load for a in x.atoms))
+
+    seen = {id(c)}
+    frontier: list[list[_Grid]] = [[c]]
+    while frontier:
+        nxt: list[list[_Grid]] = []
+        for path in frontier:
+            for n in _neighbours(path[-1], cells):
+                if id(n) in seen:
+                    continue
+                seen.add(id(n))
+                if (over and load(n) <= hi - 1) or (not over and load(n) >= lo + 1):
+                    return [*path, n]
+                if len(path) < 4:
+                    nxt.append([*path, n])
+        frontier = nxt
+    return None
+
+
+def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
+    """Move the lightest building of ``src`` bordering ``dst`` (with its cell)."""
+    groups = _point_groups(src.atoms, atoms)
+    keys = list(groups)
+    if len(keys) <= 1:
+        return False
+    cells = _cells(src.geom, keys)
+    options = []
+    for key, cell in zip(keys, cells, strict=True):
+        if cell.is_empty:
+            continue
+        shared = shapely.length(shapely.intersection(cell.boundary, dst.geom.boundary))
+        if shared > 0:
+            w = sum(atoms[a].load for a in groups[key])
+            options.append((w, -shared, key, cell))
+    for _, _, key, cell in sorted(options, key=lambda o: (o[0], o[1]))[:5]:
+        moved = set(groups[key])
+        rest = [a for a in src.atoms if a not in moved]
+        new_src = _clean(shapely.difference(src.geom, cell))
+        if _atom_parts(new_src, rest, atoms) > max(
+            1, _atom_parts(src.geom, src.atoms, atoms)
+        ):
+            continue
+        src.geom, src.atoms, src.touched = new_src, rest, True
+        dst.geom = _clean(shapely.union(dst.geom, cell))
+        dst.atoms, dst.touched = dst.atoms + list(groups[key]), True
+        return True
+    return False
 
 
 def _split_grid(
@@ -360,6 +471,68 @@ def _split_grid(
             )
         )
     log.append({"grid_code": c.code, "into": [c.code, *new_codes]})
+
+
+def _recut_with_neighbour(
+    c: _Grid,
+    cells: list[_Grid],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+    tgt: float,
+    used: set[str],
+    log: list[dict[str, Any]],
+) -> None:
+    """An over-full grid whose area has no room left: re-cut it with one neighbour into
+    three grids (both keep their codes on the pieces holding most of their households)."""
+
+    def load(x: _Grid) -> float:
+        return float(sum(atoms[a].load for a in x.atoms))
+
+    options = []
+    for n in _neighbours(c, cells):
+        total = load(c) + load(n)
+        if 3 * lo - 1e-9 <= total <= 3 * hi + 1e-9:
+            shared = shapely.length(
+                shapely.intersection(c.geom.boundary, n.geom.boundary)
+            )
+            options.append((-shared, n.code, n))
+    if not options:
+        return
+    n = min(options, key=lambda o: (o[0], o[1]))[2]
+    unit = _Unit(codes=[c.area_code], parent=None, geom=_union([c.geom, n.geom]))
+    unit.atoms = c.atoms + n.atoms
+    unit.load = load(c) + load(n)
+    kx = math.cos(math.radians(c.geom.centroid.y))
+    pieces = _partition(unit, atoms, lo, hi, tgt, kx)
+    if len(pieces) != 3:
+        return
+    mine, theirs = set(c.atoms), set(n.atoms)
+
+    def overlap(members: list[int], own: set[int]) -> int:
+        return int(sum(len(atoms[a].members) for a in members if a in own))
+
+    i_c = max(range(3), key=lambda i: overlap(pieces[i][1], mine))
+    i_n = max(
+        (i for i in range(3) if i != i_c), key=lambda i: overlap(pieces[i][1], theirs)
+    )
+    i_new = ({0, 1, 2} - {i_c, i_n}).pop()
+    c.geom, c.atoms, c.touched = _poly_only(pieces[i_c][0]), list(pieces[i_c][1]), True
+    n.geom, n.atoms, n.touched = _poly_only(pieces[i_n][0]), list(pieces[i_n][1]), True
+    code = _next_code(c.area_code, used)
+    cells.append(
+        _Grid(
+            code=code,
+            area_code=c.area_code,
+            geom=_poly_only(pieces[i_new][0]),
+            atoms=list(pieces[i_new][1]),
+            locked=False,
+            touched=True,
+            origin=c.code,
+            areas=c.areas | n.areas,
+        )
+    )
+    log.append({"grid_code": c.code, "with": n.code, "into": [c.code, n.code, code]})
 
 
 def _merge_grid(
