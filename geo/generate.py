@@ -703,8 +703,16 @@ def _point_groups(
     return groups
 
 
-def _cells(geom: BaseGeometry, keys: list[tuple[float, float]]) -> list[BaseGeometry]:
-    """Voronoi cells of ``keys`` clipped to ``geom`` (a single key gets all of it)."""
+def _cells(
+    geom: BaseGeometry,
+    keys: list[tuple[float, float]],
+    near: BaseGeometry | None = None,
+) -> list[BaseGeometry]:
+    """Voronoi cells of ``keys`` clipped to ``geom`` (a single key gets all of it).
+
+    With ``near``, only cells that can touch it are clipped; the others come back
+    empty (a cheap filter for moves across one shared edge).
+    """
     if len(keys) == 1:
         return [geom]
     pts = shapely.points(np.array(keys))
@@ -714,10 +722,16 @@ def _cells(geom: BaseGeometry, keys: list[tuple[float, float]]) -> list[BaseGeom
     tree = shapely.STRtree(vor)
     p_idx, v_idx = tree.query(pts, predicate="intersects")
     cell_of = dict(zip(p_idx.tolist(), v_idx.tolist(), strict=False))
-    return [
-        _poly_only(shapely.intersection(vor[cell_of[i]], geom))
-        for i in range(len(keys))
-    ]
+    raw = vor[[cell_of[i] for i in range(len(keys))]]
+    want = np.ones(len(keys), dtype=bool)
+    if near is not None:
+        shapely.prepare(near)
+        want = shapely.intersects(near, raw)
+    out = np.full(len(keys), shapely.Polygon(), dtype=object)
+    if want.any():
+        clipped = shapely.intersection(raw[want], geom)
+        out[want] = [_poly_only(c) for c in clipped]
+    return list(out)
 
 
 def _atom_parts(geom: BaseGeometry, members: list[int], atoms: list[_Atom]) -> int:
@@ -775,7 +789,7 @@ def _repair(
                 keys = list(groups)
                 if len(keys) <= 1:
                     continue
-                cells = _cells(geoms[src], keys)
+                cells = _cells(geoms[src], keys, near=geoms[dst])
                 for key, cell in zip(keys, cells, strict=True):
                     if cell.is_empty or (src, groups[key][0]) in banned:
                         continue

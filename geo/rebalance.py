@@ -61,7 +61,7 @@ class Rebalanced:
     report: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Grid:
     code: str
     area_code: str
@@ -211,17 +211,21 @@ def rebalance(
         else np.ones(len(hh))
     )
     atoms, exceptions = _atoms(hh, pos, loads, hi, codes)
+    locked_set = set(locked)
+    area_codes = g["area_code"].astype(str).tolist()
+    covered = g["areas"].tolist() if "areas" in g.columns else [None] * len(g)
+    geoms = list(g.geometry.values)
     cells = [
         _Grid(
             code=codes[i],
-            area_code=str(g["area_code"].iloc[i]),
-            geom=g.geometry.iloc[i],
+            area_code=area_codes[i],
+            geom=geoms[i],
             atoms=[],
-            locked=codes[i] in set(locked),
+            locked=codes[i] in locked_set,
             areas=frozenset(
-                str(g["areas"].iloc[i]).split(";")
-                if "areas" in g.columns and isinstance(g["areas"].iloc[i], str)
-                else [str(g["area_code"].iloc[i])]
+                covered[i].split(";")
+                if isinstance(covered[i], str)
+                else [area_codes[i]]
             ),
         )
         for i in range(len(g))
@@ -402,7 +406,7 @@ def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
     keys = list(groups)
     if len(keys) <= 1:
         return False
-    cells = _cells(src.geom, keys)
+    cells = _cells(src.geom, keys, near=dst.geom)
     options = []
     for key, cell in zip(keys, cells, strict=True):
         if cell.is_empty:
