@@ -23,6 +23,7 @@ from geo.generate import (
     _atoms,
     _cells,
     _clean,
+    _grid_count,
     _partition,
     _point_groups,
     _poly_only,
@@ -71,6 +72,7 @@ class _Grid:
     touched: bool = False
     origin: str | None = None  # for new grids: the code they were split from
     areas: frozenset[str] = frozenset()  # every area the grid covers (merged areas)
+    accepted: bool = False  # out of band already in the previous plan, unchanged
 
 
 def _natural(
@@ -233,12 +235,28 @@ def rebalance(
     for a_i, a in enumerate(atoms):
         cells[int(pos[a.members[0]])].atoms.append(a_i)
     natural_code = np.array(codes, dtype=object)[pos]
+    was_here = hh["household_id"].map(old).to_numpy() == natural_code
+    stay = np.array([float(was_here[a.members].sum()) for a in atoms])
     used = set(codes) | {str(c) for c in retired_codes}
     split_log: list[dict[str, Any]] = []
     merge_log: list[dict[str, Any]] = []
 
     def load(c: _Grid) -> float:
         return float(sum(atoms[a].load for a in c.atoms))
+
+    # grids already out of band in the previous plan whose households did not change
+    # keep their accepted exception: rebalancing answers changes, it does not redraw
+    prev_members = old.value_counts()
+    for c in cells:
+        n_now = sum(len(atoms[a].members) for a in c.atoms)
+        n_before = int(prev_members.get(c.code, 0))
+        kept = sum(stay[a] for a in c.atoms)
+        if (
+            not c.locked
+            and not lo - 1e-9 <= n_before <= hi + 1e-9
+            and n_now == n_before == kept
+        ):
+            c.locked = c.accepted = True
 
     lower_bound = float(
         sum(
@@ -256,7 +274,7 @@ def rebalance(
     for c in list(cells):
         if c.locked or load(c) <= hi + 1e-9:
             continue
-        _split_grid(c, cells, atoms, lo, hi, tgt, hh, natural_code, used, split_log)
+        _split_grid(c, cells, atoms, lo, hi, tgt, stay, used, split_log)
         if load(c) > hi + 1e-9:
             _recut_with_neighbour(c, cells, atoms, lo, hi, tgt, used, split_log)
     # 3. grids still too small: merge with a neighbour
@@ -437,23 +455,28 @@ def _split_grid(
     lo: float,
     hi: float,
     tgt: float,
-    hh: gpd.GeoDataFrame,
-    natural_code: np.ndarray,
+    stay: np.ndarray,
     used: set[str],
     log: list[dict[str, Any]],
 ) -> None:
-    unit = _Unit(codes=[c.area_code], parent=None, geom=c.geom)
-    unit.atoms = list(c.atoms)
-    unit.load = float(sum(atoms[a].load for a in c.atoms))
-    pieces = _partition(
-        unit, atoms, lo, hi, tgt, math.cos(math.radians(c.geom.centroid.y))
-    )
+    total = float(sum(atoms[a].load for a in c.atoms))
+    k = _grid_count(total, lo, hi, tgt)
+    if k <= 1:
+        return
+    kx = math.cos(math.radians(c.geom.centroid.y))
+    # peel new grids off where the newcomers are, so the grid's residents stay
+    pieces = _peel(c.geom, list(c.atoms), k, atoms, stay, lo, hi, kx)
+    if pieces is None:
+        unit = _Unit(codes=[c.area_code], parent=None, geom=c.geom)
+        unit.atoms = list(c.atoms)
+        unit.load = total
+        pieces = _partition(unit, atoms, lo, hi, tgt, kx)
     if len(pieces) <= 1:
         return
 
     # the part holding most of the grid's existing households keeps the code
-    def existing(members: list[int]) -> int:
-        return int(sum(len(atoms[a].members) for a in members))
+    def existing(members: list[int]) -> float:
+        return float(sum(stay[a] for a in members))
 
     keep = max(range(len(pieces)), key=lambda i: (existing(pieces[i][1]), -i))
     new_codes = []
@@ -475,6 +498,66 @@ def _split_grid(
             )
         )
     log.append({"grid_code": c.code, "into": [c.code, *new_codes]})
+
+
+def _peel(
+    geom: BaseGeometry,
+    members: list[int],
+    k: int,
+    atoms: list[_Atom],
+    stay: np.ndarray,
+    lo: float,
+    hi: float,
+    kx: float,
+) -> list[tuple[BaseGeometry, list[int]]] | None:
+    """Cut ``k - 1`` in-band grids off a grid by straight cuts, each taking as few of
+    its existing households as possible; the rest is the last piece."""
+    from geo.generate import _ANGLES, _halfplane
+
+    pieces: list[tuple[BaseGeometry, list[int]]] = []
+    rest_geom, rest = geom, list(members)
+    for left_k in range(k - 1, 0, -1):
+        xs = np.array([atoms[a].x for a in rest]) * kx
+        ys = np.array([atoms[a].y for a in rest])
+        w = np.array([atoms[a].load for a in rest])
+        st = np.array([stay[a] for a in rest])
+        total = float(w.sum())
+        best = None
+        for theta in _ANGLES:
+            dx, dy = math.cos(theta), math.sin(theta)
+            proj = (xs - xs.mean()) * dx + (ys - ys.mean()) * dy
+            order = np.argsort(proj, kind="stable")
+            sp = proj[order]
+            cum_w = np.cumsum(w[order])[:-1]
+            cum_s = np.cumsum(st[order])[:-1]
+            cuttable = sp[1:] - sp[:-1] > 1e-12
+            peel_ok = (cum_w >= lo - 1e-9) & (cum_w <= hi + 1e-9)
+            rest_w = total - cum_w
+            rest_ok = (rest_w >= left_k * lo - 1e-9) & (rest_w <= left_k * hi + 1e-9)
+            cand = np.flatnonzero(cuttable & peel_ok & rest_ok)
+            if len(cand) == 0:
+                continue
+            i = int(cand[np.argmin(cum_s[cand])])
+            cost = float(cum_s[i])
+            if best is None or cost < best[0]:
+                best = (cost, theta, i, order, sp)
+        if best is None:
+            return None
+        _, theta, i, order, sp = best
+        dx, dy = math.cos(theta), math.sin(theta)
+        cpos = (sp[i] + sp[i + 1]) / 2
+        cx0 = float(np.mean([atoms[a].x for a in rest]))
+        cy0 = float(np.mean([atoms[a].y for a in rest]))
+        hp = _halfplane(rest_geom, cx0 + cpos * dx / kx, cy0 + cpos * dy, dx, dy, kx)
+        peel_geom = _poly_only(shapely.intersection(rest_geom, hp))
+        new_rest_geom = _poly_only(shapely.difference(rest_geom, peel_geom))
+        peel = [rest[j] for j in order[: i + 1]]
+        if peel_geom.is_empty or new_rest_geom.is_empty:
+            return None
+        pieces.append((peel_geom, peel))
+        rest_geom, rest = new_rest_geom, [rest[j] for j in order[i + 1 :]]
+    pieces.append((rest_geom, rest))
+    return pieces
 
 
 def _recut_with_neighbour(
@@ -587,7 +670,10 @@ def _assemble(
         reason = None
         if not lo - 1e-9 <= ld <= hi + 1e-9:
             reason = (
-                "locked by the planner"
+                f"{ld:g} households, already out of band in the previous plan and "
+                "unchanged (kept as it was)"
+                if c.accepted
+                else "locked by the planner"
                 if c.locked
                 else f"{ld:g} households: no neighbour in {c.area_code} could give or take "
                 f"enough to reach {lo:g}–{hi:g}"
