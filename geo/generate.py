@@ -691,7 +691,29 @@ def _partition(
     ]
     if len(pieces) > 1:
         pieces = _repair(pieces, atoms, lo, hi)
+        if any(
+            not lo - 1e-9 <= sum(atoms[a].load for a in m) <= hi + 1e-9
+            for _, m in pieces
+        ):
+            pieces = _chain_repair(pieces, atoms, lo, hi)
     return pieces
+
+
+def _chain_repair(
+    pieces: list[tuple[BaseGeometry, list[int]]],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+) -> list[tuple[BaseGeometry, list[int]]]:
+    """Pass buildings along chains of neighbouring pieces (the rebalancer's step)."""
+    from geo.rebalance import _chain_flow, _Grid
+
+    cells = [
+        _Grid(code=str(i), area_code="u", geom=g, atoms=list(m), locked=False)
+        for i, (g, m) in enumerate(pieces)
+    ]
+    _chain_flow(cells, atoms, lo, hi, max_steps=400)
+    return [(c.geom, c.atoms) for c in cells]
 
 
 def _point_groups(

@@ -59,7 +59,15 @@ def test_cli_end_to_end(
 
     res = _run(cli_env, "db", "upgrade")
     assert res.exit_code == 0, res.output
-    assert "schema at revision 0001" in res.stdout
+    from alembic.script import ScriptDirectory
+
+    from geo.db import MIGRATIONS_DIR, alembic_config
+
+    head = ScriptDirectory.from_config(
+        alembic_config("postgresql://x/y")
+    ).get_current_head()
+    assert MIGRATIONS_DIR.exists()
+    assert f"schema at revision {head}" in res.stdout
 
     res = _run(cli_env, "load", "areas", str(files["areas"]))
     assert res.exit_code == 0, res.output
