@@ -1,0 +1,58 @@
+"""The planner's Python API end to end on a real database of its own."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from geo.embedded import create_database
+from geo.plans import PlanConflictError
+from geo.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def ws(db_url: str) -> Workspace:
+    url = make_url(db_url)
+    name = url.database + "_ws"
+    with psycopg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=url.database,
+        autocommit=True,
+    ) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        create_database(conn, name)
+    w = Workspace.connect(url.set(database=name).render_as_string(hide_password=False))
+    yield w
+    w.engine.dispose()
+
+
+def test_planner_workflow(ws: Workspace) -> None:
+    reports = ws.load_sample(households=3_000, seed=4)
+    assert [r.kind for r in reports] == ["areas", "people", "households"]
+    towns = ws.areas(level="township")
+    code = towns.sort_values("households").iloc[-1]["code"]
+    area = ws.area(code)
+    assert area.plan is None and len(area.households) == towns["households"].max()
+    plan = ws.generate(area)
+    assert plan.report["metrics"]["households"] == len(area.households)
+    pid = ws.save_draft(area, plan)
+    ws.publish(pid)
+    area = ws.area(code)
+    assert area.plan_id == pid and len(area.plan.grids) == len(plan.grids)
+    r = ws.rebalance(area)
+    assert r.report["moved_households"] == 0  # nothing changed since the plan
+    d = ws.diff(area.plan, r.plan)
+    assert d.summary["households_changed"] == 0
+    draft = ws.save_draft(area, r.plan, parent_id=pid)
+    v = ws.save_edit(draft, r.plan, expected_version=0)
+    with pytest.raises(PlanConflictError):
+        ws.save_edit(draft, r.plan, expected_version=0)
+    assert v == 1
+    plans = ws.plans()
+    assert set(plans["status"]) == {"published", "draft"}
+    cov = ws.coverage(pid)
+    assert cov["households"].sum() == len(area.households)
