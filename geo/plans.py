@@ -277,14 +277,22 @@ def save_assignments(session: Session, plan_id: int, assignments: Any) -> int:
     conn = session.connection().connection.driver_connection
     session.execute(
         text(
-            "CREATE TEMP TABLE _stage_assign (external_id text, code text) ON COMMIT DROP"
+            "CREATE TEMP TABLE _stage_assign (external_id text, code text, member text) "
+            "ON COMMIT DROP"
         )
     )
+    members = (
+        assignments["member_id"]
+        if "member_id" in assignments.columns
+        else pd.Series([None] * len(assignments))
+    )
     with conn.cursor() as cur, cur.copy("COPY _stage_assign FROM STDIN") as cp:
-        for hid, code in zip(
-            assignments["household_id"], assignments["grid_code"], strict=True
+        for hid, code, member in zip(
+            assignments["household_id"], assignments["grid_code"], members, strict=True
         ):
-            cp.write_row((str(hid), str(code)))
+            cp.write_row(
+                (str(hid), str(code), None if pd.isna(member) else str(member))
+            )
     bad = session.execute(
         text(
             "SELECT s.external_id, s.code, h.id IS NULL, g.id IS NULL FROM _stage_assign s "
@@ -307,10 +315,11 @@ def save_assignments(session: Session, plan_id: int, assignments: Any) -> int:
         )
     n = session.execute(
         text(
-            "INSERT INTO assignments (plan_id, household_id, grid_id) "
-            "SELECT :p, h.id, g.id FROM _stage_assign s "
+            "INSERT INTO assignments (plan_id, household_id, grid_id, member_id) "
+            "SELECT :p, h.id, g.id, m.id FROM _stage_assign s "
             "JOIN households h ON h.external_id = s.external_id "
-            "JOIN grids g ON g.plan_id = :p AND g.code = s.code"
+            "JOIN grids g ON g.plan_id = :p AND g.code = s.code "
+            "LEFT JOIN people m ON m.external_id = s.member"
         ),
         {"p": plan_id},
     ).rowcount

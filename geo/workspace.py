@@ -157,13 +157,70 @@ class Workspace:
     @staticmethod
     def _plan(s: Session, plan_id: int) -> tuple[GridPlan, dict[str, Any]]:
         grids, assignments, info = plan_frames(s, plan_id)
+        workers = s.execute(
+            text(
+                "SELECT g.code, p.external_id FROM grids g JOIN people p ON p.id = g.worker_id "
+                "WHERE g.plan_id = :p"
+            ),
+            {"p": plan_id},
+        ).all()
+        grids["worker_id"] = grids["grid_code"].map(dict(workers))
+        members = s.execute(
+            text(
+                "SELECT h.external_id, p.external_id FROM assignments x "
+                "JOIN households h ON h.id = x.household_id "
+                "JOIN people p ON p.id = x.member_id WHERE x.plan_id = :p"
+            ),
+            {"p": plan_id},
+        ).all()
+        assignments["member_id"] = assignments["household_id"].map(dict(members))
         grids = grids.rename_geometry("geometry")
         grids["load"] = grids["households"].astype(float)
         metrics = dict(info.get("metrics") or {})
         report = {"metrics": metrics, "exceptions": metrics.get("exceptions", [])}
         return GridPlan(grids=grids, assignments=assignments, report=report), info
 
+    def people(self) -> pd.DataFrame:
+        """Grid workers, grid leaders and party members with their work phones."""
+        sql = (
+            "SELECT p.external_id AS person_id, p.name, p.role, p.work_phone, "
+            "a.code AS area_code FROM people p LEFT JOIN admin_areas a ON a.id = p.area_id "
+            "ORDER BY p.external_id"
+        )
+        with self.engine.connect() as conn:
+            return pd.read_sql_query(text(sql), conn)
+
     # -- planning ----------------------------------------------------------------
+
+    def staff(self, plan: GridPlan, area: AreaData) -> GridPlan:
+        """Give each grid a grid worker and each household a covering party member.
+
+        Grids get workers of their own village; each grid is divided into
+        micro-grids of 10–30 households (党员联户) and each micro-grid gets one
+        party member of the village. Returns the plan with ``grids.worker_id``
+        and ``assignments.member_id`` filled in where people are available.
+        """
+        from dataclasses import replace
+
+        from geo.generate import generate_micro_grids
+        from geo.people import assign_members, assign_workers
+
+        people = self.people()
+        grids = assign_workers(plan.grids, people)
+        micro = generate_micro_grids(plan, area.households)
+        members = assign_members(
+            micro.assignments,
+            micro.grids,
+            micro.grids.set_index("grid_code")["area_code"],
+            plan.grids.set_index("grid_code")["area_code"],
+            people,
+        )
+        assignments = plan.assignments[["household_id", "grid_code"]].merge(
+            members, on="household_id", how="left"
+        )
+        report = dict(plan.report)
+        report["micro_grids"] = micro.report["metrics"]
+        return replace(plan, grids=grids, assignments=assignments, report=report)
 
     def generate(self, area: AreaData, **options: Any) -> GridPlan:
         """Draw grids for the area (see :func:`geo.generate.generate_grids`)."""

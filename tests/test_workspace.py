@@ -39,6 +39,9 @@ def test_planner_workflow(ws: Workspace) -> None:
     assert area.plan is None and len(area.households) == towns["households"].max()
     plan = ws.generate(area)
     assert plan.report["metrics"]["households"] == len(area.households)
+    plan = ws.staff(plan, area)
+    assert plan.grids["worker_id"].notna().mean() > 0.9
+    assert plan.assignments["member_id"].notna().mean() > 0.5
     pid = ws.save_draft(area, plan)
     ws.publish(pid)
     area = ws.area(code)
@@ -56,3 +59,13 @@ def test_planner_workflow(ws: Workspace) -> None:
     assert set(plans["status"]) == {"published", "draft"}
     cov = ws.coverage(pid)
     assert cov["households"].sum() == len(area.households)
+    assert cov["grid_worker"].notna().mean() > 0.9
+    assert (
+        cov["households_with_member"].sum()
+        == plan.assignments["member_id"].notna().sum()
+    )
+    stored, _ = ws.plan(pid)
+    assert (
+        stored.assignments["member_id"].notna().sum()
+        == plan.assignments["member_id"].notna().sum()
+    )

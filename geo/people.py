@@ -1,0 +1,89 @@
+"""Who covers whom: grid workers for grids, party members for micro-grids (党员联户)."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import pandas as pd
+
+__all__ = ["assign_members", "assign_workers"]
+
+
+def assign_workers(grids: gpd.GeoDataFrame, people: pd.DataFrame) -> gpd.GeoDataFrame:
+    """Give each grid a grid worker (网格员) from its own area, spreading the load.
+
+    Workers of the grid's area (``people.area_code``) are used in turn, the one
+    with the fewest grids first; a grid whose area has none gets no worker
+    (``worker_id`` None) — the coverage audit lists it.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, pandas as pd, shapely
+    >>> g = gpd.GeoDataFrame({"grid_code": ["V01", "V02", "V03"], "area_code": "V"},
+    ...     geometry=[shapely.box(0, 0, 1, 1)] * 3, crs=4326)
+    >>> p = pd.DataFrame({"person_id": ["a", "b"], "role": "grid_worker", "area_code": "V"})
+    >>> assign_workers(g, p)["worker_id"].tolist()
+    ['a', 'b', 'a']
+    """
+    out = grids.copy()
+    workers = people[people["role"] == "grid_worker"]
+    by_area = {a: list(g["person_id"]) for a, g in workers.groupby("area_code")}
+    load: dict[str, int] = {}
+    chosen = []
+    for code, area in zip(out["grid_code"], out["area_code"], strict=True):
+        pool = by_area.get(area, [])
+        if not pool:
+            chosen.append(None)
+            continue
+        pick = min(pool, key=lambda p: (load.get(p, 0), pool.index(p)))
+        load[pick] = load.get(pick, 0) + 1
+        chosen.append(pick)
+        del code
+    out["worker_id"] = chosen
+    return out
+
+
+def assign_members(
+    micro_assignments: pd.DataFrame,
+    micro_grids: gpd.GeoDataFrame,
+    grid_of_micro: pd.Series,
+    area_of_grid: pd.Series,
+    people: pd.DataFrame,
+) -> pd.DataFrame:
+    """Each household's covering party member: one member per micro-grid.
+
+    Parameters
+    ----------
+    micro_assignments
+        ``household_id, grid_code`` (micro-grid codes).
+    micro_grids
+        The micro-grids (``grid_code``).
+    grid_of_micro
+        Micro-grid code → grid code.
+    area_of_grid
+        Grid code → area code (members are chosen from the grid's area).
+    people
+        ``person_id, role, area_code``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``household_id, member_id`` (None where the area has too few members).
+    """
+    members = people[people["role"] == "party_member"]
+    pool = {a: list(g["person_id"]) for a, g in members.groupby("area_code")}
+    used: dict[str, int] = {}
+    member_of_micro: dict[str, str | None] = {}
+    for micro in sorted(micro_grids["grid_code"]):
+        area = area_of_grid.get(grid_of_micro.get(micro))
+        cands = pool.get(area, [])
+        free = [p for p in cands if used.get(p, 0) == 0]
+        pick = free[0] if free else None
+        if pick is not None:
+            used[pick] = 1
+        member_of_micro[micro] = pick
+    return pd.DataFrame(
+        {
+            "household_id": micro_assignments["household_id"].to_numpy(),
+            "member_id": micro_assignments["grid_code"].map(member_of_micro).to_numpy(),
+        }
+    )
