@@ -345,8 +345,13 @@ def validate_plan(
         n = int(counts.get(code, 0))
         if not lo <= n <= hi and code not in explained:
             problems.append(f"grid {code} holds {n} households, outside {lo:g}–{hi:g}")
+    split_ok = {
+        e.get("grid_code")
+        for e in plan.report.get("exceptions", [])
+        if e.get("kind") == "not_contiguous"
+    }
     for code, geom in zip(g["grid_code"], g.geometry.values, strict=True):
-        if len(shapely.get_parts(geom)) > 1:
+        if len(shapely.get_parts(geom)) > 1 and code not in split_ok:
             problems.append(
                 f"grid {code} is in {len(shapely.get_parts(geom))} separate parts"
             )

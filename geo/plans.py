@@ -223,7 +223,7 @@ def plan_grids(session: Session, plan_id: int) -> gpd.GeoDataFrame:
     )
     return gpd.read_postgis(
         text(sql), session.connection(), geom_col="geom", params={"p": plan_id}
-    )
+    ).rename_geometry("geometry")
 
 
 def area_frames(
@@ -265,7 +265,7 @@ def area_frames(
         geom_col="geom",
         params={"c": area_code},
     )
-    return areas, households
+    return areas.rename_geometry("geometry"), households.rename_geometry("geometry")
 
 
 def save_assignments(session: Session, plan_id: int, assignments: Any) -> int:

@@ -689,6 +689,18 @@ def _assemble(
             )
         geom = c.geom
         geom = shapely.MultiPolygon([geom]) if geom.geom_type == "Polygon" else geom
+        n_parts = len(shapely.get_parts(geom))
+        if n_parts > 1:
+            exceptions.append(
+                {
+                    "area_code": c.area_code,
+                    "grid_code": c.code,
+                    "kind": "not_contiguous",
+                    "reason": f"grid has {n_parts} separate parts"
+                    + (" (unchanged from the previous plan)" if not c.touched else ""),
+                    "households": len(members),
+                }
+            )
         rows.append(
             {
                 "grid_code": c.code,

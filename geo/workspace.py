@@ -174,7 +174,6 @@ class Workspace:
             {"p": plan_id},
         ).all()
         assignments["member_id"] = assignments["household_id"].map(dict(members))
-        grids = grids.rename_geometry("geometry")
         grids["load"] = grids["households"].astype(float)
         metrics = dict(info.get("metrics") or {})
         report = {"metrics": metrics, "exceptions": metrics.get("exceptions", [])}

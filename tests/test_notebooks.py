@@ -1,0 +1,67 @@
+"""Every planner notebook runs top to bottom on a database of its own (cells assert results)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import psycopg
+import pytest
+from nbclient import NotebookClient
+from sqlalchemy.engine import make_url
+
+from geo.embedded import create_database
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def notebook_db(db_url: str) -> str:
+    """A fresh database on the test server; the notebooks reach it through the env."""
+    url = make_url(db_url)
+    name = url.database + "_notebooks"
+    with psycopg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=url.database,
+        autocommit=True,
+    ) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        create_database(conn, name)
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def test_notebooks_exist() -> None:
+    assert [p.name for p in NOTEBOOKS] == [
+        "01_quickstart.ipynb",
+        "02_redraw_township.ipynb",
+        "03_coverage_audit.ipynb",
+        "04_real_data_liechtenstein.ipynb",
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs(
+    path: Path, notebook_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nb = nbformat.read(path, as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
+        f"{path.name} is committed with outputs; strip them"
+    )
+    monkeypatch.setenv("GRIDMAP_DATABASE_URL", notebook_db)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    client = NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute(env=dict(os.environ))
+    last = nb.cells[-1]
+    text = "".join(o.get("text", "") for o in last.get("outputs", []))
+    assert text.startswith("ok:") or "skipped" in text, (
+        f"{path.name} ended with {text!r}"
+    )
