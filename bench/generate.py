@@ -9,21 +9,24 @@ on the same households, these tools draw grids of 200–300 households:
   households themselves);
 * ``metis``      – ``pymetis.part_graph`` per village on the evaluation's Delaunay
   graph of building groups, nparts = max(1, round(n/250)), vertex weights =
-  households, ``contiguous=True`` (plain k-way if METIS refuses);
+  households, METIS option ``contig=1`` (plain k-way if METIS refuses);
 * ``gerrychain`` – ``recursive_tree_part`` per village on the same graph, same
   k, pop target n/k, epsilon = the largest value ≤ 0.2 keeping the window
   inside 200–300 (at least 0.02); a village it cannot split stays one grid;
 * ``maxp``       – PySAL spopt ``MaxPHeuristic`` per village on the same graph,
-  floor 200 households, coordinates as attributes; villages < 200 stay whole.
+  floor 200 households, coordinates as attributes, spopt's default iterations
+  (``--maxp-iterations``); villages < 200 stay whole, and villages < 400 (one
+  region at most) are answered directly, because spopt 0.7.0's annealing loops
+  forever on a one-region solution (pysal/spopt#506, unreleased).
 
 Each tool runs in a forked child process with a time limit (``--time-limit``
 per baseline and size; GridMap gets ``--gridmap-time-limit``), so a hang or a
-crash is reported, never fatal. Seconds: wall time in the child. Baselines also
-count the shared preparation (households → building groups in metres, measured
-once in the parent) and their per-village graph construction; "lib s" is the
-library calls alone. Peak memory: the child's peak resident set
-(``ru_maxrss``) minus its resident set when the tool started, i.e. what the tool
-added on top of the already loaded county.
+crash is reported, never fatal; a timed-out tool gets no scores. Seconds: wall
+time in the child. Baselines also count the shared preparation (households →
+building groups in metres, measured once in the parent) and their per-village
+graph construction; "lib s" is the library calls alone. Peak memory: the
+child's peak resident set (``ru_maxrss``) minus its resident set when the tool
+started, i.e. what the tool added on top of the already loaded county.
 
 All assignments are scored by ``bench/_metrics.py`` the same way (baselines have
 no polygons, so everything, GridMap included, is scored on the union of its
@@ -96,7 +99,9 @@ NOTES = [
     "library calls alone",
     "peak MB: child-process peak RSS (ru_maxrss) minus its RSS when the tool started",
     "baselines get k = max(1, round(n_village/250)) grids per village (max-p "
-    "chooses its own number)",
+    "chooses its own number; villages under 200 households stay whole, and "
+    "villages under 400, where max-p can only return the whole village, are not "
+    "passed to spopt: its annealing never ends on a one-region answer)",
 ]
 
 # set in the parent before forking; the children read it
@@ -187,19 +192,21 @@ def _run_kmeans(progress: Any) -> dict[str, Any]:
 def _run_metis(progress: Any) -> dict[str, Any]:
     import pymetis
 
+    seed = _CTX["seed"]
+
     def solve(vil: Any, edges: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
         k = _k(vil)
         if k == 1:
             return np.zeros(len(vil.xy), dtype=np.int64), {"whole_villages": 1}
-        xadj, adjncy = to_csr(len(vil.xy), edges)
+        graph = pymetis.CSRAdjacency(*to_csr(len(vil.xy), edges))
         vw = vil.count.astype(np.int64)
         try:
-            _, parts = pymetis.part_graph(
-                k, xadj=xadj, adjncy=adjncy, vweights=vw, contiguous=True
-            )
+            opts = pymetis.Options(contig=1, seed=seed)
+            _, parts = pymetis.part_graph(k, graph, vweights=vw, options=opts)
             return np.asarray(parts), {}
-        except Exception:
-            _, parts = pymetis.part_graph(k, xadj=xadj, adjncy=adjncy, vweights=vw)
+        except Exception:  # METIS refuses contig=1 on a disconnected graph
+            opts = pymetis.Options(seed=seed)
+            _, parts = pymetis.part_graph(k, graph, vweights=vw, options=opts)
             return np.asarray(parts), {"not_contiguous_mode": 1}
 
     return _per_village(progress, solve, graph=True)
@@ -229,7 +236,7 @@ def _run_gerrychain(progress: Any) -> dict[str, Any]:
         target = vil.households / k
         eps = _gerrychain_epsilon(target)
         if vil.count.max() > target * (1 + eps):  # one building outweighs a part
-            return np.zeros(n_g, dtype=np.int64), {"failed_villages": 1}
+            return np.zeros(n_g, dtype=np.int64), {"infeasible_villages": 1}
         g = nx.Graph()
         g.add_nodes_from((i, {"pop": int(c)}) for i, c in enumerate(vil.count))
         g.add_edges_from(map(tuple, edges.tolist()))
@@ -260,11 +267,17 @@ def _run_maxp(progress: Any) -> dict[str, Any]:
 
     warnings.filterwarnings("ignore")
     np.random.seed(_CTX["seed"])
+    construction, sa = _CTX["maxp_iterations"]
 
     def solve(vil: Any, edges: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
         n_g = len(vil.xy)
         if vil.households < LO or n_g < 2:
             return np.zeros(n_g, dtype=np.int64), {"skipped_villages": 1}
+        if vil.households < 2 * LO:
+            # at most one region is possible; spopt 0.7.0's simulated annealing
+            # loops forever on a one-region solution (fixed upstream in
+            # pysal/spopt#506, not yet released), so the answer is given directly
+            return np.zeros(n_g, dtype=np.int64), {"one_region_villages": 1}
         nbrs: dict[int, list[int]] = {i: [] for i in range(n_g)}
         for a, b in edges.tolist():
             nbrs[a].append(b)
@@ -274,7 +287,13 @@ def _run_maxp(progress: Any) -> dict[str, Any]:
             geometry=gpd.points_from_xy(vil.xy[:, 0], vil.xy[:, 1]),
         )
         model = MaxPHeuristic(
-            gdf, W(nbrs, silence_warnings=True), ["x", "y"], "households", LO
+            gdf,
+            W(nbrs, silence_warnings=True),
+            ["x", "y"],
+            "households",
+            LO,
+            max_iterations_construction=construction,
+            max_iterations_sa=sa,
         )
         model.solve()
         lab = np.asarray(model.labels_)
@@ -345,20 +364,22 @@ def run_tool(name: str, limit: float) -> dict[str, Any]:
     child.close()
     deadline = t0 + limit
     msg: dict[str, Any] | None = None
+    timed_out = False
     while True:
         left = deadline - time.perf_counter()
         if left <= 0:
+            timed_out = True
             break
         if parent.poll(min(left, 0.5)):
             try:
                 msg = parent.recv()
-            except EOFError:
+            except EOFError:  # the child died without a word
                 msg = None
             break
         if not proc.is_alive() and not parent.poll(0):
             break
     wall = time.perf_counter() - t0
-    if msg is None and proc.is_alive():
+    if timed_out:
         proc.kill()
         proc.join()
         total = _CTX["prep"].villages
@@ -403,7 +424,7 @@ def _table(size: int, rows: list[dict[str, Any]]) -> str:
         "contiguous",
         "village x",
         "PP mean",
-        "GridMap time",
+        "GridMap/tool time",
     ]
     gm = next((r for r in rows if r["tool"] == "gridmap"), None)
     gm_s = gm.get("seconds") if gm and gm.get("status") == "ok" else None
@@ -475,7 +496,13 @@ def bench_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
         f"(generated in {gen_s:.2f} s; grouping for the baselines {prep_s:.2f} s)",
         flush=True,
     )
-    _CTX.update(county=county, prep=prep, prep_seconds=prep_s, seed=args.seed)
+    _CTX.update(
+        county=county,
+        prep=prep,
+        prep_seconds=prep_s,
+        seed=args.seed,
+        maxp_iterations=args.maxp_iterations,
+    )
 
     rows: list[dict[str, Any]] = []
     labels: dict[str, np.ndarray] = {}
@@ -535,7 +562,13 @@ def bench_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
         if extra:
             print(f"{LABELS[r['tool']]}: {extra}")
     print(f"(scoring all tools took {eval_s:.1f} s)")
-    for note in NOTES:
+    notes = [
+        *NOTES,
+        "max-p iterations: construction {}, simulated annealing {}".format(
+            *args.maxp_iterations
+        ),
+    ]
+    for note in notes:
         print(f"note: {note}")
 
     result = {
@@ -544,6 +577,7 @@ def bench_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
         "band": [LO, HI],
         "time_limit_s": args.time_limit,
         "gridmap_time_limit_s": args.gridmap_time_limit,
+        "maxp_iterations": list(args.maxp_iterations),
         "county": {
             "households": len(county.households),
             "villages": prep.villages,
@@ -552,7 +586,7 @@ def bench_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
         },
         "prepare_seconds": round(prep_s, 3),
         "evaluate_seconds": round(eval_s, 3),
-        "notes": NOTES,
+        "notes": notes,
         "tools": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -603,6 +637,13 @@ def main() -> None:
         default="all",
         type=_parse_baselines,
         help="all, none, or a comma list of: " + ", ".join(BASELINES),
+    )
+    ap.add_argument(
+        "--maxp-iterations",
+        default="99,10",
+        type=lambda s: tuple(int(x) for x in s.split(",")),
+        help="max-p construction,simulated-annealing iterations "
+        "(default 99,10 = spopt's defaults)",
     )
     args = ap.parse_args()
     for size in args.sizes:

@@ -243,3 +243,26 @@ class Assignment(Base):
         ForeignKey("people.id", ondelete="SET NULL")
     )
     on_boundary: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+
+API_ROLES = ("viewer", "planner")
+
+
+class ApiKey(Base):
+    """An API key: only its public prefix and the SHA-256 of the whole token are kept."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint(_in("role", API_ROLES), name="role_known"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+__all__ += ["API_ROLES", "ApiKey"]

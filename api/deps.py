@@ -1,0 +1,108 @@
+"""Request dependencies: the database session and the API-key roles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from api.problems import ProblemError
+from geo.keys import ApiKeyInfo, verify_key
+
+__all__ = [
+    "KeyDep",
+    "PlannerDep",
+    "SessionDep",
+    "ViewerDep",
+    "get_session",
+    "optional_key",
+    "require_planner",
+    "require_viewer",
+]
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: committed when the endpoint returns normally."""
+    with Session(get_engine(request), expire_on_commit=False) as session:
+        with session.begin():
+            yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An API key `gm_…` (see `gridmap keys create`).",
+)
+_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="apiKey",
+    description="The same API key in an `X-API-Key` header.",
+)
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="gridmap"'}
+
+
+def optional_key(
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    header: Annotated[str | None, Security(_header)],
+) -> ApiKeyInfo | None:
+    """The caller's key: None when none was sent, 401 when one was sent but is wrong."""
+    token = bearer.credentials if bearer is not None else header
+    if not token:
+        return None
+    key = verify_key(session, token)
+    if key is None:
+        raise ProblemError(
+            401,
+            "The API key is not valid (malformed, unknown or revoked). "
+            "Ask an administrator for a key (gridmap keys create --role viewer).",
+            type="/problems/invalid-key",
+            headers=_CHALLENGE,
+        )
+    return key
+
+
+KeyDep = Annotated[ApiKeyInfo | None, Depends(optional_key)]
+
+
+def need_role(key: ApiKeyInfo | None, role: str, what: str) -> ApiKeyInfo:
+    """401 without a key, 403 with a key of too low a role (planner ⊃ viewer)."""
+    if key is None:
+        raise ProblemError(
+            401,
+            f"{what} needs a {role} API key: send 'Authorization: Bearer gm_…' "
+            "or 'X-API-Key: gm_…'.",
+            type="/problems/missing-key",
+            headers=_CHALLENGE,
+        )
+    if role == "planner" and key.role != "planner":
+        raise ProblemError(
+            403,
+            f"{what} needs a planner key; key {key.prefix} is a {key.role} key.",
+            type="/problems/forbidden",
+        )
+    return key
+
+
+def require_viewer(key: KeyDep) -> ApiKeyInfo:
+    return need_role(key, "viewer", "Reading households")
+
+
+def require_planner(key: KeyDep) -> ApiKeyInfo:
+    return need_role(key, "planner", "Changing plans")
+
+
+ViewerDep = Annotated[ApiKeyInfo, Depends(require_viewer)]
+PlannerDep = Annotated[ApiKeyInfo, Depends(require_planner)]

@@ -1,0 +1,272 @@
+"""RFC 9457 problem details (``application/problem+json``) for every error."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "PROBLEM_JSON",
+    "BodyLimit",
+    "Problem",
+    "ProblemError",
+    "install_problem_handlers",
+    "problem_response",
+    "problem_responses",
+]
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("gridmap.api")
+
+_TITLES = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Invalid request",
+    500: "Internal server error",
+}
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; extra members carry what the problem is about."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
+class ProblemError(StarletteHTTPException):
+    """Raise to answer with a problem document (``type`` is a relative URI)."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        type: str | None = None,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(status_code=status, detail=detail, headers=headers)
+        self.type = type or "about:blank"
+        self.title = title or _TITLES.get(status, "Error")
+        self.extra = extra
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    type: str = "about:blank",
+    title: str | None = None,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": type,
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return JSONResponse(
+        body, status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)] or [str(loc[0])]
+    if parts and parts[0] in {"query", "path", "header"} and len(parts) > 1:
+        return f"{parts[0]} parameter '{'.'.join(parts[1:])}'"
+    return "'" + ".".join(parts) + "'" if parts else "the request"
+
+
+def _validation_detail(
+    errors: list[dict[str, Any]],
+) -> tuple[str, list[dict[str, Any]]]:
+    items = []
+    for e in errors:
+        msg = str(e.get("msg", "invalid"))
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        items.append({"location": _loc(tuple(e.get("loc", ()))), "message": msg})
+    shown = "; ".join(f"{i['location']}: {i['message']}" for i in items[:5])
+    more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
+    return shown + more, items
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error, including validation errors and 500s, as problem+json."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(
+            exc.status_code,
+            str(exc.detail),
+            type=exc.type,
+            title=exc.title,
+            instance=request.url.path,
+            headers=exc.headers,
+            **exc.extra,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = (
+                f"There is no resource at {request.url.path}. "
+                "See /docs for the endpoints of this API."
+            )
+        elif exc.status_code == 405:
+            detail = (
+                f"{request.method} is not allowed on {request.url.path}; "
+                f"allowed: {(exc.headers or {}).get('Allow', 'see /docs')}."
+            )
+        return problem_response(
+            exc.status_code, detail, instance=request.url.path, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, items = _validation_detail(list(exc.errors()))
+        return problem_response(
+            422,
+            detail,
+            type="/problems/invalid-request",
+            instance=request.url.path,
+            errors=items,
+        )
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            500,
+            "The server failed to answer this request; it has been logged. "
+            "Try again, and report it if it persists.",
+            instance=request.url.path,
+        )
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting problem+json for ``codes``."""
+    examples = {
+        400: "bbox must be 'minlon,minlat,maxlon,maxlat' with 4 numbers",
+        401: "This endpoint needs an API key: send 'Authorization: Bearer gm_…'.",
+        403: "This endpoint needs a planner key; yours is a viewer key.",
+        404: "No household matches '高家镇湖仁村3组99号'.",
+        409: "plan 3 is published; only a draft can be published",
+        413: "The request body is 5242880 bytes; the limit is 4194304 bytes.",
+        422: "query parameter 'lat': Input should be less than or equal to 90",
+    }
+    return {
+        c: {
+            "model": Problem,
+            "description": _TITLES.get(c, "Error"),
+            "content": {
+                PROBLEM_JSON: {
+                    "example": {
+                        "type": "about:blank",
+                        "title": _TITLES.get(c, "Error"),
+                        "status": c,
+                        "detail": examples.get(c, ""),
+                    }
+                }
+            },
+        }
+        for c in codes
+    }
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``max_bytes`` with a 413 problem."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = None
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+        if declared is not None and (declared < 0 or declared > self.max_bytes):
+            status = 400 if declared < 0 else 413
+            detail = (
+                "The Content-Length header is not a number."
+                if declared < 0
+                else f"The request body is {declared} bytes; the limit is "
+                f"{self.max_bytes} bytes. Split the batch into smaller requests."
+            )
+            await _send_problem(send, status, detail, scope.get("path", ""))
+            return
+        total = 0
+        limit = self.max_bytes
+
+        async def limited() -> Message:
+            nonlocal total
+            message = await receive()
+            if message["type"] == "http.request":
+                total += len(message.get("body", b""))
+                if total > limit:
+                    raise ProblemError(
+                        413,
+                        f"The request body exceeds the limit of {limit} bytes. "
+                        "Split the batch into smaller requests.",
+                    )
+            return message
+
+        await self.app(scope, limited, send)
+
+
+async def _send_problem(send: Send, status: int, detail: str, path: str) -> None:
+    body = json.dumps(
+        {
+            "type": "about:blank",
+            "title": _TITLES.get(status, "Error"),
+            "status": status,
+            "detail": detail,
+            "instance": path,
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,272 @@
+"""``/lookup``: the grid and the responsible people of an address or a point."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from api.deps import SessionDep
+from api.problems import ProblemError, problem_responses
+from api.schemas import (
+    BatchIn,
+    BatchOut,
+    Crs,
+    LookupOut,
+    NearestOut,
+    answer_dict,
+    grid_out,
+    lookup_out,
+)
+from geo.crs import gcj02_to_wgs84
+from geo.lookup import Answer, LookupResult, lookup_addresses, lookup_points
+
+router = APIRouter(tags=["lookup"])
+
+_ADDRESS_EXAMPLES = {
+    "chinese": {
+        "summary": "Chinese address (any admin prefix, 栋/幢, full-width digits)",
+        "value": "浙江省衢州市衢江区樟潭街道金头路6号1栋1单元101室",
+    },
+    "numerals": {
+        "summary": "Chinese numerals",
+        "value": "衢江区廿里镇岩林村三组十二号",
+    },
+    "western": {"summary": "Western address", "value": "Landstrasse 12, 9490 Vaduz"},
+}
+
+
+def _as_of_utc(as_of: dt.date | dt.datetime | None) -> dt.datetime | None:
+    if as_of is None:
+        return None
+    if not isinstance(as_of, dt.datetime):
+        return dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC)
+    return as_of if as_of.tzinfo else as_of.replace(tzinfo=dt.UTC)
+
+
+def _to_wgs84(lon: float, lat: float, crs: str) -> tuple[float, float]:
+    if crs == "gcj02":
+        w_lon, w_lat = gcj02_to_wgs84(lon, lat)
+        return float(w_lon), float(w_lat)
+    return lon, lat
+
+
+def _not_found(r: LookupResult, query: dict[str, Any]) -> ProblemError:
+    if r.match == "outside":
+        near = r.nearest
+        where = f"({query['lon']}, {query['lat']})"
+        if near is None:
+            return ProblemError(
+                404,
+                f"No grid contains {where}: no plan is in force"
+                + (" at that date." if query.get("as_of") else "."),
+                type="/problems/no-grid",
+                title="Not in any grid",
+                nearest=None,
+            )
+        return ProblemError(
+            404,
+            f"No grid contains {where}. The nearest grid is {near.grid.code} "
+            f"({near.dist_m:.0f} m away). Check that lon comes before lat and that the "
+            "coordinates are WGS 84 (pass crs=gcj02 for AMap/Tencent coordinates).",
+            type="/problems/no-grid",
+            title="Not in any grid",
+            nearest=NearestOut(
+                grid=grid_out(near.grid), dist_m=near.dist_m
+            ).model_dump(),
+        )
+    return ProblemError(
+        404,
+        f"No household matches {query['address']!r}"
+        + (f" (read as {r.key!r})" if r.key else "")
+        + ". Check the township, village or road name and the house number, "
+        "or look the place up by point (lon, lat).",
+        type="/problems/no-household",
+        title="No matching household",
+        key=r.key,
+    )
+
+
+@router.get(
+    "/lookup",
+    response_model=LookupOut,
+    summary="Which grid, and who is responsible, for an address or a point",
+    description=(
+        "Give **either** `address` **or** `lon` and `lat`. An address is matched "
+        "exactly on its canonical key first (admin prefixes, 栋/幢, full-width digits "
+        "and Chinese numerals do not matter), then by trigram similarity; "
+        "`match` says which (`exact`, `fuzzy`, `ambiguous` with ranked `candidates`). "
+        "A point returns the grid containing it (`match=point`); outside every grid "
+        "the 404 problem names the nearest grid and its distance in metres. "
+        "`as_of` answers from the plans in force at that time. Only work contacts "
+        "of the grid worker and the covering party member are returned, never "
+        "residents' data."
+    ),
+    responses=problem_responses(404, 422),
+)
+def lookup(
+    session: SessionDep,
+    address: Annotated[
+        str | None,
+        Query(min_length=1, max_length=500, openapi_examples=_ADDRESS_EXAMPLES),
+    ] = None,
+    lon: Annotated[
+        float | None,
+        Query(
+            ge=-180,
+            le=180,
+            description="longitude",
+            openapi_examples={"quzhou": {"value": 118.9}},
+        ),
+    ] = None,
+    lat: Annotated[
+        float | None,
+        Query(
+            ge=-90,
+            le=90,
+            description="latitude",
+            openapi_examples={"quzhou": {"value": 29.0}},
+        ),
+    ] = None,
+    crs: Annotated[
+        Crs, Query(description="wgs84 (GPS) or gcj02 (AMap / Tencent maps)")
+    ] = "wgs84",
+    as_of: Annotated[
+        dt.date | dt.datetime | None,
+        Query(
+            description="answer from the plan in force then (a date means 00:00 UTC)",
+            openapi_examples={"date": {"value": "2025-06-01"}},
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=20, description="most candidates")] = 5,
+) -> LookupOut:
+    when = _as_of_utc(as_of)
+    point = lon is not None or lat is not None
+    if address is not None and point:
+        raise ProblemError(
+            422,
+            "Give either address=… or lon=…&lat=…, not both.",
+            type="/problems/invalid-request",
+        )
+    if address is None and not point:
+        raise ProblemError(
+            422,
+            "Give an address (address=…) or a point (lon=…&lat=…).",
+            type="/problems/invalid-request",
+        )
+    if address is not None:
+        if not address.strip():
+            raise ProblemError(
+                422, "The address is blank.", type="/problems/invalid-request"
+            )
+        query: dict[str, Any] = {"address": address}
+        r = lookup_addresses(session, [address], as_of=when, limit=limit)[0]
+    else:
+        if lon is None or lat is None:
+            raise ProblemError(
+                422, "A point needs both lon and lat.", type="/problems/invalid-request"
+            )
+        if not (math.isfinite(lon) and math.isfinite(lat)):
+            raise ProblemError(
+                422,
+                "lon and lat must be finite numbers.",
+                type="/problems/invalid-request",
+            )
+        w_lon, w_lat = _to_wgs84(lon, lat, crs)
+        query = {"lon": lon, "lat": lat, "crs": crs}
+        if crs != "wgs84":
+            query["wgs84"] = [round(w_lon, 7), round(w_lat, 7)]
+        r = lookup_points(session, [w_lon], [w_lat], as_of=when)[0]
+    if as_of is not None:
+        query["as_of"] = str(as_of)
+    if r.match in {"none", "outside"}:
+        raise _not_found(r, query)
+    return lookup_out(r, query, when)
+
+
+@router.post(
+    "/lookup/batch",
+    response_model=BatchOut,
+    summary=f"Look up to {10_000:,} addresses or points in one request",
+    description=(
+        "Each item is an address or a point; results come back in the same order "
+        "with a per-item `status` (200 or 404) instead of failing the request. "
+        "Answered with set-based SQL (a handful of queries for the whole batch). "
+        "The body is limited (413 beyond it) and so is the number of items (422)."
+    ),
+    responses=problem_responses(413, 422),
+)
+def lookup_batch(session: SessionDep, body: BatchIn) -> JSONResponse:
+    when = _as_of_utc(body.as_of)
+    items = body.items
+    addr_idx = [i for i, it in enumerate(items) if it.address is not None]
+    pt_idx = [i for i, it in enumerate(items) if it.address is None]
+    results: dict[int, LookupResult] = {}
+    if addr_idx:
+        found = lookup_addresses(
+            session, [items[i].address for i in addr_idx], as_of=when, limit=body.limit
+        )
+        results.update(zip(addr_idx, found, strict=True))
+    if pt_idx:
+        lons, lats = [], []
+        for i in pt_idx:
+            lo, la = _to_wgs84(float(items[i].lon), float(items[i].lat), items[i].crs)  # type: ignore[arg-type]
+            lons.append(lo)
+            lats.append(la)
+        results.update(
+            zip(pt_idx, lookup_points(session, lons, lats, as_of=when), strict=True)
+        )
+    # plain dicts, each grid serialised once: pydantic models for 10,000 answers
+    # would cost seconds (the response model still documents the shape)
+    grids: dict[int, dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    summary: dict[str, int] = {}
+    for i, it in enumerate(items):
+        r = results[i]
+        summary[r.match] = summary.get(r.match, 0) + 1
+        row: dict[str, Any] = {"index": i, "id": it.id, "match": r.match}
+        if r.match in {"none", "outside"}:
+            near = r.nearest
+            row.update(
+                status=404,
+                result=None,
+                candidates=[],
+                nearest={
+                    "grid": answer_dict(Answer(0, near.grid, "point"), grids)["grid"],
+                    "dist_m": near.dist_m,
+                }
+                if near is not None
+                else None,
+                detail="no household matches this address"
+                if r.match == "none"
+                else "no grid contains this point"
+                + (
+                    f"; the nearest is {near.grid.code}, {near.dist_m:.0f} m away"
+                    if near
+                    else ""
+                ),
+            )
+        else:
+            best = r.best
+            rest = r.answers[1:] if best is not None else r.answers
+            row.update(
+                status=200,
+                result=answer_dict(best, grids) if best is not None else None,
+                candidates=[answer_dict(a, grids) for a in rest],
+                nearest=None,
+                detail=None,
+            )
+        out.append(row)
+    return JSONResponse(
+        {
+            "as_of": when.isoformat() if when is not None else None,
+            "summary": summary,
+            "results": out,
+        }
+    )
+
+
+__all__ = ["router"]

@@ -1,0 +1,150 @@
+"""Plans: list, inspect, generate (a background job), publish; and job status."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from api.deps import PlannerDep, SessionDep
+from api.jobs import Job, generate_plan_job
+from api.problems import ProblemError, problem_responses
+from api.schemas import GenerateIn, JobOut, PlanDetailOut, PlanOut, plan_out
+from geo.lookup import get_plan, list_plans
+from geo.plans import PlanConflictError, publish_plan
+
+router = APIRouter(tags=["plans"])
+
+
+def _job_out(job: Job) -> JobOut:
+    links = [{"rel": "self", "href": f"/jobs/{job.id}"}]
+    if job.plan_id is not None:
+        links.append({"rel": "plan", "href": f"/plans/{job.plan_id}"})
+    return JobOut(
+        id=job.id,
+        kind=job.kind,
+        status=job.status,  # type: ignore[arg-type]
+        stage=job.stage,
+        progress=job.progress,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        params=job.params,
+        plan_id=job.plan_id,
+        error=job.error,
+        links=links,
+    )
+
+
+def _unknown_plan(plan_id: int) -> ProblemError:
+    return ProblemError(
+        404,
+        f"There is no plan {plan_id}. GET /plans lists the plans.",
+        type="/problems/unknown-plan",
+    )
+
+
+@router.get("/plans", response_model=list[PlanOut], summary="All plans, newest first")
+def plans(
+    session: SessionDep,
+    status: Annotated[Literal["draft", "published", "archived"] | None, Query()] = None,
+    area: Annotated[str | None, Query(max_length=32, description="area code")] = None,
+) -> list[PlanOut]:
+    return [plan_out(p) for p in list_plans(session, status=status, area_code=area)]
+
+
+@router.get(
+    "/plans/{plan_id}",
+    response_model=PlanDetailOut,
+    summary="One plan with its parameters and metrics (incl. exceptions)",
+    responses=problem_responses(404, 422),
+)
+def plan(session: SessionDep, plan_id: int) -> PlanOut:
+    if not 0 < plan_id < 2**31:
+        raise _unknown_plan(plan_id)
+    p = get_plan(session, plan_id)
+    if p is None:
+        raise _unknown_plan(plan_id)
+    return plan_out(p, detail=True)
+
+
+@router.post(
+    "/plans",
+    status_code=202,
+    response_model=JobOut,
+    summary="Generate a draft plan for an area (background job; poll /jobs/{id})",
+    responses=problem_responses(401, 403, 404, 422),
+)
+def generate(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    key: PlannerDep,
+    body: GenerateIn,
+) -> JobOut:
+    found = session.execute(
+        text("SELECT 1 FROM admin_areas WHERE code = :c"), {"c": body.area_code}
+    ).first()
+    if found is None:
+        raise ProblemError(
+            404,
+            f"There is no admin area {body.area_code!r}; "
+            "GET /collections/areas/items lists them.",
+            type="/problems/unknown-area",
+        )
+    params = body.model_dump()
+    job = request.app.state.jobs.submit(
+        "generate",
+        params,
+        generate_plan_job(params, created_by=f"api key {key.prefix}"),
+    )
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return _job_out(job)
+
+
+@router.post(
+    "/plans/{plan_id}/publish",
+    response_model=PlanDetailOut,
+    summary="Publish a draft (the area's published plan is archived in the same step)",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def publish(session: SessionDep, key: PlannerDep, plan_id: int) -> PlanOut:
+    if not 0 < plan_id < 2**31:
+        raise _unknown_plan(plan_id)
+    try:
+        publish_plan(session, plan_id)
+    except LookupError:
+        raise _unknown_plan(plan_id) from None
+    except PlanConflictError as exc:
+        raise ProblemError(409, str(exc), type="/problems/plan-conflict") from None
+    except IntegrityError:
+        raise ProblemError(
+            409,
+            f"Another plan of the same area was published at the same time as plan "
+            f"{plan_id}; reload the plans and try again.",
+            type="/problems/plan-conflict",
+        ) from None
+    p = get_plan(session, plan_id)
+    assert p is not None
+    return plan_out(p, detail=True)
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    summary="A background job's status and progress",
+    responses=problem_responses(401, 403, 404),
+    tags=["jobs"],
+)
+def job_status(request: Request, key: PlannerDep, job_id: str) -> JobOut:
+    job = request.app.state.jobs.get(job_id)
+    if job is None:
+        raise ProblemError(
+            404,
+            f"There is no job {job_id!r} (jobs are kept in memory until the server "
+            "restarts).",
+            type="/problems/unknown-job",
+        )
+    return _job_out(job)

@@ -1,0 +1,47 @@
+"""Vector tiles of the grids, built in PostGIS (ST_AsMVT)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
+
+from api.deps import SessionDep
+from api.problems import ProblemError, problem_responses
+from geo.lookup import grid_tile
+
+router = APIRouter(tags=["tiles"])
+
+MVT = "application/vnd.mapbox-vector-tile"
+
+
+@router.get(
+    "/tiles/{z}/{x}/{y}.pbf",
+    summary="Mapbox vector tile of the grids (layer 'grids', Web Mercator XYZ)",
+    description="The published grids, or one plan's with `plan=ID`. Empty tiles are "
+    "200 with an empty body.",
+    response_class=Response,
+    responses={
+        200: {"content": {MVT: {"schema": {"type": "string", "format": "binary"}}}},
+        **problem_responses(404, 422),
+    },
+)
+def tile(
+    session: SessionDep,
+    z: Annotated[int, Path(ge=0, le=24, openapi_examples={"z": {"value": 12}})],
+    x: Annotated[int, Path(ge=0, openapi_examples={"x": {"value": 3400}})],
+    y: Annotated[int, Path(ge=0, openapi_examples={"y": {"value": 1714}})],
+    plan: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> Response:
+    n = 1 << z
+    if x >= n or y >= n:
+        raise ProblemError(
+            404,
+            f"Tile {z}/{x}/{y} does not exist: at zoom {z}, x and y go from 0 to {n - 1}.",
+            type="/problems/no-tile",
+        )
+    data = grid_tile(session, z, x, y, plan_id=plan)
+    return Response(
+        data, media_type=MVT, headers={"Cache-Control": "public, max-age=60"}
+    )

@@ -1,0 +1,802 @@
+"""Read-side queries: which grid and which people cover an address or a point.
+
+Also the paged feature queries (grids, households, areas), vector tiles and the
+plan listing the HTTP API serves. Every function takes a session first and
+never commits; addresses are matched on ``households.address_key`` first, then
+by trigram similarity (pg_trgm) on ``households.address_norm``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo.address import address_keys, normalize_many, parse_address
+from geo.models import AREA_LEVELS
+
+__all__ = [
+    "AMBIGUITY_MARGIN",
+    "FEATURE_COLLECTIONS",
+    "MIN_SCORE",
+    "Answer",
+    "AreaRef",
+    "Contact",
+    "FeaturePage",
+    "GridInfo",
+    "LookupResult",
+    "NearestGrid",
+    "PlanInfo",
+    "feature",
+    "features",
+    "get_plan",
+    "grid_tile",
+    "list_plans",
+    "lookup_address",
+    "lookup_addresses",
+    "lookup_point",
+    "lookup_points",
+]
+
+#: Fuzzy candidates scoring below this are dropped (see ``_FUZZY_SQL``).
+MIN_SCORE = 0.3
+#: A fuzzy best match counts as the answer when it scores at least this …
+CONFIDENT_SCORE = 0.6
+#: … and leads the runner-up by at least this; otherwise the input is ambiguous.
+AMBIGUITY_MARGIN = 0.15
+#: pg_trgm ``word_similarity_threshold`` used to find fuzzy candidates.
+_WORD_THRESHOLD = 0.5
+#: … and, for the addresses that found none, the second try.
+_WORD_THRESHOLD_RETRY = 0.3
+
+# Fuzzy candidates: the trigram index finds addresses containing something like
+# the search text; the score is the mean of the similarity of the canonical keys
+# (the parsed components) and the word similarity of the search text.
+_FUZZY_SQL = text(
+    "SELECT q.i, c.id, c.score FROM unnest(CAST(:tails AS text[]), "
+    "CAST(:keys AS text[])) WITH ORDINALITY AS q(tail, key, i) "
+    "CROSS JOIN LATERAL (SELECT h.id, (coalesce(similarity(q.key, h.address_key), 0) "
+    "+ word_similarity(q.tail, h.address_norm)) / 2 AS score, "
+    "word_similarity(q.tail, h.address_norm) AS ws FROM households h "
+    "WHERE q.tail <% h.address_norm "
+    "ORDER BY score DESC, ws DESC, h.id LIMIT :lim) c "
+    "ORDER BY q.i, c.score DESC, c.ws DESC, c.id"
+)
+
+_DEPTH = "array_position(ARRAY[{}]::text[], pa.level::text)".format(
+    ", ".join(f"'{lv}'" for lv in AREA_LEVELS)
+)
+
+
+# ---------------------------------------------------------------------------
+# Result types
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A responsible person's *work* contact (never a resident's data)."""
+
+    name: str
+    role: str
+    work_phone: str | None
+
+
+@dataclass(frozen=True)
+class AreaRef:
+    """An admin area by code, name and level."""
+
+    code: str
+    name: str
+    level: str
+
+
+@dataclass(frozen=True)
+class GridInfo:
+    """A grid with its plan, its admin areas (county first) and its grid worker."""
+
+    id: int
+    code: str
+    name: str | None
+    kind: str
+    plan_id: int
+    plan_version: int
+    plan_status: str
+    areas: tuple[AreaRef, ...]
+    worker: Contact | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer to a lookup: the grid and who covers it.
+
+    ``household_id``/``address`` are set for address lookups only (the
+    household's external id and address, nothing else about it); ``member``
+    is the household's covering party member. ``located_by`` tells how the
+    grid was found: ``assignment`` (the plan's assignment of the household),
+    ``location`` (the household is not assigned in that plan; the grid that
+    contains its point) or ``point``.
+    """
+
+    score: float
+    grid: GridInfo | None
+    located_by: str
+    household_id: str | None = None
+    address: str | None = None
+    member: Contact | None = None
+
+
+@dataclass(frozen=True)
+class NearestGrid:
+    """The grid closest to a point outside every grid, and how far it is."""
+
+    grid: GridInfo
+    dist_m: float
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    """The outcome of one lookup.
+
+    ``match`` is ``exact`` (the address key matched one household), ``fuzzy``
+    (one clear best trigram match), ``ambiguous`` (several candidates, ranked in
+    ``answers``; none is chosen), ``point`` (a grid contains the point),
+    ``none`` (no household matched) or ``outside`` (the point is in no grid of
+    the plans in force; ``nearest`` says which grid is closest).
+    """
+
+    match: str
+    answers: tuple[Answer, ...] = ()
+    nearest: NearestGrid | None = None
+    key: str | None = None
+
+    @property
+    def best(self) -> Answer | None:
+        """The chosen answer, unless the match is ambiguous or there is none."""
+        if self.match in {"exact", "fuzzy", "point"} and self.answers:
+            return self.answers[0]
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Plans in force
+# ---------------------------------------------------------------------------
+
+
+def _in_force(as_of: dt.datetime | None) -> str:
+    """A CTE ``in_force(id, depth)``: the published plans, or those valid at ``:as_of``.
+
+    Where plans of nested areas overlap, the deeper area's plan (larger depth)
+    wins.
+    """
+    if as_of is None:
+        cond = "p.status = 'published'"
+    else:
+        cond = (
+            "p.status IN ('published', 'archived') AND p.valid_from <= :as_of "
+            "AND :as_of < coalesce(p.valid_to, 'infinity'::timestamptz)"
+        )
+    return (
+        f"in_force AS (SELECT p.id, {_DEPTH} AS depth FROM plans p "
+        f"JOIN admin_areas pa ON pa.id = p.area_id WHERE {cond})"
+    )
+
+
+def _as_of(as_of: dt.date | dt.datetime | None) -> dt.datetime | None:
+    """A date means 00:00 UTC that day; a naive datetime is taken as UTC."""
+    if as_of is None:
+        return None
+    if not isinstance(as_of, dt.datetime):
+        return dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC)
+    return as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=dt.UTC)
+
+
+# ---------------------------------------------------------------------------
+# Details: grids, people, area chains
+# ---------------------------------------------------------------------------
+
+
+def _area_chains(
+    session: Session, area_ids: set[int]
+) -> dict[int, tuple[AreaRef, ...]]:
+    """Each area with its ancestors up to (and including) the county, top first."""
+    if not area_ids:
+        return {}
+    rows = session.execute(
+        text(
+            "WITH RECURSIVE up AS ("
+            "SELECT a.id AS start, a.code, a.name, a.level, a.parent_id, 0 AS n "
+            "FROM admin_areas a WHERE a.id = ANY(:ids) "
+            "UNION ALL SELECT up.start, p.code, p.name, p.level, p.parent_id, up.n + 1 "
+            "FROM admin_areas p JOIN up ON p.id = up.parent_id "
+            "WHERE up.level NOT IN ('county', 'city', 'province')) "
+            "SELECT start, code, name, level FROM up ORDER BY start, n DESC"
+        ),
+        {"ids": sorted(area_ids)},
+    ).all()
+    chains: dict[int, list[AreaRef]] = {}
+    for r in rows:
+        chains.setdefault(r.start, []).append(AreaRef(r.code, r.name, r.level))
+    return {k: tuple(v) for k, v in chains.items()}
+
+
+def _grid_infos(session: Session, grid_ids: set[int]) -> dict[int, GridInfo]:
+    if not grid_ids:
+        return {}
+    rows = session.execute(
+        text(
+            "SELECT g.id, g.code, g.name, g.kind, g.plan_id, p.version, p.status, "
+            "g.area_id, w.name AS w_name, w.role AS w_role, w.work_phone AS w_phone "
+            "FROM grids g JOIN plans p ON p.id = g.plan_id "
+            "LEFT JOIN people w ON w.id = g.worker_id WHERE g.id = ANY(:ids)"
+        ),
+        {"ids": sorted(grid_ids)},
+    ).all()
+    chains = _area_chains(session, {r.area_id for r in rows})
+    return {
+        r.id: GridInfo(
+            id=r.id,
+            code=r.code,
+            name=r.name,
+            kind=r.kind,
+            plan_id=r.plan_id,
+            plan_version=r.version,
+            plan_status=r.status,
+            areas=chains.get(r.area_id, ()),
+            worker=Contact(r.w_name, r.w_role, r.w_phone) if r.w_name else None,
+        )
+        for r in rows
+    }
+
+
+def _contacts(session: Session, person_ids: set[int]) -> dict[int, Contact]:
+    if not person_ids:
+        return {}
+    rows = session.execute(
+        text("SELECT id, name, role, work_phone FROM people WHERE id = ANY(:ids)"),
+        {"ids": sorted(person_ids)},
+    ).all()
+    return {r.id: Contact(r.name, r.role, r.work_phone) for r in rows}
+
+
+def _household_answers(
+    session: Session, household_ids: set[int], as_of: dt.datetime | None
+) -> dict[int, Answer]:
+    """Grid, grid worker and covering member of households (score left at 0)."""
+    if not household_ids:
+        return {}
+    rows = session.execute(
+        text(
+            f"WITH {_in_force(as_of)} "
+            "SELECT h.id, h.external_id, h.address, asg.member_id, "
+            "coalesce(asg.grid_id, loc.grid_id) AS grid_id, "
+            "asg.grid_id IS NOT NULL AS assigned "
+            "FROM households h "
+            "LEFT JOIN LATERAL (SELECT a.grid_id, a.member_id FROM assignments a "
+            "JOIN in_force p ON p.id = a.plan_id WHERE a.household_id = h.id "
+            "ORDER BY p.depth DESC, p.id DESC LIMIT 1) asg ON true "
+            "LEFT JOIN LATERAL (SELECT g.id AS grid_id FROM grids g "
+            "JOIN in_force p ON p.id = g.plan_id "
+            "WHERE asg.grid_id IS NULL AND ST_Intersects(g.geom, h.geom) "
+            "ORDER BY p.depth DESC, g.code LIMIT 1) loc ON true "
+            "WHERE h.id = ANY(:ids)"
+        ),
+        {"ids": sorted(household_ids), "as_of": as_of},
+    ).all()
+    grids = _grid_infos(session, {r.grid_id for r in rows if r.grid_id is not None})
+    members = _contacts(session, {r.member_id for r in rows if r.member_id is not None})
+    return {
+        r.id: Answer(
+            score=0.0,
+            grid=grids.get(r.grid_id) if r.grid_id is not None else None,
+            located_by="assignment" if r.assigned else "location",
+            household_id=r.external_id,
+            address=r.address,
+            member=members.get(r.member_id) if r.member_id is not None else None,
+        )
+        for r in rows
+    }
+
+
+# ---------------------------------------------------------------------------
+# Address lookups
+# ---------------------------------------------------------------------------
+
+
+def _search_text(raw: str, norm: str | None) -> str:
+    """The normalised address without its province/city/county prefix.
+
+    Most stored addresses share that prefix (or leave it out), so its trigrams
+    only blur the similarity and slow the index scan down.
+    """
+    s = norm or ""
+    p = parse_address(raw)
+    for part in (p.province, p.city, p.county):
+        if part and s.startswith(part):
+            s = s[len(part) :]
+    return s or (norm or "")
+
+
+def _decide(
+    key: str | None, exact: list[tuple[int, float]], fuzzy: list[tuple[int, float]]
+) -> tuple[str, list[tuple[int, float]]]:
+    if len(exact) == 1:
+        return "exact", exact
+    if len(exact) > 1:
+        return "ambiguous", exact
+    ranked = [c for c in fuzzy if c[1] >= MIN_SCORE]
+    if not ranked:
+        return "none", []
+    best = ranked[0][1]
+    runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
+    if best >= CONFIDENT_SCORE and best - runner_up >= AMBIGUITY_MARGIN:
+        return "fuzzy", ranked
+    return "ambiguous", ranked
+
+
+def lookup_addresses(
+    session: Session,
+    addresses: Sequence[str | None],
+    *,
+    as_of: dt.date | dt.datetime | None = None,
+    limit: int = 5,
+) -> list[LookupResult]:
+    """Find the household, grid and responsible people of many addresses at once.
+
+    Set-based: one query for the exact keys, one (LATERAL, trigram index) for
+    the rest, then one each for the grids, people and admin areas found.
+
+    Parameters
+    ----------
+    session
+        Open session; nothing is written.
+    addresses
+        Raw addresses (Chinese or Western); blank items give ``match="none"``.
+    as_of
+        Answer from the plans valid then (``valid_from <= as_of < valid_to``)
+        instead of the published ones. A date means 00:00 UTC that day.
+    limit
+        Most candidates returned per address.
+
+    Returns
+    -------
+    list of LookupResult
+        One per input, in order.
+    """
+    when = _as_of(as_of)
+    n = len(addresses)
+    keys = address_keys(list(addresses))
+    norms = normalize_many(list(addresses))
+    exact: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+    fuzzy: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+    with_key = [i for i in range(n) if keys[i]]
+    if with_key:
+        rows = session.execute(
+            text(
+                "SELECT q.i, c.id FROM unnest(CAST(:keys AS text[])) "
+                "WITH ORDINALITY AS q(key, i) CROSS JOIN LATERAL ("
+                "SELECT h.id FROM households h WHERE h.address_key = q.key "
+                "ORDER BY h.id LIMIT :lim) c"
+            ),
+            {"keys": [keys[i] for i in with_key], "lim": limit},
+        ).all()
+        for r in rows:
+            exact[with_key[r.i - 1]].append((r.id, 1.0))
+    todo = [i for i in with_key if not exact[i]]
+    if todo:
+        session.execute(
+            text("SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"),
+            {"t": str(_WORD_THRESHOLD)},
+        )
+        tails = [_search_text(str(addresses[i]), norms[i]) for i in todo]
+        params = {"tails": tails, "keys": [keys[i] for i in todo], "lim": limit}
+        rows = session.execute(
+            _FUZZY_SQL,
+            params,
+        ).all()
+        for r in rows:
+            fuzzy[todo[r.i - 1]].append((r.id, float(r.score)))
+        # a typo costs a short Chinese address several trigrams: retry the
+        # misses with a lower word-similarity threshold
+        rest = [j for j, i in enumerate(todo) if not fuzzy[i]]
+        if rest:
+            session.execute(
+                text(
+                    "SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"
+                ),
+                {"t": str(_WORD_THRESHOLD_RETRY)},
+            )
+            rows = session.execute(
+                _FUZZY_SQL,
+                {
+                    "tails": [tails[j] for j in rest],
+                    "keys": [keys[todo[j]] for j in rest],
+                    "lim": limit,
+                },
+            ).all()
+            for r in rows:
+                fuzzy[todo[rest[r.i - 1]]].append((r.id, float(r.score)))
+    decided = [_decide(keys[i], exact[i], fuzzy[i]) for i in range(n)]
+    wanted = {hid for _, cands in decided for hid, _ in cands}
+    details = _household_answers(session, wanted, when)
+    out = []
+    for i, (match, cands) in enumerate(decided):
+        answers = tuple(
+            _with_score(details[hid], score) for hid, score in cands if hid in details
+        )
+        out.append(LookupResult(match=match, answers=answers, key=keys[i]))
+    return out
+
+
+def _with_score(answer: Answer, score: float) -> Answer:
+    return Answer(
+        score=round(score, 4),
+        grid=answer.grid,
+        located_by=answer.located_by,
+        household_id=answer.household_id,
+        address=answer.address,
+        member=answer.member,
+    )
+
+
+def lookup_address(
+    session: Session,
+    address: str,
+    *,
+    as_of: dt.date | dt.datetime | None = None,
+    limit: int = 5,
+) -> LookupResult:
+    """:func:`lookup_addresses` for one address."""
+    return lookup_addresses(session, [address], as_of=as_of, limit=limit)[0]
+
+
+# ---------------------------------------------------------------------------
+# Point lookups
+# ---------------------------------------------------------------------------
+
+
+def _check_lonlat(lon: float, lat: float) -> None:
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise ValueError(f"coordinates must be finite numbers, got ({lon}, {lat})")
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise ValueError(
+            f"({lon}, {lat}) is not a lon/lat position: longitude must be within "
+            "-180..180 and latitude within -90..90 (lon first)"
+        )
+
+
+def lookup_points(
+    session: Session,
+    lons: Sequence[float],
+    lats: Sequence[float],
+    *,
+    as_of: dt.date | dt.datetime | None = None,
+) -> list[LookupResult]:
+    """The grid of the plans in force containing each WGS 84 lon/lat point.
+
+    A point on an edge shared by two grids goes to the smaller grid code (as in
+    assignment). A point in no grid gets ``match="outside"`` and the nearest
+    grid with its geodesic distance in metres.
+
+    Raises
+    ------
+    ValueError
+        For a non-finite or out-of-range coordinate (nothing is queried).
+    """
+    if len(lons) != len(lats):
+        raise ValueError("lons and lats differ in length")
+    for lon, lat in zip(lons, lats, strict=True):
+        _check_lonlat(float(lon), float(lat))
+    if not lons:
+        return []
+    when = _as_of(as_of)
+    rows = session.execute(
+        text(
+            f"WITH {_in_force(when)}, "
+            "pt AS (SELECT q.i, ST_SetSRID(ST_MakePoint(q.lon, q.lat), 4326) AS geom "
+            "FROM unnest(CAST(:lons AS float8[]), CAST(:lats AS float8[])) "
+            "WITH ORDINALITY AS q(lon, lat, i)) "
+            "SELECT pt.i, hit.id AS grid_id, near.id AS near_id, near.dist_m "
+            "FROM pt LEFT JOIN LATERAL (SELECT g.id FROM grids g "
+            "JOIN in_force p ON p.id = g.plan_id WHERE ST_Intersects(g.geom, pt.geom) "
+            "ORDER BY p.depth DESC, g.code LIMIT 1) hit ON true "
+            "LEFT JOIN LATERAL (SELECT c.id, "
+            "ST_Distance(c.geom::geography, pt.geom::geography) AS dist_m FROM "
+            "(SELECT g.id, g.geom FROM grids g WHERE hit.id IS NULL "
+            "AND g.plan_id IN (SELECT id FROM in_force) "
+            "ORDER BY g.geom <-> pt.geom LIMIT 3) c ORDER BY dist_m, c.id LIMIT 1) near "
+            "ON true ORDER BY pt.i"
+        ),
+        {
+            "lons": [float(v) for v in lons],
+            "lats": [float(v) for v in lats],
+            "as_of": when,
+        },
+    ).all()
+    ids = {r.grid_id for r in rows if r.grid_id} | {
+        r.near_id for r in rows if r.near_id
+    }
+    grids = _grid_infos(session, ids)
+    out = []
+    for r in rows:
+        if r.grid_id is not None:
+            out.append(
+                LookupResult(
+                    "point",
+                    (Answer(score=1.0, grid=grids[r.grid_id], located_by="point"),),
+                )
+            )
+        else:
+            near = (
+                NearestGrid(grids[r.near_id], round(float(r.dist_m), 1))
+                if r.near_id is not None
+                else None
+            )
+            out.append(LookupResult("outside", nearest=near))
+    return out
+
+
+def lookup_point(
+    session: Session,
+    lon: float,
+    lat: float,
+    *,
+    as_of: dt.date | dt.datetime | None = None,
+) -> LookupResult:
+    """:func:`lookup_points` for one point."""
+    return lookup_points(session, [lon], [lat], as_of=as_of)[0]
+
+
+# ---------------------------------------------------------------------------
+# Features (OGC API - Features style paging)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeaturePage:
+    """One page of GeoJSON features and how many match in all."""
+
+    features: list[dict[str, Any]]
+    number_matched: int
+
+
+#: What each collection serves: title, description, id column, geometry.
+FEATURE_COLLECTIONS: dict[str, dict[str, str]] = {
+    "grids": {
+        "title": "Grids (网格)",
+        "description": "Grids of the plans: by default the published ones; "
+        "filter with plan=ID or area=CODE.",
+    },
+    "areas": {
+        "title": "Admin areas",
+        "description": "County, townships (镇/乡/街道), villages (村) and communities (社区).",
+    },
+    "households": {
+        "title": "Households",
+        "description": "Household points with their addresses (viewer key needed).",
+    },
+}
+
+_SELECTS = {
+    "grids": (
+        "SELECT g.id::text AS fid, json_build_object("
+        "'code', g.code, 'name', g.name, 'kind', g.kind, 'plan_id', g.plan_id, "
+        "'plan_status', p.status, 'area_code', a.code, 'area_name', a.name, "
+        "'households', (g.attrs->>'households')::int, "
+        "'worker', CASE WHEN w.id IS NULL THEN NULL ELSE json_build_object("
+        "'name', w.name, 'role', w.role, 'work_phone', w.work_phone) END) AS props, "
+        "ST_AsGeoJSON(ST_ForcePolygonCCW(g.geom), 7) AS geom "
+        "FROM grids g JOIN plans p ON p.id = g.plan_id "
+        "JOIN admin_areas a ON a.id = g.area_id LEFT JOIN people w ON w.id = g.worker_id"
+    ),
+    "areas": (
+        "SELECT a.code AS fid, json_build_object('code', a.code, 'name', a.name, "
+        "'level', a.level, 'parent_code', pa.code) AS props, "
+        "ST_AsGeoJSON(ST_ForcePolygonCCW(a.geom), 7) AS geom "
+        "FROM admin_areas a LEFT JOIN admin_areas pa ON pa.id = a.parent_id"
+    ),
+    "households": (
+        "SELECT h.external_id AS fid, json_build_object('address', h.address, "
+        "'building_id', h.building_id, 'unit', h.unit, 'people', h.people, "
+        "'area_code', a.code) AS props, ST_AsGeoJSON(h.geom, 7) AS geom "
+        "FROM households h LEFT JOIN admin_areas a ON a.id = h.area_id"
+    ),
+}
+_ALIAS = {"grids": "g", "areas": "a", "households": "h"}
+_ORDER = {"grids": "g.id", "areas": "a.code", "households": "h.external_id"}
+
+
+def _where(
+    collection: str,
+    *,
+    bbox: tuple[float, float, float, float] | None,
+    plan_id: int | None,
+    area_code: str | None,
+) -> tuple[list[str], dict[str, Any]]:
+    alias = _ALIAS[collection]
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if bbox is not None:
+        where.append(
+            f"{alias}.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326) AND "
+            f"ST_Intersects({alias}.geom, ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))"
+        )
+        params.update(dict(zip(("x0", "y0", "x1", "y1"), bbox, strict=True)))
+    if collection == "grids":
+        if plan_id is not None:
+            where.append("g.plan_id = :plan")
+            params["plan"] = plan_id
+        else:
+            where.append("p.status = 'published'")
+    if area_code is not None:
+        col = {"grids": "g.area_id", "households": "h.area_id", "areas": "a.id"}[
+            collection
+        ]
+        where.append(
+            f"{col} IN (WITH RECURSIVE down AS (SELECT id FROM admin_areas "
+            "WHERE code = :area UNION ALL SELECT c.id FROM admin_areas c "
+            "JOIN down d ON c.parent_id = d.id) SELECT id FROM down)"
+        )
+        params["area"] = area_code
+    return where, params
+
+
+def _feature(row: Any) -> dict[str, Any]:
+    props = row.props if isinstance(row.props, dict) else json.loads(row.props)
+    return {
+        "type": "Feature",
+        "id": row.fid,
+        "geometry": json.loads(row.geom) if row.geom else None,
+        "properties": props,
+    }
+
+
+def features(
+    session: Session,
+    collection: str,
+    *,
+    bbox: tuple[float, float, float, float] | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    plan_id: int | None = None,
+    area_code: str | None = None,
+) -> FeaturePage:
+    """A page of a collection's features (GeoJSON dicts, lon/lat, CCW exteriors).
+
+    ``grids`` default to the published plans; ``plan_id`` picks one plan (any
+    status). ``area_code`` keeps what lies in that area or below it.
+    """
+    if collection not in _SELECTS:
+        raise LookupError(f"unknown collection {collection!r}")
+    where, params = _where(collection, bbox=bbox, plan_id=plan_id, area_code=area_code)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    base = _SELECTS[collection]
+    from_part = base[base.index(" FROM ") :]
+    matched = session.execute(text("SELECT count(*)" + from_part + clause), params)
+    rows = session.execute(
+        text(f"{base}{clause} ORDER BY {_ORDER[collection]} LIMIT :lim OFFSET :off"),
+        {**params, "lim": limit, "off": offset},
+    ).all()
+    return FeaturePage([_feature(r) for r in rows], int(matched.scalar_one()))
+
+
+def feature(session: Session, collection: str, fid: str) -> dict[str, Any] | None:
+    """One feature by id (grid id, area code, household external id), or None."""
+    if collection not in _SELECTS:
+        raise LookupError(f"unknown collection {collection!r}")
+    if collection == "grids":
+        if not fid.isdigit() or len(fid) > 9:
+            return None
+        cond, value = "g.id = :fid", int(fid)
+    else:
+        cond = "a.code = :fid" if collection == "areas" else "h.external_id = :fid"
+        value = fid  # type: ignore[assignment]
+    row = session.execute(
+        text(f"{_SELECTS[collection]} WHERE {cond}"), {"fid": value}
+    ).first()
+    return _feature(row) if row is not None else None
+
+
+def grid_tile(
+    session: Session, z: int, x: int, y: int, *, plan_id: int | None = None
+) -> bytes:
+    """A Mapbox vector tile (layer ``grids``) of the published grids, or one plan's.
+
+    Built in PostGIS with ``ST_TileEnvelope``/``ST_AsMVTGeom``/``ST_AsMVT``
+    (Web Mercator tiles, 4096 extent, 64 buffer).
+    """
+    n = 1 << z
+    if not (0 <= z <= 24 and 0 <= x < n and 0 <= y < n):
+        raise ValueError(f"tile {z}/{x}/{y} does not exist (x and y must be < 2^z)")
+    plan_cond = "g.plan_id = :plan" if plan_id is not None else "p.status = 'published'"
+    row = session.execute(
+        text(
+            "WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env), "
+            "t AS (SELECT ST_AsMVTGeom(ST_Transform(g.geom, 3857), b.env, 4096, 64, true) "
+            "AS geom, g.id, g.code, g.name, g.kind, g.plan_id, a.code AS area_code "
+            "FROM grids g JOIN plans p ON p.id = g.plan_id "
+            "JOIN admin_areas a ON a.id = g.area_id, b "
+            f"WHERE {plan_cond} AND g.geom && ST_Transform(b.env, 4326)) "
+            "SELECT ST_AsMVT(t.*, 'grids', 4096, 'geom', 'id') FROM t "
+            "WHERE t.geom IS NOT NULL"
+        ),
+        {"z": z, "x": x, "y": y, "plan": plan_id},
+    ).scalar()
+    return bytes(row or b"")
+
+
+# ---------------------------------------------------------------------------
+# Plans
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanInfo:
+    """A plan as listed: area, version, status, dates, counts (and details)."""
+
+    id: int
+    area_code: str
+    area_name: str
+    version: int
+    name: str | None
+    status: str
+    parent_id: int | None
+    created_at: dt.datetime
+    created_by: str | None
+    valid_from: dt.datetime | None
+    valid_to: dt.datetime | None
+    grids: int
+    households: int
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+_PLAN_SQL = (
+    "SELECT p.id, a.code AS area_code, a.name AS area_name, p.version, p.name, "
+    "p.status, p.parent_id, p.created_at, p.created_by, p.valid_from, p.valid_to, "
+    "(SELECT count(*) FROM grids g WHERE g.plan_id = p.id) AS grids, "
+    "(SELECT count(*) FROM assignments x WHERE x.plan_id = p.id) AS households, "
+    "{extra} FROM plans p JOIN admin_areas a ON a.id = p.area_id"
+)
+
+
+def list_plans(
+    session: Session, *, status: str | None = None, area_code: str | None = None
+) -> list[PlanInfo]:
+    """All plans (newest first), optionally of one status or area."""
+    where, params = [], {}
+    if status is not None:
+        where.append("p.status = :s")
+        params["s"] = status
+    if area_code is not None:
+        where.append("a.code = :a")
+        params["a"] = area_code
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    rows = session.execute(
+        text(
+            _PLAN_SQL.format(extra="NULL AS params, NULL AS metrics")
+            + clause
+            + " ORDER BY p.id DESC"
+        ),
+        params,
+    ).mappings()
+    return [PlanInfo(**{**r, "params": {}, "metrics": {}}) for r in rows]
+
+
+def get_plan(session: Session, plan_id: int) -> PlanInfo | None:
+    """One plan with its generation parameters and metrics (incl. exceptions)."""
+    row = (
+        session.execute(
+            text(_PLAN_SQL.format(extra="p.params, p.metrics") + " WHERE p.id = :p"),
+            {"p": plan_id},
+        )
+        .mappings()
+        .first()
+    )
+    return PlanInfo(**row) if row is not None else None

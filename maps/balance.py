@@ -1,0 +1,259 @@
+"""Balance map: grids shaded by household count against the band, exceptions flagged."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from html import escape
+from typing import Any
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo.generate import GridPlan
+from maps.basemap import Basemap, resolve_basemap
+from maps.data import plan_parts, rep_points
+from maps.layers import GridLayer, Labels, Legend, base_map, swatch, to_geojson
+
+__all__ = ["balance_bins", "balance_map", "grid_exceptions"]
+
+#: (upper bound relative to the band, colour, label); "lo"/"hi" are the band ends.
+_BELOW_FAR, _BELOW, _LOW, _MID, _HIGH, _ABOVE, _ABOVE_FAR = (
+    "#2c7bb6",
+    "#abd9e9",
+    "#d9f0d3",
+    "#7fbf7b",
+    "#d9f0d3",
+    "#fdae61",
+    "#d7191c",
+)
+_FLAG = "#b00020"
+
+
+def balance_bins(lo: float, hi: float) -> list[tuple[float, float, str, str]]:
+    """Shading bins ``(from, to, colour, label)`` around the band ``lo``–``hi``.
+
+    Out of band: two shades below (more than 25 % under ``lo``, and under ``lo``)
+    and two above; in band: light at the ends, green in the middle third.
+
+    Examples
+    --------
+    >>> [b[3] for b in balance_bins(200, 300)]
+    ['< 150', '150–199', '200–233', '234–266', '267–300', '301–375', '> 375']
+    """
+    third = (hi - lo) / 3
+    a, b = lo + third, hi - third
+    far_lo, far_hi = lo * 0.75, hi * 1.25
+    fmt = lambda v: f"{v:.0f}"  # noqa: E731
+    return [
+        (-np.inf, far_lo, _BELOW_FAR, f"< {fmt(far_lo)}"),
+        (far_lo, lo, _BELOW, f"{fmt(far_lo)}–{fmt(np.ceil(lo) - 1)}"),
+        (lo, a, _LOW, f"{fmt(lo)}–{fmt(np.floor(a))}"),
+        (a, b, _MID, f"{fmt(np.ceil(a))}–{fmt(np.floor(b))}"),
+        (b, hi + 1e-9, _HIGH, f"{fmt(np.ceil(b))}–{fmt(hi)}"),
+        (hi + 1e-9, far_hi + 1e-9, _ABOVE, f"{fmt(hi + 1)}–{fmt(far_hi)}"),
+        (far_hi + 1e-9, np.inf, _ABOVE_FAR, f"> {fmt(far_hi)}"),
+    ]
+
+
+def _shade(value: float, bins: list[tuple[float, float, str, str]]) -> str:
+    for lo, hi, colour, _ in bins:
+        if lo <= value < hi:
+            return colour
+    return bins[-1][2]
+
+
+def grid_exceptions(
+    grids: gpd.GeoDataFrame, report: Mapping[str, Any] | None
+) -> list[list[str]]:
+    """Reasons attached to each grid: its ``exception`` column plus the report's
+    exceptions naming it (``grid_code``) or, without a grid code, its area
+    (``area_code`` among the grid's ``areas``)."""
+    reasons: list[list[str]] = [[] for _ in range(len(grids))]
+    if "exception" in grids.columns:
+        for i, e in enumerate(grids["exception"]):
+            if isinstance(e, str) and e:
+                reasons[i].append(e)
+    by_code = {c: i for i, c in enumerate(grids["grid_code"])}
+    areas = [
+        set(str(a).split(";")) if isinstance(a, str) else set()
+        for a in (grids["areas"] if "areas" in grids.columns else [None] * len(grids))
+    ]
+    if "area_code" in grids.columns:
+        for s, a in zip(areas, grids["area_code"], strict=True):
+            if isinstance(a, str):
+                s.add(a)
+    for ex in (report or {}).get("exceptions", []) or []:
+        reason = str(ex.get("reason") or ex.get("kind") or "")
+        code = ex.get("grid_code")
+        if code is not None and str(code) in by_code:
+            targets = [by_code[str(code)]]
+        elif ex.get("area_code") is not None:
+            targets = [i for i, s in enumerate(areas) if str(ex["area_code"]) in s]
+        else:
+            targets = []
+        for i in targets:
+            if reason and reason not in reasons[i]:
+                reasons[i].append(reason)
+    return reasons
+
+
+def balance_map(
+    plan_or_grids: GridPlan | gpd.GeoDataFrame,
+    *,
+    report: Mapping[str, Any] | None = None,
+    min_households: float | None = None,
+    max_households: float | None = None,
+    count: str = "households",
+    areas: gpd.GeoDataFrame | None = None,
+    basemap: str | Mapping[str, Any] | Basemap | None = None,
+    label_zoom: int = 13,
+    title: str = "网格规模",
+    width: str | int = "100%",
+    height: str | int = "100%",
+) -> folium.Map:
+    """Grids shaded by household count against the band; exceptions flagged.
+
+    Grids under the band are blue, in band green, over red; grids out of band
+    or with an exception (``grids.exception`` or the plan report's
+    ``exceptions``, matched by grid code or area) get a thick dashed red
+    outline, a ``!`` in their label and their reasons in the popup.
+
+    Parameters
+    ----------
+    plan_or_grids
+        A :class:`~geo.generate.GridPlan` or grids with ``grid_code`` and the
+        ``count`` column.
+    report
+        A plan report (default: the plan's).
+    min_households, max_households
+        The band (default: the report's params, else 200–300).
+    count
+        Column to shade by (``households``, or ``load`` for weighted plans).
+
+    Examples
+    --------
+    >>> from geo.sample import generate_county
+    >>> from geo.generate import generate_grids
+    >>> c = generate_county(2_000, seed=1)
+    >>> m = balance_map(generate_grids(c.households, c.areas))
+    >>> type(m).__name__
+    'OfflineMap'
+    """
+    bm = resolve_basemap(basemap)
+    grids, _, plan_report = plan_parts(plan_or_grids)
+    rep = report if report is not None else plan_report
+    params = (rep or {}).get("params", {}) if rep else {}
+    lo = float(
+        min_households
+        if min_households is not None
+        else params.get("min_households", 200)
+    )
+    hi = float(
+        max_households
+        if max_households is not None
+        else params.get("max_households", 300)
+    )
+    if count not in grids.columns:
+        raise ValueError(f"grids have no {count!r} column to shade by")
+    values = pd.to_numeric(grids[count], errors="coerce").fillna(0).to_numpy()
+    bins = balance_bins(lo, hi)
+    reasons = grid_exceptions(grids, rep)
+    shown = bm.shift_geoms(np.asarray(grids.geometry.values, dtype=object))
+    reps = rep_points(shown)
+
+    props, table, labels = [], [], []
+    n_out = n_flag = 0
+    for i, code in enumerate(grids["grid_code"]):
+        v = float(values[i])
+        out_of_band = not (lo <= v <= hi)
+        why = list(reasons[i])
+        if out_of_band:
+            n_out += 1
+            side = "低于" if v < lo else "高于"
+            why.insert(0, f"{v:g} 户，{side}标准 {lo:g}–{hi:g}")
+        flagged = bool(why)
+        n_flag += flagged
+        info = (
+            f"<tr><th>网格</th><td>{escape(code)}</td></tr>"
+            f"<tr><th>户数</th><td>{v:g}（标准 {lo:g}–{hi:g}）</td></tr>"
+        )
+        if why:
+            info += "".join(
+                f'<tr><th class="gm-flag">例外</th><td class="gm-flag">{escape(w)}</td></tr>'
+                for w in why
+            )
+        props.append(
+            {
+                "grid_code": code,
+                "households": v,
+                "in_band": not out_of_band,
+                "flagged": flagged,
+                "reasons": why,
+                "fill": _shade(v, bins),
+                "fo": 0.7,
+                "line": _FLAG if flagged else "#4d4d4d",
+                "w": 3 if flagged else 1,
+                "dash": "6 4" if flagged else None,
+                "tip": f"网格 {code} · {v:g} 户" + (" · 例外" if flagged else ""),
+                "pop": f'<div class="gm-pop"><table>{info}</table></div>',
+            }
+        )
+        table.append(
+            [code, _shade(v, bins), info, round(reps[i].y, 6), round(reps[i].x, 6)]
+        )
+        labels.append(
+            [
+                round(reps[i].y, 6),
+                round(reps[i].x, 6),
+                f"{code[-4:]} · {v:g}" + (" !" if flagged else ""),
+                "gm-flag" if flagged else "",
+            ]
+        )
+
+    m = base_map(
+        _bounds(shown),
+        bm,
+        config={
+            "grids": table,
+            "members": [],
+            "houseZoom": 99,
+            "labelZoom": label_zoom,
+        },
+        width=width,
+        height=height,
+    )
+    flagged_idx = [i for i, p in enumerate(props) if p["flagged"]]
+    ok_idx = [i for i, p in enumerate(props) if not p["flagged"]]
+    for name, idx in (("标准内网格", ok_idx), ("例外/超出标准的网格", flagged_idx)):
+        fg = folium.FeatureGroup(name=f"{name}（{len(idx)}）", show=True)
+        if idx:
+            GridLayer(to_geojson(shown[idx], [props[i] for i in idx])).add_to(fg)
+            Labels([labels[i] for i in idx]).add_to(fg)
+        fg.add_to(m)
+    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    legend = [
+        f"<h4>{escape(title)}</h4>",
+        f"<div>{len(grids)} 个网格 · 标准 {lo:g}–{hi:g} 户</div>",
+        *[swatch(c, f"{label} 户") for _, _, c, label in bins],
+        swatch(
+            _FLAG,
+            f"例外或超出标准：{n_flag} 个（超出标准 {n_out} 个）",
+            kind="line",
+            extra="dashed",
+        ),
+        '<div class="gm-note">点击网格查看原因</div>',
+    ]
+    if bm.gcj02:
+        legend.append(
+            '<div class="gm-note">底图为 GCJ-02，图层已按 GCJ-02 偏移显示</div>'
+        )
+    Legend("".join(legend)).add_to(m)
+    return m
+
+
+def _bounds(geoms: np.ndarray) -> tuple[float, float, float, float]:
+    b = shapely.total_bounds(geoms) if len(geoms) else (118.8, 28.9, 119.0, 29.1)
+    return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))

@@ -1,0 +1,116 @@
+"""``gridmap`` with the API commands (api.cli) against a database of its own."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+import api.cli
+from api.cli import app
+from geo.db import make_engine
+from geo.embedded import create_database
+from geo.keys import verify_key
+
+CLI_DB = os.environ.get("GRIDMAP_TEST_DB", "gridmap_test") + "_apicli"
+TOKEN_RE = re.compile(r"gm_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
+
+
+@pytest.fixture(scope="module")
+def cli_env(db_url: str) -> dict[str, str]:
+    url = make_url(db_url)
+    with psycopg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=url.database,
+        autocommit=True,
+    ) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{CLI_DB}" WITH (FORCE)')
+        create_database(conn, CLI_DB)
+    return {
+        "GRIDMAP_DATABASE_URL": url.set(database=CLI_DB).render_as_string(
+            hide_password=False
+        )
+    }
+
+
+def _run(env: dict[str, str], *args: str) -> Any:
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def test_run_no_serve_then_keys_publish_serve(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = _run(cli_env, "run", "--households", "600", "--no-serve", "--port", "8123")
+    assert r.exit_code == 0, r.output
+    assert "schema at revision 0002" in r.output
+    assert "API: http://127.0.0.1:8123" in r.output
+    assert "curl -G http://127.0.0.1:8123/lookup --data-urlencode" in r.output
+    assert "--no-serve" in r.output
+
+    # keys: created (token printed once), listed by prefix, verified, revoked
+    r = _run(cli_env, "keys", "create", "--role", "viewer", "--name", "hotline")
+    assert r.exit_code == 0, r.output
+    token = TOKEN_RE.search(r.output)
+    assert token is not None
+    engine = make_engine(cli_env["GRIDMAP_DATABASE_URL"])
+    with Session(engine) as s:
+        key = verify_key(s, token.group(0))
+        assert key is not None and key.role == "viewer" and key.name == "hotline"
+        stored = s.execute(text("SELECT key_hash FROM api_keys")).scalars().all()
+        assert token.group(0) not in stored  # only the hash is kept
+    listed = _run(cli_env, "keys", "list")
+    assert key.prefix in listed.output and token.group(0) not in listed.output
+    assert _run(cli_env, "keys", "create", "--role", "admin").exit_code == 2
+    assert _run(cli_env, "keys", "revoke", key.prefix).exit_code == 0
+    with Session(engine) as s:
+        assert verify_key(s, token.group(0)) is None
+    assert _run(cli_env, "keys", "revoke", key.prefix).exit_code == 2
+
+    # publish: a new draft via geo's generate (still part of the command)
+    r = _run(cli_env, "generate", "--area", "330803000000")
+    assert r.exit_code == 0, r.output
+    plan = int(re.search(r"stored as draft plan (\d+)", r.output).group(1))  # type: ignore[union-attr]
+    r = _run(cli_env, "publish", "--plan", str(plan))
+    assert r.exit_code == 0 and f"plan {plan} published" in r.output
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(text("SELECT id, status FROM plans")).all())
+    assert statuses[plan] == "published"
+    assert sorted(statuses.values()).count("published") == 1
+    r = _run(cli_env, "publish", "--plan", str(plan))
+    assert r.exit_code == 2 and "only a draft" in r.output
+    assert _run(cli_env, "publish", "--plan", "9999").exit_code == 2
+    engine.dispose()
+
+    # serve: uvicorn gets the app on the loopback address
+    seen: dict[str, Any] = {}
+
+    def fake_run(app_: Any, **kw: Any) -> None:
+        seen.update(kw, app=app_)
+
+    monkeypatch.setattr("uvicorn.run", fake_run)
+    r = _run(cli_env, "serve", "--port", "8124")
+    assert r.exit_code == 0, r.output
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8124
+    assert seen["app"].title == "GridMap API"
+
+
+def test_geo_cli_is_left_alone() -> None:
+    from geo.cli import app as geo_app
+
+    names = [c.name for c in geo_app.registered_commands]
+    assert "run" in names and "serve" not in names
+    assert geo_app.registered_commands[names.index("run")].callback.__module__ == (
+        "geo.cli"
+    )
+    ours = {c.name: c.callback.__module__ for c in api.cli.app.registered_commands}
+    assert ours["run"] == "api.cli" and ours["serve"] == "api.cli"
