@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from geo.db import session_scope
 from geo.io import InputError
 
-__all__ = ["Job", "JobRunner", "generate_plan_job"]
+__all__ = ["Job", "JobRunner", "generate_plan_job", "rebalance_plan_job"]
 
 log = logging.getLogger("gridmap.api.jobs")
 
@@ -120,6 +120,48 @@ def generate_plan_job(
             job.step("saving the draft plan", 0.8)
             job.plan_id = save_generated_plan(
                 session, code, plan, name=params.get("name"), created_by=created_by
+            )
+
+    return run
+
+
+def rebalance_plan_job(
+    plan_id: int, params: dict[str, Any], created_by: str
+) -> Callable[[Job, Engine], None]:
+    """A job that rebalances a plan against today's households into a new draft."""
+
+    def run(job: Job, engine: Engine) -> None:
+        from geo.plans import area_frames, plan_frames, save_generated_plan
+        from geo.rebalance import rebalance
+
+        with session_scope(engine) as session:
+            job.step("reading the plan and today's households", 0.1)
+            grids, assignments, info = plan_frames(session, plan_id)
+            _, households = area_frames(session, info["area_code"])
+            retired = list((info["metrics"] or {}).get("retired_codes", []))
+            job.step(f"rebalancing {len(grids)} grids", 0.3)
+            result = rebalance(
+                grids,
+                assignments,
+                households,
+                min_households=params["min_households"],
+                max_households=params["max_households"],
+                locked=tuple(params.get("locked") or ()),
+                retired_codes=retired,
+            )
+            result.plan.report["metrics"]["retired_codes"] = result.report[
+                "retired_codes"
+            ]
+            result.plan.report["metrics"]["rebalance"] = {
+                k: v for k, v in result.report.items() if k != "metrics"
+            }
+            job.step("saving the draft plan", 0.8)
+            job.plan_id = save_generated_plan(
+                session,
+                info["area_code"],
+                result.plan,
+                created_by=created_by,
+                parent_id=plan_id,
             )
 
     return run

@@ -330,3 +330,26 @@ class JobOut(BaseModel):
     plan_id: int | None
     error: dict[str, Any] | None
     links: list[dict[str, str]]
+
+
+class RebalanceIn(BaseModel):
+    """Rebalance a plan against today's households (geo.rebalance.rebalance)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"min_households": 200, "max_households": 300, "locked": []}]
+        },
+    )
+    min_households: float = Field(200, gt=0, le=100_000)
+    max_households: float = Field(300, gt=0, le=100_000)
+    locked: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class PlanDiffOut(BaseModel):
+    """What changed from one plan to another."""
+
+    old_plan: int
+    new_plan: int
+    summary: dict[str, Any]
+    households: list[dict[str, str]]

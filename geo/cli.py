@@ -681,6 +681,14 @@ def run_cmd(
     console.print(f"done in {time.perf_counter() - t0:.1f} s")
 
 
+def _staff(engine: Any, plan: Any, areas: Any, households: Any, code: str) -> Any:
+    """Grid workers for grids and party members for micro-grids (see Workspace.staff)."""
+    from geo.workspace import AreaData, Workspace
+
+    area = AreaData(code, areas, households, None, None, None)
+    return Workspace(engine).staff(plan, area)
+
+
 def _generate_and_publish_roots(engine: Any) -> None:
     """Draw grids for every top-level area and publish them (the main job's step)."""
     from geo.generate import generate_grids
@@ -699,6 +707,7 @@ def _generate_and_publish_roots(engine: Any) -> None:
                 continue
             console.print(f"drawing grids for {name} ({code}) …")
             plan = generate_grids(hh, ar)
+            plan = _staff(engine, plan, ar, hh, code)
             plan_id = save_generated_plan(session, code, plan, created_by="gridmap run")
             publish_plan(session, plan_id)
         _print_plan(plan, as_json=False)

@@ -141,3 +141,34 @@ def test_failed_job_reports_why(client: TestClient, api_data: ApiData) -> None:
 
 def test_unknown_job_is_404(client: TestClient, api_data: ApiData) -> None:
     assert_problem(client.get("/jobs/nope", headers=auth(api_data.planner)), 404)
+
+
+def test_rebalance_job_and_diff(client: TestClient, api_data: ApiData) -> None:
+    key = api_data.planner
+    base = api_data.plan
+    assert_problem(client.post(f"/plans/{base}/rebalance", json={}), 401)
+    assert_problem(
+        client.post(
+            f"/plans/{base}/rebalance",
+            json={"min_households": 300, "max_households": 200},
+            headers=auth(key),
+        ),
+        422,
+    )
+    assert_problem(
+        client.post("/plans/999999/rebalance", json={}, headers=auth(key)), 404
+    )
+    r = client.post(f"/plans/{base}/rebalance", json={"locked": []}, headers=auth(key))
+    assert r.status_code == 202, r.text
+    done = _wait(client, r.headers["location"], key)
+    assert done["status"] == "succeeded", done
+    new = client.get(f"/plans/{done['plan_id']}").json()
+    assert new["status"] == "draft" and new["parent_id"] == base
+    assert "rebalance" in new["metrics"]
+    d = client.get(f"/plans/{base}/diff/{done['plan_id']}", headers=auth(key))
+    assert d.status_code == 200, d.text
+    body = d.json()
+    assert body["summary"]["households_changed"] == len(body["households"])
+    assert set(body["summary"]) >= {"created", "retired", "reshaped", "unchanged"}
+    assert_problem(client.get(f"/plans/{base}/diff/999999", headers=auth(key)), 404)
+    assert_problem(client.get(f"/plans/{base}/diff/{done['plan_id']}"), 401)

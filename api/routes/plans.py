@@ -9,9 +9,17 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from api.deps import PlannerDep, SessionDep
-from api.jobs import Job, generate_plan_job
+from api.jobs import Job, generate_plan_job, rebalance_plan_job
 from api.problems import ProblemError, problem_responses
-from api.schemas import GenerateIn, JobOut, PlanDetailOut, PlanOut, plan_out
+from api.schemas import (
+    GenerateIn,
+    JobOut,
+    PlanDetailOut,
+    PlanDiffOut,
+    PlanOut,
+    RebalanceIn,
+    plan_out,
+)
 from geo.lookup import get_plan, list_plans
 from geo.plans import PlanConflictError, publish_plan
 
@@ -129,6 +137,69 @@ def publish(session: SessionDep, key: PlannerDep, plan_id: int) -> PlanOut:
     p = get_plan(session, plan_id)
     assert p is not None
     return plan_out(p, detail=True)
+
+
+@router.post(
+    "/plans/{plan_id}/rebalance",
+    status_code=202,
+    response_model=JobOut,
+    summary="Rebalance a plan against today's households into a new draft (background job)",
+    responses=problem_responses(401, 403, 404, 422),
+)
+def rebalance(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    key: PlannerDep,
+    plan_id: int,
+    body: RebalanceIn,
+) -> JobOut:
+    if not 0 < plan_id < 2**31 or get_plan(session, plan_id) is None:
+        raise _unknown_plan(plan_id)
+    if body.min_households > body.max_households:
+        raise ProblemError(
+            422,
+            "min_households must not exceed max_households.",
+            type="/problems/invalid-band",
+        )
+    params = body.model_dump()
+    job = request.app.state.jobs.submit(
+        "rebalance",
+        {"plan_id": plan_id, **params},
+        rebalance_plan_job(plan_id, params, created_by=f"api key {key.prefix}"),
+    )
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return _job_out(job)
+
+
+@router.get(
+    "/plans/{plan_id}/diff/{other_id}",
+    response_model=PlanDiffOut,
+    summary="Households that change grid and grids created, retired or reshaped",
+    responses=problem_responses(401, 403, 404, 422),
+)
+def diff(
+    session: SessionDep, key: PlannerDep, plan_id: int, other_id: int
+) -> PlanDiffOut:
+    from geo.plans import plan_frames
+    from geo.rebalance import diff_plans
+
+    frames = []
+    for pid in (plan_id, other_id):
+        if not 0 < pid < 2**31:
+            raise _unknown_plan(pid)
+        try:
+            frames.append(plan_frames(session, pid))
+        except LookupError:
+            raise _unknown_plan(pid) from None
+    (g1, a1, _), (g2, a2, _) = frames
+    d = diff_plans(g1, a1, g2, a2)
+    return PlanDiffOut(
+        old_plan=plan_id,
+        new_plan=other_id,
+        summary=d.summary,
+        households=d.households.astype(str).to_dict("records")[:10_000],
+    )
 
 
 @router.get(
