@@ -44,7 +44,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = settings or Settings()
-        engine = make_engine(database_url(s, start=True), pool_size=10, max_overflow=10)
+        engine = make_engine(
+            database_url(s, start=True),
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=False,  # a ping per request costs a round trip; recycle instead
+            pool_recycle=1800,
+        )
 
         @event.listens_for(engine, "connect")
         def _timeout(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
