@@ -21,6 +21,7 @@ ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1 \
   || packages+=(postgresql-15 postgresql-15-postgis-3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
 command -v runuser >/dev/null 2>&1 || packages+=(util-linux)
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 if [ "${#packages[@]}" -gt 0 ]; then
   say "installing ${packages[*]} (apt)"
   as_root apt-get update -qq

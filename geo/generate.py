@@ -1010,8 +1010,31 @@ def _finish(
     """Absorb empty fragments, order grids NW→SE, give codes, build outputs."""
     _absorb_empty_fragments(rows, hh)
     df = pd.DataFrame(rows)
-    cent = shapely.centroid(np.asarray(df["geometry"].values, dtype=object))
-    df["_key"] = shapely.get_x(cent) * kx - shapely.get_y(cent)
+    geoms0 = np.asarray(df["geometry"].values, dtype=object)
+    empty = shapely.is_empty(geoms0)
+    # a piece cut exactly through a split building can be left without territory:
+    # it lives at the building point (reported), and sorts by that point
+    safe = np.where(empty, shapely.points(0.0, 0.0), geoms0)
+    cent = shapely.centroid(safe)
+    cx, cy = shapely.get_x(cent), shapely.get_y(cent)
+    xy = shapely.get_coordinates(np.asarray(hh.geometry.values, dtype=object))
+    for i in np.flatnonzero(empty):
+        m = df["_members"].iloc[i]
+        if len(m):
+            cx[i], cy[i] = xy[m, 0].mean(), xy[m, 1].mean()
+            exceptions.append(
+                {
+                    "area_code": df["area_code"].iloc[i],
+                    "grid_code": None,
+                    "kind": "no_territory",
+                    "reason": (
+                        f"{len(m)} households of a building split by unit share its "
+                        "point with a neighbouring grid; this part has no territory"
+                    ),
+                    "households": len(m),
+                }
+            )
+    df["_key"] = cx * kx - cy
     df = df.sort_values(["area_code", "_key"], kind="stable").reset_index(drop=True)
     df["grid_code"] = df["area_code"] + (df.groupby("area_code").cumcount() + 1).map(
         lambda n: str(n).zfill(digits)

@@ -14,6 +14,7 @@ import shapely
 
 from geo.generate import GridPlan
 from maps.basemap import Basemap, resolve_basemap
+from maps.coverage import label_level
 from maps.data import plan_parts, rep_points
 from maps.layers import GridLayer, Labels, Legend, base_map, swatch, to_geojson
 
@@ -30,6 +31,7 @@ _BELOW_FAR, _BELOW, _LOW, _MID, _HIGH, _ABOVE, _ABOVE_FAR = (
     "#d7191c",
 )
 _FLAG = "#b00020"
+_NOTE = "#e08214"
 
 
 def balance_bins(lo: float, hi: float) -> list[tuple[float, float, str, str]]:
@@ -67,11 +69,16 @@ def _shade(value: float, bins: list[tuple[float, float, str, str]]) -> str:
 
 def grid_exceptions(
     grids: gpd.GeoDataFrame, report: Mapping[str, Any] | None
-) -> list[list[str]]:
-    """Reasons attached to each grid: its ``exception`` column plus the report's
-    exceptions naming it (``grid_code``) or, without a grid code, its area
-    (``area_code`` among the grid's ``areas``)."""
+) -> tuple[list[list[str]], list[list[str]]]:
+    """``(reasons, notes)`` per grid.
+
+    ``reasons``: the grid's ``exception`` column and the report's exceptions that
+    name it (``grid_code``) — the grid is flagged. ``notes``: report exceptions
+    about one of its areas without naming a grid (a merged village, a part
+    joined across a barrier, a split building) — shown, not flagged.
+    """
     reasons: list[list[str]] = [[] for _ in range(len(grids))]
+    notes: list[list[str]] = [[] for _ in range(len(grids))]
     if "exception" in grids.columns:
         for i, e in enumerate(grids["exception"]):
             if isinstance(e, str) and e:
@@ -89,15 +96,16 @@ def grid_exceptions(
         reason = str(ex.get("reason") or ex.get("kind") or "")
         code = ex.get("grid_code")
         if code is not None and str(code) in by_code:
-            targets = [by_code[str(code)]]
+            targets, into = [by_code[str(code)]], reasons
         elif ex.get("area_code") is not None:
             targets = [i for i, s in enumerate(areas) if str(ex["area_code"]) in s]
+            into = notes
         else:
-            targets = []
+            targets, into = [], notes
         for i in targets:
-            if reason and reason not in reasons[i]:
-                reasons[i].append(reason)
-    return reasons
+            if reason and reason not in into[i]:
+                into[i].append(reason)
+    return reasons, notes
 
 
 def balance_map(
@@ -109,7 +117,7 @@ def balance_map(
     count: str = "households",
     areas: gpd.GeoDataFrame | None = None,
     basemap: str | Mapping[str, Any] | Basemap | None = None,
-    label_zoom: int = 13,
+    label_zoom: int | None = None,
     title: str = "网格规模",
     width: str | int = "100%",
     height: str | int = "100%",
@@ -160,12 +168,13 @@ def balance_map(
         raise ValueError(f"grids have no {count!r} column to shade by")
     values = pd.to_numeric(grids[count], errors="coerce").fillna(0).to_numpy()
     bins = balance_bins(lo, hi)
-    reasons = grid_exceptions(grids, rep)
+    reasons, notes = grid_exceptions(grids, rep)
     shown = bm.shift_geoms(np.asarray(grids.geometry.values, dtype=object))
     reps = rep_points(shown)
 
     props, table, labels = [], [], []
     n_out = n_flag = 0
+    n_note = sum(bool(n) for n in notes)
     for i, code in enumerate(grids["grid_code"]):
         v = float(values[i])
         out_of_band = not (lo <= v <= hi)
@@ -185,6 +194,7 @@ def balance_map(
                 f'<tr><th class="gm-flag">例外</th><td class="gm-flag">{escape(w)}</td></tr>'
                 for w in why
             )
+        info += "".join(f"<tr><th>说明</th><td>{escape(w)}</td></tr>" for w in notes[i])
         props.append(
             {
                 "grid_code": code,
@@ -192,11 +202,12 @@ def balance_map(
                 "in_band": not out_of_band,
                 "flagged": flagged,
                 "reasons": why,
+                "notes": notes[i],
                 "fill": _shade(v, bins),
                 "fo": 0.7,
-                "line": _FLAG if flagged else "#4d4d4d",
-                "w": 3 if flagged else 1,
-                "dash": "6 4" if flagged else None,
+                "line": _FLAG if flagged else (_NOTE if notes[i] else "#4d4d4d"),
+                "w": 3 if flagged else (2 if notes[i] else 1),
+                "dash": "6 4" if flagged else ("1 4" if notes[i] else None),
                 "tip": f"网格 {code} · {v:g} 户" + (" · 例外" if flagged else ""),
                 "pop": f'<div class="gm-pop"><table>{info}</table></div>',
             }
@@ -208,7 +219,7 @@ def balance_map(
             [
                 round(reps[i].y, 6),
                 round(reps[i].x, 6),
-                f"{code[-4:]} · {v:g}" + (" !" if flagged else ""),
+                f"{code} · {v:g}" + (" !" if flagged else ""),
                 "gm-flag" if flagged else "",
             ]
         )
@@ -220,7 +231,7 @@ def balance_map(
             "grids": table,
             "members": [],
             "houseZoom": 99,
-            "labelZoom": label_zoom,
+            "labelZoom": label_level(len(grids)) if label_zoom is None else label_zoom,
         },
         width=width,
         height=height,
@@ -243,6 +254,12 @@ def balance_map(
             f"例外或超出标准：{n_flag} 个（超出标准 {n_out} 个）",
             kind="line",
             extra="dashed",
+        ),
+        swatch(
+            _NOTE,
+            f"所在村有说明（合并、跨越河流道路等）：{n_note} 个",
+            kind="line",
+            extra="dotted",
         ),
         '<div class="gm-note">点击网格查看原因</div>',
     ]

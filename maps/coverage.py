@@ -31,7 +31,7 @@ from maps.layers import (
     village_names,
 )
 
-__all__ = ["coverage_map", "household_zoom"]
+__all__ = ["coverage_map", "household_zoom", "label_level"]
 
 #: Above this many households, households are drawn only from this zoom on.
 _ALWAYS_DRAWN = 20_000
@@ -49,6 +49,11 @@ def household_zoom(n_households: int) -> int:
     (0, 14)
     """
     return 0 if n_households <= _ALWAYS_DRAWN else _HOUSE_ZOOM
+
+
+def label_level(n_grids: int) -> int:
+    """Zoom from which grid labels are shown: always for a few grids, else 13."""
+    return 0 if n_grids <= 60 else _LABEL_ZOOM
 
 
 def _people_index(people: pd.DataFrame | None) -> pd.DataFrame:
@@ -95,7 +100,7 @@ def coverage_map(
     barriers: gpd.GeoDataFrame | None = None,
     basemap: str | Mapping[str, Any] | Basemap | None = None,
     house_zoom: int | None = None,
-    label_zoom: int = _LABEL_ZOOM,
+    label_zoom: int | None = None,
     title: str = "网格与联户",
     width: str | int = "100%",
     height: str | int = "100%",
@@ -143,7 +148,8 @@ def coverage_map(
         Zoom from which households are drawn (default: always up to 20,000
         households, else 14).
     label_zoom
-        Zoom from which grid codes are shown.
+        Zoom from which grid codes are shown (default: always up to 60 grids,
+        else 13).
 
     Returns
     -------
@@ -278,7 +284,7 @@ def coverage_map(
             "grids": table,
             "members": members,
             "houseZoom": hz,
-            "labelZoom": label_zoom,
+            "labelZoom": label_level(len(grids)) if label_zoom is None else label_zoom,
         },
         width=width,
         height=height,

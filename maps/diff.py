@@ -17,7 +17,7 @@ from shapely.geometry.base import BaseGeometry
 from geo.crs import STORAGE_CRS
 from geo.generate import GridPlan
 from maps.basemap import Basemap, resolve_basemap
-from maps.coverage import household_zoom
+from maps.coverage import household_zoom, label_level
 from maps.data import plan_parts, rep_points
 from maps.layers import (
     GridLayer,
@@ -178,7 +178,7 @@ def diff_map(
     basemap: str | Mapping[str, Any] | Basemap | None = None,
     tol_m: float = 1.0,
     house_zoom: int | None = None,
-    label_zoom: int = 13,
+    label_zoom: int | None = None,
     title: str = "网格调整对比",
     width: str | int = "100%",
     height: str | int = "100%",
@@ -284,7 +284,7 @@ def diff_map(
             "grids": table,
             "members": [],
             "houseZoom": hz,
-            "labelZoom": label_zoom,
+            "labelZoom": label_level(len(ng)) if label_zoom is None else label_zoom,
         },
         width=width,
         height=height,

@@ -194,7 +194,20 @@ class Setup(MacroElement):
         return _js(self.config)
 
 
-class GridLayer(MacroElement):
+class _GeoJsonElement(MacroElement):
+    """A GeoJSON FeatureCollection handed to a ``GridMap`` drawing function."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__()
+        self._name = type(self).__name__
+        self.data = data
+
+    @property
+    def data_json(self) -> str:
+        return _js(self.data)
+
+
+class GridLayer(_GeoJsonElement):
     """Grid polygons (GeoJSON, properties ``fill``, ``tip``, ``pop``…) in a group."""
 
     _template = Template(
@@ -205,17 +218,8 @@ class GridLayer(MacroElement):
         """
     )
 
-    def __init__(self, data: dict[str, Any]) -> None:
-        super().__init__()
-        self._name = "GridLayer"
-        self.data = data
 
-    @property
-    def data_json(self) -> str:
-        return _js(self.data)
-
-
-class LineLayer(GridLayer):
+class LineLayer(_GeoJsonElement):
     """Non-interactive lines (barriers, boundaries that moved)."""
 
     _template = Template(
@@ -225,10 +229,6 @@ class LineLayer(GridLayer):
         {% endmacro %}
         """
     )
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        super().__init__(data)
-        self._name = "LineLayer"
 
 
 class HouseholdLayer(MacroElement):
@@ -338,8 +338,8 @@ def base_map(
         control_scale=True,
         width=width,
         height=height,
-        max_zoom=basemap.max_zoom,
     )
+    m.options["max_zoom"] = basemap.max_zoom  # folium gives max_zoom to tiles only
     cfg = {"background": None if basemap.url else basemap.background, **config}
     m.add_child(Setup(cfg), name="gridmap_setup")
     if basemap.url:

@@ -1,0 +1,170 @@
+"""The saved maps in a real browser (Debian chromium driven by Playwright), offline."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+import maps
+from geo.generate import generate_grids
+from geo.sample import generate_county
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+PHONE = re.compile(r"(1[3-9]\d{9}|0570-\d{7})")
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (dev extra)"
+)
+if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it (.ci/bootstrap.sh)
+    pytest.skip("Debian chromium is not installed", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("maps")
+    c = generate_county(3_000, seed=1)
+    a = generate_grids(c.households, c.areas, barriers=c.barriers)
+    b = generate_grids(
+        c.households,
+        c.areas,
+        barriers=c.barriers,
+        min_households=150,
+        max_households=250,
+    )
+    cov = maps.coverage_map(
+        maps.sample_coverage(a, c.households, c.people),
+        c.households,
+        people=c.people,
+        areas=c.areas,
+        barriers=c.barriers,
+    )
+    return {
+        "coverage": maps.save_html(cov, out / "coverage.html"),
+        "balance": maps.save_html(maps.balance_map(a), out / "balance.html"),
+        "diff": maps.save_html(
+            maps.diff_map(a, None, b, None, c.households), out / "diff.html"
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+class Page:
+    """A page that records console errors and refuses every non-local request."""
+
+    def __init__(self, browser, path: Path) -> None:
+        self.errors: list[str] = []
+        self.foreign: list[str] = []
+        self.page = browser.new_page(viewport={"width": 1280, "height": 860})
+        self.page.on(
+            "console",
+            lambda m: self.errors.append(m.text) if m.type == "error" else None,
+        )
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.route("**/*", self._route)
+        self.page.goto(path.as_uri())
+        self.page.wait_for_selector("[data-gridmap-ready]", timeout=30_000)
+        self.page.wait_for_selector(".leaflet-overlay-pane canvas", timeout=30_000)
+
+    def _route(self, route) -> None:
+        url = route.request.url
+        if url.startswith(("file://", "data:", "blob:")):
+            route.continue_()
+        else:
+            self.foreign.append(url)
+            route.abort()
+
+    def check_clean(self) -> None:
+        assert self.foreign == [], self.foreign
+        assert self.errors == [], self.errors
+
+
+MAP = "window[document.querySelector('.folium-map').id]"
+
+
+def test_coverage_map_in_chromium(browser, pages, tmp_path):
+    pg = Page(browser, pages["coverage"])
+    page = pg.page
+    # the controls are there
+    for sel in (
+        ".leaflet-control-layers",
+        ".leaflet-control-zoom-fullscreen",
+        ".leaflet-control-measure",
+        ".leaflet-control-search",
+        ".gm-legend",
+        ".gm-label",
+    ):
+        assert page.query_selector(sel), sel
+    # zoom onto a single house and click it
+    page.evaluate(
+        f"""() => {{
+          const map = {MAP}, lyr = map._gridmap.allHouses[0];
+          lyr._decode();
+          let k = 0; while (lyr.cnt[k] > 1) k++;
+          window._gmPick = lyr.latlng(k);
+          map.setView(window._gmPick, 17, {{animate: false}});
+        }}"""
+    )
+    page.wait_for_function(
+        f"() => {MAP}.getZoom() === 17 && {MAP}._gridmap.houses.some(h => h._group && {MAP}.hasLayer(h._group))"
+    )
+    xy = page.evaluate(
+        f"() => {{ const p = {MAP}.latLngToContainerPoint(window._gmPick); return [p.x, p.y]; }}"
+    )
+    box = page.query_selector(".folium-map").bounding_box()
+    page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
+    page.wait_for_selector(".leaflet-popup-content", timeout=5_000)
+    text = page.inner_text(".leaflet-popup-content")
+    assert "地址" in text and "网格员" in text and "联户党员" in text, text
+    assert re.search(r"网格\s+330803\d{8}", text), text
+    assert len(PHONE.findall(text)) >= 2, text
+    page.screenshot(path=str(tmp_path / "coverage-popup.png"))
+
+    # search by grid code, then by address
+    page.click(".leaflet-control-search .search-button")
+    page.fill("input.search-input", "网格 3308")
+    page.wait_for_selector(".search-tip", timeout=5_000)
+    page.click(".search-tip >> nth=0")
+    page.wait_for_function(
+        "() => /330803\\d{8}/.test((document.querySelector('.leaflet-popup-content')||{}).innerText||'')"
+    )
+    page.fill("input.search-input", "")
+    page.fill("input.search-input", "组1")
+    page.wait_for_selector(".search-tip", timeout=5_000)
+    tip = page.inner_text(".search-tip >> nth=0")
+    page.click(".search-tip >> nth=0")
+    page.wait_for_function(
+        "t => ((document.querySelector('.leaflet-popup-content')||{}).innerText||'').includes(t)",
+        arg=tip,
+    )
+    # colour by member, then back
+    page.check("input[name=gm-mode][value=member]")
+    page.check("input[name=gm-mode][value=grid]")
+    pg.check_clean()
+    page.close()
+
+
+@pytest.mark.parametrize("name", ["balance", "diff"])
+def test_other_maps_render_cleanly(browser, pages, name, tmp_path):
+    pg = Page(browser, pages[name])
+    assert pg.page.query_selector(".gm-legend")
+    pg.page.screenshot(path=str(tmp_path / f"{name}.png"))
+    pg.check_clean()
+    pg.page.close()
