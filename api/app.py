@@ -10,7 +10,7 @@ from sqlalchemy import event
 
 from api.jobs import JobRunner
 from api.problems import BodyLimit, install_problem_handlers
-from api.routes import features, lookup, plans, tiles
+from api.routes import features, lookup, plans, tiles, viewer
 from geo.db import database_url, make_engine
 from geo.settings import Settings
 
@@ -77,6 +77,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
-    for module in (lookup, features, tiles, plans):
+    for module in (lookup, features, tiles, plans, viewer):
         app.include_router(module.router)
     return app

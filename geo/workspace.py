@@ -26,7 +26,7 @@ from geo.plans import (
 from geo.rebalance import PlanDiff, Rebalanced, diff_plans, rebalance
 from geo.settings import Settings
 
-__all__ = ["AreaData", "Workspace"]
+__all__ = ["AreaData", "Workspace", "load_plan"]
 
 
 @dataclass(frozen=True)
@@ -156,28 +156,7 @@ class Workspace:
 
     @staticmethod
     def _plan(s: Session, plan_id: int) -> tuple[GridPlan, dict[str, Any]]:
-        grids, assignments, info = plan_frames(s, plan_id)
-        workers = s.execute(
-            text(
-                "SELECT g.code, p.external_id FROM grids g JOIN people p ON p.id = g.worker_id "
-                "WHERE g.plan_id = :p"
-            ),
-            {"p": plan_id},
-        ).all()
-        grids["worker_id"] = grids["grid_code"].map(dict(workers))
-        members = s.execute(
-            text(
-                "SELECT h.external_id, p.external_id FROM assignments x "
-                "JOIN households h ON h.id = x.household_id "
-                "JOIN people p ON p.id = x.member_id WHERE x.plan_id = :p"
-            ),
-            {"p": plan_id},
-        ).all()
-        assignments["member_id"] = assignments["household_id"].map(dict(members))
-        grids["load"] = grids["households"].astype(float)
-        metrics = dict(info.get("metrics") or {})
-        report = {"metrics": metrics, "exceptions": metrics.get("exceptions", [])}
-        return GridPlan(grids=grids, assignments=assignments, report=report), info
+        return load_plan(s, plan_id)
 
     def people(self) -> pd.DataFrame:
         """Grid workers, grid leaders and party members with their work phones."""
@@ -301,3 +280,29 @@ class Workspace:
         )
         with self.engine.connect() as conn:
             return pd.read_sql_query(text(sql), conn, params={"p": plan_id})
+
+
+def load_plan(s: Session, plan_id: int) -> tuple[GridPlan, dict[str, Any]]:
+    """A stored plan with its grid workers and covering members, and its info."""
+    grids, assignments, info = plan_frames(s, plan_id)
+    workers = s.execute(
+        text(
+            "SELECT g.code, p.external_id FROM grids g JOIN people p ON p.id = g.worker_id "
+            "WHERE g.plan_id = :p"
+        ),
+        {"p": plan_id},
+    ).all()
+    grids["worker_id"] = grids["grid_code"].map(dict(workers))
+    members = s.execute(
+        text(
+            "SELECT h.external_id, p.external_id FROM assignments x "
+            "JOIN households h ON h.id = x.household_id "
+            "JOIN people p ON p.id = x.member_id WHERE x.plan_id = :p"
+        ),
+        {"p": plan_id},
+    ).all()
+    assignments["member_id"] = assignments["household_id"].map(dict(members))
+    grids["load"] = grids["households"].astype(float)
+    metrics = dict(info.get("metrics") or {})
+    report = {"metrics": metrics, "exceptions": metrics.get("exceptions", [])}
+    return GridPlan(grids=grids, assignments=assignments, report=report), info
