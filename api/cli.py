@@ -170,6 +170,7 @@ def run_api_cmd(
     base = f"http://{host}:{port}"
     example = _example_address(settings)
     console.print(f"\nAPI: {base}  (docs: {base}/docs)", highlight=False)
+    console.print(f"map viewer: {base}/map", highlight=False)
     if example:
         curl = f"curl -G {base}/lookup --data-urlencode {shlex.quote('address=' + example)}"
         console.print(f"try:  {curl}", highlight=False, markup=False, soft_wrap=True)
