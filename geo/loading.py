@@ -367,8 +367,9 @@ def load_households(
         {
             "external_id": df["household_id"].to_numpy(),
             "address": df["address"].to_numpy(),
-            "address_norm": normalize_many(addresses),
-            "address_key": address_keys(addresses),
+            **dict(
+                zip(("address_norm", "address_key"), _normalise(addresses), strict=True)
+            ),
             "people": df["people"].to_numpy(),
             "building_id": df["building_id"].to_numpy(),
             "unit": df["unit"].to_numpy(),
@@ -395,24 +396,38 @@ def load_households(
         step="copy households",
     )
     progress("upsert households", 0, len(df))
+    empty = session.execute(
+        text("SELECT NOT EXISTS (SELECT 1 FROM households)")
+    ).scalar()
     with _bulk_indexes(session, "households", len(df)):
-        inserted, updated = _upsert_counts(
-            session,
-            "INSERT INTO households AS h (external_id, address, address_norm, address_key, "
-            "people, building_id, unit, weight, area_id, geom, attrs) "
-            "SELECT external_id, address, address_norm, address_key, people, building_id, "
-            "unit, weight, area_id, geom, attrs FROM _stage_households "
-            "ON CONFLICT (external_id) DO UPDATE SET address = EXCLUDED.address, "
-            "address_norm = EXCLUDED.address_norm, address_key = EXCLUDED.address_key, "
-            "people = EXCLUDED.people, building_id = EXCLUDED.building_id, "
-            "unit = EXCLUDED.unit, weight = EXCLUDED.weight, area_id = EXCLUDED.area_id, "
-            "geom = EXCLUDED.geom, attrs = EXCLUDED.attrs, updated_at = now() "
-            "WHERE (h.address, h.address_norm, h.address_key, h.people, h.building_id, "
-            "h.unit, h.weight, h.area_id, h.attrs) IS DISTINCT FROM (EXCLUDED.address, "
-            "EXCLUDED.address_norm, EXCLUDED.address_key, EXCLUDED.people, "
-            "EXCLUDED.building_id, EXCLUDED.unit, EXCLUDED.weight, EXCLUDED.area_id, "
-            "EXCLUDED.attrs) OR NOT ST_Equals(h.geom, EXCLUDED.geom)",
-        )
+        if empty:  # a first load: nothing to conflict with, skip the upsert machinery
+            inserted = session.execute(
+                text(
+                    "INSERT INTO households (external_id, address, address_norm, "
+                    "address_key, people, building_id, unit, weight, area_id, geom, attrs) "
+                    "SELECT external_id, address, address_norm, address_key, people, "
+                    "building_id, unit, weight, area_id, geom, attrs FROM _stage_households"
+                )
+            ).rowcount
+            updated = 0
+        else:
+            inserted, updated = _upsert_counts(
+                session,
+                "INSERT INTO households AS h (external_id, address, address_norm, address_key, "
+                "people, building_id, unit, weight, area_id, geom, attrs) "
+                "SELECT external_id, address, address_norm, address_key, people, building_id, "
+                "unit, weight, area_id, geom, attrs FROM _stage_households "
+                "ON CONFLICT (external_id) DO UPDATE SET address = EXCLUDED.address, "
+                "address_norm = EXCLUDED.address_norm, address_key = EXCLUDED.address_key, "
+                "people = EXCLUDED.people, building_id = EXCLUDED.building_id, "
+                "unit = EXCLUDED.unit, weight = EXCLUDED.weight, area_id = EXCLUDED.area_id, "
+                "geom = EXCLUDED.geom, attrs = EXCLUDED.attrs, updated_at = now() "
+                "WHERE (h.address, h.address_norm, h.address_key, h.people, h.building_id, "
+                "h.unit, h.weight, h.area_id, h.attrs) IS DISTINCT FROM (EXCLUDED.address, "
+                "EXCLUDED.address_norm, EXCLUDED.address_key, EXCLUDED.people, "
+                "EXCLUDED.building_id, EXCLUDED.unit, EXCLUDED.weight, EXCLUDED.area_id, "
+                "EXCLUDED.attrs) OR NOT ST_Equals(h.geom, EXCLUDED.geom)",
+            )
     session.execute(text("DROP TABLE _stage_households"))
     progress("upsert households", len(df), len(df))
     return LoadReport(
