@@ -367,9 +367,8 @@ def load_households(
         {
             "external_id": df["household_id"].to_numpy(),
             "address": df["address"].to_numpy(),
-            **dict(
-                zip(("address_norm", "address_key"), _normalise(addresses), strict=True)
-            ),
+            "address_norm": normalize_many(addresses),
+            "address_key": address_keys(addresses),
             "people": df["people"].to_numpy(),
             "building_id": df["building_id"].to_numpy(),
             "unit": df["unit"].to_numpy(),
