@@ -48,6 +48,8 @@ case "$cmd" in
   test)
     say "lint (ruff)"
     .venv/bin/ruff check .
+    say "types (mypy: geo, api)"
+    .venv/bin/mypy
     say "tests (pytest, real PostGIS)"
     set +e
     .venv/bin/python -m pytest "$@"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -403,7 +402,7 @@ def generate_cmd(
     """
     from geo.generate import generate_grids
 
-    opts = dict(
+    opts: dict[str, Any] = dict(
         min_households=min_,
         max_households=max_,
         target=target,
@@ -442,10 +441,11 @@ def generate_cmd(
                 raise _fail(str(exc)) from None
             if hh.empty:
                 raise _fail(f"area {area} has no households loaded")
-            plan = generate_grids(hh, ar, **opts)  # type: ignore[arg-type]
+            plan = generate_grids(hh, ar, **opts)
+            assert area is not None
             plan_id = save_generated_plan(
                 session, area, plan, created_by="gridmap generate"
-            )  # type: ignore[arg-type]
+            )
         _print_plan(plan, as_json)
         if not as_json:
             console.print(f"stored as draft plan {plan_id}")
@@ -520,7 +520,7 @@ def rebalance_cmd(
     from geo.rebalance import rebalance
 
     lock = tuple(c.strip() for c in (locked or "").split(",") if c.strip())
-    opts = dict(min_households=min_, max_households=max_, locked=lock)
+    opts: dict[str, Any] = dict(min_households=min_, max_households=max_, locked=lock)
     file_mode = not plan.isdigit()
     with _errors():
         if file_mode:
@@ -732,4 +732,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -257,7 +257,9 @@ def split_grid(
     for i, (geom, members) in enumerate(pieces):
         code = grid_code if i == keep else _next_code(row["area_code"], used)
         _band(code, sizes[i], lo, hi, allow_out_of_band)
-        idx = np.concatenate([atoms[a].members for a in members]) if members else []
+        idx: Any = (
+            np.concatenate([atoms[a].members for a in members]) if members else []
+        )
         assignments.loc[assignments["household_id"].isin(ids_arr[idx]), "grid_code"] = (
             code
         )

@@ -517,11 +517,17 @@ def _cut_by_barriers(
             out.append(u)
             continue
         for p in (p for p in parts if not p.atoms):  # territory only: no one crosses
+
+            def shared(q: _Unit, p: _Unit = p) -> float:
+                return float(
+                    shapely.length(
+                        shapely.intersection(q.geom.boundary, p.geom.boundary)
+                    )
+                )
+
             best = max(
                 full,
-                key=lambda q, p=p: shapely.length(
-                    shapely.intersection(q.geom.boundary, p.geom.boundary)
-                ),
+                key=shared,
             )
             best.geom = shapely.union(best.geom, p.geom)
         out.extend(full)
@@ -1154,7 +1160,8 @@ def _absorb_empty_fragments(rows: list[dict[str, Any]], hh: gpd.GeoDataFrame) ->
             mine = (
                 pts[r["_members"]] if len(r["_members"]) else np.array([], dtype=object)
             )
-            keep, give = [], []
+            keep: list[Any] = []
+            give: list[Any] = []
             for p in parts:
                 has = len(mine) and bool(shapely.intersects(p, mine).any())
                 (keep if has else give).append(p)

@@ -172,7 +172,9 @@ def load_areas(
     progress = progress or _noop
     df = prepared.frame
     src = prepared.source
-    existing = dict(session.execute(text("SELECT code, level FROM admin_areas")).all())
+    existing: dict[str, str] = dict(
+        session.execute(text("SELECT code, level FROM admin_areas")).all()  # type: ignore[arg-type]
+    )
     levels = {**existing, **dict(zip(df["code"], df["level"], strict=True))}
     problems: list[Problem] = []
     for i, (code, level, parent) in enumerate(
@@ -400,7 +402,7 @@ def load_households(
     ).scalar()
     with _bulk_indexes(session, "households", len(df)):
         if empty:  # a first load: nothing to conflict with, skip the upsert machinery
-            inserted = session.execute(
+            inserted = session.execute(  # type: ignore[attr-defined]
                 text(
                     "INSERT INTO households (external_id, address, address_norm, "
                     "address_key, people, building_id, unit, weight, area_id, geom, attrs) "
@@ -450,7 +452,9 @@ def load_people(
     t0 = time.perf_counter()
     df = prepared.frame
     src = prepared.source
-    known = dict(session.execute(text("SELECT code, id FROM admin_areas")).all())
+    known: dict[str, int] = dict(  # type: ignore[arg-type]
+        session.execute(text("SELECT code, id FROM admin_areas")).all()
+    )
     problems = [
         Problem(src, f"unknown area_code {code!r}", row=i, field="area_code")
         for i, code in enumerate(df["area_code"], start=1)

@@ -28,7 +28,7 @@ def assign_workers(grids: gpd.GeoDataFrame, people: pd.DataFrame) -> gpd.GeoData
     workers = people[people["role"] == "grid_worker"]
     by_area = {a: list(g["person_id"]) for a, g in workers.groupby("area_code")}
     load: dict[str, int] = {}
-    chosen = []
+    chosen: list[str | None] = []
     for code, area in zip(out["grid_code"], out["area_code"], strict=True):
         pool = by_area.get(area, [])
         if not pool:

@@ -71,8 +71,12 @@ def save_plan(
     ).scalar()
     if area is None:
         raise InputError([Problem(src, f"unknown area {area_code!r}")])
-    codes = dict(session.execute(text("SELECT code, id FROM admin_areas")).all())
-    people = dict(session.execute(text("SELECT external_id, id FROM people")).all())
+    codes: dict[str, int] = dict(
+        session.execute(text("SELECT code, id FROM admin_areas")).all()
+    )  # type: ignore[arg-type]
+    people: dict[str, int] = dict(
+        session.execute(text("SELECT external_id, id FROM people")).all()
+    )  # type: ignore[arg-type]
     problems: list[Problem] = []
     geoms = np.asarray(grids.geometry.values, dtype=object)
     for i, (code, acode) in enumerate(
@@ -274,7 +278,7 @@ def save_assignments(session: Session, plan_id: int, assignments: Any) -> int:
     Raises :class:`~geo.io.InputError` naming unknown households or grid codes;
     nothing is stored then (the caller rolls back).
     """
-    conn = session.connection().connection.driver_connection
+    conn: Any = session.connection().connection.driver_connection
     session.execute(
         text(
             "CREATE TEMP TABLE _stage_assign (external_id text, code text, member text) "
@@ -313,7 +317,7 @@ def save_assignments(session: Session, plan_id: int, assignments: Any) -> int:
                 for hid, code, no_h, _ in bad
             ]
         )
-    n = session.execute(
+    n = session.execute(  # type: ignore[attr-defined]
         text(
             "INSERT INTO assignments (plan_id, household_id, grid_id, member_id) "
             "SELECT :p, h.id, g.id, m.id FROM _stage_assign s "
@@ -451,8 +455,12 @@ def update_draft(
             ]
         )
     session.execute(text("DELETE FROM grids WHERE plan_id = :p"), {"p": plan_id})
-    codes = dict(session.execute(text("SELECT code, id FROM admin_areas")).all())
-    people = dict(session.execute(text("SELECT external_id, id FROM people")).all())
+    codes: dict[str, int] = dict(
+        session.execute(text("SELECT code, id FROM admin_areas")).all()
+    )  # type: ignore[arg-type]
+    people: dict[str, int] = dict(
+        session.execute(text("SELECT external_id, id FROM people")).all()
+    )  # type: ignore[arg-type]
     _insert_grids(session, plan_id, grids, codes, people)
     save_assignments(session, plan_id, assignments)
     return int(row[0])

@@ -225,7 +225,7 @@ def rebalance(
             atoms=[],
             locked=codes[i] in locked_set,
             areas=frozenset(
-                covered[i].split(";")
+                str(covered[i]).split(";")
                 if isinstance(covered[i], str)
                 else [area_codes[i]]
             ),
