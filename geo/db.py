@@ -17,6 +17,7 @@ __all__ = [
     "alembic_config",
     "database_url",
     "make_engine",
+    "recreate_database",
     "session_scope",
     "upgrade",
 ]
@@ -84,3 +85,27 @@ def upgrade(url: str, revision: str = "head") -> str:
             )
     finally:
         engine.dispose()
+
+
+def recreate_database(url: str, name: str) -> str:
+    """Drop database ``name`` on the server of ``url`` and create it empty (UTF-8).
+
+    For tests, benchmarks and notebooks that need a database of their own.
+    Returns the URL of the new database (same server and credentials).
+    """
+    import psycopg
+
+    from geo.embedded import create_database
+
+    u = make_url(url)
+    with psycopg.connect(
+        host=u.host,
+        port=u.port,
+        user=u.username,
+        password=u.password,
+        dbname=u.database,
+        autocommit=True,
+    ) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        create_database(conn, name)
+    return u.set(database=name).render_as_string(hide_password=False)

@@ -11,14 +11,12 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from geo.db import database_url, make_engine, upgrade
-from geo.embedded import create_database
+from geo.db import database_url, make_engine, recreate_database, upgrade
 from geo.settings import Settings
 
 #: Override to run several test sessions side by side on one server.
@@ -31,36 +29,25 @@ REAL_DATA = (
 )
 
 
-def _fresh_database(admin_url: str) -> str:
-    url = make_url(admin_url)
-    conninfo = dict(
-        host=url.host,
-        port=url.port,
-        user=url.username,
-        password=url.password,
-        dbname=url.database,
-        autocommit=True,
-    )
-    with psycopg.connect(**conninfo) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (TEST_DB,),
-        )
-        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}"')
-        create_database(conn, TEST_DB)
-    return url.set(database=TEST_DB).render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="session")
 def db_url() -> str:
     try:
         admin_url = database_url(Settings(), start=True)
-        url = _fresh_database(admin_url)
+        url = recreate_database(admin_url, TEST_DB)
         upgrade(url)
     except Exception as exc:
         pytest.exit(f"PostGIS is not available, tests cannot run: {exc}", returncode=3)
     return url
+
+
+@pytest.fixture(scope="session")
+def make_database(db_url: str):  # type: ignore[no-untyped-def]
+    """``make_database(suffix)``: a fresh, empty database beside the test database."""
+
+    def make(suffix: str) -> str:
+        return recreate_database(db_url, f"{make_url(db_url).database}_{suffix}")
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 import api.cli
 from api.cli import app
 from geo.db import make_engine
-from geo.embedded import create_database
 from geo.keys import verify_key
 
-CLI_DB = os.environ.get("GRIDMAP_TEST_DB", "gridmap_test") + "_apicli"
 TOKEN_RE = re.compile(r"gm_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
 
 
 @pytest.fixture(scope="module")
-def cli_env(db_url: str) -> dict[str, str]:
-    url = make_url(db_url)
-    with psycopg.connect(
-        host=url.host,
-        port=url.port,
-        user=url.username,
-        password=url.password,
-        dbname=url.database,
-        autocommit=True,
-    ) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{CLI_DB}" WITH (FORCE)')
-        create_database(conn, CLI_DB)
-    return {
-        "GRIDMAP_DATABASE_URL": url.set(database=CLI_DB).render_as_string(
-            hide_password=False
-        )
-    }
+def cli_env(make_database) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"GRIDMAP_DATABASE_URL": make_database("apicli")}
 
 
 def _run(env: dict[str, str], *args: str) -> Any:

@@ -3,41 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from geo.cli import app
 from geo.db import make_engine
-from geo.embedded import create_database
 from geo.sample import generate_county, write_county
-
-CLI_DB = os.environ.get("GRIDMAP_TEST_DB", "gridmap_test") + "_cli"
 
 
 @pytest.fixture(scope="module")
-def cli_env(db_url: str) -> dict[str, str]:
-    url = make_url(db_url)
-    with psycopg.connect(
-        host=url.host,
-        port=url.port,
-        user=url.username,
-        password=url.password,
-        dbname=url.database,
-        autocommit=True,
-    ) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{CLI_DB}" WITH (FORCE)')
-        create_database(conn, CLI_DB)
-    return {
-        "GRIDMAP_DATABASE_URL": url.set(database=CLI_DB).render_as_string(
-            hide_password=False
-        )
-    }
+def cli_env(make_database) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"GRIDMAP_DATABASE_URL": make_database("cli")}
 
 
 @pytest.fixture(scope="module")

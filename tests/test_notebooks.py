@@ -6,32 +6,16 @@ import os
 from pathlib import Path
 
 import nbformat
-import psycopg
 import pytest
 from nbclient import NotebookClient
-from sqlalchemy.engine import make_url
-
-from geo.embedded import create_database
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
 @pytest.fixture(scope="module")
-def notebook_db(db_url: str) -> str:
+def notebook_db(make_database) -> str:  # type: ignore[no-untyped-def]
     """A fresh database on the test server; the notebooks reach it through the env."""
-    url = make_url(db_url)
-    name = url.database + "_notebooks"
-    with psycopg.connect(
-        host=url.host,
-        port=url.port,
-        user=url.username,
-        password=url.password,
-        dbname=url.database,
-        autocommit=True,
-    ) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        create_database(conn, name)
-    return url.set(database=name).render_as_string(hide_password=False)
+    return make_database("notebooks")
 
 
 def test_notebooks_exist() -> None:

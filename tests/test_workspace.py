@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
-from geo.embedded import create_database
 from geo.plans import PlanConflictError
 from geo.workspace import Workspace
 
 
 @pytest.fixture(scope="module")
-def ws(db_url: str) -> Workspace:
-    url = make_url(db_url)
-    name = url.database + "_ws"
-    with psycopg.connect(
-        host=url.host,
-        port=url.port,
-        user=url.username,
-        password=url.password,
-        dbname=url.database,
-        autocommit=True,
-    ) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        create_database(conn, name)
-    w = Workspace.connect(url.set(database=name).render_as_string(hide_password=False))
+def ws(make_database):  # type: ignore[no-untyped-def]
+    w = Workspace.connect(make_database("ws"))
     yield w
     w.engine.dispose()
 
