@@ -102,6 +102,7 @@ def coverage_map(
     house_zoom: int | None = None,
     label_zoom: int | None = None,
     title: str = "网格与联户",
+    lookup_url: str | None = None,
     width: str | int = "100%",
     height: str | int = "100%",
 ) -> folium.Map:
@@ -150,6 +151,11 @@ def coverage_map(
     label_zoom
         Zoom from which grid codes are shown (default: always up to 60 grids,
         else 13).
+    lookup_url
+        Served pages only: a same-origin path of the lookup API (``"/lookup"``).
+        Typed addresses are then resolved by ``GET {lookup_url}?address=…`` (any
+        spelling the API normalises; ranked candidates to pick from; its 404
+        message) instead of the in-page search. Saved files keep the in-page one.
 
     Returns
     -------
@@ -285,6 +291,7 @@ def coverage_map(
             "members": members,
             "houseZoom": hz,
             "labelZoom": label_level(len(grids)) if label_zoom is None else label_zoom,
+            "lookupUrl": lookup_url,
         },
         width=width,
         height=height,

@@ -24,7 +24,9 @@ router = APIRouter(tags=["viewer"])
         "The published plan of `area` (default: the top-level area with a published "
         "plan) as a Leaflet map with every script inlined — no CDN, no tiles unless "
         "configured. Click a house for its grid, grid worker and covering party "
-        "member (work phones); search by grid code or address."
+        "member (work phones); search by grid code, or type an address: it is "
+        "resolved by `GET /lookup` on the same origin (ranked candidates to pick "
+        "from when ambiguous)."
     ),
     responses=problem_responses(404, 422),
 )
@@ -73,7 +75,12 @@ def viewer(
             people, columns=["person_id", "name", "role", "work_phone", "area_code"]
         )
         m = coverage_map(
-            plan, households, people=ppl, areas=areas, title=f"{name} 网格"
+            plan,
+            households,
+            people=ppl,
+            areas=areas,
+            title=f"{name} 网格",
+            lookup_url=str(request.scope.get("root_path", "")) + "/lookup",
         )
         html = m.get_root().render()
         cache.clear()

@@ -306,8 +306,24 @@
   };
 
   /* -------------------------------------------------------------- search */
+  /* The lookup API of a served viewer (cfg.lookupUrl), same origin only; null in
+   * saved files, which search their own data. */
+  function lookupBase(cfg) {
+    if (!cfg.lookupUrl || !window.fetch || !/^https?:$/.test(location.protocol)) return null;
+    try {
+      var u = new URL(cfg.lookupUrl, location.href);
+      return u.origin === location.origin ? u : null;
+    } catch (e) { return null; }
+  }
+
+  function contactRow(label, c) {
+    if (!c) return '';
+    return '<tr><th>' + label + '</th><td>' + esc(c.name) + (c.work_phone ? ' <a href="tel:' + esc(String(c.work_phone).replace(/[^\d+]/g, '')) + '">' + esc(c.work_phone) + '</a>' : '') + '</td></tr>';
+  }
+
   GM.search = function (map, opts) {
-    var st = state(map), byTitle = null;
+    var st = state(map), byTitle = null, gridByCode = null;
+    var api = lookupBase(st.cfg), answers = {}, hit = null;
     function index() {
       if (byTitle) return byTitle;
       byTitle = {};
@@ -322,6 +338,116 @@
       });
       return byTitle;
     }
+    function gridRow(code) {
+      if (!gridByCode) {
+        gridByCode = {};
+        st.cfg.grids.forEach(function (t) { gridByCode[t[0]] = t; });
+      }
+      return gridByCode[code];
+    }
+    function localSearch(text) {
+      var idx = index(), q = text.toLowerCase(), out = [];
+      for (var t in idx) {
+        if (t.toLowerCase().indexOf(q) >= 0) {
+          out.push({ title: t, loc: idx[t].loc });
+          if (out.length >= 30) break;
+        }
+      }
+      return out;
+    }
+    /* where an API answer is on this map: its house, else its grid */
+    function place(a) {
+      var addr = a.household && a.household.address, code = a.grid && a.grid.code;
+      var rec = addr != null ? index()[addr] : null;
+      if (rec && rec.layer) return { loc: rec.loc, rec: rec };
+      var g = code ? gridRow(code) : null;
+      if (g && g[3] != null) return { loc: [g[3], g[4]], grid: g };
+      return null;
+    }
+    function title(a) {
+      var addr = a.household ? a.household.address : '';
+      return (addr || '') + (a.grid ? '（网格 ' + a.grid.code + '）' : '');
+    }
+    function mark(loc) {
+      if (hit) map.removeLayer(hit);
+      hit = L.marker(loc, {
+        icon: L.divIcon({ className: 'gm-hit', iconSize: [26, 26] }),
+        interactive: false,
+        keyboard: false,
+        zIndexOffset: 1000
+      }).addTo(map);
+      st.hit = hit;
+    }
+    /* zoom to an API answer, ring it and open its popup */
+    function go(a) {
+      var p = place(a);
+      if (!p) {
+        ctl.showAlert(esc(title(a)) + ' 不在本图范围内');
+        return false;
+      }
+      map.setView(p.loc, p.rec ? (opts.zoom || 17) : Math.max(map.getZoom(), 15), { animate: false });
+      mark(p.loc);
+      var lyr = p.rec && p.rec.layer, n = lyr ? lyr.cnt[p.rec.pt] : 0;
+      if (n === 1) {
+        lyr.openAt(map, p.rec.pt);
+        return true;
+      }
+      // a grid, or one household of a building: the answer itself, not the whole list
+      var g = p.grid || (a.grid && gridRow(a.grid.code));
+      var html = '<div class="gm-pop"><table>' +
+        (a.household ? '<tr><th>地址</th><td>' + esc(a.household.address) + '</td></tr>' : '') +
+        (g ? g[2] : '') + (g ? '' : contactRow('网格员', a.grid_worker)) +
+        contactRow('联户党员', a.party_member) + '</table>' +
+        (n > 1 ? '<div class="gm-note">此处共 ' + n + ' 户，点击圆点查看全部</div>' : '') + '</div>';
+      L.popup({ maxWidth: 420, className: 'gm-popup' }).setLatLng(p.loc).setContent(html).openOn(map);
+      return true;
+    }
+    function problem(r, body) {
+      var msg = body && (body.detail || body.title);
+      return msg ? String(msg) : '查询失败（' + r.status + '）';
+    }
+    /* GET lookupUrl?address=text: jump to a match, list ranked candidates, or
+     * show the problem's detail. callResponse gets the tips ({title, loc}). */
+    function lookup(text, callResponse) {
+      var ctrl = window.AbortController ? new AbortController() : null;
+      var u = new URL(api.href);
+      u.searchParams.set('address', text);
+      u.searchParams.set('limit', '8');
+      fetch(u.href, { headers: { Accept: 'application/json' }, credentials: 'same-origin', signal: ctrl ? ctrl.signal : undefined })
+        .then(function (r) {
+          return r.json().then(function (body) { return { r: r, body: body }; }, function () { return { r: r, body: null }; });
+        })
+        .then(function (x) {
+          var body = x.body, tips = [];
+          answers = {};
+          if (!x.r.ok || !body) {
+            callResponse([]);
+            ctl.showAlert(esc(problem(x.r, body)));
+            return;
+          }
+          var ranked = (body.result ? [body.result] : []).concat(body.candidates || []);
+          if (body.result && body.match !== 'ambiguous') {
+            go(body.result);
+            ranked = ranked.slice(1);
+          }
+          ranked.forEach(function (a) {
+            var p = place(a), t = title(a);
+            if (!p || t in answers) return;
+            answers[t] = a;
+            tips.push({ title: t, loc: p.loc });
+          });
+          callResponse(tips);
+          if (!body.result && !tips.length) ctl.showAlert('候选住户不在本图范围内');
+        })
+        .catch(function (e) {
+          if (e && e.name === 'AbortError') return;
+          callResponse([]);
+          ctl.showAlert('查询失败');
+        });
+      return { abort: function () { if (ctrl) ctrl.abort(); } };
+    }
+    function isGridQuery(text) { return /^\s*网格/.test(text) || /^\s*\d{4,}\s*$/.test(text); }
+
     var ctl = new L.Control.Search({
       position: opts.position || 'topleft',
       textPlaceholder: opts.placeholder || '',
@@ -331,23 +457,21 @@
       zoom: opts.zoom || 17,
       minLength: 2,
       tooltipLimit: 30,
+      autoCollapseTime: api ? 8000 : 1200,
       marker: false,
       autoCollapse: false,
       propertyName: 'title',
       propertyLoc: 'loc',
+      // sourceData already filters (the API normalises: its titles need not contain the text)
+      filterData: function (text, records) { return records; },
       sourceData: function (text, callResponse) {
-        var idx = index(), q = text.toLowerCase(), out = [];
-        for (var t in idx) {
-          if (t.toLowerCase().indexOf(q) >= 0) {
-            out.push({ title: t, loc: idx[t].loc });
-            if (out.length >= 30) break;
-          }
-        }
-        callResponse(out);
+        if (api && !isGridQuery(text)) return lookup(text, callResponse);
+        callResponse(localSearch(text));
         return { abort: function () {} };
       }
     });
     ctl.on('search:locationfound', function (e) {
+      if (e.text in answers) { go(answers[e.text]); return; }
       var rec = index()[e.text];
       if (!rec) return;
       if (rec.grid) {
@@ -356,6 +480,21 @@
         rec.layer.openAt(map, rec.pt);
       }
     });
+    if (api) {
+      // Enter before the typing delay has run: ask the API now, not the stale tips
+      var submit = ctl._handleSubmit;
+      ctl._handleSubmit = function () {
+        var v = this._input.value;
+        if (v && this._input.style.display !== 'none' && !isGridQuery(v) &&
+            !(this._recordsCache && this._recordsCache.hasOwnProperty(v))) {
+          clearTimeout(this.timerKeypress);
+          this.hideAlert();
+          this._fillRecordsCache();
+          return;
+        }
+        submit.call(this);
+      };
+    }
     map.addControl(ctl);
     // Chinese is typed through an IME, which gives no usable keyup: search on input too
     L.DomEvent.on(ctl._input, 'input', function () { ctl._handleKeypress({ keyCode: 0 }); });
