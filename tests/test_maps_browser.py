@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
+from browser_support import ARGS, CHROMIUM, PHONE, sync_api
 
 import maps
 from geo.generate import generate_grids
 from geo.sample import generate_county
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-PHONE = re.compile(r"(1[3-9]\d{9}|0570-\d{7})")
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (dev extra)"
-)
-if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it (.ci/bootstrap.sh)
-    pytest.skip("Debian chromium is not installed", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ on the same origin. Any console error, and any request to another host, fails.
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import threading
 import time
@@ -19,22 +18,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import test_api_support as support
+from browser_support import ARGS, CHROMIUM, PHONE, sync_api
 from test_api_lookup import APT_RE, VILLAGE_RE, _pick
 from test_api_support import cn_number
 
 from api.app import create_app
 from geo.settings import Settings
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-PHONE = re.compile(r"(1[3-9]\d{9}|0570-\d{7})")
 GRID = re.compile(r"330803\d{8}")
 SCREENSHOT = Path("/tmp/viewer.png")
 MAP = "window[document.querySelector('.folium-map').id]"
@@ -42,11 +32,6 @@ POPUP = "((document.querySelector('.leaflet-popup-content')||{}).innerText||'')"
 #: the one console message a deliberate 404 from /lookup makes Chromium print
 NOT_FOUND = "Failed to load resource: the server responded with a status of 404"
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (dev extra)"
-)
-if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it (.ci/bootstrap.sh)
-    pytest.skip("Debian chromium is not installed", allow_module_level=True)
 
 api_data = support.api_data
 
