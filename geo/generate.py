@@ -49,6 +49,19 @@ def _union(geoms: Any) -> BaseGeometry:
         return _clean(_poly_only(shapely.union_all(fixed, grid_size=1e-11)))
 
 
+def _overlay(op: Any, a: Any, b: Any) -> Any:
+    """``op(a, b)`` for a shapely overlay (intersection, difference); when GEOS hits
+    a robustness error (a side location conflict on near-degenerate edges), again
+    on made-valid inputs snapped to a 1e-11° grid; None if that fails too."""
+    try:
+        return op(a, b)
+    except shapely.errors.GEOSException:
+        try:
+            return op(shapely.make_valid(a), shapely.make_valid(b), grid_size=1e-11)
+        except shapely.errors.GEOSException:
+            return None
+
+
 def _clean(g: BaseGeometry) -> BaseGeometry:
     """Drop sliver parts an overlay can leave behind."""
     parts = shapely.get_parts(g)
@@ -838,7 +851,11 @@ def _repair(
         if best is None:
             break
         _, src, dst, cell, moved = best
-        new_src = _clean(shapely.difference(geoms[src], cell))
+        diff = _overlay(shapely.difference, geoms[src], cell)
+        if diff is None:
+            banned.add((src, moved[0]))
+            continue
+        new_src = _clean(_poly_only(diff))
         rest = [a for a in mem[src] if a not in set(moved)]
         if _atom_parts(new_src, rest, atoms) > max(
             1, _atom_parts(geoms[src], mem[src], atoms)
@@ -910,11 +927,11 @@ def _split(
             for i in sorted(picks):
                 c = (sp[i] + sp[i + 1]) / 2
                 hp = _halfplane(geom, cx0 + c * dx / kx, cy0 + c * dy, dx, dy, kx)
-                left = _poly_only(shapely.intersection(geom, hp))
-                if left.is_empty:
+                cut = _overlay(shapely.intersection, geom, hp)
+                if cut is None or (left := _poly_only(cut)).is_empty:
                     continue
-                right = _poly_only(shapely.difference(geom, left))
-                if right.is_empty:
+                rest = _overlay(shapely.difference, geom, left)
+                if rest is None or (right := _poly_only(rest)).is_empty:
                     continue
                 lm = members[order[: i + 1]]
                 rm = members[order[i + 1 :]]

@@ -24,6 +24,7 @@ from geo.generate import (
     _cells,
     _clean,
     _grid_count,
+    _overlay,
     _partition,
     _point_groups,
     _poly_only,
@@ -436,7 +437,10 @@ def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
     for _, _, key, cell in sorted(options, key=lambda o: (o[0], o[1]))[:5]:
         moved = set(groups[key])
         rest = [a for a in src.atoms if a not in moved]
-        new_src = _clean(shapely.difference(src.geom, cell))
+        diff = _overlay(shapely.difference, src.geom, cell)
+        if diff is None:
+            continue
+        new_src = _clean(_poly_only(diff))
         if _atom_parts(new_src, rest, atoms) > max(
             1, _atom_parts(src.geom, src.atoms, atoms)
         ):
@@ -549,11 +553,13 @@ def _peel(
         cx0 = float(np.mean([atoms[a].x for a in rest]))
         cy0 = float(np.mean([atoms[a].y for a in rest]))
         hp = _halfplane(rest_geom, cx0 + cpos * dx / kx, cy0 + cpos * dy, dx, dy, kx)
-        peel_geom = _poly_only(shapely.intersection(rest_geom, hp))
-        new_rest_geom = _poly_only(shapely.difference(rest_geom, peel_geom))
-        peel = [rest[j] for j in order[: i + 1]]
-        if peel_geom.is_empty or new_rest_geom.is_empty:
+        cut = _overlay(shapely.intersection, rest_geom, hp)
+        if cut is None or (peel_geom := _poly_only(cut)).is_empty:
             return None
+        left_over = _overlay(shapely.difference, rest_geom, peel_geom)
+        if left_over is None or (new_rest_geom := _poly_only(left_over)).is_empty:
+            return None
+        peel = [rest[j] for j in order[: i + 1]]
         pieces.append((peel_geom, peel))
         rest_geom, rest = new_rest_geom, [rest[j] for j in order[i + 1 :]]
     pieces.append((rest_geom, rest))

@@ -362,3 +362,20 @@ def test_micro_grids_for_party_members(county, plan) -> None:
     }
     assert out == explained
     assert micro.report["metrics"]["in_band_share"] >= 0.95
+
+
+def test_overlay_survives_a_geos_side_location_conflict() -> None:
+    """Regression: `gridmap run --households 200000` died in micro-grid cutting on a
+    GEOS TopologyException; overlays now retry on made-valid, snapped inputs."""
+    from shapely import Polygon
+
+    from geo.generate import _overlay
+
+    bowtie = Polygon([(0, 0), (2, 2), (2, 0), (0, 2)])  # self-intersecting
+    band = Polygon([(0.5, 0), (1.5, 0), (1.5, 2), (0.5, 2)])
+    with pytest.raises(shapely.errors.GEOSException, match="side location conflict"):
+        shapely.difference(bowtie, band)
+    out = _overlay(shapely.difference, bowtie, band)
+    assert out is not None and out.is_valid
+    assert out.area == pytest.approx(1.5)  # two 0.75 wedges outside the band
+    assert not out.intersects(Polygon([(0.6, 0.1), (1.4, 0.1), (1.4, 1.9), (0.6, 1.9)]))
