@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import event
 
 from api.jobs import JobRunner
@@ -20,6 +22,13 @@ __all__ = ["MAX_BODY_BYTES", "create_app"]
 MAX_BODY_BYTES = 4 * 1024 * 1024
 #: A statement running longer than this is cancelled (the request gets a 500 problem).
 STATEMENT_TIMEOUT_MS = 60_000
+#: Most pooled connections a server process keeps for lookups.
+LOOKUP_POOL_SIZE = 8
+
+
+async def _configure_lookup_connection(conn: AsyncConnection) -> None:
+    await conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+    await conn.execute("SET jit = off")
 
 _DESCRIPTION = """
 Community grid governance (网格化管理): for an address or a point, which grid is it
@@ -61,12 +70,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 cur.execute("SET jit = off")
             dbapi_conn.commit()
 
+        # the lookups' hot path: raw psycopg, autocommit (no BEGIN/COMMIT round
+        # trips), statements prepared per connection after their 5th use
+        pool = AsyncConnectionPool(
+            engine.url.set(drivername="postgresql").render_as_string(
+                hide_password=False
+            ),
+            min_size=2,
+            max_size=LOOKUP_POOL_SIZE,
+            kwargs={"autocommit": True},
+            configure=_configure_lookup_connection,
+            open=False,
+        )
+        await pool.open(wait=True, timeout=30)
         app.state.engine = engine
+        app.state.pool = pool
         app.state.jobs = JobRunner(engine)
         try:
             yield
         finally:
             app.state.jobs.shutdown()
+            await pool.close()
             engine.dispose()
 
     app = FastAPI(

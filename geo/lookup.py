@@ -22,9 +22,11 @@ from geo.address import address_keys, normalize_many, parse_address
 from geo.models import AREA_LEVELS
 
 __all__ = [
+    "ADDRESS_ANSWERS_SQL",
     "AMBIGUITY_MARGIN",
     "FEATURE_COLLECTIONS",
     "MIN_SCORE",
+    "POINT_ANSWER_SQL",
     "Answer",
     "AreaRef",
     "Contact",
@@ -33,6 +35,7 @@ __all__ = [
     "LookupResult",
     "NearestGrid",
     "PlanInfo",
+    "address_answers",
     "feature",
     "features",
     "get_plan",
@@ -42,6 +45,7 @@ __all__ = [
     "lookup_addresses",
     "lookup_point",
     "lookup_points",
+    "point_answer",
 ]
 
 #: Fuzzy candidates scoring below this are dropped (see ``_FUZZY_SQL``).
@@ -551,6 +555,100 @@ def lookup_point(
 ) -> LookupResult:
     """:func:`lookup_points` for one point."""
     return lookup_points(session, [lon], [lat], as_of=as_of)[0]
+
+
+# ---------------------------------------------------------------------------
+# One-statement lookups (the HTTP API's hot path)
+# ---------------------------------------------------------------------------
+
+# The grid ``g`` of plan ``p`` as the API's ``grid`` object, its admin areas
+# from the county down (the same chain as :func:`_area_chains`).
+_GRID_JSON = (
+    "json_build_object('id', g.id, 'code', g.code, 'name', g.name, 'kind', g.kind, "
+    "'plan_id', g.plan_id, 'plan_version', p.version, 'plan_status', p.status, "
+    "'areas', (WITH RECURSIVE up AS (SELECT a.code, a.name, a.level, a.parent_id, "
+    "0 AS n FROM admin_areas a WHERE a.id = g.area_id "
+    "UNION ALL SELECT b.code, b.name, b.level, b.parent_id, up.n + 1 "
+    "FROM admin_areas b JOIN up ON b.id = up.parent_id "
+    "WHERE up.level NOT IN ('county', 'city', 'province')) "
+    "SELECT coalesce(json_agg(json_build_object('code', up.code, 'name', up.name, "
+    "'level', up.level) ORDER BY up.n DESC), '[]'::json) FROM up))"
+)
+
+
+def _contact_json(alias: str) -> str:
+    return (
+        f"CASE WHEN {alias}.id IS NULL THEN NULL ELSE json_build_object("
+        f"'name', {alias}.name, 'role', {alias}.role, "
+        f"'work_phone', {alias}.work_phone) END"
+    )
+
+
+#: The answer for a WGS 84 point ``%(lon)s, %(lat)s`` from the published plans,
+#: as JSON text in the shape of the API's ``result`` (no row: no grid contains it).
+#: Same rule as :func:`lookup_points`: the deepest area's plan, then the smallest
+#: grid code for a point on a shared edge.
+POINT_ANSWER_SQL = (
+    "SELECT json_build_object('score', 1.0, 'located_by', 'point', "
+    f"'household', NULL, 'grid', {_GRID_JSON}, "
+    f"'grid_worker', {_contact_json('w')}, 'party_member', NULL)::text "
+    "FROM grids g JOIN plans p ON p.id = g.plan_id "
+    "JOIN admin_areas pa ON pa.id = p.area_id LEFT JOIN people w ON w.id = g.worker_id "
+    "WHERE p.status = 'published' AND ST_Intersects(g.geom, "
+    "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)) "
+    f"ORDER BY {_DEPTH} DESC, g.code LIMIT 1"
+)
+
+#: The households whose canonical address key is ``%(key)s`` (at most
+#: ``%(lim)s``, by id) with their grid in the published plans, grid worker and
+#: covering party member, as JSON text answers in the shape of the API's
+#: ``result`` (score 1). Same rules as :func:`lookup_addresses` for exact keys.
+ADDRESS_ANSWERS_SQL = (
+    f"WITH {_in_force(None)}, "
+    "m AS (SELECT h.id, h.external_id, h.address, h.geom FROM households h "
+    "WHERE h.address_key = %(key)s ORDER BY h.id LIMIT %(lim)s) "
+    "SELECT json_build_object('score', 1.0, 'located_by', "
+    "CASE WHEN asg.grid_id IS NOT NULL THEN 'assignment' ELSE 'location' END, "
+    "'household', json_build_object('id', m.external_id, 'address', m.address), "
+    f"'grid', CASE WHEN g.id IS NULL THEN NULL ELSE {_GRID_JSON} END, "
+    f"'grid_worker', {_contact_json('w')}, "
+    f"'party_member', {_contact_json('mb')})::text "
+    "FROM m LEFT JOIN LATERAL (SELECT a.grid_id, a.member_id FROM assignments a "
+    "JOIN in_force f ON f.id = a.plan_id WHERE a.household_id = m.id "
+    "ORDER BY f.depth DESC, f.id DESC LIMIT 1) asg ON true "
+    "LEFT JOIN LATERAL (SELECT g2.id AS grid_id FROM grids g2 "
+    "JOIN in_force f ON f.id = g2.plan_id "
+    "WHERE asg.grid_id IS NULL AND ST_Intersects(g2.geom, m.geom) "
+    "ORDER BY f.depth DESC, g2.code LIMIT 1) loc ON true "
+    "LEFT JOIN grids g ON g.id = coalesce(asg.grid_id, loc.grid_id) "
+    "LEFT JOIN plans p ON p.id = g.plan_id "
+    "LEFT JOIN people w ON w.id = g.worker_id "
+    "LEFT JOIN people mb ON mb.id = asg.member_id ORDER BY m.id"
+)
+
+
+def point_answer(conn: Any, lon: float, lat: float) -> str | None:
+    """:data:`POINT_ANSWER_SQL` on a psycopg connection: one statement, one round trip.
+
+    The fast equivalent of ``lookup_point(...)`` for points inside a grid of
+    the published plans; None when no grid contains the point (then
+    :func:`lookup_point` finds the nearest one).
+    """
+    _check_lonlat(float(lon), float(lat))
+    row = conn.execute(
+        POINT_ANSWER_SQL, {"lon": float(lon), "lat": float(lat)}
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def address_answers(conn: Any, key: str, limit: int = 5) -> list[str]:
+    """:data:`ADDRESS_ANSWERS_SQL` on a psycopg connection (one round trip).
+
+    One answer: an exact match; several: ambiguous; none: try
+    :func:`lookup_address` (trigram similarity).
+    """
+    rows = conn.execute(ADDRESS_ANSWERS_SQL, {"key": key, "lim": limit}).fetchall()
+    return [str(r[0]) for r in rows]
 
 
 # ---------------------------------------------------------------------------

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import SessionDep
 from api.problems import ProblemError, problem_responses
@@ -21,8 +25,16 @@ from api.schemas import (
     grid_out,
     lookup_out,
 )
+from geo.address import address_keys
 from geo.crs import gcj02_to_wgs84
-from geo.lookup import Answer, LookupResult, lookup_addresses, lookup_points
+from geo.lookup import (
+    ADDRESS_ANSWERS_SQL,
+    POINT_ANSWER_SQL,
+    Answer,
+    LookupResult,
+    lookup_addresses,
+    lookup_points,
+)
 
 router = APIRouter(tags=["lookup"])
 
@@ -107,8 +119,8 @@ def _not_found(r: LookupResult, query: dict[str, Any]) -> ProblemError:
     ),
     responses=problem_responses(404, 422),
 )
-def lookup(
-    session: SessionDep,
+async def lookup(
+    request: Request,
     address: Annotated[
         str | None,
         Query(min_length=1, max_length=500, openapi_examples=_ADDRESS_EXAMPLES),
@@ -142,7 +154,7 @@ def lookup(
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=20, description="most candidates")] = 5,
-) -> LookupOut:
+) -> Response:
     when = _as_of_utc(as_of)
     point = lon is not None or lat is not None
     if address is not None and point:
@@ -163,7 +175,7 @@ def lookup(
                 422, "The address is blank.", type="/problems/invalid-request"
             )
         query: dict[str, Any] = {"address": address}
-        r = lookup_addresses(session, [address], as_of=when, limit=limit)[0]
+        wgs84 = None
     else:
         if lon is None or lat is None:
             raise ProblemError(
@@ -175,16 +187,80 @@ def lookup(
                 "lon and lat must be finite numbers.",
                 type="/problems/invalid-request",
             )
-        w_lon, w_lat = _to_wgs84(lon, lat, crs)
+        wgs84 = _to_wgs84(lon, lat, crs)
         query = {"lon": lon, "lat": lat, "crs": crs}
         if crs != "wgs84":
-            query["wgs84"] = [round(w_lon, 7), round(w_lat, 7)]
-        r = lookup_points(session, [w_lon], [w_lat], as_of=when)[0]
+            query["wgs84"] = [round(wgs84[0], 7), round(wgs84[1], 7)]
     if as_of is not None:
         query["as_of"] = str(as_of)
+    else:
+        # hot path: one prepared statement on a pooled autocommit connection,
+        # the answer built as JSON in PostGIS (exact keys and points in a grid)
+        fast = await _fast_lookup(request, address, wgs84, query, limit)
+        if fast is not None:
+            return fast
+    # everything else (fuzzy addresses, points outside every grid, as_of):
+    # the set-based reference queries in geo.lookup, in a worker thread
+    r = await run_in_threadpool(
+        _reference_lookup, request.app.state.engine, address, wgs84, when, limit
+    )
     if r.match in {"none", "outside"}:
         raise _not_found(r, query)
-    return lookup_out(r, query, when)
+    return JSONResponse(lookup_out(r, query, when).model_dump(mode="json"))
+
+
+async def _fast_lookup(
+    request: Request,
+    address: str | None,
+    wgs84: tuple[float, float] | None,
+    query: dict[str, Any],
+    limit: int,
+) -> Response | None:
+    """The answer from one statement, or None when the reference path must decide."""
+    pool = request.app.state.pool
+    if address is not None:
+        key = address_keys([address])[0]
+        if not key:
+            return None
+        async with pool.connection() as conn:
+            cur = await conn.execute(ADDRESS_ANSWERS_SQL, {"key": key, "lim": limit})
+            rows = [r[0] for r in await cur.fetchall()]
+        if not rows:
+            return None  # no exact key: trigram similarity decides
+        match = "exact" if len(rows) == 1 else "ambiguous"
+    else:
+        assert wgs84 is not None
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                POINT_ANSWER_SQL, {"lon": wgs84[0], "lat": wgs84[1]}
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None  # outside every grid: the reference path finds the nearest
+        rows, match = [row[0]], "point"
+    if match == "ambiguous":
+        result, candidates = "null", ",".join(rows)
+    else:
+        result, candidates = rows[0], ""
+    head = json.dumps(
+        {"match": match, "query": query, "as_of": None}, ensure_ascii=False
+    )
+    body = f'{head[:-1]},"result":{result},"candidates":[{candidates}]}}'
+    return Response(body.encode(), media_type="application/json")
+
+
+def _reference_lookup(
+    engine: Engine,
+    address: str | None,
+    wgs84: tuple[float, float] | None,
+    when: dt.datetime | None,
+    limit: int,
+) -> LookupResult:
+    with Session(engine) as session, session.begin():
+        if address is not None:
+            return lookup_addresses(session, [address], as_of=when, limit=limit)[0]
+        assert wgs84 is not None
+        return lookup_points(session, [wgs84[0]], [wgs84[1]], as_of=when)[0]
 
 
 @router.post(
