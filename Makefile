@@ -1,5 +1,5 @@
 # Shortcuts for the README's two commands (which work without make too).
-.PHONY: run test lint bench
+.PHONY: run test lint bench bench-lookup
 run:
 	bash .ci/bootstrap.sh run
 test:
@@ -8,3 +8,6 @@ lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
 bench:
 	.venv/bin/python bench/load.py
+bench-lookup:
+	command -v wrk >/dev/null || apt-get install -y wrk
+	.venv/bin/python bench/lookup.py

@@ -55,8 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         s = settings or Settings()
         engine = make_engine(
             database_url(s, start=True),
-            pool_size=10,
-            max_overflow=10,
+            # per server process: up to 4 processes x (10 + LOOKUP_POOL_SIZE)
+            # stay under the embedded server's max_connections = 100
+            pool_size=5,
+            max_overflow=5,
             pool_pre_ping=False,  # a ping per request costs a round trip; recycle instead
             pool_recycle=1800,
         )

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from typing import Annotated
 
@@ -51,19 +52,56 @@ def _engine(settings: Settings):  # type: ignore[no-untyped-def]
     return make_engine(url)
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=32,
+        help="server processes (default: one per CPU, at most 4); jobs and polls "
+        "work across them",
+    ),
+]
+
+
+def default_workers() -> int:
+    """One server process per CPU, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int | None) -> None:
     import uvicorn
 
     from api.app import create_app
 
+    n = workers or default_workers()
     # no per-request access log: it costs more than a point lookup itself
+    if n == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+        )
+        return
+    # several processes: each builds the app from the environment (the database
+    # URL is already settled, and the embedded server started, by the caller)
+    os.environ["GRIDMAP_DATABASE_URL"] = database_url(settings, start=True)
     uvicorn.run(
-        create_app(settings), host=host, port=port, log_level="info", access_log=False
+        "api.app:create_app",
+        factory=True,
+        workers=n,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
     )
 
 
 @app.command("serve")
-def serve_cmd(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
+def serve_cmd(
+    host: HostOpt = "127.0.0.1", port: PortOpt = 8000, workers: WorkersOpt = None
+) -> None:
     """Serve the HTTP API (embedded PostGIS unless GRIDMAP_DATABASE_URL is set)."""
     settings = Settings()
     try:
@@ -74,7 +112,7 @@ def serve_cmd(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
     console.print(
         f"GridMap API on http://{host}:{port}  (docs: http://{host}:{port}/docs)"
     )
-    _serve(settings, host, port)
+    _serve(settings, host, port, workers)
 
 
 @app.command("publish")
@@ -162,6 +200,7 @@ def run_api_cmd(
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="stop after the setup, do not serve")
     ] = False,
+    workers: WorkersOpt = None,
 ) -> None:
     """The main job (database, schema, sample county, published grids, report), then
     the HTTP API on HOST:PORT; --no-serve stops after the setup.
@@ -182,7 +221,7 @@ def run_api_cmd(
             "not serving (--no-serve); start the API with: .venv/bin/gridmap serve"
         )
         return
-    _serve(settings, host, port)
+    _serve(settings, host, port, workers)
 
 
 def _example_address(settings: Settings) -> str | None:

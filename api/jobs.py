@@ -1,95 +1,137 @@
-"""Background jobs (plan generation) run in a worker thread; status is polled."""
+"""Background jobs (plan generation, rebalancing) on worker threads.
+
+Their state lives in the database (:mod:`geo.jobs`), so any server process
+answers ``GET /jobs/{id}``, whichever one runs the job.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
+import os
+import socket
 import threading
-import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
 
 from geo.db import session_scope
 from geo.io import InputError
+from geo.jobs import (
+    STALE_AFTER,
+    JobState,
+    create_job,
+    fail_job,
+    finish_job,
+    get_job,
+    heartbeat,
+    start_job,
+    step_job,
+)
 
 __all__ = ["Job", "JobRunner", "generate_plan_job", "rebalance_plan_job"]
 
 log = logging.getLogger("gridmap.api.jobs")
 
 
-@dataclass
 class Job:
-    """A background job's state (kept in memory; lost when the server restarts)."""
+    """What a job function sees: report progress with ``step``, set ``plan_id``."""
 
-    id: str
-    kind: str
-    params: dict[str, Any]
-    status: str = "queued"
-    stage: str = "queued"
-    progress: float = 0.0
-    created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
-    plan_id: int | None = None
-    error: dict[str, Any] | None = None
+    def __init__(self, engine: Engine, job_id: str) -> None:
+        self.id = job_id
+        self.plan_id: int | None = None
+        self._engine = engine
 
     def step(self, stage: str, progress: float) -> None:
-        self.stage, self.progress = stage, progress
+        step_job(self._engine, self.id, stage, progress)
 
 
 class JobRunner:
-    """A small queue of jobs on ``workers`` threads; remembers the last ``keep`` jobs."""
+    """Runs jobs on ``workers`` threads of this process and keeps them alive in the
+    database (a heartbeat every ``beat_s`` seconds for its queued and running jobs)."""
 
-    def __init__(self, engine: Engine, *, workers: int = 1, keep: int = 200) -> None:
+    def __init__(
+        self, engine: Engine, *, workers: int = 1, beat_s: float | None = None
+    ) -> None:
         self.engine = engine
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._pool = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="gridmap-job"
         )
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._mine: set[str] = set()
         self._lock = threading.Lock()
-        self._keep = keep
+        self._stop = threading.Event()
+        self._beat_s = beat_s or STALE_AFTER.total_seconds() / 4
+        self._beat = threading.Thread(
+            target=self._heartbeat, name="gridmap-job-heartbeat", daemon=True
+        )
+        self._beat.start()
 
     def submit(
-        self, kind: str, params: dict[str, Any], fn: Callable[[Job, Engine], None]
-    ) -> Job:
-        job = Job(id=uuid.uuid4().hex, kind=kind, params=params)
+        self,
+        kind: str,
+        params: dict[str, Any],
+        fn: Callable[[Job, Engine], None],
+        *,
+        created_by: str | None = None,
+    ) -> JobState:
+        state = create_job(
+            self.engine, kind, params, created_by=created_by, runner=self.name
+        )
         with self._lock:
-            self._jobs[job.id] = job
-            while len(self._jobs) > self._keep:
-                self._jobs.popitem(last=False)
-        self._pool.submit(self._run, job, fn)
-        return job
+            self._mine.add(state.id)
+        self._pool.submit(self._run, state.id, fn)
+        return state
 
-    def _run(self, job: Job, fn: Callable[[Job, Engine], None]) -> None:
-        job.status, job.started_at = "running", dt.datetime.now(dt.UTC)
+    def _run(self, job_id: str, fn: Callable[[Job, Engine], None]) -> None:
+        job = Job(self.engine, job_id)
         try:
+            start_job(self.engine, job_id, self.name)
             fn(job, self.engine)
         except (InputError, ValueError, LookupError) as exc:
-            job.status = "failed"
-            job.error = {"title": "Job failed", "detail": str(exc)}
+            self._fail(job_id, str(exc))
         except Exception as exc:
-            log.exception("job %s failed", job.id)
-            job.status = "failed"
-            job.error = {
-                "title": "Job failed",
-                "detail": f"unexpected error ({type(exc).__name__}); see the server log",
-            }
+            log.exception("job %s failed", job_id)
+            self._fail(
+                job_id,
+                f"unexpected error ({type(exc).__name__}); see the server log",
+            )
         else:
-            job.status = "succeeded"
-            job.step("done", 1.0)
-        job.finished_at = dt.datetime.now(dt.UTC)
+            finish_job(self.engine, job_id, job.plan_id)
+        finally:
+            with self._lock:
+                self._mine.discard(job_id)
 
-    def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            return self._jobs.get(job_id)
+    def _fail(self, job_id: str, detail: str) -> None:
+        try:
+            fail_job(self.engine, job_id, detail)
+        except Exception:  # the database is gone too: pollers see a stale job
+            log.exception("could not record that job %s failed", job_id)
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self._beat_s):
+            with self._lock:
+                ids = sorted(self._mine)
+            try:
+                heartbeat(self.engine, ids)
+            except Exception:
+                log.exception("job heartbeat failed")
+
+    def get(self, job_id: str) -> JobState | None:
+        return get_job(self.engine, job_id)
 
     def shutdown(self) -> None:
+        """Finish the running jobs; the queued ones are failed (never started)."""
+        self._stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            left = sorted(self._mine)
+            self._mine.clear()
+        for job_id in left:
+            self._fail(
+                job_id, "the server stopped before the job started; start it again"
+            )
 
 
 def generate_plan_job(

@@ -1,34 +1,46 @@
 """Benchmark: point and address lookups through the HTTP API vs. the same SQL directly.
 
-Starts the API the way the README does (``gridmap run --households N --port P``,
-on 127.0.0.1 only, against a fresh benchmark database), then:
+Starts the API the way the README does (``gridmap run --households N --host
+127.0.0.1 --port P``) on a benchmark database of the sample county (200,000
+households by default), then, for each concurrency in ``--concurrency``:
 
-* point and address lookups from an asyncio httpx client with bounded concurrency
-  and a bounded number of requests: p50 / p99 latency and requests/s;
-* the same lookups issued directly (``geo.lookup`` in threads, same SQL, no HTTP)
-  with the same concurrency: the ceiling, and the API's share of it;
-* one ``POST /lookup/batch`` of 10,000 points (median of 3).
+* **API**: ``wrk`` (a C load generator, Debian package ``wrk``) sends ``GET
+  /lookup`` for points and for addresses of randomly sampled households over
+  keep-alive connections for ``--duration`` seconds: requests/s, p50, p99, errors;
+* **direct SQL (the ceiling)**: ``pgbench`` (C) runs the very statements the API's
+  hot path runs (``geo.lookup.POINT_ANSWER_SQL`` / ``ADDRESS_ANSWERS_SQL``),
+  prepared, with the same concurrency, no HTTP and no Python: transactions/s and
+  mean latency. Each pgbench transaction first fetches its sample point or key by
+  primary key (``\\gset``), a cheap extra round trip, so the ceiling is slightly
+  understated. ``API / direct`` is the API's share of it.
 
-    .venv/bin/python bench/lookup.py [--households 20000] [--requests 2000] [--concurrency 16]
+Then one ``POST /lookup/batch`` of 10,000 points (median of 3) against
+``geo.lookup.lookup_points`` on one connection (same SQL, no HTTP).
 
-Loopback only; the server is stopped at the end (by its pid). Results go to
-``bench/results/lookup-N.json``, the server's log to ``.gridmap/bench-lookup.log``.
+    .venv/bin/python bench/lookup.py [--households 200000] [--duration 10]
+        [--concurrency 1,4,16,64] [--reuse] [--workers 1]
+
+``--reuse`` keeps the benchmark database when it already holds the county (the
+setup of 200,000 households takes about 80 s). Loopback only; the server is
+stopped at the end. Results go to ``bench/results/lookup-N.json``, the server's
+log to ``.gridmap/bench-lookup.log``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +49,43 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _db import fresh_database
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from geo.db import make_engine
-from geo.lookup import lookup_address, lookup_point
+from geo.address import address_keys
+from geo.db import database_url, make_engine, upgrade
+from geo.lookup import ADDRESS_ANSWERS_SQL, POINT_ANSWER_SQL, lookup_points
+from geo.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
+SAMPLE = 5_000
+
+# wrk: cycle through the request paths of a file (one per line, each thread from
+# its own random start) and print the figures as one JSON line at the end
+_WRK_LUA = """
+local paths = {}
+local i = 0
+init = function(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+  i = math.random(#paths)
+end
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, '
+    .. '"errors": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50),
+    latency:percentile(99),
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
 
 
 def _free_port() -> int:
@@ -53,64 +94,34 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise SystemExit(
+            f"{tool} is not installed: apt-get install -y {tool} (or: make bench-lookup)"
+        )
+    return path
 
 
-def _summary(lat_s: list[float], wall_s: float, errors: int) -> dict[str, Any]:
-    return {
-        "requests": len(lat_s),
-        "errors": errors,
-        "p50_ms": round(_pct(lat_s, 0.50) * 1000, 2),
-        "p99_ms": round(_pct(lat_s, 0.99) * 1000, 2),
-        "per_s": round(len(lat_s) / wall_s, 1),
-    }
-
-
-async def _http_load(
-    base: str, params: list[dict[str, Any]], concurrency: int
-) -> dict[str, Any]:
-    latencies: list[float] = []
-    errors = 0
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    for p in params:
-        queue.put_nowait(p)
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
-
-        async def worker() -> None:
-            nonlocal errors
-            while True:
-                try:
-                    p = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                t = time.perf_counter()
-                r = await client.get("/lookup", params=p)
-                latencies.append(time.perf_counter() - t)
-                if r.status_code != 200:
-                    errors += 1
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - t0
-    return _summary(latencies, wall, errors)
-
-
-def _direct_load(
-    engine: Any, calls: list[Callable[[Session], Any]], concurrency: int
-) -> dict[str, Any]:
-    def one(fn: Callable[[Session], Any]) -> float:
-        t = time.perf_counter()
-        with Session(engine) as s, s.begin():
-            fn(s)
-        return time.perf_counter() - t
-
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        latencies = list(pool.map(one, calls))
-    return _summary(latencies, time.perf_counter() - t0, 0)
+def _database(name: str, households: int, reuse: bool) -> str:
+    if reuse:
+        url = make_url(database_url(Settings(), start=True)).set(database=name)
+        url_s = url.render_as_string(hide_password=False)
+        try:
+            engine = create_engine(url_s)
+            with engine.connect() as conn:
+                have = conn.execute(text("SELECT count(*) FROM households")).scalar()
+                plans = conn.execute(
+                    text("SELECT count(*) FROM plans WHERE status = 'published'")
+                ).scalar()
+            engine.dispose()
+            if have == households and plans:
+                upgrade(url_s)
+                print(f"reusing {name} ({have} households, published grids)")
+                return url_s
+        except Exception as exc:  # no such database yet, or an older schema
+            print(f"not reusing {name}: {type(exc).__name__}")
+    return fresh_database(name)
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
@@ -127,18 +138,167 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float) -> N
     raise SystemExit(f"the server did not answer within {timeout_s:.0f} s")
 
 
+def _wrk(
+    base: str, paths: Path, lua: Path, concurrency: int, duration: int
+) -> dict[str, Any]:
+    threads = min(2, concurrency)
+    out = subprocess.run(
+        [
+            _need("wrk"),
+            f"-t{threads}",
+            f"-c{concurrency}",
+            f"-d{duration}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(lua),
+            base,
+            "--",
+            str(paths),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    m = re.search(r"^WRK (\{.*\})$", out, re.MULTILINE)
+    if m is None:
+        raise SystemExit(f"wrk printed no summary:\n{out}")
+    r = json.loads(m.group(1))
+    return {
+        "requests": r["requests"],
+        "errors": r["errors"],
+        "per_s": round(r["requests"] / (r["duration_us"] / 1e6), 1),
+        "p50_ms": round(r["p50_us"] / 1000, 2),
+        "p99_ms": round(r["p99_us"] / 1000, 2),
+    }
+
+
+def _pgbench(url: str, script: Path, concurrency: int, duration: int) -> dict[str, Any]:
+    u = make_url(url)
+    env = {**os.environ, "PGPASSWORD": u.password or ""}
+    out = subprocess.run(
+        [
+            _need("pgbench"),
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            str(concurrency),
+            "-j",
+            str(min(2, concurrency)),
+            "-T",
+            str(duration),
+            "-f",
+            str(script),
+            "-h",
+            u.host or HOST,
+            "-p",
+            str(u.port or 5432),
+            "-U",
+            u.username or "postgres",
+            u.database or "",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout
+    tps = re.search(r"^tps = ([\d.]+)", out, re.MULTILINE)
+    lat = re.search(r"^latency average = ([\d.]+) ms", out, re.MULTILINE)
+    failed = re.search(r"^number of failed transactions: (\d+)", out, re.MULTILINE)
+    if tps is None or lat is None:
+        raise SystemExit(f"pgbench printed no figures:\n{out}")
+    return {
+        "per_s": round(float(tps.group(1)), 1),
+        "mean_ms": round(float(lat.group(1)), 2),
+        "failed": int(failed.group(1)) if failed else 0,
+    }
+
+
+def _pg_statement(sql: str) -> str:
+    """A psycopg statement as a pgbench one: %(name)s -> :name, on one line."""
+    return re.sub(r"%\((\w+)\)s", r":\1", sql).replace("\n", " ")
+
+
+def _prepare_inputs(url: str, tmp: Path) -> dict[str, Any]:
+    """Sample households; write wrk path files, pgbench scripts and the sample table."""
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT h.address, ST_X(h.geom), ST_Y(h.geom) FROM households h "
+                "WHERE h.address IS NOT NULL ORDER BY md5(h.id::text) LIMIT :n"
+            ),
+            {"n": SAMPLE},
+        ).all()
+        keys = address_keys([r[0] for r in rows])
+        conn.execute(text("DROP TABLE IF EXISTS bench_lookup_sample"))
+        conn.execute(
+            text(
+                "CREATE TABLE bench_lookup_sample (i int PRIMARY KEY, lon float8, "
+                "lat float8, key text)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO bench_lookup_sample SELECT * FROM unnest("
+                "CAST(:i AS int[]), CAST(:x AS float8[]), CAST(:y AS float8[]), "
+                "CAST(:k AS text[]))"
+            ),
+            {
+                "i": list(range(1, len(rows) + 1)),
+                "x": [float(r[1]) for r in rows],
+                "y": [float(r[2]) for r in rows],
+                "k": keys,
+            },
+        )
+    engine.dispose()
+    (tmp / "point.txt").write_text(
+        "".join(f"/lookup?lon={r[1]}&lat={r[2]}\n" for r in rows)
+    )
+    (tmp / "address.txt").write_text(
+        "".join(
+            "/lookup?" + urllib.parse.urlencode({"address": r[0]}) + "\n" for r in rows
+        )
+    )
+    (tmp / "urls.lua").write_text(_WRK_LUA)
+    n = len(rows)
+    (tmp / "point.sql").write_text(
+        f"\\set i random(1, {n})\n"
+        "SELECT lon, lat FROM bench_lookup_sample WHERE i = :i \\gset\n"
+        + _pg_statement(POINT_ANSWER_SQL)
+        + ";\n"
+    )
+    (tmp / "address.sql").write_text(
+        f"\\set i random(1, {n})\n\\set lim 5\n"
+        "SELECT key FROM bench_lookup_sample WHERE i = :i \\gset\n"
+        + _pg_statement(ADDRESS_ANSWERS_SQL)
+        + ";\n"
+    )
+    return {"points": [(float(r[1]), float(r[2])) for r in rows], "keys": keys}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--households", type=int, default=20_000)
-    ap.add_argument("--requests", type=int, default=2_000, help="per lookup kind")
-    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--households", type=int, default=200_000)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per run")
+    ap.add_argument("--concurrency", default="1,4,16,64")
     ap.add_argument("--batch", type=int, default=10_000, help="points in the batch")
+    ap.add_argument("--workers", type=int, default=None, help="server processes")
+    ap.add_argument("--reuse", action="store_true", help="keep a loaded database")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    if args.requests > 100_000 or args.concurrency > 256:
-        raise SystemExit("keep --requests <= 100000 and --concurrency <= 256")
+    levels = [int(c) for c in args.concurrency.split(",")]
+    if max(levels) > 256 or args.duration > 120 or args.batch > 10_000:
+        raise SystemExit(
+            "keep --concurrency <= 256, --duration <= 120, --batch <= 10000"
+        )
+    _need("wrk")
+    _need("pgbench")
 
-    url = fresh_database("gridmap_bench_lookup")
+    url = _database(
+        f"gridmap_bench_lookup_{args.households}", args.households, args.reuse
+    )
     port = _free_port()
     base = f"http://{HOST}:{port}"
     env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
@@ -152,10 +312,12 @@ def main() -> None:
         "--port",
         str(port),
     ]
+    if args.workers is not None:
+        cmd += ["--workers", str(args.workers)]
     log_path = ROOT / ".gridmap" / "bench-lookup.log"
     log_path.parent.mkdir(exist_ok=True)
     log = log_path.open("wb")
-    print(f"starting: {' '.join(cmd[1:])} (log {log_path.relative_to(ROOT)})")
+    print(f"starting: gridmap {' '.join(cmd[1:])} (log {log_path.relative_to(ROOT)})")
     t = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -163,10 +325,9 @@ def main() -> None:
     try:
         _wait_ready(base, proc, timeout_s=900)
         setup_s = time.perf_counter() - t
-        print(
-            f"server ready in {setup_s:.1f} s (setup of {args.households} households)"
-        )
-        results = _bench(args, url, base)
+        print(f"server ready in {setup_s:.1f} s ({args.households} households)")
+        with tempfile.TemporaryDirectory() as tmp:
+            results = _bench(args, levels, url, base, Path(tmp))
         results["setup_seconds"] = round(setup_s, 1)
     finally:
         proc.send_signal(signal.SIGINT)
@@ -180,57 +341,37 @@ def main() -> None:
     print(f"wrote {out.relative_to(ROOT)}")
 
 
-def _bench(args: argparse.Namespace, url: str, base: str) -> dict[str, Any]:
-    engine = make_engine(url, pool_size=args.concurrency, max_overflow=0)
-
-    @event.listens_for(engine, "connect")
-    def _jit_off(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-        with dbapi_conn.cursor() as cur:
-            cur.execute("SET jit = off")  # as the API's engine does
-        dbapi_conn.commit()
-
-    n = args.requests
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT address, ST_X(geom), ST_Y(geom) FROM households "
-                "WHERE address IS NOT NULL ORDER BY md5(id::text) LIMIT :n"
-            ),
-            {"n": max(n, args.batch)},
-        ).all()
-    addresses = [r[0] for r in rows[:n]]
-    points = [(float(r[1]), float(r[2])) for r in rows]
+def _bench(
+    args: argparse.Namespace, levels: list[int], url: str, base: str, tmp: Path
+) -> dict[str, Any]:
+    inputs = _prepare_inputs(url, tmp)
     results: dict[str, Any] = {
         "households": args.households,
-        "requests_per_kind": n,
-        "concurrency": args.concurrency,
+        "duration_s": args.duration,
+        "workers": args.workers or 1,
         "cpus": os.cpu_count(),
+        "load_generators": "wrk (API), pgbench -M prepared (direct SQL)",
     }
-    # warm-up (caches, connection pools), not measured
-    asyncio.run(_http_load(base, [{"address": a} for a in addresses[:50]], 4))
-    for kind, params, calls in (
-        (
-            "point",
-            [{"lon": x, "lat": y} for x, y in points[:n]],
-            [lambda s, x=x, y=y: lookup_point(s, x, y) for x, y in points[:n]],
-        ),
-        (
-            "address",
-            [{"address": a} for a in addresses],
-            [lambda s, a=a: lookup_address(s, a) for a in addresses],
-        ),
-    ):
-        api = asyncio.run(_http_load(base, params, args.concurrency))
-        direct = _direct_load(engine, calls, args.concurrency)
-        api["share_of_direct"] = round(api["per_s"] / direct["per_s"], 2)
-        results[kind] = {"api": api, "direct_sql": direct}
-        print(
-            f"{kind:8} API {api['per_s']:8.1f}/s  p50 {api['p50_ms']:6.1f} ms  "
-            f"p99 {api['p99_ms']:6.1f} ms  errors {api['errors']} | direct "
-            f"{direct['per_s']:8.1f}/s  p50 {direct['p50_ms']:6.1f} ms | "
-            f"API/direct {api['share_of_direct']:.2f}"
-        )
-    batch = points[: args.batch]
+    lua = tmp / "urls.lua"
+    # warm-up, not measured: connection pools, prepared statements, caches
+    _wrk(base, tmp / "address.txt", lua, 4, 2)
+    _wrk(base, tmp / "point.txt", lua, 4, 2)
+    for kind in ("point", "address"):
+        runs = []
+        for c in levels:
+            api = _wrk(base, tmp / f"{kind}.txt", lua, c, args.duration)
+            direct = _pgbench(url, tmp / f"{kind}.sql", c, args.duration)
+            api["share_of_direct"] = round(api["per_s"] / direct["per_s"], 2)
+            runs.append({"concurrency": c, "api": api, "direct_sql": direct})
+            print(
+                f"{kind:8} c={c:<3} API {api['per_s']:7.0f}/s p50 {api['p50_ms']:6.2f} ms "
+                f"p99 {api['p99_ms']:7.2f} ms errors {api['errors']} | direct "
+                f"{direct['per_s']:7.0f}/s mean {direct['mean_ms']:5.2f} ms | "
+                f"API/direct {api['share_of_direct']:.2f}"
+            )
+        results[kind] = runs
+    points = inputs["points"]
+    batch = [points[i % len(points)] for i in range(args.batch)]
     body = {"items": [{"lon": x, "lat": y} for x, y in batch]}
     times = []
     with httpx.Client(base_url=base, timeout=300) as client:
@@ -239,12 +380,15 @@ def _bench(args: argparse.Namespace, url: str, base: str) -> dict[str, Any]:
             r = client.post("/lookup/batch", json=body)
             times.append(time.perf_counter() - t)
             r.raise_for_status()
-    t = time.perf_counter()
-    with Session(engine) as s:
-        from geo.lookup import lookup_points
-
-        lookup_points(s, [x for x, _ in batch], [y for _, y in batch])
-    direct_batch = time.perf_counter() - t
+    engine = make_engine(url)
+    direct_times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        with Session(engine) as s:
+            lookup_points(s, [x for x, _ in batch], [y for _, y in batch])
+        direct_times.append(time.perf_counter() - t)
+    direct_batch = statistics.median(direct_times)
+    engine.dispose()
     results["batch"] = {
         "points": len(batch),
         "api_seconds_median": round(statistics.median(times), 3),
@@ -252,9 +396,8 @@ def _bench(args: argparse.Namespace, url: str, base: str) -> dict[str, Any]:
     }
     print(
         f"batch    {len(batch)} points: API {statistics.median(times):.2f} s "
-        f"(median of 3), direct SQL {direct_batch:.2f} s"
+        f"(median of 3), direct SQL {direct_batch:.2f} s (median of 3)"
     )
-    engine.dispose()
     return results
 
 

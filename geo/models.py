@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -266,3 +267,45 @@ class ApiKey(Base):
 
 
 __all__ += ["API_ROLES", "ApiKey"]
+
+
+JOB_KINDS = ("generate", "rebalance")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed")
+
+
+class Job(Base):
+    """A background job (plan generation or rebalancing) and its progress.
+
+    Kept in the database so that every server process can answer a poll, and a
+    job outlives the process that ran it; ``heartbeat_at`` tells a live job from
+    one whose process died.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(_in("kind", JOB_KINDS), name="kind_known"),
+        CheckConstraint(_in("status", JOB_STATUSES), name="status_known"),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="progress_range"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'queued'"))
+    stage: Mapped[str] = mapped_column(Text, server_default=text("'queued'"))
+    progress: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    created_by: Mapped[str | None] = mapped_column(Text)
+    runner: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("plans.id", ondelete="SET NULL")
+    )
+    error: Mapped[dict[str, Any] | None] = mapped_column()
+
+
+__all__ += ["JOB_KINDS", "JOB_STATUSES", "Job"]

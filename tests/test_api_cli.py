@@ -32,7 +32,7 @@ def test_run_no_serve_then_keys_publish_serve(
 ) -> None:
     r = _run(cli_env, "run", "--households", "600", "--no-serve", "--port", "8123")
     assert r.exit_code == 0, r.output
-    assert "schema at revision 0002" in r.output
+    assert "schema at revision 0003" in r.output
     assert "API: http://127.0.0.1:8123" in r.output
     assert "curl -G http://127.0.0.1:8123/lookup --data-urlencode" in r.output
     assert "--no-serve" in r.output
@@ -78,10 +78,18 @@ def test_run_no_serve_then_keys_publish_serve(
         seen.update(kw, app=app_)
 
     monkeypatch.setattr("uvicorn.run", fake_run)
-    r = _run(cli_env, "serve", "--port", "8124")
+    r = _run(cli_env, "serve", "--port", "8124", "--workers", "1")
     assert r.exit_code == 0, r.output
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8124
     assert seen["app"].title == "GridMap API"
+    assert seen["access_log"] is False
+    # several processes: uvicorn builds the app in each from the environment
+    seen.clear()
+    r = _run(cli_env, "serve", "--port", "8125", "--workers", "3")
+    assert r.exit_code == 0, r.output
+    assert seen["app"] == "api.app:create_app" and seen["factory"] is True
+    assert seen["workers"] == 3 and seen["port"] == 8125
+    assert _run(cli_env, "serve", "--workers", "0").exit_code == 2
 
 
 def test_geo_cli_is_left_alone() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import test_api_support as support
 from fastapi.testclient import TestClient
@@ -84,16 +82,6 @@ def test_generate_unknown_area_is_404(client: TestClient, api_data: ApiData) -> 
     assert "999999999999" in assert_problem(r, 404)["detail"]
 
 
-def _wait(client: TestClient, url: str, key: str) -> dict[str, object]:
-    deadline = time.monotonic() + 120
-    while True:
-        job = client.get(url, headers=auth(key)).json()
-        if job["status"] in {"succeeded", "failed"}:
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.1)
-
-
 def test_generate_then_publish(client: TestClient, api_data: ApiData) -> None:
     key = api_data.planner
     r = client.post(
@@ -105,7 +93,7 @@ def test_generate_then_publish(client: TestClient, api_data: ApiData) -> None:
     job = r.json()
     assert job["status"] in {"queued", "running", "succeeded"}
     assert r.headers["location"] == f"/jobs/{job['id']}"
-    done = _wait(client, r.headers["location"], key)
+    done = support.wait_job(client, r.headers["location"], key)
     assert done["status"] == "succeeded", done
     assert done["progress"] == 1.0 and done["plan_id"]
     plan_id = done["plan_id"]
@@ -134,7 +122,7 @@ def test_failed_job_reports_why(client: TestClient, api_data: ApiData) -> None:
         "/plans", json={"area_code": LI_EMPTY}, headers=auth(api_data.planner)
     )
     assert r.status_code == 202
-    done = _wait(client, r.headers["location"], api_data.planner)
+    done = support.wait_job(client, r.headers["location"], api_data.planner)
     assert done["status"] == "failed" and done["plan_id"] is None
     assert done["error"]["detail"] == f"area {LI_EMPTY} has no households loaded"
 
@@ -160,7 +148,7 @@ def test_rebalance_job_and_diff(client: TestClient, api_data: ApiData) -> None:
     )
     r = client.post(f"/plans/{base}/rebalance", json={"locked": []}, headers=auth(key))
     assert r.status_code == 202, r.text
-    done = _wait(client, r.headers["location"], key)
+    done = support.wait_job(client, r.headers["location"], key)
     assert done["status"] == "succeeded", done
     new = client.get(f"/plans/{done['plan_id']}").json()
     assert new["status"] == "draft" and new["parent_id"] == base

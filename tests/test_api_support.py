@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -192,6 +193,17 @@ def client(api_data: ApiData) -> Iterator[TestClient]:
     app = create_app(Settings(database_url=api_data.url))
     with TestClient(app) as c:
         yield c
+
+
+def wait_job(client: Any, url: str, key: str, timeout_s: float = 120) -> dict[str, Any]:
+    """Poll a job's URL until it succeeded or failed; its last state."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job: dict[str, Any] = client.get(url, headers=auth(key)).json()
+        if job["status"] in {"succeeded", "failed"}:
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
 
 
 def auth(token: str) -> dict[str, str]:

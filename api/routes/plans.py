@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from api.deps import PlannerDep, SessionDep
-from api.jobs import Job, generate_plan_job, rebalance_plan_job
+from api.jobs import generate_plan_job, rebalance_plan_job
 from api.problems import ProblemError, problem_responses
 from api.schemas import (
     GenerateIn,
@@ -20,13 +20,14 @@ from api.schemas import (
     RebalanceIn,
     plan_out,
 )
+from geo.jobs import JobState
 from geo.lookup import get_plan, list_plans
 from geo.plans import PlanConflictError, publish_plan
 
 router = APIRouter(tags=["plans"])
 
 
-def _job_out(job: Job) -> JobOut:
+def _job_out(job: JobState) -> JobOut:
     links = [{"rel": "self", "href": f"/jobs/{job.id}"}]
     if job.plan_id is not None:
         links.append({"rel": "plan", "href": f"/plans/{job.plan_id}"})
@@ -107,6 +108,7 @@ def generate(
         "generate",
         params,
         generate_plan_job(params, created_by=f"api key {key.prefix}"),
+        created_by=f"api key {key.prefix}",
     )
     response.headers["Location"] = f"/jobs/{job.id}"
     return _job_out(job)
@@ -167,6 +169,7 @@ def rebalance(
         "rebalance",
         {"plan_id": plan_id, **params},
         rebalance_plan_job(plan_id, params, created_by=f"api key {key.prefix}"),
+        created_by=f"api key {key.prefix}",
     )
     response.headers["Location"] = f"/jobs/{job.id}"
     return _job_out(job)
@@ -214,8 +217,8 @@ def job_status(request: Request, key: PlannerDep, job_id: str) -> JobOut:
     if job is None:
         raise ProblemError(
             404,
-            f"There is no job {job_id!r} (jobs are kept in memory until the server "
-            "restarts).",
+            f"There is no job {job_id!r}. POST /plans/generate or "
+            "/plans/{id}/rebalance returns a job's id and Location.",
             type="/problems/unknown-job",
         )
     return _job_out(job)
