@@ -23,7 +23,7 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 #: A statement running longer than this is cancelled (the request gets a 500 problem).
 STATEMENT_TIMEOUT_MS = 60_000
 #: Most pooled connections a server process keeps for lookups.
-LOOKUP_POOL_SIZE = 8
+LOOKUP_POOL_SIZE = 4
 
 
 async def _configure_lookup_connection(conn: AsyncConnection) -> None:
