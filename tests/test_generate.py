@@ -379,3 +379,47 @@ def test_overlay_survives_a_geos_side_location_conflict() -> None:
     assert out is not None and out.is_valid
     assert out.area == pytest.approx(1.5)  # two 0.75 wedges outside the band
     assert not out.intersects(Polygon([(0.6, 0.1), (1.4, 0.1), (1.4, 1.9), (0.6, 1.9)]))
+
+
+def test_band_segments_cut_a_sequence_in_band_or_say_it_cannot() -> None:
+    from geo.generate import _band_segments
+
+    w = np.array([120.0, 104.0, 90.0, 60.0, 120.0, 80.0, 40.0, 100.0])
+    ends = _band_segments(w, 200, 300, 250)
+    assert ends is not None and ends[-1] == len(w)
+    starts = [0, *ends[:-1]]
+    sums = [w[a:b].sum() for a, b in zip(starts, ends, strict=True)]
+    assert all(200 <= s <= 300 for s in sums), sums
+    assert sum(sums) == w.sum()
+    # three buildings of 150: a pair is 300, the one left over is 150
+    assert _band_segments(np.array([150.0, 150.0, 150.0]), 200, 300, 250) is None
+
+
+def test_dense_communities_where_straight_cuts_fail_are_cut_in_band(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The 50k county's 街道 communities with buildings of 40-120 households, where
+    no straight cut kept the band (grids of 120, 182, 194 and 320 before): the
+    ordered dynamic-programming fallback puts every grid in band, in one piece,
+    still tiling each community exactly."""
+    import geo.generate
+    from geo.edits import validate_plan
+
+    c = generate_county(50_000, seed=0)
+    plan = generate_grids(c.households, c.areas)
+    with monkeypatch.context() as m:
+        m.setattr(geo.generate, "_sequence_partition", lambda *a, **k: None)
+        cuts_only = generate_grids(c.households, c.areas).grids
+    missed = cuts_only.loc[~cuts_only["households"].between(200, 300), "area_code"]
+    assert len(missed) >= 2  # the case the fallback exists for
+    g = plan.grids
+    assert g["households"].between(200, 300).all()
+    for code in set(missed):
+        mine = g[g["area_code"] == code]
+        assert (mine["parts"] == 1).all(), code
+        community = c.areas.loc[c.areas["code"] == code].geometry.iloc[0]
+        union = shapely.union_all(mine.geometry.values)
+        assert shapely.symmetric_difference(union, community).area < 1e-10
+        assert abs(shapely.area(mine.geometry.values).sum() - union.area) < 1e-10
+    leaf = c.areas[c.areas["level"].isin(["village", "community"])]
+    assert validate_plan(plan, c.households, areas=leaf) == []
