@@ -53,6 +53,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from api.cli import default_workers
 from geo.address import address_keys
 from geo.db import database_url, make_engine, upgrade
 from geo.lookup import ADDRESS_ANSWERS_SQL, POINT_ANSWER_SQL, lookup_points
@@ -348,7 +349,7 @@ def _bench(
     results: dict[str, Any] = {
         "households": args.households,
         "duration_s": args.duration,
-        "workers": args.workers or 1,
+        "workers": args.workers or default_workers(),
         "cpus": os.cpu_count(),
         "load_generators": "wrk (API), pgbench -M prepared (direct SQL)",
     }
