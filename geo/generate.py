@@ -1093,6 +1093,37 @@ def _repair(
     def dist(v: float) -> float:
         return max(lo - v, 0.0, v - hi)
 
+    # the buildings of ``src`` whose Voronoi cell touches ``dst``: cached until
+    # either grid changes (a move changes two grids; the other pairs stay valid)
+    version = [0] * len(geoms)
+    edge_cache: dict[tuple[int, int, int, int], list[Any]] = {}
+
+    def _edge_cells(src: int, dst: int) -> list[Any]:
+        ck = (src, version[src], dst, version[dst])
+        hit = edge_cache.get(ck)
+        if hit is not None:
+            return hit
+        groups = _point_groups(mem[src], atoms)
+        keys = list(groups)
+        found: list[Any] = []
+        # only cells reaching the edge the two grids share can move across it
+        edge = shapely.intersection(geoms[src].boundary, geoms[dst].boundary)
+        if len(keys) > 1 and shapely.length(edge) > 0:
+            cells = _cells(geoms[src], keys, near=edge)
+            for key, cell in zip(keys, cells, strict=True):
+                if cell.is_empty:
+                    continue
+                shared = float(
+                    shapely.length(
+                        shapely.intersection(cell.boundary, geoms[dst].boundary)
+                    )
+                )
+                if shared > 0:
+                    w = sum(atoms[a].load for a in groups[key])
+                    found.append((groups[key], cell, shared, w))
+        edge_cache[ck] = found
+        return found
+
     banned: set[tuple[int, int]] = set()
     for _ in range(max_moves):
         loads = [load(i) for i in range(len(mem))]
@@ -1108,20 +1139,9 @@ def _repair(
                     continue
                 # over: i gives to j; under: i takes from j
                 src, dst = (i, j) if loads[i] > hi else (j, i)
-                groups = _point_groups(mem[src], atoms)
-                keys = list(groups)
-                if len(keys) <= 1:
-                    continue
-                cells = _cells(geoms[src], keys, near=geoms[dst])
-                for key, cell in zip(keys, cells, strict=True):
-                    if cell.is_empty or (src, groups[key][0]) in banned:
+                for group, cell, shared, w in _edge_cells(src, dst):
+                    if (src, group[0]) in banned:
                         continue
-                    shared = shapely.length(
-                        shapely.intersection(cell.boundary, geoms[dst].boundary)
-                    )
-                    if shared <= 0:
-                        continue
-                    w = sum(atoms[a].load for a in groups[key])
                     before = dist(loads[src]) + dist(loads[dst])
                     after = dist(loads[src] - w) + dist(loads[dst] + w)
                     gain = before - after
@@ -1129,7 +1149,7 @@ def _repair(
                         continue
                     score = gain + 1e-6 * shared
                     if best is None or score > best[0]:
-                        best = (score, src, dst, cell, groups[key])
+                        best = (score, src, dst, cell, group)
         if best is None:
             break
         _, src, dst, cell, moved = best
@@ -1148,6 +1168,8 @@ def _repair(
         geoms[dst] = _clean(shapely.union(geoms[dst], cell))
         mem[src] = rest
         mem[dst] = mem[dst] + moved
+        version[src] += 1
+        version[dst] += 1
     return list(zip(geoms, mem, strict=True))
 
 

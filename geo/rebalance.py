@@ -425,7 +425,11 @@ def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
     keys = list(groups)
     if len(keys) <= 1:
         return False
-    cells = _cells(src.geom, keys, near=dst.geom)
+    # only cells reaching the edge the two grids share can move across it
+    edge = shapely.intersection(src.geom.boundary, dst.geom.boundary)
+    if shapely.length(edge) <= 0:
+        return False
+    cells = _cells(src.geom, keys, near=edge)
     options = []
     for key, cell in zip(keys, cells, strict=True):
         if cell.is_empty:
