@@ -169,7 +169,7 @@ def move_households(
         ):
             raise EditError(f"moving these households would split grid {src} in two")
         geoms[gi[src]] = rest
-        geoms[gi[to_grid]] = _clean(shapely.union(geoms[gi[to_grid]], region))
+        geoms[gi[to_grid]] = _union([geoms[gi[to_grid]], region])
         _band(src, len(members) - len(group), lo, hi, allow_out_of_band)
     _band(to_grid, int((of == to_grid).sum()) + len(ids), lo, hi, allow_out_of_band)
     grids["geometry"] = geoms

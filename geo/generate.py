@@ -542,7 +542,7 @@ def _cut_by_barriers(
                 full,
                 key=shared,
             )
-            best.geom = shapely.union(best.geom, p.geom)
+            best.geom = _union([best.geom, p.geom])
         out.extend(full)
     return out
 
@@ -618,7 +618,7 @@ def _merge_units(
                     ),
                 ),
                 parent=u.parent,
-                geom=shapely.union(u.geom, other.geom),
+                geom=_union([u.geom, other.geom]),
                 load=u.load + other.load,
                 count=u.count + other.count,
                 atoms=u.atoms + other.atoms,
@@ -958,6 +958,10 @@ def _sequence_partition(
             if parts[g]:
                 geom = _union([geom, *parts[g]]) if cell_key else _union(parts[g])
             pieces.append((geom, [int(idx[j]) for j in members]))
+        pieces = [
+            (g if g.is_valid else _poly_only(shapely.make_valid(g)), m)
+            for g, m in pieces
+        ]
         if any(p.is_empty for p, _ in pieces):
             continue
         frag = sum(_atom_parts(p, m, atoms) > 1 for p, m in pieces)
@@ -1165,7 +1169,7 @@ def _repair(
             banned.add((src, moved[0]))  # would split the giver: try another building
             continue
         geoms[src] = new_src
-        geoms[dst] = _clean(shapely.union(geoms[dst], cell))
+        geoms[dst] = _union([geoms[dst], cell])
         mem[src] = rest
         mem[dst] = mem[dst] + moved
         version[src] += 1
@@ -1505,9 +1509,7 @@ def _absorb_empty_fragments(rows: list[dict[str, Any]], hh: gpd.GeoDataFrame) ->
                 if best_j < 0:
                     keep.append(p)
                     continue
-                rows[best_j]["geometry"] = _clean(
-                    shapely.union(rows[best_j]["geometry"], p)
-                )
+                rows[best_j]["geometry"] = _union([rows[best_j]["geometry"], p])
                 geoms[best_j] = rows[best_j]["geometry"]
                 moved = True
             r["geometry"] = (

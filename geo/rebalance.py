@@ -450,7 +450,7 @@ def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
         ):
             continue
         src.geom, src.atoms, src.touched = new_src, rest, True
-        dst.geom = _clean(shapely.union(dst.geom, cell))
+        dst.geom = _union([dst.geom, cell])
         dst.atoms, dst.touched = dst.atoms + list(groups[key]), True
         return True
     return False

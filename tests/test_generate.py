@@ -423,3 +423,19 @@ def test_dense_communities_where_straight_cuts_fail_are_cut_in_band(
         assert abs(shapely.area(mine.geometry.values).sum() - union.area) < 1e-10
     leaf = c.areas[c.areas["level"].isin(["village", "community"])]
     assert validate_plan(plan, c.households, areas=leaf) == []
+
+
+def test_main_job_sample_draws_grids_and_micro_grids() -> None:
+    """What `gridmap run` draws by default (20,000 households, seed 0): grids and
+    party members' micro-grids, all valid (regression: micro-grid cutting once
+    died on a GEOS TopologyException here)."""
+    from geo.generate import generate_micro_grids
+
+    c = generate_county(20_000, seed=0)
+    plan = generate_grids(c.households, c.areas)
+    assert plan.report["metrics"]["in_band_share"] == 1.0
+    micro = generate_micro_grids(plan, c.households)
+    assert shapely.is_valid(micro.grids.geometry.values).all()
+    assert micro.assignments["household_id"].is_unique
+    assert len(micro.assignments) == len(c.households)
+    assert micro.report["metrics"]["in_band_share"] > 0.98
