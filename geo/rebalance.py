@@ -237,7 +237,15 @@ def rebalance(
         cells[int(pos[a.members[0]])].atoms.append(a_i)
     natural_code = np.array(codes, dtype=object)[pos]
     was_here = hh["household_id"].map(old).to_numpy() == natural_code
-    stay = np.array([float(was_here[a.members].sum()) for a in atoms])
+    # households of each atom that were already in its grid (one bincount)
+    sizes = np.fromiter(
+        (len(a.members) for a in atoms), dtype=np.int64, count=len(atoms)
+    )
+    atom_of = np.repeat(np.arange(len(atoms)), sizes)
+    members = np.concatenate([a.members for a in atoms]) if atoms else np.array([], int)
+    stay = np.bincount(
+        atom_of, weights=was_here[members].astype(float), minlength=len(atoms)
+    )
     used = set(codes) | {str(c) for c in retired_codes}
     split_log: list[dict[str, Any]] = []
     merge_log: list[dict[str, Any]] = []
