@@ -30,6 +30,7 @@ async def _configure_lookup_connection(conn: AsyncConnection) -> None:
     await conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
     await conn.execute("SET jit = off")
 
+
 _DESCRIPTION = """
 Community grid governance (网格化管理): for an address or a point, which grid is it
 in and who is responsible (以图定户、以户找人、以人管事).

@@ -87,7 +87,7 @@ class JobRunner:
     def _run(self, job_id: str, fn: Callable[[Job, Engine], None]) -> None:
         job = Job(self.engine, job_id)
         try:
-            start_job(self.engine, job_id, self.name)
+            start_job(self.engine, job_id)
             fn(job, self.engine)
         except (InputError, ValueError, LookupError) as exc:
             self._fail(job_id, str(exc))

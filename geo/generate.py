@@ -709,14 +709,32 @@ def _partition(
         for g, m in out
     ]
     if len(pieces) > 1:
-        pieces = _repair(pieces, atoms, lo, hi)
-        if _out_of_band(pieces, atoms, lo, hi):
-            pieces = _chain_repair(pieces, atoms, lo, hi)
+        pieces = _move_into_band(pieces, atoms, lo, hi)
         if _out_of_band(pieces, atoms, lo, hi):
             better = _sequence_partition(u, atoms, lo, hi, tgt, kx, pieces)
             if better is not None:
                 pieces = better
     return pieces
+
+
+def _move_into_band(
+    pieces: list[tuple[BaseGeometry, list[int]]],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+) -> list[tuple[BaseGeometry, list[int]]]:
+    """Building moves across shared edges, then along chains of neighbours."""
+    pieces = _repair(pieces, atoms, lo, hi)
+    if _out_of_band(pieces, atoms, lo, hi):
+        pieces = _chain_repair(pieces, atoms, lo, hi)
+    return pieces
+
+
+def _fragmented(
+    pieces: list[tuple[BaseGeometry, list[int]]], atoms: list[_Atom]
+) -> int:
+    """How many pieces hold their buildings in more than one part."""
+    return sum(_atom_parts(p, m, atoms) > 1 for p, m in pieces)
 
 
 def _out_of_band(
@@ -964,26 +982,20 @@ def _sequence_partition(
         ]
         if any(p.is_empty for p, _ in pieces):
             continue
-        frag = sum(_atom_parts(p, m, atoms) > 1 for p, m in pieces)
-        tried.append(((float(frag), -round(_min_pp(pieces, kx), 3)), pieces))
+        tried.append(_ranked(pieces, atoms, kx))
     tried.sort(key=lambda t: t[0])
     if tried and tried[0][0][0] > 0:
         # every order left a grid in parts: join the detached parts to their
         # neighbours and move buildings back into band, for the best few orders
         fixed = []
         for _, pieces in tried[:4]:
-            pieces = _repair(_defragment(pieces, atoms), atoms, lo, hi)
-            if _out_of_band(pieces, atoms, lo, hi):
-                pieces = _chain_repair(pieces, atoms, lo, hi)
-            if _out_of_band(pieces, atoms, lo, hi):
-                continue
-            frag = sum(_atom_parts(p, m, atoms) > 1 for p, m in pieces)
-            fixed.append(((float(frag), -round(_min_pp(pieces, kx), 3)), pieces))
+            pieces = _move_into_band(_defragment(pieces, atoms), atoms, lo, hi)
+            if not _out_of_band(pieces, atoms, lo, hi):
+                fixed.append(_ranked(pieces, atoms, kx))
         tried = sorted(fixed + tried, key=lambda t: t[0])
     if not tried:
         return None
-    cur_frag = sum(_atom_parts(p, m, atoms) > 1 for p, m in current)
-    if tried[0][0][0] > cur_frag:
+    if tried[0][0][0] > _fragmented(current, atoms):
         return None  # in band but broken into parts: keep the reported exceptions
     return tried[0][1]
 
@@ -998,10 +1010,14 @@ def _cover_union(geoms: list[BaseGeometry]) -> BaseGeometry:
     return _clean(out) if out.is_valid else _union(geoms)
 
 
-def _min_pp(pieces: list[tuple[BaseGeometry, list[int]]], kx: float) -> float:
-    """The least Polsby-Popper of the pieces, in locally isotropic coordinates."""
+def _ranked(
+    pieces: list[tuple[BaseGeometry, list[int]]], atoms: list[_Atom], kx: float
+) -> tuple[tuple[float, float], list[tuple[BaseGeometry, list[int]]]]:
+    """(fewest broken pieces, then the highest least Polsby-Popper, in locally
+    isotropic coordinates) as a sort key, with the pieces."""
     scale = np.array([kx, 1.0])
-    return min(_pp(shapely.transform(p, lambda c: c * scale)) for p, _ in pieces)
+    pp = min(_pp(shapely.transform(p, lambda c: c * scale)) for p, _ in pieces)
+    return (float(_fragmented(pieces, atoms)), -round(pp, 3)), pieces
 
 
 def _chain_repair(

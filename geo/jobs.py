@@ -87,16 +87,15 @@ def create_job(
     return JobState(**row._mapping)
 
 
-def start_job(engine: Engine, job_id: str, runner: str) -> None:
-    """Mark a job running on ``runner`` (host:pid)."""
+def start_job(engine: Engine, job_id: str) -> None:
+    """Mark a job running (on the runner that queued it)."""
     with engine.begin() as conn:
         conn.execute(
             text(
                 "UPDATE jobs SET status = 'running', stage = 'starting', "
-                "started_at = now(), heartbeat_at = now(), runner = :runner "
-                "WHERE id = :id"
+                "started_at = now(), heartbeat_at = now() WHERE id = :id"
             ),
-            {"id": job_id, "runner": runner},
+            {"id": job_id},
         )
 
 

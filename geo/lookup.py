@@ -36,6 +36,7 @@ __all__ = [
     "NearestGrid",
     "PlanInfo",
     "address_answers",
+    "as_of_utc",
     "feature",
     "features",
     "get_plan",
@@ -192,7 +193,7 @@ def _in_force(as_of: dt.datetime | None) -> str:
     )
 
 
-def _as_of(as_of: dt.date | dt.datetime | None) -> dt.datetime | None:
+def as_of_utc(as_of: dt.date | dt.datetime | None) -> dt.datetime | None:
     """A date means 00:00 UTC that day; a naive datetime is taken as UTC."""
     if as_of is None:
         return None
@@ -373,7 +374,7 @@ def lookup_addresses(
     list of LookupResult
         One per input, in order.
     """
-    when = _as_of(as_of)
+    when = as_of_utc(as_of)
     n = len(addresses)
     keys = address_keys(list(addresses))
     norms = normalize_many(list(addresses))
@@ -499,7 +500,7 @@ def lookup_points(
         _check_lonlat(float(lon), float(lat))
     if not lons:
         return []
-    when = _as_of(as_of)
+    when = as_of_utc(as_of)
     rows = session.execute(
         text(
             f"WITH {_in_force(when)}, "

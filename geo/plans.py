@@ -37,6 +37,17 @@ class PlanConflictError(RuntimeError):
     """A plan changed state under the caller (published twice, edited concurrently)."""
 
 
+def _id_maps(session: Session) -> tuple[dict[str, int], dict[str, int]]:
+    """Area code -> id and person external id -> id."""
+    codes: dict[str, int] = dict(
+        session.execute(text("SELECT code, id FROM admin_areas")).all()  # type: ignore[arg-type]
+    )
+    people: dict[str, int] = dict(
+        session.execute(text("SELECT external_id, id FROM people")).all()  # type: ignore[arg-type]
+    )
+    return codes, people
+
+
 def save_plan(
     session: Session,
     area_code: str,
@@ -71,12 +82,7 @@ def save_plan(
     ).scalar()
     if area is None:
         raise InputError([Problem(src, f"unknown area {area_code!r}")])
-    codes: dict[str, int] = dict(
-        session.execute(text("SELECT code, id FROM admin_areas")).all()
-    )  # type: ignore[arg-type]
-    people: dict[str, int] = dict(
-        session.execute(text("SELECT external_id, id FROM people")).all()
-    )  # type: ignore[arg-type]
+    codes, people = _id_maps(session)
     problems: list[Problem] = []
     geoms = np.asarray(grids.geometry.values, dtype=object)
     for i, (code, acode) in enumerate(
@@ -455,12 +461,7 @@ def update_draft(
             ]
         )
     session.execute(text("DELETE FROM grids WHERE plan_id = :p"), {"p": plan_id})
-    codes: dict[str, int] = dict(
-        session.execute(text("SELECT code, id FROM admin_areas")).all()
-    )  # type: ignore[arg-type]
-    people: dict[str, int] = dict(
-        session.execute(text("SELECT external_id, id FROM people")).all()
-    )  # type: ignore[arg-type]
+    codes, people = _id_maps(session)
     _insert_grids(session, plan_id, grids, codes, people)
     save_assignments(session, plan_id, assignments)
     return int(row[0])

@@ -32,6 +32,7 @@ from geo.lookup import (
     POINT_ANSWER_SQL,
     Answer,
     LookupResult,
+    as_of_utc,
     lookup_addresses,
     lookup_points,
 )
@@ -49,14 +50,6 @@ _ADDRESS_EXAMPLES = {
     },
     "western": {"summary": "Western address", "value": "Landstrasse 12, 9490 Vaduz"},
 }
-
-
-def _as_of_utc(as_of: dt.date | dt.datetime | None) -> dt.datetime | None:
-    if as_of is None:
-        return None
-    if not isinstance(as_of, dt.datetime):
-        return dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC)
-    return as_of if as_of.tzinfo else as_of.replace(tzinfo=dt.UTC)
 
 
 def _to_wgs84(lon: float, lat: float, crs: str) -> tuple[float, float]:
@@ -155,7 +148,7 @@ async def lookup(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=20, description="most candidates")] = 5,
 ) -> Response:
-    when = _as_of_utc(as_of)
+    when = as_of_utc(as_of)
     point = lon is not None or lat is not None
     if address is not None and point:
         raise ProblemError(
@@ -276,7 +269,7 @@ def _reference_lookup(
     responses=problem_responses(413, 422),
 )
 def lookup_batch(session: SessionDep, body: BatchIn) -> JSONResponse:
-    when = _as_of_utc(body.as_of)
+    when = as_of_utc(body.as_of)
     items = body.items
     addr_idx = [i for i, it in enumerate(items) if it.address is not None]
     pt_idx = [i for i, it in enumerate(items) if it.address is None]

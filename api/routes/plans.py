@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from api.deps import PlannerDep, SessionDep
-from api.jobs import generate_plan_job, rebalance_plan_job
+from api.jobs import Job, generate_plan_job, rebalance_plan_job
 from api.problems import ProblemError, problem_responses
 from api.schemas import (
     GenerateIn,
@@ -45,6 +46,20 @@ def _job_out(job: JobState) -> JobOut:
         error=job.error,
         links=links,
     )
+
+
+def _start(
+    request: Request,
+    response: Response,
+    kind: str,
+    params: dict[str, Any],
+    fn: Callable[[Job, Engine], None],
+    created_by: str,
+) -> JobOut:
+    """Queue a job on this process's runner; 202 with its Location."""
+    job = request.app.state.jobs.submit(kind, params, fn, created_by=created_by)
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return _job_out(job)
 
 
 def _unknown_plan(plan_id: int) -> ProblemError:
@@ -104,14 +119,10 @@ def generate(
             type="/problems/unknown-area",
         )
     params = body.model_dump()
-    job = request.app.state.jobs.submit(
-        "generate",
-        params,
-        generate_plan_job(params, created_by=f"api key {key.prefix}"),
-        created_by=f"api key {key.prefix}",
+    by = f"api key {key.prefix}"
+    return _start(
+        request, response, "generate", params, generate_plan_job(params, by), by
     )
-    response.headers["Location"] = f"/jobs/{job.id}"
-    return _job_out(job)
 
 
 @router.post(
@@ -165,14 +176,15 @@ def rebalance(
             type="/problems/invalid-band",
         )
     params = body.model_dump()
-    job = request.app.state.jobs.submit(
+    by = f"api key {key.prefix}"
+    return _start(
+        request,
+        response,
         "rebalance",
         {"plan_id": plan_id, **params},
-        rebalance_plan_job(plan_id, params, created_by=f"api key {key.prefix}"),
-        created_by=f"api key {key.prefix}",
+        rebalance_plan_job(plan_id, params, by),
+        by,
     )
-    response.headers["Location"] = f"/jobs/{job.id}"
-    return _job_out(job)
 
 
 @router.get(

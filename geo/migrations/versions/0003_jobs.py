@@ -34,7 +34,9 @@ def upgrade() -> None:
             server_default=sa.text("'queued'"),
             nullable=False,
         ),
-        sa.Column("stage", sa.Text(), server_default=sa.text("'queued'"), nullable=False),
+        sa.Column(
+            "stage", sa.Text(), server_default=sa.text("'queued'"), nullable=False
+        ),
         sa.Column("progress", sa.Float(), server_default=sa.text("0"), nullable=False),
         sa.Column("created_by", sa.Text(), nullable=True),
         sa.Column("runner", sa.Text(), nullable=True),
