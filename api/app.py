@@ -13,8 +13,8 @@ from sqlalchemy import event
 from api.jobs import JobRunner
 from api.problems import BodyLimit, install_problem_handlers
 from api.routes import features, lookup, plans, tiles, viewer
-from geo.db import database_url, make_engine
-from geo.settings import Settings
+from geo.store.db import database_url, make_engine
+from geo.store.settings import Settings
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 

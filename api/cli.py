@@ -15,9 +15,9 @@ from sqlalchemy import text
 
 from geo.cli import app as geo_app
 from geo.cli import console, run_cmd
-from geo.db import database_url, make_engine, session_scope, upgrade
-from geo.embedded import EmbeddedError
-from geo.settings import Settings
+from geo.store.db import database_url, make_engine, session_scope, upgrade
+from geo.store.embedded import EmbeddedError
+from geo.store.settings import Settings
 
 __all__ = ["app", "main"]
 
@@ -118,7 +118,8 @@ def serve_cmd(
 @app.command("publish")
 def publish_cmd(plan: Annotated[int, typer.Option(help="id of a draft plan")]) -> None:
     """Publish a draft plan; the area's published plan is archived in the same step."""
-    from geo.plans import PlanConflictError, publish_plan
+    from geo.errors import PlanConflictError
+    from geo.store.plans import publish_plan
 
     engine = _engine(Settings())
     try:
@@ -137,7 +138,7 @@ def keys_create_cmd(
     name: Annotated[str | None, typer.Option(help="who or what the key is for")] = None,
 ) -> None:
     """Create an API key and print its token (shown this once only)."""
-    from geo.keys import create_key
+    from geo.store.keys import create_key
 
     if role not in {"viewer", "planner"}:
         raise _fail("--role must be viewer or planner")
@@ -159,7 +160,7 @@ def keys_create_cmd(
 @keys_app.command("list")
 def keys_list_cmd() -> None:
     """Active keys: prefix, role, name (never the tokens)."""
-    from geo.keys import list_keys
+    from geo.store.keys import list_keys
 
     engine = _engine(Settings())
     try:
@@ -175,7 +176,7 @@ def keys_revoke_cmd(
     prefix: Annotated[str, typer.Argument(help="the key's prefix")],
 ) -> None:
     """Revoke a key by its prefix (the 8 hex digits after ``gm_``)."""
-    from geo.keys import revoke_key
+    from geo.store.keys import revoke_key
 
     engine = _engine(Settings())
     try:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.problems import ProblemError
-from geo.keys import ApiKeyInfo, verify_key
+from geo.store.keys import ApiKeyInfo, verify_key
 
 __all__ = [
     "KeyDep",

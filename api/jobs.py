@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from geo.db import session_scope
 from geo.io import InputError
-from geo.jobs import (
+from geo.store.db import session_scope
+from geo.store.jobs import (
     STALE_AFTER,
     JobState,
     create_job,
@@ -140,8 +140,8 @@ def generate_plan_job(
     """A job that draws grids for an area and stores them as a new draft plan."""
 
     def run(job: Job, engine: Engine) -> None:
-        from geo.generate import generate_grids
-        from geo.plans import area_frames, save_generated_plan
+        from geo.gridding.generate import generate_grids
+        from geo.store.plans import area_frames, save_generated_plan
 
         code = params["area_code"]
         with session_scope(engine) as session:
@@ -173,8 +173,8 @@ def rebalance_plan_job(
     """A job that rebalances a plan against today's households into a new draft."""
 
     def run(job: Job, engine: Engine) -> None:
-        from geo.plans import area_frames, plan_frames, save_generated_plan
-        from geo.rebalance import rebalance
+        from geo.gridding.rebalance import rebalance
+        from geo.store.plans import area_frames, plan_frames, save_generated_plan
 
         with session_scope(engine) as session:
             job.step("reading the plan and today's households", 0.1)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from geo.lookup import Answer, Contact, GridInfo, LookupResult, PlanInfo
+from geo.store.lookup import Answer, Contact, GridInfo, LookupResult, PlanInfo
 
 __all__ = [
     "MAX_BATCH",
@@ -283,7 +283,7 @@ def plan_out(p: PlanInfo, *, detail: bool = False) -> PlanOut:
 
 
 class GenerateIn(BaseModel):
-    """Draw a new draft plan for an area (geo.generate.generate_grids)."""
+    """Draw a new draft plan for an area (geo.gridding.generate.generate_grids)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -333,7 +333,7 @@ class JobOut(BaseModel):
 
 
 class RebalanceIn(BaseModel):
-    """Rebalance a plan against today's households (geo.rebalance.rebalance)."""
+    """Rebalance a plan against today's households (geo.gridding.rebalance.rebalance)."""
 
     model_config = ConfigDict(
         extra="forbid",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from geo.db import database_url, recreate_database, upgrade
-from geo.settings import Settings
+from geo.store.db import database_url, recreate_database, upgrade
+from geo.store.settings import Settings
 
 
 def fresh_database(name: str = "gridmap_bench") -> str:

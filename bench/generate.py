@@ -3,7 +3,7 @@
 For each county size a seeded sample county is generated (timed separately) and,
 on the same households, these tools draw grids of 200–300 households:
 
-* ``gridmap``    – ``geo.generate.generate_grids`` (the engine under test);
+* ``gridmap``    – ``geo.gridding.generate.generate_grids`` (the engine under test);
 * ``kmeans``     – scikit-learn ``KMeans`` per village, k = max(1, round(n/250)),
   on the building-group points in metres weighted by households (= k-means on the
   households themselves);
@@ -68,7 +68,7 @@ from _metrics import (
     to_csr,
 )
 
-from geo.generate import generate_grids
+from geo.gridding.generate import generate_grids
 from geo.sample import SampleCounty, generate_county
 
 LO, HI = 200, 300

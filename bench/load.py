@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _db import fresh_database
 from sqlalchemy import text
 
-from geo.db import make_engine, session_scope
 from geo.io import prepare, read_table
-from geo.loading import load
 from geo.sample import generate_county
+from geo.store.db import make_engine, session_scope
+from geo.store.loading import load
 
 
 def main() -> None:

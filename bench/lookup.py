@@ -8,14 +8,14 @@ households by default), then, for each concurrency in ``--concurrency``:
   /lookup`` for points and for addresses of randomly sampled households over
   keep-alive connections for ``--duration`` seconds: requests/s, p50, p99, errors;
 * **direct SQL (the ceiling)**: ``pgbench`` (C) runs the very statements the API's
-  hot path runs (``geo.lookup.POINT_ANSWER_SQL`` / ``ADDRESS_ANSWERS_SQL``),
+  hot path runs (``geo.store.lookup.POINT_ANSWER_SQL`` / ``ADDRESS_ANSWERS_SQL``),
   prepared, with the same concurrency, no HTTP and no Python: transactions/s and
   mean latency. Each pgbench transaction first fetches its sample point or key by
   primary key (``\\gset``), a cheap extra round trip, so the ceiling is slightly
   understated. ``API / direct`` is the API's share of it.
 
 Then one ``POST /lookup/batch`` of 10,000 points (median of 3) against
-``geo.lookup.lookup_points`` on one connection (same SQL, no HTTP).
+``geo.store.lookup.lookup_points`` on one connection (same SQL, no HTTP).
 
     .venv/bin/python bench/lookup.py [--households 200000] [--duration 10]
         [--concurrency 1,4,16,64] [--reuse] [--workers 1]
@@ -55,9 +55,9 @@ from sqlalchemy.orm import Session
 
 from api.cli import default_workers
 from geo.address import address_keys
-from geo.db import database_url, make_engine, upgrade
-from geo.lookup import ADDRESS_ANSWERS_SQL, POINT_ANSWER_SQL, lookup_points
-from geo.settings import Settings
+from geo.store.db import database_url, make_engine, upgrade
+from geo.store.lookup import ADDRESS_ANSWERS_SQL, POINT_ANSWER_SQL, lookup_points
+from geo.store.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_real_data import REAL_DATA_DIR, liechtenstein_areas  # noqa: E402
 
-from geo.generate import generate_grids  # noqa: E402
+from geo.gridding.generate import generate_grids  # noqa: E402
 from geo.io import read_table  # noqa: E402
 
 

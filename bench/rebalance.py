@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.generate import generate_grids
-from geo.rebalance import rebalance
+from geo.gridding.generate import generate_grids
+from geo.gridding.rebalance import rebalance
 from geo.sample import generate_county
 
 

@@ -14,10 +14,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import text
 
-from geo.db import database_url, make_engine, session_scope, upgrade
-from geo.embedded import EmbeddedError, EmbeddedPostgres
 from geo.io import InputError, Problem, prepare, read_table
-from geo.settings import Settings
+from geo.store.db import database_url, make_engine, session_scope, upgrade
+from geo.store.embedded import EmbeddedError, EmbeddedPostgres
+from geo.store.settings import Settings
 
 __all__ = ["app", "main"]
 
@@ -165,7 +165,7 @@ def _load(kind: str, file: Path, **opts: Any) -> None:
         frame = read_table(file, crs=opts.pop("crs"), layer=opts.pop("layer", None))
         engine = _engine(settings)
         upgrade(engine.url.render_as_string(hide_password=False))
-        from geo.loading import area_bounds, load
+        from geo.store.loading import area_bounds, load
 
         with _progress() as bar, session_scope(engine) as session:
             tasks: dict[str, Any] = {}
@@ -269,8 +269,8 @@ def load_sample_cmd(
 
 
 def _load_sample(engine: Any, n: int, seed: int) -> list[Any]:
-    from geo.loading import load
     from geo.sample import generate_county
+    from geo.store.loading import load
 
     county = generate_county(n, seed=seed)
     reports = []
@@ -291,7 +291,7 @@ def _load_sample(engine: Any, n: int, seed: int) -> list[Any]:
 @app.command("assign")
 def assign_cmd(plan: Annotated[int, typer.Option(help="plan id")]) -> None:
     """Assign every household of a plan's area to the grid containing it."""
-    from geo.assign import assign_plan
+    from geo.store.assign import assign_plan
 
     with _errors():
         engine = _engine(Settings())
@@ -400,7 +400,7 @@ def generate_cmd(
     (--households H --areas A --out DIR) writes grids.geojson, assignments.csv and
     report.json without any database.
     """
-    from geo.generate import generate_grids
+    from geo.gridding.generate import generate_grids
 
     opts: dict[str, Any] = dict(
         min_households=min_,
@@ -431,7 +431,7 @@ def generate_cmd(
             if not as_json:
                 console.print("wrote " + ", ".join(str(p) for p in paths.values()))
             return
-        from geo.plans import area_frames, save_generated_plan
+        from geo.store.plans import area_frames, save_generated_plan
 
         engine = _engine(Settings())
         with session_scope(engine) as session:
@@ -517,7 +517,7 @@ def rebalance_cmd(
     --areas A --out DIR2) writes grids.geojson, assignments.csv, report.json and
     changes.csv.
     """
-    from geo.rebalance import rebalance
+    from geo.gridding.rebalance import rebalance
 
     lock = tuple(c.strip() for c in (locked or "").split(",") if c.strip())
     opts: dict[str, Any] = dict(min_households=min_, max_households=max_, locked=lock)
@@ -556,7 +556,7 @@ def rebalance_cmd(
                     + ", ".join(str(p) for p in [*paths.values(), out / "changes.csv"])
                 )
             return
-        from geo.plans import area_frames, plan_frames, save_generated_plan
+        from geo.store.plans import area_frames, plan_frames, save_generated_plan
 
         engine = _engine(Settings())
         with session_scope(engine) as session:
@@ -691,8 +691,8 @@ def _staff(engine: Any, plan: Any, areas: Any, households: Any, code: str) -> An
 
 def _generate_and_publish_roots(engine: Any) -> None:
     """Draw grids for every top-level area and publish them (the main job's step)."""
-    from geo.generate import generate_grids
-    from geo.plans import area_frames, publish_plan, save_generated_plan
+    from geo.gridding.generate import generate_grids
+    from geo.store.plans import area_frames, publish_plan, save_generated_plan
 
     with engine.connect() as conn:
         roots = conn.execute(

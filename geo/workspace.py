@@ -12,19 +12,21 @@ import pandas as pd
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from geo.db import database_url, make_engine, session_scope, upgrade
-from geo.generate import GridPlan, generate_grids
+from geo.gridding.diff import diff_plans
+from geo.gridding.generate import generate_grids
+from geo.gridding.rebalance import Rebalanced, rebalance
 from geo.io import prepare
-from geo.loading import LoadReport, load
-from geo.plans import (
+from geo.plan import GridPlan, PlanDiff
+from geo.store.db import database_url, make_engine, session_scope, upgrade
+from geo.store.loading import LoadReport, load
+from geo.store.plans import (
     area_frames,
     plan_frames,
     publish_plan,
     save_generated_plan,
     update_draft,
 )
-from geo.rebalance import PlanDiff, Rebalanced, diff_plans, rebalance
-from geo.settings import Settings
+from geo.store.settings import Settings
 
 __all__ = ["AreaData", "Workspace", "load_plan"]
 
@@ -150,7 +152,7 @@ class Workspace:
         )
 
     def plan(self, plan_id: int) -> tuple[GridPlan, dict[str, Any]]:
-        """A stored plan as a :class:`~geo.generate.GridPlan` and its info."""
+        """A stored plan as a :class:`~geo.gridding.generate.GridPlan` and its info."""
         with self.session() as s:
             return self._plan(s, plan_id)
 
@@ -180,8 +182,11 @@ class Workspace:
         """
         from dataclasses import replace
 
-        from geo.generate import generate_micro_grids
-        from geo.people import assign_members, assign_workers
+        from geo.gridding.staffing import (
+            assign_members,
+            assign_workers,
+            generate_micro_grids,
+        )
 
         people = self.people()
         grids = assign_workers(plan.grids, people)
@@ -201,7 +206,7 @@ class Workspace:
         return replace(plan, grids=grids, assignments=assignments, report=report)
 
     def generate(self, area: AreaData, **options: Any) -> GridPlan:
-        """Draw grids for the area (see :func:`geo.generate.generate_grids`)."""
+        """Draw grids for the area (see :func:`geo.gridding.generate.generate_grids`)."""
         return generate_grids(area.households, area.areas, **options)
 
     def rebalance(self, area: AreaData, **options: Any) -> Rebalanced:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.generate import GridPlan
+from geo.plan import GridPlan
 from maps.basemap import Basemap, resolve_basemap
 from maps.coverage import label_level
 from maps.data import plan_parts, rep_points
@@ -132,7 +132,7 @@ def balance_map(
     Parameters
     ----------
     plan_or_grids
-        A :class:`~geo.generate.GridPlan` or grids with ``grid_code`` and the
+        A :class:`~geo.gridding.generate.GridPlan` or grids with ``grid_code`` and the
         ``count`` column.
     report
         A plan report (default: the plan's).

@@ -13,7 +13,7 @@ import pandas as pd
 import shapely
 
 from geo.crs import STORAGE_CRS
-from geo.generate import GridPlan
+from geo.plan import GridPlan
 from maps.basemap import Basemap, resolve_basemap
 from maps.colouring import GRID_PALETTE, MEMBER_PALETTE
 from maps.data import person_html, plan_parts, rep_points
@@ -125,7 +125,7 @@ def coverage_map(
     Parameters
     ----------
     plan_or_grids
-        A :class:`~geo.generate.GridPlan`, or grids (``grid_code``, optional
+        A :class:`~geo.gridding.generate.GridPlan`, or grids (``grid_code``, optional
         ``area_code``, ``worker_id``) with ``assignments`` given or computed by
         containment.
     households

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.assign import assign_households
 from geo.crs import STORAGE_CRS
-from geo.generate import GridPlan
+from geo.gridding.assign import assign_households
+from geo.plan import GridPlan
 
 __all__ = ["person_html", "plan_parts", "sample_coverage"]
 
@@ -24,7 +24,7 @@ def plan_parts(
     assignments: pd.DataFrame | None = None,
     households: gpd.GeoDataFrame | None = None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame | None, dict[str, Any]]:
-    """``(grids, assignments, report)`` of a :class:`~geo.generate.GridPlan` or of a
+    """``(grids, assignments, report)`` of a :class:`~geo.gridding.generate.GridPlan` or of a
     grids frame (assignments then given, or computed by containment).
 
     Grids come back in EPSG:4326, sorted by ``grid_code``, with a fresh index.

@@ -15,7 +15,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.crs import STORAGE_CRS
-from geo.generate import GridPlan
+from geo.plan import GridPlan
 from maps.basemap import Basemap, resolve_basemap
 from maps.coverage import household_zoom, label_level
 from maps.data import plan_parts, rep_points
@@ -190,7 +190,7 @@ def diff_map(
     households whose grid changes as red-ringed points filled with their new
     grid's colour; their popup shows the address, the new grid and the old one.
     Pure over the two plans (see :func:`plan_diff`); plans may be
-    :class:`~geo.generate.GridPlan` objects (assignments then ``None``).
+    :class:`~geo.gridding.generate.GridPlan` objects (assignments then ``None``).
 
     Examples
     --------

@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from geo.db import database_url, make_engine, recreate_database, upgrade
-from geo.settings import Settings
+from geo.store.db import database_url, make_engine, recreate_database, upgrade
+from geo.store.settings import Settings
 
 #: Override to run several test sessions side by side on one server.
 TEST_DB = os.environ.get("GRIDMAP_TEST_DB", "gridmap_test")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import geo.address
+import geo.address.normalize
 from geo.address import (
     ParsedAddress,
     address_keys,
@@ -459,6 +459,6 @@ def test_bulk_smoke_speed() -> None:
 
 
 def test_doctests() -> None:
-    result = doctest.testmod(geo.address, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(geo.address.normalize, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
     assert result.attempted > 0

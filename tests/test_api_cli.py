@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 import api.cli
 from api.cli import app
-from geo.db import make_engine
-from geo.keys import verify_key
+from geo.store.db import make_engine
+from geo.store.keys import verify_key
 
 TOKEN_RE = re.compile(r"gm_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
 

@@ -22,8 +22,8 @@ from test_api_support import ApiData, county
 import api.routes.lookup as lookup_route
 from geo.address import address_keys
 from geo.crs import wgs84_to_gcj02
-from geo.db import make_engine
-from geo.lookup import ADDRESS_ANSWERS_SQL, address_answers, point_answer
+from geo.store.db import make_engine
+from geo.store.lookup import ADDRESS_ANSWERS_SQL, address_answers, point_answer
 
 api_data = support.api_data
 client = support.client

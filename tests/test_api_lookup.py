@@ -13,7 +13,7 @@ from sqlalchemy import text
 from test_api_support import ApiData, assert_problem, cn_number, county, fullwidth
 
 from geo.crs import wgs84_to_gcj02
-from geo.db import make_engine
+from geo.store.db import make_engine
 
 APT_RE = re.compile(
     r"^(?:浙江省)?(?:衢州市)?(?:衢江区)?(.+?)(\d+)号(\d+)[幢栋](\d+)单元(\d+)室?$"

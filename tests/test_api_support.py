@@ -24,14 +24,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from geo.db import make_engine, session_scope
-from geo.generate import GridPlan, generate_grids
+from geo.gridding.generate import generate_grids
 from geo.io import prepare
-from geo.keys import create_key
-from geo.loading import load
-from geo.plans import publish_plan, save_generated_plan
+from geo.plan import GridPlan
 from geo.sample import SampleCounty, generate_county
-from geo.settings import Settings
+from geo.store.db import make_engine, session_scope
+from geo.store.keys import create_key
+from geo.store.loading import load
+from geo.store.plans import publish_plan, save_generated_plan
+from geo.store.settings import Settings
 
 COUNTY = "330803000000"
 LI_ROOT = "LI-0001"

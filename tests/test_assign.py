@@ -8,11 +8,13 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo.assign import assign_households, assign_plan
+from geo.errors import PlanConflictError
+from geo.gridding.assign import assign_households
 from geo.io import InputError, prepare
-from geo.loading import load
-from geo.plans import PlanConflictError, plan_grids, publish_plan, save_plan
 from geo.sample import generate_county
+from geo.store.assign import assign_plan
+from geo.store.loading import load
+from geo.store.plans import plan_grids, publish_plan, save_plan
 
 # a village of 0.02° x 0.01° cut into two grids along lon = 118.91
 VILLAGE = shapely.box(118.90, 28.90, 118.92, 28.91)

@@ -10,8 +10,8 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from geo.cli import app
-from geo.db import make_engine
 from geo.sample import generate_county, write_county
+from geo.store.db import make_engine
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_cli_end_to_end(
     assert res.exit_code == 0, res.output
     from alembic.script import ScriptDirectory
 
-    from geo.db import MIGRATIONS_DIR, alembic_config
+    from geo.store.db import MIGRATIONS_DIR, alembic_config
 
     head = ScriptDirectory.from_config(
         alembic_config("postgresql://x/y")

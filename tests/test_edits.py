@@ -6,26 +6,20 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from geo.db import session_scope
-from geo.edits import (
-    EditError,
+from geo.errors import EditError, PlanConflictError
+from geo.gridding.edits import (
     merge_grids,
     move_building,
     move_households,
     split_grid,
     validate_plan,
 )
-from geo.generate import generate_grids
+from geo.gridding.generate import generate_grids
 from geo.io import prepare
-from geo.loading import load
-from geo.plans import (
-    PlanConflictError,
-    plan_frames,
-    publish_plan,
-    save_generated_plan,
-    update_draft,
-)
 from geo.sample import SampleCounty, generate_county
+from geo.store.db import session_scope
+from geo.store.loading import load
+from geo.store.plans import plan_frames, publish_plan, save_generated_plan, update_draft
 
 
 @pytest.fixture(scope="module")

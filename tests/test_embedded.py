@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from geo.db import database_url, make_engine
-from geo.embedded import EmbeddedPostgres
-from geo.settings import Settings
+from geo.store.db import database_url, make_engine
+from geo.store.embedded import EmbeddedPostgres
+from geo.store.settings import Settings
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from geo.cli import app
-from geo.generate import generate_grids
+from geo.gridding.generate import generate_grids
 from geo.io import prepare, read_plan_files
-from geo.loading import load
-from geo.plans import area_frames, save_generated_plan
 from geo.sample import SampleCounty, generate_county
+from geo.store.loading import load
+from geo.store.plans import area_frames, save_generated_plan
 
 
 @pytest.fixture(scope="module")
@@ -345,7 +345,7 @@ def test_barriers_are_not_crossed_unless_reported(county) -> None:
 
 
 def test_micro_grids_for_party_members(county, plan) -> None:
-    from geo.generate import generate_micro_grids
+    from geo.gridding.staffing import generate_micro_grids
 
     micro = generate_micro_grids(plan, county.households)
     a = micro.assignments
@@ -369,7 +369,7 @@ def test_overlay_survives_a_geos_side_location_conflict() -> None:
     GEOS TopologyException; overlays now retry on made-valid, snapped inputs."""
     from shapely import Polygon
 
-    from geo.generate import _overlay
+    from geo.gridding._geometry import _overlay
 
     bowtie = Polygon([(0, 0), (2, 2), (2, 0), (0, 2)])  # self-intersecting
     band = Polygon([(0.5, 0), (1.5, 0), (1.5, 2), (0.5, 2)])
@@ -382,7 +382,7 @@ def test_overlay_survives_a_geos_side_location_conflict() -> None:
 
 
 def test_band_segments_cut_a_sequence_in_band_or_say_it_cannot() -> None:
-    from geo.generate import _band_segments
+    from geo.gridding._sequences import _band_segments
 
     w = np.array([120.0, 104.0, 90.0, 60.0, 120.0, 80.0, 40.0, 100.0])
     ends = _band_segments(w, 200, 300, 250)
@@ -402,13 +402,13 @@ def test_dense_communities_where_straight_cuts_fail_are_cut_in_band(
     no straight cut kept the band (grids of 120, 182, 194 and 320 before): the
     ordered dynamic-programming fallback puts every grid in band, in one piece,
     still tiling each community exactly."""
-    import geo.generate
-    from geo.edits import validate_plan
+    import geo.gridding._cuts
+    from geo.gridding.edits import validate_plan
 
     c = generate_county(50_000, seed=0)
     plan = generate_grids(c.households, c.areas)
     with monkeypatch.context() as m:
-        m.setattr(geo.generate, "_sequence_partition", lambda *a, **k: None)
+        m.setattr(geo.gridding._cuts, "_sequence_partition", lambda *a, **k: None)
         cuts_only = generate_grids(c.households, c.areas).grids
     missed = cuts_only.loc[~cuts_only["households"].between(200, 300), "area_code"]
     assert len(missed) >= 2  # the case the fallback exists for
@@ -429,7 +429,7 @@ def test_main_job_sample_draws_grids_and_micro_grids() -> None:
     """What `gridmap run` draws by default (20,000 households, seed 0): grids and
     party members' micro-grids, all valid (regression: micro-grid cutting once
     died on a GEOS TopologyException here)."""
-    from geo.generate import generate_micro_grids
+    from geo.gridding.staffing import generate_micro_grids
 
     c = generate_county(20_000, seed=0)
     plan = generate_grids(c.households, c.areas)

@@ -15,9 +15,9 @@ from test_api_support import COUNTY, ApiData, assert_problem, auth
 
 from api.app import create_app
 from api.jobs import Job, JobRunner
-from geo.db import make_engine
-from geo.jobs import create_job, get_job
-from geo.settings import Settings
+from geo.store.db import make_engine
+from geo.store.jobs import create_job, get_job
+from geo.store.settings import Settings
 
 api_data = support.api_data
 client = support.client

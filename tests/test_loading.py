@@ -12,10 +12,10 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo.db import session_scope
 from geo.io import InputError, prepare, read_table
-from geo.loading import area_bounds, load
 from geo.sample import SampleCounty, generate_county
+from geo.store.db import session_scope
+from geo.store.loading import area_bounds, load
 
 
 @pytest.fixture(scope="module")
@@ -347,14 +347,14 @@ def _indexes(session: Session) -> set[str]:
 def test_bulk_load_rebuilds_indexes(
     session: Session, county: SampleCounty, monkeypatch
 ):
-    import geo.loading
+    import geo.store.loading
 
     _load_areas(session, county)
     before = _indexes(session)
     assert (
         "ix_households_address_norm_trgm" in before and "idx_households_geom" in before
     )
-    monkeypatch.setattr(geo.loading, "BULK_ROWS", 100)
+    monkeypatch.setattr(geo.store.loading, "BULK_ROWS", 100)
     rep = load(session, prepare(county.households, "households", source="hh"))
     assert rep.inserted == len(county.households)
     assert _indexes(session) == before

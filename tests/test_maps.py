@@ -14,7 +14,7 @@ import pytest
 import shapely
 
 import maps
-from geo.generate import generate_grids
+from geo.gridding.generate import generate_grids
 from geo.sample import generate_county
 from maps.colouring import adjacency
 from maps.layers import (

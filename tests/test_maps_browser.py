@@ -9,7 +9,7 @@ import pytest
 from browser_support import ARGS, CHROMIUM, PHONE, sync_api
 
 import maps
-from geo.generate import generate_grids
+from geo.gridding.generate import generate_grids
 from geo.sample import generate_county
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.io import prepare, read_table
-from geo.loading import load
+from geo.store.loading import load
 
 #: The OSM extract beside the project (read in place, never copied: ODbL).
 REAL_DATA_DIR = (
@@ -135,7 +135,7 @@ def test_liechtenstein_municipalities_directly_from_the_file(
 @pytest.mark.slow
 def test_liechtenstein_grids(real_data: Path) -> None:
     """Addressed buildings as households, municipalities as areas: a full plan."""
-    from geo.generate import generate_grids
+    from geo.gridding.generate import generate_grids
 
     areas = liechtenstein_areas(real_data)
     b = read_table(real_data / "buildings.parquet")
@@ -179,8 +179,8 @@ def test_liechtenstein_drift_rebalance(real_data: Path) -> None:
     """Draw grids without a random 10 % of buildings, add them back, rebalance: few move."""
     import numpy as np
 
-    from geo.generate import generate_grids
-    from geo.rebalance import rebalance
+    from geo.gridding.generate import generate_grids
+    from geo.gridding.rebalance import rebalance
 
     areas = liechtenstein_areas(real_data)
     b = read_table(real_data / "buildings.parquet")

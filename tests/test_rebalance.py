@@ -15,12 +15,13 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from geo.cli import app
-from geo.generate import generate_grids
+from geo.gridding.diff import diff_plans
+from geo.gridding.generate import generate_grids
+from geo.gridding.rebalance import rebalance
 from geo.io import prepare, read_plan_files, write_plan_files
-from geo.loading import load
-from geo.plans import plan_frames, publish_plan, save_generated_plan
-from geo.rebalance import diff_plans, rebalance
 from geo.sample import SampleCounty, generate_county
+from geo.store.loading import load
+from geo.store.plans import plan_frames, publish_plan, save_generated_plan
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +259,7 @@ def test_rebalance_stored_plan_and_lifecycle(session: Session, county, plan) -> 
     load(session, prepare(estate, "households", source="estate"))
     grids, assignments, info = plan_frames(session, p1)
     assert info["status"] == "published" and len(assignments) == len(county.households)
-    from geo.plans import area_frames
+    from geo.store.plans import area_frames
 
     _, hh = area_frames(session, root)
     r = rebalance(grids, assignments, hh)

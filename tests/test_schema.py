@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from geo.models import Base
+from geo.store.models import Base
 
 SQUARE = "MULTIPOLYGON(((0 0, 1 0, 1 1, 0 1, 0 0)))"
 BOWTIE = "MULTIPOLYGON(((0 0, 1 1, 1 0, 0 1, 0 0)))"

@@ -23,7 +23,7 @@ from test_api_lookup import APT_RE, VILLAGE_RE, _pick
 from test_api_support import cn_number
 
 from api.app import create_app
-from geo.settings import Settings
+from geo.store.settings import Settings
 
 GRID = re.compile(r"330803\d{8}")
 SCREENSHOT = Path("/tmp/viewer.png")

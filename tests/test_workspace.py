@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from geo.plans import PlanConflictError
+from geo.errors import PlanConflictError
 from geo.workspace import Workspace
 
 

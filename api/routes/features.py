@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from api.deps import KeyDep, SessionDep, need_role
 from api.problems import ProblemError, problem_responses
-from geo.lookup import FEATURE_COLLECTIONS, feature, features
+from geo.store.features import FEATURE_COLLECTIONS, feature, features
 
 router = APIRouter(tags=["features"])
 

@@ -27,7 +27,7 @@ from api.schemas import (
 )
 from geo.address import address_keys
 from geo.crs import gcj02_to_wgs84
-from geo.lookup import (
+from geo.store.lookup import (
     ADDRESS_ANSWERS_SQL,
     POINT_ANSWER_SQL,
     Answer,

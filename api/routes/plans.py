@@ -21,9 +21,10 @@ from api.schemas import (
     RebalanceIn,
     plan_out,
 )
-from geo.jobs import JobState
-from geo.lookup import get_plan, list_plans
-from geo.plans import PlanConflictError, publish_plan
+from geo.errors import PlanConflictError
+from geo.store.jobs import JobState
+from geo.store.lookup import get_plan, list_plans
+from geo.store.plans import publish_plan
 
 router = APIRouter(tags=["plans"])
 
@@ -196,8 +197,8 @@ def rebalance(
 def diff(
     session: SessionDep, key: PlannerDep, plan_id: int, other_id: int
 ) -> PlanDiffOut:
-    from geo.plans import plan_frames
-    from geo.rebalance import diff_plans
+    from geo.gridding.diff import diff_plans
+    from geo.store.plans import plan_frames
 
     frames = []
     for pid in (plan_id, other_id):

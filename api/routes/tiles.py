@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from api.deps import SessionDep
 from api.problems import ProblemError, problem_responses
-from geo.lookup import grid_tile
+from geo.store.features import grid_tile
 
 router = APIRouter(tags=["tiles"])
 

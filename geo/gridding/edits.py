@@ -12,18 +12,13 @@ import pandas as pd
 import shapely
 
 from geo.crs import STORAGE_CRS
-from geo.generate import (
-    GridPlan,
-    _atoms,
-    _cells,
-    _clean,
-    _partition,
-    _poly_only,
-    _union,
-    _Unit,
-    plan_metrics,
-)
-from geo.rebalance import _next_code
+from geo.errors import EditError
+from geo.gridding._atoms import _atoms, _cells, _Unit
+from geo.gridding._codes import _next_code
+from geo.gridding._cuts import _partition
+from geo.gridding._geometry import _clean, _poly_only, _union
+from geo.gridding.metrics import plan_metrics
+from geo.plan import GridPlan
 
 __all__ = [
     "EditError",
@@ -33,10 +28,6 @@ __all__ = [
     "split_grid",
     "validate_plan",
 ]
-
-
-class EditError(ValueError):
-    """An edit breaks a rule (band, contiguity, adjacency); the message says which."""
 
 
 def _frames(plan: GridPlan) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
@@ -112,7 +103,7 @@ def move_households(
     >>> move_households(plan, hh, ["nope"], "V01")
     Traceback (most recent call last):
     ...
-    geo.edits.EditError: unknown household(s): nope
+    geo.gridding.edits.EditError: unknown household(s): nope
     """
     lo, hi = float(min_households), float(max_households)
     grids, assignments = _frames(plan)

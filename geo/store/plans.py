@@ -14,7 +14,7 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo.io import InputError, Problem
+from geo.errors import InputError, PlanConflictError, Problem
 
 __all__ = [
     "PlanConflictError",
@@ -31,10 +31,6 @@ __all__ = [
 
 #: Per-grid figures from generation kept in ``grids.attrs``.
 _GRID_ATTRS = ("households", "load", "exception", "areas")
-
-
-class PlanConflictError(RuntimeError):
-    """A plan changed state under the caller (published twice, edited concurrently)."""
 
 
 def _id_maps(session: Session) -> tuple[dict[str, int], dict[str, int]]:
@@ -346,7 +342,7 @@ def save_generated_plan(
     created_by: str | None = None,
     parent_id: int | None = None,
 ) -> int:
-    """Store a :class:`geo.generate.GridPlan` as a new draft plan with its assignments."""
+    """Store a :class:`geo.gridding.generate.GridPlan` as a new draft plan with its assignments."""
     report = dict(plan.report)
     plan_id = save_plan(
         session,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +16,8 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from geo.crs import STORAGE_CRS, gcj02_to_wgs84_geoms, looks_swapped
-from geo.models import AREA_LEVELS, PERSON_ROLES
+from geo.errors import _MAX_LISTED, InputError, Problem
+from geo.store.models import AREA_LEVELS, PERSON_ROLES
 
 __all__ = [
     "KINDS",
@@ -25,48 +26,12 @@ __all__ = [
     "Problem",
     "Schema",
     "prepare",
-    "read_plan_files",
     "read_table",
-    "write_plan_files",
 ]
 
 Kind = Literal["areas", "households", "people"]
 ExtraPolicy = Literal["error", "attrs", "ignore"]
 KINDS: tuple[str, ...] = ("areas", "households", "people")
-_MAX_LISTED = 20
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with an input: where (source, row, field) and what."""
-
-    source: str
-    message: str
-    row: int | None = None
-    field: str | None = None
-
-    def __str__(self) -> str:
-        where = self.source
-        if self.row is not None:
-            where += f" row {self.row}"
-        if self.field is not None:
-            where += f", field '{self.field}'"
-        return f"{where}: {self.message}"
-
-
-class InputError(ValueError):
-    """Bad input: lists every problem found (rows numbered from 1, header excluded)."""
-
-    def __init__(
-        self, problems: Sequence[Problem], *, total: int | None = None
-    ) -> None:
-        self.problems = list(problems)
-        self.total = total if total is not None else len(self.problems)
-        lines = [str(p) for p in self.problems[:_MAX_LISTED]]
-        more = self.total - len(lines)
-        if more > 0:
-            lines.append(f"... and {more} more problem(s)")
-        super().__init__("\n".join(lines))
 
 
 @dataclass(frozen=True)
@@ -665,68 +630,3 @@ def _to_storage(
 def iter_problem_rows(problems: Iterable[Problem]) -> list[int]:
     """Row numbers named by ``problems`` (for tests and reports)."""
     return sorted({p.row for p in problems if p.row is not None})
-
-
-# -- plan files (the file-mode contract: grids.geojson, assignments.csv, report.json) --
-
-#: Columns of ``grids.geojson`` other tools read; keep them stable.
-GRID_FILE_COLUMNS = ("grid_code", "area_code", "households")
-
-
-def write_plan_files(
-    grids: gpd.GeoDataFrame,
-    assignments: pd.DataFrame,
-    report: Mapping[str, Any],
-    out_dir: str | Path,
-) -> dict[str, Path]:
-    """Write a plan as ``grids.geojson``, ``assignments.csv`` and ``report.json``.
-
-    ``grids.geojson`` has one feature per grid with ``grid_code``, ``area_code``,
-    ``households`` (plus ``load``, ``exception`` when present), EPSG:4326
-    polygons; ``assignments.csv`` is ``household_id,grid_code`` with every
-    household once; ``report.json`` holds metrics, exceptions and seconds.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    extra = [c for c in ("load", "exception", "areas") if c in grids.columns]
-    g = grids[[*GRID_FILE_COLUMNS, *extra, grids.geometry.name]].to_crs(STORAGE_CRS)
-    paths = {
-        "grids": out / "grids.geojson",
-        "assignments": out / "assignments.csv",
-        "report": out / "report.json",
-    }
-    tmp = paths["grids"].with_suffix(".tmp.geojson")
-    g.to_file(tmp, driver="GeoJSON", engine="pyogrio", RFC7946="YES", WRITE_NAME="NO")
-    tmp.replace(paths["grids"])
-    assignments[["household_id", "grid_code"]].to_csv(
-        paths["assignments"], index=False, encoding="utf-8"
-    )
-    paths["report"].write_text(
-        json.dumps(report, ensure_ascii=False, indent=2, default=_json_default),
-        encoding="utf-8",
-    )
-    return paths
-
-
-def read_plan_files(plan_dir: str | Path) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
-    """Read ``grids.geojson`` and ``assignments.csv`` written by :func:`write_plan_files`."""
-    d = Path(plan_dir)
-    for name in ("grids.geojson", "assignments.csv"):
-        if not (d / name).exists():
-            raise _fail(str(d), f"not a plan folder: {name} is missing")
-    grids = read_table(d / "grids.geojson")
-    missing = [c for c in GRID_FILE_COLUMNS if c not in grids.columns]
-    if missing:
-        raise _fail("grids.geojson", f"missing column(s) {', '.join(missing)}")
-    assignments = pd.read_csv(d / "assignments.csv", dtype=str, keep_default_na=False)
-    if list(assignments.columns[:2]) != ["household_id", "grid_code"]:
-        raise _fail("assignments.csv", "expected the columns household_id,grid_code")
-    return grids.to_crs(STORAGE_CRS), assignments
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    return str(o)

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from geo.settings import Settings
+from geo.store.settings import Settings
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -36,7 +36,7 @@ def database_url(settings: Settings, *, start: bool = True) -> str:
         if url.drivername in {"postgresql", "postgres"}:
             url = url.set(drivername="postgresql+psycopg")
         return url.render_as_string(hide_password=False)
-    from geo.embedded import EmbeddedPostgres
+    from geo.store.embedded import EmbeddedPostgres
 
     pg = EmbeddedPostgres(settings)
     if start:
@@ -95,7 +95,7 @@ def recreate_database(url: str, name: str) -> str:
     """
     import psycopg
 
-    from geo.embedded import create_database
+    from geo.store.embedded import create_database
 
     u = make_url(url)
     with psycopg.connect(

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from geo.settings import Settings
+from geo.store.settings import Settings
 
 __all__ = [
     "EmbeddedError",

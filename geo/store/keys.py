@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo.models import API_ROLES
+from geo.store.models import API_ROLES
 
 __all__ = [
     "TOKEN_PREFIX",

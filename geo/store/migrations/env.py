@@ -6,8 +6,8 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import pool
 
-from geo.db import make_engine
-from geo.models import Base
+from geo.store.db import make_engine
+from geo.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,10 +1,8 @@
-"""Rebalancing a plan as housing changes, moving as few households as possible; plan diffs."""
+"""Rebalancing a plan as housing changes, moving as few households as possible."""
 
 from __future__ import annotations
 
-import itertools
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,30 +14,15 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.crs import STORAGE_CRS
-from geo.generate import (
-    GridPlan,
-    _Atom,
-    _atom_parts,
-    _atoms,
-    _cells,
-    _clean,
-    _grid_count,
-    _overlay,
-    _partition,
-    _point_groups,
-    _poly_only,
-    _repair,
-    _union,
-    _Unit,
-    plan_metrics,
-)
+from geo.gridding._atoms import _Atom, _atoms, _grid_count, _Unit
+from geo.gridding._codes import _natural, _next_code
+from geo.gridding._cuts import _partition
+from geo.gridding._geometry import _ANGLES, _halfplane, _overlay, _poly_only, _union
+from geo.gridding._moves import _chain_flow, _flow, _Grid, _neighbours
+from geo.gridding.metrics import plan_metrics
+from geo.plan import GridPlan
 
-__all__ = [
-    "PlanDiff",
-    "Rebalanced",
-    "diff_plans",
-    "rebalance",
-]
+__all__ = ["Rebalanced", "rebalance"]
 
 
 @dataclass(frozen=True)
@@ -61,58 +44,6 @@ class Rebalanced:
     plan: GridPlan
     changes: pd.DataFrame
     report: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(eq=False)
-class _Grid:
-    code: str
-    area_code: str
-    geom: BaseGeometry
-    atoms: list[int]
-    locked: bool
-    touched: bool = False
-    origin: str | None = None  # for new grids: the code they were split from
-    areas: frozenset[str] = frozenset()  # every area the grid covers (merged areas)
-    accepted: bool = False  # out of band already in the previous plan, unchanged
-
-
-def _natural(
-    grids: gpd.GeoDataFrame, hh: gpd.GeoDataFrame, old: pd.Series
-) -> np.ndarray:
-    """Grid position of each household under the old plan (kept if still inside)."""
-    codes = grids["grid_code"].astype(str).to_numpy()
-    pos_of = pd.Series(np.arange(len(codes)), index=codes)
-    pts = np.asarray(hh.geometry.values, dtype=object)
-    polys = np.asarray(grids.geometry.values, dtype=object)
-    out = np.full(len(hh), -1, dtype=np.int64)
-    prev = hh["household_id"].map(old)
-    known = prev.notna().to_numpy() & prev.isin(pos_of.index).to_numpy()
-    if known.any():
-        p = pos_of.reindex(prev[known].to_numpy()).to_numpy().astype(np.int64)
-        still = shapely.intersects(polys[p], pts[known]) | (
-            shapely.distance(polys[p], pts[known]) < 1e-9
-        )
-        idx = np.flatnonzero(known)
-        out[idx[still]] = p[still]
-    todo = np.flatnonzero(out < 0)
-    if len(todo):
-        p_idx, g_idx = grids.sindex.query(pts[todo], predicate="intersects")
-        order = np.lexsort((codes[g_idx], p_idx))
-        p_idx, g_idx = p_idx[order], g_idx[order]
-        first = np.ones(len(p_idx), dtype=bool)
-        first[1:] = p_idx[1:] != p_idx[:-1]
-        out[todo[p_idx[first]]] = g_idx[first]
-    return out
-
-
-def _next_code(area: str, used: set[str], digits: int = 2) -> str:
-    """The next free sequence number in ``area`` after every code ever used."""
-    pat = re.compile(rf"^{re.escape(area)}(\d{{{digits}}})$")
-    seqs = [int(m.group(1)) for c in used if (m := pat.match(c))]
-    n = max(seqs, default=0) + 1
-    code = f"{area}{str(n).zfill(digits)}"
-    used.add(code)
-    return code
 
 
 def rebalance(
@@ -161,8 +92,7 @@ def rebalance(
     Examples
     --------
     >>> import geopandas as gpd, numpy as np, pandas as pd, shapely
-    >>> from geo.generate import generate_grids
-    >>> rng = np.random.default_rng(0)
+    >>>     >>> rng = np.random.default_rng(0)
     >>> hh = gpd.GeoDataFrame({"household_id": [f"h{i}" for i in range(1000)]},
     ...     geometry=shapely.points(rng.uniform(0, 0.01, 1000), rng.uniform(0, 0.01, 1000)),
     ...     crs=4326)
@@ -330,140 +260,6 @@ def rebalance(
     return Rebalanced(plan=plan, changes=changes, report=report)
 
 
-def _neighbours(c: _Grid, cells: list[_Grid]) -> list[_Grid]:
-    return [
-        o
-        for o in cells
-        if o is not c
-        and not o.locked
-        and (o.area_code == c.area_code or (o.areas & c.areas))
-        and shapely.intersects(o.geom, c.geom)
-        and shapely.length(shapely.intersection(o.geom.boundary, c.geom.boundary)) > 0
-    ]
-
-
-def _flow(cells: list[_Grid], atoms: list[_Atom], lo: float, hi: float) -> None:
-    """Single-hop moves of whole buildings from over- to under-loaded neighbours."""
-
-    def load(c: _Grid) -> float:
-        return float(sum(atoms[a].load for a in c.atoms))
-
-    for c in list(cells):
-        if c.locked or lo - 1e-9 <= load(c) <= hi + 1e-9:
-            continue
-        group = [c, *_neighbours(c, cells)]
-        if len(group) < 2:
-            continue
-        before = [list(x.atoms) for x in group]
-        pieces = _repair([(x.geom, list(x.atoms)) for x in group], atoms, lo, hi)
-        for x, (geom, members), prev in zip(group, pieces, before, strict=True):
-            if sorted(members) != sorted(prev):
-                x.geom, x.atoms, x.touched = geom, members, True
-
-
-def _chain_flow(
-    cells: list[_Grid],
-    atoms: list[_Atom],
-    lo: float,
-    hi: float,
-    *,
-    max_steps: int = 2000,
-) -> None:
-    """Pass buildings along a chain of neighbours to the nearest grid with room.
-
-    For a grid over the band whose neighbours are full (or under it, whose
-    neighbours have nothing to spare), each step moves one building across each
-    shared edge of the shortest path to a grid that can absorb (or give) it, so
-    intermediate grids keep their size.
-    """
-
-    def load(c: _Grid) -> float:
-        return float(sum(atoms[a].load for a in c.atoms))
-
-    steps = 0
-    for c in list(cells):
-        while steps < max_steps and not c.locked and c in cells:
-            over = load(c) > hi + 1e-9
-            under = load(c) < lo - 1e-9
-            if not (over or under):
-                break
-            path = _path_to_slack(c, cells, atoms, lo, hi, over)
-            if path is None:
-                break
-            # over: move along c -> ... -> t, starting at the far end
-            hops = list(itertools.pairwise(path))
-            if not over:
-                hops = [(b, a) for a, b in hops]  # under: pull from t towards c
-            ok = True
-            for src, dst in reversed(hops) if over else hops:
-                if not _move_one(src, dst, atoms):
-                    ok = False
-                    break
-            steps += 1
-            if not ok:
-                break
-
-
-def _path_to_slack(
-    c: _Grid, cells: list[_Grid], atoms: list[_Atom], lo: float, hi: float, over: bool
-) -> list[_Grid] | None:
-    def load(x: _Grid) -> float:
-        return float(sum(atoms[a].load for a in x.atoms))
-
-    seen = {id(c)}
-    frontier: list[list[_Grid]] = [[c]]
-    while frontier:
-        nxt: list[list[_Grid]] = []
-        for path in frontier:
-            for n in _neighbours(path[-1], cells):
-                if id(n) in seen:
-                    continue
-                seen.add(id(n))
-                if (over and load(n) <= hi - 1) or (not over and load(n) >= lo + 1):
-                    return [*path, n]
-                if len(path) < 4:
-                    nxt.append([*path, n])
-        frontier = nxt
-    return None
-
-
-def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
-    """Move the lightest building of ``src`` bordering ``dst`` (with its cell)."""
-    groups = _point_groups(src.atoms, atoms)
-    keys = list(groups)
-    if len(keys) <= 1:
-        return False
-    # only cells reaching the edge the two grids share can move across it
-    edge = shapely.intersection(src.geom.boundary, dst.geom.boundary)
-    if shapely.length(edge) <= 0:
-        return False
-    cells = _cells(src.geom, keys, near=edge)
-    options = []
-    for key, cell in zip(keys, cells, strict=True):
-        if cell.is_empty:
-            continue
-        shared = shapely.length(shapely.intersection(cell.boundary, dst.geom.boundary))
-        if shared > 0:
-            w = sum(atoms[a].load for a in groups[key])
-            options.append((w, -shared, key, cell))
-    for _, _, key, cell in sorted(options, key=lambda o: (o[0], o[1]))[:5]:
-        moved = set(groups[key])
-        rest = [a for a in src.atoms if a not in moved]
-        diff = _overlay(shapely.difference, src.geom, cell)
-        if diff is None:
-            continue
-        new_src = _clean(_poly_only(diff))
-        if _atom_parts(new_src, rest, atoms) > max(
-            1, _atom_parts(src.geom, src.atoms, atoms)
-        ):
-            continue
-        src.geom, src.atoms, src.touched = new_src, rest, True
-        dst.geom = _union([dst.geom, cell])
-        dst.atoms, dst.touched = dst.atoms + list(groups[key]), True
-        return True
-    return False
-
-
 def _split_grid(
     c: _Grid,
     cells: list[_Grid],
@@ -528,7 +324,6 @@ def _peel(
 ) -> list[tuple[BaseGeometry, list[int]]] | None:
     """Cut ``k - 1`` in-band grids off a grid by straight cuts, each taking as few of
     its existing households as possible; the rest is the last piece."""
-    from geo.generate import _ANGLES, _halfplane
 
     pieces: list[tuple[BaseGeometry, list[int]]] = []
     rest_geom, rest = geom, list(members)
@@ -752,87 +547,3 @@ def _assemble(
         report={"metrics": metrics, "exceptions": exceptions},
     )
     return plan, changes, stats
-
-
-@dataclass(frozen=True)
-class PlanDiff:
-    """Differences between two plans (see :func:`diff_plans`)."""
-
-    households: pd.DataFrame
-    grids: gpd.GeoDataFrame
-    summary: dict[str, Any]
-
-
-def diff_plans(
-    old_grids: gpd.GeoDataFrame,
-    old_assignments: pd.DataFrame,
-    new_grids: gpd.GeoDataFrame,
-    new_assignments: pd.DataFrame,
-) -> PlanDiff:
-    """Which households changed grid, which grids were created, retired or reshaped.
-
-    Returns
-    -------
-    PlanDiff
-        ``households``: ``household_id, old_grid_code, new_grid_code`` for every
-        household whose grid differs (empty code when absent from one plan);
-        ``grids``: one row per grid code in either plan with ``change``
-        (``created``, ``retired``, ``reshaped`` or ``unchanged``) and, for
-        reshaped grids, the area that moved (symmetric difference) as geometry;
-        ``summary``: counts.
-
-    Examples
-    --------
-    >>> import geopandas as gpd, pandas as pd, shapely
-    >>> a = gpd.GeoDataFrame({"grid_code": ["G1"]}, geometry=[shapely.box(0, 0, 1, 1)], crs=4326)
-    >>> b = gpd.GeoDataFrame({"grid_code": ["G1", "G2"]},
-    ...     geometry=[shapely.box(0, 0, 0.5, 1), shapely.box(0.5, 0, 1, 1)], crs=4326)
-    >>> d = diff_plans(a, pd.DataFrame({"household_id": ["h"], "grid_code": ["G1"]}),
-    ...                b, pd.DataFrame({"household_id": ["h"], "grid_code": ["G2"]}))
-    >>> d.summary["households_changed"], d.summary["created"], d.summary["reshaped"]
-    (1, ['G2'], ['G1'])
-    """
-    o = old_assignments.astype(str).set_index("household_id")["grid_code"]
-    n = new_assignments.astype(str).set_index("household_id")["grid_code"]
-    both = pd.concat([o.rename("old_grid_code"), n.rename("new_grid_code")], axis=1)
-    both = both.fillna("")
-    changed = both[both["old_grid_code"] != both["new_grid_code"]].reset_index(
-        names="household_id"
-    )
-    og = old_grids.to_crs(STORAGE_CRS).set_index(old_grids["grid_code"].astype(str))
-    ng = new_grids.to_crs(STORAGE_CRS).set_index(new_grids["grid_code"].astype(str))
-    rows = []
-    for code in sorted(set(og.index) | set(ng.index)):
-        if code not in og.index:
-            rows.append(
-                {"grid_code": code, "change": "created", "geometry": ng.geometry[code]}
-            )
-        elif code not in ng.index:
-            rows.append(
-                {"grid_code": code, "change": "retired", "geometry": og.geometry[code]}
-            )
-        else:
-            a, b = og.geometry[code], ng.geometry[code]
-            if a.equals_exact(b, 0) or a.equals(b):
-                rows.append(
-                    {"grid_code": code, "change": "unchanged", "geometry": None}
-                )
-            else:
-                rows.append(
-                    {
-                        "grid_code": code,
-                        "change": "reshaped",
-                        "geometry": shapely.symmetric_difference(a, b),
-                    }
-                )
-    grids = gpd.GeoDataFrame(rows, geometry="geometry", crs=STORAGE_CRS)
-    summary = {
-        "households_changed": len(changed),
-        "households_added": int((changed["old_grid_code"] == "").sum()),
-        "households_removed": int((changed["new_grid_code"] == "").sum()),
-        "created": grids.loc[grids["change"] == "created", "grid_code"].tolist(),
-        "retired": grids.loc[grids["change"] == "retired", "grid_code"].tolist(),
-        "reshaped": grids.loc[grids["change"] == "reshaped", "grid_code"].tolist(),
-        "unchanged": int((grids["change"] == "unchanged").sum()),
-    }
-    return PlanDiff(households=changed, grids=grids, summary=summary)

@@ -1,0 +1,80 @@
+"""GridMap's errors: one base class; the API maps each kind to one HTTP status.
+
+Messages name the parameter or the file/row/field that is wrong, never a CLI flag
+or an HTTP detail: the CLI and the API add those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "EditError",
+    "GridMapError",
+    "InputError",
+    "NotFound",
+    "PlanConflictError",
+    "Problem",
+    "ServiceUnavailable",
+]
+
+_MAX_LISTED = 20
+
+
+class GridMapError(Exception):
+    """Base of every error GridMap raises on purpose (anything else is a bug)."""
+
+
+class NotFound(GridMapError, LookupError):
+    """Something named by the caller does not exist (an area code, a plan id, …)."""
+
+
+class EditError(GridMapError, ValueError):
+    """An edit breaks a rule (band, contiguity, adjacency); the message says which."""
+
+
+class PlanConflictError(GridMapError, RuntimeError):
+    """A plan changed state under the caller (published twice, edited concurrently)."""
+
+
+class ServiceUnavailable(GridMapError, RuntimeError):
+    """A service GridMap needs (the database) cannot be reached right now."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input: where (source, row, field) and what."""
+
+    source: str
+    message: str
+    row: int | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = self.source
+        if self.row is not None:
+            where += f" row {self.row}"
+        if self.field is not None:
+            where += f", field '{self.field}'"
+        return f"{where}: {self.message}"
+
+
+class InputError(GridMapError, ValueError):
+    """Bad input: lists every problem found (rows numbered from 1, header excluded)."""
+
+    def __init__(
+        self, problems: Sequence[Problem], *, total: int | None = None
+    ) -> None:
+        self.problems = list(problems)
+        self.total = total if total is not None else len(self.problems)
+        lines = [str(p) for p in self.problems[:_MAX_LISTED]]
+        more = self.total - len(lines)
+        if more > 0:
+            lines.append(f"... and {more} more problem(s)")
+        super().__init__("\n".join(lines))
+
+    @classmethod
+    def one(cls, source: str, message: str, **where: object) -> InputError:
+        """An error with a single problem (``row=``, ``field=`` optional)."""
+        return cls([Problem(source, message, **where)])  # type: ignore[arg-type]

@@ -1,0 +1,212 @@
+"""Atoms (buildings or points that stay together), units (areas cut together) and the cells they own."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geo.gridding._geometry import _parts_with_atoms, _poly_only
+
+
+@dataclass
+class _Atom:
+    """Households that must stay together (one building, or one point)."""
+
+    x: float
+    y: float
+    load: float
+    count: int
+    members: np.ndarray  # household row positions
+    stack: int = -1  # >= 0: a chunk of a building split by unit (same point as others)
+
+
+@dataclass
+class _Unit:
+    """Villages (or a merged group in one township) cut into grids together."""
+
+    codes: list[str]
+    parent: str | None
+    geom: BaseGeometry
+    load: float = 0.0
+    count: int = 0
+    atoms: list[int] = field(default_factory=list)
+    barrier: str | None = None  # set on the parts of an area cut by barriers
+
+
+def _feasible(load: float, lo: float, hi: float) -> bool:
+    if load <= 0:
+        return False
+    return math.ceil(load / hi - 1e-9) <= math.floor(load / lo + 1e-9)
+
+
+def _grid_count(load: float, lo: float, hi: float, target: float) -> int:
+    """Number of grids for ``load``: in band when possible, else nearest to target."""
+    if load <= 0:
+        return 1
+    k_min = max(1, math.ceil(load / hi - 1e-9))
+    k_max = max(1, math.floor(load / lo + 1e-9))
+    k = max(1, round(load / target))
+    if k_min <= k_max:
+        return min(max(k, k_min), k_max)
+    return max(1, k)
+
+
+def _locate(hh: gpd.GeoDataFrame, leaf: gpd.GeoDataFrame) -> np.ndarray:
+    """Leaf-area position of each household: its area_code, else containment."""
+    pos = np.full(len(hh), -1, dtype=np.int64)
+    if "area_code" in hh.columns:
+        by_code = pd.Series(
+            np.arange(len(leaf)), index=leaf["code"].astype(str).to_numpy()
+        )
+        codes = hh["area_code"].astype(object)
+        mapped = by_code.reindex(codes.where(codes.notna(), "").astype(str).to_numpy())
+        ok = mapped.notna().to_numpy()
+        pos[ok] = mapped.to_numpy()[ok].astype(np.int64)
+    todo = np.flatnonzero(pos < 0)
+    if len(todo):
+        pts = np.asarray(hh.geometry.values, dtype=object)[todo]
+        p_idx, a_idx = leaf.sindex.query(pts, predicate="intersects")
+        order = np.lexsort((a_idx, p_idx))
+        p_idx, a_idx = p_idx[order], a_idx[order]
+        first = np.ones(len(p_idx), dtype=bool)
+        first[1:] = p_idx[1:] != p_idx[:-1]
+        pos[todo[p_idx[first]]] = a_idx[first]
+    return pos
+
+
+def _atoms(
+    hh: gpd.GeoDataFrame,
+    area_pos: np.ndarray,
+    loads: np.ndarray,
+    hi: float,
+    codes: list[str],
+) -> tuple[list[_Atom], list[dict[str, Any]]]:
+    """Group households into indivisible atoms; split buildings larger than ``hi``."""
+    xy = shapely.get_coordinates(np.asarray(hh.geometry.values, dtype=object))
+    n = len(hh)
+    if "building_id" in hh.columns:
+        bld = hh["building_id"].astype(object)
+        has_b = bld.notna().to_numpy()
+    else:
+        bld = pd.Series([None] * n, index=hh.index, dtype=object)
+        has_b = np.zeros(n, dtype=bool)
+    inverse = np.empty(n, dtype=np.int64)
+    nb = 0
+    if has_b.any():
+        keys_b = (
+            bld[has_b].astype(str)
+            + "@"
+            + pd.Series(area_pos[has_b], index=bld[has_b].index).astype(str)
+        )
+        codes_b, uniq_b = pd.factorize(keys_b, sort=True)
+        inverse[has_b] = codes_b
+        nb = len(uniq_b)
+    if (~has_b).any():
+        pts = pd.DataFrame(
+            {
+                "x": xy[~has_b, 0].round(7),
+                "y": xy[~has_b, 1].round(7),
+                "a": area_pos[~has_b],
+            }
+        )
+        inverse[~has_b] = (
+            nb + pts.groupby(["a", "x", "y"], sort=True).ngroup().to_numpy()
+        )
+    n_groups = int(inverse.max()) + 1 if n else 0
+    counts = np.bincount(inverse, minlength=n_groups)
+    sums = np.bincount(inverse, weights=loads, minlength=n_groups)
+    mx = np.bincount(inverse, weights=xy[:, 0], minlength=n_groups) / np.maximum(
+        counts, 1
+    )
+    my = np.bincount(inverse, weights=xy[:, 1], minlength=n_groups) / np.maximum(
+        counts, 1
+    )
+    order = np.argsort(inverse, kind="stable")
+    groups = np.split(order, np.cumsum(counts)[:-1]) if n else []
+    units = hh["unit"].astype(str).to_numpy() if "unit" in hh.columns else None
+    atoms: list[_Atom] = []
+    exceptions: list[dict[str, Any]] = []
+    stack_id = 0
+    for gi, g in enumerate(groups):
+        x, y, load = float(mx[gi]), float(my[gi]), float(sums[gi])
+        if load <= hi:
+            atoms.append(_Atom(x, y, load, int(counts[gi]), g))
+            continue
+        # a building larger than a grid: split by unit/floor into chunks
+        if units is not None:
+            g = g[np.argsort(units[g], kind="stable")]
+        k = math.ceil(load / hi)
+        for c in np.array_split(g, k):
+            atoms.append(_Atom(x, y, float(loads[c].sum()), len(c), c, stack=stack_id))
+        name = bld.iloc[int(g[0])] if has_b[g[0]] else f"at ({x:.6f}, {y:.6f})"
+        exceptions.append(
+            {
+                "area_code": codes[int(area_pos[g[0]])],
+                "grid_code": None,
+                "kind": "building_split",
+                "reason": (
+                    f"building {name} has {len(g)} households (> {hi:g}); split by unit "
+                    f"into {k} parts in different grids"
+                ),
+                "households": len(g),
+            }
+        )
+        stack_id += 1
+    return atoms, exceptions
+
+
+def _point_groups(
+    members: list[int], atoms: list[_Atom]
+) -> dict[tuple[float, float], list[int]]:
+    groups: dict[tuple[float, float], list[int]] = {}
+    for a in members:
+        groups.setdefault((atoms[a].x, atoms[a].y), []).append(a)
+    return groups
+
+
+def _cells(
+    geom: BaseGeometry,
+    keys: list[tuple[float, float]],
+    near: BaseGeometry | None = None,
+) -> list[BaseGeometry]:
+    """Voronoi cells of ``keys`` clipped to ``geom`` (a single key gets all of it).
+
+    With ``near``, only cells that can touch it are clipped; the others come back
+    empty (a cheap filter for moves across one shared edge).
+    """
+    if len(keys) == 1:
+        return [geom]
+    pts = shapely.points(np.array(keys))
+    vor = shapely.get_parts(
+        shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=geom)
+    )
+    tree = shapely.STRtree(vor)
+    p_idx, v_idx = tree.query(pts, predicate="intersects")
+    cell_of = dict(zip(p_idx.tolist(), v_idx.tolist(), strict=False))
+    raw = vor[[cell_of[i] for i in range(len(keys))]]
+    want = np.ones(len(keys), dtype=bool)
+    if near is not None:
+        shapely.prepare(near)
+        want = shapely.intersects(near, raw)
+    out = np.full(len(keys), shapely.Polygon(), dtype=object)
+    if want.any():
+        clipped = shapely.intersection(raw[want], geom)
+        out[want] = [_poly_only(c) for c in clipped]
+    return list(out)
+
+
+def _atom_parts(geom: BaseGeometry, members: list[int], atoms: list[_Atom]) -> int:
+    if not members:
+        return 0
+    return _parts_with_atoms(
+        geom,
+        np.array([atoms[a].x for a in members]),
+        np.array([atoms[a].y for a in members]),
+    )

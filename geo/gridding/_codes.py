@@ -1,0 +1,49 @@
+"""Grid codes: natural ordering and the next free code of an area."""
+
+from __future__ import annotations
+
+import re
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+
+def _natural(
+    grids: gpd.GeoDataFrame, hh: gpd.GeoDataFrame, old: pd.Series
+) -> np.ndarray:
+    """Grid position of each household under the old plan (kept if still inside)."""
+    codes = grids["grid_code"].astype(str).to_numpy()
+    pos_of = pd.Series(np.arange(len(codes)), index=codes)
+    pts = np.asarray(hh.geometry.values, dtype=object)
+    polys = np.asarray(grids.geometry.values, dtype=object)
+    out = np.full(len(hh), -1, dtype=np.int64)
+    prev = hh["household_id"].map(old)
+    known = prev.notna().to_numpy() & prev.isin(pos_of.index).to_numpy()
+    if known.any():
+        p = pos_of.reindex(prev[known].to_numpy()).to_numpy().astype(np.int64)
+        still = shapely.intersects(polys[p], pts[known]) | (
+            shapely.distance(polys[p], pts[known]) < 1e-9
+        )
+        idx = np.flatnonzero(known)
+        out[idx[still]] = p[still]
+    todo = np.flatnonzero(out < 0)
+    if len(todo):
+        p_idx, g_idx = grids.sindex.query(pts[todo], predicate="intersects")
+        order = np.lexsort((codes[g_idx], p_idx))
+        p_idx, g_idx = p_idx[order], g_idx[order]
+        first = np.ones(len(p_idx), dtype=bool)
+        first[1:] = p_idx[1:] != p_idx[:-1]
+        out[todo[p_idx[first]]] = g_idx[first]
+    return out
+
+
+def _next_code(area: str, used: set[str], digits: int = 2) -> str:
+    """The next free sequence number in ``area`` after every code ever used."""
+    pat = re.compile(rf"^{re.escape(area)}(\d{{{digits}}})$")
+    seqs = [int(m.group(1)) for c in used if (m := pat.match(c))]
+    n = max(seqs, default=0) + 1
+    code = f"{area}{str(n).zfill(digits)}"
+    used.add(code)
+    return code

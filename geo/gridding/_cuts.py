@@ -1,0 +1,143 @@
+"""Partitioning a unit into grids: recursive straight cuts, then moves and sequence fallbacks."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geo.gridding._atoms import _Atom, _grid_count, _Unit
+from geo.gridding._geometry import (
+    _ANGLES,
+    _halfplane,
+    _overlay,
+    _parts_with_atoms,
+    _poly_only,
+    _pp,
+)
+from geo.gridding._moves import _move_into_band, _out_of_band
+from geo.gridding._sequences import _sequence_partition
+
+
+def _partition(
+    u: _Unit, atoms: list[_Atom], lo: float, hi: float, tgt: float, kx: float
+) -> list[tuple[BaseGeometry, list[int]]]:
+    """Cut the unit's polygon into grids by recursive weighted straight cuts."""
+    k = _grid_count(u.load, lo, hi, tgt)
+    idx = np.asarray(u.atoms, dtype=np.int64)
+    if k <= 1:
+        return [(u.geom, idx.tolist())]
+    xs = np.array([atoms[i].x for i in idx]) * kx
+    ys = np.array([atoms[i].y for i in idx])
+    ws = np.array([atoms[i].load for i in idx])
+    stacks = np.array([atoms[i].stack for i in idx])
+    out: list[tuple[BaseGeometry, list[int]]] = []
+    # cut in locally isotropic coordinates (x scaled by cos(lat)), then scale back
+    scaled = shapely.transform(u.geom, lambda c: c * np.array([kx, 1.0]))
+    _split(scaled, np.arange(len(idx)), k, xs, ys, ws, stacks, lo, hi, 1.0, out)
+    unscale = np.array([1.0 / kx, 1.0])
+    pieces = [
+        (
+            _poly_only(shapely.transform(g, lambda c: c * unscale)),
+            [int(idx[j]) for j in m],
+        )
+        for g, m in out
+    ]
+    if len(pieces) > 1:
+        pieces = _move_into_band(pieces, atoms, lo, hi)
+        if _out_of_band(pieces, atoms, lo, hi):
+            better = _sequence_partition(u, atoms, lo, hi, tgt, kx, pieces)
+            if better is not None:
+                pieces = better
+    return pieces
+
+
+def _split(
+    geom: BaseGeometry,
+    members: np.ndarray,
+    k: int,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    ws: np.ndarray,
+    stacks: np.ndarray,
+    lo: float,
+    hi: float,
+    kx: float,
+    out: list[tuple[BaseGeometry, list[int]]],
+) -> None:
+    if k <= 1 or len(members) <= 1:
+        out.append((geom, members.tolist()))
+        return
+    w = ws[members]
+    total = float(w.sum())
+    cx0 = float(np.mean(xs[members]))
+    cy0 = float(np.mean(ys[members]))
+    px = (xs[members] - cx0) * kx
+    py = ys[members] - cy0
+    st = stacks[members]
+    best: tuple[Any, ...] | None = None
+    # the even split first; uneven splits only if no straight cut keeps the band
+    k1_options = [k // 2] + [j for j in range(1, k) if j != k // 2]
+    for k1 in k1_options:
+        k2 = k - k1
+        ideal = total * k1 / k
+        for theta in _ANGLES:
+            dx, dy = math.cos(theta), math.sin(theta)
+            proj = px * dx + py * dy
+            order = np.argsort(proj, kind="stable")
+            sp = proj[order]
+            left_w = np.cumsum(w[order])[:-1]
+            right_w = total - left_w
+            so = st[order]
+            cuttable = (sp[1:] - sp[:-1] > 1e-12) | (
+                (so[1:] == so[:-1]) & (so[1:] >= 0)
+            )
+            in_band = (
+                (left_w >= k1 * lo - 1e-9)
+                & (left_w <= k1 * hi + 1e-9)
+                & (right_w >= k2 * lo - 1e-9)
+                & (right_w <= k2 * hi + 1e-9)
+            )
+            ok = np.flatnonzero(cuttable & in_band)
+            band_ok = len(ok) > 0
+            cand = ok if band_ok else np.flatnonzero(cuttable)
+            if len(cand) == 0:
+                continue
+            near = int(cand[np.argmin(np.abs(left_w[cand] - ideal))])
+            picks = {near}
+            if band_ok and len(cand) > 2:
+                picks |= {int(cand[len(cand) // 4]), int(cand[(3 * len(cand)) // 4])}
+            for i in sorted(picks):
+                c = (sp[i] + sp[i + 1]) / 2
+                hp = _halfplane(geom, cx0 + c * dx / kx, cy0 + c * dy, dx, dy, kx)
+                cut = _overlay(shapely.intersection, geom, hp)
+                if cut is None or (left := _poly_only(cut)).is_empty:
+                    continue
+                rest = _overlay(shapely.difference, geom, left)
+                if rest is None or (right := _poly_only(rest)).is_empty:
+                    continue
+                lm = members[order[: i + 1]]
+                rm = members[order[i + 1 :]]
+                frag = int(_parts_with_atoms(left, xs[lm], ys[lm]) > 1) + int(
+                    _parts_with_atoms(right, xs[rm], ys[rm]) > 1
+                )
+                pp = min(_pp(left, kx), _pp(right, kx))
+                score = (
+                    0 if band_ok else 1,
+                    frag,
+                    -round(pp, 3),
+                    abs(float(left_w[i]) - ideal),
+                )
+                if best is None or score < best[0]:
+                    best = (score, left, right, lm, rm, k1)
+        if best is not None and best[0][0] == 0:
+            break
+    if best is None:
+        out.append((geom, members.tolist()))
+        return
+    _, left, right, lm, rm, k1 = best
+    _split(left, lm, k1, xs, ys, ws, stacks, lo, hi, kx, out)
+    _split(right, rm, k - k1, xs, ys, ws, stacks, lo, hi, kx, out)

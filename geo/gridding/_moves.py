@@ -1,0 +1,324 @@
+"""Moving whole buildings between adjacent grids: flows along chains of grids and local repairs."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geo.gridding._atoms import _Atom, _atom_parts, _cells, _point_groups
+from geo.gridding._geometry import _clean, _overlay, _poly_only, _pp, _union
+
+
+def _move_into_band(
+    pieces: list[tuple[BaseGeometry, list[int]]],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+) -> list[tuple[BaseGeometry, list[int]]]:
+    """Building moves across shared edges, then along chains of neighbours."""
+    pieces = _repair(pieces, atoms, lo, hi)
+    if _out_of_band(pieces, atoms, lo, hi):
+        pieces = _chain_repair(pieces, atoms, lo, hi)
+    return pieces
+
+
+def _fragmented(
+    pieces: list[tuple[BaseGeometry, list[int]]], atoms: list[_Atom]
+) -> int:
+    """How many pieces hold their buildings in more than one part."""
+    return sum(_atom_parts(p, m, atoms) > 1 for p, m in pieces)
+
+
+def _out_of_band(
+    pieces: list[tuple[BaseGeometry, list[int]]],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+) -> int:
+    return sum(
+        not lo - 1e-9 <= sum(atoms[a].load for a in m) <= hi + 1e-9 for _, m in pieces
+    )
+
+
+def _ranked(
+    pieces: list[tuple[BaseGeometry, list[int]]], atoms: list[_Atom], kx: float
+) -> tuple[tuple[float, float], list[tuple[BaseGeometry, list[int]]]]:
+    """(fewest broken pieces, then the highest least Polsby-Popper, in locally
+    isotropic coordinates) as a sort key, with the pieces."""
+    scale = np.array([kx, 1.0])
+    pp = min(_pp(shapely.transform(p, lambda c: c * scale)) for p, _ in pieces)
+    return (float(_fragmented(pieces, atoms)), -round(pp, 3)), pieces
+
+
+def _chain_repair(
+    pieces: list[tuple[BaseGeometry, list[int]]],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+) -> list[tuple[BaseGeometry, list[int]]]:
+    """Pass buildings along chains of neighbouring pieces (the rebalancer's step)."""
+
+    cells = [
+        _Grid(code=str(i), area_code="u", geom=g, atoms=list(m), locked=False)
+        for i, (g, m) in enumerate(pieces)
+    ]
+    _chain_flow(cells, atoms, lo, hi, max_steps=400)
+    return [(c.geom, c.atoms) for c in cells]
+
+
+def _repair(
+    pieces: list[tuple[BaseGeometry, list[int]]],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+    *,
+    max_moves: int = 200,
+    frozen: frozenset[int] = frozenset(),
+) -> list[tuple[BaseGeometry, list[int]]]:
+    """Move whole buildings (with their Voronoi cell) across shared edges to fix the band.
+
+    Pieces whose index is in ``frozen`` (locked grids) neither give nor take.
+
+    Only grids out of band, and the neighbours that trade with them, change.
+    A move never splits the giving grid and keeps the tiling exact (the cell is
+    cut from one grid and added to the other).
+    """
+    geoms = [g for g, _ in pieces]
+    mem = [list(m) for _, m in pieces]
+
+    def load(i: int) -> float:
+        return float(sum(atoms[a].load for a in mem[i]))
+
+    def dist(v: float) -> float:
+        return max(lo - v, 0.0, v - hi)
+
+    # the buildings of ``src`` whose Voronoi cell touches ``dst``: cached until
+    # either grid changes (a move changes two grids; the other pairs stay valid)
+    version = [0] * len(geoms)
+    edge_cache: dict[tuple[int, int, int, int], list[Any]] = {}
+
+    def _edge_cells(src: int, dst: int) -> list[Any]:
+        ck = (src, version[src], dst, version[dst])
+        hit = edge_cache.get(ck)
+        if hit is not None:
+            return hit
+        groups = _point_groups(mem[src], atoms)
+        keys = list(groups)
+        found: list[Any] = []
+        # only cells reaching the edge the two grids share can move across it
+        edge = shapely.intersection(geoms[src].boundary, geoms[dst].boundary)
+        if len(keys) > 1 and shapely.length(edge) > 0:
+            cells = _cells(geoms[src], keys, near=edge)
+            for key, cell in zip(keys, cells, strict=True):
+                if cell.is_empty:
+                    continue
+                shared = float(
+                    shapely.length(
+                        shapely.intersection(cell.boundary, geoms[dst].boundary)
+                    )
+                )
+                if shared > 0:
+                    w = sum(atoms[a].load for a in groups[key])
+                    found.append((groups[key], cell, shared, w))
+        edge_cache[ck] = found
+        return found
+
+    banned: set[tuple[int, int]] = set()
+    for _ in range(max_moves):
+        loads = [load(i) for i in range(len(mem))]
+        bad = [i for i in range(len(mem)) if dist(loads[i]) > 1e-9 and i not in frozen]
+        if not bad:
+            break
+        best: tuple[float, int, int, BaseGeometry, list[int]] | None = None
+        tree = shapely.STRtree(np.asarray(geoms, dtype=object))
+        for i in bad:
+            for j in tree.query(geoms[i], predicate="intersects"):
+                j = int(j)
+                if j == i or j in frozen:
+                    continue
+                # over: i gives to j; under: i takes from j
+                src, dst = (i, j) if loads[i] > hi else (j, i)
+                for group, cell, shared, w in _edge_cells(src, dst):
+                    if (src, group[0]) in banned:
+                        continue
+                    before = dist(loads[src]) + dist(loads[dst])
+                    after = dist(loads[src] - w) + dist(loads[dst] + w)
+                    gain = before - after
+                    if gain <= 1e-9:
+                        continue
+                    score = gain + 1e-6 * shared
+                    if best is None or score > best[0]:
+                        best = (score, src, dst, cell, group)
+        if best is None:
+            break
+        _, src, dst, cell, moved = best
+        diff = _overlay(shapely.difference, geoms[src], cell)
+        if diff is None:
+            banned.add((src, moved[0]))
+            continue
+        new_src = _clean(_poly_only(diff))
+        rest = [a for a in mem[src] if a not in set(moved)]
+        if _atom_parts(new_src, rest, atoms) > max(
+            1, _atom_parts(geoms[src], mem[src], atoms)
+        ):
+            banned.add((src, moved[0]))  # would split the giver: try another building
+            continue
+        geoms[src] = new_src
+        geoms[dst] = _union([geoms[dst], cell])
+        mem[src] = rest
+        mem[dst] = mem[dst] + moved
+        version[src] += 1
+        version[dst] += 1
+    return list(zip(geoms, mem, strict=True))
+
+
+@dataclass(eq=False)
+class _Grid:
+    code: str
+    area_code: str
+    geom: BaseGeometry
+    atoms: list[int]
+    locked: bool
+    touched: bool = False
+    origin: str | None = None  # for new grids: the code they were split from
+    areas: frozenset[str] = frozenset()  # every area the grid covers (merged areas)
+    accepted: bool = False  # out of band already in the previous plan, unchanged
+
+
+def _neighbours(c: _Grid, cells: list[_Grid]) -> list[_Grid]:
+    return [
+        o
+        for o in cells
+        if o is not c
+        and not o.locked
+        and (o.area_code == c.area_code or (o.areas & c.areas))
+        and shapely.intersects(o.geom, c.geom)
+        and shapely.length(shapely.intersection(o.geom.boundary, c.geom.boundary)) > 0
+    ]
+
+
+def _flow(cells: list[_Grid], atoms: list[_Atom], lo: float, hi: float) -> None:
+    """Single-hop moves of whole buildings from over- to under-loaded neighbours."""
+
+    def load(c: _Grid) -> float:
+        return float(sum(atoms[a].load for a in c.atoms))
+
+    for c in list(cells):
+        if c.locked or lo - 1e-9 <= load(c) <= hi + 1e-9:
+            continue
+        group = [c, *_neighbours(c, cells)]
+        if len(group) < 2:
+            continue
+        before = [list(x.atoms) for x in group]
+        pieces = _repair([(x.geom, list(x.atoms)) for x in group], atoms, lo, hi)
+        for x, (geom, members), prev in zip(group, pieces, before, strict=True):
+            if sorted(members) != sorted(prev):
+                x.geom, x.atoms, x.touched = geom, members, True
+
+
+def _chain_flow(
+    cells: list[_Grid],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+    *,
+    max_steps: int = 2000,
+) -> None:
+    """Pass buildings along a chain of neighbours to the nearest grid with room.
+
+    For a grid over the band whose neighbours are full (or under it, whose
+    neighbours have nothing to spare), each step moves one building across each
+    shared edge of the shortest path to a grid that can absorb (or give) it, so
+    intermediate grids keep their size.
+    """
+
+    def load(c: _Grid) -> float:
+        return float(sum(atoms[a].load for a in c.atoms))
+
+    steps = 0
+    for c in list(cells):
+        while steps < max_steps and not c.locked and c in cells:
+            over = load(c) > hi + 1e-9
+            under = load(c) < lo - 1e-9
+            if not (over or under):
+                break
+            path = _path_to_slack(c, cells, atoms, lo, hi, over)
+            if path is None:
+                break
+            # over: move along c -> ... -> t, starting at the far end
+            hops = list(itertools.pairwise(path))
+            if not over:
+                hops = [(b, a) for a, b in hops]  # under: pull from t towards c
+            ok = True
+            for src, dst in reversed(hops) if over else hops:
+                if not _move_one(src, dst, atoms):
+                    ok = False
+                    break
+            steps += 1
+            if not ok:
+                break
+
+
+def _path_to_slack(
+    c: _Grid, cells: list[_Grid], atoms: list[_Atom], lo: float, hi: float, over: bool
+) -> list[_Grid] | None:
+    def load(x: _Grid) -> float:
+        return float(sum(atoms[a].load for a in x.atoms))
+
+    seen = {id(c)}
+    frontier: list[list[_Grid]] = [[c]]
+    while frontier:
+        nxt: list[list[_Grid]] = []
+        for path in frontier:
+            for n in _neighbours(path[-1], cells):
+                if id(n) in seen:
+                    continue
+                seen.add(id(n))
+                if (over and load(n) <= hi - 1) or (not over and load(n) >= lo + 1):
+                    return [*path, n]
+                if len(path) < 4:
+                    nxt.append([*path, n])
+        frontier = nxt
+    return None
+
+
+def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
+    """Move the lightest building of ``src`` bordering ``dst`` (with its cell)."""
+    groups = _point_groups(src.atoms, atoms)
+    keys = list(groups)
+    if len(keys) <= 1:
+        return False
+    # only cells reaching the edge the two grids share can move across it
+    edge = shapely.intersection(src.geom.boundary, dst.geom.boundary)
+    if shapely.length(edge) <= 0:
+        return False
+    cells = _cells(src.geom, keys, near=edge)
+    options = []
+    for key, cell in zip(keys, cells, strict=True):
+        if cell.is_empty:
+            continue
+        shared = shapely.length(shapely.intersection(cell.boundary, dst.geom.boundary))
+        if shared > 0:
+            w = sum(atoms[a].load for a in groups[key])
+            options.append((w, -shared, key, cell))
+    for _, _, key, cell in sorted(options, key=lambda o: (o[0], o[1]))[:5]:
+        moved = set(groups[key])
+        rest = [a for a in src.atoms if a not in moved]
+        diff = _overlay(shapely.difference, src.geom, cell)
+        if diff is None:
+            continue
+        new_src = _clean(_poly_only(diff))
+        if _atom_parts(new_src, rest, atoms) > max(
+            1, _atom_parts(src.geom, src.atoms, atoms)
+        ):
+            continue
+        src.geom, src.atoms, src.touched = new_src, rest, True
+        dst.geom = _union([dst.geom, cell])
+        dst.atoms, dst.touched = dst.atoms + list(groups[key]), True
+        return True
+    return False

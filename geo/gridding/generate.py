@@ -1,0 +1,682 @@
+"""Generating grids of 200–300 households that tile every area."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geo.crs import STORAGE_CRS
+from geo.gridding._atoms import _Atom, _atoms, _feasible, _locate, _Unit
+from geo.gridding._cuts import _partition
+from geo.gridding._geometry import _SLIVER, _clean, _poly_only, _union
+from geo.gridding.metrics import plan_metrics
+from geo.plan import GridPlan
+
+__all__ = ["generate_grids"]
+
+
+_VILLAGE_LEVELS = ("village", "community")
+
+
+def generate_grids(
+    households: gpd.GeoDataFrame,
+    areas: gpd.GeoDataFrame,
+    *,
+    min_households: float = 200,
+    max_households: float = 300,
+    target: float | None = None,
+    respect_level: str = "village",
+    barriers: gpd.GeoDataFrame | None = None,
+    weight: str | None = None,
+    seed: int = 0,
+    code_digits: int = 2,
+) -> GridPlan:
+    """Draw grids of ``min_households``–``max_households`` that tile every area.
+
+    Each village/community (``respect_level="village"``) or township
+    (``"township"``) is cut into the number of grids its load allows by
+    recursive straight cuts: every cut splits the households at a weighted
+    quantile so both sides can still be divided in band, and among several
+    directions the most compact pair of pieces wins. Grids therefore tile the
+    area exactly (each cut splits a polygon in two), hold whole buildings, and
+    are compact. Villages whose load cannot be cut into in-band grids (fewer
+    than ``min_households``, or e.g. 301–399) are merged with an adjacent village
+    of the same township when that makes the band reachable; otherwise they
+    keep one out-of-band grid. Every such case is listed in the report.
+
+    Parameters
+    ----------
+    households
+        Points (any CRS) with ``household_id``; optional ``building_id`` (households
+        sharing it stay in one grid), ``unit`` (orders the households of a building
+        too large for one grid), ``area_code`` and the ``weight`` column.
+    areas
+        Polygons with ``code``, optional ``level`` and ``parent_code``.
+    min_households, max_households, target
+        The band and the preferred size (default: the middle of the band).
+    respect_level
+        ``"village"`` (villages and communities) or ``"township"``.
+    barriers
+        Lines or polygons (rivers, main roads, railways; optional ``name``) that
+        grids should not cross: each area is first cut along them, and a part
+        is joined across a barrier only when it cannot form in-band grids alone
+        (reported as ``crosses_barrier``).
+    weight
+        Column giving each household's workload (default 1 each).
+    seed
+        Only breaks exact ties; the same input and seed give the same plan.
+    code_digits
+        Digits of the sequence appended to the area code (``01``…).
+
+    Returns
+    -------
+    GridPlan
+
+    Examples
+    --------
+    >>> import geopandas as gpd, numpy as np, shapely
+    >>> rng = np.random.default_rng(0)
+    >>> hh = gpd.GeoDataFrame({"household_id": [f"h{i}" for i in range(1000)]},
+    ...     geometry=shapely.points(rng.uniform(0, 0.01, 1000), rng.uniform(0, 0.01, 1000)),
+    ...     crs=4326)
+    >>> village = gpd.GeoDataFrame({"code": ["V1"], "level": ["village"]},
+    ...     geometry=[shapely.box(0, 0, 0.01, 0.01)], crs=4326)
+    >>> plan = generate_grids(hh, village)
+    >>> len(plan.grids), plan.report["metrics"]["in_band_share"]
+    (4, 1.0)
+    >>> plan.grids["grid_code"].tolist()
+    ['V101', 'V102', 'V103', 'V104']
+    """
+    t0 = time.perf_counter()
+    lo, hi = float(min_households), float(max_households)
+    if not 0 < lo <= hi:
+        raise ValueError(f"need 0 < min_households <= max_households, got {lo}, {hi}")
+    tgt = float(target) if target is not None else (lo + hi) / 2
+    if not lo <= tgt <= hi:
+        raise ValueError(f"target {tgt} is outside the band {lo}–{hi}")
+    if "household_id" not in households.columns:
+        raise ValueError("households need a 'household_id' column")
+    if "code" not in areas.columns:
+        raise ValueError("areas need a 'code' column")
+    if households["household_id"].duplicated().any():
+        dup = households["household_id"][households["household_id"].duplicated()].iloc[
+            0
+        ]
+        raise ValueError(f"duplicate household_id {dup!r}")
+    if weight is not None and weight not in households.columns:
+        raise ValueError(f"weight column {weight!r} not in households")
+
+    hh = households.to_crs(STORAGE_CRS) if households.crs != areas.crs else households
+    ar = areas.to_crs(STORAGE_CRS)
+    hh = hh.to_crs(STORAGE_CRS)
+    levels = _VILLAGE_LEVELS if respect_level == "village" else (respect_level,)
+    if "level" in ar.columns:
+        leaf = ar[ar["level"].isin(levels)]
+        if leaf.empty:
+            raise ValueError(f"no areas at level {respect_level!r}")
+    else:
+        leaf = ar
+    leaf = leaf.reset_index(drop=True)
+    parent = (
+        leaf["parent_code"]
+        .astype(object)
+        .where(leaf["parent_code"].notna(), None)
+        .tolist()
+        if "parent_code" in leaf.columns
+        else [None] * len(leaf)
+    )
+    lat0 = float(np.mean(shapely.bounds(leaf.geometry.values)[:, [1, 3]]))
+    kx = math.cos(math.radians(lat0))
+
+    # households -> leaf area
+    area_pos = _locate(hh, leaf)
+    outside = np.flatnonzero(area_pos < 0)
+    if len(outside):
+        ids = hh["household_id"].iloc[outside[:10]].tolist()
+        raise ValueError(
+            f"{len(outside)} household(s) lie outside every {respect_level}: {ids}"
+        )
+    loads = (
+        pd.to_numeric(hh[weight], errors="coerce").fillna(1.0).to_numpy(dtype=float)
+        if weight
+        else np.ones(len(hh))
+    )
+    atoms, exceptions = _atoms(hh, area_pos, loads, hi, leaf["code"].tolist())
+
+    # units: one per leaf area, merged where the band is unreachable
+    units = [
+        _Unit(codes=[c], parent=p, geom=g)
+        for c, p, g in zip(leaf["code"], parent, leaf.geometry.values, strict=True)
+    ]
+    for i, a in enumerate(atoms):
+        u = units[int(area_pos[a.members[0]])]
+        u.atoms.append(i)
+        u.load += a.load
+        u.count += a.count
+    if barriers is not None and len(barriers):
+        units = _cut_by_barriers(units, atoms, barriers.to_crs(STORAGE_CRS))
+        cut = [u for u in units if u.barrier is not None]
+        whole = [u for u in units if u.barrier is None]
+        units = whole + _merge_units(cut, lo, hi, exceptions, kind="crosses_barrier")
+        area_parent = dict(zip(leaf["code"], parent, strict=True))
+        for u in units:
+            u.parent = area_parent[u.codes[0]]
+    units = _merge_units(units, lo, hi, exceptions)
+
+    rows: list[dict[str, Any]] = []
+    for u in units:
+        pieces = _partition(u, atoms, lo, hi, tgt, kx)
+        rows.extend(_unit_grids(u, pieces, atoms, area_pos, leaf, lo, hi, exceptions))
+
+    grids, assignments = _finish(rows, hh, leaf, kx, code_digits, exceptions)
+    if barriers is not None and len(barriers):
+        _report_barrier_crossings(
+            grids, assignments, hh, barriers.to_crs(STORAGE_CRS), exceptions
+        )
+    metrics = plan_metrics(grids, min_households=lo, max_households=hi)
+    report = {
+        "params": {
+            "min_households": lo,
+            "max_households": hi,
+            "target": tgt,
+            "respect_level": respect_level,
+            "weight": weight,
+            "seed": seed,
+        },
+        "metrics": metrics,
+        "exceptions": exceptions,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    return GridPlan(grids=grids, assignments=assignments, report=report)
+
+
+def _report_barrier_crossings(
+    grids: gpd.GeoDataFrame,
+    assignments: pd.DataFrame,
+    hh: gpd.GeoDataFrame,
+    barriers: gpd.GeoDataFrame,
+    exceptions: list[dict[str, Any]],
+) -> None:
+    """List every grid whose households sit on both sides of a barrier inside it."""
+    lines = np.asarray(
+        barriers.geometry.boundary.where(
+            ~barriers.geometry.geom_type.isin(["LineString", "MultiLineString"]),
+            barriers.geometry,
+        ).values,
+        dtype=object,
+    )
+    tree = shapely.STRtree(lines)
+    pts = pd.Series(
+        np.asarray(hh.geometry.values, dtype=object),
+        index=hh["household_id"].to_numpy(),
+    )
+    members = assignments.groupby("grid_code")["household_id"]
+    for g in grids.itertuples():
+        hit = tree.query(g.geometry, predicate="intersects")
+        if len(hit) == 0:
+            continue
+        cut = shapely.intersection(shapely.union_all(lines[hit]), g.geometry)
+        pieces = shapely.get_parts(
+            shapely.polygonize(
+                shapely.get_parts(shapely.union(g.geometry.boundary, cut))
+            )
+        )
+        if len(pieces) <= 1:
+            continue
+        mine = np.asarray(pts.loc[members.get_group(g.grid_code)].values, dtype=object)
+        sides = sum(bool(shapely.intersects(p, mine).any()) for p in pieces)
+        if sides > 1:
+            exceptions.append(
+                {
+                    "area_code": g.area_code,
+                    "grid_code": g.grid_code,
+                    "kind": "crosses_barrier",
+                    "reason": (
+                        f"grid has households on {sides} sides of a barrier it contains "
+                        "(joined because a side could not form an in-band grid alone, or "
+                        "the barrier does not separate them within the area)"
+                    ),
+                    "households": int(g.households),
+                }
+            )
+
+
+def _cut_by_barriers(
+    units: list[_Unit], atoms: list[_Atom], barriers: gpd.GeoDataFrame
+) -> list[_Unit]:
+    """Cut each unit along the barriers; parts without households join a neighbour part."""
+    lines = np.asarray(shapely.boundary(barriers.geometry.values), dtype=object)
+    lines = np.where(
+        np.isin(
+            shapely.get_type_id(np.asarray(barriers.geometry.values, dtype=object)),
+            (1, 5),
+        ),
+        np.asarray(barriers.geometry.values, dtype=object),
+        lines,
+    )
+    names = (
+        barriers["name"].astype(str).to_numpy()
+        if "name" in barriers.columns
+        else np.array([f"barrier {i + 1}" for i in range(len(barriers))])
+    )
+    tree = shapely.STRtree(lines)
+    out: list[_Unit] = []
+    for u in units:
+        hit = tree.query(u.geom, predicate="intersects")
+        if len(hit) == 0:
+            out.append(u)
+            continue
+        cut = shapely.intersection(shapely.union_all(lines[hit]), u.geom)
+        pieces = shapely.get_parts(
+            shapely.polygonize(shapely.get_parts(shapely.union(u.geom.boundary, cut)))
+        )
+        pieces = [
+            p
+            for p in pieces
+            if shapely.area(shapely.intersection(p, u.geom)) > p.area * 0.5
+        ]
+        if len(pieces) <= 1:
+            out.append(u)
+            continue
+        label = ", ".join(sorted(set(names[hit])))
+        parts = [
+            _Unit(codes=list(u.codes), parent=u.codes[0], geom=p, barrier=label)
+            for p in pieces
+        ]
+        ptree = shapely.STRtree(np.asarray(pieces, dtype=object))
+        pts = shapely.points(
+            [atoms[a].x for a in u.atoms], [atoms[a].y for a in u.atoms]
+        )
+        a_idx, p_idx = ptree.query(pts, predicate="intersects")
+        owner = np.full(len(u.atoms), -1)
+        for ai, pi in zip(a_idx, p_idx, strict=True):
+            if owner[ai] < 0:
+                owner[ai] = pi
+        owner[owner < 0] = 0  # a point exactly on a barrier: first part
+        for a, pi in zip(u.atoms, owner, strict=True):
+            parts[pi].atoms.append(a)
+            parts[pi].load += atoms[a].load
+            parts[pi].count += atoms[a].count
+        full = [p for p in parts if p.atoms]
+        if not full:
+            out.append(u)
+            continue
+        for p in (p for p in parts if not p.atoms):  # territory only: no one crosses
+
+            def shared(q: _Unit, p: _Unit = p) -> float:
+                return float(
+                    shapely.length(
+                        shapely.intersection(q.geom.boundary, p.geom.boundary)
+                    )
+                )
+
+            best = max(
+                full,
+                key=shared,
+            )
+            best.geom = _union([best.geom, p.geom])
+        out.extend(full)
+    return out
+
+
+def _merge_units(
+    units: list[_Unit],
+    lo: float,
+    hi: float,
+    exceptions: list[dict[str, Any]],
+    *,
+    max_merge: int = 3,
+    kind: str = "merged_areas",
+) -> list[_Unit]:
+    """Merge units whose load cannot be cut in band with an adjacent unit of the same parent."""
+    alive = list(units)
+    tree_geoms = None
+    changed = True
+    while changed:
+        changed = False
+        bad = [u for u in alive if not _feasible(u.load, lo, hi)]
+        if not bad:
+            break
+        tree_geoms = np.asarray([u.geom for u in alive], dtype=object)
+        tree = shapely.STRtree(tree_geoms)
+        index = {id(u): i for i, u in enumerate(alive)}
+        for u in sorted(bad, key=lambda u: (u.load, u.codes[0])):
+            if id(u) not in index:
+                continue
+            i = index[id(u)]
+            cand = [
+                int(j)
+                for j in tree.query(u.geom, predicate="intersects")
+                if int(j) != i
+                and alive[int(j)].parent == u.parent
+                and id(alive[int(j)]) in index
+            ]
+            cand = [
+                j
+                for j in cand
+                if shapely.length(
+                    shapely.intersection(u.geom.boundary, tree_geoms[j].boundary)
+                )
+                > 0
+            ]
+            if not cand:
+                continue
+
+            def rank(
+                j: int, u: _Unit = u, alive: list[_Unit] = alive
+            ) -> tuple[int, int, float, str]:
+                other = alive[j]
+                merged = u.load + other.load
+                return (
+                    0 if _feasible(merged, lo, hi) else 1,
+                    0 if not _feasible(other.load, lo, hi) else 1,
+                    merged,
+                    other.codes[0],
+                )
+
+            best = min(cand, key=rank)
+            other = alive[best]
+            if not _feasible(u.load + other.load, lo, hi) and (
+                len(u.codes) + len(other.codes) > max_merge
+            ):
+                continue  # would grow a merged unit past the cap
+            merged = _Unit(
+                barrier=u.barrier or other.barrier,
+                codes=sorted(
+                    set(u.codes + other.codes),
+                    key=lambda c: (
+                        c not in (u.codes if u.load >= other.load else other.codes),
+                        c,
+                    ),
+                ),
+                parent=u.parent,
+                geom=_union([u.geom, other.geom]),
+                load=u.load + other.load,
+                count=u.count + other.count,
+                atoms=u.atoms + other.atoms,
+            )
+            exceptions.append(
+                {
+                    "area_code": merged.codes[0],
+                    "grid_code": None,
+                    "kind": kind,
+                    "reason": (
+                        f"{'+'.join(u.codes)} ({u.count} households) cannot form grids of "
+                        f"{lo:g}–{hi:g} alone; merged with adjacent {'+'.join(other.codes)} "
+                        f"({other.count}) in the same parent {u.parent}"
+                        if kind == "merged_areas"
+                        else f"the part of {u.codes[0]} cut off by "
+                        f"{u.barrier or 'a barrier'} ({u.count} households) cannot form "
+                        f"grids of {lo:g}–{hi:g} alone; joined across it with the adjacent "
+                        f"part ({other.count} households)"
+                    ),
+                    "households": merged.count,
+                }
+            )
+            del index[id(u)], index[id(other)]
+            alive = [w for w in alive if w is not u and w is not other] + [merged]
+            changed = True
+            break
+    return alive
+
+
+def _unit_grids(
+    u: _Unit,
+    pieces: list[tuple[BaseGeometry, list[int]]],
+    atoms: list[_Atom],
+    area_pos: np.ndarray,
+    leaf: gpd.GeoDataFrame,
+    lo: float,
+    hi: float,
+    exceptions: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    codes = leaf["code"].to_numpy()
+    rows = []
+    for geom, members in pieces:
+        hh_rows = (
+            np.concatenate([atoms[i].members for i in members])
+            if members
+            else np.array([], dtype=np.int64)
+        )
+        load = float(sum(atoms[i].load for i in members))
+        by_area = (
+            pd.Series(codes[area_pos[hh_rows]]).value_counts()
+            if len(hh_rows)
+            else pd.Series(dtype=int)
+        )
+        home = by_area.index[0] if len(by_area) else u.codes[0]
+        touched = sorted(set(by_area.index) | ({home}))
+        reason = None
+        if not lo - 1e-9 <= load <= hi + 1e-9:
+            if _feasible(u.load, lo, hi):
+                biggest = max((atoms[i].load for i in members), default=0)
+                reason = (
+                    f"{load:g} households: no straight cut of {'+'.join(u.codes)} keeps "
+                    f"whole buildings (largest {biggest:g}) within {lo:g}–{hi:g}"
+                )
+            elif len(u.codes) > 1:
+                reason = (
+                    f"{load:g} households: merged {'+'.join(u.codes)} still cannot be "
+                    f"cut into {lo:g}–{hi:g}"
+                )
+            elif u.load < lo:
+                reason = (
+                    f"{'+'.join(u.codes)} has only {u.load:g} households and no adjacent "
+                    f"area in {u.parent} to merge with that keeps the band"
+                )
+            else:
+                reason = (
+                    f"{'+'.join(u.codes)} has {u.load:g} households: one grid exceeds "
+                    f"{hi:g}, two would fall below {lo:g}, and no adjacent area in "
+                    f"{u.parent} could take the surplus"
+                )
+        rows.append(
+            {
+                "area_code": home,
+                "areas": ";".join(touched),
+                "load": load,
+                "households": len(hh_rows),
+                "exception": reason,
+                "geometry": geom,
+                "_members": hh_rows,
+                "_unit": "+".join(u.codes),
+            }
+        )
+    return rows
+
+
+def _finish(
+    rows: list[dict[str, Any]],
+    hh: gpd.GeoDataFrame,
+    leaf: gpd.GeoDataFrame,
+    kx: float,
+    digits: int,
+    exceptions: list[dict[str, Any]],
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Absorb empty fragments, order grids NW→SE, give codes, build outputs."""
+    _absorb_empty_fragments(rows, hh)
+    df = pd.DataFrame(rows)
+    geoms0 = np.asarray(df["geometry"].values, dtype=object)
+    empty = shapely.is_empty(geoms0)
+    # a piece cut exactly through a split building can be left without territory:
+    # it lives at the building point (reported), and sorts by that point
+    safe = np.where(empty, shapely.points(0.0, 0.0), geoms0)
+    cent = shapely.centroid(safe)
+    cx, cy = shapely.get_x(cent), shapely.get_y(cent)
+    xy = shapely.get_coordinates(np.asarray(hh.geometry.values, dtype=object))
+    for i in np.flatnonzero(empty):
+        m = df["_members"].iloc[i]
+        if len(m):
+            cx[i], cy[i] = xy[m, 0].mean(), xy[m, 1].mean()
+            exceptions.append(
+                {
+                    "area_code": df["area_code"].iloc[i],
+                    "grid_code": None,
+                    "kind": "no_territory",
+                    "reason": (
+                        f"{len(m)} households of a building split by unit share its "
+                        "point with a neighbouring grid; this part has no territory"
+                    ),
+                    "households": len(m),
+                }
+            )
+    df["_key"] = cx * kx - cy
+    df = df.sort_values(["area_code", "_key"], kind="stable").reset_index(drop=True)
+    df["grid_code"] = df["area_code"] + (df.groupby("area_code").cumcount() + 1).map(
+        lambda n: str(n).zfill(digits)
+    )
+    geoms = np.array(df["geometry"].tolist(), dtype=object)
+    invalid = ~shapely.is_valid(geoms)
+    if invalid.any():  # a cut vertex landing on an edge; repair without moving area
+        geoms[invalid] = [_poly_only(shapely.make_valid(g)) for g in geoms[invalid]]
+    df["geometry"] = [
+        shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in geoms
+    ]
+    df["parts"] = [len(shapely.get_parts(g)) for g in df["geometry"]]
+    # the areas a grid covers, by territory (not only by its households)
+    leaf_geoms = np.asarray(leaf.geometry.values, dtype=object)
+    leaf_codes = leaf["code"].astype(str).to_numpy()
+    g_idx, l_idx = leaf.sindex.query(
+        np.asarray(df["geometry"].values, dtype=object), predicate="intersects"
+    )
+    overlap = shapely.area(
+        shapely.intersection(
+            np.asarray(df["geometry"].values, dtype=object)[g_idx], leaf_geoms[l_idx]
+        )
+    )
+    covered: dict[int, set[str]] = {}
+    for gi, li, a in zip(g_idx, l_idx, overlap, strict=True):
+        if a > _SLIVER * 100:
+            covered.setdefault(int(gi), set()).add(str(leaf_codes[li]))
+    df["areas"] = [
+        ";".join(sorted(covered.get(i, set()) | set(str(a).split(";"))))
+        for i, a in enumerate(df["areas"])
+    ]
+    for r in df.itertuples():
+        if isinstance(r.exception, str):
+            kind = "out_of_band"
+            exceptions.append(
+                {
+                    "area_code": r.area_code,
+                    "grid_code": r.grid_code,
+                    "kind": kind,
+                    "reason": r.exception,
+                    "households": int(r.households),
+                }
+            )
+        if ";" in r.areas:
+            exceptions.append(
+                {
+                    "area_code": r.area_code,
+                    "grid_code": r.grid_code,
+                    "kind": "crosses_area_line",
+                    "reason": f"grid covers households of {r.areas.replace(';', ', ')} (merged areas)",
+                    "households": int(r.households),
+                }
+            )
+        if r.parts > 1:
+            exceptions.append(
+                {
+                    "area_code": r.area_code,
+                    "grid_code": r.grid_code,
+                    "kind": "not_contiguous",
+                    "reason": _split_reason(r.parts, r.areas, leaf),
+                    "households": int(r.households),
+                }
+            )
+    ids = hh["household_id"].to_numpy()
+    assignments = pd.DataFrame(
+        {
+            "household_id": np.concatenate([ids[m] for m in df["_members"]])
+            if len(df)
+            else [],
+            "grid_code": np.repeat(
+                df["grid_code"].to_numpy(), [len(m) for m in df["_members"]]
+            ),
+        }
+    )
+    grids = gpd.GeoDataFrame(
+        df[
+            [
+                "grid_code",
+                "area_code",
+                "households",
+                "load",
+                "areas",
+                "exception",
+                "parts",
+            ]
+        ],
+        geometry=list(df["geometry"]),
+        crs=STORAGE_CRS,
+    )
+    return grids, assignments
+
+
+def _split_reason(parts: int, areas: str, leaf: gpd.GeoDataFrame) -> str:
+    codes = areas.split(";")
+    geoms = leaf.loc[leaf["code"].astype(str).isin(codes), leaf.geometry.name]
+    pieces = sum(len(shapely.get_parts(g)) for g in geoms)
+    names = ", ".join(codes)
+    if pieces > len(codes):
+        return (
+            f"grid has {parts} separate parts: {names} itself lies in {pieces} pieces "
+            "(exclaves), which no grid can join"
+        )
+    return f"grid has {parts} separate parts inside {names}"
+
+
+def _absorb_empty_fragments(rows: list[dict[str, Any]], hh: gpd.GeoDataFrame) -> None:
+    """Give household-less parts of a multi-part grid to the neighbour sharing most border."""
+    pts = np.asarray(hh.geometry.values, dtype=object)
+    for _ in range(3):
+        geoms = np.asarray([r["geometry"] for r in rows], dtype=object)
+        tree = shapely.STRtree(geoms)
+        moved = False
+        for i, r in enumerate(rows):
+            parts = shapely.get_parts(r["geometry"])
+            if len(parts) <= 1:
+                continue
+            mine = (
+                pts[r["_members"]] if len(r["_members"]) else np.array([], dtype=object)
+            )
+            keep: list[Any] = []
+            give: list[Any] = []
+            for p in parts:
+                has = len(mine) and bool(shapely.intersects(p, mine).any())
+                (keep if has else give).append(p)
+            if not keep:
+                keep, give = (
+                    [max(parts, key=lambda p: p.area)],
+                    [p for p in parts if p is not max(parts, key=lambda q: q.area)],
+                )
+            for p in give:
+                best_j, best_len = -1, 0.0
+                for j in tree.query(p, predicate="intersects"):
+                    j = int(j)
+                    if j == i or rows[j]["_unit"] != r["_unit"]:
+                        continue
+                    shared = shapely.length(
+                        shapely.intersection(p.boundary, geoms[j].boundary)
+                    )
+                    if shared > best_len:
+                        best_j, best_len = j, shared
+                if best_j < 0:
+                    keep.append(p)
+                    continue
+                rows[best_j]["geometry"] = _union([rows[best_j]["geometry"], p])
+                geoms[best_j] = rows[best_j]["geometry"]
+                moved = True
+            r["geometry"] = (
+                _clean(shapely.union_all(keep)) if len(keep) > 1 else keep[0]
+            )
+            geoms[i] = r["geometry"]
+        if not moved:
+            break
