@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from geo.io import InputError
+from geo.services import generate_and_save, rebalance_and_save
 from geo.store.db import session_scope
 from geo.store.jobs import (
     STALE_AFTER,
@@ -140,29 +141,19 @@ def generate_plan_job(
     """A job that draws grids for an area and stores them as a new draft plan."""
 
     def run(job: Job, engine: Engine) -> None:
-        from geo.gridding.generate import generate_grids
-        from geo.store.plans import area_frames, save_generated_plan
-
-        code = params["area_code"]
         with session_scope(engine) as session:
-            job.step("reading households and areas", 0.1)
-            areas, households = area_frames(session, code)
-            if households.empty:
-                raise ValueError(f"area {code} has no households loaded")
-            job.step(f"drawing grids for {len(households)} households", 0.3)
-            plan = generate_grids(
-                households,
-                areas,
+            job.plan_id = generate_and_save(
+                session,
+                params["area_code"],
                 min_households=params["min_households"],
                 max_households=params["max_households"],
                 target=params.get("target"),
                 respect_level=params["respect_level"],
                 seed=params["seed"],
-            )
-            job.step("saving the draft plan", 0.8)
-            job.plan_id = save_generated_plan(
-                session, code, plan, name=params.get("name"), created_by=created_by
-            )
+                name=params.get("name"),
+                created_by=created_by,
+                progress=job.step,
+            ).plan_id
 
     return run
 
@@ -173,37 +164,15 @@ def rebalance_plan_job(
     """A job that rebalances a plan against today's households into a new draft."""
 
     def run(job: Job, engine: Engine) -> None:
-        from geo.gridding.rebalance import rebalance
-        from geo.store.plans import area_frames, plan_frames, save_generated_plan
-
         with session_scope(engine) as session:
-            job.step("reading the plan and today's households", 0.1)
-            grids, assignments, info = plan_frames(session, plan_id)
-            _, households = area_frames(session, info["area_code"])
-            retired = list((info["metrics"] or {}).get("retired_codes", []))
-            job.step(f"rebalancing {len(grids)} grids", 0.3)
-            result = rebalance(
-                grids,
-                assignments,
-                households,
+            job.plan_id = rebalance_and_save(
+                session,
+                plan_id,
                 min_households=params["min_households"],
                 max_households=params["max_households"],
                 locked=tuple(params.get("locked") or ()),
-                retired_codes=retired,
-            )
-            result.plan.report["metrics"]["retired_codes"] = result.report[
-                "retired_codes"
-            ]
-            result.plan.report["metrics"]["rebalance"] = {
-                k: v for k, v in result.report.items() if k != "metrics"
-            }
-            job.step("saving the draft plan", 0.8)
-            job.plan_id = save_generated_plan(
-                session,
-                info["area_code"],
-                result.plan,
                 created_by=created_by,
-                parent_id=plan_id,
-            )
+                progress=job.step,
+            ).plan_id
 
     return run

@@ -431,24 +431,22 @@ def generate_cmd(
             if not as_json:
                 console.print("wrote " + ", ".join(str(p) for p in paths.values()))
             return
-        from geo.store.plans import area_frames, save_generated_plan
+        from geo.services import generate_and_save
 
         engine = _engine(Settings())
         with session_scope(engine) as session:
             try:
-                ar, hh = area_frames(session, area)  # type: ignore[arg-type]
+                saved = generate_and_save(
+                    session,
+                    area,  # type: ignore[arg-type]
+                    created_by="gridmap generate",
+                    **opts,
+                )
             except LookupError as exc:
                 raise _fail(str(exc)) from None
-            if hh.empty:
-                raise _fail(f"area {area} has no households loaded")
-            plan = generate_grids(hh, ar, **opts)
-            assert area is not None
-            plan_id = save_generated_plan(
-                session, area, plan, created_by="gridmap generate"
-            )
-        _print_plan(plan, as_json)
+        _print_plan(saved.plan, as_json)
         if not as_json:
-            console.print(f"stored as draft plan {plan_id}")
+            console.print(f"stored as draft plan {saved.plan_id}")
 
 
 def _generation_frame(path: Path, kind: str, crs: str | None) -> Any:
@@ -556,35 +554,26 @@ def rebalance_cmd(
                     + ", ".join(str(p) for p in [*paths.values(), out / "changes.csv"])
                 )
             return
-        from geo.store.plans import area_frames, plan_frames, save_generated_plan
+        from geo.services import rebalance_and_save
 
         engine = _engine(Settings())
         with session_scope(engine) as session:
             try:
-                grids, assignments, info = plan_frames(session, int(plan))
+                saved = rebalance_and_save(
+                    session,
+                    int(plan),
+                    min_households=min_,
+                    max_households=max_,
+                    locked=lock,
+                    created_by="gridmap rebalance",
+                )
             except LookupError as exc:
                 raise _fail(str(exc)) from None
-            _, hh = area_frames(session, info["area_code"])
-            retired = list((info["metrics"] or {}).get("retired_codes", []))
-            try:
-                result = rebalance(
-                    grids, assignments, hh, retired_codes=retired, **opts
-                )  # type: ignore[arg-type]
             except ValueError as exc:
                 raise _fail(str(exc)) from None
-            result.plan.report["metrics"]["retired_codes"] = result.report[
-                "retired_codes"
-            ]
-            new_id = save_generated_plan(
-                session,
-                info["area_code"],
-                result.plan,
-                created_by="gridmap rebalance",
-                parent_id=int(plan),
-            )
-        _print_rebalance(result, as_json)
+        _print_rebalance(saved.result, as_json)
         if not as_json:
-            console.print(f"stored as draft plan {new_id} (parent {plan})")
+            console.print(f"stored as draft plan {saved.plan_id} (parent {plan})")
 
 
 def _check_inside(hh: Any, areas: Any, source: str) -> None:
@@ -681,18 +670,9 @@ def run_cmd(
     console.print(f"done in {time.perf_counter() - t0:.1f} s")
 
 
-def _staff(engine: Any, plan: Any, areas: Any, households: Any, code: str) -> Any:
-    """Grid workers for grids and party members for micro-grids (see Workspace.staff)."""
-    from geo.workspace import AreaData, Workspace
-
-    area = AreaData(code, areas, households, None, None, None)
-    return Workspace(engine).staff(plan, area)
-
-
 def _generate_and_publish_roots(engine: Any) -> None:
-    """Draw grids for every top-level area and publish them (the main job's step)."""
-    from geo.gridding.generate import generate_grids
-    from geo.store.plans import area_frames, publish_plan, save_generated_plan
+    """Draw grids for every top-level area, staff and publish them (the main job's step)."""
+    from geo.services import generate_and_save, publish
 
     with engine.connect() as conn:
         roots = conn.execute(
@@ -702,16 +682,16 @@ def _generate_and_publish_roots(engine: Any) -> None:
         ).all()
     for code, name in roots:
         with session_scope(engine) as session:
-            ar, hh = area_frames(session, code)
-            if hh.empty:
-                continue
             console.print(f"drawing grids for {name} ({code}) …")
-            plan = generate_grids(hh, ar)
-            plan = _staff(engine, plan, ar, hh, code)
-            plan_id = save_generated_plan(session, code, plan, created_by="gridmap run")
-            publish_plan(session, plan_id)
-        _print_plan(plan, as_json=False)
-        console.print(f"published as plan {plan_id}")
+            try:
+                saved = generate_and_save(
+                    session, code, with_staff=True, created_by="gridmap run"
+                )
+            except InputError:  # an area with no households has nothing to draw
+                continue
+            publish(session, saved.plan_id)
+        _print_plan(saved.plan, as_json=False)
+        console.print(f"published as plan {saved.plan_id}")
 
 
 @db_app.command("url")

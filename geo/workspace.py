@@ -9,9 +9,10 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from geo import services
 from geo.gridding.diff import diff_plans
 from geo.gridding.generate import generate_grids
 from geo.gridding.rebalance import Rebalanced, rebalance
@@ -19,16 +20,18 @@ from geo.io import prepare
 from geo.plan import GridPlan, PlanDiff
 from geo.store.db import database_url, make_engine, session_scope, upgrade
 from geo.store.loading import LoadReport, load
-from geo.store.plans import (
-    area_frames,
-    plan_frames,
-    publish_plan,
-    save_generated_plan,
-    update_draft,
+from geo.store.plans import area_frames, save_generated_plan, update_draft
+from geo.store.queries import (
+    area_table,
+    coverage_table,
+    load_plan,
+    people_table,
+    plans_table,
+    published_plan_id,
 )
 from geo.store.settings import Settings
 
-__all__ = ["AreaData", "Workspace", "load_plan"]
+__all__ = ["AreaData", "Workspace"]
 
 
 @dataclass(frozen=True)
@@ -119,91 +122,38 @@ class Workspace:
 
     def areas(self, level: str | None = None) -> pd.DataFrame:
         """Admin areas with the households in them and below them (optionally one level)."""
-        sql = (
-            "WITH RECURSIVE tree(root, id) AS (SELECT id, id FROM admin_areas "
-            "UNION ALL SELECT t.root, a.id FROM admin_areas a JOIN tree t ON a.parent_id = t.id), "
-            "n AS (SELECT root, count(h.id) AS households FROM tree "
-            "LEFT JOIN households h ON h.area_id = tree.id GROUP BY root) "
-            "SELECT a.code, a.name, a.level, p.code AS parent_code, n.households "
-            "FROM admin_areas a LEFT JOIN admin_areas p ON p.id = a.parent_id "
-            "JOIN n ON n.root = a.id "
-            + ("WHERE a.level = :l " if level else "")
-            + "ORDER BY a.code"
-        )
         with self.engine.connect() as conn:
-            return pd.read_sql_query(text(sql), conn, params={"l": level})
+            return area_table(conn, level)
 
     def area(self, code: str) -> AreaData:
         """An area with everything below it, its households and its published plan."""
         with self.session() as s:
             areas, households = area_frames(s, code)
-            row = s.execute(
-                text(
-                    "SELECT p.id FROM plans p JOIN admin_areas a ON a.id = p.area_id "
-                    "WHERE a.code = :c AND p.status = 'published'"
-                ),
-                {"c": code},
-            ).first()
+            plan_id = published_plan_id(s, code)
             plan = info = None
-            if row is not None:
-                plan, info = self._plan(s, int(row[0]))
-        return AreaData(
-            code, areas, households, plan, info["id"] if info else None, info
-        )
+            if plan_id is not None:
+                plan, info = load_plan(s, plan_id)
+        return AreaData(code, areas, households, plan, plan_id, info)
 
     def plan(self, plan_id: int) -> tuple[GridPlan, dict[str, Any]]:
         """A stored plan as a :class:`~geo.gridding.generate.GridPlan` and its info."""
         with self.session() as s:
-            return self._plan(s, plan_id)
-
-    @staticmethod
-    def _plan(s: Session, plan_id: int) -> tuple[GridPlan, dict[str, Any]]:
-        return load_plan(s, plan_id)
+            return load_plan(s, plan_id)
 
     def people(self) -> pd.DataFrame:
         """Grid workers, grid leaders and party members with their work phones."""
-        sql = (
-            "SELECT p.external_id AS person_id, p.name, p.role, p.work_phone, "
-            "a.code AS area_code FROM people p LEFT JOIN admin_areas a ON a.id = p.area_id "
-            "ORDER BY p.external_id"
-        )
         with self.engine.connect() as conn:
-            return pd.read_sql_query(text(sql), conn)
+            return people_table(conn)
 
     # -- planning ----------------------------------------------------------------
 
     def staff(self, plan: GridPlan, area: AreaData) -> GridPlan:
         """Give each grid a grid worker and each household a covering party member.
 
-        Grids get workers of their own village; each grid is divided into
-        micro-grids of 10–30 households (党员联户) and each micro-grid gets one
-        party member of the village. Returns the plan with ``grids.worker_id``
-        and ``assignments.member_id`` filled in where people are available.
+        See :func:`geo.services.staff`.
         """
-        from dataclasses import replace
-
-        from geo.gridding.staffing import (
-            assign_members,
-            assign_workers,
-            generate_micro_grids,
-        )
-
-        people = self.people()
-        grids = assign_workers(plan.grids, people)
-        micro = generate_micro_grids(plan, area.households)
-        members = assign_members(
-            micro.assignments,
-            micro.grids,
-            micro.grids.set_index("grid_code")["area_code"],
-            plan.grids.set_index("grid_code")["area_code"],
-            people,
-        )
-        assignments = plan.assignments[["household_id", "grid_code"]].merge(
-            members, on="household_id", how="left"
-        )
-        report = dict(plan.report)
-        report["micro_grids"] = micro.report["metrics"]
-        return replace(plan, grids=grids, assignments=assignments, report=report)
+        with self.session() as s:
+            return services.staff(s, plan, area.households)
 
     def generate(self, area: AreaData, **options: Any) -> GridPlan:
         """Draw grids for the area (see :func:`geo.gridding.generate.generate_grids`)."""
@@ -259,55 +209,14 @@ class Workspace:
     def publish(self, plan_id: int) -> None:
         """Publish a draft (the area's previous plan is archived in the same step)."""
         with self.session() as s:
-            publish_plan(s, plan_id)
+            services.publish(s, plan_id)
 
     def plans(self) -> pd.DataFrame:
         """Every plan: area, version, status, dates, grids."""
-        sql = (
-            "SELECT p.id, a.code AS area_code, p.version, p.status, p.parent_id, "
-            "p.valid_from, p.valid_to, p.lock_version, count(g.id) AS grids "
-            "FROM plans p JOIN admin_areas a ON a.id = p.area_id "
-            "LEFT JOIN grids g ON g.plan_id = p.id GROUP BY p.id, a.code ORDER BY p.id"
-        )
         with self.engine.connect() as conn:
-            return pd.read_sql_query(text(sql), conn)
+            return plans_table(conn)
 
     def coverage(self, plan_id: int) -> pd.DataFrame:
         """Households per grid with the grid worker and covering party members."""
-        sql = (
-            "SELECT g.code AS grid_code, w.name AS grid_worker, w.work_phone, "
-            "count(x.household_id) AS households, "
-            "count(x.member_id) AS households_with_member, "
-            "count(DISTINCT x.member_id) AS party_members "
-            "FROM grids g LEFT JOIN people w ON w.id = g.worker_id "
-            "LEFT JOIN assignments x ON x.grid_id = g.id "
-            "WHERE g.plan_id = :p GROUP BY g.code, w.name, w.work_phone ORDER BY g.code"
-        )
         with self.engine.connect() as conn:
-            return pd.read_sql_query(text(sql), conn, params={"p": plan_id})
-
-
-def load_plan(s: Session, plan_id: int) -> tuple[GridPlan, dict[str, Any]]:
-    """A stored plan with its grid workers and covering members, and its info."""
-    grids, assignments, info = plan_frames(s, plan_id)
-    workers = s.execute(
-        text(
-            "SELECT g.code, p.external_id FROM grids g JOIN people p ON p.id = g.worker_id "
-            "WHERE g.plan_id = :p"
-        ),
-        {"p": plan_id},
-    ).all()
-    grids["worker_id"] = grids["grid_code"].map(dict(workers))
-    members = s.execute(
-        text(
-            "SELECT h.external_id, p.external_id FROM assignments x "
-            "JOIN households h ON h.id = x.household_id "
-            "JOIN people p ON p.id = x.member_id WHERE x.plan_id = :p"
-        ),
-        {"p": plan_id},
-    ).all()
-    assignments["member_id"] = assignments["household_id"].map(dict(members))
-    grids["load"] = grids["households"].astype(float)
-    metrics = dict(info.get("metrics") or {})
-    report = {"metrics": metrics, "exceptions": metrics.get("exceptions", [])}
-    return GridPlan(grids=grids, assignments=assignments, report=report), info
+            return coverage_table(conn, plan_id)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from api.deps import PlannerDep, SessionDep
@@ -25,6 +25,7 @@ from geo.errors import PlanConflictError
 from geo.store.jobs import JobState
 from geo.store.lookup import get_plan, list_plans
 from geo.store.plans import publish_plan
+from geo.store.queries import area_exists
 
 router = APIRouter(tags=["plans"])
 
@@ -109,10 +110,7 @@ def generate(
     key: PlannerDep,
     body: GenerateIn,
 ) -> JobOut:
-    found = session.execute(
-        text("SELECT 1 FROM admin_areas WHERE code = :c"), {"c": body.area_code}
-    ).first()
-    if found is None:
+    if not area_exists(session, body.area_code):
         raise ProblemError(
             404,
             f"There is no admin area {body.area_code!r}; "

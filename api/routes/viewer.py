@@ -11,7 +11,7 @@ from sqlalchemy import text
 from api.deps import SessionDep
 from api.problems import ProblemError, problem_responses
 from geo.store.plans import area_frames
-from geo.workspace import load_plan
+from geo.store.queries import load_plan
 
 router = APIRouter(tags=["viewer"])
 

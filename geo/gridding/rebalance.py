@@ -92,7 +92,8 @@ def rebalance(
     Examples
     --------
     >>> import geopandas as gpd, numpy as np, pandas as pd, shapely
-    >>>     >>> rng = np.random.default_rng(0)
+    >>> from geo.gridding.generate import generate_grids
+    >>> rng = np.random.default_rng(0)
     >>> hh = gpd.GeoDataFrame({"household_id": [f"h{i}" for i in range(1000)]},
     ...     geometry=shapely.points(rng.uniform(0, 0.01, 1000), rng.uniform(0, 0.01, 1000)),
     ...     crs=4326)
@@ -244,6 +245,8 @@ def rebalance(
         "metrics": plan.report["metrics"],
         "seconds": round(time.perf_counter() - t0, 3),
     }
+    # the plan carries its retired codes, so whoever saves it keeps them retired
+    plan.report["metrics"]["retired_codes"] = report["retired_codes"]
     plan.report.update(
         {
             "params": {

@@ -12,8 +12,6 @@ from sqlalchemy.orm import Session
 __all__ = ["FEATURE_COLLECTIONS", "FeaturePage", "feature", "features", "grid_tile"]
 
 
-
-
 @dataclass(frozen=True)
 class FeaturePage:
     """One page of GeoJSON features and how many match in all."""
@@ -185,5 +183,3 @@ def grid_tile(
         {"z": z, "x": x, "y": y, "plan": plan_id},
     ).scalar()
     return bytes(row or b"")
-
-

@@ -14,7 +14,7 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo.errors import InputError, PlanConflictError, Problem
+from geo.errors import InputError, NotFound, PlanConflictError, Problem
 
 __all__ = [
     "PlanConflictError",
@@ -196,7 +196,7 @@ def publish_plan(
         {"p": plan_id},
     ).first()
     if row is None:
-        raise LookupError(f"plan {plan_id} does not exist")
+        raise NotFound(f"plan {plan_id} does not exist")
     area_id, status = row
     if status != "draft":
         raise PlanConflictError(
@@ -245,7 +245,7 @@ def area_frames(
         text("SELECT 1 FROM admin_areas WHERE code = :c"), {"c": area_code}
     ).first()
     if exists is None:
-        raise LookupError(f"unknown area {area_code!r}")
+        raise NotFound(f"unknown area {area_code!r}")
     scope = (
         "WITH RECURSIVE scope AS (SELECT id FROM admin_areas WHERE code = :c "
         "UNION ALL SELECT a.id FROM admin_areas a JOIN scope s ON a.parent_id = s.id) "
@@ -354,6 +354,7 @@ def save_generated_plan(
             **report.get("metrics", {}),
             "exceptions": report.get("exceptions", []),
             "seconds": report.get("seconds"),
+            **({"rebalance": report["rebalance"]} if "rebalance" in report else {}),
         },
         created_by=created_by,
         parent_id=parent_id,
@@ -379,7 +380,7 @@ def plan_frames(
         {"p": plan_id},
     ).first()
     if row is None:
-        raise LookupError(f"plan {plan_id} does not exist")
+        raise NotFound(f"plan {plan_id} does not exist")
     info = dict(
         zip(
             ("id", "area_code", "status", "version", "lock_version", "metrics"),
@@ -435,7 +436,7 @@ def update_draft(
             text("SELECT status, lock_version FROM plans WHERE id = :p"), {"p": plan_id}
         ).first()
         if now is None:
-            raise LookupError(f"plan {plan_id} does not exist")
+            raise NotFound(f"plan {plan_id} does not exist")
         if now[0] != "draft":
             raise PlanConflictError(
                 f"plan {plan_id} is {now[0]}; edits are saved as a new draft instead"

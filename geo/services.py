@@ -1,0 +1,187 @@
+"""Each workflow written once: generate-and-save, rebalance-and-save, publish, staff.
+
+The CLI, the API's background jobs and :class:`~geo.workspace.Workspace` all call
+these. Each takes a session first and never commits: the caller owns the
+transaction, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import geopandas as gpd
+from sqlalchemy.orm import Session
+
+from geo.errors import InputError, Problem
+from geo.gridding.generate import generate_grids
+from geo.gridding.rebalance import Rebalanced, rebalance
+from geo.gridding.staffing import assign_members, assign_workers, generate_micro_grids
+from geo.plan import GridPlan
+from geo.store.plans import area_frames, plan_frames, publish_plan, save_generated_plan
+from geo.store.queries import people_table
+
+__all__ = [
+    "Progress",
+    "SavedPlan",
+    "SavedRebalance",
+    "generate_and_save",
+    "publish",
+    "rebalance_and_save",
+    "staff",
+]
+
+#: ``progress(stage, fraction)``: told what is happening (the API's jobs show it).
+Progress = Callable[[str, float], None]
+
+
+def _quiet(stage: str, fraction: float) -> None:
+    """The default progress callback: says nothing."""
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    """A plan drawn and stored as a draft."""
+
+    plan_id: int
+    plan: GridPlan
+
+
+@dataclass(frozen=True)
+class SavedRebalance:
+    """A rebalanced plan stored as a new draft whose parent is the plan it came from."""
+
+    plan_id: int
+    parent_id: int
+    result: Rebalanced
+
+
+def generate_and_save(
+    session: Session,
+    area_code: str,
+    *,
+    min_households: float = 200,
+    max_households: float = 300,
+    target: float | None = None,
+    respect_level: str = "village",
+    weight: str | None = None,
+    barriers: gpd.GeoDataFrame | None = None,
+    seed: int = 0,
+    with_staff: bool = False,
+    name: str | None = None,
+    created_by: str | None = None,
+    progress: Progress = _quiet,
+) -> SavedPlan:
+    """Draw grids for an area and everything below it; store them as a new draft.
+
+    Parameters mirror :func:`geo.gridding.generate.generate_grids`; with
+    ``with_staff`` the plan also gets grid workers and covering party members
+    (:func:`staff`). Raises :class:`~geo.errors.NotFound` for an unknown area and
+    :class:`~geo.errors.InputError` when it has no households.
+
+    Examples
+    --------
+    ::
+
+        with session_scope(engine) as s:
+            saved = generate_and_save(s, "330803100000", created_by="me")
+    """
+    progress("reading households and areas", 0.1)
+    areas, households = area_frames(session, area_code)
+    if households.empty:
+        raise InputError(
+            [Problem("area_code", f"area {area_code} has no households loaded")]
+        )
+    progress(f"drawing grids for {len(households)} households", 0.3)
+    plan = generate_grids(
+        households,
+        areas,
+        min_households=min_households,
+        max_households=max_households,
+        target=target,
+        respect_level=respect_level,
+        weight=weight,
+        barriers=barriers,
+        seed=seed,
+    )
+    if with_staff:
+        progress("assigning grid workers and party members", 0.6)
+        plan = staff(session, plan, households)
+    progress("saving the draft plan", 0.8)
+    plan_id = save_generated_plan(
+        session, area_code, plan, name=name, created_by=created_by
+    )
+    return SavedPlan(plan_id, plan)
+
+
+def rebalance_and_save(
+    session: Session,
+    plan_id: int,
+    *,
+    min_households: float = 200,
+    max_households: float = 300,
+    locked: Sequence[str] = (),
+    created_by: str | None = None,
+    progress: Progress = _quiet,
+) -> SavedRebalance:
+    """Rebalance a stored plan against today's households into a new draft.
+
+    Codes the plan's ancestors retired stay retired (read from the stored plan,
+    and stored again with the new one). Raises :class:`~geo.errors.NotFound` for
+    an unknown plan.
+    """
+    progress("reading the plan and today's households", 0.1)
+    grids, assignments, info = plan_frames(session, plan_id)
+    _, households = area_frames(session, info["area_code"])
+    retired = list((info["metrics"] or {}).get("retired_codes", []))
+    progress(f"rebalancing {len(grids)} grids", 0.3)
+    result = rebalance(
+        grids,
+        assignments,
+        households,
+        min_households=min_households,
+        max_households=max_households,
+        locked=tuple(locked),
+        retired_codes=retired,
+    )
+    progress("saving the draft plan", 0.8)
+    new_id = save_generated_plan(
+        session,
+        info["area_code"],
+        result.plan,
+        created_by=created_by,
+        parent_id=plan_id,
+    )
+    return SavedRebalance(new_id, plan_id, result)
+
+
+def publish(session: Session, plan_id: int) -> None:
+    """Publish a draft; the area's published plan is archived in the same step."""
+    publish_plan(session, plan_id)
+
+
+def staff(session: Session, plan: GridPlan, households: gpd.GeoDataFrame) -> GridPlan:
+    """Give each grid a grid worker and each household a covering party member.
+
+    Grids get workers of their own village; each grid is divided into
+    micro-grids of 10–30 households (党员联户) and each micro-grid gets one
+    party member of the village. Returns the plan with ``grids.worker_id`` and
+    ``assignments.member_id`` filled in where people are available.
+    """
+    people = people_table(session)
+    grids = assign_workers(plan.grids, people)
+    micro = generate_micro_grids(plan, households)
+    members = assign_members(
+        micro.assignments,
+        micro.grids,
+        micro.grids.set_index("grid_code")["area_code"],
+        plan.grids.set_index("grid_code")["area_code"],
+        people,
+    )
+    assignments = plan.assignments[["household_id", "grid_code"]].merge(
+        members, on="household_id", how="left"
+    )
+    report: dict[str, Any] = dict(plan.report)
+    report["micro_grids"] = micro.report["metrics"]
+    return replace(plan, grids=grids, assignments=assignments, report=report)

@@ -1,0 +1,123 @@
+"""Read-side tables for planners: areas with counts, people, plans, coverage, stored plans."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
+
+from geo.plan import GridPlan
+from geo.store.plans import plan_frames
+
+__all__ = [
+    "area_exists",
+    "area_table",
+    "coverage_table",
+    "load_plan",
+    "people_table",
+    "plans_table",
+    "published_plan_id",
+]
+
+_AREAS_SQL = (
+    "WITH RECURSIVE tree(root, id) AS (SELECT id, id FROM admin_areas "
+    "UNION ALL SELECT t.root, a.id FROM admin_areas a JOIN tree t ON a.parent_id = t.id), "
+    "n AS (SELECT root, count(h.id) AS households FROM tree "
+    "LEFT JOIN households h ON h.area_id = tree.id GROUP BY root) "
+    "SELECT a.code, a.name, a.level, p.code AS parent_code, n.households "
+    "FROM admin_areas a LEFT JOIN admin_areas p ON p.id = a.parent_id "
+    "JOIN n ON n.root = a.id "
+)
+
+
+def area_exists(session: Session, code: str) -> bool:
+    """Whether an admin area with this code is loaded."""
+    found = session.execute(
+        text("SELECT 1 FROM admin_areas WHERE code = :c"), {"c": code}
+    ).first()
+    return found is not None
+
+
+def area_table(conn: Connection | Session, level: str | None = None) -> pd.DataFrame:
+    """Admin areas with the households in them and below them (optionally one level)."""
+    sql = _AREAS_SQL + ("WHERE a.level = :l " if level else "") + "ORDER BY a.code"
+    return pd.read_sql_query(text(sql), _conn(conn), params={"l": level})
+
+
+def people_table(conn: Connection | Session) -> pd.DataFrame:
+    """Grid workers, grid leaders and party members with their work phones."""
+    sql = (
+        "SELECT p.external_id AS person_id, p.name, p.role, p.work_phone, "
+        "a.code AS area_code FROM people p LEFT JOIN admin_areas a ON a.id = p.area_id "
+        "ORDER BY p.external_id"
+    )
+    return pd.read_sql_query(text(sql), _conn(conn))
+
+
+def plans_table(conn: Connection | Session) -> pd.DataFrame:
+    """Every plan: area, version, status, dates, grids."""
+    sql = (
+        "SELECT p.id, a.code AS area_code, p.version, p.status, p.parent_id, "
+        "p.valid_from, p.valid_to, p.lock_version, count(g.id) AS grids "
+        "FROM plans p JOIN admin_areas a ON a.id = p.area_id "
+        "LEFT JOIN grids g ON g.plan_id = p.id GROUP BY p.id, a.code ORDER BY p.id"
+    )
+    return pd.read_sql_query(text(sql), _conn(conn))
+
+
+def coverage_table(conn: Connection | Session, plan_id: int) -> pd.DataFrame:
+    """Households per grid with the grid worker and covering party members."""
+    sql = (
+        "SELECT g.code AS grid_code, w.name AS grid_worker, w.work_phone, "
+        "count(x.household_id) AS households, "
+        "count(x.member_id) AS households_with_member, "
+        "count(DISTINCT x.member_id) AS party_members "
+        "FROM grids g LEFT JOIN people w ON w.id = g.worker_id "
+        "LEFT JOIN assignments x ON x.grid_id = g.id "
+        "WHERE g.plan_id = :p GROUP BY g.code, w.name, w.work_phone ORDER BY g.code"
+    )
+    return pd.read_sql_query(text(sql), _conn(conn), params={"p": plan_id})
+
+
+def published_plan_id(session: Session, area_code: str) -> int | None:
+    """The id of the area's published plan, or None."""
+    row = session.execute(
+        text(
+            "SELECT p.id FROM plans p JOIN admin_areas a ON a.id = p.area_id "
+            "WHERE a.code = :c AND p.status = 'published'"
+        ),
+        {"c": area_code},
+    ).first()
+    return None if row is None else int(row[0])
+
+
+def load_plan(session: Session, plan_id: int) -> tuple[GridPlan, dict[str, Any]]:
+    """A stored plan with its grid workers and covering members, and its info."""
+    grids, assignments, info = plan_frames(session, plan_id)
+    workers = session.execute(
+        text(
+            "SELECT g.code, p.external_id FROM grids g JOIN people p ON p.id = g.worker_id "
+            "WHERE g.plan_id = :p"
+        ),
+        {"p": plan_id},
+    ).all()
+    grids["worker_id"] = grids["grid_code"].map(dict(workers))  # type: ignore[arg-type]
+    members = session.execute(
+        text(
+            "SELECT h.external_id, p.external_id FROM assignments x "
+            "JOIN households h ON h.id = x.household_id "
+            "JOIN people p ON p.id = x.member_id WHERE x.plan_id = :p"
+        ),
+        {"p": plan_id},
+    ).all()
+    assignments["member_id"] = assignments["household_id"].map(dict(members))  # type: ignore[arg-type]
+    grids["load"] = grids["households"].astype(float)
+    metrics = dict(info.get("metrics") or {})
+    report = {"metrics": metrics, "exceptions": metrics.get("exceptions", [])}
+    return GridPlan(grids=grids, assignments=assignments, report=report), info
+
+
+def _conn(conn: Connection | Session) -> Connection:
+    return conn.connection() if isinstance(conn, Session) else conn
