@@ -92,7 +92,7 @@ def test_code_retired_through_workspace_is_never_reused(ws: Workspace) -> None:
     retired = set(r.report["retired_codes"])
     assert retired and retired.isdisjoint(r.plan.grids["grid_code"])
     first = ws.save_draft(shrunk, r.plan, parent_id=area.plan_id)
-    stored, info = ws.plan(first)
+    _, info = ws.plan(first)
     assert set(info["metrics"]["retired_codes"]) == retired
     ws.publish(first)
     # a new estate in the retired grid's place: new grids are split off
