@@ -1,6 +1,6 @@
 """Background jobs (plan generation, rebalancing) on worker threads.
 
-Their state lives in the database (:mod:`geo.jobs`), so any server process
+Their state lives in the database (:mod:`geo.store.jobs`), so any server process
 answers ``GET /jobs/{id}``, whichever one runs the job.
 """
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
 import pandas as pd
+from shapely.geometry.base import BaseGeometry
 
 __all__ = ["GridPlan", "PlanDiff"]
 
@@ -33,11 +35,56 @@ class GridPlan:
     assignments: pd.DataFrame
     report: dict[str, Any] = field(default_factory=dict)
 
+    def explore(self, households: gpd.GeoDataFrame, **options: Any) -> Any:
+        """An interactive map of the plan (a folium map), like ``GeoDataFrame.explore``.
+
+        Draws :func:`maps.coverage_map` of this plan and ``households``;
+        ``options`` go to it (``people``, ``areas``, ``basemap``, ``title`` …).
+        ``maps`` (and folium) are imported only when this is called, so the
+        domain package keeps no dependency on drawing.
+
+        Examples
+        --------
+        >>> from geo.sample import generate_county
+        >>> from geo.gridding.generate import generate_grids
+        >>> c = generate_county(1_000, seed=2)
+        >>> m = generate_grids(c.households, c.areas).explore(c.households)
+        >>> type(m).__name__
+        'OfflineMap'
+        """
+        maps = importlib.import_module("maps")  # lazily: geo does not depend on maps
+        return maps.coverage_map(self, households, **options)
+
 
 @dataclass(frozen=True)
 class PlanDiff:
-    """Differences between two plans (see :func:`diff_plans`)."""
+    """What changed between two plans (see :func:`geo.gridding.diff.diff_plans`).
+
+    Attributes
+    ----------
+    households
+        One row per household whose grid changed or that is in one plan only:
+        ``household_id``, ``old_grid_code``, ``new_grid_code`` (empty when
+        absent from that plan) and ``change`` (``moved``, ``added``, ``removed``).
+    grids
+        One row per grid code in either plan with ``change`` (``created``,
+        ``retired``, ``reshaped``, ``unchanged``) and, for reshaped grids, the
+        area that moved (symmetric difference) as geometry.
+    summary
+        Counts and code lists.
+    added_boundaries, removed_boundaries
+        Grid boundary lines of the new plan not in the old one, and of the old
+        not in the new (EPSG:4326, compared with a tolerance).
+    changed_grids
+        Codes of new grids that did not exist or whose polygon changed.
+    unchanged_households
+        Households in the same grid in both plans.
+    """
 
     households: pd.DataFrame
     grids: gpd.GeoDataFrame
     summary: dict[str, Any]
+    added_boundaries: BaseGeometry
+    removed_boundaries: BaseGeometry
+    changed_grids: list[str]
+    unchanged_households: int

@@ -5,17 +5,15 @@ from maps.balance import balance_map
 from maps.basemap import PRESETS, Basemap, resolve_basemap
 from maps.coverage import coverage_map
 from maps.data import sample_coverage
-from maps.diff import PlanDiff, diff_map, plan_diff
+from maps.diff import diff_map
 
 __all__ = [
     "PRESETS",
     "Basemap",
     "OfflineMap",
-    "PlanDiff",
     "balance_map",
     "coverage_map",
     "diff_map",
-    "plan_diff",
     "resolve_basemap",
     "sample_coverage",
     "save_html",

@@ -144,7 +144,7 @@ def balance_map(
     Examples
     --------
     >>> from geo.sample import generate_county
-    >>> from geo.generate import generate_grids
+    >>> from geo.gridding.generate import generate_grids
     >>> c = generate_county(2_000, seed=1)
     >>> m = balance_map(generate_grids(c.households, c.areas))
     >>> type(m).__name__

@@ -165,7 +165,7 @@ def coverage_map(
     Examples
     --------
     >>> from geo.sample import generate_county
-    >>> from geo.generate import generate_grids
+    >>> from geo.gridding.generate import generate_grids
     >>> c = generate_county(2_000, seed=1)
     >>> m = coverage_map(generate_grids(c.households, c.areas), c.households,
     ...                  people=c.people, areas=c.areas)

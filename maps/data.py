@@ -81,7 +81,7 @@ def sample_coverage(
     Examples
     --------
     >>> from geo.sample import generate_county
-    >>> from geo.generate import generate_grids
+    >>> from geo.gridding.generate import generate_grids
     >>> c = generate_county(2_000, seed=1)
     >>> plan = sample_coverage(generate_grids(c.households, c.areas), c.households, c.people)
     >>> bool(plan.grids["worker_id"].notna().all())

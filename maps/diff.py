@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -12,9 +11,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from shapely.geometry.base import BaseGeometry
 
 from geo.crs import STORAGE_CRS
+from geo.gridding.diff import diff_plans
 from geo.plan import GridPlan
 from maps.basemap import Basemap, resolve_basemap
 from maps.coverage import household_zoom, label_level
@@ -32,129 +31,11 @@ from maps.layers import (
     to_geojson,
 )
 
-__all__ = ["PlanDiff", "diff_map", "plan_diff"]
+__all__ = ["diff_map"]
 
-_ADDED, _REMOVED = "#d62728", "#7f7f7f"
 _METRES_PER_DEGREE = 111_320.0
 
-
-@dataclass(frozen=True)
-class PlanDiff:
-    """What changed between two plans.
-
-    Attributes
-    ----------
-    households
-        One row per household whose grid changed or that is in one plan only:
-        ``household_id``, ``old_grid``, ``new_grid`` (None when absent),
-        ``change`` (``moved``, ``added``, ``removed``).
-    added_boundaries, removed_boundaries
-        Grid boundary lines of the new plan not in the old one, and of the old
-        not in the new (EPSG:4326; empty geometries when none).
-    changed_grids
-        Codes of new grids that did not exist or whose polygon changed.
-    unchanged_households
-        Households in the same grid in both plans.
-    """
-
-    households: pd.DataFrame
-    added_boundaries: BaseGeometry
-    removed_boundaries: BaseGeometry
-    changed_grids: list[str]
-    unchanged_households: int
-
-
-def _lines(geoms: np.ndarray) -> BaseGeometry:
-    if len(geoms) == 0:
-        return shapely.MultiLineString()
-    return shapely.line_merge(shapely.union_all(shapely.boundary(geoms)))
-
-
-def _minus(a: BaseGeometry, b: BaseGeometry, tol: float) -> BaseGeometry:
-    if a.is_empty:
-        return a
-    if b.is_empty:
-        return a
-    rest = a.difference(b.buffer(tol, cap_style="flat"))
-    parts = [p for p in shapely.get_parts(rest) if p.length > 2 * tol]
-    return (
-        shapely.MultiLineString(
-            [q for p in parts for q in shapely.get_parts(shapely.line_merge(p))]
-        )
-        if parts
-        else shapely.MultiLineString()
-    )
-
-
-def plan_diff(
-    old_grids: gpd.GeoDataFrame,
-    old_assignments: pd.DataFrame,
-    new_grids: gpd.GeoDataFrame,
-    new_assignments: pd.DataFrame,
-    *,
-    tol_m: float = 1.0,
-) -> PlanDiff:
-    """Compare two plans (pure): households that change grid, boundaries that moved.
-
-    A household "changes grid" when its grid code differs (or it is in one plan
-    only). Boundaries are compared as lines with a tolerance of ``tol_m``.
-
-    Examples
-    --------
-    >>> import geopandas as gpd, pandas as pd, shapely
-    >>> old = gpd.GeoDataFrame({"grid_code": ["A", "B"]},
-    ...     geometry=[shapely.box(0, 0, 0.01, 0.01), shapely.box(0.01, 0, 0.02, 0.01)], crs=4326)
-    >>> new = gpd.GeoDataFrame({"grid_code": ["A", "B"]},
-    ...     geometry=[shapely.box(0, 0, 0.012, 0.01), shapely.box(0.012, 0, 0.02, 0.01)], crs=4326)
-    >>> a0 = pd.DataFrame({"household_id": ["h1", "h2"], "grid_code": ["A", "B"]})
-    >>> a1 = pd.DataFrame({"household_id": ["h1", "h2"], "grid_code": ["A", "A"]})
-    >>> d = plan_diff(old, a0, new, a1)
-    >>> d.households[["household_id", "old_grid", "new_grid", "change"]].values.tolist()
-    [['h2', 'B', 'A', 'moved']]
-    >>> round(d.added_boundaries.length, 3), round(d.removed_boundaries.length, 3), d.changed_grids
-    (0.01, 0.01, ['A', 'B'])
-    """
-    og = old_grids.to_crs(STORAGE_CRS)
-    ng = new_grids.to_crs(STORAGE_CRS)
-    a = old_assignments[["household_id", "grid_code"]].astype(str)
-    b = new_assignments[["household_id", "grid_code"]].astype(str)
-    both = a.merge(b, on="household_id", how="outer", suffixes=("_old", "_new"))
-    both = both.rename(
-        columns={"grid_code_old": "old_grid", "grid_code_new": "new_grid"}
-    )
-    change = np.select(
-        [both["old_grid"].isna(), both["new_grid"].isna()],
-        ["added", "removed"],
-        default=np.where(both["old_grid"] == both["new_grid"], "same", "moved"),
-    )
-    both["change"] = change
-    same = int((both["change"] == "same").sum())
-    moved = (
-        both[both["change"] != "same"]
-        .sort_values("household_id")
-        .reset_index(drop=True)
-    )
-    moved = moved.astype(object).where(moved.notna(), None)
-
-    tol = tol_m / _METRES_PER_DEGREE
-    old_l = _lines(np.asarray(og.geometry.values, dtype=object))
-    new_l = _lines(np.asarray(ng.geometry.values, dtype=object))
-    added = _minus(new_l, old_l, tol)
-    removed = _minus(old_l, new_l, tol)
-
-    old_geom = dict(zip(og["grid_code"].astype(str), og.geometry.values, strict=True))
-    changed = []
-    for code, g in zip(ng["grid_code"].astype(str), ng.geometry.values, strict=True):
-        o = old_geom.get(code)
-        if o is None or o.symmetric_difference(g).area > tol * tol * 100:
-            changed.append(code)
-    return PlanDiff(
-        households=moved,
-        added_boundaries=added,
-        removed_boundaries=removed,
-        changed_grids=sorted(changed),
-        unchanged_households=same,
-    )
+_ADDED, _REMOVED = "#d62728", "#7f7f7f"
 
 
 def _parts(
@@ -189,13 +70,13 @@ def diff_map(
     boundaries that were added (red) and removed (grey dashed), and the
     households whose grid changes as red-ringed points filled with their new
     grid's colour; their popup shows the address, the new grid and the old one.
-    Pure over the two plans (see :func:`plan_diff`); plans may be
+    Pure over the two plans (see :func:`geo.gridding.diff.diff_plans`); plans may be
     :class:`~geo.gridding.generate.GridPlan` objects (assignments then ``None``).
 
     Examples
     --------
     >>> from geo.sample import generate_county
-    >>> from geo.generate import generate_grids
+    >>> from geo.gridding.generate import generate_grids
     >>> c = generate_county(2_000, seed=1)
     >>> a = generate_grids(c.households, c.areas)
     >>> b = generate_grids(c.households, c.areas, min_households=150, max_households=250)
@@ -206,14 +87,14 @@ def diff_map(
     bm = resolve_basemap(basemap)
     og, oa = _parts(old_grids, old_assignments, households)
     ng, na = _parts(new_grids, new_assignments, households)
-    d = plan_diff(og, oa, ng, na, tol_m=tol_m)
+    d = diff_plans(og, oa, ng, na, tol_m=tol_m)
 
     changed = set(d.changed_grids)
     colours = grid_colours(ng.geometry.values)
     shown = bm.shift_geoms(np.asarray(ng.geometry.values, dtype=object))
     reps = rep_points(shown)
     counts = na.groupby("grid_code").size()
-    moved_in = d.households.groupby("new_grid").size()
+    moved_in = d.households.groupby("new_grid_code").size()
     table: list[list[Any]] = []
     props = []
     for i, code in enumerate(ng["grid_code"]):
@@ -261,8 +142,8 @@ def diff_map(
         }
     )
     mv = d.households.merge(hh, on="household_id", how="inner")
-    mv["g"] = mv["new_grid"].map(idx).fillna(-1).astype(int)
-    mv["o"] = mv["old_grid"].map(idx).fillna(-1).astype(int)
+    mv["g"] = mv["new_grid_code"].map(idx).fillna(-1).astype(int)
+    mv["o"] = mv["old_grid_code"].map(idx).fillna(-1).astype(int)
     mv["lon"], mv["lat"] = bm.shift_xy(mv["lon"].to_numpy(), mv["lat"].to_numpy())
     area = (
         ng["area_code"].astype(str).to_numpy()

@@ -1,5 +1,5 @@
 """The lookups' hot path (one prepared statement, the answer built as JSON in
-PostGIS) answers exactly as the set-based reference queries of ``geo.lookup`` do.
+PostGIS) answers exactly as the set-based reference queries of ``geo.store.lookup`` do.
 
 Each case is asked over HTTP twice: once as it is served (the hot path for exact
 addresses and points inside a grid) and once with the hot path switched off, so

@@ -14,6 +14,7 @@ import pytest
 import shapely
 
 import maps
+from geo.gridding.diff import diff_plans
 from geo.gridding.generate import generate_grids
 from geo.sample import generate_county
 from maps.colouring import adjacency
@@ -364,7 +365,7 @@ def test_diff_highlights_moved_households_and_boundaries(county):
     b = generate_grids(
         county.households, county.areas, min_households=150, max_households=250
     )
-    d = maps.plan_diff(a.grids, a.assignments, b.grids, b.assignments)
+    d = diff_plans(a.grids, a.assignments, b.grids, b.assignments)
     both = a.assignments.merge(b.assignments, on="household_id")
     expected = set(both.loc[both["grid_code_x"] != both["grid_code_y"], "household_id"])
     assert set(d.households["household_id"]) == expected and expected
@@ -408,7 +409,7 @@ def test_diff_highlights_moved_households_and_boundaries(county):
 
 def test_diff_of_a_plan_with_itself_is_empty(county):
     a = generate_grids(county.households, county.areas)
-    d = maps.plan_diff(a.grids, a.assignments, a.grids, a.assignments)
+    d = diff_plans(a.grids, a.assignments, a.grids, a.assignments)
     assert d.households.empty and d.changed_grids == []
     assert d.added_boundaries.is_empty and d.removed_boundaries.is_empty
 

@@ -193,7 +193,7 @@ async def lookup(
         if fast is not None:
             return fast
     # everything else (fuzzy addresses, points outside every grid, as_of):
-    # the set-based reference queries in geo.lookup, in a worker thread
+    # the set-based reference queries in geo.store.lookup, in a worker thread
     r = await run_in_threadpool(
         _reference_lookup, request.app.state.engine, address, wgs84, when, limit
     )

@@ -93,7 +93,7 @@ def move_households(
     Examples
     --------
     >>> import geopandas as gpd, numpy as np, shapely
-    >>> from geo.generate import generate_grids
+    >>> from geo.gridding.generate import generate_grids
     >>> rng = np.random.default_rng(0)
     >>> hh = gpd.GeoDataFrame({"household_id": [f"h{i}" for i in range(1000)]},
     ...     geometry=shapely.points(rng.uniform(0, 0.01, 1000), rng.uniform(0, 0.01, 1000)),
