@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import text
 
+from geo.errors import EmptyInput, GridMapError
 from geo.io import InputError, Problem, prepare, read_table
 from geo.store.db import database_url, make_engine, session_scope, upgrade
 from geo.store.embedded import EmbeddedError, EmbeddedPostgres
@@ -48,7 +49,7 @@ def _errors():  # type: ignore[no-untyped-def]
         yield
     except InputError as exc:
         raise _fail(f"nothing was written.\n{exc}") from None
-    except EmbeddedError as exc:
+    except (EmbeddedError, GridMapError) as exc:
         raise _fail(str(exc)) from None
 
 
@@ -687,7 +688,7 @@ def _generate_and_publish_roots(engine: Any) -> None:
                 saved = generate_and_save(
                     session, code, with_staff=True, created_by="gridmap run"
                 )
-            except InputError:  # an area with no households has nothing to draw
+            except EmptyInput:  # an area with no households has nothing to draw
                 continue
             publish(session, saved.plan_id)
         _print_plan(saved.plan, as_json=False)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "EditError",
+    "EmptyInput",
     "GridMapError",
     "InputError",
     "NotFound",
@@ -28,6 +29,10 @@ class GridMapError(Exception):
 
 class NotFound(GridMapError, LookupError):
     """Something named by the caller does not exist (an area code, a plan id, …)."""
+
+
+class EmptyInput(GridMapError, ValueError):
+    """Valid input that leaves nothing to compute (an area with no households)."""
 
 
 class EditError(GridMapError, ValueError):

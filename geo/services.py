@@ -14,7 +14,7 @@ from typing import Any
 import geopandas as gpd
 from sqlalchemy.orm import Session
 
-from geo.errors import InputError, Problem
+from geo.errors import EmptyInput
 from geo.gridding.generate import generate_grids
 from geo.gridding.rebalance import Rebalanced, rebalance
 from geo.gridding.staffing import assign_members, assign_workers, generate_micro_grids
@@ -78,7 +78,7 @@ def generate_and_save(
     Parameters mirror :func:`geo.gridding.generate.generate_grids`; with
     ``with_staff`` the plan also gets grid workers and covering party members
     (:func:`staff`). Raises :class:`~geo.errors.NotFound` for an unknown area and
-    :class:`~geo.errors.InputError` when it has no households.
+    :class:`~geo.errors.EmptyInput` when it has no households.
 
     Examples
     --------
@@ -90,9 +90,7 @@ def generate_and_save(
     progress("reading households and areas", 0.1)
     areas, households = area_frames(session, area_code)
     if households.empty:
-        raise InputError(
-            [Problem("area_code", f"area {area_code} has no households loaded")]
-        )
+        raise EmptyInput(f"area {area_code} has no households loaded")
     progress(f"drawing grids for {len(households)} households", 0.3)
     plan = generate_grids(
         households,

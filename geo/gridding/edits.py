@@ -103,7 +103,7 @@ def move_households(
     >>> move_households(plan, hh, ["nope"], "V01")
     Traceback (most recent call last):
     ...
-    geo.gridding.edits.EditError: unknown household(s): nope
+    geo.errors.EditError: unknown household(s): nope
     """
     lo, hi = float(min_households), float(max_households)
     grids, assignments = _frames(plan)
