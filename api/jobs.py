@@ -15,8 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from geo.db import session_scope
+from geo.db_errors import describe_db_error
 from geo.io import InputError
 from geo.jobs import (
     STALE_AFTER,
@@ -29,6 +31,7 @@ from geo.jobs import (
     start_job,
     step_job,
 )
+from geo.plans import PlanConflictError
 
 __all__ = ["Job", "JobRunner", "generate_plan_job", "rebalance_plan_job"]
 
@@ -89,13 +92,19 @@ class JobRunner:
         try:
             start_job(self.engine, job_id)
             fn(job, self.engine)
-        except (InputError, ValueError, LookupError) as exc:
+        except (InputError, ValueError, LookupError, PlanConflictError) as exc:
             self._fail(job_id, str(exc))
+        except DBAPIError as exc:
+            log.exception("job %s failed in the database", job_id)
+            self._fail(job_id, describe_db_error(exc))
         except Exception as exc:
             log.exception("job %s failed", job_id)
+            first = (str(exc).splitlines() or [""])[0][:300]
             self._fail(
                 job_id,
-                f"unexpected error ({type(exc).__name__}); see the server log",
+                f"unexpected error ({type(exc).__name__}"
+                + (f": {first}" if first else "")
+                + "); see the server log",
             )
         else:
             finish_job(self.engine, job_id, job.plan_id)
