@@ -32,7 +32,12 @@ def versions_engine(make_database) -> Iterator[Engine]:  # type: ignore[no-untyp
     upgrade(url)
     engine = make_engine(url, pool_size=12, max_overflow=4)
     areas = gpd.GeoDataFrame(
-        {"code": [AREA], "name": ["版本村"], "level": ["village"], "parent_code": [None]},
+        {
+            "code": [AREA],
+            "name": ["版本村"],
+            "level": ["village"],
+            "parent_code": [None],
+        },
         geometry=[shapely.box(118.0, 29.0, 118.01, 29.01)],
         crs=4326,
     )
@@ -81,7 +86,7 @@ def test_plans_saved_at_once_for_one_area_all_get_distinct_versions(
                 s.execute(text("SELECT 1"))  # hold a connection before the race
                 barrier.wait(30)
                 ids.append(save_plan(s, AREA, _grids(f"T{i}"), name=f"thread {i}"))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=save, args=(i,)) for i in range(n)]
@@ -121,7 +126,7 @@ def test_a_save_waits_for_an_uncommitted_plan_of_the_same_area(
             try:
                 with Session(versions_engine) as b, b.begin():
                     done["id"] = save_plan(b, AREA, _grids("B"))
-            except BaseException as exc:  # noqa: BLE001 - asserted below
+            except BaseException as exc:
                 done["error"] = exc
 
         t = threading.Thread(target=other)
