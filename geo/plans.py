@@ -217,7 +217,8 @@ def publish_plan(
     """Publish a draft atomically: the area's published plan is archived in the same step.
 
     Lookups never see two published plans (a unique index forbids it) nor none
-    in between (both changes commit together). The caller commits.
+    in between (both changes commit together). The tables lookups read (plans,
+    grids, assignments) are analysed in the same transaction. The caller commits.
     """
     at = at or dt.datetime.now(dt.UTC)
     row = session.execute(
@@ -245,6 +246,9 @@ def publish_plan(
         ),
         {"p": plan_id, "at": at},
     )
+    # lookups start using this plan's grids and assignments now: give the planner
+    # fresh statistics instead of waiting for autovacuum (tables in a fixed order)
+    session.execute(text("ANALYZE plans, grids, assignments"))
 
 
 def plan_grids(session: Session, plan_id: int) -> gpd.GeoDataFrame:
