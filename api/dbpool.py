@@ -4,12 +4,13 @@ After the database restarts every pooled connection is dead, but the pool only
 finds out one connection at a time. A statement whose connection turns out to
 be broken therefore checks the whole pool (dropping every dead connection and
 starting fresh ones) and runs once more on a new connection. While the database
-is down the retry waits at most the pool's timeout and the error goes up to the
-503 handler (:mod:`api.problems`).
+is down both attempts together wait at most the pool's timeout and the error
+goes up to the 503 handler (:mod:`api.problems`).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psycopg
@@ -30,9 +31,11 @@ def _connection_lost(exc: psycopg.Error) -> bool:
 async def _fetch(
     pool: AsyncConnectionPool, sql: Any, params: dict[str, Any], one: bool
 ) -> Any:
+    deadline = time.monotonic() + pool.timeout  # one budget for both attempts
     for attempt in range(2):
         try:
-            async with pool.connection() as conn:
+            wait = max(0.1, deadline - time.monotonic())
+            async with pool.connection(timeout=wait) as conn:
                 cur = await conn.execute(sql, params)
                 return await (cur.fetchone() if one else cur.fetchall())
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
