@@ -20,7 +20,7 @@ __all__ = ["MAX_BODY_BYTES", "create_app"]
 
 #: Largest request body accepted (a 10,000-address batch is about 1 MB).
 MAX_BODY_BYTES = 4 * 1024 * 1024
-#: A statement running longer than this is cancelled (the request gets a 500 problem).
+#: A statement running longer than this is cancelled (the request gets a 503 problem).
 STATEMENT_TIMEOUT_MS = 60_000
 #: Most pooled connections a server process keeps for lookups.
 LOOKUP_POOL_SIZE = 4
