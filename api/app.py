@@ -12,7 +12,7 @@ from sqlalchemy import event
 
 from api.jobs import JobRunner
 from api.problems import BodyLimit, install_problem_handlers
-from api.routes import features, lookup, plans, tiles, viewer
+from api.routes import features, health, lookup, plans, tiles, viewer
 from geo.store.db import database_url, make_engine
 from geo.store.settings import Settings
 
@@ -20,10 +20,14 @@ __all__ = ["MAX_BODY_BYTES", "create_app"]
 
 #: Largest request body accepted (a 10,000-address batch is about 1 MB).
 MAX_BODY_BYTES = 4 * 1024 * 1024
-#: A statement running longer than this is cancelled (the request gets a 500 problem).
+#: A statement running longer than this is cancelled (the request gets a 503 problem).
 STATEMENT_TIMEOUT_MS = 60_000
 #: Most pooled connections a server process keeps for lookups.
 LOOKUP_POOL_SIZE = 4
+#: While the database is unreachable a request gives up after about this many
+#: seconds (connect timeout, waiting for a pooled connection) and is answered
+#: 503 with Retry-After; libpq's connect timeout cannot be shorter than 2 s.
+DB_WAIT_S = 2
 
 
 async def _configure_lookup_connection(conn: AsyncConnection) -> None:
@@ -60,8 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # stay under the embedded server's max_connections = 100
             pool_size=5,
             max_overflow=5,
-            pool_pre_ping=False,  # a ping per request costs a round trip; recycle instead
+            # a stale connection (the database restarted) is replaced, not used
+            pool_pre_ping=True,
             pool_recycle=1800,
+            pool_timeout=DB_WAIT_S,
+            connect_args={"connect_timeout": DB_WAIT_S},
         )
 
         @event.listens_for(engine, "connect")
@@ -81,8 +88,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
             min_size=2,
             max_size=LOOKUP_POOL_SIZE,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "connect_timeout": DB_WAIT_S},
             configure=_configure_lookup_connection,
+            # no check per checkout (a round trip per lookup): a statement that
+            # finds its connection broken purges the pool and retries once
+            # (api.dbpool.fetch); wait at most this long for a connection, then 503
+            timeout=DB_WAIT_S,
+            # background reconnection gives up after this long (backing off 1 s,
+            # 2 s...); the next request starts a fresh attempt at once, so the
+            # pool is back within about a second of the database
+            reconnect_timeout=DB_WAIT_S,
             open=False,
         )
         await pool.open(wait=True, timeout=30)
@@ -104,6 +119,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
-    for module in (lookup, features, tiles, plans, viewer):
+    for module in (lookup, features, tiles, plans, viewer, health):
         app.include_router(module.router)
     return app

@@ -15,10 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
+from geo.errors import PlanConflictError
 from geo.io import InputError
 from geo.services import generate_and_save, rebalance_and_save
 from geo.store.db import session_scope
+from geo.store.db_errors import describe_db_error
 from geo.store.jobs import (
     STALE_AFTER,
     JobState,
@@ -90,13 +93,19 @@ class JobRunner:
         try:
             start_job(self.engine, job_id)
             fn(job, self.engine)
-        except (InputError, ValueError, LookupError) as exc:
+        except (InputError, ValueError, LookupError, PlanConflictError) as exc:
             self._fail(job_id, str(exc))
+        except DBAPIError as exc:
+            log.exception("job %s failed in the database", job_id)
+            self._fail(job_id, describe_db_error(exc))
         except Exception as exc:
             log.exception("job %s failed", job_id)
+            first = (str(exc).splitlines() or [""])[0][:300]
             self._fail(
                 job_id,
-                f"unexpected error ({type(exc).__name__}); see the server log",
+                f"unexpected error ({type(exc).__name__}"
+                + (f": {first}" if first else "")
+                + "); see the server log",
             )
         else:
             finish_job(self.engine, job_id, job.plan_id)

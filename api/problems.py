@@ -7,15 +7,20 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from geo.store.db_errors import unavailable_reason
+
 __all__ = [
     "PROBLEM_JSON",
+    "RETRY_AFTER_S",
     "BodyLimit",
     "Problem",
     "ProblemError",
@@ -38,7 +43,21 @@ _TITLES = {
     415: "Unsupported media type",
     422: "Invalid request",
     500: "Internal server error",
+    503: "Service unavailable",
 }
+
+#: Seconds a client is asked to wait (``Retry-After``) when the database is down.
+RETRY_AFTER_S = 2
+
+
+#: Exceptions that may mean the database is unavailable (see ``_unavailable``).
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
 
 
 class Problem(BaseModel):
@@ -170,6 +189,30 @@ def install_problem_handlers(app: FastAPI) -> None:
             instance=request.url.path,
         )
 
+    # the database down, restarting or overloaded: 503 with Retry-After, not 500
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        reason = unavailable_reason(exc)
+        if reason is None:
+            return await _crash(request, exc)
+        log.warning(
+            "database unavailable on %s %s: %s (%s)",
+            request.method,
+            request.url.path,
+            reason,
+            type(exc).__name__,
+        )
+        return problem_response(
+            503,
+            f"The database is not available right now ({reason}). "
+            f"Try again in {RETRY_AFTER_S} seconds.",
+            type="/problems/database-unavailable",
+            instance=request.url.path,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    for cls in _DATABASE_ERRORS:
+        app.add_exception_handler(cls, _unavailable)
+
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries documenting problem+json for ``codes``."""
@@ -181,6 +224,7 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "plan 3 is published; only a draft can be published",
         413: "The request body is 5242880 bytes; the limit is 4194304 bytes.",
         422: "query parameter 'lat': Input should be less than or equal to 90",
+        503: "The database is not available right now; try again in 2 seconds.",
     }
     return {
         c: {

@@ -160,6 +160,7 @@ def _progress() -> Progress:
 def _load(kind: str, file: Path, **opts: Any) -> None:
     settings = Settings()
     extra = opts.pop("extra")
+    clip = bool(opts.pop("clip", False))
     if extra not in {"error", "attrs", "ignore"}:
         raise _fail("--extra must be error, attrs or ignore")
     with _errors():
@@ -184,7 +185,7 @@ def _load(kind: str, file: Path, **opts: Any) -> None:
                 expected_bounds=area_bounds(session) if kind == "households" else None,
                 **opts,
             )
-            report = load(session, prepared, progress=progress)
+            report = load(session, prepared, progress=progress, clip=clip)
     console.print(str(report))
 
 
@@ -198,8 +199,20 @@ def load_areas_cmd(
     extra: ExtraOpt = "error",
     from_gcj02: bool = False,
     make_valid: bool = False,
+    clip: Annotated[
+        bool,
+        typer.Option(
+            help="cut overlaps with sibling areas out of the later area (loaded "
+            "areas first, then file order) instead of refusing the file"
+        ),
+    ] = False,
 ) -> None:
-    """Load admin areas (code, name, level, parent_code, polygon); upsert by code."""
+    """Load admin areas (code, name, level, parent_code, polygon); upsert by code.
+
+    Sibling areas (same parent) must not overlap beyond a sliver along their
+    shared edge (0.5 % of the smaller area, or 100 m²): such a file is refused
+    naming both areas, unless --clip is given.
+    """
     _load(
         "areas",
         file,
@@ -210,6 +223,7 @@ def load_areas_cmd(
         extra=extra,
         from_gcj02=from_gcj02,
         make_valid=make_valid,
+        clip=clip,
     )
 
 

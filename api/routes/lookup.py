@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.dbpool import fetch_all, fetch_one
 from api.deps import SessionDep
 from api.problems import ProblemError, problem_responses
 from api.schemas import (
@@ -215,19 +216,16 @@ async def _fast_lookup(
         key = address_keys([address])[0]
         if not key:
             return None
-        async with pool.connection() as conn:
-            cur = await conn.execute(ADDRESS_ANSWERS_SQL, {"key": key, "lim": limit})
-            rows = [r[0] for r in await cur.fetchall()]
+        found = await fetch_all(pool, ADDRESS_ANSWERS_SQL, {"key": key, "lim": limit})
+        rows = [r[0] for r in found]
         if not rows:
             return None  # no exact key: trigram similarity decides
         match = "exact" if len(rows) == 1 else "ambiguous"
     else:
         assert wgs84 is not None
-        async with pool.connection() as conn:
-            cur = await conn.execute(
-                POINT_ANSWER_SQL, {"lon": wgs84[0], "lat": wgs84[1]}
-            )
-            row = await cur.fetchone()
+        row = await fetch_one(
+            pool, POINT_ANSWER_SQL, {"lon": wgs84[0], "lat": wgs84[1]}
+        )
         if row is None:
             return None  # outside every grid: the reference path finds the nearest
         rows, match = [row[0]], "point"

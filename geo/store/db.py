@@ -44,12 +44,26 @@ def database_url(settings: Settings, *, start: bool = True) -> str:
     return pg.url()
 
 
+#: Seconds to wait for a connection to the server before giving up.
+CONNECT_TIMEOUT_S = 10
+
+
 def make_engine(url: str, **kwargs: object) -> Engine:
-    """Create an engine for ``url`` (psycopg 3 driver, UTF-8 client encoding)."""
+    """Create an engine for ``url`` (psycopg 3 driver, UTF-8 client encoding).
+
+    Pooled connections are checked before use (``pool_pre_ping``) and a
+    connection attempt gives up after :data:`CONNECT_TIMEOUT_S` seconds;
+    ``connect_args`` in ``kwargs`` are added to (and override) these.
+    """
     kwargs.setdefault("pool_pre_ping", True)
+    connect_args = {
+        "client_encoding": "utf8",
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        **dict(kwargs.pop("connect_args", None) or {}),  # type: ignore[call-overload]
+    }
     return create_engine(
         url,
-        connect_args={"client_encoding": "utf8"},
+        connect_args=connect_args,
         **kwargs,  # type: ignore[arg-type]
     )
 

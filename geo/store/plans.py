@@ -19,6 +19,7 @@ from geo.errors import InputError, NotFound, PlanConflictError, Problem
 __all__ = [
     "PlanConflictError",
     "area_frames",
+    "next_version",
     "plan_frames",
     "plan_grids",
     "publish_plan",
@@ -42,6 +43,33 @@ def _id_maps(session: Session) -> tuple[dict[str, int], dict[str, int]]:
         session.execute(text("SELECT external_id, id FROM people")).all()  # type: ignore[arg-type]
     )
     return codes, people
+
+
+#: First key of the transaction-level advisory lock that serialises version
+#: numbering per area (the second key is the area id).
+PLAN_VERSION_LOCK = 0x67726964  # "grid"
+
+
+def next_version(session: Session, area_id: int) -> int:
+    """The area's next plan version, locked for the caller's transaction.
+
+    Two transactions saving plans of one area at once would both read the same
+    ``max(version)`` and one would fail on ``uq_plans_area_version``. A
+    transaction-level advisory lock on the area is taken first, so the second
+    waits until the first commits or rolls back and then reads the new maximum
+    (each statement sees a fresh snapshot under READ COMMITTED). The lock is
+    released when the transaction ends; readers and other areas never wait.
+    """
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:k, :a)"),
+        {"k": PLAN_VERSION_LOCK, "a": area_id},
+    )
+    return int(
+        session.execute(
+            text("SELECT coalesce(max(version), 0) + 1 FROM plans WHERE area_id = :a"),
+            {"a": area_id},
+        ).scalar_one()
+    )
 
 
 def save_plan(
@@ -108,10 +136,7 @@ def save_plan(
             )
     if problems:
         raise InputError(problems)
-    version = session.execute(
-        text("SELECT coalesce(max(version), 0) + 1 FROM plans WHERE area_id = :a"),
-        {"a": area},
-    ).scalar()
+    version = next_version(session, int(area))
     plan_id = session.execute(
         text(
             "INSERT INTO plans (area_id, version, name, status, parent_id, params, metrics, "
@@ -188,7 +213,8 @@ def publish_plan(
     """Publish a draft atomically: the area's published plan is archived in the same step.
 
     Lookups never see two published plans (a unique index forbids it) nor none
-    in between (both changes commit together). The caller commits.
+    in between (both changes commit together). The tables lookups read (plans,
+    grids, assignments) are analysed in the same transaction. The caller commits.
     """
     at = at or dt.datetime.now(dt.UTC)
     row = session.execute(
@@ -216,6 +242,9 @@ def publish_plan(
         ),
         {"p": plan_id, "at": at},
     )
+    # lookups start using this plan's grids and assignments now: give the planner
+    # fresh statistics instead of waiting for autovacuum (tables in a fixed order)
+    session.execute(text("ANALYZE plans, grids, assignments"))
 
 
 def plan_grids(session: Session, plan_id: int) -> gpd.GeoDataFrame:

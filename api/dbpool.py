@@ -1,0 +1,57 @@
+"""Statements on the lookups' psycopg pool that survive a database restart.
+
+After the database restarts every pooled connection is dead, but the pool only
+finds out one connection at a time. A statement whose connection turns out to
+be broken therefore checks the whole pool (dropping every dead connection and
+starting fresh ones) and runs once more on a new connection. While the database
+is down both attempts together wait at most the pool's timeout and the error
+goes up to the 503 handler (:mod:`api.problems`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+import psycopg.errors
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from geo.store.db_errors import unavailable_reason
+
+__all__ = ["fetch_all", "fetch_one"]
+
+
+def _connection_lost(exc: psycopg.Error) -> bool:
+    if isinstance(exc, PoolTimeout | psycopg.errors.QueryCanceled):
+        return False  # waiting longer or again does not help
+    return unavailable_reason(exc) is not None
+
+
+async def _fetch(
+    pool: AsyncConnectionPool, sql: Any, params: dict[str, Any], one: bool
+) -> Any:
+    deadline = time.monotonic() + pool.timeout  # one budget for both attempts
+    for attempt in range(2):
+        try:
+            wait = max(0.1, deadline - time.monotonic())
+            async with pool.connection(timeout=wait) as conn:
+                cur = await conn.execute(sql, params)
+                return await (cur.fetchone() if one else cur.fetchall())
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if attempt or not _connection_lost(exc):
+                raise
+            await pool.check()  # drop the other dead connections too
+    raise AssertionError("unreachable")
+
+
+async def fetch_all(
+    pool: AsyncConnectionPool, sql: Any, params: dict[str, Any]
+) -> list[Any]:
+    """All rows of one statement (retried once on a lost connection)."""
+    return list(await _fetch(pool, sql, params, one=False))
+
+
+async def fetch_one(pool: AsyncConnectionPool, sql: Any, params: dict[str, Any]) -> Any:
+    """The first row of one statement, or None (retried once on a lost connection)."""
+    return await _fetch(pool, sql, params, one=True)
