@@ -26,7 +26,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import httptools
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -212,18 +211,39 @@ def _invalid(location: str, code: str) -> tuple[str, dict[str, Any]]:
     }
 
 
+_TEMPLATE_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::path)?\}")
+
+
+def _path_patterns(app: Any) -> list[re.Pattern[str]]:
+    """Regexes of the app's documented path templates (``/items/{fid}``)."""
+    cached = getattr(getattr(app, "state", None), "_guard_paths", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    try:
+        templates = list(app.openapi().get("paths", {}))
+    except Exception:  # no OpenAPI document: name "the path"
+        templates = []
+    out = []
+    for t in templates:
+        pos, rx = 0, ""
+        for m in _TEMPLATE_PARAM.finditer(t):
+            rx += re.escape(t[pos : m.start()]) + f"(?P<{m.group(1)}>[^/]+)"
+            pos = m.end()
+        out.append(re.compile(rx + re.escape(t[pos:]) + r"\Z", re.DOTALL))
+    if getattr(app, "state", None) is not None:
+        app.state._guard_paths = out
+    return out
+
+
 def _path_param(scope: Scope) -> str:
-    """``path parameter 'fid'`` of the route the path matches, else ``the path``."""
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    for route in getattr(router, "routes", []):
-        try:
-            match, child = route.matches(scope)
-        except Exception:  # a route that cannot match this scope
-            continue
-        if match is not Match.NONE:
-            for name, value in child.get("path_params", {}).items():
-                if isinstance(value, str) and control_char(value):
+    """``path parameter 'fid'`` of the path template the path matches, else
+    ``the path``."""
+    path = scope.get("path", "")
+    for rx in _path_patterns(scope.get("app")):
+        m = rx.match(path)
+        if m:
+            for name, value in m.groupdict().items():
+                if control_char(value):
                     return f"path parameter '{name}'"
     return "the path"
 
