@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -109,8 +110,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     max_head_bytes = MAX_HEADER_BYTES
 
-    def connection_made(self, transport):  # type: ignore[no-untyped-def]
-        self._head_bytes: int | None = 0  # None: reading a body, not a head
+    _head_bytes: int | None = 0  # None: reading a body, not a head
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._head_bytes = 0
         super().connection_made(transport)
 
     def on_headers_complete(self) -> None:
