@@ -10,7 +10,9 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import event
 
+from api.docs import install_docs
 from api.jobs import JobRunner
+from api.limits import AuthThrottle, RequestGuard
 from api.problems import BodyLimit, install_problem_handlers
 from api.routes import features, health, lookup, plans, tiles, viewer
 from geo.store.db import database_url, make_engine
@@ -116,9 +118,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=_DESCRIPTION,
         lifespan=lifespan,
+        # served from vendored assets by install_docs (no CDN); no ReDoc
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
+    app.state.auth_throttle = AuthThrottle()
+    # inside BodyLimit: the guard reads bodies only after BodyLimit bounded them
+    app.add_middleware(RequestGuard)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    install_docs(app)
     for module in (lookup, features, tiles, plans, viewer, health):
         app.include_router(module.router)
     return app

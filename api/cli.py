@@ -72,6 +72,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int | None) -> Non
     import uvicorn
 
     from api.app import create_app
+    from api.limits import server_options
 
     n = workers or default_workers()
     # no per-request access log: it costs more than a point lookup itself
@@ -82,6 +83,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int | None) -> Non
             port=port,
             log_level="info",
             access_log=False,
+            **server_options(),
         )
         return
     # several processes: each builds the app from the environment (the database
@@ -95,6 +97,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int | None) -> Non
         port=port,
         log_level="info",
         access_log=False,
+        **server_options(),
     )
 
 

@@ -54,16 +54,29 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="gridmap"'}
 
 
 def optional_key(
+    request: Request,
     session: SessionDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     header: Annotated[str | None, Security(_header)],
 ) -> ApiKeyInfo | None:
-    """The caller's key: None when none was sent, 401 when one was sent but is wrong."""
+    """The caller's key: None when none was sent, 401 when one was sent but is
+    wrong, 429 while its address has sent too many wrong keys (see api.limits)."""
     token = bearer.credentials if bearer is not None else header
     if not token:
         return None
+    throttle = getattr(request.app.state, "auth_throttle", None)
+    client = request.client.host if request.client else "unknown"
+    if throttle is not None and (wait := throttle.retry_after(client)) is not None:
+        raise ProblemError(
+            429,
+            f"Too many wrong API keys from {client}; try again in {wait} s.",
+            type="/problems/too-many-failures",
+            headers={"Retry-After": str(wait)},
+        )
     key = verify_key(session, token)
     if key is None:
+        if throttle is not None:
+            throttle.fail(client)
         raise ProblemError(
             401,
             "The API key is not valid (malformed, unknown or revoked). "

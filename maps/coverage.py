@@ -18,6 +18,7 @@ from maps.basemap import Basemap, resolve_basemap
 from maps.colouring import GRID_PALETTE, MEMBER_PALETTE
 from maps.data import person_html, plan_parts, rep_points
 from maps.layers import (
+    AreaGroup,
     GridLayer,
     HouseholdLayer,
     Labels,
@@ -31,7 +32,7 @@ from maps.layers import (
     village_names,
 )
 
-__all__ = ["coverage_map", "household_zoom", "label_level"]
+__all__ = ["coverage_map", "household_layers", "household_zoom", "label_level"]
 
 #: Above this many households, households are drawn only from this zoom on.
 _ALWAYS_DRAWN = 20_000
@@ -92,7 +93,7 @@ def _workers(grids: gpd.GeoDataFrame, ppl: pd.DataFrame) -> list[list[tuple[Any,
 
 def coverage_map(
     plan_or_grids: GridPlan | gpd.GeoDataFrame,
-    households: gpd.GeoDataFrame,
+    households: gpd.GeoDataFrame | None,
     *,
     people: pd.DataFrame | None = None,
     assignments: pd.DataFrame | None = None,
@@ -103,6 +104,8 @@ def coverage_map(
     label_zoom: int | None = None,
     title: str = "网格与联户",
     lookup_url: str | None = None,
+    households_url: str | None = None,
+    plan_id: int | None = None,
     width: str | int = "100%",
     height: str | int = "100%",
 ) -> folium.Map:
@@ -129,7 +132,9 @@ def coverage_map(
         ``area_code``, ``worker_id``) with ``assignments`` given or computed by
         containment.
     households
-        Points with ``household_id`` and ``address``.
+        Points with ``household_id`` and ``address``; ``None`` for a public page
+        with no household in it (grids, their workers and household counts only,
+        counts from the plan's assignments).
     people
         ``person_id``, ``name``, ``role``, ``work_phone``, ``area_code``. Names and
         phones of ``grids.worker_id`` and ``assignments.member_id``; without a
@@ -156,6 +161,11 @@ def coverage_map(
         Typed addresses are then resolved by ``GET {lookup_url}?address=…`` (any
         spelling the API normalises; ranked candidates to pick from; its 404
         message) instead of the in-page search. Saved files keep the in-page one.
+    households_url, plan_id
+        Served public pages only (with ``households=None``): a same-origin path
+        that answers :func:`household_layers` of plan ``plan_id`` to a viewer
+        API key. The page gets a key box; the key is sent in an ``X-API-Key``
+        header and households are drawn once they arrive.
 
     Returns
     -------
@@ -176,7 +186,7 @@ def coverage_map(
     grids, asg, _ = plan_parts(
         plan_or_grids, assignments=assignments, households=households
     )
-    if "household_id" not in households.columns:
+    if households is not None and "household_id" not in households.columns:
         raise ValueError("households need a 'household_id' column")
     ppl = _people_index(people)
     names = village_names(areas)
@@ -184,13 +194,116 @@ def coverage_map(
     # ---- grids: colours on true geometry, drawn shifted for the basemap
     colours = grid_colours(grids.geometry.values)
     shown = bm.shift_geoms(np.asarray(grids.geometry.values, dtype=object))
-    reps = rep_points(shown)
-    workers = _workers(grids, ppl)
-    area_col = (
+    table, props = _grid_table(grids, asg, ppl, names, colours, shown)
+    area_col = _area_col(grids)
+
+    # ---- households with their grid and member (none on a public page)
+    if households is not None:
+        hh, members = _household_frame(households, grids, asg, ppl, bm)
+        n_hh = len(hh)
+    else:
+        hh, members = _household_frame(None, grids, None, ppl, bm)
+        n_hh = len(asg) if asg is not None else 0
+    config: dict[str, Any] = {}
+    if households is None and households_url:
+        config = {"housesUrl": households_url, "planId": plan_id}
+    hz = household_zoom(n_hh) if house_zoom is None else int(house_zoom)
+    bounds = _bounds(shown, hh)
+    m = base_map(
+        bounds,
+        bm,
+        config={
+            "grids": table,
+            "members": members,
+            "houseZoom": hz,
+            "labelZoom": label_level(len(grids)) if label_zoom is None else label_zoom,
+            "lookupUrl": lookup_url,
+            **config,
+        },
+        width=width,
+        height=height,
+    )
+    if barriers is not None and len(barriers):
+        fg = folium.FeatureGroup(name="河流与主要道路", show=True)
+        b = barriers.to_crs(STORAGE_CRS)
+        kinds = b["kind"] if "kind" in b.columns else pd.Series([""] * len(b))
+        LineLayer(
+            to_geojson(
+                bm.shift_geoms(np.asarray(b.geometry.values, dtype=object)),
+                [
+                    {
+                        "line": _BARRIER_COLOURS.get(str(k), "#777"),
+                        "w": 3 if k == "river" else 2,
+                        "op": 0.7,
+                        "dash": "6 4" if k == "railway" else None,
+                    }
+                    for k in kinds
+                ],
+            )
+        ).add_to(fg)
+        fg.add_to(m)
+
+    # ---- one group per village/community: its grids, labels and households
+    by_group_grids = pd.Series(range(len(grids))).groupby(area_col.to_numpy())
+    hh_groups = dict(tuple(hh.groupby("group", sort=False)))
+    order = sorted(
+        set(area_col) | set(hh_groups),
+        key=lambda a: (a == "__outside__", names.get(a, a)),
+    )
+    for area in order:
+        name = (
+            "未入格住户"
+            if area == "__outside__"
+            else (f"{names[area]} ({area})" if area in names else area)
+        )
+        fg = folium.FeatureGroup(name=name, show=True)
+        AreaGroup(area).add_to(fg)
+        if area in by_group_grids.groups:
+            idx = list(by_group_grids.groups[area])
+            GridLayer(to_geojson(shown[idx], [props[i] for i in idx])).add_to(fg)
+            Labels([[table[i][3], table[i][4], table[i][0], ""] for i in idx]).add_to(
+                fg
+            )
+        if area in hh_groups:
+            HouseholdLayer(_encode_group(hh_groups[area])).add_to(fg)
+        fg.add_to(m)
+    folium.LayerControl(collapsed=True, position="topright").add_to(m)
+    Legend(
+        _legend_html(
+            title,
+            n_grids=len(grids),
+            n_households=n_hh,
+            colours=colours,
+            with_members=bool(members) or bool(config),
+            house_zoom=hz,
+            gcj02=bm.gcj02,
+            public=households is None,
+            key_box=bool(config),
+        )
+    ).add_to(m)
+    return m
+
+
+def _area_col(grids: gpd.GeoDataFrame) -> pd.Series:
+    return (
         grids["area_code"].astype(str)
         if "area_code" in grids.columns
         else pd.Series([""] * len(grids))
     )
+
+
+def _grid_table(
+    grids: gpd.GeoDataFrame,
+    asg: pd.DataFrame | None,
+    ppl: pd.DataFrame,
+    names: dict[str, str],
+    colours: list[str],
+    shown: np.ndarray,
+) -> tuple[list[list[Any]], list[dict[str, Any]]]:
+    """The grid table of the page config and the grids' GeoJSON properties."""
+    reps = rep_points(shown)
+    workers = _workers(grids, ppl)
+    area_col = _area_col(grids)
     counts = (
         asg.groupby("grid_code")
         .size()
@@ -219,9 +332,25 @@ def coverage_map(
                 + f"<tr><th>户数</th><td>{int(counts.iloc[i])}</td></tr></table></div>",
             }
         )
-    grid_idx = {c: i for i, c in enumerate(grids["grid_code"])}
+    return table, props
 
-    # ---- households with their grid and member
+
+def _household_frame(
+    households: gpd.GeoDataFrame | None,
+    grids: gpd.GeoDataFrame,
+    asg: pd.DataFrame | None,
+    ppl: pd.DataFrame,
+    bm: Basemap,
+) -> tuple[pd.DataFrame, list[list[str]]]:
+    """Households (id, address, shown lon/lat, grid index ``g``, member index
+    ``m``, layer ``group``) and the member table ``[colour, info, short]``."""
+    grid_idx = {c: i for i, c in enumerate(grids["grid_code"])}
+    area_col = _area_col(grids)
+    if households is None:
+        households = gpd.GeoDataFrame(
+            {"household_id": pd.Series([], dtype=str)},
+            geometry=gpd.GeoSeries([], crs=STORAGE_CRS),
+        )
     hh = households.to_crs(STORAGE_CRS)
     hh = pd.DataFrame(
         {
@@ -279,88 +408,49 @@ def coverage_map(
     hh["group"] = np.where(
         hh["g"] >= 0, area_col.to_numpy()[hh["g"].clip(lower=0)], "__outside__"
     )
+    return hh, members
 
-    n_hh = len(hh)
-    hz = household_zoom(n_hh) if house_zoom is None else int(house_zoom)
-    bounds = _bounds(shown, hh)
-    m = base_map(
-        bounds,
-        bm,
-        config={
-            "grids": table,
-            "members": members,
-            "houseZoom": hz,
-            "labelZoom": label_level(len(grids)) if label_zoom is None else label_zoom,
-            "lookupUrl": lookup_url,
-        },
-        width=width,
-        height=height,
-    )
-    if barriers is not None and len(barriers):
-        fg = folium.FeatureGroup(name="河流与主要道路", show=True)
-        b = barriers.to_crs(STORAGE_CRS)
-        kinds = b["kind"] if "kind" in b.columns else pd.Series([""] * len(b))
-        LineLayer(
-            to_geojson(
-                bm.shift_geoms(np.asarray(b.geometry.values, dtype=object)),
-                [
-                    {
-                        "line": _BARRIER_COLOURS.get(str(k), "#777"),
-                        "w": 3 if k == "river" else 2,
-                        "op": 0.7,
-                        "dash": "6 4" if k == "railway" else None,
-                    }
-                    for k in kinds
-                ],
-            )
-        ).add_to(fg)
-        fg.add_to(m)
 
-    # ---- one group per village/community: its grids, labels and households
-    by_group_grids = pd.Series(range(len(grids))).groupby(area_col.to_numpy())
-    hh_groups = dict(tuple(hh.groupby("group", sort=False)))
-    order = sorted(
-        set(area_col) | set(hh_groups),
-        key=lambda a: (a == "__outside__", names.get(a, a)),
+def _encode_group(d: pd.DataFrame) -> dict[str, Any]:
+    return encode_households(
+        d["lon"].to_numpy(),
+        d["lat"].to_numpy(),
+        d["address"].to_numpy(),
+        d["g"].to_numpy(),
+        member=d["m"].to_numpy() if "m" in d.columns else None,
     )
-    for area in order:
-        name = (
-            "未入格住户"
-            if area == "__outside__"
-            else (f"{names[area]} ({area})" if area in names else area)
-        )
-        fg = folium.FeatureGroup(name=name, show=True)
-        if area in by_group_grids.groups:
-            idx = list(by_group_grids.groups[area])
-            GridLayer(to_geojson(shown[idx], [props[i] for i in idx])).add_to(fg)
-            Labels([[table[i][3], table[i][4], table[i][0], ""] for i in idx]).add_to(
-                fg
-            )
-        if area in hh_groups:
-            d = hh_groups[area]
-            HouseholdLayer(
-                encode_households(
-                    d["lon"].to_numpy(),
-                    d["lat"].to_numpy(),
-                    d["address"].to_numpy(),
-                    d["g"].to_numpy(),
-                    member=d["m"].to_numpy() if "m" in d.columns else None,
-                )
-            ).add_to(fg)
-        fg.add_to(m)
-    folium.LayerControl(collapsed=True, position="topright").add_to(m)
-    Legend(
-        _legend_html(
-            title,
-            n_grids=len(grids),
-            n_households=n_hh,
-            colours=colours,
-            with_members=bool(members),
-            house_zoom=hz,
-            gcj02=bm.gcj02,
-        )
-    ).add_to(m)
-    return m
+
+
+def household_layers(
+    plan_or_grids: GridPlan | gpd.GeoDataFrame,
+    households: gpd.GeoDataFrame,
+    *,
+    people: pd.DataFrame | None = None,
+    assignments: pd.DataFrame | None = None,
+    basemap: str | Mapping[str, Any] | Basemap | None = None,
+) -> dict[str, Any]:
+    """The household layers of a public :func:`coverage_map` page, for key holders.
+
+    ``{"grids": [codes], "members": [[colour, info, short]], "groups": [{"area",
+    "data"}]}``: ``data`` is :func:`~maps.layers.encode_households` of the
+    households of each village (``"__outside__"``: not in any grid), with grid
+    indexes into ``grids`` (the page's grids, by code) and member indexes into
+    ``members``. Addresses, locations and covering members: serve it to viewer
+    keys only.
+    """
+    bm = resolve_basemap(basemap)
+    grids, asg, _ = plan_parts(
+        plan_or_grids, assignments=assignments, households=households
+    )
+    hh, members = _household_frame(households, grids, asg, _people_index(people), bm)
+    return {
+        "grids": grids["grid_code"].tolist(),
+        "members": members,
+        "groups": [
+            {"area": str(area), "data": _encode_group(d)}
+            for area, d in hh.groupby("group", sort=True)
+        ],
+    }
 
 
 def _bounds(shown: np.ndarray, hh: pd.DataFrame) -> tuple[float, float, float, float]:
@@ -386,6 +476,8 @@ def _legend_html(
     with_members: bool,
     house_zoom: int,
     gcj02: bool,
+    public: bool = False,
+    key_box: bool = False,
 ) -> str:
     used = [c for c in GRID_PALETTE if c in set(colours)]
     rows = [
@@ -397,6 +489,21 @@ def _legend_html(
             f'<span class="gm-sw" style="background:{c}"></span>' for c in used[:8]
         )
         + "</div>",
+    ]
+    if public and not key_box:
+        rows.append('<div class="gm-note">本图不含住户</div>')
+        return "".join(rows)
+    if key_box:
+        # households are not in the page: a viewer key loads them (gridmap.js)
+        rows.append(
+            '<form class="gm-keybox"><div class="gm-note">住户图层需查看密钥'
+            "（viewer API key）</div>"
+            '<input type="password" name="key" placeholder="gm_…" '
+            'autocomplete="off" aria-label="API key"> '
+            '<button type="submit">加载住户</button>'
+            '<div class="gm-keybox-msg"></div></form>'
+        )
+    rows += [
         swatch("#8dd3c7", "住户：填充色 = 所属网格", kind="dot", extra="#555"),
     ]
     if with_members:

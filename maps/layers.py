@@ -25,6 +25,7 @@ from maps.basemap import Basemap
 from maps.colouring import GRID_PALETTE, adjacency, greedy_colouring
 
 __all__ = [
+    "AreaGroup",
     "GridLayer",
     "HouseholdLayer",
     "Labels",
@@ -256,6 +257,28 @@ class HouseholdLayer(MacroElement):
     @property
     def data_json(self) -> str:
         return _js(self.data)
+
+
+class AreaGroup(MacroElement):
+    """Registers its layer group as the one of an area code (``GridMap.area``):
+    household layers loaded later by a served page join their village's group."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            GridMap.area({{ this._parent._parent.get_name() }}, {{ this._parent.get_name() }}, {{ this.code_json }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, code: str) -> None:
+        super().__init__()
+        self._name = "AreaGroup"
+        self.code = code
+
+    @property
+    def code_json(self) -> str:
+        return _js(self.code)
 
 
 class Labels(MacroElement):

@@ -31,6 +31,8 @@ MAP = "window[document.querySelector('.folium-map').id]"
 POPUP = "((document.querySelector('.leaflet-popup-content')||{}).innerText||'')"
 #: the one console message a deliberate 404 from /lookup makes Chromium print
 NOT_FOUND = "Failed to load resource: the server responded with a status of 404"
+#: ... and the one a deliberately wrong key makes
+UNAUTHORIZED = "Failed to load resource: the server responded with a status of 401"
 
 
 api_data = support.api_data
@@ -71,11 +73,12 @@ def browser():
         b.close()
 
 
-def test_viewer_in_chromium(browser, server: str) -> None:
+def test_viewer_in_chromium(browser, server: str, api_data: support.ApiData) -> None:
     origin = urlsplit(server)
     errors: list[tuple[str, str]] = []
     foreign: list[str] = []
     lookups: list[str] = []
+    houses: list[dict[str, str]] = []
 
     def route(r) -> None:
         u = urlsplit(r.request.url)
@@ -85,6 +88,8 @@ def test_viewer_in_chromium(browser, server: str) -> None:
         ) == (origin.scheme, origin.netloc):
             if u.path == "/lookup":
                 lookups.append(r.request.url)
+            if u.path == "/map/households":
+                houses.append(r.request.headers)
             r.continue_()
         else:
             foreign.append(r.request.url)
@@ -107,6 +112,22 @@ def test_viewer_in_chromium(browser, server: str) -> None:
         page.wait_for_selector(".leaflet-overlay-pane canvas", timeout=30_000)
         page.wait_for_selector(".gm-label span", timeout=30_000)  # grids labelled
         assert page.evaluate(f"() => {MAP}._gridmap.cfg.lookupUrl") == "/lookup"
+
+        # ---- public: no household in the page; a wrong key is refused in the box
+        assert page.evaluate(f"() => {MAP}._gridmap.allHouses.length") == 0
+        page.fill(".gm-keybox input[name=key]", "gm_00000000_not-a-key")
+        page.click(".gm-keybox button")
+        page.wait_for_function(
+            "() => /not valid/.test(document.querySelector('.gm-keybox-msg').innerText)",
+            timeout=10_000,
+        )
+        # ---- a viewer key typed once loads the households (X-API-Key)
+        page.fill(".gm-keybox input[name=key]", api_data.viewer)
+        page.click(".gm-keybox button")
+        page.wait_for_selector("[data-gridmap-houses]", timeout=30_000)
+        n = int(page.get_attribute(".folium-map", "data-gridmap-houses") or "0")
+        assert n == len(support.county().households)
+        assert houses[-1].get("x-api-key") == api_data.viewer, houses
 
         # ---- click a single house: its grid, grid worker and member, work phones
         page.evaluate(
@@ -205,6 +226,52 @@ def test_viewer_in_chromium(browser, server: str) -> None:
     assert foreign == [], foreign
     # the deliberate 404 above is logged by Chromium itself; nothing else may be
     unexpected = [
-        (t, u) for t, u in errors if not (t.startswith(NOT_FOUND) and "/lookup?" in u)
+        (t, u)
+        for t, u in errors
+        if not (t.startswith(NOT_FOUND) and "/lookup?" in u)
+        and not (t.startswith(UNAUTHORIZED) and "/map/households?" in u)
     ]
     assert unexpected == [], errors
+
+
+def test_docs_offline_in_chromium(browser, server: str) -> None:
+    """/docs renders Swagger UI with every request to another host blocked."""
+    origin = urlsplit(server)
+    errors: list[str] = []
+    foreign: list[str] = []
+
+    def route(r) -> None:
+        u = urlsplit(r.request.url)
+        if r.request.url.startswith(("data:", "blob:")) or (u.scheme, u.netloc) == (
+            origin.scheme,
+            origin.netloc,
+        ):
+            r.continue_()
+        else:
+            foreign.append(r.request.url)
+            r.abort()
+
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.route("**/*", route)
+    try:
+        page.goto(server + "/docs")
+        page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+        paths = page.locator(".opblock-summary-path").all_inner_texts()
+        assert "/lookup" in paths and "/map/households" in paths, paths
+        assert page.inner_text(".info .title").startswith("GridMap API")
+        assert page.evaluate("() => typeof SwaggerUIBundle") == "function"
+    finally:
+        page.close()
+    assert foreign == [], foreign
+    assert errors == [], errors
+    # no ReDoc page (it would need a CDN too)
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(server + "/redoc", timeout=10)
+        raise AssertionError("/redoc should not be served")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404

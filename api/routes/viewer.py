@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Annotated
 
+import pandas as pd
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
-from sqlalchemy import text
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
-from api.deps import SessionDep
+from api.deps import SessionDep, ViewerDep
 from api.problems import ProblemError, problem_responses
 from geo.store.plans import area_frames
-from geo.store.queries import load_plan
+from geo.store.queries import load_plan, people_table, published_plan
 
 router = APIRouter(tags=["viewer"])
+
+#: Rendered viewer pages (and key holders' household layers) kept per process.
+PAGE_CACHE_ENTRIES = 16
+_CACHE_INIT = threading.Lock()
 
 
 @router.get(
     "/map",
     response_class=HTMLResponse,
-    summary="Web viewer: grids, houses and who covers them (offline, one HTML page)",
+    summary="Web viewer: grids and who works them (offline, one HTML page)",
     description=(
         "The published plan of `area` (default: the top-level area with a published "
         "plan) as a Leaflet map with every script inlined — no CDN, no tiles unless "
-        "configured. Click a house for its grid, grid worker and covering party "
-        "member (work phones); search by grid code, or type an address: it is "
-        "resolved by `GET /lookup` on the same origin (ranked candidates to pick "
-        "from when ambiguous)."
+        "configured. Public: grids, villages, household counts and grid workers' "
+        "work phones, nothing per household. Search by grid code, or type an "
+        "address: it is resolved by `GET /lookup` on the same origin. Holders of a "
+        "viewer key type it into the page's key box to add the households (their "
+        "grid and covering party member) from `GET /map/households`."
     ),
     responses=problem_responses(404, 422),
 )
@@ -35,18 +45,8 @@ def viewer(
     session: SessionDep,
     area: Annotated[str | None, Query(max_length=32, description="area code")] = None,
 ) -> HTMLResponse:
-    from maps import coverage_map
-
-    row = session.execute(
-        text(
-            "SELECT p.id, a.code, a.name, p.lock_version FROM plans p "
-            "JOIN admin_areas a ON a.id = p.area_id WHERE p.status = 'published' "
-            "AND (CAST(:c AS text) IS NULL OR a.code = :c) "
-            "ORDER BY a.parent_id IS NOT NULL, a.code LIMIT 1"
-        ),
-        {"c": area},
-    ).first()
-    if row is None:
+    found = published_plan(session, area)
+    if found is None:
         raise ProblemError(
             404,
             f"No published plan for area {area!r}."
@@ -54,35 +54,116 @@ def viewer(
             else "No plan is published yet.",
             type="/problems/no-plan",
         )
-    plan_id, code, name, version = row
-    cache: dict[tuple[int, int], str] = request.app.state.__dict__.setdefault(
-        "viewer_cache", {}
+    plan_id, code, name, version = (
+        found.plan_id,
+        found.area_code,
+        found.area_name,
+        found.lock_version,
     )
-    html = cache.get((plan_id, version))
-    if html is None:
-        plan, _ = load_plan(session, plan_id)
-        areas, households = area_frames(session, code)
-        people = session.execute(
-            text(
-                "SELECT p.external_id AS person_id, p.name, p.role, p.work_phone, "
-                "a.code AS area_code FROM people p LEFT JOIN admin_areas a "
-                "ON a.id = p.area_id"
-            )
-        ).all()
-        import pandas as pd
+    root = str(request.scope.get("root_path", ""))
 
-        ppl = pd.DataFrame(
-            people, columns=["person_id", "name", "role", "work_phone", "area_code"]
-        )
+    def render() -> str:
+        from maps import coverage_map
+
+        plan, _ = load_plan(session, plan_id)
+        areas, _households = area_frames(session, code)
         m = coverage_map(
             plan,
-            households,
-            people=ppl,
+            None,  # public: grids, counts and grid workers, no household
+            people=_people(session, roles=("grid_worker", "grid_leader")),
             areas=areas,
             title=f"{name} 网格",
-            lookup_url=str(request.scope.get("root_path", "")) + "/lookup",
+            lookup_url=root + "/lookup",
+            households_url=root + "/map/households",
+            plan_id=plan_id,
         )
-        html = m.get_root().render()
-        cache.clear()
-        cache[(plan_id, version)] = html
-    return HTMLResponse(html)
+        return m.get_root().render()
+
+    # keyed by the plan and its version: publishing or editing makes a new key
+    return HTMLResponse(_cache(request).get(("page", plan_id, version, root), render))
+
+
+@router.get(
+    "/map/households",
+    summary="Households of the web viewer (viewer key)",
+    description=(
+        "What `GET /map` leaves out for key holders: the households of a plan's "
+        "area with their grid and covering party member (work phone), packed as "
+        "the viewer draws them (`maps.coverage.household_layers`). The viewer "
+        "page asks for a key and sends it in `X-API-Key`."
+    ),
+    responses=problem_responses(401, 403, 404, 422, 429),
+)
+def viewer_households(
+    request: Request,
+    session: SessionDep,
+    key: ViewerDep,
+    plan: Annotated[int, Query(ge=1, le=2**31 - 1, description="plan id")],
+) -> Response:
+    try:
+        grid_plan, info = load_plan(session, plan)
+    except LookupError:
+        raise ProblemError(
+            404, f"There is no plan {plan}.", type="/problems/unknown-plan"
+        ) from None
+    version = info.get("lock_version")
+
+    def render() -> str:
+        from maps.coverage import household_layers
+
+        _areas, households = area_frames(session, str(info["area_code"]))
+        body = household_layers(
+            grid_plan, households, people=_people(session, roles=None)
+        )
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+    body = _cache(request).get(("households", plan, version), render)
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"Cache-Control": "private, no-store"},
+    )
+
+
+def _people(session: Session, roles: tuple[str, ...] | None) -> pd.DataFrame:
+    return people_table(session, roles)
+
+
+class PageCache:
+    """A bounded LRU of rendered pages; one render at a time per process, so a
+    burst of requests for pages not cached costs one render each, not N."""
+
+    def __init__(self, max_entries: int = PAGE_CACHE_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._pages: OrderedDict[Hashable, str] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.renders = 0
+
+    def get(self, key: Hashable, render: Callable[[], str]) -> str:
+        with self._lock:
+            page = self._pages.get(key)
+            if page is not None:
+                self._pages.move_to_end(key)
+                self.hits += 1
+                return page
+            page = render()
+            self.renders += 1
+            self._pages[key] = page
+            while len(self._pages) > self.max_entries:
+                self._pages.popitem(last=False)
+            return page
+
+    def __len__(self) -> int:
+        return len(self._pages)
+
+
+def _cache(request: Request) -> PageCache:
+    state = request.app.state
+    cache = getattr(state, "viewer_cache", None)
+    if cache is None:
+        with _CACHE_INIT:
+            cache = getattr(state, "viewer_cache", None)
+            if cache is None:
+                cache = state.viewer_cache = PageCache()
+    return cache  # type: ignore[no-any-return]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -12,12 +14,14 @@ from geo.plan import GridPlan
 from geo.store.plans import plan_frames
 
 __all__ = [
+    "PublishedPlan",
     "area_exists",
     "area_table",
     "coverage_table",
     "load_plan",
     "people_table",
     "plans_table",
+    "published_plan",
     "published_plan_id",
 ]
 
@@ -46,14 +50,46 @@ def area_table(conn: Connection | Session, level: str | None = None) -> pd.DataF
     return pd.read_sql_query(text(sql), _conn(conn), params={"l": level})
 
 
-def people_table(conn: Connection | Session) -> pd.DataFrame:
-    """Grid workers, grid leaders and party members with their work phones."""
+def people_table(
+    conn: Connection | Session, roles: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Grid workers, grid leaders and party members with their work phones.
+
+    ``roles`` keeps only those roles (e.g. the public viewer shows grid workers
+    and leaders, never party members).
+    """
     sql = (
         "SELECT p.external_id AS person_id, p.name, p.role, p.work_phone, "
         "a.code AS area_code FROM people p LEFT JOIN admin_areas a ON a.id = p.area_id "
+        "WHERE CAST(:r AS text[]) IS NULL OR p.role = ANY(:r) "
         "ORDER BY p.external_id"
     )
-    return pd.read_sql_query(text(sql), _conn(conn))
+    params = {"r": list(roles) if roles is not None else None}
+    return pd.read_sql_query(text(sql), _conn(conn), params=params)
+
+
+@dataclass(frozen=True)
+class PublishedPlan:
+    """The published plan of an area: ids and names a viewer needs."""
+
+    plan_id: int
+    area_code: str
+    area_name: str
+    lock_version: int
+
+
+def published_plan(session: Session, area_code: str | None) -> PublishedPlan | None:
+    """The published plan of ``area_code``, or of the first top-level area with one."""
+    row = session.execute(
+        text(
+            "SELECT p.id, a.code, a.name, p.lock_version FROM plans p "
+            "JOIN admin_areas a ON a.id = p.area_id WHERE p.status = 'published' "
+            "AND (CAST(:c AS text) IS NULL OR a.code = :c) "
+            "ORDER BY a.parent_id IS NOT NULL, a.code LIMIT 1"
+        ),
+        {"c": area_code},
+    ).first()
+    return None if row is None else PublishedPlan(*row)
 
 
 def plans_table(conn: Connection | Session) -> pd.DataFrame:

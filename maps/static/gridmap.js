@@ -35,6 +35,7 @@
       renderer: L.canvas({ padding: 0.3, tolerance: 3 }),
       houses: [],
       allHouses: [],
+      groups: {},
       mode: 'grid',
       ready: false
     };
@@ -281,6 +282,94 @@
     return layer;
   };
 
+  /* the layer group of an area code: household layers loaded later join it */
+  GM.area = function (map, group, code) {
+    state(map).groups[code] = group;
+  };
+
+  /* Served public pages: households are not in the page. A viewer key typed in
+   * the legend's key box is sent (X-API-Key) to cfg.housesUrl?plan=cfg.planId;
+   * the answer (maps.coverage.household_layers) becomes house layers. The key
+   * is kept for this tab only (sessionStorage). */
+  var KEY_ITEM = 'gridmap.viewerKey';
+
+  function housesBase(cfg) {
+    if (!cfg.housesUrl || !window.fetch || !/^https?:$/.test(location.protocol)) return null;
+    try {
+      var u = new URL(cfg.housesUrl, location.href);
+      return u.origin === location.origin ? u : null;
+    } catch (e) { return null; }
+  }
+
+  GM.addHouses = function (map, body) {
+    var st = state(map), pageIdx = {};
+    st.cfg.grids.forEach(function (t, i) { pageIdx[t[0]] = i; });
+    var remap = body.grids.map(function (code) { return code in pageIdx ? pageIdx[code] : -1; });
+    st.cfg.members = body.members || [];
+    st.allHouses.slice().forEach(function (lyr) { if (lyr._gmGroup) lyr._gmGroup.removeLayer(lyr); });
+    st.allHouses = [];
+    body.groups.forEach(function (grp) {
+      var d = grp.data;
+      for (var i = 0; i < d.g.length; i += 2) d.g[i] = d.g[i] >= 0 ? remap[d.g[i]] : -1;
+      var group = st.groups[grp.area];
+      if (!group) {
+        group = st.groups[grp.area] = L.featureGroup().addTo(map);
+      }
+      var lyr = GM.houses(map, group, d);
+      lyr._gmGroup = group;
+    });
+    if (st.resetIndex) st.resetIndex();
+    return st.allHouses.length;
+  };
+
+  GM.loadHouses = function (map, key, msg) {
+    var st = state(map), base = housesBase(st.cfg);
+    if (!base) return Promise.resolve(false);
+    var u = new URL(base.href);
+    if (st.cfg.planId != null) u.searchParams.set('plan', String(st.cfg.planId));
+    if (msg) msg.textContent = '加载中…';
+    return fetch(u.href, { headers: { Accept: 'application/json', 'X-API-Key': key }, credentials: 'same-origin' })
+      .then(function (r) {
+        return r.json().then(function (b) { return { r: r, body: b }; }, function () { return { r: r, body: null }; });
+      })
+      .then(function (x) {
+        if (!x.r.ok || !x.body) {
+          var d = x.body && (x.body.detail || x.body.title);
+          if (msg) msg.textContent = d ? String(d) : '加载失败（' + x.r.status + '）';
+          if (x.r.status === 401 || x.r.status === 403) {
+            try { sessionStorage.removeItem(KEY_ITEM); } catch (e) { /* private mode */ }
+          }
+          return false;
+        }
+        GM.addHouses(map, x.body);
+        try { sessionStorage.setItem(KEY_ITEM, key); } catch (e) { /* private mode */ }
+        var n = 0;
+        x.body.groups.forEach(function (g) { for (var i = 1; i < g.data.n.length; i += 2) n += g.data.n[i - 1] * g.data.n[i]; });
+        if (msg) msg.textContent = '已加载 ' + n + ' 户';
+        st.map.getContainer().setAttribute('data-gridmap-houses', String(n));
+        return true;
+      })
+      .catch(function () {
+        if (msg) msg.textContent = '加载失败';
+        return false;
+      });
+  };
+
+  function keyBox(map, div) {
+    var form = div.querySelector('form.gm-keybox');
+    if (!form) return;
+    var input = form.querySelector('input[name=key]'), msg = form.querySelector('.gm-keybox-msg');
+    form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      var key = input.value.trim();
+      if (!key) { msg.textContent = '请输入密钥'; return; }
+      GM.loadHouses(map, key, msg).then(function (ok) { if (ok) input.value = ''; });
+    });
+    var saved = null;
+    try { saved = sessionStorage.getItem(KEY_ITEM); } catch (e) { /* private mode */ }
+    if (saved) GM.loadHouses(map, saved, msg);
+  }
+
   GM.setMode = function (map, mode) {
     var st = state(map);
     st.mode = mode;
@@ -295,6 +384,7 @@
       div.innerHTML = html;
       L.DomEvent.disableClickPropagation(div);
       L.DomEvent.disableScrollPropagation(div);
+      keyBox(map, div);
       var radios = div.querySelectorAll('input[name=gm-mode]');
       Array.prototype.forEach.call(radios, function (r) {
         r.addEventListener('change', function () { if (r.checked) GM.setMode(map, r.value); });
@@ -324,6 +414,7 @@
   GM.search = function (map, opts) {
     var st = state(map), byTitle = null, gridByCode = null;
     var api = lookupBase(st.cfg), answers = {}, hit = null;
+    st.resetIndex = function () { byTitle = null; };
     function index() {
       if (byTitle) return byTitle;
       byTitle = {};

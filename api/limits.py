@@ -1,0 +1,422 @@
+"""Limits against cheap abuse: header sizes, control characters, failed keys.
+
+* :class:`LimitedHttpToolsProtocol` — uvicorn's httptools protocol that stops
+  reading a request head (request line and headers) at :data:`MAX_HEADER_BYTES`
+  and answers 431 (``gridmap serve`` runs uvicorn with it): a huge or endless
+  header costs the server at most the limit plus one read.
+* :class:`RequestGuard` — ASGI middleware: the same header limit for servers
+  run without that protocol, and a 422 problem naming the parameter for any
+  control character (NUL, C0, DEL, C1) in a path parameter, a query parameter
+  or a string of a JSON body.
+* :class:`AuthThrottle` — per client address: after :data:`AUTH_FAILURES`
+  wrong keys within :data:`AUTH_WINDOW_S`, requests carrying a key are
+  answered 429 with ``Retry-After`` until the window has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httptools
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from api.problems import PROBLEM_JSON, ProblemError
+
+__all__ = [
+    "AUTH_FAILURES",
+    "AUTH_WINDOW_S",
+    "MAX_HEADER_BYTES",
+    "AuthThrottle",
+    "LimitedHttpToolsProtocol",
+    "RequestGuard",
+    "control_char",
+    "server_options",
+]
+
+#: Largest request head (request line + all headers) accepted, in bytes.
+MAX_HEADER_BYTES = 32 * 1024
+#: Wrong keys from one client address within AUTH_WINDOW_S before 429s.
+AUTH_FAILURES = 20
+AUTH_WINDOW_S = 60.0
+#: Client addresses whose failures are remembered (oldest forgotten first).
+AUTH_CLIENTS = 10_000
+
+#: Unicode category Cc: C0 controls, DEL and C1 controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: What may be a control character in JSON text: an escape or a raw character
+#: (raw tab/newline/return are legal between tokens; inside strings the JSON
+#: parser refuses them itself).
+_JSON_CONTROL = re.compile(
+    r"\\u00[01][0-9a-fA-F]|\\u007[fF]|\\u00[89][0-9a-fA-F]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+)
+
+
+def control_char(value: str) -> str | None:
+    """The first control character in ``value`` as ``U+XXXX``, or None.
+
+    >>> control_char("33\\x00"), control_char("衢江区 5组"), control_char("a\\tb")
+    ('U+0000', None, 'U+0009')
+    """
+    m = _CONTROL.search(value)
+    return f"U+{ord(m.group(0)):04X}" if m else None
+
+
+def _problem_bytes(
+    status: int, title: str, detail: str, path: str, **extra: Any
+) -> bytes:
+    body = {
+        "type": extra.pop("type", "about:blank"),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": path,
+        **extra,
+    }
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def _too_large_detail(size: int | None = None) -> str:
+    seen = f" ({size} bytes)" if size is not None else ""
+    return (
+        f"The request line and headers{seen} exceed the limit of "
+        f"{MAX_HEADER_BYTES} bytes."
+    )
+
+
+# --------------------------------------------------------------------- server
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a bound on the request head.
+
+    Bytes received while a request head is incomplete are counted; past
+    :data:`MAX_HEADER_BYTES` the connection is answered 431 (problem+json) and
+    closed, before the parser has buffered more than the limit and one read.
+    """
+
+    max_head_bytes = MAX_HEADER_BYTES
+
+    _head_bytes: int | None = 0  # None: reading a body, not a head
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._head_bytes = 0
+        super().connection_made(transport)
+
+    def on_headers_complete(self) -> None:
+        size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+        if size > self.max_head_bytes:
+            raise _HeadTooLarge(size)
+        self._head_bytes = None
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._head_bytes = 0
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeadTooLarge):
+                self._send_431()
+                return
+            self.logger.warning("Invalid HTTP request received.")
+            self.send_400_response("Invalid HTTP request received.")
+            return
+        except httptools.HttpParserError:
+            self.logger.warning("Invalid HTTP request received.")
+            self.send_400_response("Invalid HTTP request received.")
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        if self._head_bytes is not None:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_head_bytes:
+                self._send_431()
+
+    def _send_431(self) -> None:
+        body = _problem_bytes(
+            431,
+            "Request header fields too large",
+            _too_large_detail(),
+            "",
+            type="/problems/headers-too-large",
+        )
+        head = (
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            + b"content-type: "
+            + PROBLEM_JSON.encode()
+            + b"\r\ncontent-length: "
+            + str(len(body)).encode()
+            + b"\r\nconnection: close\r\n\r\n"
+        )
+        if not self.transport.is_closing():
+            self.transport.write(head + body)
+            self.transport.close()
+
+
+def server_options() -> dict[str, Any]:
+    """uvicorn options of ``gridmap serve``: the head limit with either parser
+    (httptools by default; h11 if chosen answers 400 past the same limit)."""
+    return {
+        "http": LimitedHttpToolsProtocol,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+    }
+
+
+# ------------------------------------------------------------------------ ASGI
+
+
+async def _send_problem(
+    send: Send, status: int, title: str, detail: str, path: str, **extra: Any
+) -> None:
+    body = _problem_bytes(status, title, detail, path, **extra)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _invalid(location: str, code: str) -> tuple[str, dict[str, Any]]:
+    message = (
+        f"contains the control character {code}; control characters "
+        "(NUL, C0, DEL, C1) are not accepted in text"
+    )
+    return f"{location}: {message}", {
+        "type": "/problems/invalid-request",
+        "errors": [{"location": location, "message": message}],
+    }
+
+
+_TEMPLATE_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::path)?\}")
+
+
+def _path_patterns(app: Any) -> list[re.Pattern[str]]:
+    """Regexes of the app's documented path templates (``/items/{fid}``)."""
+    cached = getattr(getattr(app, "state", None), "_guard_paths", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    try:
+        templates = list(app.openapi().get("paths", {}))
+    except Exception:  # no OpenAPI document: name "the path"
+        templates = []
+    out = []
+    for t in templates:
+        pos, rx = 0, ""
+        for m in _TEMPLATE_PARAM.finditer(t):
+            rx += re.escape(t[pos : m.start()]) + f"(?P<{m.group(1)}>[^/]+)"
+            pos = m.end()
+        out.append(re.compile(rx + re.escape(t[pos:]) + r"\Z", re.DOTALL))
+    if getattr(app, "state", None) is not None:
+        app.state._guard_paths = out
+    return out
+
+
+def _path_param(scope: Scope) -> str:
+    """``path parameter 'fid'`` of the path template the path matches, else
+    ``the path``."""
+    path = scope.get("path", "")
+    for rx in _path_patterns(scope.get("app")):
+        m = rx.match(path)
+        if m:
+            for name, value in m.groupdict().items():
+                if control_char(value):
+                    return f"path parameter '{name}'"
+    return "the path"
+
+
+def _json_location(value: Any, path: tuple[str, ...] = ()) -> tuple[str, str] | None:
+    """``(where, U+XXXX)`` of the first string or key of a parsed JSON document
+    with a control character, or None."""
+    if isinstance(value, str):
+        code = control_char(value)
+        return (".".join(path) or "body", code) if code else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if code := control_char(str(k)):
+                return ".".join((*path, str(k))) + " (a key)", code
+            if found := _json_location(v, (*path, str(k))):
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if found := _json_location(v, (*path, str(i))):
+                return found
+    return None
+
+
+def _body_problem(body: bytes) -> ProblemError | None:
+    text = body.decode("utf-8", errors="replace")
+    if not _JSON_CONTROL.search(text):
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None  # malformed JSON: the endpoint's own 422 names it
+    found = _json_location(doc)
+    if found is None:
+        return None
+    detail, extra = _invalid(f"body field '{found[0]}'", found[1])
+    return ProblemError(422, detail, **extra)
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            v = value.split(b";")[0].strip().lower()
+            return v == b"application/json" or v.endswith(b"+json")
+    return False
+
+
+class RequestGuard:
+    """ASGI middleware: header size limit (431) and no control characters (422)."""
+
+    def __init__(self, app: ASGIApp, max_header_bytes: int = MAX_HEADER_BYTES) -> None:
+        self.app = app
+        self.max_header_bytes = max_header_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        size = len(scope.get("raw_path") or b"") + len(scope.get("query_string", b""))
+        size += sum(len(n) + len(v) + 4 for n, v in scope.get("headers", []))
+        if size > self.max_header_bytes:
+            await _send_problem(
+                send,
+                431,
+                "Request header fields too large",
+                _too_large_detail(size),
+                path,
+                type="/problems/headers-too-large",
+            )
+            return
+        problem = self._url_problem(scope)
+        if problem is not None:
+            detail, extra = problem
+            await _send_problem(send, 422, "Invalid request", detail, path, **extra)
+            return
+        if scope.get("method") in {"POST", "PUT", "PATCH"} and _is_json(scope):
+            receive = self._checked(receive)
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _url_problem(scope: Scope) -> tuple[str, dict[str, Any]] | None:
+        path = scope.get("path", "")
+        if code := control_char(path):
+            return _invalid(_path_param(scope), code)
+        qs = scope.get("query_string", b"")
+        if qs:
+            for name, value in parse_qsl(qs.decode("latin-1"), keep_blank_values=True):
+                if code := control_char(name):
+                    return _invalid("a query parameter name", code)
+                if code := control_char(value):
+                    return _invalid(f"query parameter '{name}'", code)
+        return None
+
+    @staticmethod
+    def _checked(receive: Receive) -> Receive:
+        """``receive`` that checks the whole body once its last part is read;
+        the 422 is raised where the endpoint reads it (a handled ProblemError)."""
+        parts: list[bytes] = []
+
+        async def checked() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                parts.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    problem = _body_problem(b"".join(parts))
+                    parts.clear()
+                    if problem is not None:
+                        raise problem
+            return message
+
+        return checked
+
+
+# ---------------------------------------------------------------- auth throttle
+
+
+class AuthThrottle:
+    """Failed API keys per client address, in a sliding window; bounded memory.
+
+    >>> t, now = AuthThrottle(max_failures=2, window_s=60, clock=lambda: now), 0.0
+    >>> t.fail("1.2.3.4"); t.fail("1.2.3.4"); t.retry_after("1.2.3.4")
+    60
+    >>> now = 61.0; t.retry_after("1.2.3.4") is None
+    True
+    """
+
+    def __init__(
+        self,
+        max_failures: int = AUTH_FAILURES,
+        window_s: float = AUTH_WINDOW_S,
+        max_clients: int = AUTH_CLIENTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self.max_clients = max_clients
+        self._clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float] | None:
+        q = self._failures.get(client)
+        if q is None:
+            return None
+        while q and q[0] <= now - self.window_s:
+            q.popleft()
+        if not q:
+            del self._failures[client]
+            return None
+        return q
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds until ``client`` may try a key again, or None if it may now."""
+        with self._lock:
+            now = self._clock()
+            q = self._recent(client, now)
+            if q is None or len(q) < self.max_failures:
+                return None
+            # allowed again once enough failures have left the window
+            oldest = q[len(q) - self.max_failures]
+            return max(1, math.ceil(oldest + self.window_s - now))
+
+    def fail(self, client: str) -> None:
+        """Record a wrong key from ``client``."""
+        with self._lock:
+            now = self._clock()
+            q = self._recent(client, now)
+            if q is None:
+                q = self._failures[client] = deque(maxlen=self.max_failures)
+            q.append(now)
+            self._failures.move_to_end(client)
+            while len(self._failures) > self.max_clients:
+                self._failures.popitem(last=False)
