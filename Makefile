@@ -1,9 +1,11 @@
-# Shortcuts for the README's two commands (which work without make too).
-.PHONY: run test lint bench bench-lookup
+# Shortcuts for the README's commands (which work without make too).
+.PHONY: run test notebooks lint bench bench-lookup
 run:
 	bash .ci/bootstrap.sh run
 test:
 	bash .ci/bootstrap.sh test
+notebooks:
+	bash .ci/bootstrap.sh notebooks
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
 bench:

@@ -2,6 +2,7 @@
 # GridMap bootstrap: install whatever is missing, then run the main job or the tests.
 #   bash .ci/bootstrap.sh run [gridmap run options]   # the main job
 #   bash .ci/bootstrap.sh test [pytest options]       # the test suite
+#   bash .ci/bootstrap.sh notebooks [--port N] [jupyter lab options]  # planners
 # Installs (only when missing): PostgreSQL 15 + PostGIS 3 from Debian (apt, as root
 # or with sudo), python3-venv, a virtual environment in .venv with GridMap in it.
 set -euo pipefail
@@ -58,8 +59,49 @@ case "$cmd" in
     if [ "$rc" -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi
     exit "$rc"
     ;;
+  notebooks)
+    # JupyterLab on notebooks/, in .venv, on the project's database; 127.0.0.1 only
+    if ! .venv/bin/python -c 'import jupyterlab' >/dev/null 2>&1; then
+      say "installing JupyterLab (the notebooks extra)"
+      .venv/bin/python -m pip install -q -e '.[notebooks]'
+    fi
+    # kernels start in notebooks/: point them at the project's own cluster
+    export GRIDMAP_DATA_DIR="${GRIDMAP_DATA_DIR:-$PWD/.gridmap}"
+    say "database"
+    .venv/bin/gridmap db start
+    port=""
+    args=("$@")
+    for i in "${!args[@]}"; do
+      case "${args[$i]}" in
+        --port=*) port="${args[$i]#--port=}" ;;
+        --port) port="${args[$((i + 1))]:-}" ;;
+      esac
+    done
+    if [ -z "$port" ]; then  # the first free port from 8888
+      port=$(.venv/bin/python -c 'import socket
+for p in range(8888, 8988):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        print(p)
+        break')
+      args+=(--port "$port")
+    fi
+    # the token goes through the environment, not the command line (ps shows that)
+    JUPYTER_TOKEN="${JUPYTER_TOKEN:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(24))')}"
+    export JUPYTER_TOKEN
+    root=()
+    [ "$(id -u)" -ne 0 ] || root=(--allow-root)
+    say "JupyterLab on notebooks/ (stop with Ctrl-C)"
+    printf '    open:  http://127.0.0.1:%s/lab?token=%s\n    token: %s\n' \
+      "$port" "$JUPYTER_TOKEN" "$JUPYTER_TOKEN"
+    exec .venv/bin/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir notebooks \
+      --ServerApp.port_retries=0 "${root[@]}" "${args[@]}"
+    ;;
   *)
-    echo "usage: bash .ci/bootstrap.sh run|test [options]" >&2
+    echo "usage: bash .ci/bootstrap.sh run|test|notebooks [options]" >&2
     exit 2
     ;;
 esac

@@ -28,6 +28,7 @@ __all__ = [
     "AreaGroup",
     "GridLayer",
     "HouseholdLayer",
+    "InitialView",
     "Labels",
     "Legend",
     "LineLayer",
@@ -193,6 +194,29 @@ class Setup(MacroElement):
     @property
     def config_json(self) -> str:
         return _js(self.config)
+
+
+class InitialView(MacroElement):
+    """``GridMap.fit``: the map's initial extent, set without animation before the
+    page signals ready (folium's ``fit_bounds`` animates, and its end would undo a
+    view set meanwhile)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            GridMap.fit({{ this._parent.get_name() }}, {{ this.bounds_json }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, bounds: list[list[float]]) -> None:
+        super().__init__()
+        self._name = "GridMapView"
+        self.bounds = bounds
+
+    @property
+    def bounds_json(self) -> str:
+        return _js(self.bounds)
 
 
 class _GeoJsonElement(MacroElement):
@@ -375,7 +399,7 @@ def base_map(
             overlay=False,
             control=False,
         ).add_to(m)
-    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    m.add_child(InitialView([[miny, minx], [maxy, maxx]]), name="gridmap_view")
     if fullscreen:
         OfflineFullscreen(
             position="topleft", title="全屏", title_cancel="退出全屏"

@@ -49,12 +49,27 @@
       L.DomUtil[z < cfg.houseZoom ? 'addClass' : 'removeClass'](box, 'gm-houses-hidden');
     }
     map.on('zoomend', zoomClass);
-    map.whenReady(function () {
+    /* Ready means a view set from now on stays: the page's own script has run to
+     * its end (its initial view, GM.fit, is its last automatic view change) and no
+     * zoom animation is under way. */
+    function markReady() {
+      if (st.ready) return;
+      if (map._animatingZoom) { map.once('zoomend', markReady); return; }
       zoomClass();
       st.ready = true;
       box.setAttribute('data-gridmap-ready', '1');
-    });
+    }
+    map.whenReady(function () { setTimeout(markReady, 0); });
     return st;
+  };
+
+  /* The initial extent, at once: an animated fitBounds ends a frame and 250 ms
+   * later on the initial extent, undoing (or, while it runs, swallowing) a view
+   * the user or a script set in between. Never again once the page is ready. */
+  GM.fit = function (map, bounds) {
+    var st = state(map);
+    if (st && st.ready) return;
+    map.fitBounds(bounds, { animate: false });
   };
 
   function state(map) { return map._gridmap; }
