@@ -25,7 +25,7 @@ import pytest
 from browser_support import ARGS, CHROMIUM, sync_api
 
 import maps
-from geo.generate import generate_grids
+from geo.gridding.generate import generate_grids
 from geo.sample import generate_county
 
 MAP = "window[document.querySelector('.folium-map').id]"
