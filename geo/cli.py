@@ -142,6 +142,12 @@ CrsOpt = Annotated[str | None, typer.Option(help="CRS of a file that declares no
 ExtraOpt = Annotated[
     str, typer.Option(help="unknown columns: error | attrs (keep as JSON) | ignore")
 ]
+SheetOpt = Annotated[
+    str | None, typer.Option(help="sheet of an .xlsx workbook (default: the first)")
+]
+Bd09Opt = Annotated[
+    bool, typer.Option(help="coordinates are BD-09 (Baidu maps); convert to WGS84")
+]
 
 
 def _progress() -> Progress:
@@ -162,7 +168,12 @@ def _load(kind: str, file: Path, **opts: Any) -> None:
     if extra not in {"error", "attrs", "ignore"}:
         raise _fail("--extra must be error, attrs or ignore")
     with _errors():
-        frame = read_table(file, crs=opts.pop("crs"), layer=opts.pop("layer", None))
+        frame = read_table(
+            file,
+            crs=opts.pop("crs"),
+            layer=opts.pop("layer", None),
+            sheet=opts.pop("sheet", None),
+        )
         engine = _engine(settings)
         upgrade(engine.url.render_as_string(hide_password=False))
         from geo.loading import area_bounds, load
@@ -184,6 +195,8 @@ def _load(kind: str, file: Path, **opts: Any) -> None:
                 **opts,
             )
             report = load(session, prepared, progress=progress)
+    if prepared.notes:
+        console.print(f"{file.name}: read with {', '.join(prepared.notes)}")
     console.print(str(report))
 
 
@@ -197,6 +210,8 @@ def load_areas_cmd(
     extra: ExtraOpt = "error",
     from_gcj02: bool = False,
     make_valid: bool = False,
+    sheet: SheetOpt = None,
+    from_bd09: Bd09Opt = False,
 ) -> None:
     """Load admin areas (code, name, level, parent_code, polygon); upsert by code."""
     _load(
@@ -209,6 +224,8 @@ def load_areas_cmd(
         extra=extra,
         from_gcj02=from_gcj02,
         make_valid=make_valid,
+        sheet=sheet,
+        from_bd09=from_bd09,
     )
 
 
@@ -221,6 +238,8 @@ def load_households_cmd(
     set_: SetOpt = None,
     extra: ExtraOpt = "error",
     from_gcj02: bool = False,
+    sheet: SheetOpt = None,
+    from_bd09: Bd09Opt = False,
 ) -> None:
     """Load households (household_id, address, people, building_id, unit, point)."""
     _load(
@@ -232,6 +251,8 @@ def load_households_cmd(
         defaults=_pairs(set_, "--set"),
         extra=extra,
         from_gcj02=from_gcj02,
+        sheet=sheet,
+        from_bd09=from_bd09,
     )
 
 
@@ -241,6 +262,7 @@ def load_people_cmd(
     map_: MapOpt = None,
     set_: SetOpt = None,
     extra: ExtraOpt = "error",
+    sheet: SheetOpt = None,
 ) -> None:
     """Load grid workers, leaders and party members (person_id, name, role, work_phone)."""
     _load(
@@ -250,6 +272,7 @@ def load_people_cmd(
         columns=_pairs(map_, "--map"),
         defaults=_pairs(set_, "--set"),
         extra=extra,
+        sheet=sheet,
     )
 
 

@@ -95,7 +95,7 @@ def test_bd09_is_gcj02_then_wgs84() -> None:
 
 
 def test_vectorised_nan_and_empty() -> None:
-    lon, lat = bd09_to_gcj02(np.array([np.nan, 116.404]), np.array([39.9, 39.915]))
+    lon, _ = bd09_to_gcj02(np.array([np.nan, 116.404]), np.array([39.9, 39.915]))
     assert np.isnan(lon[0]) and not np.isnan(lon[1])
     assert lon[1] == pytest.approx(bd09_to_gcj02(116.404, 39.915)[0], abs=1e-12)
     e_lon, e_lat = bd09_to_wgs84(np.array([]), np.array([]))
