@@ -503,3 +503,16 @@ def test_from_bd09(
     # without the flag they would land about a kilometre away
     raw = prepare(read_table(path), "households").frame.geometry
     assert np.min(np.abs(raw.x.to_numpy() - df["lon"].to_numpy())) > 0.005
+
+
+def test_utf16_with_bom(households: pd.DataFrame, tmp_path: Path) -> None:
+    # Excel's "Unicode text" is UTF-16 with a byte-order mark.
+    utf8 = tmp_path / "utf8.csv"
+    households.head(20).to_csv(utf8, index=False, encoding="utf-8")
+    utf16 = tmp_path / "utf16.csv"
+    households.head(20).to_csv(utf16, index=False, encoding="utf-16")
+    a, b = read_table(utf8), read_table(utf16)
+    assert b.attrs["encoding"] == "UTF-16"
+    pd.testing.assert_frame_equal(
+        prepare(a, "households").frame, prepare(b, "households").frame
+    )
