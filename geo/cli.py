@@ -143,6 +143,12 @@ CrsOpt = Annotated[str | None, typer.Option(help="CRS of a file that declares no
 ExtraOpt = Annotated[
     str, typer.Option(help="unknown columns: error | attrs (keep as JSON) | ignore")
 ]
+SheetOpt = Annotated[
+    str | None, typer.Option(help="sheet of an .xlsx workbook (default: the first)")
+]
+Bd09Opt = Annotated[
+    bool, typer.Option(help="coordinates are BD-09 (Baidu maps); convert to WGS84")
+]
 
 
 def _progress() -> Progress:
@@ -164,7 +170,12 @@ def _load(kind: str, file: Path, **opts: Any) -> None:
     if extra not in {"error", "attrs", "ignore"}:
         raise _fail("--extra must be error, attrs or ignore")
     with _errors():
-        frame = read_table(file, crs=opts.pop("crs"), layer=opts.pop("layer", None))
+        frame = read_table(
+            file,
+            crs=opts.pop("crs"),
+            layer=opts.pop("layer", None),
+            sheet=opts.pop("sheet", None),
+        )
         engine = _engine(settings)
         upgrade(engine.url.render_as_string(hide_password=False))
         from geo.store.loading import area_bounds, load
@@ -186,6 +197,8 @@ def _load(kind: str, file: Path, **opts: Any) -> None:
                 **opts,
             )
             report = load(session, prepared, progress=progress, clip=clip)
+    if prepared.notes:
+        console.print(f"{file.name}: read with {', '.join(prepared.notes)}")
     console.print(str(report))
 
 
@@ -206,6 +219,8 @@ def load_areas_cmd(
             "areas first, then file order) instead of refusing the file"
         ),
     ] = False,
+    sheet: SheetOpt = None,
+    from_bd09: Bd09Opt = False,
 ) -> None:
     """Load admin areas (code, name, level, parent_code, polygon); upsert by code.
 
@@ -224,6 +239,8 @@ def load_areas_cmd(
         from_gcj02=from_gcj02,
         make_valid=make_valid,
         clip=clip,
+        sheet=sheet,
+        from_bd09=from_bd09,
     )
 
 
@@ -236,6 +253,8 @@ def load_households_cmd(
     set_: SetOpt = None,
     extra: ExtraOpt = "error",
     from_gcj02: bool = False,
+    sheet: SheetOpt = None,
+    from_bd09: Bd09Opt = False,
 ) -> None:
     """Load households (household_id, address, people, building_id, unit, point)."""
     _load(
@@ -247,6 +266,8 @@ def load_households_cmd(
         defaults=_pairs(set_, "--set"),
         extra=extra,
         from_gcj02=from_gcj02,
+        sheet=sheet,
+        from_bd09=from_bd09,
     )
 
 
@@ -256,6 +277,7 @@ def load_people_cmd(
     map_: MapOpt = None,
     set_: SetOpt = None,
     extra: ExtraOpt = "error",
+    sheet: SheetOpt = None,
 ) -> None:
     """Load grid workers, leaders and party members (person_id, name, role, work_phone)."""
     _load(
@@ -265,6 +287,7 @@ def load_people_cmd(
         columns=_pairs(map_, "--map"),
         defaults=_pairs(set_, "--set"),
         extra=extra,
+        sheet=sheet,
     )
 
 

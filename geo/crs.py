@@ -1,4 +1,4 @@
-"""CRS rules in one place: storage CRS, transformers, metric CRS, GCJ-02, axis order."""
+"""CRS rules in one place: storage CRS, transformers, metric CRS, GCJ-02, BD-09, axis order."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ __all__ = [
     "GCJ02_A",
     "GCJ02_EE",
     "STORAGE_CRS",
+    "bd09_to_gcj02",
+    "bd09_to_wgs84",
+    "bd09_to_wgs84_geoms",
+    "gcj02_to_bd09",
     "gcj02_to_wgs84",
     "gcj02_to_wgs84_geoms",
     "looks_swapped",
@@ -25,6 +29,7 @@ __all__ = [
     "to_metric",
     "transformer",
     "utm_epsg",
+    "wgs84_to_bd09",
     "wgs84_to_gcj02",
     "wgs84_to_gcj02_geoms",
 ]
@@ -438,6 +443,110 @@ def gcj02_to_wgs84_geoms(geoms: Any) -> Any:
     [(116.4038, 39.9186), (9.5, 47.1)]
     """
     return _geoms_transform(geoms, gcj02_to_wgs84)
+
+
+# ---------------------------------------------------------------------------
+# BD-09 (Baidu maps): a rotation and shift of GCJ-02
+# ---------------------------------------------------------------------------
+
+_BD09_X_PI: Final = math.pi * 3000.0 / 180.0
+
+
+def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
+    """Convert GCJ-02 lon/lat to BD-09 (Baidu maps), the standard formula.
+
+    ``z = sqrt(x² + y²) + 0.00002·sin(y·π·3000/180)``,
+    ``θ = atan2(y, x) + 0.000003·cos(x·π·3000/180)``,
+    ``bd = (z·cos θ + 0.0065, z·sin θ + 0.006)``.  Applied everywhere (Baidu
+    shifts points outside China too); NaN stays NaN.
+
+    Examples
+    --------
+    >>> lon, lat = gcj02_to_bd09(116.404, 39.915)
+    >>> round(lon, 8), round(lat, 8)
+    (116.41036949, 39.92133699)
+    """
+    x, y, scalar = _as_float_arrays(lon, lat)
+    z = np.hypot(x, y) + 0.00002 * np.sin(y * _BD09_X_PI)
+    theta = np.arctan2(y, x) + 0.000003 * np.cos(x * _BD09_X_PI)
+    return _result(z * np.cos(theta) + 0.0065, z * np.sin(theta) + 0.006, scalar)
+
+
+def bd09_to_gcj02(
+    lon: ArrayLike, lat: ArrayLike, *, tol: float = 1e-10, max_iter: int = 10
+) -> tuple[FloatOrArray, FloatOrArray]:
+    """Convert BD-09 lon/lat to GCJ-02.
+
+    Starts from the standard closed formula (``x = lon - 0.0065``,
+    ``y = lat - 0.006``, ``z = sqrt(x² + y²) - 0.00002·sin(y·π·3000/180)``,
+    ``θ = atan2(y, x) - 0.000003·cos(x·π·3000/180)``, ``gcj = (z·cos θ,
+    z·sin θ)``), which is only an approximate inverse of
+    :func:`gcj02_to_bd09` (off by up to 2e-6 degrees, about 0.2 m), then
+    refines it by fixed-point iteration on :func:`gcj02_to_bd09` until no
+    coordinate moves more than ``tol`` degrees.
+
+    Examples
+    --------
+    >>> lon, lat = bd09_to_gcj02(116.41036949371029, 39.92133699351021)
+    >>> round(lon, 9), round(lat, 9)
+    (116.404, 39.915)
+    """
+    b_lon, b_lat, scalar = _as_float_arrays(lon, lat)
+    x = b_lon - 0.0065
+    y = b_lat - 0.006
+    z = np.hypot(x, y) - 0.00002 * np.sin(y * _BD09_X_PI)
+    theta = np.arctan2(y, x) - 0.000003 * np.cos(x * _BD09_X_PI)
+    g_lon = z * np.cos(theta)
+    g_lat = z * np.sin(theta)
+    if g_lon.size:
+        with np.errstate(invalid="ignore"):
+            for _ in range(max_iter):
+                f_lon, f_lat = gcj02_to_bd09(g_lon, g_lat)
+                d_lon = b_lon - np.asarray(f_lon)
+                d_lat = b_lat - np.asarray(f_lat)
+                g_lon = g_lon + d_lon
+                g_lat = g_lat + d_lat
+                step = np.nanmax(
+                    np.abs(np.concatenate([d_lon.ravel(), d_lat.ravel()])), initial=0.0
+                )
+                if not step > tol:
+                    break
+    return _result(g_lon, g_lat, scalar)
+
+
+def wgs84_to_bd09(lon: ArrayLike, lat: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
+    """WGS 84 → GCJ-02 → BD-09 (see :func:`wgs84_to_gcj02`, :func:`gcj02_to_bd09`)."""
+    g_lon, g_lat = wgs84_to_gcj02(lon, lat)
+    return gcj02_to_bd09(g_lon, g_lat)
+
+
+def bd09_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
+    """BD-09 → GCJ-02 → WGS 84 (see :func:`bd09_to_gcj02`, :func:`gcj02_to_wgs84`).
+
+    Examples
+    --------
+    >>> lon, lat = bd09_to_wgs84(*wgs84_to_bd09(118.87, 28.94))
+    >>> round(lon, 9), round(lat, 9)
+    (118.87, 28.94)
+    """
+    g_lon, g_lat = bd09_to_gcj02(lon, lat)
+    return gcj02_to_wgs84(g_lon, g_lat)
+
+
+def bd09_to_wgs84_geoms(geoms: Any) -> Any:
+    """Apply :func:`bd09_to_wgs84` to every vertex of shapely geometries.
+
+    Parameters
+    ----------
+    geoms : shapely geometry, array_like of geometries, or GeoSeries
+        Geometries in BD-09 lon/lat (picked on Baidu maps).  Z values are kept.
+
+    Returns
+    -------
+    Same kind as the input
+        A geometry, an ndarray of geometries, or a GeoSeries.
+    """
+    return _geoms_transform(geoms, bd09_to_wgs84)
 
 
 # ---------------------------------------------------------------------------

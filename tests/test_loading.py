@@ -308,11 +308,13 @@ def test_database_error_mid_copy_rolls_back(engine, county: SampleCounty):
     """A failure inside PostgreSQL (after COPY started) leaves nothing behind."""
     hh = county.households.head(300).copy()
     hh["household_id"] = "midcopy-" + hh["household_id"]
-    hh.loc[hh.index[250], "people"] = 10**12  # passes Python checks, overflows int4
+    prepared = prepare(hh, "households", source="hh")
+    # prepare() refuses such a value; slip it in after, so PostgreSQL fails
+    prepared.frame.loc[250, "people"] = 10**12  # overflows int4 mid-COPY
     with pytest.raises(Exception, match="out of range"):
         with session_scope(engine) as s:
             load(s, prepare(county.areas, "areas", source="areas"))
-            load(s, prepare(hh, "households", source="hh"))
+            load(s, prepared)
     with session_scope(engine) as s:
         n = s.execute(
             text("SELECT count(*) FROM households WHERE external_id LIKE 'midcopy-%'")

@@ -405,12 +405,17 @@ _Tail = tuple[
 ]
 
 
+#: What may follow a "road" for the two to be one village name (横路 + 村).
+_VILLAGE_ENDINGS = frozenset(("村", "社区", "居委会"))
+
+
 @lru_cache(maxsize=65536)
 def _parse_cn_prefix(prefix: str) -> _Prefix:
     m = _CN_PREFIX_RE.fullmatch(prefix)
     if m is None:  # cannot happen: every group is optional, `rest` takes all
         return (None, None, None, None, None, None, None, None, prefix)
     g = m.groupdict()
+    village: str | None = g["village"]
     road: str | None = None
     rest: str | None = g["rest"] or None
     if rest is not None:
@@ -418,12 +423,15 @@ def _parse_cn_prefix(prefix: str) -> _Prefix:
         if rm is not None:
             road = rm.group("road")
             rest = rm.group("rest") or None
+            if village is None and rest in _VILLAGE_ENDINGS:
+                # 横路村, 大街社区: a village whose name holds a road character
+                village, road, rest = road + rest, None, None
     return (
         g["province"],
         g["city"],
         g["county"],
         g["township"],
-        g["village"],
+        village,
         g["group"] or None,
         road,
         g["building"],
@@ -622,11 +630,11 @@ def _fields_key(f: _Fields) -> str | None:
         anchor = county or city or province
         if anchor is not None:
             parts.append(anchor)
-    if road is None or number is None:
-        if village is not None:
-            parts.append(village)
-        if group is not None:
-            parts.append(group + "组")
+    if (road is None or number is None) and village is not None:
+        parts.append(village)
+    if group is not None:
+        # Always kept: groups of one village reuse house numbers (5组26号, 4组26号).
+        parts.append(group + "组")
     if road is not None:
         parts.append(road)
     if estate is not None:
@@ -733,10 +741,14 @@ class ParsedAddress:
           county are then ignored.  Without a township the most specific of
           county / city / province is kept, so that ``衢江区沈家路8号`` and
           ``龙游县沈家路8号`` stay different.
-        * ``village`` and ``group`` are left out when both ``road`` and
-          ``number`` are present (the road number already identifies the
-          plot; ``衢江区樟潭街道沈家社区沈家路8号...`` matches
-          ``樟潭街道沈家路8号...``).
+        * ``village`` is left out when both ``road`` and ``number`` are
+          present (the road number already identifies the plot;
+          ``衢江区樟潭街道沈家社区沈家路8号...`` matches
+          ``樟潭街道沈家路8号...``).  Every numbered component - ``group``
+          (组), ``number`` (号), ``building`` (幢), ``unit`` (单元),
+          ``room`` (室) - is always kept: the groups of one village reuse
+          house numbers (``横路村5组26号`` and ``横路村4组26号`` are two
+          households).
         * Missing components are simply absent.
 
         **Western addresses** - ``street|housenumber|place`` where ``street``
@@ -906,8 +918,8 @@ def _compose_key(parts: _PrefixParts, tail: str) -> str | None:
     anchor, village_group, road_estate, has_road, has_group = parts
     if "组" not in tail:
         if has_road and "号" in tail:
-            # road + number: village and group are left out of the key
-            return anchor + road_estate + tail
+            # road + number: the village is left out of the key, a group is not
+            return None if has_group else anchor + road_estate + tail
         return anchor + village_group + road_estate + tail or None
     if not has_group and not road_estate:
         return anchor + village_group + tail
@@ -994,10 +1006,12 @@ def address_keys(values: Sequence[str | None]) -> list[str | None]:
                 anchor, village_group, road_estate, has_road, has_group = parts
                 if "组" not in tail:
                     if has_road and "号" in tail:
-                        return anchor + road_estate + tail
-                    key = anchor + village_group + road_estate + tail
-                    if key:
-                        return key
+                        if not has_group:
+                            return anchor + road_estate + tail
+                    else:
+                        key = anchor + village_group + road_estate + tail
+                        if key:
+                            return key
                 elif not has_group and not road_estate:
                     return anchor + village_group + tail
         s = rules(value) if plain(value) is not None else normalize(value)

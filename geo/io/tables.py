@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -15,8 +16,23 @@ import shapely
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
-from geo.crs import STORAGE_CRS, gcj02_to_wgs84_geoms, looks_swapped
+from geo.crs import (
+    STORAGE_CRS,
+    bd09_to_wgs84_geoms,
+    gcj02_to_wgs84_geoms,
+    looks_swapped,
+)
 from geo.errors import _MAX_LISTED, InputError, Problem
+from geo.io.field_limits import (
+    ATTR_MAX_CHARS,
+    ATTR_NAME_MAX_CHARS,
+    NUMBER_LIMITS,
+    TEXT_LIMITS,
+    fold_whitespace,
+    shown,
+    text_problems,
+)
+from geo.io.text_tables import WORKBOOK_SUFFIXES, TableError, decode_text, read_workbook
 from geo.store.models import AREA_LEVELS, PERSON_ROLES
 
 __all__ = [
@@ -70,19 +86,27 @@ def read_table(
     *,
     crs: str | None = None,
     layer: str | None = None,
+    sheet: str | None = None,
 ) -> gpd.GeoDataFrame | pd.DataFrame:
-    """Read a vector or CSV file as it is, with its CRS (or ``crs`` when it has none).
+    """Read a vector, CSV or Excel file as it is, with its CRS (or ``crs`` when it has none).
 
-    Supported: GeoJSON, GeoPackage, Shapefile, GeoParquet, FlatGeobuf and CSV.
-    A CSV with ``lon``/``lat`` (or ``longitude``/``latitude``, ``lng``) columns is
+    Supported: GeoJSON, GeoPackage, Shapefile, GeoParquet, FlatGeobuf, CSV
+    (``.csv``, ``.txt``, tab-separated ``.tsv``) and Excel workbooks
+    (``.xlsx``, ``.xlsm``: the first sheet, or ``sheet``). A CSV or sheet
+    with ``lon``/``lat`` (or ``longitude``/``latitude``, ``lng``) columns is
     read as points in EPSG:4326 unless ``crs`` says otherwise; ``x``/``y``
-    columns or a ``wkt`` column need ``crs``. A CSV with none of these is
+    columns or a ``wkt`` column need ``crs``. A table with none of these is
     returned as a plain DataFrame (people files).
+
+    A CSV's encoding is detected (UTF-8 with or without BOM, UTF-16 with
+    BOM, else GB18030/GBK) and recorded in ``frame.attrs["encoding"]``; a
+    workbook's sheet name in ``frame.attrs["sheet"]``.
 
     Raises
     ------
     InputError
-        Missing or unreadable file, no rows, no or conflicting CRS.
+        Missing or unreadable file, undecodable text, no such sheet, no rows,
+        no or conflicting CRS.
     """
     p = Path(path)
     src = p.name
@@ -92,20 +116,32 @@ def read_table(
         raise _fail(src, "the file is empty")
     user_crs = _parse_crs(crs, src) if crs else None
     suffix = p.suffix.lower()
+    if sheet is not None and suffix not in WORKBOOK_SUFFIXES:
+        raise _fail(src, f"--sheet {sheet!r} applies to .xlsx workbooks only")
+    if suffix == ".xls":
+        raise _fail(
+            src,
+            "old Excel .xls workbooks cannot be read; save the sheet as .xlsx "
+            "(or as CSV UTF-8) and load that",
+        )
     try:
-        if suffix in {".csv", ".txt", ".tsv"}:
+        if suffix in _TEXT_SUFFIXES:
             frame = _read_csv(p, user_crs)
+        elif suffix in WORKBOOK_SUFFIXES:
+            frame = _read_xlsx(p, user_crs, sheet)
         elif suffix in {".parquet", ".geoparquet"}:
             frame = gpd.read_parquet(p)
         else:
             frame = gpd.read_file(p, layer=layer, engine="pyogrio")
     except InputError:
         raise
+    except TableError as exc:
+        raise _fail(src, str(exc)) from exc
     except Exception as exc:
         raise _fail(src, f"cannot read the file: {exc}") from exc
     if len(frame) == 0:
         raise _fail(src, "the file has no rows")
-    if isinstance(frame, gpd.GeoDataFrame) and suffix not in {".csv", ".txt", ".tsv"}:
+    if isinstance(frame, gpd.GeoDataFrame) and suffix not in _TABLE_SUFFIXES:
         if frame.crs is None:
             if user_crs is None:
                 raise _fail(
@@ -130,16 +166,34 @@ def _parse_crs(text: str, src: str) -> CRS:
         raise _fail(src, f"unknown CRS {text!r}: {exc}") from exc
 
 
+_TEXT_SUFFIXES = frozenset({".csv", ".txt", ".tsv"})
+_TABLE_SUFFIXES = _TEXT_SUFFIXES | WORKBOOK_SUFFIXES
+
+
 def _read_csv(p: Path, user_crs: CRS | None) -> pd.DataFrame:
     sep = "\t" if p.suffix.lower() == ".tsv" else ","
+    text, encoding = decode_text(p.read_bytes())
     df = pd.read_csv(
-        p, dtype=str, keep_default_na=False, na_values=[""], sep=sep, encoding="utf-8"
+        io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], sep=sep
     )
+    out = _table_points(df, p.name, user_crs)
+    out.attrs["encoding"] = encoding
+    return out
+
+
+def _read_xlsx(p: Path, user_crs: CRS | None, sheet: str | None) -> pd.DataFrame:
+    df, name = read_workbook(p, sheet)
+    out = _table_points(df, p.name, user_crs)
+    out.attrs["sheet"] = name
+    return out
+
+
+def _table_points(df: pd.DataFrame, src: str, user_crs: CRS | None) -> pd.DataFrame:
+    """A text table with its lon/lat (or x/y, wkt) columns turned into geometry."""
     df.columns = [str(c).strip() for c in df.columns]
     lower = {c.lower(): c for c in df.columns}
     lon = next((lower[n] for n in _LON_NAMES if n in lower), None)
     lat = next((lower[n] for n in _LAT_NAMES if n in lower), None)
-    src = p.name
     if "wkt" in lower:
         if user_crs is None:
             raise _fail(src, "a CSV with a 'wkt' column needs --crs")
@@ -176,7 +230,10 @@ def _numbers(col: pd.Series, src: str, name: str) -> np.ndarray:
         raise InputError(
             [
                 Problem(
-                    src, f"not a number: {col.iloc[i]!r}", row=int(i) + 1, field=name
+                    src,
+                    f"not a number: {shown(col.iloc[i])}",
+                    row=int(i) + 1,
+                    field=name,
                 )
                 for i in bad[:_MAX_LISTED]
             ],
@@ -206,6 +263,7 @@ def prepare(
     from_gcj02: bool = False,
     make_valid: bool = False,
     expected_bounds: tuple[float, float, float, float] | None = None,
+    from_bd09: bool = False,
 ) -> Prepared:
     """Validate ``frame`` as ``kind`` and bring it to storage form.
 
@@ -224,6 +282,8 @@ def prepare(
         ``attrs`` (``"attrs"``) or drop them (``"ignore"``).
     from_gcj02
         The coordinates are GCJ-02 (Chinese map apps); convert them to WGS84.
+    from_bd09
+        The coordinates are BD-09 (Baidu maps); convert them (via GCJ-02) to WGS84.
     make_valid
         Repair invalid polygons instead of refusing them.
     expected_bounds
@@ -235,6 +295,11 @@ def prepare(
     Prepared
         ``frame`` has the canonical columns, ``attrs`` (a JSON string) and,
         for spatial kinds, ``geometry`` in EPSG:4326.
+
+    Every field is checked (see :mod:`geo.io.field_limits`): text no longer than
+    its limit (address 500 characters, names 100/200, ids 100, area codes 32,
+    phone 40) and free of control characters (tabs and line breaks inside a
+    cell become one space), numbers within their range (people 0..1000).
 
     Raises
     ------
@@ -251,6 +316,8 @@ def prepare(
     """
     if kind not in SCHEMAS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    if from_gcj02 and from_bd09:
+        raise _fail(source, "--from-gcj02 and --from-bd09 exclude each other")
     schema = SCHEMAS[kind]
     df = frame.copy()
     geom_name = df.geometry.name if isinstance(df, gpd.GeoDataFrame) else None
@@ -279,8 +346,14 @@ def prepare(
             f"are {', '.join(schema.known)}. Map them with --map, keep them as "
             "attributes with --extra attrs, or drop them with --extra ignore",
         )
-    attrs = _attrs_json(df[unknown]) if (unknown and extra == "attrs") else None
     problems: list[Problem] = []
+    if unknown and extra == "attrs":
+        _validate_attrs(df[unknown], source, problems)
+    attrs = (
+        _attrs_json(df[unknown])
+        if (unknown and extra == "attrs" and not problems)
+        else None
+    )
     out = pd.DataFrame(index=df.index)
     for col in schema.known:
         out[col] = df[col] if col in df.columns else None
@@ -300,13 +373,17 @@ def prepare(
                 gpd.GeoSeries(geoms, crs=df.crs, index=df.index),
                 source,
                 from_gcj02=from_gcj02,
+                from_bd09=from_bd09,
                 expected_bounds=expected_bounds,
             )
         out = gpd.GeoDataFrame(out, geometry=geoms, crs=STORAGE_CRS)
     if problems:
         raise InputError(problems[: _MAX_LISTED * 5], total=len(problems))
     out = out.reset_index(drop=True)
-    return Prepared(kind=kind, frame=out, source=source)
+    notes = [f"encoding {frame.attrs['encoding']}"] if "encoding" in frame.attrs else []
+    if "sheet" in frame.attrs:
+        notes.append(f"sheet {frame.attrs['sheet']!r}")
+    return Prepared(kind=kind, frame=out, source=source, notes=notes)
 
 
 def _data_columns(df: pd.DataFrame, geom_name: str | None) -> list[str]:
@@ -341,6 +418,20 @@ def _untruncate(df: pd.DataFrame, schema: Schema, geom_name: str | None) -> None
             renames[col] = full[0]
     if renames:
         df.columns = [renames.get(c, c) for c in df.columns]
+
+
+def _validate_attrs(
+    extra_df: pd.DataFrame, source: str, problems: list[Problem]
+) -> None:
+    """Extra columns kept as ``attrs``: names and text values within limits."""
+    for col in extra_df.columns:
+        name = str(col)
+        for _, message in text_problems([name], ATTR_NAME_MAX_CHARS):
+            problems.append(Problem(source, f"column name {message}", field=name[:100]))
+        for r, message in text_problems(
+            extra_df[col].tolist(), ATTR_MAX_CHARS, allow_breaks=True
+        ):
+            problems.append(Problem(source, message, row=r, field=name[:100]))
 
 
 def _attrs_json(extra_df: pd.DataFrame) -> list[str]:
@@ -382,8 +473,14 @@ def _validate_fields(
         "households": ("household_id", "address", "building_id", "unit", "area_code"),
         "people": ("person_id", "name", "role", "work_phone", "area_code"),
     }[kind]
+    limits = TEXT_LIMITS[kind]
     for col in text_cols:
         out[col] = _as_text(out[col])
+        folded = fold_whitespace(out[col].tolist())
+        if folded is not None:
+            out[col] = pd.Series(folded, index=out.index, dtype=object)
+        for r, message in text_problems(out[col].tolist(), limits[col]):
+            problems.append(Problem(source, message, row=r, field=col))
     id_col = {"areas": "code", "households": "household_id", "people": "person_id"}[
         kind
     ]
@@ -401,7 +498,7 @@ def _validate_fields(
             problems.append(
                 Problem(
                     source,
-                    f"duplicate {id_col} {value!r} (rows {listed})",
+                    f"duplicate {id_col} {shown(value)} (rows {listed})",
                     row=int(rows.iloc[0]),
                     field=id_col,
                 )
@@ -412,7 +509,8 @@ def _validate_fields(
             problems.append(
                 Problem(
                     source,
-                    f"unknown level {out['level'].iloc[r - 1]!r}; one of {', '.join(AREA_LEVELS)}",
+                    f"unknown level {shown(out['level'].iloc[r - 1])}; "
+                    f"one of {', '.join(AREA_LEVELS)}",
                     row=r,
                     field="level",
                 )
@@ -433,14 +531,32 @@ def _validate_fields(
             problems.append(
                 Problem(
                     source,
-                    f"unknown role {out['role'].iloc[r - 1]!r}; one of {', '.join(PERSON_ROLES)}",
+                    f"unknown role {shown(out['role'].iloc[r - 1])}; "
+                    f"one of {', '.join(PERSON_ROLES)}",
                     row=r,
                     field="role",
                 )
             )
     if kind == "households":
-        _numeric(out, "people", source, problems, integer=True, default=1, minimum=0)
-        _numeric(out, "weight", source, problems, integer=False, default=1.0, minimum=0)
+        ranges = NUMBER_LIMITS["households"]
+        _numeric(
+            out,
+            "people",
+            source,
+            problems,
+            integer=True,
+            default=1,
+            limits=ranges["people"],
+        )
+        _numeric(
+            out,
+            "weight",
+            source,
+            problems,
+            integer=False,
+            default=1.0,
+            limits=ranges["weight"],
+        )
 
 
 def _numeric(
@@ -451,34 +567,52 @@ def _numeric(
     *,
     integer: bool,
     default: float,
-    minimum: float,
+    limits: tuple[float, float],
 ) -> None:
+    minimum, maximum = limits
     raw = out[col]
     num = pd.to_numeric(raw, errors="coerce")
     notnum = raw.notna() & num.isna()
     for r in _rows(notnum.to_numpy()):
         problems.append(
-            Problem(source, f"not a number: {raw.iloc[r - 1]!r}", row=r, field=col)
+            Problem(source, f"not a number: {shown(raw.iloc[r - 1])}", row=r, field=col)
         )
-    num = num.fillna(default)
+    infinite = ~notnum & num.notna() & ~np.isfinite(num.astype("float64"))
+    for r in _rows(infinite.to_numpy()):
+        problems.append(
+            Problem(
+                source,
+                f"not a finite number: {shown(raw.iloc[r - 1])}",
+                row=r,
+                field=col,
+            )
+        )
+    num = num.astype("float64").where(~infinite, np.nan).fillna(default)
     if integer:
         frac = (num % 1 != 0) & ~notnum
         for r in _rows(frac.to_numpy()):
             problems.append(
                 Problem(
-                    source, f"not a whole number: {raw.iloc[r - 1]!r}", row=r, field=col
+                    source,
+                    f"not a whole number: {shown(raw.iloc[r - 1])}",
+                    row=r,
+                    field=col,
                 )
             )
-    neg = num < minimum
-    for r in _rows(neg.to_numpy()):
+    low, high = num < minimum, num > maximum
+    outside = low | high
+    for r in _rows(outside.to_numpy()):
+        bound = f"≥ {minimum:g}" if low.iloc[r - 1] else f"≤ {maximum:g}"
         problems.append(
             Problem(
                 source,
-                f"must be ≥ {minimum:g}, got {num.iloc[r - 1]:g}",
+                f"must be {bound}, got {num.iloc[r - 1]:.15g}",
                 row=r,
                 field=col,
             )
         )
+    # rows with problems make prepare() fail; keep the cast below safe meanwhile
+    num = num.where(~outside, default)
     out[col] = num.astype("int64" if integer else "float64")
 
 
@@ -577,6 +711,7 @@ def _to_storage(
     *,
     from_gcj02: bool,
     expected_bounds: tuple[float, float, float, float] | None,
+    from_bd09: bool = False,
 ) -> gpd.GeoSeries:
     crs = CRS(geoms.crs) if geoms.crs is not None else CRS.from_epsg(4326)
     if not crs.equals(CRS.from_epsg(4326)) and not crs.equals(
@@ -593,6 +728,8 @@ def _to_storage(
     arr = np.asarray(geoms.values, dtype=object)
     if from_gcj02:
         arr = gcj02_to_wgs84_geoms(arr)
+    elif from_bd09:
+        arr = bd09_to_wgs84_geoms(arr)
     b = shapely.bounds(arr)
     x = np.concatenate([b[:, 0], b[:, 2]])
     y = np.concatenate([b[:, 1], b[:, 3]])
