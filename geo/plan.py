@@ -10,7 +10,27 @@ import geopandas as gpd
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
-__all__ = ["GridPlan", "PlanDiff"]
+__all__ = ["EXCEPTION_CAUSES", "UNRESOLVED", "GridPlan", "PlanDiff"]
+
+#: Why a grid may be out of band — each a fact about the map that the report backs
+#: with its check (``exceptions[i]["cause"]`` and ``exceptions[i]["check"]``). A
+#: grid out of band for any other reason is a bug.
+EXCEPTION_CAUSES: dict[str, str] = {
+    "infeasible_total": "no whole k of grids with min·k ≤ n ≤ max·k for the unit, "
+    "after every allowed merge",
+    "no_merge_partner": "the unit touches no other unit of its parent (an island), "
+    "or its parent's total is itself infeasible",
+    "building_over_max": "one building holds more households than a grid may",
+    "isolated_piece": "an exclave piece that can neither stand alone nor join "
+    "anything of its unit",
+    "locked": "locked grids block every in-band answer (rebalancing)",
+    "search_timed_out": "a search hit its time cap before it found an in-band "
+    "answer or proved that none exists (the cap is in the check)",
+}
+
+#: Not a cause: the methods gave up where an in-band answer may exist. Reported
+#: honestly as such; tests fail on it.
+UNRESOLVED = "unresolved"
 
 
 @dataclass(frozen=True)
