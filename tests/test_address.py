@@ -443,19 +443,15 @@ def test_bulk_equals_scalar() -> None:
     assert address_keys(values) == [parse_address(v).key for v in values]
 
 
-def test_bulk_smoke_speed() -> None:
-    # A loose guard against accidental slow paths; the real budget is
-    # 1,000,000 addresses in well under 8 s (see the module docs).
-    import time
-
+def test_bulk_keys_of_20_000_addresses_are_distinct() -> None:
+    """Every group and number of a big village keeps its own key (speed: bench/)."""
     values = [
         f"浙江省衢州市衢江区高家镇湖仁村{g}组{n}号"
         for g in range(1, 21)
         for n in range(1, 1001)
     ]
-    start = time.perf_counter()
-    address_keys(values)
-    assert time.perf_counter() - start < 2.0
+    keys = address_keys(values)
+    assert len(set(keys)) == len(values) and None not in keys
 
 
 def test_doctests() -> None:

@@ -99,13 +99,20 @@ def test_run_no_serve_then_keys_publish_serve(
     assert _run(cli_env, "serve", "--workers", "0").exit_code == 2
 
 
-def test_geo_cli_is_left_alone() -> None:
-    from geo.cli import app as geo_app
-
-    names = [c.name for c in geo_app.registered_commands]
-    assert "run" in names and "serve" not in names
-    assert geo_app.registered_commands[names.index("run")].callback.__module__ == (
-        "geo.cli"
-    )
+def test_commands_live_in_api_cli_one_module_per_group() -> None:
+    """One ``run`` (set-up, then serve); each group in its own module of api.cli."""
     ours = {c.name: c.callback.__module__ for c in api.cli.app.registered_commands}
-    assert ours["run"] == "api.cli" and ours["serve"] == "api.cli"
+    assert ours["run"] == "api.cli.serve" and ours["serve"] == "api.cli.serve"
+    assert ours["generate"] == ours["rebalance"] == "api.cli.plans"
+    assert [c.name for c in api.cli.app.registered_commands].count("run") == 1
+    groups = {g.name: g.typer_instance for g in api.cli.app.registered_groups}
+    assert set(groups) == {"db", "load", "keys"}
+    modules = {
+        name: {c.callback.__module__ for c in app_.registered_commands}
+        for name, app_ in groups.items()
+    }
+    assert modules == {
+        "db": {"api.cli.db"},
+        "load": {"api.cli.load"},
+        "keys": {"api.cli.serve"},
+    }

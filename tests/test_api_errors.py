@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import test_api_support as support
+import api_support as support
 from fastapi.testclient import TestClient
-from test_api_support import ApiData, assert_problem, auth
+from api_support import ApiData, assert_problem, auth
 
 from api.app import MAX_BODY_BYTES
 

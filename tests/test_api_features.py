@@ -7,10 +7,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import shapely
-import test_api_support as support
+import api_support as support
 from fastapi.testclient import TestClient
 from shapely.geometry import shape
-from test_api_support import COUNTY, ApiData, assert_problem, auth, county
+from api_support import COUNTY, ApiData, assert_problem, auth, county
 
 GEOJSON = "application/geo+json"
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-import test_api_support as support
+import api_support as support
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from test_api_support import ApiData, county
+from api_support import ApiData, county
 
 import api.routes.lookup as lookup_route
 from geo.address import address_keys

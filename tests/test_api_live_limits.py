@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import test_api_support as support
+import api_support as support
 
 from api.limits import MAX_HEADER_BYTES
 

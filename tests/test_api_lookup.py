@@ -7,10 +7,10 @@ import time
 
 import numpy as np
 import pytest
-import test_api_support as support
+import api_support as support
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from test_api_support import ApiData, assert_problem, cn_number, county, fullwidth
+from api_support import ApiData, assert_problem, cn_number, county, fullwidth
 
 from geo.crs import wgs84_to_gcj02
 from geo.store.db import make_engine

@@ -8,7 +8,7 @@ so they exercise validation and authentication only.
 from __future__ import annotations
 
 import pytest
-import test_api_support as support
+import api_support as support
 from hypothesis import HealthCheck, settings
 
 from api.app import create_app

@@ -1,7 +1,7 @@
 """Hostile but cheap requests (issue 15, items 1-3): what the public viewer gives
 away, control characters, header sizes, repeated wrong keys and page renders.
 
-All against the shared API test county in the real test PostGIS (test_api_support).
+All against the shared API test county in the real test PostGIS (api_support).
 The header limit of the real server parser is tested in test_api_live_limits.
 """
 
@@ -13,11 +13,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-import test_api_support as support
+import api_support as support
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_api_support import COUNTY, LI_ROOT, ApiData, assert_problem, auth
+from api_support import COUNTY, LI_ROOT, ApiData, assert_problem, auth
 
 from api.app import create_app
 from api.limits import MAX_HEADER_BYTES, AuthThrottle

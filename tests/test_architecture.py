@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "geo": {"api", "maps", "fastapi", "folium", "starlette", "jinja2"},
+    "geo": {"api", "maps", "fastapi", "folium", "starlette", "jinja2", "typer", "rich"},
     "maps": {"api", "fastapi", "starlette"},
     "api": set(),
 }

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from geo.cli import app
+from api.cli import app
 from geo.io import InputError, prepare
 from geo.store.db import make_engine, upgrade
 from geo.store.loading import load

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from geo.cli import app
+from api.cli import app
 from geo.sample import generate_county, write_county
 from geo.store.db import make_engine
 
@@ -105,7 +105,7 @@ def test_cli_end_to_end(
 
 
 def test_cli_run_main_job(cli_env: dict[str, str]) -> None:
-    res = _run(cli_env, "run", "--households", "2000", "--reload")
+    res = _run(cli_env, "run", "--households", "2000", "--reload", "--no-serve")
     assert res.exit_code == 0, res.output
     assert "schema at revision" in res.stdout
     assert "Households per township" in res.stdout

@@ -8,10 +8,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import test_api_support as support
+import api_support as support
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
-from test_api_support import COUNTY, ApiData, assert_problem, auth
+from api_support import COUNTY, ApiData, assert_problem, auth
 
 from api.app import create_app
 from api.jobs import Job, JobRunner

@@ -22,7 +22,7 @@ import shapely
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from geo.cli import app
+from api.cli import app
 from geo.crs import wgs84_to_bd09
 from geo.io import InputError, prepare, read_table
 from geo.sample import SampleCounty, generate_county

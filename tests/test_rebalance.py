@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from geo.cli import app
+from api.cli import app
 from geo.gridding.diff import diff_plans
 from geo.gridding.generate import generate_grids
 from geo.gridding.rebalance import rebalance

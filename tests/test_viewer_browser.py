@@ -1,7 +1,7 @@
 """The served web viewer ``GET /map`` in a real browser, against a real server.
 
 A uvicorn server on 127.0.0.1 (a free port) serves the API over the shared test
-data (see test_api_support); Debian chromium driven by Playwright loads ``/map``,
+data (see api_support); Debian chromium driven by Playwright loads ``/map``,
 clicks a house, and types addresses that the page resolves through ``GET /lookup``
 on the same origin. Any console error, and any request to another host, fails.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import test_api_support as support
+import api_support as support
 from browser_support import ARGS, CHROMIUM, PHONE, sync_api
 from test_api_lookup import APT_RE, VILLAGE_RE, _pick
-from test_api_support import cn_number
+from api_support import cn_number
 
 from api.app import create_app
 from geo.store.settings import Settings

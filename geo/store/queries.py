@@ -14,15 +14,20 @@ from geo.plan import GridPlan
 from geo.store.plans import plan_frames
 
 __all__ = [
+    "DatabaseSummary",
     "PublishedPlan",
     "area_exists",
     "area_table",
+    "count_rows",
     "coverage_table",
+    "database_summary",
+    "example_address",
     "load_plan",
     "people_table",
     "plans_table",
     "published_plan",
     "published_plan_id",
+    "top_level_areas",
 ]
 
 _AREAS_SQL = (
@@ -157,3 +162,99 @@ def load_plan(session: Session, plan_id: int) -> tuple[GridPlan, dict[str, Any]]
 
 def _conn(conn: Connection | Session) -> Connection:
     return conn.connection() if isinstance(conn, Session) else conn
+
+
+@dataclass(frozen=True)
+class DatabaseSummary:
+    """What the database holds, as ``gridmap summary`` prints it."""
+
+    areas: int
+    households: int
+    people: int
+    plans: int
+    grids: int
+    #: (code, name, villages, households, households in apartment buildings)
+    townships: list[tuple[Any, ...]]
+    #: (plan id, version, status, grids, households assigned)
+    plan_rows: list[tuple[Any, ...]]
+    #: villages/communities with < 200, 200–300, 301–399 and ≥ 400 households
+    village_sizes: tuple[int, int, int, int]
+
+
+def database_summary(conn: Connection | Session) -> DatabaseSummary:
+    """Counts per table, households per township, plans, villages by size band."""
+    c = _conn(conn)
+    totals = c.execute(
+        text(
+            "SELECT (SELECT count(*) FROM admin_areas), (SELECT count(*) FROM households), "
+            "(SELECT count(*) FROM people), (SELECT count(*) FROM plans), "
+            "(SELECT count(*) FROM grids)"
+        )
+    ).one()
+    townships = c.execute(
+        text(
+            "SELECT t.code, t.name, count(DISTINCT v.id), count(h.id), "
+            "count(*) FILTER (WHERE h.building_id IS NOT NULL) "
+            "FROM admin_areas t JOIN admin_areas v ON v.parent_id = t.id "
+            "LEFT JOIN households h ON h.area_id = v.id "
+            "WHERE t.level = 'township' GROUP BY t.code, t.name ORDER BY t.code"
+        )
+    ).all()
+    plan_rows = c.execute(
+        text(
+            "SELECT p.id, p.version, p.status, count(DISTINCT g.id), count(a.household_id) "
+            "FROM plans p LEFT JOIN grids g ON g.plan_id = p.id "
+            "LEFT JOIN assignments a ON a.grid_id = g.id GROUP BY p.id ORDER BY p.id"
+        )
+    ).all()
+    sizes = c.execute(
+        text(
+            "SELECT count(*) FILTER (WHERE n < 200), count(*) FILTER (WHERE n BETWEEN 200 AND 300), "
+            "count(*) FILTER (WHERE n BETWEEN 301 AND 399), count(*) FILTER (WHERE n >= 400) "
+            "FROM (SELECT v.id, count(h.id) AS n FROM admin_areas v "
+            "LEFT JOIN households h ON h.area_id = v.id "
+            "WHERE v.level IN ('village', 'community') GROUP BY v.id) s"
+        )
+    ).one()
+    areas, households, people, plans, grids = (int(x) for x in totals)
+    return DatabaseSummary(
+        areas=areas,
+        households=households,
+        people=people,
+        plans=plans,
+        grids=grids,
+        townships=[tuple(r) for r in townships],
+        plan_rows=[tuple(r) for r in plan_rows],
+        village_sizes=(int(sizes[0]), int(sizes[1]), int(sizes[2]), int(sizes[3])),
+    )
+
+
+def count_rows(conn: Connection | Session, table: str) -> int:
+    """Rows in one of GridMap's tables."""
+    if table not in {"admin_areas", "households", "people", "plans", "grids"}:
+        raise ValueError(f"unknown table {table!r}")
+    return int(_conn(conn).execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def top_level_areas(conn: Connection | Session) -> list[tuple[str, str]]:
+    """(code, name) of every area without a parent."""
+    rows = _conn(conn).execute(
+        text("SELECT code, name FROM admin_areas WHERE parent_id IS NULL ORDER BY code")
+    )
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def example_address(conn: Connection | Session) -> str | None:
+    """The address of some household in a published plan (for the main job's hint)."""
+    return (
+        _conn(conn)
+        .execute(
+            text(
+                "SELECT h.address FROM households h JOIN assignments a "
+                "ON a.household_id = h.id JOIN plans p ON p.id = a.plan_id "
+                "WHERE p.status = 'published' AND h.address IS NOT NULL "
+                "ORDER BY h.id LIMIT 1"
+            )
+        )
+        .scalar()
+    )

@@ -1,55 +1,79 @@
-"""The ``gridmap`` command: geo's CLI plus ``serve``, ``publish``, ``keys`` and ``run``.
-
-``run`` replaces geo's main job with one that does the same setup (it calls
-:func:`geo.cli.run_cmd`) and then serves the API; ``geo.cli`` keeps working alone.
-"""
+"""Serving: the HTTP API, the main job (set-up, then serve) and API keys."""
 
 from __future__ import annotations
 
 import os
 import shlex
+import time
 from typing import Annotated
 
 import typer
-from sqlalchemy import text
 
-from geo.cli import app as geo_app
-from geo.cli import console, run_cmd
+from api.cli._app import _engine, _errors, _fail, app, console, keys_app
+from api.cli.load import _load_sample
+from api.cli.plans import _generate_and_publish_roots, _summary
 from geo.store.db import database_url, make_engine, session_scope, upgrade
-from geo.store.embedded import EmbeddedError
+from geo.store.embedded import EmbeddedError, EmbeddedPostgres
+from geo.store.queries import count_rows, example_address
 from geo.store.settings import Settings
 
-__all__ = ["app", "main"]
 
-# geo's commands and groups, in a new app so that ``geo.cli.app`` stays as it is;
-# geo's ``run`` is replaced by the one below (the same setup, then the API).
-app = typer.Typer(help=geo_app.info.help, no_args_is_help=True)
-app.registered_commands = [c for c in geo_app.registered_commands if c.name != "run"]
-app.registered_groups = list(geo_app.registered_groups)
+def setup_main_job(
+    *, households: int = 20_000, seed: int = 0, reload: bool = False
+) -> None:
+    """The main job's set-up: start the database, migrate, load the sample county,
+    draw, staff and publish its grids, report."""
+    settings = Settings()
+    t0 = time.perf_counter()
+    with _errors():
+        url = database_url(settings, start=True)
+        console.print(
+            "database: "
+            + (
+                "external (GRIDMAP_DATABASE_URL)"
+                if settings.database_url
+                else "embedded PostGIS"
+            )
+        )
+        rev = upgrade(url)
+        console.print(f"schema at revision {rev}")
+        engine = make_engine(url)
+        with engine.connect() as conn:
+            have = count_rows(conn, "households")
+        if have == 0 or reload:
+            console.print(
+                f"loading the sample county ({households} households, seed {seed}) …"
+            )
+            for report in _load_sample(engine, households, seed):
+                console.print("  " + str(report))
+        else:
+            console.print(
+                f"{have} households already loaded (use --reload to load the sample again)"
+            )
+        with engine.connect() as conn:
+            plans = count_rows(conn, "plans")
+        if plans == 0 or reload:
+            _generate_and_publish_roots(engine)
+        _summary(engine)
+    if not settings.database_url:
+        st = EmbeddedPostgres(settings).status()
+        console.print(f"\ndata lives in {st.data_dir} (log {st.log_file})")
+        console.print(
+            f"database: {st.url}\n"
+            'connect:  psql "$(.venv/bin/gridmap db url)"  '
+            "(status: .venv/bin/gridmap db status)",
+            markup=False,
+            highlight=False,
+        )
+    console.print(f"done in {time.perf_counter() - t0:.1f} s")
 
-keys_app = typer.Typer(
-    help="API keys (viewer: read households; planner: change plans).",
-    no_args_is_help=True,
-)
-app.add_typer(keys_app, name="keys")
 
 HostOpt = Annotated[
     str, typer.Option(help="address to listen on (loopback by default)")
 ]
+
+
 PortOpt = Annotated[int, typer.Option(help="TCP port")]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg="red")
-    return typer.Exit(code)
-
-
-def _engine(settings: Settings):  # type: ignore[no-untyped-def]
-    try:
-        url = database_url(settings, start=True)
-    except EmbeddedError as exc:
-        raise _fail(str(exc)) from None
-    return make_engine(url)
 
 
 WorkersOpt = Annotated[
@@ -116,23 +140,6 @@ def serve_cmd(
         f"GridMap API on http://{host}:{port}  (docs: http://{host}:{port}/docs)"
     )
     _serve(settings, host, port, workers)
-
-
-@app.command("publish")
-def publish_cmd(plan: Annotated[int, typer.Option(help="id of a draft plan")]) -> None:
-    """Publish a draft plan; the area's published plan is archived in the same step."""
-    from geo.errors import PlanConflictError
-    from geo.store.plans import publish_plan
-
-    engine = _engine(Settings())
-    try:
-        with session_scope(engine) as session:
-            publish_plan(session, plan)
-    except (LookupError, PlanConflictError) as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        engine.dispose()
-    console.print(f"plan {plan} published")
 
 
 @keys_app.command("create")
@@ -209,9 +216,9 @@ def run_api_cmd(
     """The main job (database, schema, sample county, published grids, report), then
     the HTTP API on HOST:PORT; --no-serve stops after the setup.
 
-    The setup is geo's ``run`` (:func:`geo.cli.run_cmd`).
+    The setup is :func:`setup_main_job`.
     """
-    run_cmd(households=households, seed=seed, reload=reload)
+    setup_main_job(households=households, seed=seed, reload=reload)
     settings = Settings()
     base = f"http://{host}:{port}"
     example = _example_address(settings)
@@ -232,22 +239,6 @@ def _example_address(settings: Settings) -> str | None:
     engine = _engine(settings)
     try:
         with engine.connect() as conn:
-            return conn.execute(
-                text(
-                    "SELECT h.address FROM households h JOIN assignments a "
-                    "ON a.household_id = h.id JOIN plans p ON p.id = a.plan_id "
-                    "WHERE p.status = 'published' AND h.address IS NOT NULL "
-                    "ORDER BY h.id LIMIT 1"
-                )
-            ).scalar()
+            return example_address(conn)
     finally:
         engine.dispose()
-
-
-def main() -> None:
-    """Entry point of the ``gridmap`` command."""
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,18 @@
+"""The ``gridmap`` command: database, loading, plans, the API server and the main job.
+
+One module per command group: :mod:`api.cli.db`, :mod:`api.cli.load`,
+:mod:`api.cli.plans`, :mod:`api.cli.serve`; they register on the Typer apps of
+:mod:`api.cli._app`.
+"""
+
+from __future__ import annotations
+
+from api.cli import db, load, plans, serve  # noqa: F401  (they register commands)
+from api.cli._app import app, console
+
+__all__ = ["app", "console", "main"]
+
+
+def main() -> None:
+    """Entry point of the ``gridmap`` command."""
+    app()
