@@ -12,7 +12,10 @@ connected groups that are each feasible, and picks, lexicographically,
    total is infeasible must leave at least one group out of band;
 1. the most units standing alone in band (fewest units in merged groups);
 2. the fewest merges (``units − groups``: smaller groups);
-3. the most compact merged groups: the smallest sum over merged groups of
+3. the fewest households in merged groups (fewest whose grid may cross an area
+   line; this is also what the earlier pairwise merge preferred, so plans that it
+   already drew optimally on 0–2 keep their groups);
+4. the most compact merged groups: the smallest sum over merged groups of
    ``perimeter² / (4π·area)`` (1 for a disc), with the group's perimeter taken as
    the members' perimeters minus twice their shared boundaries (exact for units
    that tile).
@@ -25,7 +28,7 @@ cut off when its lower bound — groups so far, every unassigned infeasible unit
 merged, each unassigned component of infeasible total costing one out-of-band
 group — is no better than the best grouping found. The incumbent starts as the
 whole component (optimal on criterion 0), so a time cap only ever costs
-optimality on criteria 1–3, never feasibility; it is reported.
+optimality on criteria 1–4, never feasibility; it is reported.
 
 Why not an integer program (OR-Tools CP-SAT, HiGHS)? Connected partitions need
 flow or cut constraints per group, the compactness term is not linear in the
@@ -50,7 +53,7 @@ from geo.gridding._atoms import _feasible
 #: Default time cap of the grouping search, per parent (township), in seconds.
 CAP_SECONDS = 2.0
 
-Cost = tuple[int, int, int, float]
+Cost = tuple[int, int, int, float, float]
 
 
 @dataclass
@@ -86,7 +89,8 @@ class Grouping:
             "merged_units": self.cost[1],
             "merges": self.cost[2],
             "merged_groups": sum(1 for g in self.groups if len(g) > 1),
-            "compactness_penalty": round(self.cost[3], 4),
+            "merged_load": round(self.cost[3], 4),
+            "compactness_penalty": round(self.cost[4], 4),
             "optimal": self.optimal,
             "timed_out": self.timed_out,
             "cap_seconds": self.cap_seconds,
@@ -173,7 +177,7 @@ def group_units(
         list(order_keys) if order_keys is not None else [f"{i:09d}" for i in range(n)]
     )
     groups: list[list[int]] = []
-    cost = [0, 0, 0, 0.0]
+    cost: list[float] = [0, 0, 0, 0.0, 0.0]
     optimal, timed_out, nodes = True, False, 0
     comps = components(graph.adj)
     for comp in comps:
@@ -186,7 +190,7 @@ def group_units(
         if s.timed_out:
             optimal, timed_out = False, True
         groups.extend(sorted(g) for g in s.best_groups)
-        for k in range(4):
+        for k in range(5):
             cost[k] += s.best[k]
         for i in comp:  # feasible units left over stand alone
             if not any(i in g for g in s.best_groups):
@@ -194,7 +198,7 @@ def group_units(
     groups.sort(key=lambda g: min(g))
     return Grouping(
         groups=groups,
-        cost=(int(cost[0]), int(cost[1]), int(cost[2]), float(cost[3])),
+        cost=(int(cost[0]), int(cost[1]), int(cost[2]), cost[3], cost[4]),
         optimal=optimal,
         timed_out=timed_out,
         cap_seconds=cap_seconds,
@@ -207,12 +211,14 @@ def group_units(
 def group_cost(
     group: Sequence[int], loads: Sequence[float], graph: UnitGraph, lo: float, hi: float
 ) -> Cost:
-    """Cost of one group: (infeasible?, units not alone in band, merges, compactness)."""
+    """Cost of one group: (infeasible?, units not alone in band, merges, load of a
+    merged group, compactness penalty of a merged group)."""
     load = float(sum(loads[i] for i in group))
     feasible = _feasible(load, lo, hi)
+    bad = 0 if feasible else 1
     if len(group) == 1:
-        return (0 if feasible else 1, 0 if feasible else 1, 0, 0.0)
-    return (0 if feasible else 1, len(group), len(group) - 1, _penalty(group, graph))
+        return (bad, bad, 0, 0.0, 0.0)
+    return (bad, len(group), len(group) - 1, round(load, 6), _penalty(group, graph))
 
 
 def _penalty(group: Sequence[int], graph: UnitGraph) -> float:
@@ -227,8 +233,21 @@ def _penalty(group: Sequence[int], graph: UnitGraph) -> float:
     return per * per / (4 * math.pi * area)
 
 
+def _add(a: Cost, b: Cost) -> Cost:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4])
+
+
+_ZERO: Cost = (0, 0, 0, 0.0, 0.0)
+
+
 class _Search:
-    """Branch and bound over the connected groups of one component."""
+    """Depth-first branch and bound over the connected groups of one component.
+
+    The first free infeasible unit branches over the connected sets of free units
+    containing it (smallest first); the bound of a node adds, over the parts the
+    free units fall into, :meth:`lower`; the best grouping found so far (at first
+    the whole component) prunes.
+    """
 
     def __init__(
         self,
@@ -247,23 +266,49 @@ class _Search:
         self.deadline = deadline
         self.nodes = 0
         self.timed_out = False
-        self.bad = sorted(
-            (i for i in comp if not _feasible(loads[i], lo, hi)),
-            key=lambda i: (loads[i], keys[i]),
-        )
         self.keys = keys
-        total = float(sum(loads[i] for i in comp))
-        self.c0_star = 0 if _feasible(total, lo, hi) else 1
-        # incumbent: the whole component as one group (optimal on criterion 0)
-        self.best_groups: list[list[int]] = [list(comp)]
+        self.is_bad = {i: not _feasible(loads[i], lo, hi) for i in comp}
+        self.bad = sorted(
+            (i for i in comp if self.is_bad[i]), key=lambda i: (loads[i], keys[i])
+        )
+        self.c0_star = 0 if self._feasible_set(comp) else 1
         self.best: Cost = group_cost(comp, loads, graph, lo, hi)
+        self.best_groups: list[list[int]] = [list(comp)]
 
     def run(self) -> None:
-        self._dfs(set(self.comp), [], (0, 0, 0, 0.0))
+        self._dfs(frozenset(self.comp), [], _ZERO)
 
-    def _dfs(self, free: set[int], chosen: list[list[int]], c: Cost) -> None:
+    def _feasible_set(self, units: frozenset[int] | list[int]) -> bool:
+        return _feasible(sum(self.loads[i] for i in units), self.lo, self.hi)
+
+    def lower(self, part: frozenset[int]) -> Cost:
+        """A lower bound on the cost of a connected free set ``part``.
+
+        Every infeasible unit is merged (or is the one out-of-band group); a set of
+        adjacent infeasible units whose total is infeasible cannot be grouped among
+        itself, so some group takes a feasible unit next to it, and one feasible
+        unit serves at most as many such sets as it touches.
+        """
+        c0 = 0 if self._feasible_set(part) else 1
+        bad = [i for i in part if self.is_bad[i]]
+        if not bad:
+            return _ZERO
+        needy = [k for k in components(self.g.adj, bad) if not self._feasible_set(k)]
+        ok_needed = 0
+        if len(needy) > c0:
+            cover: dict[int, int] = {}
+            for k in needy:
+                for w in {w for i in k for w in self.g.adj[i] if w in part}:
+                    if not self.is_bad[w]:
+                        cover[w] = cover.get(w, 0) + 1
+            most = max(cover.values(), default=0)
+            if most:
+                ok_needed = -(-(len(needy) - c0) // most)
+        return (c0, len(bad) + ok_needed, (len(bad) + 1) // 2 - c0, 0.0, 0.0)
+
+    def _dfs(self, free: frozenset[int], chosen: list[list[int]], c: Cost) -> None:
         self.nodes += 1
-        if self.nodes % 64 == 0 and time.perf_counter() > self.deadline:
+        if time.perf_counter() > self.deadline:
             self.timed_out = True
         if self.timed_out:
             return
@@ -272,56 +317,51 @@ class _Search:
             if c < self.best:
                 self.best, self.best_groups = c, [list(g) for g in chosen]
             return
-        if c[0] + self._infeasible_parts(free) > self.c0_star:
-            return  # a free part of infeasible total would need one more bad group
-        n_bad = sum(1 for i in self.bad if i in free)
-        # every complete grouping has exactly c0_star infeasible groups (see above)
-        if (self.c0_star, c[1] + n_bad, c[2], c[3]) >= self.best:
+        lb = c
+        for q in components(self.g.adj, sorted(free)):
+            lb = _add(lb, self.lower(frozenset(q)))
+        if lb[0] > self.c0_star or lb >= self.best:
             return
         for size in range(1, len(free) + 1):
-            if (self.c0_star, c[1] + n_bad, c[2] + size - 1) > self.best[:3]:
+            if (self.c0_star, lb[1], max(lb[2], c[2] + size - 1)) > self.best[:3]:
                 break  # larger groups only cost more merges
             cands = []
-            for grp in self._connected(v, free, c, n_bad, size):
+            for grp in self._connected(v, free, lb[1] - c[1], size, self._rel(c)):
                 gc = group_cost(grp, self.loads, self.g, self.lo, self.hi)
                 if c[0] + gc[0] > self.c0_star:
                     continue
-                n_ok = sum(1 for i in grp if not self._bad_unit(i))
+                n_ok = sum(1 for i in grp if not self.is_bad[i])
                 keys = sorted(self.keys[i] for i in grp)
-                cands.append((n_ok, gc[3], keys, grp, gc))
-            cands.sort(key=lambda t: t[:3])
+                cands.append((n_ok, gc[3], gc[4], keys, grp, gc))
+            cands.sort(key=lambda t: t[:4])
             for *_, grp, gc in cands:
-                rest_bad = n_bad - sum(1 for i in grp if self._bad_unit(i))
-                nc: Cost = (c[0] + gc[0], c[1] + gc[1], c[2] + gc[2], c[3] + gc[3])
-                if (self.c0_star, nc[1] + rest_bad, nc[2], nc[3]) >= self.best:
-                    continue
                 chosen.append(grp)
-                self._dfs(free - set(grp), chosen, nc)
+                self._dfs(free - set(grp), chosen, _add(c, gc))
                 chosen.pop()
                 if self.timed_out:
                     return
 
-    def _bad_unit(self, i: int) -> bool:
-        return not _feasible(self.loads[i], self.lo, self.hi)
-
-    def _infeasible_parts(self, free: set[int]) -> int:
-        return sum(
-            1
-            for part in components(self.g.adj, sorted(free))
-            if not _feasible(sum(self.loads[i] for i in part), self.lo, self.hi)
-        )
+    def _rel(self, c: Cost) -> tuple[float, ...]:
+        """The best grouping's criteria 0–2 left for the free units after ``c``."""
+        return (self.best[0] - c[0], self.best[1] - c[1], self.best[2] - c[2])
 
     def _connected(
-        self, v: int, free: set[int], c: Cost, n_bad: int, size: int
+        self,
+        v: int,
+        free: frozenset[int],
+        lb1: int,
+        size: int,
+        best: tuple[float, ...],
     ) -> Iterator[list[int]]:
         """Connected sets of ``size`` free units containing ``v``, each once.
 
         Ordered extension: a branch that adds ``w`` excludes the candidates tried
         before it. A set is not extended once its bound on criteria 0–2 is worse
-        than the best grouping (extending only raises it).
+        than ``best`` (extending only raises it).
         """
         adj = self.g.adj
-        best = self.best[:3]
+        n_bad = sum(1 for i in free if self.is_bad[i])
+        c0s = best[0]
 
         def order(x: int) -> tuple[float, str]:
             return (self.loads[x], self.keys[x])
@@ -339,8 +379,8 @@ class _Search:
             for w in ext:
                 if w in excl:
                     continue
-                w_ok = 0 if self._bad_unit(w) else 1
-                if (self.c0_star, c[1] + n_bad + n_ok + w_ok, c[2] + size - 1) > best:
+                w_ok = 0 if self.is_bad[w] else 1
+                if (c0s, max(lb1, n_bad + n_ok + w_ok), size - 1) > best:
                     excl.add(w)
                     continue
                 s.append(w)

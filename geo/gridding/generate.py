@@ -54,9 +54,13 @@ def generate_grids(
     directions the most compact pair of pieces wins. Grids therefore tile the
     area exactly (each cut splits a polygon in two), hold whole buildings, and
     are compact. Villages whose load cannot be cut into in-band grids (fewer
-    than ``min_households``, or e.g. 301–399) are merged with an adjacent village
-    of the same township when that makes the band reachable; otherwise they
-    keep one out-of-band grid. Every such case is listed in the report.
+    than ``min_households``, or e.g. 301–399) are grouped with adjacent villages
+    of the same township by an exact search over the township
+    (:mod:`geo.gridding._grouping`): connected groups, each feasible wherever the
+    township part's total allows it, most villages alone, fewest merges. Every
+    merge is listed in the report, and every out-of-band grid carries a
+    ``cause`` (:data:`geo.plan.EXCEPTION_CAUSES`, or ``"unresolved"`` when the
+    unit is feasible but the cutting found no in-band partition) and a ``check``.
 
     Parameters
     ----------
