@@ -16,8 +16,15 @@ from geo.crs import STORAGE_CRS
 from geo.gridding._atoms import _Atom, _atoms, _feasible, _locate, _Unit
 from geo.gridding._cuts import _partition
 from geo.gridding._geometry import _SLIVER, _clean, _poly_only, _union
+from geo.gridding._grouping import (
+    CAP_SECONDS,
+    Grouping,
+    UnitGraph,
+    group_units,
+    unit_graph,
+)
 from geo.gridding.metrics import plan_metrics
-from geo.plan import GridPlan
+from geo.plan import UNRESOLVED, GridPlan
 
 __all__ = ["generate_grids"]
 
@@ -47,9 +54,13 @@ def generate_grids(
     directions the most compact pair of pieces wins. Grids therefore tile the
     area exactly (each cut splits a polygon in two), hold whole buildings, and
     are compact. Villages whose load cannot be cut into in-band grids (fewer
-    than ``min_households``, or e.g. 301–399) are merged with an adjacent village
-    of the same township when that makes the band reachable; otherwise they
-    keep one out-of-band grid. Every such case is listed in the report.
+    than ``min_households``, or e.g. 301–399) are grouped with adjacent villages
+    of the same township by an exact search over the township
+    (:mod:`geo.gridding._grouping`): connected groups, each feasible wherever the
+    township part's total allows it, most villages alone, fewest merges. Every
+    merge is listed in the report, and every out-of-band grid carries a
+    ``cause`` (:data:`geo.plan.EXCEPTION_CAUSES`, or ``"unresolved"`` when the
+    unit is feasible but the cutting found no in-band partition) and a ``check``.
 
     Parameters
     ----------
@@ -164,16 +175,23 @@ def generate_grids(
         units = _cut_by_barriers(units, atoms, barriers.to_crs(STORAGE_CRS))
         cut = [u for u in units if u.barrier is not None]
         whole = [u for u in units if u.barrier is None]
-        units = whole + _merge_units(cut, lo, hi, exceptions, kind="crosses_barrier")
+        units = whole + _merge_units(
+            cut, lo, hi, exceptions, kind="crosses_barrier", kx=kx
+        )
         area_parent = dict(zip(leaf["code"], parent, strict=True))
         for u in units:
             u.parent = area_parent[u.codes[0]]
-    units = _merge_units(units, lo, hi, exceptions)
+    proofs: dict[int, dict[str, Any]] = {}
+    units = _merge_units(units, lo, hi, exceptions, kx=kx, proofs=proofs)
 
     rows: list[dict[str, Any]] = []
     for u in units:
         pieces = _partition(u, atoms, lo, hi, tgt, kx)
-        rows.extend(_unit_grids(u, pieces, atoms, area_pos, leaf, lo, hi, exceptions))
+        rows.extend(
+            _unit_grids(
+                u, pieces, atoms, area_pos, leaf, lo, hi, exceptions, proofs.get(id(u))
+            )
+        )
 
     grids, assignments = _finish(rows, hh, leaf, kx, code_digits, exceptions)
     if barriers is not None and len(barriers):
@@ -332,99 +350,190 @@ def _merge_units(
     hi: float,
     exceptions: list[dict[str, Any]],
     *,
-    max_merge: int = 3,
     kind: str = "merged_areas",
+    kx: float = 1.0,
+    cap_seconds: float = CAP_SECONDS,
+    proofs: dict[int, dict[str, Any]] | None = None,
 ) -> list[_Unit]:
-    """Merge units whose load cannot be cut in band with an adjacent unit of the same parent."""
-    alive = list(units)
-    tree_geoms = None
-    changed = True
-    while changed:
-        changed = False
-        bad = [u for u in alive if not _feasible(u.load, lo, hi)]
-        if not bad:
-            break
-        tree_geoms = np.asarray([u.geom for u in alive], dtype=object)
-        tree = shapely.STRtree(tree_geoms)
-        index = {id(u): i for i, u in enumerate(alive)}
-        for u in sorted(bad, key=lambda u: (u.load, u.codes[0])):
-            if id(u) not in index:
-                continue
-            i = index[id(u)]
-            cand = [
-                int(j)
-                for j in tree.query(u.geom, predicate="intersects")
-                if int(j) != i
-                and alive[int(j)].parent == u.parent
-                and id(alive[int(j)]) in index
-            ]
-            cand = [
-                j
-                for j in cand
-                if shapely.length(
-                    shapely.intersection(u.geom.boundary, tree_geoms[j].boundary)
-                )
-                > 0
-            ]
-            if not cand:
-                continue
+    """Group units whose load cannot be cut in band with adjacent units of the same parent.
 
-            def rank(
-                j: int, u: _Unit = u, alive: list[_Unit] = alive
-            ) -> tuple[int, int, float, str]:
-                other = alive[j]
-                merged = u.load + other.load
-                return (
-                    0 if _feasible(merged, lo, hi) else 1,
-                    0 if not _feasible(other.load, lo, hi) else 1,
-                    merged,
-                    other.codes[0],
+    Each parent's units are partitioned by :func:`geo.gridding._grouping.group_units`
+    (connected groups, each feasible where the parent allows it; most units alone,
+    then fewest merges, then compact groups). Every merged group is reported
+    (``kind``) with the grouping's objective values; for every group left
+    infeasible, ``proofs[id(unit)]`` receives its ``cause`` and ``check``.
+    """
+    by_parent: dict[str | None, list[int]] = {}
+    for i, u in enumerate(units):
+        by_parent.setdefault(u.parent, []).append(i)
+    out: list[tuple[int, _Unit]] = []
+    for parent, idx in by_parent.items():
+        members = [units[i] for i in idx]
+        if all(_feasible(u.load, lo, hi) for u in members):
+            out.extend(zip(idx, members, strict=True))
+            continue
+        graph = unit_graph([u.geom for u in members], kx)
+        loads = [u.load for u in members]
+        keys = ["+".join(u.codes) + f"#{j:06d}" for j, u in enumerate(members)]
+        res = group_units(
+            loads, graph, lo, hi, cap_seconds=cap_seconds, order_keys=keys
+        )
+        comp_of = {i: comp for comp in res.components for i in comp}
+        objective = res.objective()
+        for grp in res.groups:
+            parts = [members[j] for j in grp]
+            if len(grp) == 1:
+                merged = parts[0]
+            else:
+                merged = _merged_unit(parts)
+                exceptions.append(
+                    _merge_entry(merged, parts, parent, lo, hi, kind, objective)
                 )
+            out.append((min(idx[j] for j in grp), merged))
+            if proofs is not None and not _feasible(merged.load, lo, hi):
+                proofs[id(merged)] = _group_proof(
+                    merged, grp, members, graph, comp_of[grp[0]], parent, lo, hi, res
+                )
+    out.sort(key=lambda t: t[0])
+    return [u for _, u in out]
 
-            best = min(cand, key=rank)
-            other = alive[best]
-            if not _feasible(u.load + other.load, lo, hi) and (
-                len(u.codes) + len(other.codes) > max_merge
-            ):
-                continue  # would grow a merged unit past the cap
-            merged = _Unit(
-                barrier=u.barrier or other.barrier,
-                codes=sorted(
-                    set(u.codes + other.codes),
-                    key=lambda c: (
-                        c not in (u.codes if u.load >= other.load else other.codes),
-                        c,
-                    ),
-                ),
-                parent=u.parent,
-                geom=_union([u.geom, other.geom]),
-                load=u.load + other.load,
-                count=u.count + other.count,
-                atoms=u.atoms + other.atoms,
-            )
-            exceptions.append(
-                {
-                    "area_code": merged.codes[0],
-                    "grid_code": None,
-                    "kind": kind,
-                    "reason": (
-                        f"{'+'.join(u.codes)} ({u.count} households) cannot form grids of "
-                        f"{lo:g}–{hi:g} alone; merged with adjacent {'+'.join(other.codes)} "
-                        f"({other.count}) in the same parent {u.parent}"
-                        if kind == "merged_areas"
-                        else f"the part of {u.codes[0]} cut off by "
-                        f"{u.barrier or 'a barrier'} ({u.count} households) cannot form "
-                        f"grids of {lo:g}–{hi:g} alone; joined across it with the adjacent "
-                        f"part ({other.count} households)"
-                    ),
-                    "households": merged.count,
-                }
-            )
-            del index[id(u)], index[id(other)]
-            alive = [w for w in alive if w is not u and w is not other] + [merged]
-            changed = True
-            break
-    return alive
+
+def _merged_unit(parts: list[_Unit]) -> _Unit:
+    head = min(parts, key=lambda u: (-u.load, u.codes[0]))
+    codes = list(head.codes)
+    for c in sorted({c for u in parts for c in u.codes}):
+        if c not in codes:
+            codes.append(c)
+    return _Unit(
+        barrier=next((u.barrier for u in parts if u.barrier), None),
+        codes=codes,
+        parent=head.parent,
+        geom=_union([u.geom for u in parts]),
+        load=float(sum(u.load for u in parts)),
+        count=int(sum(u.count for u in parts)),
+        atoms=[a for u in parts for a in u.atoms],
+    )
+
+
+def _merge_entry(
+    merged: _Unit,
+    parts: list[_Unit],
+    parent: str | None,
+    lo: float,
+    hi: float,
+    kind: str,
+    objective: dict[str, Any],
+) -> dict[str, Any]:
+    alone = [u for u in parts if not _feasible(u.load, lo, hi)]
+    hosts = [u for u in parts if _feasible(u.load, lo, hi)]
+    desc = ", ".join(f"{'+'.join(u.codes)} ({u.count})" for u in alone)
+    if kind == "merged_areas":
+        reason = (
+            f"{desc} cannot form grids of {lo:g}–{hi:g} alone; grouped as "
+            f"{'+'.join(merged.codes)} ({merged.count} households) in the same parent "
+            f"{parent}"
+        )
+    else:
+        reason = (
+            f"the part(s) of {merged.codes[0]} cut off by {merged.barrier or 'a barrier'}"
+            f" ({', '.join(str(u.count) for u in alone)} households) cannot form grids "
+            f"of {lo:g}–{hi:g} alone; joined across it with the adjacent part(s) "
+            f"({merged.count} households together)"
+        )
+    if hosts:
+        reason += "; with " + ", ".join(
+            f"{'+'.join(u.codes)} ({u.count})" for u in hosts
+        )
+    if not _feasible(merged.load, lo, hi):
+        reason += f" (still outside {lo:g}–{hi:g}: see its out_of_band grid)"
+    return {
+        "area_code": merged.codes[0],
+        "grid_code": None,
+        "kind": kind,
+        "reason": reason,
+        "households": merged.count,
+        "units": ["+".join(u.codes) for u in parts],
+        "load": merged.load,
+        "feasible": _feasible(merged.load, lo, hi),
+        "objective": objective,
+    }
+
+
+def _k_range(load: float, lo: float, hi: float) -> list[int]:
+    return [math.ceil(load / hi - 1e-9), math.floor(load / lo + 1e-9)]
+
+
+def _group_proof(
+    u: _Unit,
+    grp: list[int],
+    members: list[_Unit],
+    graph: UnitGraph,
+    comp: list[int],
+    parent: str | None,
+    lo: float,
+    hi: float,
+    res: Grouping,
+) -> dict[str, Any]:
+    """Why a group is left infeasible: the cause and the check behind it."""
+    inside = set(grp)
+    nbrs = sorted({w for j in grp for w in graph.adj[j]} - inside)
+    comp_load = float(sum(members[j].load for j in comp))
+    parent_load = float(sum(m.load for m in members))
+    name = "+".join(u.codes)
+    check: dict[str, Any] = {
+        "n": u.load,
+        "households": u.count,
+        "min": lo,
+        "max": hi,
+        "grids_possible": _k_range(u.load, lo, hi),
+        "units": ["+".join(members[j].codes) for j in grp],
+        "parent": parent,
+        "parent_load": parent_load,
+        "parent_feasible": _feasible(parent_load, lo, hi),
+        "neighbours": ["+".join(members[j].codes) for j in nbrs],
+        "component_units": ["+".join(members[j].codes) for j in comp],
+        "component_load": comp_load,
+        "component_feasible": _feasible(comp_load, lo, hi),
+        "grouping_optimal": res.optimal,
+    }
+    fits = f"no whole number of grids of {lo:g}–{hi:g} holds {u.load:g}"
+    if res.timed_out:
+        check["cap_seconds"] = res.cap_seconds
+        cause = "search_timed_out"
+        reason = (
+            f"{name} has {u.load:g} households ({fits}); the grouping search of "
+            f"{parent} stopped at its {res.cap_seconds:g} s cap before it proved "
+            "this grouping best"
+        )
+    elif not nbrs:
+        cause = "no_merge_partner" if len(grp) == 1 else "infeasible_total"
+        check["why"] = (
+            f"{name} touches no other area of {parent} along a line"
+            if len(grp) == 1
+            else f"{name} is all of a connected part of {parent}, and its total fits "
+            "no whole number of grids"
+        )
+        reason = (
+            f"{name} has only {u.load:g} households and no adjacent area in {parent} "
+            f"to merge with (neighbours found: none); {fits}"
+            if u.load < lo and len(grp) == 1
+            else f"{name} has {u.load:g} households and no adjacent area in {parent} "
+            f"to merge with (neighbours found: none); {fits}"
+        )
+    else:
+        cause = "infeasible_total"
+        check["why"] = (
+            f"the connected part of {parent} holding {name} totals {comp_load:g}, which "
+            "no whole number of grids holds; totals that fit add up to a total that "
+            "fits, so at least one group of it must stay out of band, and this grouping "
+            "keeps the most areas alone"
+        )
+        reason = (
+            f"{name} has {u.load:g} households ({fits}); the connected part of "
+            f"{parent} holding it totals {comp_load:g}, which no whole number of grids "
+            "holds either, so one group of it must stay out of band"
+        )
+    return {"cause": cause, "check": check, "reason": reason}
 
 
 def _unit_grids(
@@ -436,6 +545,7 @@ def _unit_grids(
     lo: float,
     hi: float,
     exceptions: list[dict[str, Any]],
+    proof: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     codes = leaf["code"].to_numpy()
     rows = []
@@ -453,30 +563,9 @@ def _unit_grids(
         )
         home = by_area.index[0] if len(by_area) else u.codes[0]
         touched = sorted(set(by_area.index) | ({home}))
-        reason = None
+        reason, cause, check = None, None, None
         if not lo - 1e-9 <= load <= hi + 1e-9:
-            if _feasible(u.load, lo, hi):
-                biggest = max((atoms[i].load for i in members), default=0)
-                reason = (
-                    f"{load:g} households: no straight cut of {'+'.join(u.codes)} keeps "
-                    f"whole buildings (largest {biggest:g}) within {lo:g}–{hi:g}"
-                )
-            elif len(u.codes) > 1:
-                reason = (
-                    f"{load:g} households: merged {'+'.join(u.codes)} still cannot be "
-                    f"cut into {lo:g}–{hi:g}"
-                )
-            elif u.load < lo:
-                reason = (
-                    f"{'+'.join(u.codes)} has only {u.load:g} households and no adjacent "
-                    f"area in {u.parent} to merge with that keeps the band"
-                )
-            else:
-                reason = (
-                    f"{'+'.join(u.codes)} has {u.load:g} households: one grid exceeds "
-                    f"{hi:g}, two would fall below {lo:g}, and no adjacent area in "
-                    f"{u.parent} could take the surplus"
-                )
+            cause, check, reason = _grid_cause(u, members, load, atoms, lo, hi, proof)
         rows.append(
             {
                 "area_code": home,
@@ -487,9 +576,74 @@ def _unit_grids(
                 "geometry": geom,
                 "_members": hh_rows,
                 "_unit": "+".join(u.codes),
+                "_cause": cause,
+                "_check": check,
             }
         )
     return rows
+
+
+def _grid_cause(
+    u: _Unit,
+    members: list[int],
+    load: float,
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+    proof: dict[str, Any] | None,
+) -> tuple[str, dict[str, Any], str]:
+    """Cause (from ``EXCEPTION_CAUSES``, or ``UNRESOLVED``), check and reason of an
+    out-of-band grid of unit ``u``."""
+    name = "+".join(u.codes)
+    if not _feasible(u.load, lo, hi):
+        if proof is None:  # every unit passes through _merge_units; kept for safety
+            proof = {
+                "cause": "infeasible_total",
+                "check": {"n": u.load, "min": lo, "max": hi},
+                "reason": f"{name} has {u.load:g} households, which no whole number "
+                f"of grids of {lo:g}–{hi:g} holds",
+            }
+        check = dict(proof["check"], grid_load=load)
+        return proof["cause"], check, f"{load:g} households: {proof['reason']}"
+    stacks = {atoms[i].stack for i in members}
+    if members and -1 not in stacks and len(stacks) == 1:
+        s = stacks.pop()
+        chunks = [a.load for a in atoms if a.stack == s]
+        total = float(sum(chunks))
+        check = {
+            "building_load": total,
+            "max": hi,
+            "min": lo,
+            "parts": len(chunks),
+            "part_loads": chunks,
+            "grid_load": load,
+            "unit_load": u.load,
+        }
+        return (
+            "building_over_max",
+            check,
+            f"{load:g} households: part of one building of {total:g} households "
+            f"(> {hi:g}) split by unit into {len(chunks)} parts",
+        )
+    biggest = max((atoms[i].load for i in members), default=0.0)
+    largest = max((atoms[i].load for i in u.atoms), default=0.0)
+    check = {
+        "unit_load": u.load,
+        "min": lo,
+        "max": hi,
+        "grids_possible": _k_range(u.load, lo, hi),
+        "largest_building": largest,
+        "largest_building_in_grid": biggest,
+        "grid_load": load,
+    }
+    return (
+        UNRESOLVED,
+        check,
+        f"{load:g} households: the cutting methods found no in-band partition of "
+        f"{name} ({u.load:g} households, feasible as {_k_range(u.load, lo, hi)[0]}–"
+        f"{_k_range(u.load, lo, hi)[1]} grids; largest building {largest:g}); one may "
+        "exist",
+    )
 
 
 def _finish(
@@ -559,18 +713,22 @@ def _finish(
         ";".join(sorted(covered.get(i, set()) | set(str(a).split(";"))))
         for i, a in enumerate(df["areas"])
     ]
-    for r in df.itertuples():
+    causes = df["_cause"].tolist() if "_cause" in df.columns else [None] * len(df)
+    checks = df["_check"].tolist() if "_check" in df.columns else [None] * len(df)
+    for r, cause, check in zip(df.itertuples(), causes, checks, strict=True):
         if isinstance(r.exception, str):
             kind = "out_of_band"
-            exceptions.append(
-                {
-                    "area_code": r.area_code,
-                    "grid_code": r.grid_code,
-                    "kind": kind,
-                    "reason": r.exception,
-                    "households": int(r.households),
-                }
-            )
+            entry = {
+                "area_code": r.area_code,
+                "grid_code": r.grid_code,
+                "kind": kind,
+                "reason": r.exception,
+                "households": int(r.households),
+            }
+            if isinstance(cause, str):
+                entry["cause"] = cause
+                entry["check"] = check
+            exceptions.append(entry)
         if ";" in r.areas:
             exceptions.append(
                 {
