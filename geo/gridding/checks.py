@@ -83,9 +83,9 @@ def check_plan(
     * **band** – a grid's ``load`` (else ``households``) lies in
       ``min_households``–``max_households`` unless an entry of
       ``plan.report["exceptions"]`` with its ``grid_code`` carries a ``cause``
-      (a string or a list of strings) from :data:`geo.plan.EXCEPTION_CAUSES`.
-      An entry whose cause is :data:`geo.plan.UNRESOLVED`, an unknown cause or
-      no cause at all proves nothing: ``out_of_band``.
+      (a string or a list of strings) from :data:`geo.plan.EXCEPTION_CAUSES`
+      and none lists :data:`geo.plan.UNRESOLVED`. An unresolved cause, an
+      unknown cause or entries without a cause prove nothing: ``out_of_band``.
     * **valid** – every grid polygon is a valid, non-empty (Multi)Polygon.
     * **contiguous** – a grid in several parts is allowed only when its parts
       lie in different pieces of the union of the leaf areas it covers (an
@@ -166,7 +166,8 @@ def check_plan(
     leaf = leaf.to_crs(crs)
     m2 = _Measure(crs, metric_crs_for(leaf.to_crs(STORAGE_CRS)))
     leaf_g = np.asarray(leaf.geometry.values, dtype=object)
-    geoms = np.where(bad_geom, None, geoms)
+    geoms = geoms.copy()
+    geoms[bad_geom] = None
     hh = households.reset_index(drop=True)
     pts = np.asarray(hh.to_crs(crs).geometry.values, dtype=object)
 
@@ -185,7 +186,7 @@ def check_plan(
 
 
 def _causes_by_grid(exceptions: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
-    """Causes listed per grid code; an entry without a cause counts as unresolved."""
+    """Causes listed per grid code (an entry without a cause lists none)."""
     by: dict[str, list[str]] = {}
     for e in exceptions:
         code = e.get("grid_code")
@@ -193,7 +194,7 @@ def _causes_by_grid(exceptions: Iterable[dict[str, Any]]) -> dict[str, list[str]
             continue
         cause = e.get("cause")
         if cause is None:
-            listed = [UNRESOLVED]
+            listed = []
         elif isinstance(cause, str):
             listed = [cause]
         else:
@@ -219,13 +220,14 @@ def _check_band(
         proven = [c for c in listed if c in EXCEPTION_CAUSES]
         if proven and UNRESOLVED not in listed:
             continue
-        why = (
-            "no exception entry"
-            if code not in causes
-            else f"causes {sorted(set(listed))}"
-            if listed != [UNRESOLVED]
-            else "cause unresolved"
-        )
+        if code not in causes:
+            why = "no exception entry"
+        elif not listed:
+            why = "no cause in its exception entries"
+        elif set(listed) == {UNRESOLVED}:
+            why = "cause unresolved"
+        else:
+            why = f"causes {sorted(set(listed))}"
         out.append(
             Violation(
                 code, "out_of_band", f"{n:g} households, outside {lo:g}–{hi:g}: {why}"
@@ -237,30 +239,22 @@ def _check_band(
 def _check_valid(
     geoms: np.ndarray, codes: np.ndarray, out: list[Violation]
 ) -> np.ndarray:
-    """Append invalid-polygon violations; True where a geometry cannot be measured."""
-    bad = np.zeros(len(geoms), dtype=bool)
+    """Append invalid-polygon violations; True where a geometry cannot be measured
+    (empty or not polygonal; an invalid polygon is still measured, made valid)."""
+    unmeasurable = np.zeros(len(geoms), dtype=bool)
     for i, (g, code) in enumerate(zip(geoms, codes, strict=True)):
         if g is None or g.is_empty:
             why = "empty polygon"
         elif g.geom_type not in ("Polygon", "MultiPolygon"):
             why = f"a {g.geom_type}, not a polygon"
         elif not g.is_valid:
-            why = shapely.is_valid_reason(g)
+            out.append(Violation(code, "invalid_polygon", shapely.is_valid_reason(g)))
+            continue
         else:
             continue
-        bad[i] = True
+        unmeasurable[i] = True
         out.append(Violation(code, "invalid_polygon", why))
-    # an invalid polygon is still measured (made valid) for tiling; empty or
-    # non-polygonal ones are not
-    for i in np.flatnonzero(bad):
-        g = geoms[i]
-        if (
-            g is not None
-            and not g.is_empty
-            and g.geom_type in ("Polygon", "MultiPolygon")
-        ):
-            bad[i] = False
-    return bad
+    return unmeasurable
 
 
 def _leaf_areas(areas: gpd.GeoDataFrame, respect_level: str | None) -> gpd.GeoDataFrame:
