@@ -35,6 +35,7 @@ households' Voronoi cells clipped to the village); GridMap's own
 ``bench/results/generate-<size>.json``.
 
     .venv/bin/python bench/generate.py --sizes 10000,50000 --time-limit 120
+    .venv/bin/python bench/generate.py --real liechtenstein,helsinki
 """
 
 from __future__ import annotations
@@ -645,7 +646,20 @@ def main() -> None:
         help="max-p construction,simulated-annealing iterations "
         "(default 99,10 = spopt's defaults)",
     )
+    ap.add_argument(
+        "--real",
+        default=None,
+        type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+        help="instead of sample counties, GridMap alone on real data sets "
+        "(comma list of: liechtenstein, helsinki; see bench/_real.py)",
+    )
     args = ap.parse_args()
+    if args.real:
+        from _real import bench_real
+
+        for name in args.real:
+            bench_real(name, lo=LO, hi=HI, results=RESULTS)
+        return
     for size in args.sizes:
         bench_size(size, args)
 
