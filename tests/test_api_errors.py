@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 import api_support as support
-from fastapi.testclient import TestClient
+import pytest
 from api_support import ApiData, assert_problem, auth
+from fastapi.testclient import TestClient
 
 from api.app import MAX_BODY_BYTES
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from urllib.parse import parse_qs, urlsplit
 
+import api_support as support
 import pytest
 import shapely
-import api_support as support
+from api_support import COUNTY, ApiData, assert_problem, auth, county
 from fastapi.testclient import TestClient
 from shapely.geometry import shape
-from api_support import COUNTY, ApiData, assert_problem, auth, county
 
 GEOJSON = "application/geo+json"
 

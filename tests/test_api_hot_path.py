@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import api_support as support
 import numpy as np
 import pytest
-import api_support as support
+from api_support import ApiData, county
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from api_support import ApiData, county
 
 import api.routes.lookup as lookup_route
 from geo.address import address_keys

@@ -18,8 +18,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import api_support as support
+import pytest
 
 from api.limits import MAX_HEADER_BYTES
 

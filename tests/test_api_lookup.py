@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import time
 
+import api_support as support
 import numpy as np
 import pytest
-import api_support as support
+from api_support import ApiData, assert_problem, cn_number, county, fullwidth
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from api_support import ApiData, assert_problem, cn_number, county, fullwidth
 
 from geo.crs import wgs84_to_gcj02
 from geo.store.db import make_engine

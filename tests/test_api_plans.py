@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 import api_support as support
-from fastapi.testclient import TestClient
+import pytest
 from api_support import COUNTY, LI_EMPTY, ApiData, assert_problem, auth
+from fastapi.testclient import TestClient
 
 # the shared module-scoped fixtures (data committed to the test database)
 api_data = support.api_data

@@ -7,8 +7,8 @@ so they exercise validation and authentication only.
 
 from __future__ import annotations
 
-import pytest
 import api_support as support
+import pytest
 from hypothesis import HealthCheck, settings
 
 from api.app import create_app

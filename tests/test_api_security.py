@@ -12,12 +12,12 @@ import string
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 import api_support as support
+import pytest
+from api_support import COUNTY, LI_ROOT, ApiData, assert_problem, auth
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from api_support import COUNTY, LI_ROOT, ApiData, assert_problem, auth
 
 from api.app import create_app
 from api.limits import MAX_HEADER_BYTES, AuthThrottle

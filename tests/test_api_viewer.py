@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import api_support as support
-from fastapi.testclient import TestClient
 from api_support import ApiData, assert_problem
+from fastapi.testclient import TestClient
 
 api_data = support.api_data
 client = support.client

@@ -7,11 +7,11 @@ import threading
 import time
 from collections.abc import Iterator
 
-import pytest
 import api_support as support
+import pytest
+from api_support import COUNTY, ApiData, assert_problem, auth
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
-from api_support import COUNTY, ApiData, assert_problem, auth
 
 from api.app import create_app
 from api.jobs import Job, JobRunner

@@ -46,6 +46,4 @@ def test_notebook_runs(
     client.execute(env=dict(os.environ))
     last = nb.cells[-1]
     text = "".join(o.get("text", "") for o in last.get("outputs", []))
-    assert text.startswith("ok:"), (
-        f"{path.name} ended with {text!r}"
-    )
+    assert text.startswith("ok:"), f"{path.name} ended with {text!r}"

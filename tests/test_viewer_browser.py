@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
 import api_support as support
+import pytest
+from api_support import cn_number
 from browser_support import ARGS, CHROMIUM, PHONE, sync_api
 from test_api_lookup import APT_RE, VILLAGE_RE, _pick
-from api_support import cn_number
 
 from api.app import create_app
 from geo.store.settings import Settings
