@@ -451,3 +451,26 @@ def test_a_county_of_20_townships_and_295_villages_groups_every_village_in_band(
     ]
     assert level == []
     assert_causes_proven(plan)
+
+
+def test_a_search_stopped_by_its_budget_is_deterministic_and_says_so() -> None:
+    """A big township of mostly tiny villages: the search stops on its step
+    budget (not the clock), so two runs give the same grouping, and the result
+    is still all-feasible groups, reported as not proven best."""
+    rng = np.random.default_rng(11)
+    side = 7
+    cells = [shapely.box(x, y, x + 1, y + 1) for y in range(side) for x in range(side)]
+    loads = [float(v) for v in rng.integers(40, 140, side * side)]
+    graph = unit_graph(cells)
+    runs = [
+        group_units(loads, graph, 200, 300, step_budget=20_000, cap_seconds=60)
+        for _ in range(2)
+    ]
+    a, b = runs
+    assert a.timed_out and not a.optimal and a.step_budget == 20_000
+    assert a.groups == b.groups and a.cost == b.cost
+    assert sorted(i for g in a.groups for i in g) == list(range(side * side))
+    for g in a.groups:
+        assert components(graph.adj, g) == [sorted(g)]  # connected
+    if _feasible(sum(loads), 200, 300):
+        assert a.cost[0] == 0  # the start solution already keeps every group feasible

@@ -50,8 +50,12 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.gridding._atoms import _feasible
 
-#: Default time cap of the grouping search, per parent (township), in seconds.
-CAP_SECONDS = 2.0
+#: Default time cap of the grouping search, per parent (township), in seconds: a
+#: safety net only; the step budget below stops a long search first, so results
+#: do not depend on the machine's speed.
+CAP_SECONDS = 10.0
+#: Default budget of search steps per parent (about 1–2 s of work here).
+STEP_BUDGET = 400_000
 
 Cost = tuple[int, int, int, float, float]
 
@@ -77,6 +81,7 @@ class Grouping:
     cap_seconds: float
     seconds: float
     nodes: int
+    step_budget: int = STEP_BUDGET
     components: list[list[int]] = field(default_factory=list)
 
     def objective(self) -> dict[str, float | int | bool]:
@@ -94,6 +99,7 @@ class Grouping:
             "optimal": self.optimal,
             "timed_out": self.timed_out,
             "cap_seconds": self.cap_seconds,
+            "step_budget": self.step_budget,
             "seconds": round(self.seconds, 4),
             "nodes": self.nodes,
         }
@@ -161,14 +167,15 @@ def group_units(
     hi: float,
     *,
     cap_seconds: float = CAP_SECONDS,
+    step_budget: int = STEP_BUDGET,
     order_keys: Sequence[str] | None = None,
 ) -> Grouping:
     """Partition units into connected, feasible groups (see the module docstring).
 
     ``order_keys`` (e.g. area codes) break ties between units of equal load, so
-    the answer does not depend on the input order. Deterministic unless the time
-    cap stops the search (then ``timed_out`` is set and the best grouping found
-    is returned).
+    the answer does not depend on the input order. A search that uses up its
+    ``step_budget`` (deterministic) or its time cap (a safety net) stops with the
+    best grouping found and sets ``timed_out``.
     """
     t0 = time.perf_counter()
     deadline = t0 + cap_seconds
@@ -184,7 +191,7 @@ def group_units(
         if all(_feasible(loads[i], lo, hi) for i in comp):
             groups.extend([i] for i in comp)
             continue
-        s = _Search(comp, loads, graph, lo, hi, keys, deadline)
+        s = _Search(comp, loads, graph, lo, hi, keys, deadline, step_budget)
         s.run()
         nodes += s.nodes
         if s.timed_out:
@@ -204,6 +211,7 @@ def group_units(
         cap_seconds=cap_seconds,
         seconds=time.perf_counter() - t0,
         nodes=nodes,
+        step_budget=step_budget,
         components=comps,
     )
 
@@ -258,12 +266,15 @@ class _Search:
         hi: float,
         keys: list[str],
         deadline: float,
+        step_budget: int = STEP_BUDGET,
     ) -> None:
         self.comp = comp
         self.loads = loads
         self.g = graph
         self.lo, self.hi = lo, hi
         self.deadline = deadline
+        self.step_budget = step_budget
+        self.steps = 0
         self.nodes = 0
         self.timed_out = False
         self.keys = keys
@@ -277,6 +288,16 @@ class _Search:
 
     def run(self) -> None:
         self._dfs(frozenset(self.comp), [], _ZERO)
+
+    def _out_of_budget(self) -> bool:
+        """Count a step; stop once the step budget (or the time cap) is used up."""
+        self.steps += 1
+        if not self.timed_out and (
+            self.steps > self.step_budget
+            or (self.steps % 1024 == 0 and time.perf_counter() > self.deadline)
+        ):
+            self.timed_out = True
+        return self.timed_out
 
     def _feasible_set(self, units: frozenset[int] | list[int]) -> bool:
         return _feasible(sum(self.loads[i] for i in units), self.lo, self.hi)
@@ -308,9 +329,7 @@ class _Search:
 
     def _dfs(self, free: frozenset[int], chosen: list[list[int]], c: Cost) -> None:
         self.nodes += 1
-        if time.perf_counter() > self.deadline:
-            self.timed_out = True
-        if self.timed_out:
+        if self._out_of_budget():
             return
         v = next((i for i in self.bad if i in free), None)
         if v is None:  # every infeasible unit placed; the rest stand alone in band
@@ -372,8 +391,7 @@ class _Search:
             if len(s) == size:
                 yield list(s)
                 return
-            if time.perf_counter() > self.deadline:
-                self.timed_out = True
+            if self._out_of_budget():
                 return
             excl = set(excl)
             for w in ext:

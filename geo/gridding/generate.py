@@ -499,11 +499,12 @@ def _group_proof(
     fits = f"no whole number of grids of {lo:g}–{hi:g} holds {u.load:g}"
     if res.timed_out:
         check["cap_seconds"] = res.cap_seconds
+        check["step_budget"] = res.step_budget
         cause = "search_timed_out"
         reason = (
             f"{name} has {u.load:g} households ({fits}); the grouping search of "
-            f"{parent} stopped at its {res.cap_seconds:g} s cap before it proved "
-            "this grouping best"
+            f"{parent} used up its budget ({res.step_budget} steps, at most "
+            f"{res.cap_seconds:g} s) before it proved this grouping best"
         )
     elif not nbrs:
         cause = "no_merge_partner" if len(grp) == 1 else "infeasible_total"
