@@ -172,3 +172,42 @@ def test_every_module_imports_on_its_own() -> None:
         check=True,
     )
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def _readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else None]
+
+
+@pytest.mark.parametrize("package", ["geo/gridding", "geo/store", "geo/io"])
+def test_readme_where_things_live_matches_the_tree(package: str) -> None:
+    """Each module of the package is named in its README bullet, and no more."""
+    import re
+
+    section = _readme_section("Where things live")
+    bullet = re.search(rf"^- `{package}/`(.*?)(?=^- |\Z)", section, re.M | re.S)
+    assert bullet, f"README's 'Where things live' has no line for {package}/"
+    named = set(re.findall(r"`([\w/]+?)/?`", bullet.group(1)))
+    on_disk = {
+        p.stem
+        for p in (ROOT / package).iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__")
+        or (p.is_dir() and (p / "env.py").exists())
+    }
+    assert on_disk - named == set(), "modules the README does not mention"
+    assert {n for n in named if n.isidentifier()} - on_disk == set(), (
+        "the README names modules that do not exist"
+    )
+
+
+def test_readme_names_every_top_level_module_of_geo() -> None:
+    section = _readme_section("Where things live")
+    for p in sorted((ROOT / "geo").glob("*.py")):
+        if p.stem != "__init__":
+            assert f"`geo/{p.name}`" in section, p.name
+    for d in sorted(
+        q for q in (ROOT / "geo").iterdir() if (q / "__init__.py").exists()
+    ):
+        assert f"`geo/{d.name}/`" in section, d.name
