@@ -20,8 +20,9 @@ else:
     from geo.gridding.staffing import generate_micro_grids
 import geo.sample
 
+from geo.sample import generate_county  # noqa: E402
+
 print(geo.sample.__file__, generate_grids.__module__, file=sys.stderr)
-from geo.sample import generate_county
 
 out = {}
 for n, seed in [(6000, 1), (20000, 0)]:
