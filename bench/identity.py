@@ -19,8 +19,7 @@ else:
     from geo.gridding.rebalance import rebalance
     from geo.gridding.staffing import generate_micro_grids
 import geo.sample
-
-from geo.sample import generate_county  # noqa: E402
+from geo.sample import generate_county
 
 print(geo.sample.__file__, generate_grids.__module__, file=sys.stderr)
 
