@@ -16,6 +16,15 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from geo.errors import (
+    EditError,
+    EmptyInput,
+    GridMapError,
+    InputError,
+    NotFound,
+    PlanConflictError,
+    ServiceUnavailable,
+)
 from geo.store.db_errors import unavailable_reason
 
 __all__ = [
@@ -138,8 +147,63 @@ def _validation_detail(
     return shown + more, items
 
 
+#: The one table from GridMap's errors to HTTP: status and problem type. Routes
+#: raise (or let through) :mod:`geo.errors`; nothing translates them by hand.
+ERROR_STATUS: dict[type[GridMapError], tuple[int, str]] = {
+    NotFound: (404, "/problems/not-found"),
+    InputError: (422, "/problems/invalid-input"),
+    EmptyInput: (422, "/problems/empty-input"),
+    EditError: (422, "/problems/edit-refused"),
+    PlanConflictError: (409, "/problems/plan-conflict"),
+    ServiceUnavailable: (503, "/problems/database-unavailable"),
+}
+
+
+def error_status(exc: GridMapError) -> tuple[int, str]:
+    """Status and problem type of a GridMap error (its most specific table entry)."""
+    for cls in type(exc).__mro__:
+        if cls in ERROR_STATUS:
+            status, kind = ERROR_STATUS[cls]  # type: ignore[index]
+            if isinstance(exc, NotFound) and exc.what:
+                kind = f"/problems/unknown-{exc.what}"
+            return status, kind
+    return 500, "about:blank"
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error, including validation errors and 500s, as problem+json."""
+
+    @app.exception_handler(GridMapError)
+    async def _domain(request: Request, exc: GridMapError) -> JSONResponse:
+        status, kind = error_status(exc)
+        if status >= 500:
+            log.warning(
+                "%s on %s %s: %s",
+                type(exc).__name__,
+                request.method,
+                request.url.path,
+                exc,
+            )
+        extra: dict[str, Any] = {}
+        if isinstance(exc, InputError):
+            extra["errors"] = [
+                {
+                    "source": p.source,
+                    "row": p.row,
+                    "field": p.field,
+                    "message": p.message,
+                }
+                for p in exc.problems
+            ]
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+        return problem_response(
+            status,
+            str(exc),
+            type=kind,
+            instance=request.url.path,
+            headers=headers,
+            **extra,
+        )
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:

@@ -28,7 +28,15 @@ class GridMapError(Exception):
 
 
 class NotFound(GridMapError, LookupError):
-    """Something named by the caller does not exist (an area code, a plan id, …)."""
+    """Something named by the caller does not exist (an area code, a plan id, …).
+
+    ``what`` names the kind of thing (``"plan"``, ``"area"``, ``"collection"``), so
+    that the API can answer with a precise problem type.
+    """
+
+    def __init__(self, message: str, *, what: str | None = None) -> None:
+        super().__init__(message)
+        self.what = what
 
 
 class EmptyInput(GridMapError, ValueError):

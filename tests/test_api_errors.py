@@ -127,3 +127,38 @@ def test_openapi_docs_with_examples(client: TestClient) -> None:
     assert schemas["BatchIn"].get("examples")
     assert schemas["GenerateIn"].get("examples")
     assert {"bearer", "apiKey"} <= set(spec["components"]["securitySchemes"])
+
+
+def test_one_table_maps_every_gridmap_error_to_http() -> None:
+    """Each kind of geo.errors has its status in api.problems.ERROR_STATUS, and no
+    route translates GridMap errors by hand."""
+    import ast
+    import inspect
+    from pathlib import Path
+
+    import geo.errors
+    from api.problems import ERROR_STATUS, error_status
+
+    kinds = [
+        c
+        for _, c in inspect.getmembers(geo.errors, inspect.isclass)
+        if issubclass(c, geo.errors.GridMapError) and c is not geo.errors.GridMapError
+    ]
+    assert set(kinds) == set(ERROR_STATUS)
+    assert error_status(geo.errors.NotFound("x", what="plan")) == (
+        404,
+        "/problems/unknown-plan",
+    )
+    assert error_status(geo.errors.EmptyInput("x"))[0] == 422
+    assert error_status(geo.errors.PlanConflictError("x"))[0] == 409
+    names = {c.__name__ for c in kinds} | {"LookupError"}
+    routes = Path(__file__).resolve().parents[1] / "api" / "routes"
+    by_hand = [
+        f"{f.name}:{h.lineno}"
+        for f in sorted(routes.glob("*.py"))
+        for h in ast.walk(ast.parse(f.read_text(encoding="utf-8")))
+        if isinstance(h, ast.ExceptHandler)
+        and h.type is not None
+        and names & {n.id for n in ast.walk(h.type) if isinstance(n, ast.Name)}
+    ]
+    assert by_hand == []

@@ -142,7 +142,7 @@ def test_reassignment_after_redraw_and_unknown_plan(session: Session) -> None:
     rep = assign_plan(session, plan)
     assert rep.outside == []
     assert rep.per_grid == {"33080310020101": 4, "33080310020102": 2}
-    with pytest.raises(LookupError, match="plan 987654 does not exist"):
+    with pytest.raises(LookupError, match="There is no plan 987654"):
         assign_plan(session, 987654)
 
 

@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 
 from api.deps import PlannerDep, SessionDep
 from api.jobs import Job, generate_plan_job, rebalance_plan_job
@@ -21,10 +20,9 @@ from api.schemas import (
     RebalanceIn,
     plan_out,
 )
-from geo.errors import PlanConflictError
+from geo import services
 from geo.store.jobs import JobState
 from geo.store.lookup import get_plan, list_plans
-from geo.store.plans import publish_plan
 from geo.store.queries import area_exists
 
 router = APIRouter(tags=["plans"])
@@ -133,19 +131,7 @@ def generate(
 def publish(session: SessionDep, key: PlannerDep, plan_id: int) -> PlanOut:
     if not 0 < plan_id < 2**31:
         raise _unknown_plan(plan_id)
-    try:
-        publish_plan(session, plan_id)
-    except LookupError:
-        raise _unknown_plan(plan_id) from None
-    except PlanConflictError as exc:
-        raise ProblemError(409, str(exc), type="/problems/plan-conflict") from None
-    except IntegrityError:
-        raise ProblemError(
-            409,
-            f"Another plan of the same area was published at the same time as plan "
-            f"{plan_id}; reload the plans and try again.",
-            type="/problems/plan-conflict",
-        ) from None
+    services.publish(session, plan_id)  # NotFound → 404, PlanConflictError → 409
     p = get_plan(session, plan_id)
     assert p is not None
     return plan_out(p, detail=True)
@@ -202,10 +188,7 @@ def diff(
     for pid in (plan_id, other_id):
         if not 0 < pid < 2**31:
             raise _unknown_plan(pid)
-        try:
-            frames.append(plan_frames(session, pid))
-        except LookupError:
-            raise _unknown_plan(pid) from None
+        frames.append(plan_frames(session, pid))  # NotFound → 404
     (g1, a1, _), (g2, a2, _) = frames
     d = diff_plans(g1, a1, g2, a2)
     return PlanDiffOut(

@@ -100,12 +100,7 @@ def viewer_households(
     key: ViewerDep,
     plan: Annotated[int, Query(ge=1, le=2**31 - 1, description="plan id")],
 ) -> Response:
-    try:
-        grid_plan, info = load_plan(session, plan)
-    except LookupError:
-        raise ProblemError(
-            404, f"There is no plan {plan}.", type="/problems/unknown-plan"
-        ) from None
+    grid_plan, info = load_plan(session, plan)  # NotFound → 404
     version = info.get("lock_version")
 
     def render() -> str:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geo.errors import NotFound
+
 __all__ = ["PlanAssignmentReport", "assign_plan"]
 
 
@@ -79,7 +81,7 @@ def assign_plan(session: Session, plan_id: int) -> PlanAssignmentReport:
         ).first()
         is None
     ):
-        raise LookupError(f"plan {plan_id} does not exist")
+        raise NotFound(f"There is no plan {plan_id}.", what="plan")
     session.execute(text(_ASSIGN_SQL), {"plan": plan_id})
     outside = session.execute(text(_OUTSIDE_SQL), {"plan": plan_id}).scalars().all()
     rows = session.execute(

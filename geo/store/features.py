@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geo.errors import NotFound
+
 __all__ = ["FEATURE_COLLECTIONS", "FeaturePage", "feature", "features", "grid_tile"]
 
 
@@ -127,7 +129,7 @@ def features(
     status). ``area_code`` keeps what lies in that area or below it.
     """
     if collection not in _SELECTS:
-        raise LookupError(f"unknown collection {collection!r}")
+        raise NotFound(f"There is no collection {collection!r}.", what="collection")
     where, params = _where(collection, bbox=bbox, plan_id=plan_id, area_code=area_code)
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     base = _SELECTS[collection]
@@ -143,7 +145,7 @@ def features(
 def feature(session: Session, collection: str, fid: str) -> dict[str, Any] | None:
     """One feature by id (grid id, area code, household external id), or None."""
     if collection not in _SELECTS:
-        raise LookupError(f"unknown collection {collection!r}")
+        raise NotFound(f"There is no collection {collection!r}.", what="collection")
     if collection == "grids":
         if not fid.isdigit() or len(fid) > 9:
             return None

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from geo.errors import InputError, NotFound, PlanConflictError, Problem
@@ -222,26 +223,32 @@ def publish_plan(
         {"p": plan_id},
     ).first()
     if row is None:
-        raise NotFound(f"plan {plan_id} does not exist")
+        raise NotFound(f"There is no plan {plan_id}.", what="plan")
     area_id, status = row
     if status != "draft":
         raise PlanConflictError(
             f"plan {plan_id} is {status}; only a draft can be published"
         )
-    session.execute(
-        text(
-            "UPDATE plans SET status = 'archived', valid_to = :at, lock_version = lock_version + 1 "
-            "WHERE area_id = :a AND status = 'published'"
-        ),
-        {"a": area_id, "at": at},
-    )
-    session.execute(
-        text(
-            "UPDATE plans SET status = 'published', valid_from = :at, "
-            "lock_version = lock_version + 1 WHERE id = :p"
-        ),
-        {"p": plan_id, "at": at},
-    )
+    try:
+        session.execute(
+            text(
+                "UPDATE plans SET status = 'archived', valid_to = :at, lock_version = lock_version + 1 "
+                "WHERE area_id = :a AND status = 'published'"
+            ),
+            {"a": area_id, "at": at},
+        )
+        session.execute(
+            text(
+                "UPDATE plans SET status = 'published', valid_from = :at, "
+                "lock_version = lock_version + 1 WHERE id = :p"
+            ),
+            {"p": plan_id, "at": at},
+        )
+    except IntegrityError:  # the one-published-plan index: someone published first
+        raise PlanConflictError(
+            f"Another plan of the same area was published at the same time as plan "
+            f"{plan_id}; reload the plans and try again."
+        ) from None
     # lookups start using this plan's grids and assignments now: give the planner
     # fresh statistics instead of waiting for autovacuum (tables in a fixed order)
     session.execute(text("ANALYZE plans, grids, assignments"))
@@ -274,7 +281,7 @@ def area_frames(
         text("SELECT 1 FROM admin_areas WHERE code = :c"), {"c": area_code}
     ).first()
     if exists is None:
-        raise NotFound(f"unknown area {area_code!r}")
+        raise NotFound(f"There is no admin area {area_code!r}.", what="area")
     scope = (
         "WITH RECURSIVE scope AS (SELECT id FROM admin_areas WHERE code = :c "
         "UNION ALL SELECT a.id FROM admin_areas a JOIN scope s ON a.parent_id = s.id) "
@@ -409,7 +416,7 @@ def plan_frames(
         {"p": plan_id},
     ).first()
     if row is None:
-        raise NotFound(f"plan {plan_id} does not exist")
+        raise NotFound(f"There is no plan {plan_id}.", what="plan")
     info = dict(
         zip(
             ("id", "area_code", "status", "version", "lock_version", "metrics"),
@@ -465,7 +472,7 @@ def update_draft(
             text("SELECT status, lock_version FROM plans WHERE id = :p"), {"p": plan_id}
         ).first()
         if now is None:
-            raise NotFound(f"plan {plan_id} does not exist")
+            raise NotFound(f"There is no plan {plan_id}.", what="plan")
         if now[0] != "draft":
             raise PlanConflictError(
                 f"plan {plan_id} is {now[0]}; edits are saved as a new draft instead"
