@@ -49,7 +49,7 @@ case "$cmd" in
   test)
     say "lint (ruff)"
     .venv/bin/ruff check .
-    say "types (mypy: geo, api)"
+    say "types (mypy: geo, api, maps)"
     .venv/bin/mypy
     say "tests (pytest, real PostGIS)"
     set +e

@@ -7,7 +7,7 @@ import mimetypes
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import folium
 from branca.element import Element, MacroElement
@@ -90,11 +90,11 @@ class OfflineAssets(JSCSSMixin):
     """Mixin: ``default_js``/``default_css`` name files under ``maps/static`` and are
     inlined into the figure header instead of being linked from a CDN."""
 
-    default_js: ClassVar[list[tuple[str, str]]] = []
-    default_css: ClassVar[list[tuple[str, str]]] = []
+    default_js: list[tuple[str, str]] = []  # noqa: RUF012 (folium declares it per instance)
+    default_css: list[tuple[str, str]] = []  # noqa: RUF012 (folium declares it per instance)
 
-    def render(self, **kwargs: Any) -> None:
-        figure = self.get_root()
+    def render(self, **kwargs: Any) -> None:  # type: ignore[override]  # as JSCSSMixin
+        figure: Any = self.get_root()
         for name, relpath in [*self.default_css, *self.default_js]:
             figure.header.add_child(InlineAsset(relpath), name=name)
         # skip JSCSSMixin.render, which would add <script src=...> links
@@ -120,17 +120,17 @@ class OfflineMap(OfflineAssets, folium.Map):
     except tiles of a configured basemap.
     """
 
-    default_js: ClassVar[list[tuple[str, str]]] = _LEAFLET_JS
-    default_css: ClassVar[list[tuple[str, str]]] = _LEAFLET_CSS
+    default_js = _LEAFLET_JS
+    default_css = _LEAFLET_CSS
 
 
 class OfflineFullscreen(OfflineAssets, Fullscreen):
     """folium's :class:`~folium.plugins.Fullscreen` with vendored leaflet.fullscreen."""
 
-    default_js: ClassVar[list[tuple[str, str]]] = [
+    default_js = [  # noqa: RUF012 (folium declares it per instance)
         ("Control.Fullscreen.js", "vendor/leaflet.fullscreen/Control.FullScreen.js")
     ]
-    default_css: ClassVar[list[tuple[str, str]]] = [
+    default_css = [  # noqa: RUF012 (folium declares it per instance)
         ("Control.FullScreen.css", "vendor/leaflet.fullscreen/Control.FullScreen.css")
     ]
 
@@ -139,10 +139,10 @@ class OfflineMeasureControl(OfflineAssets, MeasureControl):
     """folium's :class:`~folium.plugins.MeasureControl` with vendored leaflet-measure
     (its Chinese build)."""
 
-    default_js: ClassVar[list[tuple[str, str]]] = [
+    default_js = [  # noqa: RUF012 (folium declares it per instance)
         ("leaflet_measure_js", "vendor/leaflet-measure/leaflet-measure.cn.js")
     ]
-    default_css: ClassVar[list[tuple[str, str]]] = [
+    default_css = [  # noqa: RUF012 (folium declares it per instance)
         ("leaflet_measure_css", "vendor/leaflet-measure/leaflet-measure.css")
     ]
 
@@ -157,10 +157,10 @@ class SearchControl(OfflineAssets, MacroElement):
         {% endmacro %}
         """
     )
-    default_js: ClassVar[list[tuple[str, str]]] = [
+    default_js = [  # noqa: RUF012 (folium declares it per instance)
         ("leaflet_search_js", "vendor/leaflet-search/dist/leaflet-search.min.js")
     ]
-    default_css: ClassVar[list[tuple[str, str]]] = [
+    default_css = [  # noqa: RUF012 (folium declares it per instance)
         ("leaflet_search_css", "vendor/leaflet-search/dist/leaflet-search.min.css")
     ]
 
