@@ -18,7 +18,10 @@ from geo.errors import EmptyInput
 from geo.gridding.generate import generate_grids
 from geo.gridding.rebalance import Rebalanced, rebalance
 from geo.gridding.staffing import assign_members, assign_workers, generate_micro_grids
+from geo.io import prepare
 from geo.plan import GridPlan
+from geo.sample import generate_county
+from geo.store.loading import LoadReport, load
 from geo.store.plans import area_frames, plan_frames, publish_plan, save_generated_plan
 from geo.store.queries import people_table
 
@@ -27,6 +30,7 @@ __all__ = [
     "SavedPlan",
     "SavedRebalance",
     "generate_and_save",
+    "load_sample",
     "publish",
     "rebalance_and_save",
     "staff",
@@ -55,6 +59,39 @@ class SavedRebalance:
     plan_id: int
     parent_id: int
     result: Rebalanced
+
+
+def load_sample(
+    session: Session,
+    households: int = 5_000,
+    *,
+    seed: int = 0,
+    progress: Progress = _quiet,
+) -> list[LoadReport]:
+    """Generate the seeded sample county and load its areas, people and households.
+
+    Idempotent like every load (upsert by id). Returns one report per table.
+
+    Examples
+    --------
+    ::
+
+        with session_scope(engine) as s:
+            reports = load_sample(s, 20_000, seed=0)
+    """
+    county = generate_county(households, seed=seed)
+    reports = []
+    frames = (
+        ("areas", county.areas),
+        ("people", county.people),
+        ("households", county.households),
+    )
+    for i, (kind, frame) in enumerate(frames):
+        progress(f"loading the sample county's {kind}", i / len(frames))
+        reports.append(
+            load(session, prepare(frame, kind, source=f"sample county ({kind})"))
+        )
+    return reports
 
 
 def generate_and_save(

@@ -101,22 +101,17 @@ class Workspace:
     def load_sample(
         self, households: int = 5_000, *, seed: int = 0
     ) -> list[LoadReport]:
-        """Generate the seeded sample county and load it."""
-        from geo.sample import generate_county
-
-        county = generate_county(households, seed=seed)
+        """Generate the seeded sample county and load it (:func:`geo.services.load_sample`)."""
         bar = _progress(3, "loading sample county")
-        out = []
+
+        def step(stage: str, fraction: float) -> None:
+            if bar is not None and fraction > 0:
+                bar.update(1)
+
         with self.session() as s:
-            for kind, frame in (
-                ("areas", county.areas),
-                ("people", county.people),
-                ("households", county.households),
-            ):
-                out.append(load(s, prepare(frame, kind, source=f"sample {kind}")))
-                if bar is not None:
-                    bar.update(1)
+            out = services.load_sample(s, households, seed=seed, progress=step)
         if bar is not None:
+            bar.update(1)
             bar.close()
         return out
 

@@ -208,17 +208,7 @@ def load_sample_cmd(
 
 
 def _load_sample(engine: Any, n: int, seed: int) -> list[Any]:
-    from geo.sample import generate_county
-    from geo.store.loading import load
+    from geo.services import load_sample
 
-    county = generate_county(n, seed=seed)
-    reports = []
     with session_scope(engine) as session:
-        for kind, frame in (
-            ("areas", county.areas),
-            ("people", county.people),
-            ("households", county.households),
-        ):
-            prepared = prepare(frame, kind, source=f"sample county ({kind})")
-            reports.append(load(session, prepared))
-    return reports
+        return load_sample(session, n, seed=seed)
