@@ -19,7 +19,7 @@ from geo.gridding._geometry import (
     _pp,
 )
 from geo.gridding._moves import _move_into_band, _out_of_band
-from geo.gridding._recut import _recut_pieces
+from geo.gridding._recut import _parts, _recut_pieces
 from geo.gridding._sequences import _sequence_partition
 
 
@@ -66,7 +66,10 @@ def _partition(
             better = _sequence_partition(u, atoms, lo, hi, tgt, kx, pieces)
             if better is not None:
                 pieces = better
-    if _out_of_band(pieces, atoms, lo, hi) and _feasible(u.load, lo, hi):
+    broken = len(shapely.get_parts(u.geom)) == 1 and any(
+        _parts(g) > 1 for g, _ in pieces
+    )
+    if (_out_of_band(pieces, atoms, lo, hi) or broken) and _feasible(u.load, lo, hi):
         pieces = _recut_pieces(u.geom, pieces, atoms, lo, hi, tgt, kx, notes=notes)
     return pieces
 

@@ -30,7 +30,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.gridding._atoms import _Atom, _cells, _point_groups
-from geo.gridding._geometry import _clean, _cover_union, _poly_only
+from geo.gridding._geometry import _SLIVER, _clean, _cover_union, _poly_only
 from geo.gridding._moves import _EDGE_TOL, _edge
 
 #: seconds a unit's (or a rebalanced window's) search may take before it gives up
@@ -43,6 +43,11 @@ _MAX_NODES = 20_000
 
 #: successful partitions compared before the best is kept
 _WANT = 6
+
+
+def _cap() -> float:
+    """The time cap in force (read when a search starts)."""
+    return RECUT_CAP_S
 
 
 class _Timeout(Exception):
@@ -568,7 +573,7 @@ def _recut_pieces(
     tgt: float,
     kx: float,
     *,
-    cap_s: float = RECUT_CAP_S,
+    cap_s: float | None = None,
     notes: dict[str, Any] | None = None,
 ) -> list[tuple[BaseGeometry, list[int]]]:
     """Re-cut growing windows around each out-of-band piece of a feasible unit.
@@ -579,15 +584,19 @@ def _recut_pieces(
     cap stops the search with a piece still out of band, ``notes["_cause"]`` is
     set to ``("search_timed_out", {"cap_s": cap_s})``.
     """
+    cap_s = _cap() if cap_s is None else cap_s
     deadline = time.perf_counter() + cap_s
     pieces = list(pieces)
     timed_out = False
+    # in a unit of one piece every grid must be one piece too
+    one_piece = len(shapely.get_parts(unit_geom)) == 1
     failed: set[int] = set()
     while True:
         bad = [
             i
-            for i, (_, m) in enumerate(pieces)
-            if not _in_band(_load(m, atoms), lo, hi) and i not in failed
+            for i, (g, m) in enumerate(pieces)
+            if i not in failed
+            and (not _in_band(_load(m, atoms), lo, hi) or (one_piece and _parts(g) > 1))
         ]
         if not bad or time.perf_counter() > deadline:
             break
@@ -622,6 +631,12 @@ def _recut_pieces(
                         kx,
                         deadline=deadline if whole else _sub(deadline, 0.5),
                     )
+                    if (
+                        res is not None
+                        and sum(len(shapely.get_parts(g)) - 1 for g, _ in res)
+                        > len(shapely.get_parts(geom)) - 1
+                    ):
+                        res, why = None, "none"  # a hole-free window came out in pieces
                     if res is not None:
                         rest = [p for i, p in enumerate(pieces) if i not in window]
                         pieces = rest + res
@@ -638,6 +653,11 @@ def _recut_pieces(
         if any(not _in_band(_load(m, atoms), lo, hi) for _, m in pieces):
             notes["_cause"] = ("search_timed_out", {"cap_s": cap_s})
     return pieces
+
+
+def _parts(g: BaseGeometry) -> int:
+    """Parts of ``g`` that are territory, not overlay slivers."""
+    return int((shapely.area(shapely.get_parts(g)) > _SLIVER).sum())
 
 
 def _sub(deadline: float, share: float) -> float:

@@ -26,7 +26,7 @@ from geo.gridding._moves import (
     _join,
     _neighbours,
 )
-from geo.gridding._recut import RECUT_CAP_S, _counts, _recut, _window
+from geo.gridding._recut import _cap, _counts, _recut, _window
 from geo.gridding.metrics import plan_metrics
 from geo.plan import UNRESOLVED, GridPlan
 
@@ -237,7 +237,7 @@ def rebalance(
     parts0 = {c: len(shapely.get_parts(gm)) for c, gm in zip(codes, geoms, strict=True)}
     recut_log: list[dict[str, Any]] = []
     causes = _recut_windows(
-        cells, atoms, lo, hi, origin_of, parts0, used, recut_log, RECUT_CAP_S
+        cells, atoms, lo, hi, origin_of, parts0, used, recut_log, _cap()
     )
 
     plan, changes, stats = _assemble(
