@@ -407,7 +407,9 @@ def test_liechtenstein_drift_rebalances_in_band(real_data: Path) -> None:
     assert g["load"].between(LO, HI).all(), sorted(g["load"])
     assert shapely.is_valid(np.asarray(g.geometry.values, dtype=object)).all()
     parts0 = dict(zip(plan.grids["grid_code"], plan.grids["parts"], strict=True))
-    newly = g[[p > parts0.get(c, 1) for c, p in zip(g["grid_code"], g["parts"])]]
+    newly = g[
+        [p > parts0.get(c, 1) for c, p in zip(g["grid_code"], g["parts"], strict=True)]
+    ]
     exclaves = set(areas.loc[areas.geometry.geom_type == "MultiPolygon", "code"])
     assert set(newly["area_code"]) <= exclaves, newly[["grid_code", "parts"]]
     rep = r.report

@@ -159,9 +159,7 @@ def _repair(
                     continue
                 cell = _own(cell, key)
                 shared = float(
-                    shapely.length(
-                        shapely.intersection(cell.boundary, dst_near)
-                    )
+                    shapely.length(shapely.intersection(cell.boundary, dst_near))
                 )
                 if shared > 0:
                     w = sum(atoms[a].load for a in groups[key])
@@ -178,7 +176,7 @@ def _repair(
         best: tuple[float, int, int, BaseGeometry, list[int]] | None = None
         tree = shapely.STRtree(np.asarray(geoms, dtype=object))
         for i in bad:
-            for j in tree.query(geoms[i], predicate="intersects"):
+            for j in tree.query(geoms[i], predicate="dwithin", distance=_EDGE_TOL):
                 j = int(j)
                 if j == i or j in frozen:
                     continue
@@ -238,7 +236,7 @@ def _neighbours(c: _Grid, cells: list[_Grid]) -> list[_Grid]:
         if o is not c
         and not o.locked
         and (o.area_code == c.area_code or (o.areas & c.areas))
-        and shapely.intersects(o.geom, c.geom)
+        and shapely.dwithin(o.geom, c.geom, _EDGE_TOL)
         and shapely.length(_edge(o.geom, c.geom)) > 0
     ]
 

@@ -443,7 +443,8 @@ def _recut(
     why = "none"
     tries = 0
     try:
-        while len(found) < _WANT and (tries < 400 or not found):
+        want = _WANT if old is None else 4 * _WANT
+        while len(found) < want and (tries < 400 or not found):
             tries += 1
             search.seeded = old is not None and tries % 2 == 1
             parts = search.partition(k)
@@ -454,6 +455,11 @@ def _recut(
             if sig in seen:
                 continue
             seen.add(sig)
+            if old is not None and label is not None:
+                parts = _improve_kept(g, parts, label, lo, hi)
+                broken, pp_mean, lab, _ = _score(g, parts)
+                sig = tuple(lab.tolist())
+                seen.add(sig)
             kept = _kept(g, parts, atoms, old) if old is not None else 0.0
             found.append(((broken, -kept, -pp_mean), parts))
     except _Timeout:
@@ -472,6 +478,68 @@ def _recut(
             (_poly_only(geom_p), [a for i in p.tolist() for a in g.groups[i]])
         )
     return pieces, None
+
+
+def _improve_kept(
+    g: _Graph, parts: list[np.ndarray], label: np.ndarray, lo: float, hi: float
+) -> list[np.ndarray]:
+    """Move buildings on the edge of a part back to the part that holds most of
+    their old grid, wherever both stay in band and the giver stays connected."""
+    n = len(g.w)
+    lab = np.empty(n, dtype=np.int64)
+    for i, p in enumerate(parts):
+        lab[p] = i
+    k = len(parts)
+    # each old grid's part: the one holding most of its load (greedy matching)
+    common: dict[tuple[int, int], float] = {}
+    for v in range(n):
+        key = (int(lab[v]), int(label[v]))
+        common[key] = common.get(key, 0.0) + float(g.w[v])
+    part_of: dict[int, int] = {}
+    used: set[int] = set()
+    for (pi, li), _ in sorted(common.items(), key=lambda t: (-t[1], t[0])):
+        if pi not in used and li not in part_of:
+            part_of[li] = pi
+            used.add(pi)
+    target = np.array([part_of.get(int(label[v]), -1) for v in range(n)])
+    adj: list[list[int]] = [[] for _ in range(n)]
+    for a, b in zip(g.eu.tolist(), g.ev.tolist(), strict=True):
+        adj[a].append(b)
+        adj[b].append(a)
+    loads = np.bincount(lab, weights=g.w, minlength=k)
+
+    def still_connected(part: int, without: int) -> bool:
+        rest = [v for v in range(n) if lab[v] == part and v != without]
+        if not rest:
+            return False
+        seen = {rest[0]}
+        stack = [rest[0]]
+        while stack:
+            v = stack.pop()
+            for u in adj[v]:
+                if u != without and lab[u] == part and u not in seen:
+                    seen.add(u)
+                    stack.append(u)
+        return len(seen) == len(rest)
+
+    for _ in range(20):
+        moved = False
+        for v in np.flatnonzero((target >= 0) & (target != lab)).tolist():
+            t, s = int(target[v]), int(lab[v])
+            if t == s or not any(lab[u] == t for u in adj[v]):
+                continue
+            w = float(g.w[v])
+            if loads[s] - w < lo - 1e-9 or loads[t] + w > hi + 1e-9:
+                continue
+            if not still_connected(s, v):
+                continue
+            lab[v] = t
+            loads[s] -= w
+            loads[t] += w
+            moved = True
+        if not moved:
+            break
+    return [np.flatnonzero(lab == i) for i in range(k)]
 
 
 def _kept(

@@ -172,8 +172,13 @@ def generate_grids(
 
     rows: list[dict[str, Any]] = []
     for u in units:
-        pieces = _partition(u, atoms, lo, hi, tgt, kx)
-        rows.extend(_unit_grids(u, pieces, atoms, area_pos, leaf, lo, hi, exceptions))
+        notes: dict[str, Any] = {}
+        pieces = _partition(u, atoms, lo, hi, tgt, kx, notes=notes)
+        unit_rows = _unit_grids(u, pieces, atoms, area_pos, leaf, lo, hi, exceptions)
+        for r in unit_rows:  # the re-cut's time cap stopped it: say so (issue 11)
+            if "_cause" in notes and not lo - 1e-9 <= r["load"] <= hi + 1e-9:
+                r["_cause"] = notes["_cause"]
+        rows.extend(unit_rows)
 
     grids, assignments = _finish(rows, hh, leaf, kx, code_digits, exceptions)
     if barriers is not None and len(barriers):
