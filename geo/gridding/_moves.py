@@ -17,6 +17,10 @@ from geo.gridding._geometry import _clean, _overlay, _poly_only, _pp, _union
 #: leave the common edge of two grids a hair apart (new vertices computed twice)
 _EDGE_TOL = 1e-9
 
+#: a shared edge at least this long (degrees, ~1 cm): grids meeting at a corner
+#: share a few tolerance-widths of boundary, which is not an edge
+_MIN_EDGE = 1e-7
+
 
 def _near(g: BaseGeometry) -> BaseGeometry:
     """``g``'s boundary widened by the edge tolerance (to intersect boundaries with)."""
@@ -151,7 +155,7 @@ def _repair(
         found: list[Any] = []
         # only cells reaching the edge the two grids share can move across it
         edge = _edge(geoms[src], geoms[dst])
-        if len(keys) > 1 and shapely.length(edge) > 0:
+        if len(keys) > 1 and shapely.length(edge) > _MIN_EDGE:
             cells = _cells(geoms[src], keys, near=edge)
             dst_near = _near(geoms[dst])
             for key, cell in zip(keys, cells, strict=True):
@@ -161,7 +165,7 @@ def _repair(
                 shared = float(
                     shapely.length(shapely.intersection(cell.boundary, dst_near))
                 )
-                if shared > 0:
+                if shared > _MIN_EDGE:
                     w = sum(atoms[a].load for a in groups[key])
                     found.append((groups[key], cell, shared, w))
         edge_cache[ck] = found
@@ -237,7 +241,7 @@ def _neighbours(c: _Grid, cells: list[_Grid]) -> list[_Grid]:
         and not o.locked
         and (o.area_code == c.area_code or (o.areas & c.areas))
         and shapely.dwithin(o.geom, c.geom, _EDGE_TOL)
-        and shapely.length(_edge(o.geom, c.geom)) > 0
+        and shapely.length(_edge(o.geom, c.geom)) > _MIN_EDGE
     ]
 
 
@@ -334,7 +338,7 @@ def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
         return False
     # only cells reaching the edge the two grids share can move across it
     edge = _edge(src.geom, dst.geom)
-    if shapely.length(edge) <= 0:
+    if shapely.length(edge) <= _MIN_EDGE:
         return False
     cells = _cells(src.geom, keys, near=edge)
     dst_near = _near(dst.geom)
@@ -344,7 +348,7 @@ def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
             continue
         cell = _own(cell, key)
         shared = shapely.length(shapely.intersection(cell.boundary, dst_near))
-        if shared > 0:
+        if shared > _MIN_EDGE:
             w = sum(atoms[a].load for a in groups[key])
             options.append((w, -shared, key, cell))
     for _, _, key, cell in sorted(options, key=lambda o: (o[0], o[1]))[:5]:

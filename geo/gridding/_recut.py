@@ -31,7 +31,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.gridding._atoms import _Atom, _cells, _point_groups
 from geo.gridding._geometry import _SLIVER, _clean, _cover_union, _poly_only
-from geo.gridding._moves import _EDGE_TOL, _edge
+from geo.gridding._moves import _EDGE_TOL, _MIN_EDGE, _edge
 
 #: seconds a unit's (or a rebalanced window's) search may take before it gives up
 #: and reports ``search_timed_out`` with this cap
@@ -626,7 +626,7 @@ def _touching(geoms: list[BaseGeometry]) -> list[set[int]]:
     qa, qb = tree.query(arr, predicate="dwithin", distance=_EDGE_TOL)
     nb: list[set[int]] = [set() for _ in geoms]
     for a, b in zip(qa.tolist(), qb.tolist(), strict=True):
-        if a < b and shapely.length(_edge(arr[a], arr[b])) > 0:
+        if a < b and shapely.length(_edge(arr[a], arr[b])) > _MIN_EDGE:
             nb[a].add(b)
             nb[b].add(a)
     return nb

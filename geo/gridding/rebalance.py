@@ -19,6 +19,7 @@ from geo.gridding._codes import _natural, _next_code
 from geo.gridding._cuts import _partition
 from geo.gridding._geometry import _ANGLES, _halfplane, _overlay, _poly_only
 from geo.gridding._moves import (
+    _MIN_EDGE,
     _chain_flow,
     _edge,
     _flow,
@@ -696,7 +697,7 @@ def _grow_and_recut(
             o.locked
             and not o.accepted
             and (o.area_code == x.area_code or bool(o.areas & x.areas))
-            and shapely.length(_edge(o.geom, x.geom)) > 0
+            and shapely.length(_edge(o.geom, x.geom)) > _MIN_EDGE
             for x in window
             for o in cells
         )
