@@ -199,11 +199,11 @@ def test_liechtenstein_drift_rebalance(real_data: Path) -> None:
     existing_moved = int((r.changes["old_grid_code"] != "").sum())
     # households already there mostly stay put: far fewer than regenerating would move
     assert existing_moved <= 0.05 * (~later).sum()
-    assert rep["moved_households"] <= 2 * max(rep["lower_bound"], 1)
+    # every grid back in band (issue 11): surplus passed along chains of grids
+    # moves more than the lower bound (the excess alone) counts
+    assert rep["moved_households"] <= 3 * max(rep["lower_bound"], 1)
     m = r.plan.report["metrics"]
-    # a few grids have no neighbour with room inside their municipality (exclaves,
-    # a municipality grown past its grids' capacity): each is listed with a reason
-    assert m["in_band_share"] >= 0.9
+    assert m["in_band_share"] == 1.0
     g = r.plan.grids
     out = set(g.loc[(g["load"] < 200) | (g["load"] > 300), "grid_code"])
     assert out == {

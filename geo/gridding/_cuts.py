@@ -9,7 +9,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.gridding._atoms import _Atom, _grid_count, _Unit
+from geo.gridding._atoms import _Atom, _feasible, _grid_count, _Unit
 from geo.gridding._geometry import (
     _ANGLES,
     _halfplane,
@@ -19,13 +19,27 @@ from geo.gridding._geometry import (
     _pp,
 )
 from geo.gridding._moves import _move_into_band, _out_of_band
+from geo.gridding._recut import _parts, _recut_pieces
 from geo.gridding._sequences import _sequence_partition
 
 
 def _partition(
-    u: _Unit, atoms: list[_Atom], lo: float, hi: float, tgt: float, kx: float
+    u: _Unit,
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+    tgt: float,
+    kx: float,
+    *,
+    notes: dict[str, Any] | None = None,
 ) -> list[tuple[BaseGeometry, list[int]]]:
-    """Cut the unit's polygon into grids by recursive weighted straight cuts."""
+    """Cut the unit's polygon into grids by recursive weighted straight cuts.
+
+    When cuts, building moves and ordered sequences leave a grid of a feasible
+    unit out of band, windows around it are re-cut on the building graph
+    (:func:`geo.gridding._recut._recut_pieces`); if that search hits its time
+    cap, ``notes["_cause"]`` says so (``("search_timed_out", {"cap_s": …})``).
+    """
     k = _grid_count(u.load, lo, hi, tgt)
     idx = np.asarray(u.atoms, dtype=np.int64)
     if k <= 1:
@@ -52,6 +66,11 @@ def _partition(
             better = _sequence_partition(u, atoms, lo, hi, tgt, kx, pieces)
             if better is not None:
                 pieces = better
+    broken = len(shapely.get_parts(u.geom)) == 1 and any(
+        _parts(g) > 1 for g, _ in pieces
+    )
+    if (_out_of_band(pieces, atoms, lo, hi) or broken) and _feasible(u.load, lo, hi):
+        pieces = _recut_pieces(u.geom, pieces, atoms, lo, hi, tgt, kx, notes=notes)
     return pieces
 
 

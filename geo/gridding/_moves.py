@@ -13,6 +13,49 @@ from shapely.geometry.base import BaseGeometry
 from geo.gridding._atoms import _Atom, _atom_parts, _cells, _point_groups
 from geo.gridding._geometry import _clean, _overlay, _poly_only, _pp, _union
 
+#: edges of two grids closer than this (degrees, ~0.1 mm) are shared: overlays
+#: leave the common edge of two grids a hair apart (new vertices computed twice)
+_EDGE_TOL = 1e-9
+
+#: a shared edge at least this long (degrees, ~1 cm): grids meeting at a corner
+#: share a few tolerance-widths of boundary, which is not an edge
+_MIN_EDGE = 1e-7
+
+
+def _near(g: BaseGeometry) -> BaseGeometry:
+    """``g``'s boundary widened by the edge tolerance (to intersect boundaries with)."""
+    return shapely.buffer(g.boundary, _EDGE_TOL, quad_segs=1)
+
+
+def _edge(a: BaseGeometry, b: BaseGeometry) -> BaseGeometry:
+    """The part of ``a``'s boundary that runs along ``b``'s (within the tolerance)."""
+    return shapely.intersection(a.boundary, _near(b))
+
+
+def _join(a: BaseGeometry, b: BaseGeometry) -> BaseGeometry:
+    """Union of two adjacent pieces; where the union leaves them apart (their
+    common edge a hair apart), again on a 1e-11° grid (~1 µm), which closes it."""
+    u = _union([a, b])
+    if len(shapely.get_parts(u)) < len(shapely.get_parts(a)) + len(
+        shapely.get_parts(b)
+    ):
+        return u
+    try:
+        snapped = shapely.union(a, b, grid_size=1e-11)
+    except shapely.errors.GEOSException:
+        return u
+    return _clean(_poly_only(snapped))
+
+
+def _own(cell: BaseGeometry, key: tuple[float, float]) -> BaseGeometry:
+    """The part of a building's cell that holds its point (a cell clipped to a
+    grid in pieces can reach into another piece, which must stay behind)."""
+    parts = shapely.get_parts(cell)
+    if len(parts) <= 1:
+        return cell
+    pt = shapely.Point(key)
+    return parts[int(np.argmin(shapely.distance(parts, pt)))]
+
 
 def _move_into_band(
     pieces: list[tuple[BaseGeometry, list[int]]],
@@ -111,18 +154,18 @@ def _repair(
         keys = list(groups)
         found: list[Any] = []
         # only cells reaching the edge the two grids share can move across it
-        edge = shapely.intersection(geoms[src].boundary, geoms[dst].boundary)
-        if len(keys) > 1 and shapely.length(edge) > 0:
+        edge = _edge(geoms[src], geoms[dst])
+        if len(keys) > 1 and shapely.length(edge) > _MIN_EDGE:
             cells = _cells(geoms[src], keys, near=edge)
+            dst_near = _near(geoms[dst])
             for key, cell in zip(keys, cells, strict=True):
                 if cell.is_empty:
                     continue
+                cell = _own(cell, key)
                 shared = float(
-                    shapely.length(
-                        shapely.intersection(cell.boundary, geoms[dst].boundary)
-                    )
+                    shapely.length(shapely.intersection(cell.boundary, dst_near))
                 )
-                if shared > 0:
+                if shared > _MIN_EDGE:
                     w = sum(atoms[a].load for a in groups[key])
                     found.append((groups[key], cell, shared, w))
         edge_cache[ck] = found
@@ -137,7 +180,7 @@ def _repair(
         best: tuple[float, int, int, BaseGeometry, list[int]] | None = None
         tree = shapely.STRtree(np.asarray(geoms, dtype=object))
         for i in bad:
-            for j in tree.query(geoms[i], predicate="intersects"):
+            for j in tree.query(geoms[i], predicate="dwithin", distance=_EDGE_TOL):
                 j = int(j)
                 if j == i or j in frozen:
                     continue
@@ -169,7 +212,7 @@ def _repair(
             banned.add((src, moved[0]))  # would split the giver: try another building
             continue
         geoms[src] = new_src
-        geoms[dst] = _union([geoms[dst], cell])
+        geoms[dst] = _join(geoms[dst], cell)
         mem[src] = rest
         mem[dst] = mem[dst] + moved
         version[src] += 1
@@ -197,8 +240,8 @@ def _neighbours(c: _Grid, cells: list[_Grid]) -> list[_Grid]:
         if o is not c
         and not o.locked
         and (o.area_code == c.area_code or (o.areas & c.areas))
-        and shapely.intersects(o.geom, c.geom)
-        and shapely.length(shapely.intersection(o.geom.boundary, c.geom.boundary)) > 0
+        and shapely.dwithin(o.geom, c.geom, _EDGE_TOL)
+        and shapely.length(_edge(o.geom, c.geom)) > _MIN_EDGE
     ]
 
 
@@ -294,16 +337,18 @@ def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
     if len(keys) <= 1:
         return False
     # only cells reaching the edge the two grids share can move across it
-    edge = shapely.intersection(src.geom.boundary, dst.geom.boundary)
-    if shapely.length(edge) <= 0:
+    edge = _edge(src.geom, dst.geom)
+    if shapely.length(edge) <= _MIN_EDGE:
         return False
     cells = _cells(src.geom, keys, near=edge)
+    dst_near = _near(dst.geom)
     options = []
     for key, cell in zip(keys, cells, strict=True):
         if cell.is_empty:
             continue
-        shared = shapely.length(shapely.intersection(cell.boundary, dst.geom.boundary))
-        if shared > 0:
+        cell = _own(cell, key)
+        shared = shapely.length(shapely.intersection(cell.boundary, dst_near))
+        if shared > _MIN_EDGE:
             w = sum(atoms[a].load for a in groups[key])
             options.append((w, -shared, key, cell))
     for _, _, key, cell in sorted(options, key=lambda o: (o[0], o[1]))[:5]:
@@ -318,7 +363,7 @@ def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
         ):
             continue
         src.geom, src.atoms, src.touched = new_src, rest, True
-        dst.geom = _union([dst.geom, cell])
+        dst.geom = _join(dst.geom, cell)
         dst.atoms, dst.touched = dst.atoms + list(groups[key]), True
         return True
     return False

@@ -186,10 +186,20 @@ def generate_grids(
 
     rows: list[dict[str, Any]] = []
     for u in units:
-        pieces = _partition(u, atoms, lo, hi, tgt, kx)
+        notes: dict[str, Any] = {}
+        pieces = _partition(u, atoms, lo, hi, tgt, kx, notes=notes)
         rows.extend(
             _unit_grids(
-                u, pieces, atoms, area_pos, leaf, lo, hi, exceptions, proofs.get(id(u))
+                u,
+                pieces,
+                atoms,
+                area_pos,
+                leaf,
+                lo,
+                hi,
+                exceptions,
+                proofs.get(id(u)),
+                notes.get("_cause"),
             )
         )
 
@@ -547,6 +557,7 @@ def _unit_grids(
     hi: float,
     exceptions: list[dict[str, Any]],
     proof: dict[str, Any] | None = None,
+    stopped: tuple[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     codes = leaf["code"].to_numpy()
     rows = []
@@ -567,6 +578,15 @@ def _unit_grids(
         reason, cause, check = None, None, None
         if not lo - 1e-9 <= load <= hi + 1e-9:
             cause, check, reason = _grid_cause(u, members, load, atoms, lo, hi, proof)
+            if cause == UNRESOLVED and stopped is not None:
+                # the complete re-cut ran out of time: say so, with its cap
+                cause, extra = stopped
+                check = {**check, **extra}
+                reason = (
+                    f"{load:g} households: the re-cut of {'+'.join(u.codes)} "
+                    f"stopped at its {extra.get('cap_s', '?')} s cap before it found an "
+                    "in-band partition (one may exist)"
+                )
         rows.append(
             {
                 "area_code": home,

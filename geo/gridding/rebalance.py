@@ -17,10 +17,19 @@ from geo.crs import STORAGE_CRS
 from geo.gridding._atoms import _Atom, _atoms, _grid_count, _Unit
 from geo.gridding._codes import _natural, _next_code
 from geo.gridding._cuts import _partition
-from geo.gridding._geometry import _ANGLES, _halfplane, _overlay, _poly_only, _union
-from geo.gridding._moves import _chain_flow, _flow, _Grid, _neighbours
+from geo.gridding._geometry import _ANGLES, _halfplane, _overlay, _poly_only
+from geo.gridding._moves import (
+    _MIN_EDGE,
+    _chain_flow,
+    _edge,
+    _flow,
+    _Grid,
+    _join,
+    _neighbours,
+)
+from geo.gridding._recut import _cap, _counts, _recut, _window
 from geo.gridding.metrics import plan_metrics
-from geo.plan import GridPlan
+from geo.plan import UNRESOLVED, GridPlan
 
 __all__ = ["Rebalanced", "rebalance"]
 
@@ -223,9 +232,17 @@ def rebalance(
             continue
         _merge_grid(c, cells, atoms, lo, hi, merge_log)
     _flow(cells, atoms, lo, hi)
+    # 4. still out of band, newly in pieces or invalid: re-cut growing windows of
+    #    adjacent unlocked grids on the building graph, keeping households in place
+    origin_of = {a_i: codes[int(pos[a.members[0]])] for a_i, a in enumerate(atoms)}
+    parts0 = {c: len(shapely.get_parts(gm)) for c, gm in zip(codes, geoms, strict=True)}
+    recut_log: list[dict[str, Any]] = []
+    causes = _recut_windows(
+        cells, atoms, lo, hi, origin_of, parts0, used, recut_log, _cap()
+    )
 
     plan, changes, stats = _assemble(
-        cells, atoms, hh, old, natural_code, lo, hi, exceptions
+        cells, atoms, hh, old, natural_code, lo, hi, exceptions, causes
     )
     retired = sorted(set(codes) - set(plan.grids["grid_code"]))
     report = {
@@ -240,6 +257,7 @@ def rebalance(
         "grids_created": sorted(c.code for c in cells if c.origin),
         "splits": split_log,
         "merges": merge_log,
+        "recuts": recut_log,
         "retired_codes": sorted(set(retired) | {str(c) for c in retired_codes}),
         "locked": sorted(set(locked)),
         "metrics": plan.report["metrics"],
@@ -396,14 +414,12 @@ def _recut_with_neighbour(
     for n in _neighbours(c, cells):
         total = load(c) + load(n)
         if 3 * lo - 1e-9 <= total <= 3 * hi + 1e-9:
-            shared = shapely.length(
-                shapely.intersection(c.geom.boundary, n.geom.boundary)
-            )
+            shared = shapely.length(_edge(c.geom, n.geom))
             options.append((-shared, n.code, n))
     if not options:
         return
     n = min(options, key=lambda o: (o[0], o[1]))[2]
-    unit = _Unit(codes=[c.area_code], parent=None, geom=_union([c.geom, n.geom]))
+    unit = _Unit(codes=[c.area_code], parent=None, geom=_join(c.geom, n.geom))
     unit.atoms = c.atoms + n.atoms
     unit.load = load(c) + load(n)
     kx = math.cos(math.radians(c.geom.centroid.y))
@@ -455,7 +471,7 @@ def _merge_grid(
     # the smaller side moves: it gives up its code when it is the smaller one
     target = min(options, key=lambda o: (load(o) + load(c), o.code))
     big, small = (target, c) if load(target) >= load(c) else (c, target)
-    big.geom = _union([big.geom, small.geom])
+    big.geom = _join(big.geom, small.geom)
     big.atoms = big.atoms + small.atoms
     big.touched = True
     cells.remove(small)
@@ -471,6 +487,7 @@ def _assemble(
     lo: float,
     hi: float,
     exceptions: list[dict[str, Any]],
+    causes: dict[str, tuple[str, dict[str, Any]]] | None = None,
 ) -> tuple[GridPlan, pd.DataFrame, dict[str, int]]:
     ids = hh["household_id"].to_numpy()
     rows = []
@@ -494,16 +511,25 @@ def _assemble(
                 else f"{ld:g} households: no neighbour in {c.area_code} could give or take "
                 f"enough to reach {lo:g}–{hi:g}"
             )
-            exceptions.append(
-                {
-                    "area_code": c.area_code,
-                    "grid_code": c.code,
-                    "kind": "out_of_band",
-                    "reason": reason,
-                    "households": len(members),
-                }
-            )
+            exc: dict[str, Any] = {
+                "area_code": c.area_code,
+                "grid_code": c.code,
+                "kind": "out_of_band",
+                "reason": reason,
+                "households": len(members),
+            }
+            cause = _cause(c, ld, causes or {})
+            if cause is not None:
+                exc["cause"], exc["check"] = cause
+                if cause[0] == "search_timed_out":
+                    exc["reason"] = (
+                        f"{ld:g} households: the search for an in-band re-cut of this "
+                        f"grid and its neighbours hit its {cause[1]['cap_s']:g} s cap"
+                    )
+            exceptions.append(exc)
         geom = c.geom
+        if not geom.is_valid:  # never hand on an invalid polygon
+            geom = _poly_only(shapely.make_valid(geom))
         geom = shapely.MultiPolygon([geom]) if geom.geom_type == "Polygon" else geom
         n_parts = len(shapely.get_parts(geom))
         if n_parts > 1:
@@ -550,3 +576,230 @@ def _assemble(
         report={"metrics": metrics, "exceptions": exceptions},
     )
     return plan, changes, stats
+
+
+def _cause(
+    c: _Grid, load: float, causes: dict[str, tuple[str, dict[str, Any]]]
+) -> tuple[str, dict[str, Any]] | None:
+    """The proven cause of an out-of-band grid (``cause``, ``check``), or None for a
+    grid kept out of band from the previous plan (its cause is that plan's)."""
+    if c.accepted:
+        return None
+    if c.locked:
+        return "locked", {"grid_code": c.code, "households": load}
+    return causes.get(c.code, (UNRESOLVED, {"households": load}))
+
+
+def _recut_windows(
+    cells: list[_Grid],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+    origin: dict[int, str],
+    parts0: dict[str, int],
+    used: set[str],
+    log: list[dict[str, Any]],
+    cap_s: float,
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Re-cut a growing window around every grid that flows, splits and merges left
+    out of band, newly in pieces or invalid: the grid and its unlocked neighbours,
+    then theirs, until the window's load can be cut in band and the graph search
+    finds a partition (:func:`geo.gridding._recut._recut`) that keeps most
+    households in their grid. Pieces keep the codes of the grids whose households
+    they mostly hold; extra pieces get new codes, grids left without a piece are
+    retired. Returns the cause (``cause``, ``check``) of each grid still out of
+    band."""
+
+    def load(x: _Grid) -> float:
+        return float(sum(atoms[a].load for a in x.atoms))
+
+    def broken(x: _Grid) -> bool:
+        return x.touched and (
+            not x.geom.is_valid
+            or len(shapely.get_parts(x.geom)) > max(1, parts0.get(x.code, 1))
+        )
+
+    causes: dict[str, tuple[str, dict[str, Any]]] = {}
+    for c in sorted(cells, key=lambda x: x.code):
+        if c not in cells or c.locked:
+            continue
+        if lo - 1e-9 <= load(c) <= hi + 1e-9 and not broken(c):
+            continue
+        deadline = time.perf_counter() + cap_s
+        timed_out = False
+        # first windows of one-piece grids (a re-cut then never leaves a grid in
+        # pieces); windows that take in grids spanning exclaves only after that
+        for whole_only in (True, False):
+            window, total, blocked, done, timed_out = _grow_and_recut(
+                c, cells, atoms, lo, hi, origin, deadline, used, log, whole_only
+            )
+            if done or timed_out:
+                break
+        for x in cells:
+            if x.locked or lo - 1e-9 <= load(x) <= hi + 1e-9:
+                continue
+            if x in window or x is c:
+                causes[x.code] = (
+                    ("search_timed_out", {"cap_s": cap_s})
+                    if timed_out
+                    else (
+                        "locked",
+                        {"window": sorted(w.code for w in window), "load": total},
+                    )
+                    if blocked
+                    else (
+                        "infeasible_total",
+                        {
+                            "window": sorted(w.code for w in window),
+                            "load": total,
+                            "min": lo,
+                            "max": hi,
+                        },
+                    )
+                    if not _counts(total, lo, hi, 1)
+                    else (UNRESOLVED, {"households": load(x)})
+                )
+    return causes
+
+
+def _grow_and_recut(
+    c: _Grid,
+    cells: list[_Grid],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+    origin: dict[int, str],
+    deadline: float,
+    used: set[str],
+    log: list[dict[str, Any]],
+    whole_only: bool,
+) -> tuple[list[_Grid], float, bool, bool, bool]:
+    """Grow a window ring by ring around ``c`` until a re-cut of it succeeds.
+
+    Returns (window, its load, a locked grid borders it, done, timed out)."""
+
+    def load(x: _Grid) -> float:
+        return float(sum(atoms[a].load for a in x.atoms))
+
+    def pieces_of(g: BaseGeometry) -> int:
+        return len(shapely.get_parts(g))
+
+    window = [c]
+    total = load(c)
+    blocked = False
+    for ring in range(40):
+        grown = list(window)
+        for x in window:
+            for n in _neighbours(x, cells):
+                if n not in grown and (not whole_only or pieces_of(n.geom) == 1):
+                    grown.append(n)
+        blocked = blocked or any(
+            o.locked
+            and not o.accepted
+            and (o.area_code == x.area_code or bool(o.areas & x.areas))
+            and shapely.length(_edge(o.geom, x.geom)) > _MIN_EDGE
+            for x in window
+            for o in cells
+        )
+        if len(grown) == len(window) and ring > 0:
+            break
+        window = grown
+        total = float(sum(load(x) for x in window))
+        ks = _counts(total, lo, hi, len(window))
+        if not ks:
+            continue
+        geom = _window([x.geom for x in window])
+        kx = math.cos(math.radians(geom.centroid.y))
+        members = [a for x in window for a in x.atoms]
+        old = {a: origin.get(a, "") for a in members}
+        res, why = _recut(
+            geom, members, atoms, lo, hi, ks[0], kx, deadline=deadline, old=old
+        )
+        if why == "timeout":
+            return window, total, blocked, False, True
+        if res is None:
+            continue
+        # a grid is in pieces only where the window is: never more extra parts
+        if sum(pieces_of(g) - 1 for g, _ in res) > pieces_of(geom) - 1:
+            continue
+        _apply_recut(window, res, cells, atoms, old, used, log)
+        return window, total, blocked, True, False
+    return window, total, blocked, False, False
+
+
+def _apply_recut(
+    window: list[_Grid],
+    pieces: list[tuple[BaseGeometry, list[int]]],
+    cells: list[_Grid],
+    atoms: list[_Atom],
+    old: dict[int, str],
+    used: set[str],
+    log: list[dict[str, Any]],
+) -> None:
+    """Put a window's new pieces in place: each keeps the code of the window grid
+    whose households it mostly holds; others get new codes; the rest retire."""
+    by_code = {x.code: x for x in window}
+    common: dict[tuple[int, str], int] = {}
+    for i, (_, m) in enumerate(pieces):
+        for a in m:
+            code = old.get(a)
+            if code in by_code:
+                common[(i, code)] = common.get((i, code), 0) + len(atoms[a].members)
+    match: dict[int, str] = {}
+    taken: set[str] = set()
+    for (i, code), _ in sorted(common.items(), key=lambda t: (-t[1], t[0])):
+        if i not in match and code not in taken:
+            match[i] = code
+            taken.add(code)
+    # pieces holding none of a window grid's own households take the codes of the
+    # window grids left over (grids created earlier in this run first)
+    spare = sorted(
+        (x for x in window if x.code not in taken),
+        key=lambda x: (x.origin is None, x.code),
+    )
+    for i in range(len(pieces)):
+        if i not in match and spare:
+            x = spare.pop(0)
+            match[i] = x.code
+            taken.add(x.code)
+    into = []
+    for i, (geom, members) in enumerate(pieces):
+        if i in match:
+            x = by_code[match[i]]
+            if sorted(x.atoms) != sorted(members) or x.geom is not geom:
+                x.geom, x.atoms, x.touched = geom, list(members), True
+            into.append(x.code)
+            continue
+        # a new grid: named in the area of the window grid it takes most from
+        src = max(
+            window,
+            key=lambda x: (
+                sum(len(atoms[a].members) for a in members if old.get(a) == x.code),
+                x.code,
+            ),
+        )
+        code = _next_code(src.area_code, used)
+        cells.append(
+            _Grid(
+                code=code,
+                area_code=src.area_code,
+                geom=geom,
+                atoms=list(members),
+                locked=False,
+                touched=True,
+                origin=src.code,
+                areas=src.areas,
+            )
+        )
+        into.append(code)
+    retired = [x.code for x in window if x.code not in taken]
+    for x in window:
+        if x.code not in taken:
+            cells.remove(x)
+    log.append(
+        {
+            "grids": sorted(x.code for x in window),
+            "into": sorted(into),
+            "retired": retired,
+        }
+    )

@@ -1,0 +1,734 @@
+"""Re-cutting a window of grids (or a whole unit) into in-band grids on the building graph.
+
+The fallback behind straight cuts, building moves and ordered sequences. The
+window's buildings become the nodes of a graph (one node per building point,
+its region the point's Voronoi cell clipped to the window; two nodes are
+adjacent when their regions share an edge), and the graph is cut into ``k``
+connected parts of whole buildings, each within the band, by recursive
+spanning-tree bipartition (as GerryChain's ``recursive_tree_part``): draw a
+random spanning tree of the nodes (Kruskal on random weights, fixed seed), and
+remove a tree edge whose subtree holds a load that ``a`` grids can take while
+the rest is feasible for ``k - a`` grids; both sides are connected subtrees, so
+every part stays contiguous. Trees are drawn again until several partitions
+succeed or the time cap is hit; the most compact (mean Polsby-Popper, computed
+exactly from the regions' areas and shared edge lengths) wins, or, when
+rebalancing, the one that keeps most households in their grid.
+
+Each grid's polygon is the coverage union of its nodes' regions, so the grids
+tile the window exactly and are one piece wherever the window is.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geo.gridding._atoms import _Atom, _cells, _point_groups
+from geo.gridding._geometry import _SLIVER, _clean, _cover_union, _poly_only
+from geo.gridding._moves import _EDGE_TOL, _MIN_EDGE, _edge
+
+#: seconds a unit's (or a rebalanced window's) search may take before it gives up
+#: and reports ``search_timed_out`` with this cap
+RECUT_CAP_S = 1.5
+
+#: windows with more building points than this are not re-cut (the graph search
+#: would not converge within the cap)
+_MAX_NODES = 20_000
+
+#: successful partitions compared before the best is kept
+_WANT = 6
+
+
+def _cap() -> float:
+    """The time cap in force (read when a search starts)."""
+    return RECUT_CAP_S
+
+
+class _Timeout(Exception):
+    pass
+
+
+@dataclass
+class _Graph:
+    keys: list[tuple[float, float]]
+    groups: list[list[int]]  # atoms at each node
+    w: np.ndarray  # load per node
+    regions: list[list[BaseGeometry]]  # polygons of each node's region
+    area: np.ndarray  # region area per node (locally isotropic units)
+    perim: np.ndarray  # region perimeter per node
+    eu: np.ndarray  # edge endpoints (u < v)
+    ev: np.ndarray
+    elen: np.ndarray  # shared boundary length; 0 for a virtual edge
+    virtual: np.ndarray  # edges joining separate pieces (no shared boundary)
+
+
+def _graph(
+    geom: BaseGeometry, members: list[int], atoms: list[_Atom], kx: float
+) -> _Graph | None:
+    groups_d = _point_groups(members, atoms)
+    keys = sorted(groups_d)
+    if not keys or len(keys) > _MAX_NODES:
+        return None
+    groups = [groups_d[k] for k in keys]
+    w = np.array([sum(atoms[a].load for a in g) for g in groups], dtype=float)
+    n = len(keys)
+    cells = _cells(geom, keys)
+    pts = shapely.points(np.array(keys))
+    # every node keeps the part of its cell holding its point; a cell's detached
+    # parts (the window is not convex) go to the neighbour sharing most edge
+    part_geoms: list[BaseGeometry] = []
+    owner: list[int] = []
+    home: list[bool] = []
+    for i, c in enumerate(cells):
+        parts = [p for p in shapely.get_parts(c) if not p.is_empty]
+        if not parts:
+            continue
+        d = [float(shapely.distance(p, pts[i])) for p in parts]
+        h = int(np.argmin(d))
+        for j, p in enumerate(parts):
+            part_geoms.append(p)
+            owner.append(i)
+            home.append(j == h)
+    if part_geoms:
+        arr = np.asarray(part_geoms, dtype=object)
+        tree = shapely.STRtree(arr)
+        qa, qb = tree.query(arr, predicate="intersects")
+        keep = qa < qb
+        qa, qb = qa[keep], qb[keep]
+        shared = shapely.length(
+            shapely.intersection(shapely.boundary(arr[qa]), shapely.boundary(arr[qb]))
+        )
+        touch = shared > 1e-12
+        qa, qb, shared = qa[touch], qb[touch], shared[touch]
+        nbrs: list[list[tuple[int, float]]] = [[] for _ in part_geoms]
+        for a_, b_, s_ in zip(qa.tolist(), qb.tolist(), shared.tolist(), strict=True):
+            nbrs[a_].append((b_, s_))
+            nbrs[b_].append((a_, s_))
+        rooted = list(home)
+        changed = True
+        while changed:
+            changed = False
+            for p in range(len(part_geoms)):
+                if rooted[p]:
+                    continue
+                best = max(
+                    ((s_, -q) for q, s_ in nbrs[p] if rooted[q]),
+                    default=None,
+                )
+                if best is None:
+                    continue
+                owner[p] = owner[-best[1]]
+                rooted[p] = True
+                changed = True
+        # territory no building's cell can reach through the window (an exclave
+        # without buildings): each such piece goes whole to one node, the one
+        # whose cell covered most of it, so it makes at most one grid multi-part
+        loose = [p for p in range(len(part_geoms)) if not rooted[p]]
+        if loose:
+            root_of = {p: p for p in loose}
+
+            def top(p: int) -> int:
+                while root_of[p] != p:
+                    root_of[p] = root_of[root_of[p]]
+                    p = root_of[p]
+                return p
+
+            for p in loose:
+                for q, _ in nbrs[p]:
+                    if q in root_of:
+                        root_of[top(p)] = top(q)
+            share: dict[int, dict[int, float]] = {}
+            for p in loose:
+                votes = share.setdefault(top(p), {})
+                votes[owner[p]] = votes.get(owner[p], 0.0) + float(part_geoms[p].area)
+            for p in loose:
+                votes = share[top(p)]
+                owner[p] = sorted(votes.items(), key=lambda t: (-t[1], t[0]))[0][0]
+    regions: list[list[BaseGeometry]] = [[] for _ in range(n)]
+    for p, o in zip(part_geoms, owner, strict=True):
+        regions[o].append(p)
+    # measures in locally isotropic coordinates (x scaled by cos(lat))
+    scale = np.array([kx, 1.0])
+    area = np.zeros(n)
+    perim = np.zeros(n)
+    pair_len: dict[tuple[int, int], float] = {}
+    if part_geoms:
+        scaled = shapely.transform(arr, lambda c: c * scale)
+        s_area = shapely.area(scaled)
+        s_len = shapely.length(scaled)
+        for p, o in enumerate(owner):
+            area[o] += s_area[p]
+            perim[o] += s_len[p]
+        s_shared = shapely.length(
+            shapely.intersection(
+                shapely.boundary(scaled[qa]), shapely.boundary(scaled[qb])
+            )
+        )
+        for a_, b_, s_ in zip(qa.tolist(), qb.tolist(), s_shared.tolist(), strict=True):
+            oa, ob = owner[a_], owner[b_]
+            if oa == ob:
+                perim[oa] -= 2 * s_
+                continue
+            key = (oa, ob) if oa < ob else (ob, oa)
+            pair_len[key] = pair_len.get(key, 0.0) + s_
+    eu = [k[0] for k in pair_len]
+    ev = [k[1] for k in pair_len]
+    el = list(pair_len.values())
+    virt = [False] * len(el)
+    # separate pieces (exclaves, buildings without territory): join each piece to
+    # its nearest other piece by a virtual edge, so the graph is connected
+    comp = _components(n, eu, ev)
+    if comp.max() > 0:
+        xy = np.array(keys) * scale
+        while True:
+            labels = np.unique(comp)
+            if len(labels) <= 1:
+                break
+            c0 = comp == labels[0]
+            a_idx = np.flatnonzero(c0)
+            b_idx = np.flatnonzero(~c0)
+            if len(a_idx) * len(b_idx) > 4_000_000:
+                return None
+            d = (xy[a_idx, None, 0] - xy[None, b_idx, 0]) ** 2 + (
+                xy[a_idx, None, 1] - xy[None, b_idx, 1]
+            ) ** 2
+            ia, ib = np.unravel_index(int(np.argmin(d)), d.shape)
+            u_, v_ = int(a_idx[ia]), int(b_idx[ib])
+            eu.append(min(u_, v_))
+            ev.append(max(u_, v_))
+            el.append(0.0)
+            virt.append(True)
+            comp[comp == comp[v_]] = labels[0]
+    return _Graph(
+        keys=keys,
+        groups=groups,
+        w=w,
+        regions=regions,
+        area=area,
+        perim=perim,
+        eu=np.asarray(eu, dtype=np.int64),
+        ev=np.asarray(ev, dtype=np.int64),
+        elen=np.asarray(el, dtype=float),
+        virtual=np.asarray(virt, dtype=bool),
+    )
+
+
+def _components(n: int, eu: list[int], ev: list[int]) -> np.ndarray:
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in zip(eu, ev, strict=True):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[ra] = rb
+    roots = np.array([find(i) for i in range(n)], dtype=np.int64)
+    _, comp = np.unique(roots, return_inverse=True)
+    return np.asarray(comp, dtype=np.int64)
+
+
+class _Search:
+    """Recursive spanning-tree bipartition of a graph into ``k`` in-band parts."""
+
+    def __init__(
+        self,
+        g: _Graph,
+        lo: float,
+        hi: float,
+        deadline: float,
+        rng: np.random.Generator,
+        label: np.ndarray | None,
+    ) -> None:
+        self.g, self.lo, self.hi, self.deadline, self.rng = g, lo, hi, deadline, rng
+        self.label = label
+        n = len(g.w)
+        self.n = n
+        # edge bias: virtual edges last in every tree (cross between pieces only
+        # where needed); with old grid labels, edges inside a grid first, so the
+        # tree follows the old grids and cutting between them keeps households
+        self.bias = np.where(g.virtual, 4.0, 0.0)
+        self.cross = (
+            np.asarray(label[g.eu] != label[g.ev]) if label is not None else None
+        )
+        self.seeded = False
+
+    def partition(self, k: int) -> list[np.ndarray] | None:
+        return self._part(np.arange(self.n), k, 0)
+
+    def _part(self, nodes: np.ndarray, k: int, depth: int) -> list[np.ndarray] | None:
+        total = float(self.g.w[nodes].sum())
+        if k == 1:
+            ok = self.lo - 1e-9 <= total <= self.hi + 1e-9
+            return [nodes] if ok else None
+        tries = 12 if depth else 1
+        for _ in range(tries):
+            if time.perf_counter() > self.deadline:
+                raise _Timeout
+            cut = self._cut(nodes, k, total)
+            if cut is None:
+                continue
+            a_nodes, a, b_nodes = cut
+            left = self._part(a_nodes, a, depth + 1)
+            if left is None:
+                continue
+            right = self._part(b_nodes, k - a, depth + 1)
+            if right is None:
+                continue
+            return left + right
+        return None
+
+    def _cut(
+        self, nodes: np.ndarray, k: int, total: float
+    ) -> tuple[np.ndarray, int, np.ndarray] | None:
+        g = self.g
+        inside = np.zeros(self.n, dtype=bool)
+        inside[nodes] = True
+        sel = np.flatnonzero(inside[g.eu] & inside[g.ev])
+        weights = self.rng.random(len(sel)) + self.bias[sel]
+        if self.seeded and self.cross is not None:
+            weights = weights + 2.0 * self.cross[sel]
+        order = sel[np.argsort(weights, kind="stable")]
+        # Kruskal: a random spanning tree of the nodes
+        parent = {int(v): int(v) for v in nodes}
+
+        def find(x: int) -> int:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        adj: dict[int, list[tuple[int, int]]] = {int(v): [] for v in nodes}
+        need = len(nodes) - 1
+        eu, ev = g.eu, g.ev
+        for e in order.tolist():
+            a, b = int(eu[e]), int(ev[e])
+            ra, rb = find(a), find(b)
+            if ra == rb:
+                continue
+            parent[ra] = rb
+            adj[a].append((b, e))
+            adj[b].append((a, e))
+            need -= 1
+            if need == 0:
+                break
+        if need:
+            return None  # not connected (cannot happen once virtual edges join pieces)
+        root = int(nodes[int(self.rng.integers(len(nodes)))])
+        seq = [root]
+        up = {root: -1}
+        up_edge = {root: -1}
+        for v in seq:
+            for c, e in adj[v]:
+                if c not in up:
+                    up[c] = v
+                    up_edge[c] = e
+                    seq.append(c)
+        sub = {v: float(g.w[v]) for v in seq}
+        for v in reversed(seq[1:]):
+            sub[up[v]] += sub[v]
+        cand = np.array(seq[1:], dtype=np.int64)
+        if not len(cand):
+            return None
+        s = np.array([sub[int(v)] for v in cand])
+        rest = total - s
+        lo, hi = self.lo, self.hi
+        a_vals = np.arange(1, k)
+        ok = (
+            (s[:, None] >= lo * a_vals - 1e-9)
+            & (s[:, None] <= hi * a_vals + 1e-9)
+            & (rest[:, None] >= lo * (k - a_vals) - 1e-9)
+            & (rest[:, None] <= hi * (k - a_vals) + 1e-9)
+        )
+        any_ok = ok.any(axis=1)
+        if not any_ok.any():
+            return None
+        # per candidate edge: the most even count of grids it allows
+        off = np.where(ok, np.abs(a_vals - k / 2), np.inf)
+        best_a = a_vals[np.argmin(off, axis=1)]
+        share = total / k
+        dev = np.abs(s - best_a * share) / share
+        edges = np.array([up_edge[int(v)] for v in cand], dtype=np.int64)
+        virt = g.virtual[edges]
+        score = (
+            (~virt).astype(float) * 100.0
+            + np.abs(best_a - k / 2) * 10.0
+            + np.minimum(dev, 9.0)
+        )
+        if self.cross is not None and self.seeded:
+            score = score - 5.0 * self.cross[edges]
+        score = np.where(any_ok, score, np.inf)
+        i = int(np.argmin(score))
+        v, a = int(cand[i]), int(best_a[i])
+        # the subtree below v
+        below = [v]
+        for x in below:
+            for c, _ in adj[x]:
+                if c != up[x]:
+                    below.append(c)
+        a_nodes = np.array(sorted(below), dtype=np.int64)
+        mask = np.zeros(self.n, dtype=bool)
+        mask[a_nodes] = True
+        b_nodes = nodes[~mask[nodes]]
+        return a_nodes, a, b_nodes
+
+
+def _score(
+    g: _Graph, parts: list[np.ndarray]
+) -> tuple[int, float, np.ndarray, list[float]]:
+    """(parts joined by a virtual edge, mean Polsby-Popper, node labels, pp list)."""
+    lab = np.empty(len(g.w), dtype=np.int64)
+    for i, p in enumerate(parts):
+        lab[p] = i
+    k = len(parts)
+    area = np.bincount(lab, weights=g.area, minlength=k)
+    perim = np.bincount(lab, weights=g.perim, minlength=k)
+    same = lab[g.eu] == lab[g.ev]
+    perim -= 2 * np.bincount(lab[g.eu][same], weights=g.elen[same], minlength=k)
+    pp = np.where(perim > 0, 4 * math.pi * area / np.maximum(perim, 1e-300) ** 2, 0.0)
+    broken = len(set(lab[g.eu][same & g.virtual].tolist()))
+    return broken, float(pp.mean()), lab, pp.tolist()
+
+
+def _recut(
+    geom: BaseGeometry,
+    members: list[int],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+    k: int,
+    kx: float,
+    *,
+    deadline: float,
+    old: dict[int, str] | None = None,
+    seed: int = 0,
+) -> tuple[list[tuple[BaseGeometry, list[int]]] | None, str | None]:
+    """Cut ``geom`` (holding ``members``) into ``k`` contiguous in-band grids.
+
+    ``old`` maps atoms to their grid code before (rebalancing): among the
+    partitions found, the one that keeps most households in their grid wins.
+    Returns (pieces or None, why not: ``"timeout"``, ``"graph"`` (too large or
+    a building point over the band) or ``"none"``).
+    """
+    total = sum(atoms[a].load for a in members)
+    if not lo * k - 1e-9 <= total <= hi * k + 1e-9:
+        return None, "none"
+    g = _graph(geom, members, atoms, kx)
+    if g is None or (g.w > hi + 1e-9).any():
+        return None, "graph"
+    label = None
+    if old is not None:
+        names = sorted({old.get(a, "") for a in members})
+        pos = {c: i for i, c in enumerate(names)}
+        # a node's label: the old grid of most of its households
+        label = np.zeros(len(g.groups), dtype=np.int64)
+        for i, grp in enumerate(g.groups):
+            votes: dict[str, int] = {}
+            for a in grp:
+                c = old.get(a, "")
+                votes[c] = votes.get(c, 0) + len(atoms[a].members)
+            label[i] = pos[min(votes, key=lambda c: (-votes[c], c))]
+    search = _Search(g, lo, hi, deadline, np.random.default_rng(seed), label)
+    found: list[tuple[tuple[float, ...], list[np.ndarray]]] = []
+    seen: set[tuple[int, ...]] = set()
+    why = "none"
+    tries = 0
+    try:
+        want = _WANT if old is None else 4 * _WANT
+        while len(found) < want and (tries < 400 or not found):
+            tries += 1
+            search.seeded = old is not None and tries % 2 == 1
+            parts = search.partition(k)
+            if parts is None:
+                continue
+            broken, pp_mean, lab, _ = _score(g, parts)
+            sig = tuple(lab.tolist())
+            if sig in seen:
+                continue
+            seen.add(sig)
+            if old is not None and label is not None:
+                parts = _improve_kept(g, parts, label, lo, hi)
+                broken, pp_mean, lab, _ = _score(g, parts)
+                sig = tuple(lab.tolist())
+                seen.add(sig)
+            kept = _kept(g, parts, atoms, old) if old is not None else 0.0
+            found.append(((broken, -kept, -pp_mean), parts))
+    except _Timeout:
+        why = "timeout"
+    if not found:
+        return None, why
+    found.sort(key=lambda t: t[0])
+    best = found[0][1]
+    pieces = []
+    for p in best:
+        polys = [poly for i in p.tolist() for poly in g.regions[i]]
+        geom_p = _cover_union(polys) if polys else shapely.Polygon()
+        if not geom_p.is_valid:
+            geom_p = _poly_only(shapely.make_valid(geom_p))
+        pieces.append(
+            (_poly_only(geom_p), [a for i in p.tolist() for a in g.groups[i]])
+        )
+    return pieces, None
+
+
+def _improve_kept(
+    g: _Graph, parts: list[np.ndarray], label: np.ndarray, lo: float, hi: float
+) -> list[np.ndarray]:
+    """Move buildings on the edge of a part back to the part that holds most of
+    their old grid, wherever both stay in band and the giver stays connected."""
+    n = len(g.w)
+    lab = np.empty(n, dtype=np.int64)
+    for i, p in enumerate(parts):
+        lab[p] = i
+    k = len(parts)
+    # each old grid's part: the one holding most of its load (greedy matching)
+    common: dict[tuple[int, int], float] = {}
+    for v in range(n):
+        key = (int(lab[v]), int(label[v]))
+        common[key] = common.get(key, 0.0) + float(g.w[v])
+    part_of: dict[int, int] = {}
+    used: set[int] = set()
+    for (pi, li), _ in sorted(common.items(), key=lambda t: (-t[1], t[0])):
+        if pi not in used and li not in part_of:
+            part_of[li] = pi
+            used.add(pi)
+    target = np.array([part_of.get(int(label[v]), -1) for v in range(n)])
+    adj: list[list[int]] = [[] for _ in range(n)]
+    for a, b in zip(g.eu.tolist(), g.ev.tolist(), strict=True):
+        adj[a].append(b)
+        adj[b].append(a)
+    loads = np.bincount(lab, weights=g.w, minlength=k)
+
+    def still_connected(part: int, without: int) -> bool:
+        rest = [v for v in range(n) if lab[v] == part and v != without]
+        if not rest:
+            return False
+        seen = {rest[0]}
+        stack = [rest[0]]
+        while stack:
+            v = stack.pop()
+            for u in adj[v]:
+                if u != without and lab[u] == part and u not in seen:
+                    seen.add(u)
+                    stack.append(u)
+        return len(seen) == len(rest)
+
+    for _ in range(20):
+        moved = False
+        for v in np.flatnonzero((target >= 0) & (target != lab)).tolist():
+            t, s = int(target[v]), int(lab[v])
+            if t == s or not any(lab[u] == t for u in adj[v]):
+                continue
+            w = float(g.w[v])
+            if loads[s] - w < lo - 1e-9 or loads[t] + w > hi + 1e-9:
+                continue
+            if not still_connected(s, v):
+                continue
+            lab[v] = t
+            loads[s] -= w
+            loads[t] += w
+            moved = True
+        if not moved:
+            break
+    return [np.flatnonzero(lab == i) for i in range(k)]
+
+
+def _kept(
+    g: _Graph, parts: list[np.ndarray], atoms: list[_Atom], old: dict[int, str]
+) -> float:
+    """Households that keep their old grid under the best code matching."""
+    return float(sum(n for _, _, n in _match(g, parts, atoms, old)))
+
+
+def _match(
+    g: _Graph, parts: list[np.ndarray], atoms: list[_Atom], old: dict[int, str]
+) -> list[tuple[int, str, int]]:
+    """Greedy matching of parts to old codes by households in common."""
+    common: dict[tuple[int, str], int] = {}
+    for i, p in enumerate(parts):
+        for node in p.tolist():
+            for a in g.groups[node]:
+                c = old.get(a)
+                if c is not None:
+                    common[(i, c)] = common.get((i, c), 0) + len(atoms[a].members)
+    out = []
+    used_p: set[int] = set()
+    used_c: set[str] = set()
+    for (i, c), n in sorted(common.items(), key=lambda t: (-t[1], t[0][0], t[0][1])):
+        if i in used_p or c in used_c:
+            continue
+        used_p.add(i)
+        used_c.add(c)
+        out.append((i, c, n))
+    return out
+
+
+def assign_codes(
+    pieces: list[tuple[BaseGeometry, list[int]]],
+    atoms: list[_Atom],
+    old: dict[int, str],
+) -> list[str | None]:
+    """The old code each piece keeps (most households in common), None for new ones."""
+    common: dict[tuple[int, str], int] = {}
+    for i, (_, m) in enumerate(pieces):
+        for a in m:
+            c = old.get(a)
+            if c is not None:
+                common[(i, c)] = common.get((i, c), 0) + len(atoms[a].members)
+    codes: list[str | None] = [None] * len(pieces)
+    used: set[str] = set()
+    for (i, c), _ in sorted(common.items(), key=lambda t: (-t[1], t[0][0], t[0][1])):
+        if codes[i] is not None or c in used:
+            continue
+        codes[i] = c
+        used.add(c)
+    return codes
+
+
+def _load(members: list[int], atoms: list[_Atom]) -> float:
+    return float(sum(atoms[a].load for a in members))
+
+
+def _in_band(v: float, lo: float, hi: float) -> bool:
+    return lo - 1e-9 <= v <= hi + 1e-9
+
+
+def _counts(total: float, lo: float, hi: float, prefer: int) -> list[int]:
+    """Feasible grid counts for ``total``, nearest to ``prefer`` first."""
+    k_min = max(1, math.ceil(total / hi - 1e-9))
+    k_max = math.floor(total / lo + 1e-9)
+    return sorted(range(k_min, k_max + 1), key=lambda k: (abs(k - prefer), k))
+
+
+def _window(geoms: list[BaseGeometry]) -> BaseGeometry:
+    """The union of adjacent grids, closing the hair gaps overlays leave between
+    their common edges (vertices snapped to a 1e-11° grid, ~1 µm)."""
+    arr = np.asarray(geoms, dtype=object)
+    try:
+        out = shapely.union_all(arr, grid_size=1e-11)
+    except shapely.errors.GEOSException:
+        out = shapely.union_all(shapely.make_valid(arr), grid_size=1e-11)
+    return _clean(_poly_only(out))
+
+
+def _touching(geoms: list[BaseGeometry]) -> list[set[int]]:
+    arr = np.asarray(geoms, dtype=object)
+    tree = shapely.STRtree(arr)
+    qa, qb = tree.query(arr, predicate="dwithin", distance=_EDGE_TOL)
+    nb: list[set[int]] = [set() for _ in geoms]
+    for a, b in zip(qa.tolist(), qb.tolist(), strict=True):
+        if a < b and shapely.length(_edge(arr[a], arr[b])) > _MIN_EDGE:
+            nb[a].add(b)
+            nb[b].add(a)
+    return nb
+
+
+def _recut_pieces(
+    unit_geom: BaseGeometry,
+    pieces: list[tuple[BaseGeometry, list[int]]],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+    tgt: float,
+    kx: float,
+    *,
+    cap_s: float | None = None,
+    notes: dict[str, Any] | None = None,
+) -> list[tuple[BaseGeometry, list[int]]]:
+    """Re-cut growing windows around each out-of-band piece of a feasible unit.
+
+    A window is the out-of-band piece and its neighbours, then theirs, up to the
+    whole unit; the first window whose load can be cut in band is re-cut by the
+    graph search. Pieces outside the window keep their polygon. When the time
+    cap stops the search with a piece still out of band, ``notes["_cause"]`` is
+    set to ``("search_timed_out", {"cap_s": cap_s})``.
+    """
+    cap_s = _cap() if cap_s is None else cap_s
+    deadline = time.perf_counter() + cap_s
+    pieces = list(pieces)
+    timed_out = False
+    # in a unit of one piece every grid must be one piece too
+    one_piece = len(shapely.get_parts(unit_geom)) == 1
+    failed: set[int] = set()
+    while True:
+        bad = [
+            i
+            for i, (g, m) in enumerate(pieces)
+            if i not in failed
+            and (not _in_band(_load(m, atoms), lo, hi) or (one_piece and _parts(g) > 1))
+        ]
+        if not bad or time.perf_counter() > deadline:
+            break
+        start = bad[0]
+        nb = _touching([g for g, _ in pieces])
+        window = {start}
+        done = False
+        why: str | None = None
+        while not done:
+            grown = window | {j for i in window for j in nb[i]}
+            if grown == window:
+                grown = set(range(len(pieces)))  # pieces apart (exclaves): all
+            window = grown
+            whole = len(window) == len(pieces)
+            members = [a for i in sorted(window) for a in pieces[i][1]]
+            total = _load(members, atoms)
+            ks = _counts(total, lo, hi, len(window))
+            if ks:
+                geom = (
+                    unit_geom
+                    if whole
+                    else _window([pieces[i][0] for i in sorted(window)])
+                )
+                for k in ks[:2]:
+                    res, why = _recut(
+                        geom,
+                        members,
+                        atoms,
+                        lo,
+                        hi,
+                        k,
+                        kx,
+                        deadline=deadline if whole else _sub(deadline, 0.5),
+                    )
+                    if (
+                        res is not None
+                        and sum(len(shapely.get_parts(g)) - 1 for g, _ in res)
+                        > len(shapely.get_parts(geom)) - 1
+                    ):
+                        res, why = None, "none"  # a hole-free window came out in pieces
+                    if res is not None:
+                        rest = [p for i, p in enumerate(pieces) if i not in window]
+                        pieces = rest + res
+                        done = True
+                        break
+                    if why == "timeout" and whole:
+                        timed_out = True
+                    if why == "graph":
+                        break
+            if whole and not done:
+                failed.add(start)
+                break
+    if notes is not None and timed_out:
+        if any(not _in_band(_load(m, atoms), lo, hi) for _, m in pieces):
+            notes["_cause"] = ("search_timed_out", {"cap_s": cap_s})
+    return pieces
+
+
+def _parts(g: BaseGeometry) -> int:
+    """Parts of ``g`` that are territory, not overlay slivers."""
+    return int((shapely.area(shapely.get_parts(g)) > _SLIVER).sum())
+
+
+def _sub(deadline: float, share: float) -> float:
+    """A deadline ``share`` of the way from now to ``deadline``."""
+    now = time.perf_counter()
+    return now + max(0.0, deadline - now) * share
