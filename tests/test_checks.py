@@ -417,22 +417,11 @@ def test_geos_misreading_a_union_is_no_gap() -> None:
     assert check_plan(plan, hh[~later], county.areas) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="generate_grids: building B330803001001-0001 (396 households, split by "
-    "unit) has 187 households assigned to grid 33080300100105, which lies 1.46 km "
-    "from the building (outside_grid); 1 violation",
-)
 def test_generated_split_building_households_lie_in_their_grid() -> None:
     county, hh, plan, later = _drifted(5)
     assert check_plan(plan, hh[~later], county.areas) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rebalance: 1 of 24 grids out of band (33080310020101, 308 households), "
-    "no cause (reason 'no neighbour … could give or take enough')",
-)
 def test_a_rebalanced_sample_county_keeps_every_rule() -> None:
     from geo.gridding.rebalance import rebalance
 

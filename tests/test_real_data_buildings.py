@@ -60,13 +60,6 @@ def test_liechtenstein_drift_before_rebalancing(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="rebalance: 2 of 104 grids out of band without a cause (LI-115594702 324, "
-    "LI-115595401 325), 3 invalid polygons (LI-115594908, LI-115594911 "
-    "self-intersection; LI-115595110 nested shells), 1 grid in 2 parts inside one "
-    "piece of its municipality (LI-115594903)",
-)
 def test_liechtenstein_drift_rebalances_keeping_every_rule(
     liechtenstein_buildings: Any, drifted: Any
 ) -> None:
