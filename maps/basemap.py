@@ -70,6 +70,22 @@ def resolve_basemap(basemap: str | Mapping[str, Any] | Basemap | None) -> Basema
     ``{"url": ..., "crs": "wgs84" | "gcj02", "attribution": ..., "subdomains": ...,
     "max_zoom": ...}``.
 
+    Parameters
+    ----------
+    basemap
+        ``None``, a preset name, an XYZ URL template, a dict as above, or a
+        :class:`Basemap` (returned as it is).
+
+    Returns
+    -------
+    Basemap
+
+    Raises
+    ------
+    ValueError
+        An unknown preset, a URL without ``{x}``, ``{y}`` and ``{z}``, unknown
+        dict keys, or a ``crs`` other than WGS84 or GCJ-02.
+
     Examples
     --------
     >>> resolve_basemap(None).url is None
@@ -78,6 +94,12 @@ def resolve_basemap(basemap: str | Mapping[str, Any] | Basemap | None) -> Basema
     True
     >>> resolve_basemap({"url": "http://10.0.0.5/t/{z}/{x}/{y}.png"}).crs
     'wgs84'
+    >>> resolve_basemap({"url": "http://10.0.0.5/t/{z}/{x}/{y}.png", "crs": "GCJ-02"}).gcj02
+    True
+    >>> resolve_basemap("https://example.org/tiles.png")
+    Traceback (most recent call last):
+    ...
+    ValueError: basemap 'https://example.org/tiles.png' is neither a preset (amap, osm, gaode) nor an XYZ URL with {x}, {y} and {z}
     """
     if basemap is None:
         return Basemap()
