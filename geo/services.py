@@ -112,10 +112,33 @@ def generate_and_save(
 ) -> SavedPlan:
     """Draw grids for an area and everything below it; store them as a new draft.
 
-    Parameters mirror :func:`geo.gridding.generate.generate_grids`; with
-    ``with_staff`` the plan also gets grid workers and covering party members
-    (:func:`staff`). Raises :class:`~geo.errors.NotFound` for an unknown area and
-    :class:`~geo.errors.EmptyInput` when it has no households.
+    Parameters
+    ----------
+    session
+        The caller's transaction (nothing is committed here).
+    area_code
+        The area to divide, with everything below it.
+    min_households, max_households, target, respect_level, weight, barriers, seed
+        As for :func:`geo.gridding.generate.generate_grids`.
+    with_staff
+        Also give the plan grid workers and covering party members
+        (:func:`staff`).
+    name, created_by
+        Recorded with the plan.
+    progress
+        Told each stage as ``progress(stage, fraction)``.
+
+    Returns
+    -------
+    SavedPlan
+        The new draft's id and the plan.
+
+    Raises
+    ------
+    geo.errors.NotFound
+        There is no area ``area_code``.
+    geo.errors.EmptyInput
+        The area has no households.
 
     Examples
     --------
@@ -163,8 +186,44 @@ def rebalance_and_save(
     """Rebalance a stored plan against today's households into a new draft.
 
     Codes the plan's ancestors retired stay retired (read from the stored plan,
-    and stored again with the new one). Raises :class:`~geo.errors.NotFound` for
-    an unknown plan.
+    and stored again with the new one).
+
+    Parameters
+    ----------
+    session
+        The caller's transaction (nothing is committed here).
+    plan_id
+        The plan to rebalance (usually the area's published plan); it becomes
+        the new draft's parent.
+    min_households, max_households
+        The band.
+    locked
+        Grid codes that must not change.
+    created_by
+        Recorded with the new draft.
+    progress
+        Told each stage as ``progress(stage, fraction)``.
+
+    Returns
+    -------
+    SavedRebalance
+        The new draft's id, its parent's id and the
+        :class:`~geo.gridding.rebalance.Rebalanced` result.
+
+    Raises
+    ------
+    geo.errors.NotFound
+        There is no plan ``plan_id``.
+    ValueError
+        A locked code is not in the plan.
+
+    Examples
+    --------
+    ::
+
+        with session_scope(engine) as s:
+            saved = rebalance_and_save(s, published_id, locked=["33080310000101"])
+            saved.result.report["moved_households"]
     """
     progress("reading the plan and today's households", 0.1)
     grids, assignments, info = plan_frames(session, plan_id)
@@ -192,7 +251,31 @@ def rebalance_and_save(
 
 
 def publish(session: Session, plan_id: int) -> None:
-    """Publish a draft; the area's published plan is archived in the same step."""
+    """Publish a draft; the area's published plan is archived in the same step.
+
+    Parameters
+    ----------
+    session
+        The caller's transaction: the switch is visible to lookups when it
+        commits, never half done.
+    plan_id
+        A draft plan.
+
+    Raises
+    ------
+    geo.errors.NotFound
+        There is no plan ``plan_id``.
+    geo.errors.PlanConflictError
+        The plan is not a draft, or another plan of the same area was published
+        at the same time.
+
+    Examples
+    --------
+    ::
+
+        with session_scope(engine) as s:
+            publish(s, saved.plan_id)
+    """
     publish_plan(session, plan_id)
 
 
@@ -201,8 +284,32 @@ def staff(session: Session, plan: GridPlan, households: gpd.GeoDataFrame) -> Gri
 
     Grids get workers of their own village; each grid is divided into
     micro-grids of 10–30 households (党员联户) and each micro-grid gets one
-    party member of the village. Returns the plan with ``grids.worker_id`` and
-    ``assignments.member_id`` filled in where people are available.
+    party member of the village.
+
+    Parameters
+    ----------
+    session
+        Where the people (grid workers, party members) are read from.
+    plan
+        The plan to staff.
+    households
+        The plan's households (points with ``household_id``; optional
+        ``building_id``, ``unit``).
+
+    Returns
+    -------
+    GridPlan
+        ``plan`` with ``grids.worker_id`` and ``assignments.member_id`` filled
+        in where people are available (None elsewhere), and the micro-grid
+        metrics in ``report["micro_grids"]``.
+
+    Examples
+    --------
+    ::
+
+        with session_scope(engine) as s:
+            areas, households = area_frames(s, "330803100000")
+            plan = staff(s, generate_grids(households, areas), households)
     """
     people = people_table(session)
     grids = assign_workers(plan.grids, people)

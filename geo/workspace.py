@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +17,7 @@ from geo.gridding.diff import diff_plans
 from geo.gridding.generate import generate_grids
 from geo.gridding.rebalance import Rebalanced, rebalance
 from geo.io import prepare
+from geo.io.tables import ExtraPolicy
 from geo.plan import GridPlan, PlanDiff
 from geo.store.db import database_url, make_engine, session_scope, upgrade
 from geo.store.loading import LoadReport, load
@@ -78,7 +79,29 @@ class Workspace:
     def connect(
         cls, url: str | None = None, *, settings: Settings | None = None
     ) -> Workspace:
-        """Connect (starting the embedded database if needed) and migrate the schema."""
+        """Connect (starting the embedded database if needed) and migrate the schema.
+
+        Parameters
+        ----------
+        url
+            A SQLAlchemy database URL. Default: ``GRIDMAP_DATABASE_URL`` from
+            ``settings``, else the embedded PostGIS (started on first use).
+        settings
+            Where the URL and data directory come from (default: the
+            environment, see :class:`~geo.store.settings.Settings`).
+
+        Returns
+        -------
+        Workspace
+            Connected to a database whose schema is at the latest migration.
+
+        Examples
+        --------
+        ::
+
+            ws = Workspace.connect()                      # embedded PostGIS
+            ws = Workspace.connect("postgresql+psycopg://me@db/gridmap")
+        """
         settings = settings or Settings()
         if url is None:
             url = database_url(settings, start=True)
@@ -87,21 +110,133 @@ class Workspace:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back on error."""
+        """One transaction: committed when the block ends, rolled back on error.
+
+        Yields
+        ------
+        sqlalchemy.orm.Session
+            For the functions of :mod:`geo.services` and :mod:`geo.store`.
+
+        Examples
+        --------
+        ::
+
+            from geo import services
+            with ws.session() as s:
+                saved = services.generate_and_save(s, "330803100000")
+        """
         with session_scope(self.engine) as s:
             yield s
 
     # -- data ------------------------------------------------------------------
 
-    def load(self, kind: str, frame: pd.DataFrame, **options: Any) -> LoadReport:
-        """Validate and load areas, households or people from a (Geo)DataFrame."""
+    def load(
+        self,
+        kind: str,
+        frame: pd.DataFrame,
+        *,
+        source: str = "<input>",
+        columns: Mapping[str, str] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        extra: ExtraPolicy = "error",
+        from_gcj02: bool = False,
+        from_bd09: bool = False,
+        make_valid: bool = False,
+        expected_bounds: tuple[float, float, float, float] | None = None,
+        clip: bool = False,
+    ) -> LoadReport:
+        """Validate and load areas, households or people from a (Geo)DataFrame.
+
+        The frame is checked by :func:`geo.io.prepare` and stored by
+        :func:`geo.store.loading.load` in one transaction: a file with any
+        problem loads nothing.
+
+        Parameters
+        ----------
+        kind
+            ``"areas"``, ``"households"`` or ``"people"``.
+        frame
+            The rows to load (a GeoDataFrame for areas and households).
+        source
+            Named in error messages (e.g. the file name).
+        columns
+            Renames from the frame's names to GridMap's, e.g.
+            ``{"household_id": "osm_id"}``.
+        defaults
+            Values for missing columns, e.g. ``{"level": "village"}``.
+        extra
+            Unknown columns: ``"error"`` (default), keep them in ``attrs``
+            (``"attrs"``) or drop them (``"ignore"``).
+        from_gcj02, from_bd09
+            The coordinates are GCJ-02 (Chinese map apps) or BD-09 (Baidu);
+            convert them to WGS84.
+        make_valid
+            Repair invalid polygons instead of refusing them.
+        expected_bounds
+            lon/lat box the data should fall in; used to detect swapped
+            latitude/longitude.
+        clip
+            Areas only: cut overlaps with sibling areas out of the later area
+            instead of refusing the file.
+
+        Returns
+        -------
+        LoadReport
+
+        Raises
+        ------
+        geo.errors.InputError
+            Naming the source, row and field of every problem found.
+        ValueError
+            ``clip`` with a kind other than ``"areas"``.
+
+        Examples
+        --------
+        ::
+
+            estate = gpd.read_file("estate.gpkg")
+            ws.load("households", estate, source="estate.gpkg",
+                    columns={"household_id": "uprn"}, from_gcj02=True)
+        """
+        prepared = prepare(
+            frame,
+            kind,
+            source=source,
+            columns=columns,
+            defaults=defaults,
+            extra=extra,
+            from_gcj02=from_gcj02,
+            make_valid=make_valid,
+            expected_bounds=expected_bounds,
+            from_bd09=from_bd09,
+        )
         with self.session() as s:
-            return load(s, prepare(frame, kind, **options))
+            return load(s, prepared, clip=clip)
 
     def load_sample(
         self, households: int = 5_000, *, seed: int = 0
     ) -> list[LoadReport]:
-        """Generate the seeded sample county and load it (:func:`geo.services.load_sample`)."""
+        """Generate the seeded sample county and load it (:func:`geo.services.load_sample`).
+
+        Parameters
+        ----------
+        households
+            About how many households the county has.
+        seed
+            The same seed gives the same county.
+
+        Returns
+        -------
+        list of LoadReport
+            One each for areas, people and households.
+
+        Examples
+        --------
+        ::
+
+            ws.load_sample(households=5_000)
+            ws.areas("township")
+        """
         bar = _progress(3, "loading sample county")
 
         def step(stage: str, fraction: float) -> None:
@@ -116,12 +251,55 @@ class Workspace:
         return out
 
     def areas(self, level: str | None = None) -> pd.DataFrame:
-        """Admin areas with the households in them and below them (optionally one level)."""
+        """Admin areas with the households in them and below them.
+
+        Parameters
+        ----------
+        level
+            Only areas of this level (``"province"``, ``"city"``, ``"county"``,
+            ``"township"``, ``"village"``, ``"community"``); default all.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``code, name, level, parent_code, households`` (households in the
+            area and every area below it).
+
+        Examples
+        --------
+        ::
+
+            ws.areas("township")
+        """
         with self.engine.connect() as conn:
             return area_table(conn, level)
 
     def area(self, code: str) -> AreaData:
-        """An area with everything below it, its households and its published plan."""
+        """An area with everything below it, its households and its published plan.
+
+        Parameters
+        ----------
+        code
+            The area's code (e.g. a township ``"330803100000"``).
+
+        Returns
+        -------
+        AreaData
+            ``plan``, ``plan_id`` and ``plan_info`` are None when the area has
+            no published plan.
+
+        Raises
+        ------
+        geo.errors.NotFound
+            No area has this code.
+
+        Examples
+        --------
+        ::
+
+            area = ws.area("330803100000")
+            len(area.households), area.plan_id
+        """
         with self.session() as s:
             areas, households = area_frames(s, code)
             plan_id = published_plan_id(s, code)
@@ -131,12 +309,48 @@ class Workspace:
         return AreaData(code, areas, households, plan, plan_id, info)
 
     def plan(self, plan_id: int) -> tuple[GridPlan, dict[str, Any]]:
-        """A stored plan as a :class:`~geo.gridding.generate.GridPlan` and its info."""
+        """A stored plan as a :class:`~geo.plan.GridPlan` and its info.
+
+        Parameters
+        ----------
+        plan_id
+            The plan's id (see :meth:`plans`).
+
+        Returns
+        -------
+        tuple of (GridPlan, dict)
+            The plan with its grid workers and covering members, and
+            ``id, area_code, status, version, lock_version, metrics``.
+
+        Raises
+        ------
+        geo.errors.NotFound
+            There is no such plan.
+
+        Examples
+        --------
+        ::
+
+            plan, info = ws.plan(plan_id)
+            info["status"], info["lock_version"]
+        """
         with self.session() as s:
             return load_plan(s, plan_id)
 
     def people(self) -> pd.DataFrame:
-        """Grid workers, grid leaders and party members with their work phones."""
+        """Grid workers, grid leaders and party members with their work phones.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``person_id, name, role, work_phone, area_code``.
+
+        Examples
+        --------
+        ::
+
+            ws.people().groupby("role").size()
+        """
         with self.engine.connect() as conn:
             return people_table(conn)
 
@@ -145,17 +359,144 @@ class Workspace:
     def staff(self, plan: GridPlan, area: AreaData) -> GridPlan:
         """Give each grid a grid worker and each household a covering party member.
 
-        See :func:`geo.services.staff`.
+        See :func:`geo.services.staff`; the people are read from the database.
+
+        Parameters
+        ----------
+        plan
+            A plan of ``area`` (e.g. from :meth:`generate`).
+        area
+            The area (its households are divided into micro-grids).
+
+        Returns
+        -------
+        GridPlan
+            With ``grids.worker_id`` and ``assignments.member_id``.
+
+        Examples
+        --------
+        ::
+
+            plan = ws.staff(ws.generate(area), area)
+            plan.assignments["member_id"].notna().mean()
         """
         with self.session() as s:
             return services.staff(s, plan, area.households)
 
-    def generate(self, area: AreaData, **options: Any) -> GridPlan:
-        """Draw grids for the area (see :func:`geo.gridding.generate.generate_grids`)."""
-        return generate_grids(area.households, area.areas, **options)
+    def generate(
+        self,
+        area: AreaData,
+        *,
+        min_households: float = 200,
+        max_households: float = 300,
+        target: float | None = None,
+        respect_level: str = "village",
+        barriers: gpd.GeoDataFrame | None = None,
+        weight: str | None = None,
+        seed: int = 0,
+        code_digits: int = 2,
+    ) -> GridPlan:
+        """Draw grids for the area; nothing is stored (see :meth:`save_draft`).
 
-    def rebalance(self, area: AreaData, **options: Any) -> Rebalanced:
-        """Rebalance the area's published plan against today's households."""
+        Parameters
+        ----------
+        area
+            From :meth:`area`.
+        min_households, max_households, target
+            The band and the preferred size (default: the middle of the band).
+        respect_level
+            ``"village"`` (villages and communities) or ``"township"``.
+        barriers
+            Rivers, main roads, railways that grids should not cross.
+        weight
+            Household column giving each household's workload (default 1 each).
+        seed
+            Only breaks exact ties.
+        code_digits
+            Digits of the sequence appended to the area code.
+
+        Returns
+        -------
+        GridPlan
+
+        Raises
+        ------
+        ValueError
+            An impossible band or a target outside it.
+
+        See Also
+        --------
+        geo.gridding.generate.generate_grids : the algorithm, on GeoDataFrames.
+
+        Examples
+        --------
+        ::
+
+            plan = ws.generate(area, min_households=150, max_households=250)
+            plan.report["metrics"]["in_band_share"]
+        """
+        return generate_grids(
+            area.households,
+            area.areas,
+            min_households=min_households,
+            max_households=max_households,
+            target=target,
+            respect_level=respect_level,
+            barriers=barriers,
+            weight=weight,
+            seed=seed,
+            code_digits=code_digits,
+        )
+
+    def rebalance(
+        self,
+        area: AreaData,
+        *,
+        min_households: float = 200,
+        max_households: float = 300,
+        locked: Collection[str] = (),
+        weight: str | None = None,
+        seed: int = 0,
+    ) -> Rebalanced:
+        """Rebalance the area's published plan against today's households.
+
+        Codes retired by the plan's ancestors stay retired. Nothing is stored:
+        save ``result.plan`` with :meth:`save_draft` (``parent_id=area.plan_id``).
+
+        Parameters
+        ----------
+        area
+            From :meth:`area`, with a published plan.
+        min_households, max_households
+            The band.
+        locked
+            Grid codes that must not change.
+        weight
+            Household column giving each household's workload (default 1 each).
+        seed
+            Only breaks exact ties.
+
+        Returns
+        -------
+        Rebalanced
+
+        Raises
+        ------
+        ValueError
+            The area has no published plan.
+
+        See Also
+        --------
+        geo.gridding.rebalance.rebalance : the algorithm, on GeoDataFrames.
+
+        Examples
+        --------
+        ::
+
+            result = ws.rebalance(area, locked=["33080310000101"])
+            result.report["moved_households"]
+            ws.save_draft(area, result.plan, parent_id=area.plan_id)
+        """
         if area.plan is None:
             raise ValueError(f"area {area.code} has no published plan to rebalance")
         retired = list(
@@ -165,13 +506,48 @@ class Workspace:
             area.plan.grids,
             area.plan.assignments,
             area.households,
+            min_households=min_households,
+            max_households=max_households,
+            locked=tuple(locked),
+            weight=weight,
             retired_codes=retired,
-            **options,
+            seed=seed,
         )
 
     @staticmethod
     def diff(old: GridPlan, new: GridPlan) -> PlanDiff:
-        """What changed between two plans (households, grids, moved boundaries)."""
+        """What changed between two plans (households, grids, moved boundaries).
+
+        Pure: no database is needed (see :func:`geo.gridding.diff.diff_plans`).
+
+        Parameters
+        ----------
+        old, new
+            The two plans, e.g. ``area.plan`` and ``result.plan``.
+
+        Returns
+        -------
+        PlanDiff
+
+        Examples
+        --------
+        >>> import geopandas as gpd, pandas as pd, shapely
+        >>> from geo.plan import GridPlan
+        >>> old = GridPlan(
+        ...     gpd.GeoDataFrame({"grid_code": ["V01"]},
+        ...         geometry=[shapely.box(0, 0, 0.01, 0.01)], crs=4326),
+        ...     pd.DataFrame({"household_id": ["h1", "h2"], "grid_code": ["V01", "V01"]}))
+        >>> new = GridPlan(
+        ...     gpd.GeoDataFrame({"grid_code": ["V01", "V02"]},
+        ...         geometry=[shapely.box(0, 0, 0.005, 0.01), shapely.box(0.005, 0, 0.01, 0.01)],
+        ...         crs=4326),
+        ...     pd.DataFrame({"household_id": ["h1", "h2"], "grid_code": ["V01", "V02"]}))
+        >>> d = Workspace.diff(old, new)
+        >>> d.households[["household_id", "old_grid_code", "new_grid_code"]].values.tolist()
+        [['h2', 'V01', 'V02']]
+        >>> d.summary["created"], d.summary["reshaped"], d.unchanged_households
+        (['V02'], ['V01'], 1)
+        """
         return diff_plans(old.grids, old.assignments, new.grids, new.assignments)
 
     def save_draft(
@@ -182,7 +558,38 @@ class Workspace:
         parent_id: int | None = None,
         created_by: str | None = "notebook",
     ) -> int:
-        """Store a plan as a new draft of the area; returns its id."""
+        """Store a plan as a new draft of the area.
+
+        Parameters
+        ----------
+        area
+            The area (or its code) the plan divides.
+        plan
+            From :meth:`generate`, :meth:`staff`, :meth:`rebalance` or an edit
+            (:mod:`geo.gridding.edits`).
+        parent_id
+            The plan this one was derived from (e.g. the rebalanced plan).
+        created_by
+            Recorded with the plan.
+
+        Returns
+        -------
+        int
+            The new draft's id.
+
+        Raises
+        ------
+        geo.errors.InputError
+            The plan does not fit the area (unknown area, grids not in
+            EPSG:4326, unknown households …); nothing is stored.
+
+        Examples
+        --------
+        ::
+
+            plan_id = ws.save_draft(area, plan)
+            ws.publish(plan_id)
+        """
         code = area.code if isinstance(area, AreaData) else area
         with self.session() as s:
             return save_generated_plan(
@@ -190,7 +597,39 @@ class Workspace:
             )
 
     def save_edit(self, plan_id: int, plan: GridPlan, *, expected_version: int) -> int:
-        """Save an edited draft; refused if someone saved it since ``expected_version``."""
+        """Save an edited draft over itself (optimistic lock).
+
+        Parameters
+        ----------
+        plan_id
+            A draft plan.
+        plan
+            The edited plan (e.g. from :func:`geo.gridding.edits.merge_grids`).
+        expected_version
+            The draft's ``lock_version`` when it was loaded (``info`` of
+            :meth:`plan`).
+
+        Returns
+        -------
+        int
+            The draft's new ``lock_version``.
+
+        Raises
+        ------
+        geo.errors.PlanConflictError
+            The plan is no longer a draft, or someone saved it since
+            ``expected_version``; nothing is written.
+        geo.errors.NotFound
+            There is no such plan.
+
+        Examples
+        --------
+        ::
+
+            plan, info = ws.plan(plan_id)
+            edited = merge_grids(plan, ["V01", "V02"], allow_out_of_band=True)
+            ws.save_edit(plan_id, edited, expected_version=info["lock_version"])
+        """
         with self.session() as s:
             return update_draft(
                 s,
@@ -202,16 +641,68 @@ class Workspace:
             )
 
     def publish(self, plan_id: int) -> None:
-        """Publish a draft (the area's previous plan is archived in the same step)."""
+        """Publish a draft (the area's previous plan is archived in the same step).
+
+        Parameters
+        ----------
+        plan_id
+            A draft plan.
+
+        Raises
+        ------
+        geo.errors.NotFound
+            There is no such plan.
+        geo.errors.PlanConflictError
+            The plan is not a draft, or another plan of the area was published
+            at the same moment.
+
+        Examples
+        --------
+        ::
+
+            ws.publish(ws.save_draft(area, plan))
+        """
         with self.session() as s:
             services.publish(s, plan_id)
 
     def plans(self) -> pd.DataFrame:
-        """Every plan: area, version, status, dates, grids."""
+        """Every plan: area, version, status, dates, grids.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``id, area_code, version, status, parent_id, valid_from, valid_to,
+            lock_version, grids``.
+
+        Examples
+        --------
+        ::
+
+            ws.plans().query("status == 'draft'")
+        """
         with self.engine.connect() as conn:
             return plans_table(conn)
 
     def coverage(self, plan_id: int) -> pd.DataFrame:
-        """Households per grid with the grid worker and covering party members."""
+        """Households per grid with the grid worker and covering party members.
+
+        Parameters
+        ----------
+        plan_id
+            Any stored plan.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per grid: ``grid_code, grid_worker, work_phone, households,
+            households_with_member, party_members``.
+
+        Examples
+        --------
+        ::
+
+            cov = ws.coverage(area.plan_id)
+            cov[cov["grid_worker"].isna()]           # grids nobody works
+        """
         with self.engine.connect() as conn:
             return coverage_table(conn, plan_id)

@@ -177,13 +177,28 @@ def save_html(m: folium.Map, path: str | Path) -> Path:
     file opens from a USB stick or an intranet share with no network. Only tiles
     of a configured basemap are requested from their server.
 
+    Parameters
+    ----------
+    m
+        A map from :func:`maps.coverage_map`, :func:`maps.balance_map`,
+        :func:`maps.diff_map` (or any :class:`OfflineMap`).
+    path
+        Where to write; missing parent directories are created and an existing
+        file is replaced. Written as UTF-8.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
     Examples
     --------
     >>> import tempfile, pathlib
     >>> m = OfflineMap(location=[29.0, 118.9], tiles=None)
-    >>> out = save_html(m, pathlib.Path(tempfile.mkdtemp()) / "m.html")
-    >>> "cdn.jsdelivr" in out.read_text(encoding="utf-8")
-    False
+    >>> out = save_html(m, pathlib.Path(tempfile.mkdtemp()) / "new" / "m.html")
+    >>> html = out.read_text(encoding="utf-8")
+    >>> "cdn.jsdelivr" in html, '<script src="http' in html, "L.map(" in html
+    (False, False, True)
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -140,6 +140,22 @@ def balance_map(
         The band (default: the report's params, else 200–300).
     count
         Column to shade by (``households``, or ``load`` for weighted plans).
+    areas
+        Admin areas; accepted for symmetry with :func:`maps.coverage_map` but
+        not drawn (the balance map shows grids only).
+    basemap
+        As for :func:`maps.coverage_map` (default: plain background, offline).
+    label_zoom
+        Zoom from which grid codes are shown (default: by the number of grids).
+    title
+        Heading of the legend.
+    width, height
+        Size of the map (CSS, or pixels as an int).
+
+    Returns
+    -------
+    folium.Map
+        Displays inline in a notebook; save with :func:`maps.save_html`.
 
     Examples
     --------

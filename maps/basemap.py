@@ -46,16 +46,65 @@ class Basemap:
 
     @property
     def gcj02(self) -> bool:
+        """Whether the tiles are GCJ-02 (layers are then shifted when drawn).
+
+        Examples
+        --------
+        >>> Basemap().gcj02, Basemap(url="https://t/{z}/{x}/{y}.png", crs="gcj02").gcj02
+        (False, True)
+        """
         return self.crs == "gcj02"
 
     def shift_geoms(self, geoms: Any) -> Any:
-        """Geometries as drawn over this basemap (GCJ-02 when it is; never stored)."""
+        """Geometries as drawn over this basemap (GCJ-02 when it is; never stored).
+
+        Parameters
+        ----------
+        geoms
+            WGS84 shapely geometries (an array).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``geoms`` itself over a WGS84 basemap, else shifted copies.
+
+        Examples
+        --------
+        >>> import numpy as np, shapely
+        >>> pts = np.array([shapely.Point(118.9, 28.95)])
+        >>> Basemap().shift_geoms(pts) is pts
+        True
+        >>> shifted = resolve_basemap("amap").shift_geoms(pts)
+        >>> bool(0.003 < shapely.distance(shifted[0], pts[0]) < 0.01)  # a few hundred metres
+        True
+        """
         return wgs84_to_gcj02_geoms(geoms) if self.gcj02 else geoms
 
     def shift_xy(
         self, lon: NDArray[np.float64], lat: NDArray[np.float64]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Coordinates as drawn over this basemap."""
+        """Coordinates as drawn over this basemap.
+
+        Parameters
+        ----------
+        lon, lat
+            WGS84 longitudes and latitudes.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(lon, lat)`` unchanged over a WGS84 basemap, else in GCJ-02.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> lon, lat = np.array([118.9]), np.array([28.95])
+        >>> Basemap().shift_xy(lon, lat) == (lon, lat)
+        True
+        >>> x, y = resolve_basemap("amap").shift_xy(lon, lat)
+        >>> x.round(4).tolist(), y.round(4).tolist()
+        ([118.9048], [28.9469])
+        """
         if not self.gcj02:
             return lon, lat
         x, y = wgs84_to_gcj02(lon, lat)
@@ -70,6 +119,22 @@ def resolve_basemap(basemap: str | Mapping[str, Any] | Basemap | None) -> Basema
     ``{"url": ..., "crs": "wgs84" | "gcj02", "attribution": ..., "subdomains": ...,
     "max_zoom": ...}``.
 
+    Parameters
+    ----------
+    basemap
+        ``None``, a preset name, an XYZ URL template, a dict as above, or a
+        :class:`Basemap` (returned as it is).
+
+    Returns
+    -------
+    Basemap
+
+    Raises
+    ------
+    ValueError
+        An unknown preset, a URL without ``{x}``, ``{y}`` and ``{z}``, unknown
+        dict keys, or a ``crs`` other than WGS84 or GCJ-02.
+
     Examples
     --------
     >>> resolve_basemap(None).url is None
@@ -78,6 +143,12 @@ def resolve_basemap(basemap: str | Mapping[str, Any] | Basemap | None) -> Basema
     True
     >>> resolve_basemap({"url": "http://10.0.0.5/t/{z}/{x}/{y}.png"}).crs
     'wgs84'
+    >>> resolve_basemap({"url": "http://10.0.0.5/t/{z}/{x}/{y}.png", "crs": "GCJ-02"}).gcj02
+    True
+    >>> resolve_basemap("https://example.org/tiles.png")
+    Traceback (most recent call last):
+    ...
+    ValueError: basemap 'https://example.org/tiles.png' is neither a preset (amap, osm, gaode) nor an XYZ URL with {x}, {y} and {z}
     """
     if basemap is None:
         return Basemap()

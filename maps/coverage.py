@@ -166,6 +166,10 @@ def coverage_map(
         that answers :func:`household_layers` of plan ``plan_id`` to a viewer
         API key. The page gets a key box; the key is sent in an ``X-API-Key``
         header and households are drawn once they arrive.
+    title
+        Heading of the legend.
+    width, height
+        Size of the map (CSS, or pixels as an int).
 
     Returns
     -------

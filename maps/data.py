@@ -78,6 +78,23 @@ def sample_coverage(
     building and address (``assignments.member_id``; about 15–25 households each
     in the sample county).
 
+    Parameters
+    ----------
+    plan
+        A plan of the households (grids with ``grid_code`` and ``area_code``).
+    households
+        ``household_id``, ``area_code`` and ``address``; optional
+        ``building_id``.
+    people
+        ``person_id``, ``role`` (``grid_worker``, ``party_member``) and
+        ``area_code``.
+
+    Returns
+    -------
+    GridPlan
+        ``plan`` with ``grids.worker_id`` and ``assignments.member_id`` (missing
+        where the village has no such people).
+
     Examples
     --------
     >>> from geo.sample import generate_county

@@ -73,9 +73,44 @@ def diff_map(
     Pure over the two plans (see :func:`geo.gridding.diff.diff_plans`); plans may be
     :class:`~geo.gridding.generate.GridPlan` objects (assignments then ``None``).
 
+    Parameters
+    ----------
+    old_grids, new_grids
+        The two plans: :class:`~geo.plan.GridPlan` objects, or grids
+        (``grid_code``, optional ``area_code``) with their assignments.
+    old_assignments, new_assignments
+        ``household_id, grid_code``; ``None`` for a plan's own (or, for bare
+        grids, computed by containment).
+    households
+        Points with ``household_id`` and optional ``address`` (shown in the
+        popups of the households that change grid).
+    basemap
+        As for :func:`maps.coverage_map` (default: plain background, offline).
+    tol_m
+        Boundary lines closer than this many metres count as unchanged.
+    house_zoom
+        Zoom from which households are drawn (default: by their number).
+    label_zoom
+        Zoom from which grid codes are shown (default: by the number of grids).
+    title
+        Heading of the legend.
+    width, height
+        Size of the map (CSS, or pixels as an int).
+
+    Returns
+    -------
+    folium.Map
+        Displays inline in a notebook; save with :func:`maps.save_html`.
+
+    Raises
+    ------
+    ValueError
+        A plan's assignments are missing and cannot be computed.
+
     Examples
     --------
     >>> from geo.sample import generate_county
+    >>> from geo.gridding.diff import diff_plans
     >>> from geo.gridding.generate import generate_grids
     >>> c = generate_county(2_000, seed=1)
     >>> a = generate_grids(c.households, c.areas)
@@ -83,6 +118,13 @@ def diff_map(
     >>> m = diff_map(a, None, b, None, c.households)
     >>> type(m).__name__
     'OfflineMap'
+
+    The legend counts the households that change grid:
+
+    >>> moved = diff_plans(a.grids, a.assignments, b.grids, b.assignments)
+    >>> n = moved.summary["households_changed"]
+    >>> n > 0, f"变更网格的住户 {n:,} 户" in m.get_root().render()
+    (True, True)
     """
     bm = resolve_basemap(basemap)
     og, oa = _parts(old_grids, old_assignments, households)

@@ -211,3 +211,143 @@ def test_readme_names_every_top_level_module_of_geo() -> None:
         q for q in (ROOT / "geo").iterdir() if (q / "__init__.py").exists()
     ):
         assert f"`geo/{d.name}/`" in section, d.name
+
+
+# -- public entry points are documented (issue 12) ---------------------------------
+
+#: Modules whose public functions and methods (``__all__``) are entry points for
+#: planners and callers: each has a numpydoc docstring with an Examples section.
+DOCUMENTED_MODULES = [
+    "geo.workspace",
+    "geo.services",
+    "geo.plan",
+    "geo.gridding.generate",
+    "geo.gridding.rebalance",
+    "geo.gridding.assign",
+    "geo.gridding.edits",
+    "geo.gridding.staffing",
+    "geo.gridding.diff",
+    "geo.gridding.metrics",
+    "maps",
+]
+
+#: Of those, modules whose docstrings also name every parameter under Parameters.
+FULLY_DOCUMENTED_MODULES = [
+    "geo.workspace",
+    "geo.services",
+    "geo.gridding.generate",
+    "geo.gridding.assign",
+    "geo.gridding.edits",
+    "geo.gridding.staffing",
+    "geo.gridding.diff",
+    "maps",
+]
+
+
+def _entry_points(module_name: str) -> dict[str, object]:
+    """Functions in the module's ``__all__`` and the public methods its classes
+    define themselves (inherited ones, e.g. folium's, are not ours)."""
+    import importlib
+    import inspect
+
+    mod = importlib.import_module(module_name)
+    out: dict[str, object] = {}
+    for name in mod.__all__:
+        obj = getattr(mod, name)
+        if inspect.isfunction(obj):
+            out[name] = obj
+        elif inspect.isclass(obj) and obj.__module__.startswith(("geo", "maps")):
+            for attr, member in vars(obj).items():
+                if attr.startswith("_"):
+                    continue
+                fn = getattr(member, "__func__", member)  # static/class methods
+                fn = getattr(fn, "fget", fn)  # properties
+                if inspect.isfunction(fn):
+                    out[f"{name}.{attr}"] = fn
+    return out
+
+
+def _section(doc: str, title: str) -> str | None:
+    """The body of a numpydoc section (``Title`` over a dashed line), or None."""
+    import inspect
+    import re
+
+    text = inspect.cleandoc(doc)
+    m = re.search(
+        rf"^{title}\n-{{{len(title)}}}\n(.*?)(?=^\w[\w ]*\n-+\n|\Z)", text, re.M | re.S
+    )
+    return m.group(1) if m else None
+
+
+@pytest.mark.parametrize("module_name", DOCUMENTED_MODULES)
+def test_public_entry_points_have_examples(module_name: str) -> None:
+    entry = _entry_points(module_name)
+    assert entry, f"{module_name} has no public function"
+    missing = sorted(
+        name
+        for name, fn in entry.items()
+        if not (fn.__doc__ and (_section(fn.__doc__, "Examples") or "").strip())
+    )
+    assert missing == [], f"{module_name}: no Examples section in {missing}"
+
+
+@pytest.mark.parametrize("module_name", FULLY_DOCUMENTED_MODULES)
+def test_public_entry_points_document_every_parameter(module_name: str) -> None:
+    import inspect
+
+    undocumented: dict[str, list[str]] = {}
+    for name, fn in _entry_points(module_name).items():
+        params = [
+            p for p in inspect.signature(fn).parameters if p not in {"self", "cls"}
+        ]
+        if not params:
+            continue
+        body = _section(fn.__doc__ or "", "Parameters") or ""
+        named = {
+            n.strip()
+            for line in body.splitlines()
+            if line and not line[0].isspace()
+            for n in line.split(":")[0].split(",")
+        }
+        lost = [p for p in params if p not in named]
+        if lost:
+            undocumented[name] = lost
+    assert undocumented == {}, f"{module_name}: parameters not under Parameters"
+
+
+def test_section_parser_finds_numpydoc_sections() -> None:
+    doc = """Summary.
+
+    Parameters
+    ----------
+    a, b
+        Two.
+    c : int
+        Three.
+
+    Examples
+    --------
+    >>> 1
+    1
+    """
+    assert _section(doc, "Parameters") == "a, b\n    Two.\nc : int\n    Three.\n\n"
+    assert (_section(doc, "Examples") or "").startswith(">>> 1")
+    assert _section(doc, "Returns") is None
+    assert _section("Summary only.", "Examples") is None
+
+
+def test_workspace_methods_take_explicit_keywords() -> None:
+    """The planners' API names every option: no ``**options`` or ``*args``."""
+    import inspect
+
+    loose = {
+        name: [
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in {p.VAR_KEYWORD, p.VAR_POSITIONAL}
+        ]
+        for name, fn in _entry_points("geo.workspace").items()
+        if name.startswith("Workspace.")
+    }
+    assert {"Workspace.load", "Workspace.generate", "Workspace.rebalance"} <= set(loose)
+    assert {k: v for k, v in loose.items() if v} == {}

@@ -317,9 +317,7 @@ def test_an_out_of_band_grid_of_a_feasible_unit_is_unresolved_not_a_fact() -> No
     # fact about the map
     assert all(e["cause"] in (UNRESOLVED, "search_timed_out") for e in outs)
     assert all("one may exist" in e["reason"] for e in outs)
-    assert all(
-        "cap_s" in e["check"] for e in outs if e["cause"] == "search_timed_out"
-    )
+    assert all("cap_s" in e["check"] for e in outs if e["cause"] == "search_timed_out")
     assert not any("no straight cut" in e["reason"] for e in outs)
     assert_causes_proven(plan)
 

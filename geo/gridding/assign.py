@@ -52,6 +52,8 @@ def assign_households(
         Points with a ``household_id`` column.
     grids
         Polygons with a ``grid_code`` column, in the same CRS.
+    household_id, grid_code
+        The names of those columns, when they are called otherwise.
 
     Returns
     -------

@@ -27,6 +27,16 @@ def diff_plans(
 ) -> PlanDiff:
     """Which households changed grid, which grids were created, retired or reshaped.
 
+    Parameters
+    ----------
+    old_grids, new_grids
+        The two plans' grids: ``grid_code`` and polygons (any CRS).
+    old_assignments, new_assignments
+        The two plans' ``household_id, grid_code``.
+    tol_m
+        Boundary lines closer than this many metres count as the same line
+        (``added_boundaries`` / ``removed_boundaries``, ``changed_grids``).
+
     Returns
     -------
     PlanDiff

@@ -90,6 +90,32 @@ def move_households(
     unknown or already there, when its grid does not border ``to_grid``, when
     the move would split the giving grid, or would take a grid out of band.
 
+    Parameters
+    ----------
+    plan
+        The plan to edit (not changed: a new plan is returned).
+    households
+        The plan's households: ``household_id`` and points (any CRS).
+    household_ids
+        The households to move; households at one building point must move
+        together (see :func:`move_building`).
+    to_grid
+        The code of the grid that receives them; it must border their grid.
+    min_households, max_households
+        The band both grids must stay in.
+    allow_out_of_band
+        Accept a grid leaving the band (the plan's metrics report it).
+
+    Returns
+    -------
+    GridPlan
+        The edited plan; its report lists the edit under ``edits``.
+
+    Raises
+    ------
+    geo.errors.EditError
+        Saying which rule the move breaks; the plan is unchanged.
+
     Examples
     --------
     >>> import geopandas as gpd, numpy as np, shapely
@@ -175,15 +201,84 @@ def move_building(
     households: gpd.GeoDataFrame,
     building_id: str,
     to_grid: str,
-    **kw: Any,
+    *,
+    min_households: float = 200,
+    max_households: float = 300,
+    allow_out_of_band: bool = False,
 ) -> GridPlan:
-    """Move every household of a building to an adjacent grid (see :func:`move_households`)."""
+    """Move every household of a building to an adjacent grid.
+
+    The same rules as :func:`move_households` apply to the building's
+    households together.
+
+    Parameters
+    ----------
+    plan
+        The plan to edit (not changed: a new plan is returned).
+    households
+        The plan's households: ``household_id``, ``building_id`` and points.
+    building_id
+        The building to move.
+    to_grid
+        The code of the grid that receives it; it must border the building's grid.
+    min_households, max_households
+        The band both grids must stay in.
+    allow_out_of_band
+        Accept a grid leaving the band (the plan's metrics report it).
+
+    Returns
+    -------
+    GridPlan
+        The edited plan; its report lists the edit under ``edits``.
+
+    Raises
+    ------
+    geo.errors.EditError
+        The building is unknown, or the move breaks a rule of
+        :func:`move_households`.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, numpy as np, shapely
+    >>> from geo.gridding.generate import generate_grids
+    >>> rng = np.random.default_rng(0)
+    >>> hh = gpd.GeoDataFrame({"household_id": [f"h{i}" for i in range(1000)],
+    ...                        "building_id": [f"b{i}" for i in range(1000)]},
+    ...     geometry=shapely.points(rng.uniform(0, 0.01, 1000), rng.uniform(0, 0.01, 1000)),
+    ...     crs=4326)
+    >>> v = gpd.GeoDataFrame({"code": ["V"]}, geometry=[shapely.box(0, 0, 0.01, 0.01)], crs=4326)
+    >>> plan = generate_grids(hh, v)
+
+    V01 lies above V03; move V01's lowest building down into V03:
+
+    >>> in_v01 = hh[hh["household_id"].isin(
+    ...     plan.assignments.loc[plan.assignments["grid_code"] == "V01", "household_id"])]
+    >>> lowest = in_v01.loc[in_v01.geometry.y.idxmin(), "building_id"]
+    >>> moved = move_building(plan, hh, lowest, "V03")
+    >>> before = plan.grids.set_index("grid_code")["households"]
+    >>> (moved.grids.set_index("grid_code")["households"] - before).to_dict()
+    {'V01': -1, 'V02': 0, 'V03': 1, 'V04': 0}
+    >>> validate_plan(moved, hh, areas=v)
+    []
+    >>> move_building(plan, hh, "b-none", "V03")
+    Traceback (most recent call last):
+    ...
+    geo.errors.EditError: unknown building 'b-none'
+    """
     ids = households.loc[
         households["building_id"].astype(str) == str(building_id), "household_id"
     ]
     if ids.empty:
         raise EditError(f"unknown building {building_id!r}")
-    return move_households(plan, households, ids.astype(str).tolist(), to_grid, **kw)
+    return move_households(
+        plan,
+        households,
+        ids.astype(str).tolist(),
+        to_grid,
+        min_households=min_households,
+        max_households=max_households,
+        allow_out_of_band=allow_out_of_band,
+    )
 
 
 def split_grid(
@@ -197,7 +292,65 @@ def split_grid(
     allow_out_of_band: bool = False,
     retired_codes: tuple[str, ...] = (),
 ) -> GridPlan:
-    """Split a grid into ``parts`` compact pieces; the largest keeps the code."""
+    """Split a grid into ``parts`` compact pieces; the largest keeps the code.
+
+    The pieces hold about equal numbers of households, keep buildings whole and
+    tile the grid exactly; the others get the next free codes of the area.
+
+    Parameters
+    ----------
+    plan
+        The plan to edit (not changed: a new plan is returned).
+    households
+        The plan's households: ``household_id``, points; optional
+        ``building_id``, ``unit``.
+    grid_code
+        The grid to split.
+    parts
+        How many pieces.
+    min_households, max_households
+        The band every piece must be in.
+    allow_out_of_band
+        Accept pieces outside the band (the plan's metrics report them).
+    retired_codes
+        Codes retired by earlier versions of the plan (never given again).
+
+    Returns
+    -------
+    GridPlan
+        The edited plan; its report lists the edit under ``edits``.
+
+    Raises
+    ------
+    geo.errors.EditError
+        The grid is unknown, cannot be cut into ``parts``, or a piece would be
+        out of band.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, numpy as np, shapely
+    >>> from geo.gridding.generate import generate_grids
+    >>> rng = np.random.default_rng(0)
+    >>> hh = gpd.GeoDataFrame({"household_id": [f"h{i}" for i in range(1000)]},
+    ...     geometry=shapely.points(rng.uniform(0, 0.01, 1000), rng.uniform(0, 0.01, 1000)),
+    ...     crs=4326)
+    >>> v = gpd.GeoDataFrame({"code": ["V"]}, geometry=[shapely.box(0, 0, 0.01, 0.01)], crs=4326)
+    >>> plan = generate_grids(hh, v)
+    >>> split_grid(plan, hh, "V01")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    geo.errors.EditError: grid V0... would hold 11... households, outside 200–300; pass allow_out_of_band=True to accept and report it
+    >>> two = split_grid(plan, hh, "V01", allow_out_of_band=True)
+    >>> two.grids["grid_code"].tolist()
+    ['V01', 'V02', 'V03', 'V04', 'V05']
+    >>> before = plan.grids.set_index("grid_code")["households"]
+    >>> after = two.grids.set_index("grid_code")["households"]
+    >>> bool(after["V01"] + after["V05"] == before["V01"]), bool(abs(after["V01"] - after["V05"]) <= 2)
+    (True, True)
+    >>> split_grid(plan, hh, "V01", allow_out_of_band=True, retired_codes=("V05",)).grids[
+    ...     "grid_code"].tolist()
+    ['V01', 'V02', 'V03', 'V04', 'V06']
+    """
     lo, hi = float(min_households), float(max_households)
     grids, assignments = _frames(plan)
     if grid_code not in set(grids["grid_code"]):
@@ -276,7 +429,50 @@ def merge_grids(
     max_households: float = 300,
     allow_out_of_band: bool = False,
 ) -> GridPlan:
-    """Merge adjacent grids into the one with most households (the others retire)."""
+    """Merge adjacent grids into the one with most households (the others retire).
+
+    Parameters
+    ----------
+    plan
+        The plan to edit (not changed: a new plan is returned).
+    codes
+        Two or more grid codes whose union is contiguous.
+    min_households, max_households
+        The band the merged grid must be in.
+    allow_out_of_band
+        Accept a merged grid outside the band (the plan's metrics report it).
+
+    Returns
+    -------
+    GridPlan
+        The edited plan; its report lists the edit under ``edits``.
+
+    Raises
+    ------
+    geo.errors.EditError
+        Fewer than two known codes, grids that are not adjacent, or a merged
+        grid out of band.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, numpy as np, shapely
+    >>> from geo.gridding.generate import generate_grids
+    >>> rng = np.random.default_rng(0)
+    >>> hh = gpd.GeoDataFrame({"household_id": [f"h{i}" for i in range(1000)]},
+    ...     geometry=shapely.points(rng.uniform(0, 0.01, 1000), rng.uniform(0, 0.01, 1000)),
+    ...     crs=4326)
+    >>> v = gpd.GeoDataFrame({"code": ["V"]}, geometry=[shapely.box(0, 0, 0.01, 0.01)], crs=4326)
+    >>> plan = generate_grids(hh, v)
+    >>> merge_grids(plan, ["V01", "V02"])
+    Traceback (most recent call last):
+    ...
+    geo.errors.EditError: grid V02 would hold 487 households, outside 200–300; pass allow_out_of_band=True to accept and report it
+    >>> merged = merge_grids(plan, ["V01", "V02"], max_households=500)
+    >>> merged.grids[["grid_code", "households"]].values.tolist()
+    [['V02', 487], ['V03', 225], ['V04', 288]]
+    >>> merged.report["edits"]
+    ['merged V01, V02 into V02']
+    """
     lo, hi = float(min_households), float(max_households)
     grids, assignments = _frames(plan)
     unknown = [c for c in codes if c not in set(grids["grid_code"])]
@@ -313,6 +509,41 @@ def validate_plan(
     Checks: each household assigned once and inside (or on the edge of) its
     grid; grid sizes in band unless listed as exceptions; grids contiguous;
     no overlaps; with ``areas``, the grids cover them with no gap.
+
+    Parameters
+    ----------
+    plan
+        The plan to check.
+    households
+        Every household the plan should assign: ``household_id`` and points.
+    min_households, max_households
+        The band (grids the plan's report lists as out-of-band exceptions
+        are allowed outside it).
+    areas
+        The areas the grids must cover (optional).
+
+    Returns
+    -------
+    list of str
+        One message per broken rule, naming the grid or household.
+
+    Examples
+    --------
+    >>> import dataclasses, geopandas as gpd, numpy as np, shapely
+    >>> from geo.gridding.generate import generate_grids
+    >>> rng = np.random.default_rng(0)
+    >>> hh = gpd.GeoDataFrame({"household_id": [f"h{i}" for i in range(1000)]},
+    ...     geometry=shapely.points(rng.uniform(0, 0.01, 1000), rng.uniform(0, 0.01, 1000)),
+    ...     crs=4326)
+    >>> v = gpd.GeoDataFrame({"code": ["V"]}, geometry=[shapely.box(0, 0, 0.01, 0.01)], crs=4326)
+    >>> plan = generate_grids(hh, v)
+    >>> validate_plan(plan, hh, areas=v)
+    []
+    >>> validate_plan(plan, hh, min_households=260)
+    ['grid V01 holds 225 households, outside 260–300', 'grid V03 holds 225 households, outside 260–300']
+    >>> lost = dataclasses.replace(plan, assignments=plan.assignments.iloc[1:])
+    >>> validate_plan(lost, hh)
+    ['1 household(s) have no grid, e.g. h367']
     """
     lo, hi = float(min_households), float(max_households)
     problems: list[str] = []

@@ -26,6 +26,29 @@ def generate_micro_grids(
     unless a building alone exceeds ``max_households`` (then it is split by
     unit and reported). Codes are the grid code plus a two-digit sequence.
 
+    Parameters
+    ----------
+    plan
+        The plan whose grids are divided.
+    households
+        The plan's households: ``household_id``, points; optional
+        ``building_id``, ``unit`` and the ``weight`` column.
+    min_households, max_households
+        The micro-grid band (default 10–30 households).
+    weight
+        Column giving each household's workload (default 1 each).
+
+    Returns
+    -------
+    GridPlan
+        The micro-grids: ``grids`` (``grid_code``, ``area_code`` = the grid
+        they divide) and ``assignments`` of every household to one.
+
+    Raises
+    ------
+    ValueError
+        A household of ``households`` is not in the plan.
+
     Examples
     --------
     >>> import geopandas as gpd, numpy as np, shapely
@@ -71,6 +94,19 @@ def assign_workers(grids: gpd.GeoDataFrame, people: pd.DataFrame) -> gpd.GeoData
     Workers of the grid's area (``people.area_code``) are used in turn, the one
     with the fewest grids first; a grid whose area has none gets no worker
     (``worker_id`` None) — the coverage audit lists it.
+
+    Parameters
+    ----------
+    grids
+        ``grid_code`` and ``area_code`` (the village/community).
+    people
+        ``person_id``, ``role`` and ``area_code``; only ``grid_worker`` rows
+        are used.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``grids`` with a ``worker_id`` column.
 
     Examples
     --------
@@ -124,7 +160,28 @@ def assign_members(
     Returns
     -------
     pandas.DataFrame
-        ``household_id, member_id`` (None where the area has too few members).
+        ``household_id, member_id`` (missing, NaN, where the area has too few
+        members).
+
+    Examples
+    --------
+    Three micro-grids of two grids in village V, two party members: the
+    micro-grids in code order get one member each until none is left.
+
+    >>> import geopandas as gpd, pandas as pd, shapely
+    >>> micro = gpd.GeoDataFrame({"grid_code": ["V0101", "V0102", "V0201"]},
+    ...     geometry=[shapely.box(0, 0, 1, 1)] * 3, crs=4326)
+    >>> asg = pd.DataFrame({"household_id": ["h1", "h2", "h3", "h4"],
+    ...                     "grid_code": ["V0101", "V0101", "V0102", "V0201"]})
+    >>> grid_of_micro = pd.Series({"V0101": "V01", "V0102": "V01", "V0201": "V02"})
+    >>> area_of_grid = pd.Series({"V01": "V", "V02": "V"})
+    >>> people = pd.DataFrame({"person_id": ["m1", "m2", "w1"],
+    ...     "role": ["party_member", "party_member", "grid_worker"], "area_code": "V"})
+    >>> covered = assign_members(asg, micro, grid_of_micro, area_of_grid, people)
+    >>> covered.values.tolist()
+    [['h1', 'm1'], ['h2', 'm1'], ['h3', 'm2'], ['h4', nan]]
+    >>> covered["member_id"].isna().tolist()
+    [False, False, False, True]
     """
     members = people[people["role"] == "party_member"]
     pool = {a: list(g["person_id"]) for a, g in members.groupby("area_code")}
