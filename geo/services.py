@@ -70,7 +70,23 @@ def load_sample(
 ) -> list[LoadReport]:
     """Generate the seeded sample county and load its areas, people and households.
 
-    Idempotent like every load (upsert by id). Returns one report per table.
+    Idempotent like every load (upsert by id).
+
+    Parameters
+    ----------
+    session
+        The transaction to load in (the caller commits).
+    households
+        About how many households the county has.
+    seed
+        The same seed gives the same county.
+    progress
+        Told which table is being loaded.
+
+    Returns
+    -------
+    list of LoadReport
+        One report per table: areas, people, households.
 
     Examples
     --------
