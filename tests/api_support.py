@@ -21,13 +21,14 @@ import pandas as pd
 import pytest
 import shapely
 from fastapi.testclient import TestClient
+from samples import sample_county
 from sqlalchemy import Engine, text
 
 from api.app import create_app
 from geo.gridding.generate import generate_grids
 from geo.io import prepare
 from geo.plan import GridPlan
-from geo.sample import SampleCounty, generate_county
+from geo.sample import SampleCounty
 from geo.store.db import make_engine, session_scope
 from geo.store.keys import create_key
 from geo.store.loading import load
@@ -63,7 +64,7 @@ def fullwidth(s: str) -> str:
 
 @functools.cache
 def county() -> SampleCounty:
-    return generate_county(2500, seed=7)
+    return sample_county(2500, seed=7)
 
 
 @functools.cache

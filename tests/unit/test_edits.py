@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import shapely
+from samples import sample_county
 from sqlalchemy import text
 
 from geo.errors import EditError, PlanConflictError
@@ -16,7 +17,7 @@ from geo.gridding.edits import (
 )
 from geo.gridding.generate import generate_grids
 from geo.io import prepare
-from geo.sample import SampleCounty, generate_county
+from geo.sample import SampleCounty
 from geo.store.db import session_scope
 from geo.store.loading import load
 from geo.store.plans import plan_frames, publish_plan, save_generated_plan, update_draft
@@ -24,7 +25,7 @@ from geo.store.plans import plan_frames, publish_plan, save_generated_plan, upda
 
 @pytest.fixture(scope="module")
 def county() -> SampleCounty:
-    return generate_county(6_000, seed=31)
+    return sample_county(6_000, seed=31)
 
 
 @pytest.fixture(scope="module")

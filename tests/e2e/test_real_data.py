@@ -15,7 +15,7 @@ from geo.store.loading import load
 
 #: The OSM extract beside the project (read in place, never copied: ODbL).
 REAL_DATA_DIR = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "liechtenstein_2024"
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "liechtenstein_2024"
 )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {
     "geo": {"api", "maps", "fastapi", "folium", "starlette", "jinja2", "typer", "rich"},
     "maps": {"api", "fastapi", "starlette"},

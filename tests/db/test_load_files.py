@@ -19,13 +19,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from samples import sample_county
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from api.cli import app
 from geo.crs import wgs84_to_bd09
 from geo.io import InputError, prepare, read_table
-from geo.sample import SampleCounty, generate_county
+from geo.sample import SampleCounty
 from geo.store.db import make_engine
 
 # -- fixtures ------------------------------------------------------------------
@@ -33,7 +34,7 @@ from geo.store.db import make_engine
 
 @pytest.fixture(scope="module")
 def county() -> SampleCounty:
-    return generate_county(300, seed=5)
+    return sample_county(300, seed=5)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from samples import sample_county
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -19,14 +20,14 @@ from geo.gridding.diff import diff_plans
 from geo.gridding.generate import generate_grids
 from geo.gridding.rebalance import rebalance
 from geo.io import prepare, read_plan_files, write_plan_files
-from geo.sample import SampleCounty, generate_county
+from geo.sample import SampleCounty
 from geo.store.loading import load
 from geo.store.plans import plan_frames, publish_plan, save_generated_plan
 
 
 @pytest.fixture(scope="module")
 def county() -> SampleCounty:
-    return generate_county(8_000, seed=21)
+    return sample_county(8_000, seed=21)
 
 
 @pytest.fixture(scope="module")

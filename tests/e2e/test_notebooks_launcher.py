@@ -25,7 +25,7 @@ import httpx
 import psutil
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 URL = re.compile(r"open:\s+(http://127\.0\.0\.1:(\d+)/lab\?token=(\S+))")
 #: only a guard against a hung start (installing JupyterLab may take a while)
 START_DEADLINE = 900

@@ -9,19 +9,20 @@ visible at once) and ``pg_statistic`` rows (visible inside the transaction).
 from __future__ import annotations
 
 import pytest
+from samples import sample_county
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.gridding.generate import generate_grids
 from geo.io import prepare
-from geo.sample import SampleCounty, generate_county
+from geo.sample import SampleCounty
 from geo.store.loading import load
 from geo.store.plans import publish_plan, save_generated_plan
 
 
 @pytest.fixture(scope="module")
 def county() -> SampleCounty:
-    return generate_county(600, seed=11)
+    return sample_county(600, seed=11)
 
 
 def _reltuples(session: Session, table: str) -> float:

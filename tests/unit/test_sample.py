@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 import shapely
 from geopandas.testing import assert_geodataframe_equal
+from samples import sample_county
 
 from geo.sample import SampleCounty, generate_county, write_county
 
 METRIC = 32650
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "shapes" / "sample_county"
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "shapes" / "sample_county"
 
 D = "[0-9０-９]"  # half- or full-width digit
 HAN = "[\u4e00-\u9fff]"
@@ -35,7 +36,7 @@ NAME_RE = re.compile(f"^{HAN}{{2,3}}$")
 
 @pytest.fixture(scope="module")
 def county() -> SampleCounty:
-    return generate_county(4_000, seed=3)
+    return sample_county(4_000, seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import pandas as pd
 import pyproj
 import pytest
 import shapely
+from samples import sample_county
 
 import maps
 from geo.gridding.diff import diff_plans
@@ -33,7 +34,7 @@ TILES = "https://tiles.example.org/{z}/{x}/{y}.png"
 
 @pytest.fixture(scope="module")
 def county():
-    return generate_county(2_500, seed=3)
+    return sample_county(2_500, seed=3)
 
 
 @pytest.fixture(scope="module")

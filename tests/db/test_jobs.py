@@ -154,7 +154,7 @@ def test_two_server_processes_share_jobs_and_answer_lookups(api_data: ApiData) -
 
     import httpx
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -9,18 +9,19 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 import shapely
+from samples import sample_county
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.io import InputError, prepare, read_table
-from geo.sample import SampleCounty, generate_county
+from geo.sample import SampleCounty
 from geo.store.db import session_scope
 from geo.store.loading import area_bounds, load
 
 
 @pytest.fixture(scope="module")
 def county() -> SampleCounty:
-    return generate_county(2_000, seed=7)
+    return sample_county(2_000, seed=7)
 
 
 def _load_file(session: Session, kind: str, path: Path, **kw):

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from samples import sample_county
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -24,7 +25,7 @@ from geo.store.plans import area_frames, save_generated_plan
 
 @pytest.fixture(scope="module")
 def county() -> SampleCounty:
-    return generate_county(12_000, seed=5)
+    return sample_county(12_000, seed=5)
 
 
 @pytest.fixture(scope="module")

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 from browser_support import ARGS, CHROMIUM, sync_api
+from samples import sample_county
 
 import maps
 from geo.gridding.generate import generate_grids
-from geo.sample import generate_county
 
 MAP = "window[document.querySelector('.folium-map').id]"
 #: how much slower than this machine the CPU runs in the throttled tests
@@ -67,7 +67,7 @@ ON_READY = """
 
 @pytest.fixture(scope="module")
 def county():
-    c = generate_county(1_500, seed=3)
+    c = sample_county(1_500, seed=3)
     return c, generate_grids(c.households, c.areas, barriers=c.barriers)
 
 

@@ -152,7 +152,7 @@ def test_one_table_maps_every_gridmap_error_to_http() -> None:
     assert error_status(geo.errors.EmptyInput("x"))[0] == 422
     assert error_status(geo.errors.PlanConflictError("x"))[0] == 409
     names = {c.__name__ for c in kinds} | {"LookupError"}
-    routes = Path(__file__).resolve().parents[1] / "api" / "routes"
+    routes = Path(__file__).resolve().parents[2] / "api" / "routes"
     by_hand = [
         f"{f.name}:{h.lineno}"
         for f in sorted(routes.glob("*.py"))
