@@ -174,12 +174,21 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+#: Seconds a server worker may take to answer uvicorn's health check.
+WORKER_HEALTHCHECK_S = 60
+
+
 def server_options() -> dict[str, Any]:
     """uvicorn options of ``gridmap serve``: the head limit with either parser
     (httptools by default; h11 if chosen answers 400 past the same limit)."""
     return {
         "http": LimitedHttpToolsProtocol,
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        # with several workers uvicorn kills a worker that does not answer its
+        # health check in time; importing GridMap and opening its pools can take
+        # longer than uvicorn's 5 s default on a busy 2-core machine, which made
+        # workers die and restart in a loop
+        "timeout_worker_healthcheck": WORKER_HEALTHCHECK_S,
     }
 
 

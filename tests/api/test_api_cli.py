@@ -96,6 +96,8 @@ def test_run_no_serve_then_keys_publish_serve(
     assert r.exit_code == 0, r.output
     assert seen["app"] == "api.app:create_app" and seen["factory"] is True
     assert seen["workers"] == 3 and seen["port"] == 8125
+    # workers get time to import and open their pools before health checks
+    assert seen["timeout_worker_healthcheck"] >= 30
     assert _run(cli_env, "serve", "--workers", "0").exit_code == 2
 
 
