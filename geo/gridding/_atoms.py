@@ -210,3 +210,61 @@ def _atom_parts(geom: BaseGeometry, members: list[int], atoms: list[_Atom]) -> i
         np.array([atoms[a].x for a in members]),
         np.array([atoms[a].y for a in members]),
     )
+
+
+def _stack_nodes(group: list[int], atoms: list[_Atom]) -> list[list[int]]:
+    """The atoms at one building point, one list per part of a split building.
+
+    Parts of a split building (``stack >= 0``) share a point; each becomes its own
+    list, so that a partition can put them in different grids. Other atoms at the
+    same point (unsplit ones) join the first list.
+    """
+    parts: dict[tuple[int, int], list[int]] = {}
+    for a in group:
+        s = atoms[a].stack
+        parts.setdefault((s, a) if s >= 0 else (-1, -1), []).append(a)
+    if len(parts) <= 1:
+        return [list(group)]
+    out = [parts[k] for k in sorted(parts)]
+    if out[0] and atoms[out[0][0]].stack < 0:
+        rest = out.pop(0)
+        out[0] = rest + out[0]
+    return out
+
+
+def _slice_cell(
+    cell: BaseGeometry, x0: float, y0: float, k: int, kx: float
+) -> list[BaseGeometry]:
+    """``cell`` cut into ``k`` wedges meeting at the building point ``(x0, y0)``.
+
+    Split buildings cut through their point: each part of a building split by
+    unit gets one slice of the building's cell (equal angles in locally isotropic
+    coordinates, the first ray pointing north), so the slices tile the cell
+    exactly, each touches the point and the next slice. Each slice after the
+    first is cut from what the earlier ones left (the same overlay noding);
+    slices come back empty where the cell does not reach.
+    """
+    if k <= 1 or cell.is_empty:
+        return [cell] + [shapely.Polygon()] * max(0, k - 1)
+    minx, miny, maxx, maxy = cell.bounds
+    r = 4 * max(maxx - minx, maxy - miny, 1e-9) + abs(x0 - minx) + abs(y0 - miny)
+    out: list[BaseGeometry] = []
+    rest = cell
+    for j in range(k - 1):
+        a0 = math.pi / 2 - 2 * math.pi * j / k
+        a1 = math.pi / 2 - 2 * math.pi * (j + 1) / k
+        steps = max(2, math.ceil(abs(a1 - a0) / (math.pi / 8)))
+        arc = [
+            (x0 + r * math.cos(t) / kx, y0 + r * math.sin(t))
+            for t in np.linspace(a0, a1, steps + 1)
+        ]
+        wedge = shapely.Polygon([(x0, y0), *arc])
+        try:
+            part = _poly_only(shapely.intersection(rest, wedge))
+            left = _poly_only(shapely.difference(rest, part))
+        except shapely.errors.GEOSException:
+            part, left = shapely.Polygon(), rest
+        out.append(part)
+        rest = left
+    out.append(rest)
+    return out
