@@ -163,3 +163,15 @@ def test_a_part_over_the_band_is_building_over_max() -> None:
     assert cause == "building_over_max"
     assert check["grid_part_loads"] == [320.0] and check["max"] == HI
     assert "itself over 300" in reason
+
+
+def test_slices_of_a_cell_whose_edge_runs_through_the_point_are_not_empty() -> None:
+    # an earlier cut went through the building: its point lies on the cell's edge
+    # (or corner), and every part must still get territory touching it
+    cell = shapely.box(0.0, 0.0, 2.0, 1.0)
+    for x0, y0 in [(1.0, 0.0), (0.0, 0.5), (2.0, 1.0)]:
+        for k in (2, 3, 6):
+            slices = _slice_cell(cell, x0, y0, k, 0.5)
+            assert all(s.area > 1e-6 for s in slices), (x0, y0, k)
+            assert sum(s.area for s in slices) == pytest.approx(cell.area)
+            assert all(s.distance(shapely.Point(x0, y0)) < 1e-12 for s in slices)

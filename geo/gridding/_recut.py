@@ -469,7 +469,12 @@ def _score(
     perim = np.bincount(lab, weights=g.perim, minlength=k)
     same = lab[g.eu] == lab[g.ev]
     perim -= 2 * np.bincount(lab[g.eu][same], weights=g.elen[same], minlength=k)
-    pp = np.where(perim > 0, 4 * math.pi * area / np.maximum(perim, 1e-300) ** 2, 0.0)
+    pp = np.divide(
+        4 * math.pi * area,
+        perim**2,
+        out=np.zeros(k),
+        where=perim > 0,
+    )
     broken = len(set(lab[g.eu][same & g.virtual].tolist()))
     return broken, float(pp.mean()), lab, pp.tolist()
 
@@ -525,6 +530,8 @@ def _search(
                 broken, pp_mean, lab, _ = _score(g, parts)
                 sig = tuple(lab.tolist())
                 seen.add(sig)
+            if (np.bincount(lab, weights=g.area, minlength=k) <= 0).any():
+                continue  # a part of empty slices only: a grid without territory
             kept = _kept(g, parts, atoms, old) if old is not None else 0.0
             found.append(((broken, -kept, -pp_mean), parts))
     except _Timeout:
