@@ -101,19 +101,19 @@ def _graph(
     keys: list[tuple[float, float]] = []
     groups: list[list[int]] = []
     cells: list[BaseGeometry] = []
-    for key, cell in zip(points, point_cells, strict=True):
-        nodes = _stack_nodes(groups_d[key], atoms)
+    for pt, cell in zip(points, point_cells, strict=True):
+        nodes = _stack_nodes(groups_d[pt], atoms)
         slices = (
             [cell]
             if len(nodes) == 1
-            else _slice_cell(cell, key[0], key[1], len(nodes), kx)
+            else _slice_cell(cell, pt[0], pt[1], len(nodes), kx)
         )
         for grp, piece in zip(nodes, slices, strict=True):
-            keys.append(key)
+            keys.append(pt)
             groups.append(grp)
             cells.append(piece)
-    for key, cell in zip(extra, all_cells[len(points) :], strict=True):
-        keys.append(key)
+    for pt, cell in zip(extra, all_cells[len(points) :], strict=True):
+        keys.append(pt)
         groups.append([])
         cells.append(cell)
     w = np.array([sum(atoms[a].load for a in g) for g in groups], dtype=float)
