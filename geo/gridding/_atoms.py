@@ -210,3 +210,77 @@ def _atom_parts(geom: BaseGeometry, members: list[int], atoms: list[_Atom]) -> i
         np.array([atoms[a].x for a in members]),
         np.array([atoms[a].y for a in members]),
     )
+
+
+def _stack_nodes(group: list[int], atoms: list[_Atom]) -> list[list[int]]:
+    """The atoms at one building point, one list per part of a split building.
+
+    Parts of a split building (``stack >= 0``) share a point; each becomes its own
+    list, so that a partition can put them in different grids. Other atoms at the
+    same point (unsplit ones) join the first list.
+    """
+    parts: dict[tuple[int, int], list[int]] = {}
+    for a in group:
+        s = atoms[a].stack
+        parts.setdefault((s, a) if s >= 0 else (-1, -1), []).append(a)
+    if len(parts) <= 1:
+        return [list(group)]
+    out = [parts[k] for k in sorted(parts)]
+    if out[0] and atoms[out[0][0]].stack < 0:
+        rest = out.pop(0)
+        out[0] = rest + out[0]
+    return out
+
+
+def _slice_cell(
+    cell: BaseGeometry, x0: float, y0: float, k: int, kx: float
+) -> list[BaseGeometry]:
+    """``cell`` cut into ``k`` wedges meeting at the building point ``(x0, y0)``.
+
+    Split buildings cut through their point: each part of a building split by
+    unit gets one slice of the building's cell, so the slices tile the cell
+    exactly, each touches the point and the next slice. The wedges share out
+    equally (in locally isotropic coordinates) the angles under which the cell
+    is seen from the point: all around (from north, clockwise) when the point is
+    inside the cell; when it lies on the cell's edge (an earlier cut went through
+    the building), all but the widest angle between the cell's vertices, which
+    lies outside the cell. Each slice after the first is cut from what the
+    earlier ones left (the same overlay noding), the last takes the rest.
+    """
+    if k <= 1 or cell.is_empty:
+        return [cell] + [shapely.Polygon()] * max(0, k - 1)
+    minx, miny, maxx, maxy = cell.bounds
+    r = 4 * max(maxx - minx, maxy - miny, 1e-9) + abs(x0 - minx) + abs(y0 - miny)
+    xy = shapely.get_coordinates(cell)
+    d = (xy - np.array([x0, y0])) * np.array([kx, 1.0])
+    ang = np.sort(np.arctan2(d[:, 1], d[:, 0])[np.hypot(d[:, 0], d[:, 1]) > 1e-15])
+    size = max(maxx - minx, maxy - miny)
+    pt = shapely.Point(x0, y0)
+    inside = bool(cell.contains(pt)) and cell.boundary.distance(pt) > 1e-6 * size
+    if not inside and len(ang) >= 2:
+        gaps = np.diff(np.concatenate([ang, [ang[0] + 2 * math.pi]]))
+        g = int(np.argmax(gaps))
+        start = float(ang[(g + 1) % len(ang)])
+        span = 2 * math.pi - float(gaps[g])
+    else:
+        start, span = math.pi / 2, -2 * math.pi  # all around, from north clockwise
+    out: list[BaseGeometry] = []
+    rest = cell
+    for j in range(k - 1):
+        a0 = start + span * j / k
+        a1 = start + span * (j + 1) / k
+        steps = max(2, math.ceil(abs(a1 - a0) / (math.pi / 8)))
+        arc = [
+            (x0 + r * math.cos(t) / kx, y0 + r * math.sin(t))
+            for t in np.linspace(a0, a1, steps + 1)
+        ]
+        wedge = shapely.Polygon([(x0, y0), *arc])
+        try:
+            part = _poly_only(shapely.intersection(rest, wedge))
+            left = _poly_only(shapely.difference(rest, part))
+        except shapely.errors.GEOSException:
+            part, left = shapely.Polygon(), rest
+        out.append(part)
+        rest = left
+    out.append(rest)
+    return out

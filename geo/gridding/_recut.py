@@ -29,7 +29,13 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.gridding._atoms import _Atom, _cells, _point_groups
+from geo.gridding._atoms import (
+    _Atom,
+    _cells,
+    _point_groups,
+    _slice_cell,
+    _stack_nodes,
+)
 from geo.gridding._geometry import _SLIVER, _clean, _cover_union, _poly_only
 from geo.gridding._moves import _EDGE_TOL, _MIN_EDGE, _edge
 
@@ -69,16 +75,49 @@ class _Graph:
 
 
 def _graph(
-    geom: BaseGeometry, members: list[int], atoms: list[_Atom], kx: float
+    geom: BaseGeometry,
+    members: list[int],
+    atoms: list[_Atom],
+    kx: float,
+    *,
+    rim: bool = False,
 ) -> _Graph | None:
+    """The building graph of ``members`` in ``geom``.
+
+    With ``rim``, empty nodes (no households) are added on the window's boundary,
+    close enough together that their cells form a ring of territory around the
+    buildings: a grid can then reach a building past others (along a narrow
+    street block where the buildings stand in one row).
+    """
     groups_d = _point_groups(members, atoms)
-    keys = sorted(groups_d)
-    if not keys or len(keys) > _MAX_NODES:
+    points = sorted(groups_d)
+    if not points or len(points) > _MAX_NODES:
         return None
-    groups = [groups_d[k] for k in keys]
+    extra = _rim_points(geom, points, kx) if rim else []
+    all_cells = _cells(geom, points + extra)
+    point_cells = all_cells[: len(points)]
+    # one node per building point, but one per part of a split building: the
+    # parts share a point, so they share its cell, cut into slices at the point
+    keys: list[tuple[float, float]] = []
+    groups: list[list[int]] = []
+    cells: list[BaseGeometry] = []
+    for pt, cell in zip(points, point_cells, strict=True):
+        nodes = _stack_nodes(groups_d[pt], atoms)
+        slices = (
+            [cell]
+            if len(nodes) == 1
+            else _slice_cell(cell, pt[0], pt[1], len(nodes), kx)
+        )
+        for grp, piece in zip(nodes, slices, strict=True):
+            keys.append(pt)
+            groups.append(grp)
+            cells.append(piece)
+    for pt, cell in zip(extra, all_cells[len(points) :], strict=True):
+        keys.append(pt)
+        groups.append([])
+        cells.append(cell)
     w = np.array([sum(atoms[a].load for a in g) for g in groups], dtype=float)
     n = len(keys)
-    cells = _cells(geom, keys)
     pts = shapely.points(np.array(keys))
     # every node keeps the part of its cell holding its point; a cell's detached
     # parts (the window is not convex) go to the neighbour sharing most edge
@@ -217,6 +256,42 @@ def _graph(
         elen=np.asarray(el, dtype=float),
         virtual=np.asarray(virt, dtype=bool),
     )
+
+
+#: most empty nodes put on a window's boundary (see :func:`_graph`)
+_RIM_MAX = 1500
+
+
+def _rim_points(
+    geom: BaseGeometry, points: list[tuple[float, float]], kx: float
+) -> list[tuple[float, float]]:
+    """Points along the boundary of ``geom``, spaced so that no building's cell
+    reaches the boundary between them (closer than twice the nearest building's
+    distance to it), at most about ``_RIM_MAX`` of them."""
+    scale = np.array([kx, 1.0])
+    g = shapely.transform(geom, lambda c: c * scale)
+    rings = [
+        r
+        for p in shapely.get_parts(g)
+        for r in [p.exterior, *p.interiors]
+        if r.length > 0
+    ]
+    if not rings:
+        return []
+    total = float(sum(r.length for r in rings))
+    bpts = shapely.points(np.array(points) * scale)
+    h = float(shapely.distance(shapely.boundary(g), bpts).min())
+    step = max(1.8 * h, total / _RIM_MAX, 1e-12)
+    taken = set(points)
+    out: list[tuple[float, float]] = []
+    for r in rings:
+        at = np.arange(0.0, r.length, step)
+        for x, y in shapely.get_coordinates(shapely.line_interpolate_point(r, at)):
+            key = (float(x) / kx, float(y))
+            if key not in taken:
+                taken.add(key)
+                out.append(key)
+    return out
 
 
 def _components(n: int, eu: list[int], ev: list[int]) -> np.ndarray:
@@ -394,9 +469,74 @@ def _score(
     perim = np.bincount(lab, weights=g.perim, minlength=k)
     same = lab[g.eu] == lab[g.ev]
     perim -= 2 * np.bincount(lab[g.eu][same], weights=g.elen[same], minlength=k)
-    pp = np.where(perim > 0, 4 * math.pi * area / np.maximum(perim, 1e-300) ** 2, 0.0)
+    pp = np.divide(
+        4 * math.pi * area,
+        perim**2,
+        out=np.zeros(k),
+        where=perim > 0,
+    )
     broken = len(set(lab[g.eu][same & g.virtual].tolist()))
     return broken, float(pp.mean()), lab, pp.tolist()
+
+
+def _search(
+    g: _Graph,
+    members: list[int],
+    atoms: list[_Atom],
+    lo: float,
+    hi: float,
+    k: int,
+    deadline: float,
+    old: dict[int, str] | None,
+    seed: int,
+    *,
+    persist: bool,
+) -> tuple[list[tuple[tuple[float, ...], list[np.ndarray]]], str]:
+    """Partitions of ``g`` found until enough, or the deadline (``"timeout"``);
+    unless ``persist``, also until 400 tries found none (``"none"``)."""
+    label = None
+    if old is not None:
+        names = sorted({old.get(a, "") for a in members})
+        pos = {c: i for i, c in enumerate(names)}
+        # a node's label: the old grid of most of its households (-1: none)
+        label = np.full(len(g.groups), -1, dtype=np.int64)
+        for i, grp in enumerate(g.groups):
+            votes: dict[str, int] = {}
+            for a in grp:
+                c = old.get(a, "")
+                votes[c] = votes.get(c, 0) + len(atoms[a].members)
+            if votes:
+                label[i] = pos[min(votes, key=lambda c: (-votes[c], c))]
+    search = _Search(g, lo, hi, deadline, np.random.default_rng(seed), label)
+    found: list[tuple[tuple[float, ...], list[np.ndarray]]] = []
+    seen: set[tuple[int, ...]] = set()
+    why = "none"
+    tries = 0
+    try:
+        want = _WANT if old is None else 4 * _WANT
+        while len(found) < want and (tries < 400 or (persist and not found)):
+            tries += 1
+            search.seeded = old is not None and tries % 2 == 1
+            parts = search.partition(k)
+            if parts is None:
+                continue
+            broken, pp_mean, lab, _ = _score(g, parts)
+            sig = tuple(lab.tolist())
+            if sig in seen:
+                continue
+            seen.add(sig)
+            if old is not None and label is not None:
+                parts = _improve_kept(g, parts, label, lo, hi)
+                broken, pp_mean, lab, _ = _score(g, parts)
+                sig = tuple(lab.tolist())
+                seen.add(sig)
+            if (np.bincount(lab, weights=g.area, minlength=k) <= 0).any():
+                continue  # a part of empty slices only: a grid without territory
+            kept = _kept(g, parts, atoms, old) if old is not None else 0.0
+            found.append(((broken, -kept, -pp_mean), parts))
+    except _Timeout:
+        why = "timeout"
+    return found, why
 
 
 def _recut(
@@ -425,45 +565,19 @@ def _recut(
     g = _graph(geom, members, atoms, kx)
     if g is None or (g.w > hi + 1e-9).any():
         return None, "graph"
-    label = None
-    if old is not None:
-        names = sorted({old.get(a, "") for a in members})
-        pos = {c: i for i, c in enumerate(names)}
-        # a node's label: the old grid of most of its households
-        label = np.zeros(len(g.groups), dtype=np.int64)
-        for i, grp in enumerate(g.groups):
-            votes: dict[str, int] = {}
-            for a in grp:
-                c = old.get(a, "")
-                votes[c] = votes.get(c, 0) + len(atoms[a].members)
-            label[i] = pos[min(votes, key=lambda c: (-votes[c], c))]
-    search = _Search(g, lo, hi, deadline, np.random.default_rng(seed), label)
-    found: list[tuple[tuple[float, ...], list[np.ndarray]]] = []
-    seen: set[tuple[int, ...]] = set()
-    why = "none"
-    tries = 0
-    try:
-        want = _WANT if old is None else 4 * _WANT
-        while len(found) < want and (tries < 400 or not found):
-            tries += 1
-            search.seeded = old is not None and tries % 2 == 1
-            parts = search.partition(k)
-            if parts is None:
-                continue
-            broken, pp_mean, lab, _ = _score(g, parts)
-            sig = tuple(lab.tolist())
-            if sig in seen:
-                continue
-            seen.add(sig)
-            if old is not None and label is not None:
-                parts = _improve_kept(g, parts, label, lo, hi)
-                broken, pp_mean, lab, _ = _score(g, parts)
-                sig = tuple(lab.tolist())
-                seen.add(sig)
-            kept = _kept(g, parts, atoms, old) if old is not None else 0.0
-            found.append(((broken, -kept, -pp_mean), parts))
-    except _Timeout:
-        why = "timeout"
+    found, why = _search(
+        g, members, atoms, lo, hi, k, deadline, old, seed, persist=False
+    )
+    if not found and why == "none":
+        # the buildings' cells alone allow no in-band partition (e.g. buildings in
+        # one row along a narrow block): let the grids reach past one another
+        # along the window's boundary, through empty nodes there
+        g_rim = _graph(geom, members, atoms, kx, rim=True)
+        if g_rim is not None:
+            g = g_rim
+            found, why = _search(
+                g, members, atoms, lo, hi, k, deadline, old, seed, persist=True
+            )
     if not found:
         return None, why
     found.sort(key=lambda t: t[0])

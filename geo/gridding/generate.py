@@ -631,6 +631,15 @@ def _grid_cause(
         s = stacks.pop()
         chunks = [a.load for a in atoms if a.stack == s]
         total = float(sum(chunks))
+        # a true cause only when one part alone is over the band: the unit is
+        # feasible, so it holds at least ceil(building / max) grids in band and
+        # the parts could be spread over them; a grid holding two parts (321 of a
+        # 321-household building) is a cutting failure, unresolved (below)
+        held = [atoms[i].load for i in members]
+        over_max = max(held) > hi + 1e-9
+    else:
+        over_max = False
+    if over_max:
         check = {
             "building_load": total,
             "max": hi,
@@ -638,13 +647,15 @@ def _grid_cause(
             "parts": len(chunks),
             "part_loads": chunks,
             "grid_load": load,
+            "grid_part_loads": held,
             "unit_load": u.load,
         }
         return (
             "building_over_max",
             check,
             f"{load:g} households: part of one building of {total:g} households "
-            f"(> {hi:g}) split by unit into {len(chunks)} parts",
+            f"(> {hi:g}) split by unit into {len(chunks)} parts; a part of "
+            f"{max(held):g} households is itself over {hi:g}",
         )
     biggest = max((atoms[i].load for i in members), default=0.0)
     largest = max((atoms[i].load for i in u.atoms), default=0.0)
