@@ -137,6 +137,33 @@ def unit_graph(geoms: Sequence[BaseGeometry], kx: float = 1.0) -> UnitGraph:
     )
 
 
+def _attach_empty(
+    groups: list[list[int]], empty: list[int], graph: UnitGraph, keys: list[str]
+) -> None:
+    """Put each unit without households into the adjacent group it shares the
+    longest border with (chains of empty units follow); one touching no group
+    stands alone."""
+    group_of = {i: g for g in groups for i in g}
+    left = list(empty)
+    while left:
+        placed = []
+        for e in left:
+            options = [
+                (graph.shared.get((min(e, w), max(e, w)), 0.0), keys[w], w)
+                for w in graph.adj[e]
+                if w in group_of
+            ]
+            if options:
+                _, _, w = max(options, key=lambda o: (o[0], [-ord(c) for c in o[1]]))
+                group_of[w].append(e)
+                group_of[e] = group_of[w]
+                placed.append(e)
+        if not placed:
+            break
+        left = [e for e in left if e not in placed]
+    groups.extend([e] for e in left)
+
+
 def components(
     adj: list[set[int]], members: Sequence[int] | None = None
 ) -> list[list[int]]:
@@ -186,8 +213,21 @@ def group_units(
     groups: list[list[int]] = []
     cost: list[float] = [0, 0, 0, 0.0, 0.0]
     optimal, timed_out, nodes = True, False, 0
+    # units without households change no group's feasibility: they are left out
+    # of the search and then join the group they share the longest border with
+    empty = {i for i in range(n) if loads[i] <= 0}
+    full = graph
+    if empty and len(empty) < n:
+        graph = UnitGraph(
+            adj=[set() if i in empty else graph.adj[i] - empty for i in range(n)],
+            perimeter=graph.perimeter,
+            area=graph.area,
+            shared=graph.shared,
+        )
     comps = components(graph.adj)
     for comp in comps:
+        if len(empty) < n and all(i in empty for i in comp):
+            continue  # placed after the search
         if all(_feasible(loads[i], lo, hi) for i in comp):
             groups.extend([i] for i in comp)
             continue
@@ -202,6 +242,9 @@ def group_units(
         for i in comp:  # feasible units left over stand alone
             if not any(i in g for g in s.best_groups):
                 groups.append([i])
+    if empty and len(empty) < n:
+        _attach_empty(groups, sorted(empty, key=lambda i: keys[i]), full, keys)
+        comps = components(full.adj)
     groups.sort(key=lambda g: min(g))
     return Grouping(
         groups=groups,

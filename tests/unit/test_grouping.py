@@ -477,3 +477,36 @@ def test_a_search_stopped_by_its_budget_is_deterministic_and_says_so() -> None:
         assert components(graph.adj, g) == [sorted(g)]  # connected
     if _feasible(sum(loads), 200, 300):
         assert a.cost[0] == 0  # the start solution already keeps every group feasible
+
+
+def test_areas_without_households_join_a_neighbour_outside_the_search() -> None:
+    """Empty blocks (Helsinki's between its housing blocks) change no group's
+    feasibility: they are not searched over, each joins the adjacent group it
+    shares the longest border with, and every village that can stand alone does."""
+    layout = {
+        (0, 0): 0,
+        (0, 1): 250,
+        (0, 2): 0,
+        (0, 3): 0,
+        (0, 4): 260,
+        (1, 0): 0,
+        (1, 1): 0,
+        (1, 2): 0,
+        (1, 3): 0,
+        (1, 4): 0,
+    }
+    loads = [float(v) for v in layout.values()]
+    graph = unit_graph(_cells(layout))
+    res = group_units(loads, graph, 200, 300)
+    assert res.optimal and not res.timed_out and res.nodes == 0  # nothing to search
+    groups = sorted(sorted(g) for g in res.groups)
+    assert sorted(i for g in groups for i in g) == list(range(len(loads)))
+    full = [g for g in groups if sum(loads[i] for i in g) > 0]
+    assert len(full) == 2 and len(groups) == 2  # every empty block joined one
+    for g in groups:
+        assert components(graph.adj, g) == [g]  # connected
+        assert _feasible(sum(loads[i] for i in g), 200, 300)
+    hh, areas = township(layout)
+    plan = generate_grids(hh, areas)
+    assert plan.report["metrics"]["in_band_share"] == 1.0
+    assert out_of_band(plan) == []
