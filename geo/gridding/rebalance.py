@@ -218,8 +218,11 @@ def rebalance(
     # 0. grids whose surplus no flow can place, or only along chains that would
     #    move more households than a split, are split first (flows that spread
     #    their surplus into full neighbours would only be undone by the split)
-    for c in _split_first(cells, atoms, lo, hi, tgt):
-        _split_grid(c, cells, atoms, lo, hi, tgt, stay, used, split_log)
+    for c, alone in _split_first(cells, atoms, lo, hi, tgt):
+        if alone:
+            _split_grid(c, cells, atoms, lo, hi, tgt, stay, used, split_log)
+        else:
+            _recut_with_neighbour(c, cells, atoms, lo, hi, tgt, used, split_log)
     # 1. flows: surplus and deficits move across shared edges within an area,
     #    to a neighbour with room or along a short chain of neighbours
     _flow(cells, atoms, lo, hi)
@@ -292,15 +295,17 @@ def rebalance(
 
 def _split_first(
     cells: list[_Grid], atoms: list[_Atom], lo: float, hi: float, tgt: float
-) -> list[_Grid]:
-    """Over-full grids better split than relieved by flows.
+) -> list[tuple[_Grid, bool]]:
+    """Over-full grids better split than relieved by flows: (grid, split alone).
 
     A grid's surplus can flow to grids with room up to four hops away (the
     chains :func:`_chain_flow` follows), each hop moving the households again;
     room taken by a grid handled before (the fullest first) is not offered
     twice. A grid that can be cut into in-band grids on its own is split when
     that room cannot take its surplus, or only at a cost above the split's
-    (the households of the grids it peels off, at least ``lo`` each).
+    (the households of the grids it peels off, at least ``lo`` each); one that
+    cannot, when that room cannot take its surplus (it is re-cut with a
+    neighbour into three grids).
     """
     loads = {id(c): float(sum(atoms[a].load for a in c.atoms)) for c in cells}
     out = []
@@ -308,12 +313,10 @@ def _split_first(
     for c in sorted(over, key=lambda x: (-loads[id(x)], x.code)):
         total = loads[id(c)]
         k = _grid_count(total, lo, hi, tgt)
-        if k <= 1:
-            continue
-        split_cost = max(lo * (k - 1), total * (k - 1) / k)
+        split_cost = max(lo * (k - 1), total * (k - 1) / k) if k > 1 else math.inf
         cost, takes = _room(c, cells, loads, hi)
-        if cost > split_cost:
-            out.append(c)
+        if cost == math.inf or cost > split_cost:
+            out.append((c, k > 1))
             continue
         for i, take in takes:  # the flow will fill this room
             loads[i] += take
