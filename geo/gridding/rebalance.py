@@ -215,6 +215,14 @@ def rebalance(
         )
     )
 
+    # 0. grids whose surplus no flow can place, or only along chains that would
+    #    move more households than a split, are split first (flows that spread
+    #    their surplus into full neighbours would only be undone by the split)
+    for c, alone in _split_first(cells, atoms, lo, hi, tgt):
+        if alone:
+            _split_grid(c, cells, atoms, lo, hi, tgt, stay, used, split_log)
+        else:
+            _recut_with_neighbour(c, cells, atoms, lo, hi, tgt, used, split_log)
     # 1. flows: surplus and deficits move across shared edges within an area,
     #    to a neighbour with room or along a short chain of neighbours
     _flow(cells, atoms, lo, hi)
@@ -224,7 +232,11 @@ def rebalance(
         if c.locked or load(c) <= hi + 1e-9:
             continue
         _split_grid(c, cells, atoms, lo, hi, tgt, stay, used, split_log)
-        if load(c) > hi + 1e-9:
+        # a surplus its neighbours have room for (but no whole building on the
+        # edge fits) is left to the window re-cut of step 4, which keeps most
+        # households in place; re-cutting two grids into three would move more
+        loads = {id(x): load(x) for x in cells}
+        if load(c) > hi + 1e-9 and _room(c, cells, loads, hi)[0] == math.inf:
             _recut_with_neighbour(c, cells, atoms, lo, hi, tgt, used, split_log)
     # 3. grids still too small: merge with a neighbour
     for c in sorted(cells, key=load):
@@ -279,6 +291,65 @@ def rebalance(
         }
     )
     return Rebalanced(plan=plan, changes=changes, report=report)
+
+
+def _split_first(
+    cells: list[_Grid], atoms: list[_Atom], lo: float, hi: float, tgt: float
+) -> list[tuple[_Grid, bool]]:
+    """Over-full grids better split than relieved by flows: (grid, split alone).
+
+    A grid's surplus can flow to grids with room up to four hops away (the
+    chains :func:`_chain_flow` follows), each hop moving the households again;
+    room taken by a grid handled before (the fullest first) is not offered
+    twice. A grid that can be cut into in-band grids on its own is split when
+    that room cannot take its surplus, or only at a cost above the split's
+    (the households of the grids it peels off, at least ``lo`` each); one that
+    cannot, when that room cannot take its surplus (it is re-cut with a
+    neighbour into three grids).
+    """
+    loads = {id(c): float(sum(atoms[a].load for a in c.atoms)) for c in cells}
+    out = []
+    over = [c for c in cells if not c.locked and loads[id(c)] > hi + 1e-9]
+    for c in sorted(over, key=lambda x: (-loads[id(x)], x.code)):
+        total = loads[id(c)]
+        k = _grid_count(total, lo, hi, tgt)
+        split_cost = max(lo * (k - 1), total * (k - 1) / k) if k > 1 else math.inf
+        cost, takes = _room(c, cells, loads, hi)
+        if cost == math.inf or cost > split_cost:
+            out.append((c, k > 1))
+            continue
+        for i, take in takes:  # the flow will fill this room
+            loads[i] += take
+        loads[id(c)] = hi
+    return out
+
+
+def _room(
+    c: _Grid, cells: list[_Grid], loads: dict[int, float], hi: float
+) -> tuple[float, list[tuple[int, float]]]:
+    """Households moved to pass ``c``'s surplus over ``hi`` to grids with room up to
+    four hops away, nearest first (each hop moves them again; ``inf`` when that
+    room is too small), and the room taken (``id`` of the grid, households)."""
+    need, cost = loads[id(c)] - hi, 0.0
+    takes: list[tuple[int, float]] = []
+    seen, frontier = {id(c)}, [c]
+    for depth in range(1, 5):
+        nxt = []
+        for x in frontier:
+            for n in _neighbours(x, cells):
+                if id(n) in seen:
+                    continue
+                seen.add(id(n))
+                nxt.append(n)
+                take = min(max(0.0, hi - loads[id(n)]), need)
+                if take > 0:
+                    takes.append((id(n), take))
+                    cost += take * depth
+                    need -= take
+                if need <= 1e-9:
+                    return cost, takes
+        frontier = nxt
+    return math.inf, takes
 
 
 def _split_grid(

@@ -200,8 +200,10 @@ def test_liechtenstein_drift_rebalance(real_data: Path) -> None:
     # households already there mostly stay put: far fewer than regenerating would move
     assert existing_moved <= 0.05 * (~later).sum()
     # every grid back in band (issue 11): surplus passed along chains of grids
-    # moves more than the lower bound (the excess alone) counts
-    assert rep["moved_households"] <= 3 * max(rep["lower_bound"], 1)
+    # moves more than the lower bound (the excess alone) counts, and so does the
+    # new grid two municipalities need together (at least 200 moved for 48 of
+    # excess): 2.52x
+    assert rep["moved_households"] <= 2.75 * max(rep["lower_bound"], 1)
     m = r.plan.report["metrics"]
     assert m["in_band_share"] == 1.0
     g = r.plan.grids

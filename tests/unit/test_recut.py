@@ -413,4 +413,5 @@ def test_liechtenstein_drift_rebalances_in_band(real_data: Path) -> None:
     exclaves = set(areas.loc[areas.geometry.geom_type == "MultiPolygon", "code"])
     assert set(newly["area_code"]) <= exclaves, newly[["grid_code", "parts"]]
     rep = r.report
-    assert rep["moved_households"] <= 3 * rep["lower_bound"]
+    # 1.45x since over-full grids are split before flows spread their surplus
+    assert rep["moved_households"] <= 2 * rep["lower_bound"]
