@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -221,3 +222,22 @@ def assert_problem(r: Any, status: int) -> dict[str, Any]:
     assert body["title"] and body["type"]
     assert isinstance(body["detail"], str) and len(body["detail"]) > 10
     return body
+
+
+APT_RE = re.compile(
+    r"^(?:浙江省)?(?:衢州市)?(?:衢江区)?(.+?)(\d+)号(\d+)[幢栋](\d+)单元(\d+)室?$"
+)
+VILLAGE_RE = re.compile(r"^(?:浙江省)?(?:衢州市)?(?:衢江区)?(.+?村)(\d+)组(\d+)号$")
+
+
+def pick_address(
+    pattern: re.Pattern[str], small: bool = False
+) -> tuple[str, str, re.Match[str]]:
+    hh = county().households
+    for hid, addr in zip(hh["household_id"], hh["address"], strict=True):
+        m = pattern.match(addr)
+        if m and (
+            not small or all(int(g) < 100 for g in m.groups()[1:] if g.isdigit())
+        ):
+            return hid, addr, m
+    raise AssertionError(f"no address matches {pattern.pattern}")

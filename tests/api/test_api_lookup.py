@@ -8,34 +8,25 @@ import time
 import api_support as support
 import numpy as np
 import pytest
-from api_support import ApiData, assert_problem, cn_number, county, fullwidth
+from api_support import (
+    APT_RE,
+    VILLAGE_RE,
+    ApiData,
+    assert_problem,
+    cn_number,
+    county,
+    fullwidth,
+)
+from api_support import pick_address as _pick
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from geo.crs import wgs84_to_gcj02
 from geo.store.db import make_engine
 
-APT_RE = re.compile(
-    r"^(?:浙江省)?(?:衢州市)?(?:衢江区)?(.+?)(\d+)号(\d+)[幢栋](\d+)单元(\d+)室?$"
-)
-VILLAGE_RE = re.compile(r"^(?:浙江省)?(?:衢州市)?(?:衢江区)?(.+?村)(\d+)组(\d+)号$")
-
 # the shared module-scoped fixtures (data committed to the test database)
 api_data = support.api_data
 client = support.client
-
-
-def _pick(
-    pattern: re.Pattern[str], small: bool = False
-) -> tuple[str, str, re.Match[str]]:
-    hh = county().households
-    for hid, addr in zip(hh["household_id"], hh["address"], strict=True):
-        m = pattern.match(addr)
-        if m and (
-            not small or all(int(g) < 100 for g in m.groups()[1:] if g.isdigit())
-        ):
-            return hid, addr, m
-    raise AssertionError(f"no address matches {pattern.pattern}")
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 import api_support as support
 import pytest
-from api_support import cn_number
+from api_support import APT_RE, VILLAGE_RE, cn_number
+from api_support import pick_address as _pick
 from browser_support import ARGS, CHROMIUM, PHONE, sync_api
-from test_api_lookup import APT_RE, VILLAGE_RE, _pick
 
 from api.app import create_app
 from geo.store.settings import Settings

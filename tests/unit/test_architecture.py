@@ -351,3 +351,15 @@ def test_workspace_methods_take_explicit_keywords() -> None:
     }
     assert {"Workspace.load", "Workspace.generate", "Workspace.rebalance"} <= set(loose)
     assert {k: v for k, v in loose.items() if v} == {}
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test code lives in support modules beside conftest.py, never in a test
+    module that others import."""
+    offenders = [
+        f"{f.relative_to(ROOT)} imports {name}"
+        for f in sorted((ROOT / "tests").rglob("test_*.py"))
+        for name in _imports(f)
+        if name.startswith("test_")
+    ]
+    assert offenders == []

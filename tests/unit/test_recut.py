@@ -375,7 +375,7 @@ def _feasible(n: float) -> bool:
 
 @pytest.mark.slow
 def test_liechtenstein_buildings_generate_in_band(real_data: Path) -> None:
-    from test_real_data import liechtenstein_areas
+    from real_sets import liechtenstein_areas
 
     areas = liechtenstein_areas(real_data)
     hh = liechtenstein_building_households(real_data)
@@ -394,7 +394,7 @@ def test_liechtenstein_drift_rebalances_in_band(real_data: Path) -> None:
     """Without 10 % of the buildings, then with them: the rebalanced plan is in
     band, valid, and no grid is newly in pieces outside municipalities that are
     themselves in pieces (exclaves)."""
-    from test_real_data import liechtenstein_areas
+    from real_sets import liechtenstein_areas
 
     areas = liechtenstein_areas(real_data)
     hh = liechtenstein_building_households(real_data)
