@@ -30,7 +30,7 @@ import httptools
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from api.problems import PROBLEM_JSON, ProblemError
+from api.problems import PROBLEM_JSON, ProblemError, problem_bytes, send_problem
 
 __all__ = [
     "AUTH_FAILURES",
@@ -69,20 +69,6 @@ def control_char(value: str) -> str | None:
     """
     m = _CONTROL.search(value)
     return f"U+{ord(m.group(0)):04X}" if m else None
-
-
-def _problem_bytes(
-    status: int, title: str, detail: str, path: str, **extra: Any
-) -> bytes:
-    body = {
-        "type": extra.pop("type", "about:blank"),
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": path,
-        **extra,
-    }
-    return json.dumps(body, ensure_ascii=False).encode()
 
 
 def _too_large_detail(size: int | None = None) -> str:
@@ -154,11 +140,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 self._send_431()
 
     def _send_431(self) -> None:
-        body = _problem_bytes(
+        body = problem_bytes(
             431,
-            "Request header fields too large",
             _too_large_detail(),
             "",
+            title="Request header fields too large",
             type="/problems/headers-too-large",
         )
         head = (
@@ -193,23 +179,6 @@ def server_options() -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ ASGI
-
-
-async def _send_problem(
-    send: Send, status: int, title: str, detail: str, path: str, **extra: Any
-) -> None:
-    body = _problem_bytes(status, title, detail, path, **extra)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def _invalid(location: str, code: str) -> tuple[str, dict[str, Any]]:
@@ -317,19 +286,21 @@ class RequestGuard:
         size = len(scope.get("raw_path") or b"") + len(scope.get("query_string", b""))
         size += sum(len(n) + len(v) + 4 for n, v in scope.get("headers", []))
         if size > self.max_header_bytes:
-            await _send_problem(
+            await send_problem(
                 send,
                 431,
-                "Request header fields too large",
                 _too_large_detail(size),
                 path,
+                title="Request header fields too large",
                 type="/problems/headers-too-large",
             )
             return
         problem = self._url_problem(scope)
         if problem is not None:
             detail, extra = problem
-            await _send_problem(send, 422, "Invalid request", detail, path, **extra)
+            await send_problem(
+                send, 422, detail, path, title="Invalid request", **extra
+            )
             return
         if scope.get("method") in {"POST", "PUT", "PATCH"} and _is_json(scope):
             receive = self._checked(receive)

@@ -337,7 +337,7 @@ class BodyLimit:
                 else f"The request body is {declared} bytes; the limit is "
                 f"{self.max_bytes} bytes. Split the batch into smaller requests."
             )
-            await _send_problem(send, status, detail, scope.get("path", ""))
+            await send_problem(send, status, detail, scope.get("path", ""), close=True)
             return
         total = 0
         limit = self.max_bytes
@@ -358,25 +358,38 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-async def _send_problem(send: Send, status: int, detail: str, path: str) -> None:
-    body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": _TITLES.get(status, "Error"),
-            "status": status,
-            "detail": detail,
-            "instance": path,
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+def problem_bytes(
+    status: int, detail: str, path: str, *, title: str | None = None, **extra: Any
+) -> bytes:
+    """A problem document as bytes, for code below FastAPI (ASGI, the protocol)."""
+    body = {
+        "type": extra.pop("type", "about:blank"),
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": path,
+        **extra,
+    }
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+async def send_problem(
+    send: Send,
+    status: int,
+    detail: str,
+    path: str,
+    *,
+    title: str | None = None,
+    close: bool = False,
+    **extra: Any,
+) -> None:
+    """Answer an ASGI request with a problem document (middleware refusals)."""
+    body = problem_bytes(status, detail, path, title=title, **extra)
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
