@@ -57,12 +57,18 @@ class ServiceUnavailable(GridMapError, RuntimeError):
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with an input: where (source, row, field) and what."""
+    """One thing wrong with an input: where (source, row, field) and what.
+
+    ``params`` names the library parameters the message refers to (``crs``,
+    ``sheet``, ``columns`` …); a front end that exposes them under other names
+    (the CLI's ``--crs``, ``--map``) says so next to the message.
+    """
 
     source: str
     message: str
     row: int | None = None
     field: str | None = None
+    params: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         where = self.source
@@ -86,6 +92,11 @@ class InputError(GridMapError, ValueError):
         if more > 0:
             lines.append(f"... and {more} more problem(s)")
         super().__init__("\n".join(lines))
+
+    @property
+    def params(self) -> list[str]:
+        """Every parameter the problems name, in order of first mention."""
+        return list(dict.fromkeys(p for pr in self.problems for p in pr.params))
 
     @classmethod
     def one(cls, source: str, message: str, **where: object) -> InputError:

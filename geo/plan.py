@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,7 @@ import geopandas as gpd
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
-__all__ = ["EXCEPTION_CAUSES", "UNRESOLVED", "GridPlan", "PlanDiff"]
+__all__ = ["EXCEPTION_CAUSES", "UNRESOLVED", "Band", "GridPlan", "PlanDiff"]
 
 #: Why a grid may be out of band — each a fact about the map that the report backs
 #: with its check (``exceptions[i]["cause"]`` and ``exceptions[i]["check"]``). A
@@ -31,6 +32,145 @@ EXCEPTION_CAUSES: dict[str, str] = {
 #: Not a cause: the methods gave up where an in-band answer may exist. Reported
 #: honestly as such; tests fail on it.
 UNRESOLVED = "unresolved"
+
+
+#: Slack for float loads (weighted households): 199.9999999999 is in a 200 band.
+_EPS = 1e-9
+
+
+class Band:
+    """How many households a grid should hold: ``min``–``max``, aiming at ``target``.
+
+    Loads may be weighted (not whole households), so comparisons allow a slack of
+    1e-9.
+
+    Parameters
+    ----------
+    min, max
+        The band, ``0 <= min <= max`` (counting grids needs ``min > 0``).
+    target
+        The size to aim at inside the band; the middle of the band when omitted.
+
+    Raises
+    ------
+    ValueError
+        When the band is empty or the target lies outside it (the message names
+        the parameter).
+
+    Examples
+    --------
+    >>> band = Band(200, 300)
+    >>> band.target, band.contains(250), band.feasible(350), band.grid_count(1000)
+    (250.0, True, False, 4)
+    >>> band.k_range(1000)
+    [4, 5]
+    """
+
+    __slots__ = ("max", "min", "target")
+
+    min: float
+    max: float
+    target: float
+
+    def __init__(
+        self, min: float = 200.0, max: float = 300.0, target: float | None = None
+    ) -> None:
+        lo, hi = float(min), float(max)
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or lo > hi:
+            raise ValueError(
+                f"min_households={min:g} and max_households={max:g} make no band: "
+                "need 0 <= min_households <= max_households"
+            )
+        tgt = (lo + hi) / 2 if target is None else float(target)
+        if not lo <= tgt <= hi:
+            raise ValueError(f"target {tgt:g} is outside the band {lo:g}–{hi:g}")
+        object.__setattr__(self, "min", lo)
+        object.__setattr__(self, "max", hi)
+        object.__setattr__(self, "target", tgt)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a Band is immutable")
+
+    def __repr__(self) -> str:
+        return f"Band(min={self.min:g}, max={self.max:g}, target={self.target:g})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Band):
+            return NotImplemented
+        return (self.min, self.max, self.target) == (other.min, other.max, other.target)
+
+    def __hash__(self) -> int:
+        return hash((self.min, self.max, self.target))
+
+    def _k_max(self, load: float) -> int:
+        if self.min <= 0:
+            raise ValueError("counting grids needs min_households > 0")
+        return math.floor(load / self.min + _EPS)
+
+    def contains(self, load: float) -> bool:
+        """Whether one grid of ``load`` households is in band.
+
+        Examples
+        --------
+        >>> Band(200, 300).contains(300), Band(200, 300).contains(301)
+        (True, False)
+        """
+        return self.min - _EPS <= load <= self.max + _EPS
+
+    def k_range(self, load: float) -> list[int]:
+        """``[k_min, k_max]``: the grid counts whose band holds ``load`` (empty
+        range when ``k_min > k_max``).
+
+        Examples
+        --------
+        >>> Band(200, 300).k_range(620), Band(200, 300).k_range(350)
+        ([3, 3], [2, 1])
+        """
+        return [math.ceil(load / self.max - _EPS), self._k_max(load)]
+
+    def feasible(self, load: float) -> bool:
+        """Whether some whole k has ``min·k <= load <= max·k``.
+
+        Examples
+        --------
+        >>> [Band(200, 300).feasible(n) for n in (150, 250, 350, 400)]
+        [False, True, False, True]
+        """
+        if load <= 0:
+            return False
+        k_min, k_max = self.k_range(load)
+        return k_min <= k_max
+
+    def counts(self, load: float, prefer: int) -> list[int]:
+        """Every feasible grid count for ``load`` (at least 1), nearest to
+        ``prefer`` first.
+
+        Examples
+        --------
+        >>> Band(200, 300).counts(1200, prefer=5)
+        [5, 4, 6]
+        """
+        k_min = max(1, math.ceil(load / self.max - _EPS))
+        k_max = self._k_max(load)
+        return sorted(range(k_min, k_max + 1), key=lambda k: (abs(k - prefer), k))
+
+    def grid_count(self, load: float) -> int:
+        """Number of grids for ``load``: in band when possible, else nearest to
+        the target.
+
+        Examples
+        --------
+        >>> Band(200, 300).grid_count(1000), Band(200, 300).grid_count(350)
+        (4, 1)
+        """
+        if load <= 0:
+            return 1
+        k_min = max(1, math.ceil(load / self.max - _EPS))
+        k_max = max(1, self._k_max(load))
+        k = max(1, round(load / self.target))
+        if k_min <= k_max:
+            return min(max(k, k_min), k_max)
+        return max(1, k)
 
 
 @dataclass(frozen=True)

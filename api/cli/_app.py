@@ -49,12 +49,39 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+#: The library's parameters (named in its messages) and the options that set them
+#: on the command line.
+OPTION_OF_PARAM = {
+    "crs": "--crs",
+    "sheet": "--sheet",
+    "columns": "--map NAME=FILE_COLUMN",
+    "defaults": "--set NAME=VALUE",
+    "extra": "--extra attrs|ignore",
+    "from_gcj02": "--from-gcj02",
+    "from_bd09": "--from-bd09",
+    "make_valid": "--make-valid",
+    "clip": "--clip",
+}
+
+
+def input_error_text(exc: InputError) -> str:
+    """The error as the CLI shows it: the library's message, then which option
+    sets each parameter it names."""
+    options = [
+        f"{p} is {OPTION_OF_PARAM[p]}" for p in exc.params if p in OPTION_OF_PARAM
+    ]
+    text = f"nothing was written.\n{exc}"
+    if options:
+        text += f"\n(on the command line: {'; '.join(options)})"
+    return text
+
+
 @contextmanager
 def _errors():  # type: ignore[no-untyped-def]
     try:
         yield
     except InputError as exc:
-        raise _fail(f"nothing was written.\n{exc}") from None
+        raise _fail(input_error_text(exc)) from None
     except (EmbeddedError, GridMapError) as exc:
         raise _fail(str(exc)) from None
 

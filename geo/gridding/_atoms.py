@@ -13,6 +13,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.gridding._geometry import _parts_with_atoms, _poly_only
+from geo.plan import Band
 
 
 @dataclass
@@ -38,24 +39,6 @@ class _Unit:
     count: int = 0
     atoms: list[int] = field(default_factory=list)
     barrier: str | None = None  # set on the parts of an area cut by barriers
-
-
-def _feasible(load: float, lo: float, hi: float) -> bool:
-    if load <= 0:
-        return False
-    return math.ceil(load / hi - 1e-9) <= math.floor(load / lo + 1e-9)
-
-
-def _grid_count(load: float, lo: float, hi: float, target: float) -> int:
-    """Number of grids for ``load``: in band when possible, else nearest to target."""
-    if load <= 0:
-        return 1
-    k_min = max(1, math.ceil(load / hi - 1e-9))
-    k_max = max(1, math.floor(load / lo + 1e-9))
-    k = max(1, round(load / target))
-    if k_min <= k_max:
-        return min(max(k, k_min), k_max)
-    return max(1, k)
 
 
 def _locate(hh: gpd.GeoDataFrame, leaf: gpd.GeoDataFrame) -> np.ndarray:
@@ -85,10 +68,10 @@ def _atoms(
     hh: gpd.GeoDataFrame,
     area_pos: np.ndarray,
     loads: np.ndarray,
-    hi: float,
+    band: Band,
     codes: list[str],
 ) -> tuple[list[_Atom], list[dict[str, Any]]]:
-    """Group households into indivisible atoms; split buildings larger than ``hi``."""
+    """Group households into indivisible atoms; split buildings larger than ``band.max``."""
     xy = shapely.get_coordinates(np.asarray(hh.geometry.values, dtype=object))
     n = len(hh)
     if "building_id" in hh.columns:
@@ -136,13 +119,13 @@ def _atoms(
     stack_id = 0
     for gi, g in enumerate(groups):
         x, y, load = float(mx[gi]), float(my[gi]), float(sums[gi])
-        if load <= hi:
+        if load <= band.max:
             atoms.append(_Atom(x, y, load, int(counts[gi]), g))
             continue
         # a building larger than a grid: split by unit/floor into chunks
         if units is not None:
             g = g[np.argsort(units[g], kind="stable")]
-        k = math.ceil(load / hi)
+        k = math.ceil(load / band.max)
         for c in np.array_split(g, k):
             atoms.append(_Atom(x, y, float(loads[c].sum()), len(c), c, stack=stack_id))
         name = bld.iloc[int(g[0])] if has_b[g[0]] else f"at ({x:.6f}, {y:.6f})"
@@ -152,7 +135,7 @@ def _atoms(
                 "grid_code": None,
                 "kind": "building_split",
                 "reason": (
-                    f"building {name} has {len(g)} households (> {hi:g}); split by unit "
+                    f"building {name} has {len(g)} households (> {band.max:g}); split by unit "
                     f"into {k} parts in different grids"
                 ),
                 "households": len(g),

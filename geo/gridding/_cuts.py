@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.gridding._atoms import _Atom, _feasible, _grid_count, _Unit
+from geo.gridding._atoms import _Atom, _Unit
 from geo.gridding._geometry import (
     _ANGLES,
     _halfplane,
@@ -21,14 +21,22 @@ from geo.gridding._geometry import (
 from geo.gridding._moves import _move_into_band, _out_of_band
 from geo.gridding._recut import _parts, _recut_pieces
 from geo.gridding._sequences import _sequence_partition
+from geo.plan import Band
+
+
+class _Points(NamedTuple):
+    """A unit's atoms as arrays: cut coordinates, loads and building stacks."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    ws: np.ndarray
+    stacks: np.ndarray
 
 
 def _partition(
     u: _Unit,
     atoms: list[_Atom],
-    lo: float,
-    hi: float,
-    tgt: float,
+    band: Band,
     kx: float,
     *,
     notes: dict[str, Any] | None = None,
@@ -40,18 +48,20 @@ def _partition(
     (:func:`geo.gridding._recut._recut_pieces`); if that search hits its time
     cap, ``notes["_cause"]`` says so (``("search_timed_out", {"cap_s": …})``).
     """
-    k = _grid_count(u.load, lo, hi, tgt)
+    k = band.grid_count(u.load)
     idx = np.asarray(u.atoms, dtype=np.int64)
     if k <= 1:
         return [(u.geom, idx.tolist())]
-    xs = np.array([atoms[i].x for i in idx]) * kx
-    ys = np.array([atoms[i].y for i in idx])
-    ws = np.array([atoms[i].load for i in idx])
-    stacks = np.array([atoms[i].stack for i in idx])
+    pts = _Points(
+        xs=np.array([atoms[i].x for i in idx]) * kx,
+        ys=np.array([atoms[i].y for i in idx]),
+        ws=np.array([atoms[i].load for i in idx]),
+        stacks=np.array([atoms[i].stack for i in idx]),
+    )
     out: list[tuple[BaseGeometry, list[int]]] = []
     # cut in locally isotropic coordinates (x scaled by cos(lat)), then scale back
     scaled = shapely.transform(u.geom, lambda c: c * np.array([kx, 1.0]))
-    _split(scaled, np.arange(len(idx)), k, xs, ys, ws, stacks, lo, hi, 1.0, out)
+    _split(scaled, np.arange(len(idx)), k, pts, band, kx=1.0, out=out)
     unscale = np.array([1.0 / kx, 1.0])
     pieces = [
         (
@@ -61,16 +71,16 @@ def _partition(
         for g, m in out
     ]
     if len(pieces) > 1:
-        pieces = _move_into_band(pieces, atoms, lo, hi)
-        if _out_of_band(pieces, atoms, lo, hi):
-            better = _sequence_partition(u, atoms, lo, hi, tgt, kx, pieces)
+        pieces = _move_into_band(pieces, atoms, band)
+        if _out_of_band(pieces, atoms, band):
+            better = _sequence_partition(u, atoms, band, kx, pieces)
             if better is not None:
                 pieces = better
     broken = len(shapely.get_parts(u.geom)) == 1 and any(
         _parts(g) > 1 for g, _ in pieces
     )
-    if (_out_of_band(pieces, atoms, lo, hi) or broken) and _feasible(u.load, lo, hi):
-        pieces = _recut_pieces(u.geom, pieces, atoms, lo, hi, tgt, kx, notes=notes)
+    if (_out_of_band(pieces, atoms, band) or broken) and band.feasible(u.load):
+        pieces = _recut_pieces(u.geom, pieces, atoms, band, kx, notes=notes)
     return pieces
 
 
@@ -78,15 +88,13 @@ def _split(
     geom: BaseGeometry,
     members: np.ndarray,
     k: int,
-    xs: np.ndarray,
-    ys: np.ndarray,
-    ws: np.ndarray,
-    stacks: np.ndarray,
-    lo: float,
-    hi: float,
+    pts: _Points,
+    band: Band,
+    *,
     kx: float,
     out: list[tuple[BaseGeometry, list[int]]],
 ) -> None:
+    xs, ys, ws, stacks = pts.xs, pts.ys, pts.ws, pts.stacks
     if k <= 1 or len(members) <= 1:
         out.append((geom, members.tolist()))
         return
@@ -115,10 +123,10 @@ def _split(
                 (so[1:] == so[:-1]) & (so[1:] >= 0)
             )
             in_band = (
-                (left_w >= k1 * lo - 1e-9)
-                & (left_w <= k1 * hi + 1e-9)
-                & (right_w >= k2 * lo - 1e-9)
-                & (right_w <= k2 * hi + 1e-9)
+                (left_w >= k1 * band.min - 1e-9)
+                & (left_w <= k1 * band.max + 1e-9)
+                & (right_w >= k2 * band.min - 1e-9)
+                & (right_w <= k2 * band.max + 1e-9)
             )
             ok = np.flatnonzero(cuttable & in_band)
             band_ok = len(ok) > 0
@@ -158,5 +166,5 @@ def _split(
         out.append((geom, members.tolist()))
         return
     _, left, right, lm, rm, k1 = best
-    _split(left, lm, k1, xs, ys, ws, stacks, lo, hi, kx, out)
-    _split(right, rm, k - k1, xs, ys, ws, stacks, lo, hi, kx, out)
+    _split(left, lm, k1, pts, band, kx=kx, out=out)
+    _split(right, rm, k - k1, pts, band, kx=kx, out=out)

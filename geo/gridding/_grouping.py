@@ -1,6 +1,6 @@
 """Grouping units (villages, or the parts of an area cut by barriers) inside a parent.
 
-A unit whose load ``n`` admits no whole ``k`` with ``lo·k ≤ n ≤ hi·k`` cannot be
+A unit whose load ``n`` admits no whole ``k`` with ``band.min·k ≤ n ≤ band.max·k`` cannot be
 cut into in-band grids alone. :func:`group_units` partitions the adjacency graph
 of a parent's units (adjacent: boundaries share a line of positive length) into
 connected groups that are each feasible, and picks, lexicographically,
@@ -48,7 +48,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.gridding._atoms import _feasible
+from geo.plan import Band
 
 #: Default time cap of the grouping search, per parent (township), in seconds: a
 #: safety net only; the step budget below stops a long search first, so results
@@ -190,8 +190,7 @@ def components(
 def group_units(
     loads: Sequence[float],
     graph: UnitGraph,
-    lo: float,
-    hi: float,
+    band: Band,
     *,
     cap_seconds: float = CAP_SECONDS,
     step_budget: int = STEP_BUDGET,
@@ -228,10 +227,12 @@ def group_units(
     for comp in comps:
         if len(empty) < n and all(i in empty for i in comp):
             continue  # placed after the search
-        if all(_feasible(loads[i], lo, hi) for i in comp):
+        if all(band.feasible(loads[i]) for i in comp):
             groups.extend([i] for i in comp)
             continue
-        s = _Search(comp, loads, graph, lo, hi, keys, deadline, step_budget)
+        s = _Search(
+            comp, loads, graph, band, keys, deadline=deadline, step_budget=step_budget
+        )
         s.run()
         nodes += s.nodes
         if s.timed_out:
@@ -260,12 +261,12 @@ def group_units(
 
 
 def group_cost(
-    group: Sequence[int], loads: Sequence[float], graph: UnitGraph, lo: float, hi: float
+    group: Sequence[int], loads: Sequence[float], graph: UnitGraph, band: Band
 ) -> Cost:
     """Cost of one group: (infeasible?, units not alone in band, merges, load of a
     merged group, compactness penalty of a merged group)."""
     load = float(sum(loads[i] for i in group))
-    feasible = _feasible(load, lo, hi)
+    feasible = band.feasible(load)
     bad = 0 if feasible else 1
     if len(group) == 1:
         return (bad, bad, 0, 0.0, 0.0)
@@ -305,28 +306,28 @@ class _Search:
         comp: list[int],
         loads: Sequence[float],
         graph: UnitGraph,
-        lo: float,
-        hi: float,
+        band: Band,
         keys: list[str],
+        *,
         deadline: float,
         step_budget: int = STEP_BUDGET,
     ) -> None:
         self.comp = comp
         self.loads = loads
         self.g = graph
-        self.lo, self.hi = lo, hi
+        self.band = band
         self.deadline = deadline
         self.step_budget = step_budget
         self.steps = 0
         self.nodes = 0
         self.timed_out = False
         self.keys = keys
-        self.is_bad = {i: not _feasible(loads[i], lo, hi) for i in comp}
+        self.is_bad = {i: not band.feasible(loads[i]) for i in comp}
         self.bad = sorted(
             (i for i in comp if self.is_bad[i]), key=lambda i: (loads[i], keys[i])
         )
         self.c0_star = 0 if self._feasible_set(comp) else 1
-        self.best: Cost = group_cost(comp, loads, graph, lo, hi)
+        self.best: Cost = group_cost(comp, loads, graph, band)
         self.best_groups: list[list[int]] = [list(comp)]
 
     def run(self) -> None:
@@ -343,7 +344,7 @@ class _Search:
         return self.timed_out
 
     def _feasible_set(self, units: frozenset[int] | list[int]) -> bool:
-        return _feasible(sum(self.loads[i] for i in units), self.lo, self.hi)
+        return self.band.feasible(sum(self.loads[i] for i in units))
 
     def lower(self, part: frozenset[int]) -> Cost:
         """A lower bound on the cost of a connected free set ``part``.
@@ -389,7 +390,7 @@ class _Search:
                 break  # larger groups only cost more merges
             cands = []
             for grp in self._connected(v, free, lb[1] - c[1], size, self._rel(c)):
-                gc = group_cost(grp, self.loads, self.g, self.lo, self.hi)
+                gc = group_cost(grp, self.loads, self.g, self.band)
                 if c[0] + gc[0] > self.c0_star:
                     continue
                 n_ok = sum(1 for i in grp if not self.is_bad[i])

@@ -12,6 +12,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.gridding._atoms import _Atom, _atom_parts, _cells, _point_groups
 from geo.gridding._geometry import _clean, _overlay, _poly_only, _pp, _union
+from geo.plan import Band
 
 #: edges of two grids closer than this (degrees, ~0.1 mm) are shared: overlays
 #: leave the common edge of two grids a hair apart (new vertices computed twice)
@@ -60,13 +61,12 @@ def _own(cell: BaseGeometry, key: tuple[float, float]) -> BaseGeometry:
 def _move_into_band(
     pieces: list[tuple[BaseGeometry, list[int]]],
     atoms: list[_Atom],
-    lo: float,
-    hi: float,
+    band: Band,
 ) -> list[tuple[BaseGeometry, list[int]]]:
     """Building moves across shared edges, then along chains of neighbours."""
-    pieces = _repair(pieces, atoms, lo, hi)
-    if _out_of_band(pieces, atoms, lo, hi):
-        pieces = _chain_repair(pieces, atoms, lo, hi)
+    pieces = _repair(pieces, atoms, band)
+    if _out_of_band(pieces, atoms, band):
+        pieces = _chain_repair(pieces, atoms, band)
     return pieces
 
 
@@ -80,11 +80,11 @@ def _fragmented(
 def _out_of_band(
     pieces: list[tuple[BaseGeometry, list[int]]],
     atoms: list[_Atom],
-    lo: float,
-    hi: float,
+    band: Band,
 ) -> int:
     return sum(
-        not lo - 1e-9 <= sum(atoms[a].load for a in m) <= hi + 1e-9 for _, m in pieces
+        not band.min - 1e-9 <= sum(atoms[a].load for a in m) <= band.max + 1e-9
+        for _, m in pieces
     )
 
 
@@ -101,8 +101,7 @@ def _ranked(
 def _chain_repair(
     pieces: list[tuple[BaseGeometry, list[int]]],
     atoms: list[_Atom],
-    lo: float,
-    hi: float,
+    band: Band,
 ) -> list[tuple[BaseGeometry, list[int]]]:
     """Pass buildings along chains of neighbouring pieces (the rebalancer's step)."""
 
@@ -110,15 +109,14 @@ def _chain_repair(
         _Grid(code=str(i), area_code="u", geom=g, atoms=list(m), locked=False)
         for i, (g, m) in enumerate(pieces)
     ]
-    _chain_flow(cells, atoms, lo, hi, max_steps=400)
+    _chain_flow(cells, atoms, band, max_steps=400)
     return [(c.geom, c.atoms) for c in cells]
 
 
 def _repair(
     pieces: list[tuple[BaseGeometry, list[int]]],
     atoms: list[_Atom],
-    lo: float,
-    hi: float,
+    band: Band,
     *,
     max_moves: int = 200,
     frozen: frozenset[int] = frozenset(),
@@ -138,7 +136,7 @@ def _repair(
         return float(sum(atoms[a].load for a in mem[i]))
 
     def dist(v: float) -> float:
-        return max(lo - v, 0.0, v - hi)
+        return max(band.min - v, 0.0, v - band.max)
 
     # the buildings of ``src`` whose Voronoi cell touches ``dst``: cached until
     # either grid changes (a move changes two grids; the other pairs stay valid)
@@ -185,7 +183,7 @@ def _repair(
                 if j == i or j in frozen:
                     continue
                 # over: i gives to j; under: i takes from j
-                src, dst = (i, j) if loads[i] > hi else (j, i)
+                src, dst = (i, j) if loads[i] > band.max else (j, i)
                 for group, cell, shared, w in _edge_cells(src, dst):
                     if (src, group[0]) in banned:
                         continue
@@ -245,20 +243,20 @@ def _neighbours(c: _Grid, cells: list[_Grid]) -> list[_Grid]:
     ]
 
 
-def _flow(cells: list[_Grid], atoms: list[_Atom], lo: float, hi: float) -> None:
+def _flow(cells: list[_Grid], atoms: list[_Atom], band: Band) -> None:
     """Single-hop moves of whole buildings from over- to under-loaded neighbours."""
 
     def load(c: _Grid) -> float:
         return float(sum(atoms[a].load for a in c.atoms))
 
     for c in list(cells):
-        if c.locked or lo - 1e-9 <= load(c) <= hi + 1e-9:
+        if c.locked or band.min - 1e-9 <= load(c) <= band.max + 1e-9:
             continue
         group = [c, *_neighbours(c, cells)]
         if len(group) < 2:
             continue
         before = [list(x.atoms) for x in group]
-        pieces = _repair([(x.geom, list(x.atoms)) for x in group], atoms, lo, hi)
+        pieces = _repair([(x.geom, list(x.atoms)) for x in group], atoms, band)
         for x, (geom, members), prev in zip(group, pieces, before, strict=True):
             if sorted(members) != sorted(prev):
                 x.geom, x.atoms, x.touched = geom, members, True
@@ -267,8 +265,7 @@ def _flow(cells: list[_Grid], atoms: list[_Atom], lo: float, hi: float) -> None:
 def _chain_flow(
     cells: list[_Grid],
     atoms: list[_Atom],
-    lo: float,
-    hi: float,
+    band: Band,
     *,
     max_steps: int = 2000,
 ) -> None:
@@ -286,11 +283,11 @@ def _chain_flow(
     steps = 0
     for c in list(cells):
         while steps < max_steps and not c.locked and c in cells:
-            over = load(c) > hi + 1e-9
-            under = load(c) < lo - 1e-9
+            over = load(c) > band.max + 1e-9
+            under = load(c) < band.min - 1e-9
             if not (over or under):
                 break
-            path = _path_to_slack(c, cells, atoms, lo, hi, over)
+            path = _path_to_slack(c, cells, atoms, band, over)
             if path is None:
                 break
             # over: move along c -> ... -> t, starting at the far end
@@ -308,7 +305,7 @@ def _chain_flow(
 
 
 def _path_to_slack(
-    c: _Grid, cells: list[_Grid], atoms: list[_Atom], lo: float, hi: float, over: bool
+    c: _Grid, cells: list[_Grid], atoms: list[_Atom], band: Band, over: bool
 ) -> list[_Grid] | None:
     def load(x: _Grid) -> float:
         return float(sum(atoms[a].load for a in x.atoms))
@@ -322,7 +319,9 @@ def _path_to_slack(
                 if id(n) in seen:
                     continue
                 seen.add(id(n))
-                if (over and load(n) <= hi - 1) or (not over and load(n) >= lo + 1):
+                if (over and load(n) <= band.max - 1) or (
+                    not over and load(n) >= band.min + 1
+                ):
                     return [*path, n]
                 if len(path) < 4:
                     nxt.append([*path, n])

@@ -38,6 +38,7 @@ from geo.gridding._atoms import (
 )
 from geo.gridding._geometry import _SLIVER, _clean, _cover_union, _poly_only
 from geo.gridding._moves import _EDGE_TOL, _MIN_EDGE, _edge
+from geo.plan import Band
 
 #: seconds a unit's (or a rebalanced window's) search may take before it gives up
 #: and reports ``search_timed_out`` with this cap
@@ -318,13 +319,12 @@ class _Search:
     def __init__(
         self,
         g: _Graph,
-        lo: float,
-        hi: float,
+        band: Band,
         deadline: float,
         rng: np.random.Generator,
         label: np.ndarray | None,
     ) -> None:
-        self.g, self.lo, self.hi, self.deadline, self.rng = g, lo, hi, deadline, rng
+        self.g, self.band, self.deadline, self.rng = g, band, deadline, rng
         self.label = label
         n = len(g.w)
         self.n = n
@@ -343,7 +343,7 @@ class _Search:
     def _part(self, nodes: np.ndarray, k: int, depth: int) -> list[np.ndarray] | None:
         total = float(self.g.w[nodes].sum())
         if k == 1:
-            ok = self.lo - 1e-9 <= total <= self.hi + 1e-9
+            ok = self.band.contains(total)
             return [nodes] if ok else None
         tries = 12 if depth else 1
         for _ in range(tries):
@@ -416,13 +416,13 @@ class _Search:
             return None
         s = np.array([sub[int(v)] for v in cand])
         rest = total - s
-        lo, hi = self.lo, self.hi
+        band = self.band
         a_vals = np.arange(1, k)
         ok = (
-            (s[:, None] >= lo * a_vals - 1e-9)
-            & (s[:, None] <= hi * a_vals + 1e-9)
-            & (rest[:, None] >= lo * (k - a_vals) - 1e-9)
-            & (rest[:, None] <= hi * (k - a_vals) + 1e-9)
+            (s[:, None] >= band.min * a_vals - 1e-9)
+            & (s[:, None] <= band.max * a_vals + 1e-9)
+            & (rest[:, None] >= band.min * (k - a_vals) - 1e-9)
+            & (rest[:, None] <= band.max * (k - a_vals) + 1e-9)
         )
         any_ok = ok.any(axis=1)
         if not any_ok.any():
@@ -483,13 +483,12 @@ def _search(
     g: _Graph,
     members: list[int],
     atoms: list[_Atom],
-    lo: float,
-    hi: float,
+    band: Band,
     k: int,
+    *,
     deadline: float,
     old: dict[int, str] | None,
     seed: int,
-    *,
     persist: bool,
 ) -> tuple[list[tuple[tuple[float, ...], list[np.ndarray]]], str]:
     """Partitions of ``g`` found until enough, or the deadline (``"timeout"``);
@@ -507,7 +506,7 @@ def _search(
                 votes[c] = votes.get(c, 0) + len(atoms[a].members)
             if votes:
                 label[i] = pos[min(votes, key=lambda c: (-votes[c], c))]
-    search = _Search(g, lo, hi, deadline, np.random.default_rng(seed), label)
+    search = _Search(g, band, deadline, np.random.default_rng(seed), label)
     found: list[tuple[tuple[float, ...], list[np.ndarray]]] = []
     seen: set[tuple[int, ...]] = set()
     why = "none"
@@ -526,7 +525,7 @@ def _search(
                 continue
             seen.add(sig)
             if old is not None and label is not None:
-                parts = _improve_kept(g, parts, label, lo, hi)
+                parts = _improve_kept(g, parts, label, band)
                 broken, pp_mean, lab, _ = _score(g, parts)
                 sig = tuple(lab.tolist())
                 seen.add(sig)
@@ -543,8 +542,7 @@ def _recut(
     geom: BaseGeometry,
     members: list[int],
     atoms: list[_Atom],
-    lo: float,
-    hi: float,
+    band: Band,
     k: int,
     kx: float,
     *,
@@ -560,13 +558,13 @@ def _recut(
     a building point over the band) or ``"none"``).
     """
     total = sum(atoms[a].load for a in members)
-    if not lo * k - 1e-9 <= total <= hi * k + 1e-9:
+    if not band.min * k - 1e-9 <= total <= band.max * k + 1e-9:
         return None, "none"
     g = _graph(geom, members, atoms, kx)
-    if g is None or (g.w > hi + 1e-9).any():
+    if g is None or (g.w > band.max + 1e-9).any():
         return None, "graph"
     found, why = _search(
-        g, members, atoms, lo, hi, k, deadline, old, seed, persist=False
+        g, members, atoms, band, k, deadline=deadline, old=old, seed=seed, persist=False
     )
     if not found and why == "none":
         # the buildings' cells alone allow no in-band partition (e.g. buildings in
@@ -576,7 +574,15 @@ def _recut(
         if g_rim is not None:
             g = g_rim
             found, why = _search(
-                g, members, atoms, lo, hi, k, deadline, old, seed, persist=True
+                g,
+                members,
+                atoms,
+                band,
+                k,
+                deadline=deadline,
+                old=old,
+                seed=seed,
+                persist=True,
             )
     if not found:
         return None, why
@@ -595,7 +601,7 @@ def _recut(
 
 
 def _improve_kept(
-    g: _Graph, parts: list[np.ndarray], label: np.ndarray, lo: float, hi: float
+    g: _Graph, parts: list[np.ndarray], label: np.ndarray, band: Band
 ) -> list[np.ndarray]:
     """Move buildings on the edge of a part back to the part that holds most of
     their old grid, wherever both stay in band and the giver stays connected."""
@@ -643,7 +649,7 @@ def _improve_kept(
             if t == s or not any(lab[u] == t for u in adj[v]):
                 continue
             w = float(g.w[v])
-            if loads[s] - w < lo - 1e-9 or loads[t] + w > hi + 1e-9:
+            if loads[s] - w < band.min - 1e-9 or loads[t] + w > band.max + 1e-9:
                 continue
             if not still_connected(s, v):
                 continue
@@ -712,17 +718,6 @@ def _load(members: list[int], atoms: list[_Atom]) -> float:
     return float(sum(atoms[a].load for a in members))
 
 
-def _in_band(v: float, lo: float, hi: float) -> bool:
-    return lo - 1e-9 <= v <= hi + 1e-9
-
-
-def _counts(total: float, lo: float, hi: float, prefer: int) -> list[int]:
-    """Feasible grid counts for ``total``, nearest to ``prefer`` first."""
-    k_min = max(1, math.ceil(total / hi - 1e-9))
-    k_max = math.floor(total / lo + 1e-9)
-    return sorted(range(k_min, k_max + 1), key=lambda k: (abs(k - prefer), k))
-
-
 def _window(geoms: list[BaseGeometry]) -> BaseGeometry:
     """The union of adjacent grids, closing the hair gaps overlays leave between
     their common edges (vertices snapped to a 1e-11° grid, ~1 µm)."""
@@ -750,9 +745,7 @@ def _recut_pieces(
     unit_geom: BaseGeometry,
     pieces: list[tuple[BaseGeometry, list[int]]],
     atoms: list[_Atom],
-    lo: float,
-    hi: float,
-    tgt: float,
+    band: Band,
     kx: float,
     *,
     cap_s: float | None = None,
@@ -778,7 +771,7 @@ def _recut_pieces(
             i
             for i, (g, m) in enumerate(pieces)
             if i not in failed
-            and (not _in_band(_load(m, atoms), lo, hi) or (one_piece and _parts(g) > 1))
+            and (not band.contains(_load(m, atoms)) or (one_piece and _parts(g) > 1))
         ]
         if not bad or time.perf_counter() > deadline:
             break
@@ -795,7 +788,7 @@ def _recut_pieces(
             whole = len(window) == len(pieces)
             members = [a for i in sorted(window) for a in pieces[i][1]]
             total = _load(members, atoms)
-            ks = _counts(total, lo, hi, len(window))
+            ks = band.counts(total, len(window))
             if ks:
                 geom = (
                     unit_geom
@@ -807,8 +800,7 @@ def _recut_pieces(
                         geom,
                         members,
                         atoms,
-                        lo,
-                        hi,
+                        band,
                         k,
                         kx,
                         deadline=deadline if whole else _sub(deadline, 0.5),
@@ -832,7 +824,7 @@ def _recut_pieces(
                 failed.add(start)
                 break
     if notes is not None and timed_out:
-        if any(not _in_band(_load(m, atoms), lo, hi) for _, m in pieces):
+        if any(not band.contains(_load(m, atoms)) for _, m in pieces):
             notes["_cause"] = ("search_timed_out", {"cap_s": cap_s})
     return pieces
 

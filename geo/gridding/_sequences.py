@@ -8,7 +8,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.gridding._atoms import _Atom, _cells, _grid_count, _Unit
+from geo.gridding._atoms import _Atom, _cells, _Unit
 from geo.gridding._geometry import (
     _ANGLES,
     _cover_union,
@@ -18,12 +18,14 @@ from geo.gridding._geometry import (
     _union,
 )
 from geo.gridding._moves import _fragmented, _move_into_band, _out_of_band, _ranked
+from geo.plan import Band
 
 
-def _band_segments(w: np.ndarray, lo: float, hi: float, tgt: float) -> list[int] | None:
+def _band_segments(w: np.ndarray, band: Band) -> list[int] | None:
     """Cut a sequence of loads into consecutive runs that are all in band, with the
     least squared distance from the target; the run ends, or None if impossible."""
     n = len(w)
+    lo, hi, tgt = band.min, band.max, band.target
     pre = np.concatenate([[0.0], np.cumsum(w)])
     inf = math.inf
     cost = [inf] * (n + 1)
@@ -143,9 +145,7 @@ def _hilbert_order(xs: np.ndarray, ys: np.ndarray, turn: int) -> np.ndarray:
 def _sequence_partition(
     u: _Unit,
     atoms: list[_Atom],
-    lo: float,
-    hi: float,
-    tgt: float,
+    band: Band,
     kx: float,
     current: list[tuple[BaseGeometry, list[int]]],
 ) -> list[tuple[BaseGeometry, list[int]]] | None:
@@ -164,7 +164,7 @@ def _sequence_partition(
     xs = np.array([atoms[i].x for i in idx]) * kx
     ys = np.array([atoms[i].y for i in idx])
     ws = np.array([atoms[i].load for i in idx], dtype=float)
-    k = _grid_count(float(ws.sum()), lo, hi, tgt)
+    k = band.grid_count(float(ws.sum()))
     strip_counts = range(1, min(k, 6) + 1)
     runs: dict[tuple[tuple[int, ...], ...], None] = {}
     orders = [
@@ -172,7 +172,7 @@ def _sequence_partition(
         *(_hilbert_order(xs, ys, turn) for turn in range(4)),
     ]
     for order in orders:
-        ends = _band_segments(ws[order], lo, hi, tgt)
+        ends = _band_segments(ws[order], band)
         if ends is None:
             continue
         starts = [0, *ends[:-1]]
@@ -261,8 +261,8 @@ def _sequence_partition(
         # neighbours and move buildings back into band, for the best few orders
         fixed = []
         for _, pieces in tried[:4]:
-            pieces = _move_into_band(_defragment(pieces, atoms), atoms, lo, hi)
-            if not _out_of_band(pieces, atoms, lo, hi):
+            pieces = _move_into_band(_defragment(pieces, atoms), atoms, band)
+            if not _out_of_band(pieces, atoms, band):
                 fixed.append(_ranked(pieces, atoms, kx))
         tried = sorted(fixed + tried, key=lambda t: t[0])
     if not tried:

@@ -13,7 +13,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.crs import STORAGE_CRS, metric_crs_for, transformer
-from geo.plan import EXCEPTION_CAUSES, UNRESOLVED, GridPlan
+from geo.plan import EXCEPTION_CAUSES, UNRESOLVED, Band, GridPlan
 
 __all__ = [
     "AREA_TOLERANCE",
@@ -141,7 +141,7 @@ def check_plan(
     >>> [v.rule for v in check_plan(GridPlan(g, plan.assignments, plan.report), hh, village)]
     ['out_of_band']
     """
-    lo, hi = float(min_households), float(max_households)
+    band = Band(min_households, max_households)
     grids = plan.grids.reset_index(drop=True)
     codes = grids["grid_code"].astype(str).to_numpy()
     out: list[Violation] = []
@@ -153,7 +153,7 @@ def check_plan(
     )
     causes = _causes_by_grid(plan.report.get("exceptions") or [])
 
-    out.extend(_check_band(grids, codes, causes, lo, hi))
+    out.extend(_check_band(grids, codes, causes, band))
 
     geoms = np.asarray(grids.geometry.values, dtype=object)
     bad_geom = _check_valid(geoms, codes, out)
@@ -177,8 +177,8 @@ def check_plan(
     leaf_codes = leaf["code"].astype(str).to_numpy()
 
     out.extend(_check_contiguity(geoms, codes, causes, leaf_g, m2, tol))
-    out.extend(_check_tiling(geoms, codes, leaf_g, leaf_codes, covered, m2, tol))
-    out.extend(_check_households(plan, grids, geoms, codes, hh, pts, m2, hi))
+    out.extend(_check_tiling(geoms, codes, leaf_g, leaf_codes, covered, m2=m2, tol=tol))
+    out.extend(_check_households(plan, grids, geoms, codes, hh, pts, m2=m2, band=band))
     return out
 
 
@@ -207,14 +207,13 @@ def _check_band(
     grids: gpd.GeoDataFrame,
     codes: np.ndarray,
     causes: dict[str, list[str]],
-    lo: float,
-    hi: float,
+    band: Band,
 ) -> list[Violation]:
     col = "load" if "load" in grids.columns else "households"
     load = pd.to_numeric(grids[col], errors="coerce").to_numpy(dtype=float)
     out = []
     for code, n in zip(codes, load, strict=True):
-        if lo - 1e-9 <= n <= hi + 1e-9:
+        if band.min - 1e-9 <= n <= band.max + 1e-9:
             continue
         listed = causes.get(code, [])
         proven = [c for c in listed if c in EXCEPTION_CAUSES]
@@ -230,7 +229,9 @@ def _check_band(
             why = f"causes {sorted(set(listed))}"
         out.append(
             Violation(
-                code, "out_of_band", f"{n:g} households, outside {lo:g}–{hi:g}: {why}"
+                code,
+                "out_of_band",
+                f"{n:g} households, outside {band.min:g}–{band.max:g}: {why}",
             )
         )
     return out
@@ -397,6 +398,7 @@ def _check_tiling(
     leaf: np.ndarray,
     leaf_codes: np.ndarray,
     covered: np.ndarray,
+    *,
     m2: _Measure,
     tol: float,
 ) -> list[Violation]:
@@ -457,8 +459,9 @@ def _check_households(
     codes: np.ndarray,
     hh: gpd.GeoDataFrame,
     pts: np.ndarray,
+    *,
     m2: _Measure,
-    hi: float,
+    band: Band,
 ) -> list[Violation]:
     out = []
     asg = plan.assignments
@@ -560,7 +563,7 @@ def _check_households(
         ).dropna(subset=["building"])
         size = hh["building_id"].value_counts()
         spread = bld.groupby("building")["grid"].nunique()
-        split = spread[(spread > 1) & (size.reindex(spread.index) <= hi)]
+        split = spread[(spread > 1) & (size.reindex(spread.index) <= band.max)]
         for b in split.index:
             where = sorted(bld.loc[bld["building"] == b, "grid"].unique())
             out.append(

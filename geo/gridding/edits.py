@@ -18,7 +18,7 @@ from geo.gridding._codes import _next_code
 from geo.gridding._cuts import _partition
 from geo.gridding._geometry import _clean, _poly_only, _union
 from geo.gridding.metrics import plan_metrics
-from geo.plan import GridPlan
+from geo.plan import Band, GridPlan
 
 __all__ = [
     "EditError",
@@ -39,8 +39,7 @@ def _rebuild(
     plan: GridPlan,
     grids: gpd.GeoDataFrame,
     assignments: pd.DataFrame,
-    lo: float,
-    hi: float,
+    band: Band,
     note: str,
 ) -> GridPlan:
     counts = assignments.groupby("grid_code").size()
@@ -55,7 +54,9 @@ def _rebuild(
         shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in geoms
     ]
     report = dict(plan.report)
-    report["metrics"] = plan_metrics(grids, min_households=lo, max_households=hi)
+    report["metrics"] = plan_metrics(
+        grids, min_households=band.min, max_households=band.max
+    )
     report["edits"] = [*report.get("edits", []), note]
     return replace(
         plan,
@@ -65,10 +66,10 @@ def _rebuild(
     )
 
 
-def _band(code: str, n: int, lo: float, hi: float, allow: bool) -> None:
-    if not allow and not lo <= n <= hi:
+def _band(code: str, n: int, band: Band, allow: bool) -> None:
+    if not allow and not band.min <= n <= band.max:
         raise EditError(
-            f"grid {code} would hold {n} households, outside {lo:g}–{hi:g}; pass "
+            f"grid {code} would hold {n} households, outside {band.min:g}–{band.max:g}; pass "
             "allow_out_of_band=True to accept and report it"
         )
 
@@ -131,7 +132,7 @@ def move_households(
     ...
     geo.errors.EditError: unknown household(s): nope
     """
-    lo, hi = float(min_households), float(max_households)
+    band = Band(min_households, max_households)
     grids, assignments = _frames(plan)
     ids = [str(h) for h in household_ids]
     of = assignments.set_index("household_id")["grid_code"]
@@ -187,12 +188,12 @@ def move_households(
             raise EditError(f"moving these households would split grid {src} in two")
         geoms[gi[src]] = rest
         geoms[gi[to_grid]] = _union([geoms[gi[to_grid]], region])
-        _band(src, len(members) - len(group), lo, hi, allow_out_of_band)
-    _band(to_grid, int((of == to_grid).sum()) + len(ids), lo, hi, allow_out_of_band)
+        _band(src, len(members) - len(group), band, allow_out_of_band)
+    _band(to_grid, int((of == to_grid).sum()) + len(ids), band, allow_out_of_band)
     grids["geometry"] = geoms
     assignments.loc[assignments["household_id"].isin(ids), "grid_code"] = to_grid
     return _rebuild(
-        plan, grids, assignments, lo, hi, f"moved {len(ids)} household(s) to {to_grid}"
+        plan, grids, assignments, band, f"moved {len(ids)} household(s) to {to_grid}"
     )
 
 
@@ -351,7 +352,7 @@ def split_grid(
     ...     "grid_code"].tolist()
     ['V01', 'V02', 'V03', 'V04', 'V06']
     """
-    lo, hi = float(min_households), float(max_households)
+    band = Band(min_households, max_households)
     grids, assignments = _frames(plan)
     if grid_code not in set(grids["grid_code"]):
         raise EditError(f"unknown grid {grid_code!r}")
@@ -363,7 +364,7 @@ def split_grid(
         drop=True
     )
     atoms, _ = _atoms(
-        hh, np.zeros(len(hh), dtype=np.int64), np.ones(len(hh)), hi, [grid_code]
+        hh, np.zeros(len(hh), dtype=np.int64), np.ones(len(hh)), band, [grid_code]
     )
     unit = _Unit(
         codes=[row["area_code"]],
@@ -378,18 +379,14 @@ def split_grid(
     pieces = _partition(
         unit,
         atoms,
-        min(lo, band_lo),
-        max(hi, band_hi),
-        n / parts,
+        Band(min(band.min, band_lo), max(band.max, band_hi), n / parts),
         math.cos(math.radians(row.geometry.centroid.y)),
     )
     if len(pieces) != parts:
         pieces = _partition(
             unit,
             atoms,
-            band_lo * 0.8,
-            band_hi * 1.2,
-            n / parts,
+            Band(band_lo * 0.8, band_hi * 1.2, n / parts),
             math.cos(math.radians(row.geometry.centroid.y)),
         )
     if len(pieces) < 2:
@@ -400,7 +397,7 @@ def split_grid(
     new_rows, ids_arr = [], hh["household_id"].astype(str).to_numpy()
     for i, (geom, members) in enumerate(pieces):
         code = grid_code if i == keep else _next_code(row["area_code"], used)
-        _band(code, sizes[i], lo, hi, allow_out_of_band)
+        _band(code, sizes[i], band, allow_out_of_band)
         idx: Any = (
             np.concatenate([atoms[a].members for a in members]) if members else []
         )
@@ -417,7 +414,7 @@ def split_grid(
     )
     grids = gpd.GeoDataFrame(grids, geometry="geometry", crs=STORAGE_CRS)
     return _rebuild(
-        plan, grids, assignments, lo, hi, f"split {grid_code} into {len(pieces)}"
+        plan, grids, assignments, band, f"split {grid_code} into {len(pieces)}"
     )
 
 
@@ -473,7 +470,7 @@ def merge_grids(
     >>> merged.report["edits"]
     ['merged V01, V02 into V02']
     """
-    lo, hi = float(min_households), float(max_households)
+    band = Band(min_households, max_households)
     grids, assignments = _frames(plan)
     unknown = [c for c in codes if c not in set(grids["grid_code"])]
     if unknown or len(codes) < 2:
@@ -487,12 +484,12 @@ def merge_grids(
     counts = assignments["grid_code"].value_counts()
     keep = max(codes, key=lambda c: (counts.get(c, 0), c))
     total = int(sum(counts.get(c, 0) for c in codes))
-    _band(keep, total, lo, hi, allow_out_of_band)
+    _band(keep, total, band, allow_out_of_band)
     assignments.loc[assignments["grid_code"].isin(codes), "grid_code"] = keep
     grids = grids[~grids["grid_code"].isin([c for c in codes if c != keep])].copy()
     grids.loc[grids["grid_code"] == keep, "geometry"] = union
     return _rebuild(
-        plan, grids, assignments, lo, hi, f"merged {', '.join(codes)} into {keep}"
+        plan, grids, assignments, band, f"merged {', '.join(codes)} into {keep}"
     )
 
 
@@ -545,7 +542,7 @@ def validate_plan(
     >>> validate_plan(lost, hh)
     ['1 household(s) have no grid, e.g. h367']
     """
-    lo, hi = float(min_households), float(max_households)
+    band = Band(min_households, max_households)
     problems: list[str] = []
     a = plan.assignments
     dup = a["household_id"][a["household_id"].duplicated()]
@@ -567,8 +564,10 @@ def validate_plan(
     counts = a["grid_code"].value_counts()
     for code in g["grid_code"]:
         n = int(counts.get(code, 0))
-        if not lo <= n <= hi and code not in explained:
-            problems.append(f"grid {code} holds {n} households, outside {lo:g}–{hi:g}")
+        if not band.min <= n <= band.max and code not in explained:
+            problems.append(
+                f"grid {code} holds {n} households, outside {band.min:g}–{band.max:g}"
+            )
     split_ok = {
         e.get("grid_code")
         for e in plan.report.get("exceptions", [])

@@ -13,7 +13,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.crs import STORAGE_CRS
-from geo.gridding._atoms import _Atom, _atoms, _feasible, _locate, _Unit
+from geo.gridding._atoms import _Atom, _atoms, _locate, _Unit
 from geo.gridding._cuts import _partition
 from geo.gridding._geometry import _SLIVER, _clean, _poly_only, _union
 from geo.gridding._grouping import (
@@ -24,7 +24,7 @@ from geo.gridding._grouping import (
     unit_graph,
 )
 from geo.gridding.metrics import plan_metrics
-from geo.plan import UNRESOLVED, GridPlan
+from geo.plan import UNRESOLVED, Band, GridPlan
 
 __all__ = ["generate_grids"]
 
@@ -106,12 +106,11 @@ def generate_grids(
     ['V101', 'V102', 'V103', 'V104']
     """
     t0 = time.perf_counter()
-    lo, hi = float(min_households), float(max_households)
-    if not 0 < lo <= hi:
-        raise ValueError(f"need 0 < min_households <= max_households, got {lo}, {hi}")
-    tgt = float(target) if target is not None else (lo + hi) / 2
-    if not lo <= tgt <= hi:
-        raise ValueError(f"target {tgt} is outside the band {lo}–{hi}")
+    band = Band(min_households, max_households, target)
+    if band.min <= 0:
+        raise ValueError(
+            f"need 0 < min_households <= max_households, got {min_households}"
+        )
     if "household_id" not in households.columns:
         raise ValueError("households need a 'household_id' column")
     if "code" not in areas.columns:
@@ -159,7 +158,7 @@ def generate_grids(
         if weight
         else np.ones(len(hh))
     )
-    atoms, exceptions = _atoms(hh, area_pos, loads, hi, leaf["code"].tolist())
+    atoms, exceptions = _atoms(hh, area_pos, loads, band, leaf["code"].tolist())
 
     # units: one per leaf area, merged where the band is unreachable
     units = [
@@ -176,18 +175,18 @@ def generate_grids(
         cut = [u for u in units if u.barrier is not None]
         whole = [u for u in units if u.barrier is None]
         units = whole + _merge_units(
-            cut, lo, hi, exceptions, kind="crosses_barrier", kx=kx
+            cut, band, exceptions, kind="crosses_barrier", kx=kx
         )
         area_parent = dict(zip(leaf["code"], parent, strict=True))
         for u in units:
             u.parent = area_parent[u.codes[0]]
     proofs: dict[int, dict[str, Any]] = {}
-    units = _merge_units(units, lo, hi, exceptions, kx=kx, proofs=proofs)
+    units = _merge_units(units, band, exceptions, kx=kx, proofs=proofs)
 
     rows: list[dict[str, Any]] = []
     for u in units:
         notes: dict[str, Any] = {}
-        pieces = _partition(u, atoms, lo, hi, tgt, kx, notes=notes)
+        pieces = _partition(u, atoms, band, kx, notes=notes)
         rows.extend(
             _unit_grids(
                 u,
@@ -195,11 +194,10 @@ def generate_grids(
                 atoms,
                 area_pos,
                 leaf,
-                lo,
-                hi,
-                exceptions,
-                proofs.get(id(u)),
-                notes.get("_cause"),
+                band,
+                exceptions=exceptions,
+                proof=proofs.get(id(u)),
+                stopped=notes.get("_cause"),
             )
         )
 
@@ -208,12 +206,12 @@ def generate_grids(
         _report_barrier_crossings(
             grids, assignments, hh, barriers.to_crs(STORAGE_CRS), exceptions
         )
-    metrics = plan_metrics(grids, min_households=lo, max_households=hi)
+    metrics = plan_metrics(grids, min_households=band.min, max_households=band.max)
     report = {
         "params": {
-            "min_households": lo,
-            "max_households": hi,
-            "target": tgt,
+            "min_households": band.min,
+            "max_households": band.max,
+            "target": band.target,
             "respect_level": respect_level,
             "weight": weight,
             "seed": seed,
@@ -356,8 +354,7 @@ def _cut_by_barriers(
 
 def _merge_units(
     units: list[_Unit],
-    lo: float,
-    hi: float,
+    band: Band,
     exceptions: list[dict[str, Any]],
     *,
     kind: str = "merged_areas",
@@ -379,15 +376,13 @@ def _merge_units(
     out: list[tuple[int, _Unit]] = []
     for parent, idx in by_parent.items():
         members = [units[i] for i in idx]
-        if all(_feasible(u.load, lo, hi) for u in members):
+        if all(band.feasible(u.load) for u in members):
             out.extend(zip(idx, members, strict=True))
             continue
         graph = unit_graph([u.geom for u in members], kx)
         loads = [u.load for u in members]
         keys = ["+".join(u.codes) + f"#{j:06d}" for j, u in enumerate(members)]
-        res = group_units(
-            loads, graph, lo, hi, cap_seconds=cap_seconds, order_keys=keys
-        )
+        res = group_units(loads, graph, band, cap_seconds=cap_seconds, order_keys=keys)
         comp_of = {i: comp for comp in res.components for i in comp}
         objective = res.objective()
         for grp in res.groups:
@@ -397,12 +392,19 @@ def _merge_units(
             else:
                 merged = _merged_unit(parts)
                 exceptions.append(
-                    _merge_entry(merged, parts, parent, lo, hi, kind, objective)
+                    _merge_entry(merged, parts, parent, band, kind, objective)
                 )
             out.append((min(idx[j] for j in grp), merged))
-            if proofs is not None and not _feasible(merged.load, lo, hi):
+            if proofs is not None and not band.feasible(merged.load):
                 proofs[id(merged)] = _group_proof(
-                    merged, grp, members, graph, comp_of[grp[0]], parent, lo, hi, res
+                    merged,
+                    grp,
+                    members,
+                    graph,
+                    comp_of[grp[0]],
+                    parent,
+                    band=band,
+                    res=res,
                 )
     out.sort(key=lambda t: t[0])
     return [u for _, u in out]
@@ -429,17 +431,16 @@ def _merge_entry(
     merged: _Unit,
     parts: list[_Unit],
     parent: str | None,
-    lo: float,
-    hi: float,
+    band: Band,
     kind: str,
     objective: dict[str, Any],
 ) -> dict[str, Any]:
-    alone = [u for u in parts if not _feasible(u.load, lo, hi)]
-    hosts = [u for u in parts if _feasible(u.load, lo, hi)]
+    alone = [u for u in parts if not band.feasible(u.load)]
+    hosts = [u for u in parts if band.feasible(u.load)]
     desc = ", ".join(f"{'+'.join(u.codes)} ({u.count})" for u in alone)
     if kind == "merged_areas":
         reason = (
-            f"{desc} cannot form grids of {lo:g}–{hi:g} alone; grouped as "
+            f"{desc} cannot form grids of {band.min:g}–{band.max:g} alone; grouped as "
             f"{'+'.join(merged.codes)} ({merged.count} households) in the same parent "
             f"{parent}"
         )
@@ -447,15 +448,17 @@ def _merge_entry(
         reason = (
             f"the part(s) of {merged.codes[0]} cut off by {merged.barrier or 'a barrier'}"
             f" ({', '.join(str(u.count) for u in alone)} households) cannot form grids "
-            f"of {lo:g}–{hi:g} alone; joined across it with the adjacent part(s) "
+            f"of {band.min:g}–{band.max:g} alone; joined across it with the adjacent part(s) "
             f"({merged.count} households together)"
         )
     if hosts:
         reason += "; with " + ", ".join(
             f"{'+'.join(u.codes)} ({u.count})" for u in hosts
         )
-    if not _feasible(merged.load, lo, hi):
-        reason += f" (still outside {lo:g}–{hi:g}: see its out_of_band grid)"
+    if not band.feasible(merged.load):
+        reason += (
+            f" (still outside {band.min:g}–{band.max:g}: see its out_of_band grid)"
+        )
     return {
         "area_code": merged.codes[0],
         "grid_code": None,
@@ -464,13 +467,9 @@ def _merge_entry(
         "households": merged.count,
         "units": ["+".join(u.codes) for u in parts],
         "load": merged.load,
-        "feasible": _feasible(merged.load, lo, hi),
+        "feasible": band.feasible(merged.load),
         "objective": objective,
     }
-
-
-def _k_range(load: float, lo: float, hi: float) -> list[int]:
-    return [math.ceil(load / hi - 1e-9), math.floor(load / lo + 1e-9)]
 
 
 def _group_proof(
@@ -480,8 +479,8 @@ def _group_proof(
     graph: UnitGraph,
     comp: list[int],
     parent: str | None,
-    lo: float,
-    hi: float,
+    *,
+    band: Band,
     res: Grouping,
 ) -> dict[str, Any]:
     """Why a group is left infeasible: the cause and the check behind it."""
@@ -493,20 +492,20 @@ def _group_proof(
     check: dict[str, Any] = {
         "n": u.load,
         "households": u.count,
-        "min": lo,
-        "max": hi,
-        "grids_possible": _k_range(u.load, lo, hi),
+        "min": band.min,
+        "max": band.max,
+        "grids_possible": band.k_range(u.load),
         "units": ["+".join(members[j].codes) for j in grp],
         "parent": parent,
         "parent_load": parent_load,
-        "parent_feasible": _feasible(parent_load, lo, hi),
+        "parent_feasible": band.feasible(parent_load),
         "neighbours": ["+".join(members[j].codes) for j in nbrs],
         "component_units": ["+".join(members[j].codes) for j in comp],
         "component_load": comp_load,
-        "component_feasible": _feasible(comp_load, lo, hi),
+        "component_feasible": band.feasible(comp_load),
         "grouping_optimal": res.optimal,
     }
-    fits = f"no whole number of grids of {lo:g}–{hi:g} holds {u.load:g}"
+    fits = f"no whole number of grids of {band.min:g}–{band.max:g} holds {u.load:g}"
     if res.timed_out:
         check["cap_seconds"] = res.cap_seconds
         check["step_budget"] = res.step_budget
@@ -527,7 +526,7 @@ def _group_proof(
         reason = (
             f"{name} has only {u.load:g} households and no adjacent area in {parent} "
             f"to merge with (neighbours found: none); {fits}"
-            if u.load < lo and len(grp) == 1
+            if u.load < band.min and len(grp) == 1
             else f"{name} has {u.load:g} households and no adjacent area in {parent} "
             f"to merge with (neighbours found: none); {fits}"
         )
@@ -553,8 +552,8 @@ def _unit_grids(
     atoms: list[_Atom],
     area_pos: np.ndarray,
     leaf: gpd.GeoDataFrame,
-    lo: float,
-    hi: float,
+    band: Band,
+    *,
     exceptions: list[dict[str, Any]],
     proof: dict[str, Any] | None = None,
     stopped: tuple[str, dict[str, Any]] | None = None,
@@ -576,8 +575,8 @@ def _unit_grids(
         home = by_area.index[0] if len(by_area) else u.codes[0]
         touched = sorted(set(by_area.index) | ({home}))
         reason, cause, check = None, None, None
-        if not lo - 1e-9 <= load <= hi + 1e-9:
-            cause, check, reason = _grid_cause(u, members, load, atoms, lo, hi, proof)
+        if not band.min - 1e-9 <= load <= band.max + 1e-9:
+            cause, check, reason = _grid_cause(u, members, load, atoms, band, proof)
             if cause == UNRESOLVED and stopped is not None:
                 # the complete re-cut ran out of time: say so, with its cap
                 cause, extra = stopped
@@ -609,20 +608,19 @@ def _grid_cause(
     members: list[int],
     load: float,
     atoms: list[_Atom],
-    lo: float,
-    hi: float,
+    band: Band,
     proof: dict[str, Any] | None,
 ) -> tuple[str, dict[str, Any], str]:
     """Cause (from ``EXCEPTION_CAUSES``, or ``UNRESOLVED``), check and reason of an
     out-of-band grid of unit ``u``."""
     name = "+".join(u.codes)
-    if not _feasible(u.load, lo, hi):
+    if not band.feasible(u.load):
         if proof is None:  # every unit passes through _merge_units; kept for safety
             proof = {
                 "cause": "infeasible_total",
-                "check": {"n": u.load, "min": lo, "max": hi},
+                "check": {"n": u.load, "min": band.min, "max": band.max},
                 "reason": f"{name} has {u.load:g} households, which no whole number "
-                f"of grids of {lo:g}–{hi:g} holds",
+                f"of grids of {band.min:g}–{band.max:g} holds",
             }
         check = dict(proof["check"], grid_load=load)
         return proof["cause"], check, f"{load:g} households: {proof['reason']}"
@@ -636,14 +634,14 @@ def _grid_cause(
         # the parts could be spread over them; a grid holding two parts (321 of a
         # 321-household building) is a cutting failure, unresolved (below)
         held = [atoms[i].load for i in members]
-        over_max = max(held) > hi + 1e-9
+        over_max = max(held) > band.max + 1e-9
     else:
         over_max = False
     if over_max:
         check = {
             "building_load": total,
-            "max": hi,
-            "min": lo,
+            "max": band.max,
+            "min": band.min,
             "parts": len(chunks),
             "part_loads": chunks,
             "grid_load": load,
@@ -654,16 +652,16 @@ def _grid_cause(
             "building_over_max",
             check,
             f"{load:g} households: part of one building of {total:g} households "
-            f"(> {hi:g}) split by unit into {len(chunks)} parts; a part of "
-            f"{max(held):g} households is itself over {hi:g}",
+            f"(> {band.max:g}) split by unit into {len(chunks)} parts; a part of "
+            f"{max(held):g} households is itself over {band.max:g}",
         )
     biggest = max((atoms[i].load for i in members), default=0.0)
     largest = max((atoms[i].load for i in u.atoms), default=0.0)
     check = {
         "unit_load": u.load,
-        "min": lo,
-        "max": hi,
-        "grids_possible": _k_range(u.load, lo, hi),
+        "min": band.min,
+        "max": band.max,
+        "grids_possible": band.k_range(u.load),
         "largest_building": largest,
         "largest_building_in_grid": biggest,
         "grid_load": load,
@@ -672,8 +670,8 @@ def _grid_cause(
         UNRESOLVED,
         check,
         f"{load:g} households: the cutting methods found no in-band partition of "
-        f"{name} ({u.load:g} households, feasible as {_k_range(u.load, lo, hi)[0]}–"
-        f"{_k_range(u.load, lo, hi)[1]} grids; largest building {largest:g}); one may "
+        f"{name} ({u.load:g} households, feasible as {band.k_range(u.load)[0]}–"
+        f"{band.k_range(u.load)[1]} grids; largest building {largest:g}); one may "
         "exist",
     )
 

@@ -14,7 +14,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.crs import STORAGE_CRS
-from geo.gridding._atoms import _Atom, _atoms, _grid_count, _Unit
+from geo.gridding._atoms import _Atom, _atoms, _Unit
 from geo.gridding._codes import _natural, _next_code
 from geo.gridding._cuts import _partition
 from geo.gridding._geometry import _ANGLES, _halfplane, _overlay, _poly_only
@@ -27,9 +27,9 @@ from geo.gridding._moves import (
     _join,
     _neighbours,
 )
-from geo.gridding._recut import _cap, _counts, _recut, _window
+from geo.gridding._recut import _cap, _recut, _window
 from geo.gridding.metrics import plan_metrics
-from geo.plan import UNRESOLVED, GridPlan
+from geo.plan import UNRESOLVED, Band, GridPlan
 
 __all__ = ["Rebalanced", "rebalance"]
 
@@ -119,8 +119,11 @@ def rebalance(
     (120, True)
     """
     t0 = time.perf_counter()
-    lo, hi = float(min_households), float(max_households)
-    tgt = (lo + hi) / 2
+    band = Band(min_households, max_households)
+    if band.min <= 0:
+        raise ValueError(
+            f"need 0 < min_households <= max_households, got {min_households}"
+        )
     for col in ("grid_code", "area_code"):
         if col not in grids.columns:
             raise ValueError(f"grids need a '{col}' column")
@@ -153,7 +156,7 @@ def rebalance(
         if weight
         else np.ones(len(hh))
     )
-    atoms, exceptions = _atoms(hh, pos, loads, hi, codes)
+    atoms, exceptions = _atoms(hh, pos, loads, band, codes)
     locked_set = set(locked)
     area_codes = g["area_code"].astype(str).tolist()
     covered = g["areas"].tolist() if "areas" in g.columns else [None] * len(g)
@@ -202,14 +205,14 @@ def rebalance(
         kept = sum(stay[a] for a in c.atoms)
         if (
             not c.locked
-            and not lo - 1e-9 <= n_before <= hi + 1e-9
+            and not band.min - 1e-9 <= n_before <= band.max + 1e-9
             and n_now == n_before == kept
         ):
             c.locked = c.accepted = True
 
     lower_bound = float(
         sum(
-            max(0.0, load(c) - hi) + max(0.0, lo - load(c))
+            max(0.0, load(c) - band.max) + max(0.0, band.min - load(c))
             for c in cells
             if not c.locked
         )
@@ -218,43 +221,43 @@ def rebalance(
     # 0. grids whose surplus no flow can place, or only along chains that would
     #    move more households than a split, are split first (flows that spread
     #    their surplus into full neighbours would only be undone by the split)
-    for c, alone in _split_first(cells, atoms, lo, hi, tgt):
+    for c, alone in _split_first(cells, atoms, band):
         if alone:
-            _split_grid(c, cells, atoms, lo, hi, tgt, stay, used, split_log)
+            _split_grid(c, cells, atoms, band, stay, used=used, log=split_log)
         else:
-            _recut_with_neighbour(c, cells, atoms, lo, hi, tgt, used, split_log)
+            _recut_with_neighbour(c, cells, atoms, band, used, split_log)
     # 1. flows: surplus and deficits move across shared edges within an area,
     #    to a neighbour with room or along a short chain of neighbours
-    _flow(cells, atoms, lo, hi)
-    _chain_flow(cells, atoms, lo, hi)
+    _flow(cells, atoms, band)
+    _chain_flow(cells, atoms, band)
     # 2. grids still too full: split, or re-cut with a neighbour into one more grid
     for c in list(cells):
-        if c.locked or load(c) <= hi + 1e-9:
+        if c.locked or load(c) <= band.max + 1e-9:
             continue
-        _split_grid(c, cells, atoms, lo, hi, tgt, stay, used, split_log)
+        _split_grid(c, cells, atoms, band, stay, used=used, log=split_log)
         # a surplus its neighbours have room for (but no whole building on the
         # edge fits) is left to the window re-cut of step 4, which keeps most
         # households in place; re-cutting two grids into three would move more
         loads = {id(x): load(x) for x in cells}
-        if load(c) > hi + 1e-9 and _room(c, cells, loads, hi)[0] == math.inf:
-            _recut_with_neighbour(c, cells, atoms, lo, hi, tgt, used, split_log)
+        if load(c) > band.max + 1e-9 and _room(c, cells, loads, band)[0] == math.inf:
+            _recut_with_neighbour(c, cells, atoms, band, used, split_log)
     # 3. grids still too small: merge with a neighbour
     for c in sorted(cells, key=load):
-        if c.locked or c not in cells or load(c) >= lo - 1e-9:
+        if c.locked or c not in cells or load(c) >= band.min - 1e-9:
             continue
-        _merge_grid(c, cells, atoms, lo, hi, merge_log)
-    _flow(cells, atoms, lo, hi)
+        _merge_grid(c, cells, atoms, band, merge_log)
+    _flow(cells, atoms, band)
     # 4. still out of band, newly in pieces or invalid: re-cut growing windows of
     #    adjacent unlocked grids on the building graph, keeping households in place
     origin_of = {a_i: codes[int(pos[a.members[0]])] for a_i, a in enumerate(atoms)}
     parts0 = {c: len(shapely.get_parts(gm)) for c, gm in zip(codes, geoms, strict=True)}
     recut_log: list[dict[str, Any]] = []
     causes = _recut_windows(
-        cells, atoms, lo, hi, origin_of, parts0, used, recut_log, _cap()
+        cells, atoms, band, origin_of, parts0, used=used, log=recut_log, cap_s=_cap()
     )
 
     plan, changes, stats = _assemble(
-        cells, atoms, hh, old, natural_code, lo, hi, exceptions, causes
+        cells, atoms, hh, old, natural_code, band, exceptions=exceptions, causes=causes
     )
     retired = sorted(set(codes) - set(plan.grids["grid_code"]))
     report = {
@@ -280,8 +283,8 @@ def rebalance(
     plan.report.update(
         {
             "params": {
-                "min_households": lo,
-                "max_households": hi,
+                "min_households": band.min,
+                "max_households": band.max,
                 "locked": sorted(set(locked)),
                 "weight": weight,
                 "seed": seed,
@@ -294,7 +297,7 @@ def rebalance(
 
 
 def _split_first(
-    cells: list[_Grid], atoms: list[_Atom], lo: float, hi: float, tgt: float
+    cells: list[_Grid], atoms: list[_Atom], band: Band
 ) -> list[tuple[_Grid, bool]]:
     """Over-full grids better split than relieved by flows: (grid, split alone).
 
@@ -303,34 +306,34 @@ def _split_first(
     room taken by a grid handled before (the fullest first) is not offered
     twice. A grid that can be cut into in-band grids on its own is split when
     that room cannot take its surplus, or only at a cost above the split's
-    (the households of the grids it peels off, at least ``lo`` each); one that
+    (the households of the grids it peels off, at least ``band.min`` each); one that
     cannot, when that room cannot take its surplus (it is re-cut with a
     neighbour into three grids).
     """
     loads = {id(c): float(sum(atoms[a].load for a in c.atoms)) for c in cells}
     out = []
-    over = [c for c in cells if not c.locked and loads[id(c)] > hi + 1e-9]
+    over = [c for c in cells if not c.locked and loads[id(c)] > band.max + 1e-9]
     for c in sorted(over, key=lambda x: (-loads[id(x)], x.code)):
         total = loads[id(c)]
-        k = _grid_count(total, lo, hi, tgt)
-        split_cost = max(lo * (k - 1), total * (k - 1) / k) if k > 1 else math.inf
-        cost, takes = _room(c, cells, loads, hi)
+        k = band.grid_count(total)
+        split_cost = max(band.min * (k - 1), total * (k - 1) / k) if k > 1 else math.inf
+        cost, takes = _room(c, cells, loads, band)
         if cost == math.inf or cost > split_cost:
             out.append((c, k > 1))
             continue
         for i, take in takes:  # the flow will fill this room
             loads[i] += take
-        loads[id(c)] = hi
+        loads[id(c)] = band.max
     return out
 
 
 def _room(
-    c: _Grid, cells: list[_Grid], loads: dict[int, float], hi: float
+    c: _Grid, cells: list[_Grid], loads: dict[int, float], band: Band
 ) -> tuple[float, list[tuple[int, float]]]:
-    """Households moved to pass ``c``'s surplus over ``hi`` to grids with room up to
+    """Households moved to pass ``c``'s surplus over ``band.max`` to grids with room up to
     four hops away, nearest first (each hop moves them again; ``inf`` when that
     room is too small), and the room taken (``id`` of the grid, households)."""
-    need, cost = loads[id(c)] - hi, 0.0
+    need, cost = loads[id(c)] - band.max, 0.0
     takes: list[tuple[int, float]] = []
     seen, frontier = {id(c)}, [c]
     for depth in range(1, 5):
@@ -341,7 +344,7 @@ def _room(
                     continue
                 seen.add(id(n))
                 nxt.append(n)
-                take = min(max(0.0, hi - loads[id(n)]), need)
+                take = min(max(0.0, band.max - loads[id(n)]), need)
                 if take > 0:
                     takes.append((id(n), take))
                     cost += take * depth
@@ -356,25 +359,24 @@ def _split_grid(
     c: _Grid,
     cells: list[_Grid],
     atoms: list[_Atom],
-    lo: float,
-    hi: float,
-    tgt: float,
+    band: Band,
     stay: np.ndarray,
+    *,
     used: set[str],
     log: list[dict[str, Any]],
 ) -> None:
     total = float(sum(atoms[a].load for a in c.atoms))
-    k = _grid_count(total, lo, hi, tgt)
+    k = band.grid_count(total)
     if k <= 1:
         return
     kx = math.cos(math.radians(c.geom.centroid.y))
     # peel new grids off where the newcomers are, so the grid's residents stay
-    pieces = _peel(c.geom, list(c.atoms), k, atoms, stay, lo, hi, kx)
+    pieces = _peel(c.geom, list(c.atoms), k, atoms, stay, band, kx=kx)
     if pieces is None:
         unit = _Unit(codes=[c.area_code], parent=None, geom=c.geom)
         unit.atoms = list(c.atoms)
         unit.load = total
-        pieces = _partition(unit, atoms, lo, hi, tgt, kx)
+        pieces = _partition(unit, atoms, band, kx)
     if len(pieces) <= 1:
         return
 
@@ -410,8 +412,8 @@ def _peel(
     k: int,
     atoms: list[_Atom],
     stay: np.ndarray,
-    lo: float,
-    hi: float,
+    band: Band,
+    *,
     kx: float,
 ) -> list[tuple[BaseGeometry, list[int]]] | None:
     """Cut ``k - 1`` in-band grids off a grid by straight cuts, each taking as few of
@@ -434,9 +436,11 @@ def _peel(
             cum_w = np.cumsum(w[order])[:-1]
             cum_s = np.cumsum(st[order])[:-1]
             cuttable = sp[1:] - sp[:-1] > 1e-12
-            peel_ok = (cum_w >= lo - 1e-9) & (cum_w <= hi + 1e-9)
+            peel_ok = (cum_w >= band.min - 1e-9) & (cum_w <= band.max + 1e-9)
             rest_w = total - cum_w
-            rest_ok = (rest_w >= left_k * lo - 1e-9) & (rest_w <= left_k * hi + 1e-9)
+            rest_ok = (rest_w >= left_k * band.min - 1e-9) & (
+                rest_w <= left_k * band.max + 1e-9
+            )
             cand = np.flatnonzero(cuttable & peel_ok & rest_ok)
             if len(cand) == 0:
                 continue
@@ -469,9 +473,7 @@ def _recut_with_neighbour(
     c: _Grid,
     cells: list[_Grid],
     atoms: list[_Atom],
-    lo: float,
-    hi: float,
-    tgt: float,
+    band: Band,
     used: set[str],
     log: list[dict[str, Any]],
 ) -> None:
@@ -484,7 +486,7 @@ def _recut_with_neighbour(
     options = []
     for n in _neighbours(c, cells):
         total = load(c) + load(n)
-        if 3 * lo - 1e-9 <= total <= 3 * hi + 1e-9:
+        if 3 * band.min - 1e-9 <= total <= 3 * band.max + 1e-9:
             shared = shapely.length(_edge(c.geom, n.geom))
             options.append((-shared, n.code, n))
     if not options:
@@ -494,7 +496,7 @@ def _recut_with_neighbour(
     unit.atoms = c.atoms + n.atoms
     unit.load = load(c) + load(n)
     kx = math.cos(math.radians(c.geom.centroid.y))
-    pieces = _partition(unit, atoms, lo, hi, tgt, kx)
+    pieces = _partition(unit, atoms, band, kx)
     if len(pieces) != 3:
         return
     mine, theirs = set(c.atoms), set(n.atoms)
@@ -529,14 +531,13 @@ def _merge_grid(
     c: _Grid,
     cells: list[_Grid],
     atoms: list[_Atom],
-    lo: float,
-    hi: float,
+    band: Band,
     log: list[dict[str, Any]],
 ) -> None:
     def load(x: _Grid) -> float:
         return float(sum(atoms[a].load for a in x.atoms))
 
-    options = [o for o in _neighbours(c, cells) if load(o) + load(c) <= hi + 1e-9]
+    options = [o for o in _neighbours(c, cells) if load(o) + load(c) <= band.max + 1e-9]
     if not options:
         return
     # the smaller side moves: it gives up its code when it is the smaller one
@@ -555,8 +556,8 @@ def _assemble(
     hh: gpd.GeoDataFrame,
     old: pd.Series,
     natural_code: np.ndarray,
-    lo: float,
-    hi: float,
+    band: Band,
+    *,
     exceptions: list[dict[str, Any]],
     causes: dict[str, tuple[str, dict[str, Any]]] | None = None,
 ) -> tuple[GridPlan, pd.DataFrame, dict[str, int]]:
@@ -572,7 +573,7 @@ def _assemble(
         grid_of[members] = c.code
         ld = float(sum(atoms[a].load for a in c.atoms))
         reason = None
-        if not lo - 1e-9 <= ld <= hi + 1e-9:
+        if not band.min - 1e-9 <= ld <= band.max + 1e-9:
             reason = (
                 f"{ld:g} households, already out of band in the previous plan and "
                 "unchanged (kept as it was)"
@@ -580,7 +581,7 @@ def _assemble(
                 else "locked by the planner"
                 if c.locked
                 else f"{ld:g} households: no neighbour in {c.area_code} could give or take "
-                f"enough to reach {lo:g}–{hi:g}"
+                f"enough to reach {band.min:g}–{band.max:g}"
             )
             exc: dict[str, Any] = {
                 "area_code": c.area_code,
@@ -640,7 +641,7 @@ def _assemble(
     )
     moved = int((natural_code != grid_of).sum())
     stats = {"moved": moved, "new": int(prev.isna().sum())}
-    metrics = plan_metrics(grids, min_households=lo, max_households=hi)
+    metrics = plan_metrics(grids, min_households=band.min, max_households=band.max)
     plan = GridPlan(
         grids=grids,
         assignments=assignments,
@@ -664,10 +665,10 @@ def _cause(
 def _recut_windows(
     cells: list[_Grid],
     atoms: list[_Atom],
-    lo: float,
-    hi: float,
+    band: Band,
     origin: dict[int, str],
     parts0: dict[str, int],
+    *,
     used: set[str],
     log: list[dict[str, Any]],
     cap_s: float,
@@ -694,7 +695,7 @@ def _recut_windows(
     for c in sorted(cells, key=lambda x: x.code):
         if c not in cells or c.locked:
             continue
-        if lo - 1e-9 <= load(c) <= hi + 1e-9 and not broken(c):
+        if band.min - 1e-9 <= load(c) <= band.max + 1e-9 and not broken(c):
             continue
         deadline = time.perf_counter() + cap_s
         timed_out = False
@@ -702,12 +703,20 @@ def _recut_windows(
         # pieces); windows that take in grids spanning exclaves only after that
         for whole_only in (True, False):
             window, total, blocked, done, timed_out = _grow_and_recut(
-                c, cells, atoms, lo, hi, origin, deadline, used, log, whole_only
+                c,
+                cells,
+                atoms,
+                band,
+                origin,
+                deadline,
+                used=used,
+                log=log,
+                whole_only=whole_only,
             )
             if done or timed_out:
                 break
         for x in cells:
-            if x.locked or lo - 1e-9 <= load(x) <= hi + 1e-9:
+            if x.locked or band.min - 1e-9 <= load(x) <= band.max + 1e-9:
                 continue
             if x in window or x is c:
                 causes[x.code] = (
@@ -723,11 +732,11 @@ def _recut_windows(
                         {
                             "window": sorted(w.code for w in window),
                             "load": total,
-                            "min": lo,
-                            "max": hi,
+                            "min": band.min,
+                            "max": band.max,
                         },
                     )
-                    if not _counts(total, lo, hi, 1)
+                    if not band.counts(total, 1)
                     else (UNRESOLVED, {"households": load(x)})
                 )
     return causes
@@ -737,10 +746,10 @@ def _grow_and_recut(
     c: _Grid,
     cells: list[_Grid],
     atoms: list[_Atom],
-    lo: float,
-    hi: float,
+    band: Band,
     origin: dict[int, str],
     deadline: float,
+    *,
     used: set[str],
     log: list[dict[str, Any]],
     whole_only: bool,
@@ -776,7 +785,7 @@ def _grow_and_recut(
             break
         window = grown
         total = float(sum(load(x) for x in window))
-        ks = _counts(total, lo, hi, len(window))
+        ks = band.counts(total, len(window))
         if not ks:
             continue
         geom = _window([x.geom for x in window])
@@ -784,7 +793,7 @@ def _grow_and_recut(
         members = [a for x in window for a in x.atoms]
         old = {a: origin.get(a, "") for a in members}
         res, why = _recut(
-            geom, members, atoms, lo, hi, ks[0], kx, deadline=deadline, old=old
+            geom, members, atoms, band, ks[0], kx, deadline=deadline, old=old
         )
         if why == "timeout":
             return window, total, blocked, False, True
@@ -793,7 +802,7 @@ def _grow_and_recut(
         # a grid is in pieces only where the window is: never more extra parts
         if sum(pieces_of(g) - 1 for g, _ in res) > pieces_of(geom) - 1:
             continue
-        _apply_recut(window, res, cells, atoms, old, used, log)
+        _apply_recut(window, res, cells, atoms, old, used=used, log=log)
         return window, total, blocked, True, False
     return window, total, blocked, False, False
 
@@ -804,6 +813,7 @@ def _apply_recut(
     cells: list[_Grid],
     atoms: list[_Atom],
     old: dict[int, str],
+    *,
     used: set[str],
     log: list[dict[str, Any]],
 ) -> None:

@@ -117,7 +117,9 @@ def read_table(
     user_crs = _parse_crs(crs, src) if crs else None
     suffix = p.suffix.lower()
     if sheet is not None and suffix not in WORKBOOK_SUFFIXES:
-        raise _fail(src, f"--sheet {sheet!r} applies to .xlsx workbooks only")
+        raise _fail(
+            src, f"sheet={sheet!r} applies to .xlsx workbooks only", params=("sheet",)
+        )
     if suffix == ".xls":
         raise _fail(
             src,
@@ -136,7 +138,7 @@ def read_table(
     except InputError:
         raise
     except TableError as exc:
-        raise _fail(src, str(exc)) from exc
+        raise _fail(src, str(exc), params=exc.params) from exc
     except Exception as exc:
         raise _fail(src, f"cannot read the file: {exc}") from exc
     if len(frame) == 0:
@@ -147,14 +149,16 @@ def read_table(
                 raise _fail(
                     src,
                     "the file declares no coordinate reference system; "
-                    "pass --crs (e.g. --crs EPSG:4326 or --crs EPSG:4490)",
+                    "pass crs (e.g. crs='EPSG:4326' or crs='EPSG:4490')",
+                    params=("crs",),
                 )
             frame = frame.set_crs(user_crs)
         elif user_crs is not None and not CRS(frame.crs).equals(user_crs):
             raise _fail(
                 src,
-                f"--crs {user_crs.to_string()} conflicts with the file's own CRS "
-                f"{CRS(frame.crs).to_string()}; drop --crs or fix the file",
+                f"crs={user_crs.to_string()!r} conflicts with the file's own CRS "
+                f"{CRS(frame.crs).to_string()}; leave crs out or fix the file",
+                params=("crs",),
             )
     return frame
 
@@ -196,7 +200,7 @@ def _table_points(df: pd.DataFrame, src: str, user_crs: CRS | None) -> pd.DataFr
     lat = next((lower[n] for n in _LAT_NAMES if n in lower), None)
     if "wkt" in lower:
         if user_crs is None:
-            raise _fail(src, "a CSV with a 'wkt' column needs --crs")
+            raise _fail(src, "a CSV with a 'wkt' column needs crs", params=("crs",))
         col = lower["wkt"]
         geoms = []
         for i, text in enumerate(df[col].tolist(), start=1):
@@ -213,7 +217,11 @@ def _table_points(df: pd.DataFrame, src: str, user_crs: CRS | None) -> pd.DataFr
         )
     degrees = lon.lower() != "x"
     if user_crs is None and not degrees:
-        raise _fail(src, "x/y columns carry no CRS; pass --crs (e.g. --crs EPSG:4549)")
+        raise _fail(
+            src,
+            "x/y columns carry no CRS; pass crs (e.g. crs='EPSG:4549')",
+            params=("crs",),
+        )
     crs = user_crs or CRS.from_epsg(4326)
     xs = _numbers(df[lon], src, lon)
     ys = _numbers(df[lat], src, lat)
@@ -317,14 +325,22 @@ def prepare(
     if kind not in SCHEMAS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     if from_gcj02 and from_bd09:
-        raise _fail(source, "--from-gcj02 and --from-bd09 exclude each other")
+        raise _fail(
+            source,
+            "from_gcj02 and from_bd09 exclude each other",
+            params=("from_gcj02", "from_bd09"),
+        )
     schema = SCHEMAS[kind]
     df = frame.copy()
     geom_name = df.geometry.name if isinstance(df, gpd.GeoDataFrame) else None
     _apply_column_map(df, columns or {}, source)
     for name, value in (defaults or {}).items():
         if name not in schema.known:
-            raise _fail(source, f"--set {name}=...: '{name}' is not a {kind} column")
+            raise _fail(
+                source,
+                f"defaults[{name!r}]: '{name}' is not a {kind} column",
+                params=("defaults",),
+            )
         if name not in df.columns:
             df[name] = value
         else:
@@ -336,15 +352,17 @@ def prepare(
             source,
             f"missing required column(s) {', '.join(map(repr, missing))}; "
             f"the file has {', '.join(map(repr, _data_columns(df, geom_name)))}. "
-            "Rename them with --map NAME=FILE_COLUMN",
+            "Rename them with columns={NAME: FILE_COLUMN}",
+            params=("columns",),
         )
     unknown = [c for c in _data_columns(df, geom_name) if c not in schema.known]
     if unknown and extra == "error":
         raise _fail(
             source,
             f"unknown column(s) {', '.join(map(repr, unknown))}; known {kind} columns "
-            f"are {', '.join(schema.known)}. Map them with --map, keep them as "
-            "attributes with --extra attrs, or drop them with --extra ignore",
+            f"are {', '.join(schema.known)}. Map them with columns=, keep them as "
+            "attributes with extra='attrs', or drop them with extra='ignore'",
+            params=("columns", "extra"),
         )
     problems: list[Problem] = []
     if unknown and extra == "attrs":
@@ -398,7 +416,9 @@ def _apply_column_map(
         if src_col not in df.columns:
             raise _fail(
                 source,
-                f"--map {target}={src_col}: the file has no column '{src_col}'",
+                f"columns[{target!r}] = {src_col!r}: the file has no column "
+                f"'{src_col}'",
+                params=("columns",),
             )
         renames[src_col] = target
     clash = [t for s, t in renames.items() if t in df.columns and t not in renames]
@@ -664,9 +684,10 @@ def _validate_geometry(
                     Problem(
                         source,
                         f"invalid polygon ({shapely.is_valid_reason(arr[r - 1])}); fix it "
-                        "or load with --make-valid",
+                        "or load with make_valid=True",
                         row=r,
                         field="geometry",
+                        params=("make_valid",),
                     )
                 )
         elif invalid.any():
@@ -753,9 +774,10 @@ def _to_storage(
                 Problem(
                     source,
                     f"coordinates outside lon -180..180 / lat -90..90 "
-                    f"(x={b[r - 1, 0]:.3f}, y={b[r - 1, 1]:.3f}); wrong --crs?",
+                    f"(x={b[r - 1, 0]:.3f}, y={b[r - 1, 1]:.3f}); wrong crs?",
                     row=r,
                     field="geometry",
+                    params=("crs",),
                 )
                 for r in rows[:_MAX_LISTED]
             ],

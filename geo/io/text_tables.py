@@ -34,7 +34,14 @@ _UTF16_BOMS: Final = (b"\xff\xfe", b"\xfe\xff")
 
 
 class TableError(ValueError):
-    """A table that cannot be read; the message is meant for the user."""
+    """A table that cannot be read; the message is meant for the user.
+
+    ``params`` names the reader's parameters the message refers to.
+    """
+
+    def __init__(self, message: str, *, params: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.params = params
 
 
 def _where(data: bytes, pos: int) -> str:
@@ -152,8 +159,9 @@ def read_workbook(
             name = sheet
         else:
             raise TableError(
-                f"--sheet {sheet!r}: the workbook has no such sheet; its sheets are "
-                + ", ".join(map(repr, names))
+                f"sheet={sheet!r}: the workbook has no such sheet; its sheets are "
+                + ", ".join(map(repr, names)),
+                params=("sheet",),
             )
         rows: list[list[str | None]] = []
         for raw in wb[name].iter_rows(values_only=True):

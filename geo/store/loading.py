@@ -303,7 +303,10 @@ def _check_overlaps(
         found = sibling_overlaps(df, existing)
         if found:
             raise InputError(
-                [Problem(src, str(o), row=o.row, field="geometry") for o in found]
+                [
+                    Problem(src, str(o), row=o.row, field="geometry", params=("clip",))
+                    for o in found
+                ]
             )
         return df, []
     geoms, clips = clip_overlaps(df, existing)

@@ -62,13 +62,13 @@ class Overlap:
             f"area {self.code} ({self.name}) overlaps its sibling {self.other_code} "
             f"({self.other_name}, {where}) by {self.m2:,.0f} m² ({self.share:.1%} of "
             "the smaller area); sibling areas must not overlap. Fix the boundaries, "
-            "or load with --clip to cut overlaps out of the later area"
+            "or load with clip=True to cut overlaps out of the later area"
         )
 
 
 @dataclass(frozen=True)
 class Clip:
-    """What ``--clip`` cut out of area ``code``: ``m2`` overlapping ``others``."""
+    """What ``clip=True`` cut out of area ``code``: ``m2`` overlapping ``others``."""
 
     code: str
     name: str
@@ -158,7 +158,7 @@ def sibling_overlaps(
     f = _frame(new, existing)
     out = []
     for i, j, m2, share in _pairs(f, len(new)):
-        # name the later area first: it is the one --clip would cut
+        # name the later area first: it is the one clip=True would cut
         if j < len(new) and j > i:
             i, j = j, i
         row = f.rows[i]

@@ -451,11 +451,13 @@ def test_sheet_option_picks_a_sheet(
         res,
         env,
         before,
-        "book.xlsx: --sheet 'Sheet1': the workbook has no such sheet",
+        "book.xlsx: sheet='Sheet1': the workbook has no such sheet",
         "its sheets are '说明', '住户'",
+        "(on the command line: sheet is --sheet)",
     )
-    with pytest.raises(InputError, match="no such sheet"):
+    with pytest.raises(InputError, match="no such sheet") as err:
         read_table(path, sheet="Sheet1")
+    assert "--sheet" not in str(err.value) and err.value.params == ["sheet"]
     # the right one
     res = _run(env, "load", "households", str(path), "--sheet", "住户")
     assert res.exit_code == 0, res.output
@@ -471,7 +473,7 @@ def test_sheet_option_on_a_csv_and_xls_are_clear_errors(
     before = _state(env)
     res = _run(env, "load", "households", str(csv), "--sheet", "住户")
     _assert_refused(
-        res, env, before, "hh.csv: --sheet '住户' applies to .xlsx workbooks only"
+        res, env, before, "hh.csv: sheet='住户' applies to .xlsx workbooks only"
     )
     xls = tmp_path / "old.xls"
     xls.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504)
@@ -495,7 +497,13 @@ def test_from_bd09(
     bd.to_csv(path, index=False, encoding="gb18030")
     before = _state(env)
     res = _run(env, "load", "households", str(path), "--from-bd09", "--from-gcj02")
-    _assert_refused(res, env, before, "--from-gcj02 and --from-bd09 exclude each other")
+    _assert_refused(
+        res,
+        env,
+        before,
+        "from_gcj02 and from_bd09 exclude each other",
+        "from_gcj02 is --from-gcj02; from_bd09 is --from-bd09",
+    )
     res = _run(env, "load", "households", str(path), "--from-bd09")
     assert res.exit_code == 0, res.output
     stored = _stored_points(env).set_index("household_id").loc[df["household_id"]]

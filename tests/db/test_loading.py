@@ -153,7 +153,7 @@ def test_file_without_crs_is_refused_unless_told(county: SampleCounty, tmp_path:
     path.with_suffix(".prj").unlink()
     with pytest.raises(
         InputError,
-        match=r"hh.shp: the file declares no coordinate reference system; pass --crs",
+        match=r"hh.shp: the file declares no coordinate reference system; pass crs ",
     ):
         read_table(path)
     frame = read_table(path, crs="EPSG:4326")

@@ -363,3 +363,53 @@ def test_no_test_module_imports_another() -> None:
         if name.startswith("test_")
     ]
     assert offenders == []
+
+
+#: Framework entry points whose parameters are the options a user types (typer
+#: commands) or the query parameters a client sends (FastAPI routes): the framework
+#: passes them by name.
+_FRAMEWORK_DIRS = ("api/cli", "api/routes")
+MAX_POSITIONAL = 6
+
+
+def _positional_counts(path: Path) -> list[tuple[int, str, int]]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            a = node.args
+            names = [x.arg for x in a.posonlyargs + a.args]
+            names = [n for n in names if n not in ("self", "cls")]
+            out.append((node.lineno, node.name, len(names)))
+    return out
+
+
+def test_positional_counter_sees_keyword_only_markers(tmp_path: Path) -> None:
+    src = tmp_path / "m.py"
+    src.write_text(
+        "def f(a, b, c, d, e, f, g): ...\n"
+        "def k(a, b, c, d, e, f, *, g): ...\n"
+        "class C:\n    def m(self, a, b, c, d, e, f): ...\n"
+    )
+    assert [(n, c) for _, n, c in _positional_counts(src)] == [
+        ("f", 7),
+        ("k", 6),
+        ("m", 6),
+    ]
+
+
+def test_no_function_takes_more_than_six_positional_parameters() -> None:
+    long = []
+    for pkg in ("geo", "maps", "api"):
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel.startswith(_FRAMEWORK_DIRS) or "/migrations/" in rel:
+                continue
+            long += [
+                f"{rel}:{line} {name}() takes {n} positional parameters"
+                for line, name, n in _positional_counts(path)
+                if n > MAX_POSITIONAL
+            ]
+    assert not long, (
+        "pass a value object (e.g. geo.plan.Band) or make the rest keyword-only:\n"
+        + "\n".join(long)
+    )

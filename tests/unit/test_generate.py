@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from api.cli import app
 from geo.gridding.generate import generate_grids
 from geo.io import prepare, read_plan_files
+from geo.plan import Band
 from geo.sample import SampleCounty, generate_county
 from geo.store.loading import load
 from geo.store.plans import area_frames, save_generated_plan
@@ -387,14 +388,14 @@ def test_band_segments_cut_a_sequence_in_band_or_say_it_cannot() -> None:
     from geo.gridding._sequences import _band_segments
 
     w = np.array([120.0, 104.0, 90.0, 60.0, 120.0, 80.0, 40.0, 100.0])
-    ends = _band_segments(w, 200, 300, 250)
+    ends = _band_segments(w, Band(200, 300, 250))
     assert ends is not None and ends[-1] == len(w)
     starts = [0, *ends[:-1]]
     sums = [w[a:b].sum() for a, b in zip(starts, ends, strict=True)]
     assert all(200 <= s <= 300 for s in sums), sums
     assert sum(sums) == w.sum()
     # three buildings of 150: a pair is 300, the one left over is 150
-    assert _band_segments(np.array([150.0, 150.0, 150.0]), 200, 300, 250) is None
+    assert _band_segments(np.array([150.0, 150.0, 150.0]), Band(200, 300, 250)) is None
 
 
 def test_dense_communities_where_straight_cuts_fail_are_cut_in_band(

@@ -18,10 +18,9 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo.gridding._atoms import _feasible
 from geo.gridding._grouping import components, group_cost, group_units, unit_graph
 from geo.gridding.generate import generate_grids
-from geo.plan import EXCEPTION_CAUSES, UNRESOLVED
+from geo.plan import EXCEPTION_CAUSES, UNRESOLVED, Band
 
 LO, HI = 200, 300
 D = 0.01  # cell size in degrees
@@ -115,7 +114,7 @@ def oracle(loads: Sequence[float], graph) -> tuple[tuple[float, ...], bool]:
     for part in _set_partitions(list(range(len(loads)))):
         if any(len(components(graph.adj, g)) != 1 for g in part):
             continue
-        costs = [group_cost(g, loads, graph, LO, HI) for g in part]
+        costs = [group_cost(g, loads, graph, Band(LO, HI)) for g in part]
         c = tuple(sum(x[k] for x in costs) for k in range(5))
         any_feasible = any_feasible or c[0] == 0
         if best is None or c < best:
@@ -349,7 +348,7 @@ def test_grouping_matches_a_brute_force_oracle(layout) -> None:
     geoms = _cells(layout)
     loads = [float(n) for n in layout.values()]
     graph = unit_graph(geoms, kx=1.0)
-    res = group_units(loads, graph, LO, HI)
+    res = group_units(loads, graph, Band(LO, HI))
     assert res.optimal and not res.timed_out
     # a partition of all units into connected groups
     assert sorted(i for g in res.groups for i in g) == list(range(len(loads)))
@@ -357,17 +356,17 @@ def test_grouping_matches_a_brute_force_oracle(layout) -> None:
         assert len(components(graph.adj, g)) == 1, g
     best, any_feasible = oracle(loads, graph)
     if any_feasible:
-        assert all(_feasible(sum(loads[i] for i in g), LO, HI) for g in res.groups)
+        assert all(Band(LO, HI).feasible(sum(loads[i] for i in g)) for g in res.groups)
     assert res.cost[:3] == best[:3]
     assert res.cost[3:] == pytest.approx(best[3:], rel=1e-9, abs=1e-9)
     singletons = sum(
-        1 for g in res.groups if len(g) == 1 and _feasible(loads[g[0]], LO, HI)
+        1 for g in res.groups if len(g) == 1 and Band(LO, HI).feasible(loads[g[0]])
     )
     assert singletons == len(loads) - best[1]
     # every merged group's reported cost agrees with its own
     assert res.cost == pytest.approx(
         tuple(
-            sum(group_cost(g, loads, graph, LO, HI)[k] for g in res.groups)
+            sum(group_cost(g, loads, graph, Band(LO, HI))[k] for g in res.groups)
             for k in range(5)
         )
     )
@@ -439,7 +438,7 @@ def test_a_county_of_20_townships_and_295_villages_groups_every_village_in_band(
     hh = gpd.GeoDataFrame(pd.concat(frames_hh, ignore_index=True), crs=4326)
     areas = gpd.GeoDataFrame(pd.concat(frames_ar, ignore_index=True), crs=4326)
     loads = hh.groupby(hh["household_id"].str.split("-").str[0]).size()
-    bad = [c for c, n in loads.items() if not _feasible(n, LO, HI)]
+    bad = [c for c, n in loads.items() if not Band(LO, HI).feasible(n)]
     assert len(bad) >= 100
     plan = generate_grids(hh, areas)
     groups = merged(plan)
@@ -466,7 +465,7 @@ def test_a_search_stopped_by_its_budget_is_deterministic_and_says_so() -> None:
     loads = [float(v) for v in rng.integers(40, 140, side * side)]
     graph = unit_graph(cells)
     runs = [
-        group_units(loads, graph, 200, 300, step_budget=20_000, cap_seconds=60)
+        group_units(loads, graph, Band(200, 300), step_budget=20_000, cap_seconds=60)
         for _ in range(2)
     ]
     a, b = runs
@@ -475,7 +474,7 @@ def test_a_search_stopped_by_its_budget_is_deterministic_and_says_so() -> None:
     assert sorted(i for g in a.groups for i in g) == list(range(side * side))
     for g in a.groups:
         assert components(graph.adj, g) == [sorted(g)]  # connected
-    if _feasible(sum(loads), 200, 300):
+    if Band(200, 300).feasible(sum(loads)):
         assert a.cost[0] == 0  # the start solution already keeps every group feasible
 
 
@@ -497,7 +496,7 @@ def test_areas_without_households_join_a_neighbour_outside_the_search() -> None:
     }
     loads = [float(v) for v in layout.values()]
     graph = unit_graph(_cells(layout))
-    res = group_units(loads, graph, 200, 300)
+    res = group_units(loads, graph, Band(200, 300))
     assert res.optimal and not res.timed_out and res.nodes == 0  # nothing to search
     groups = sorted(sorted(g) for g in res.groups)
     assert sorted(i for g in groups for i in g) == list(range(len(loads)))
@@ -505,7 +504,7 @@ def test_areas_without_households_join_a_neighbour_outside_the_search() -> None:
     assert len(full) == 2 and len(groups) == 2  # every empty block joined one
     for g in groups:
         assert components(graph.adj, g) == [g]  # connected
-        assert _feasible(sum(loads[i] for i in g), 200, 300)
+        assert Band(200, 300).feasible(sum(loads[i] for i in g))
     hh, areas = township(layout)
     plan = generate_grids(hh, areas)
     assert plan.report["metrics"]["in_band_share"] == 1.0

@@ -19,6 +19,7 @@ from geo.gridding._cuts import _partition
 from geo.gridding._recut import _recut_pieces
 from geo.gridding.generate import generate_grids
 from geo.gridding.rebalance import rebalance
+from geo.plan import Band
 
 LO, HI = 200, 300
 
@@ -180,7 +181,7 @@ def test_out_of_band_pieces_are_re_cut_in_band_and_tile_the_unit() -> None:
         (shapely.box(0, 0, cut_x, 0.005), left),
         (shapely.box(cut_x, 0, 0.01, 0.005), right),
     ]
-    out = _recut_pieces(unit, pieces, atoms, LO, HI, 250, 1.0)
+    out = _recut_pieces(unit, pieces, atoms, Band(LO, HI, 250), 1.0)
     loads = sorted(sum(atoms[a].load for a in m) for _, m in out)
     assert all(LO <= v <= HI for v in loads), loads
     assert sorted(a for _, m in out for a in m) == list(range(60))
@@ -201,7 +202,7 @@ def test_time_cap_is_reported_as_search_timed_out(
     u = _Unit(codes=["V1"], parent=None, geom=shapely.box(0, 0, 0.01, 0.002))
     u.atoms, u.load, u.count = [0, 1, 2], 510.0, 510
     notes: dict = {}
-    pieces = _partition(u, atoms, LO, HI, 250, 1.0, notes=notes)
+    pieces = _partition(u, atoms, Band(LO, HI, 250), 1.0, notes=notes)
     assert sorted(a for _, m in pieces for a in m) == [0, 1, 2]
     assert notes["_cause"] == ("search_timed_out", {"cap_s": 0.2})
 
