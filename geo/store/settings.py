@@ -38,4 +38,4 @@ class Settings(BaseSettings):
     pg_bindir: Path | None = None
     pg_port: int | None = None
     db_name: str = "gridmap"
-    escalate_every_s: float = Field(600.0, ge=0)
+    escalate_every_s: float = Field(default=600.0, ge=0)
