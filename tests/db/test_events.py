@@ -371,6 +371,8 @@ def test_concurrent_transitions_one_wins_the_other_conflicts(
                         "= 'events-second' AND wait_event_type = 'Lock'"
                     )
                 ).scalar_one()
+                # a new transaction each time: pg_stat_activity is a snapshot
+                watch.rollback()
                 if waiting:
                     break
                 time.sleep(0.05)
