@@ -11,10 +11,11 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import event
 
 from api.docs import install_docs
+from api.escalation import Escalator
 from api.jobs import JobRunner
 from api.limits import AuthThrottle, RequestGuard
 from api.problems import BodyLimit, install_problem_handlers
-from api.routes import features, health, lookup, plans, tiles, viewer
+from api.routes import events, features, health, lookup, plans, tiles, viewer
 from geo.store.db import database_url, make_engine
 from geo.store.settings import Settings
 
@@ -106,9 +107,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.pool = pool
         app.state.jobs = JobRunner(engine)
+        app.state.escalator = Escalator(engine, s.escalate_every_s)
+        app.state.escalator.start()
         try:
             yield
         finally:
+            app.state.escalator.stop()
             app.state.jobs.shutdown()
             await pool.close()
             engine.dispose()
@@ -128,6 +132,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestGuard)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     install_docs(app)
-    for module in (lookup, features, tiles, plans, viewer, health):
+    for module in (lookup, features, tiles, plans, events, viewer, health):
         app.include_router(module.router)
     return app

@@ -14,12 +14,14 @@ from api.problems import ProblemError
 from geo.store.keys import ApiKeyInfo, verify_key
 
 __all__ = [
+    "HandlerDep",
     "KeyDep",
     "PlannerDep",
     "SessionDep",
     "ViewerDep",
     "get_session",
     "optional_key",
+    "require_handler",
     "require_planner",
     "require_viewer",
 ]
@@ -119,3 +121,23 @@ def require_planner(key: KeyDep) -> ApiKeyInfo:
 
 ViewerDep = Annotated[ApiKeyInfo, Depends(require_viewer)]
 PlannerDep = Annotated[ApiKeyInfo, Depends(require_planner)]
+
+
+#: Key roles that handle events (report, sort, settle …) and see residents' data in them.
+EVENT_HANDLER_ROLES = ("worker", "planner")
+
+
+def require_handler(key: KeyDep) -> ApiKeyInfo:
+    """A key that handles events: 401 without a key, 403 for a viewer key."""
+    key = need_role(key, "worker", "Handling events")
+    if key.role not in EVENT_HANDLER_ROLES:
+        raise ProblemError(
+            403,
+            f"Handling events needs a worker or planner key; key {key.prefix} is a "
+            f"{key.role} key.",
+            type="/problems/forbidden",
+        )
+    return key
+
+
+HandlerDep = Annotated[ApiKeyInfo, Depends(require_handler)]

@@ -19,7 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from geo.errors import (
     EditError,
     EmptyInput,
+    EventConflict,
     GridMapError,
+    IllegalTransition,
     InputError,
     NotFound,
     PlanConflictError,
@@ -155,6 +157,8 @@ ERROR_STATUS: dict[type[GridMapError], tuple[int, str]] = {
     EmptyInput: (422, "/problems/empty-input"),
     EditError: (422, "/problems/edit-refused"),
     PlanConflictError: (409, "/problems/plan-conflict"),
+    EventConflict: (409, "/problems/event-conflict"),
+    IllegalTransition: (409, "/problems/illegal-transition"),
     ServiceUnavailable: (503, "/problems/database-unavailable"),
 }
 
@@ -195,6 +199,15 @@ def install_problem_handlers(app: FastAPI) -> None:
                 }
                 for p in exc.problems
             ]
+        elif isinstance(exc, EventConflict):
+            extra.update(event_id=exc.event_id, current_version=exc.current)
+        elif isinstance(exc, IllegalTransition):
+            extra.update(
+                event_id=exc.event_id,
+                event_status=exc.status,
+                action=exc.action,
+                allowed=list(exc.allowed),
+            )
         headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
         return problem_response(
             status,

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 __all__ = [
     "EditError",
     "EmptyInput",
+    "EventConflict",
     "GridMapError",
+    "IllegalTransition",
     "InputError",
     "NotFound",
     "PlanConflictError",
@@ -49,6 +51,40 @@ class EditError(GridMapError, ValueError):
 
 class PlanConflictError(GridMapError, RuntimeError):
     """A plan changed state under the caller (published twice, edited concurrently)."""
+
+
+class EventConflict(GridMapError, RuntimeError):
+    """An event changed under the caller: its version is not the one expected.
+
+    Nothing was written; reload the event (its log says what changed) and retry.
+    """
+
+    def __init__(self, event_id: int, expected: int, current: int) -> None:
+        super().__init__(
+            f"event {event_id} is at version {current}, not {expected}: someone "
+            "changed it meanwhile; reload it and try again"
+        )
+        self.event_id = event_id
+        self.expected = expected
+        self.current = current
+
+
+class IllegalTransition(GridMapError, ValueError):
+    """A transition the event's current status does not allow (names both)."""
+
+    def __init__(
+        self, event_id: int, status: str, action: str, allowed: Sequence[str] = ()
+    ) -> None:
+        hint = (
+            f"; from {status!r} it can: {', '.join(allowed)}"
+            if allowed
+            else f"; {status!r} is final"
+        )
+        super().__init__(f"event {event_id} is {status!r}: cannot {action!r} it{hint}")
+        self.event_id = event_id
+        self.status = status
+        self.action = action
+        self.allowed = tuple(allowed)
 
 
 class ServiceUnavailable(GridMapError, RuntimeError):

@@ -144,14 +144,14 @@ def serve_cmd(
 
 @keys_app.command("create")
 def keys_create_cmd(
-    role: Annotated[str, typer.Option(help="viewer or planner")],
+    role: Annotated[str, typer.Option(help="viewer, planner or worker (events)")],
     name: Annotated[str | None, typer.Option(help="who or what the key is for")] = None,
 ) -> None:
     """Create an API key and print its token (shown this once only)."""
     from geo.store.keys import create_key
 
-    if role not in {"viewer", "planner"}:
-        raise _fail("--role must be viewer or planner")
+    if role not in {"viewer", "planner", "worker"}:
+        raise _fail("--role must be viewer, planner or worker")
     settings = Settings()
     engine = _engine(settings)
     try:

@@ -35,7 +35,7 @@ TEXT_LIMITS: Final[dict[str, dict[str, int]]] = {
     "people": {
         "person_id": 100,
         "name": 100,
-        "role": 16,
+        "role": 32,
         "work_phone": 40,
         "area_code": 32,
     },

@@ -41,7 +41,13 @@ __all__ = [
 
 #: Admin levels from the top down; a child's level ranks below its parent's.
 AREA_LEVELS = ("province", "city", "county", "township", "village", "community")
-PERSON_ROLES = ("grid_worker", "grid_leader", "party_member")
+PERSON_ROLES = (
+    "grid_worker",
+    "grid_leader",
+    "party_member",
+    "village_committee",
+    "township_office",
+)
 PLAN_STATUSES = ("draft", "published", "archived")
 GRID_KINDS = ("comprehensive", "dedicated")
 
@@ -133,7 +139,7 @@ class Person(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[str] = mapped_column(Text, unique=True)
     name: Mapped[str] = mapped_column(Text)
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(32))
     work_phone: Mapped[str | None] = mapped_column(Text)
     area_id: Mapped[int | None] = mapped_column(
         ForeignKey("admin_areas.id", ondelete="RESTRICT"), index=True
@@ -246,7 +252,8 @@ class Assignment(Base):
     on_boundary: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
 
-API_ROLES = ("viewer", "planner")
+#: ``worker`` keys handle events (report, sort, settle …) and read them.
+API_ROLES = ("viewer", "planner", "worker")
 
 
 class ApiKey(Base):
@@ -309,3 +316,187 @@ class Job(Base):
 
 
 __all__ += ["JOB_KINDS", "JOB_STATUSES", "Job"]
+
+
+# -- events (三事分流) ------------------------------------------------------------
+
+#: Kept in step with :mod:`geo.events.flow` (a unit test checks it).
+EVENT_STATUSES = (
+    "reported",
+    "sorted",
+    "in_hand",
+    "settled",
+    "evaluated",
+    "closed",
+    "returned",
+)
+EVENT_TIERS = ("grid", "village", "township")
+REPORTER_KINDS = ("person", "resident")
+
+
+class EventCategory(Base):
+    """An item of the event catalogue (class → sub-class → item) and its usual tier."""
+
+    __tablename__ = "event_categories"
+    __table_args__ = (
+        CheckConstraint(_in("default_tier", EVENT_TIERS), name="tier_known"),
+        CheckConstraint("deadline_hours > 0", name="deadline_positive"),
+    )
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    subclass_code: Mapped[str] = mapped_column(String(16))
+    subclass_name: Mapped[str] = mapped_column(Text)
+    class_code: Mapped[str] = mapped_column(String(16))
+    class_name: Mapped[str] = mapped_column(Text)
+    default_tier: Mapped[str] = mapped_column(String(16))
+    deadline_hours: Mapped[int | None] = mapped_column(Integer)
+
+
+class RoutingRule(Base):
+    """Who handles a tier, and how long they have, in an area (NULL: the default).
+
+    An event uses the rule of the nearest area on its area's parent chain, else
+    the default. Areas are named by code (rules survive reloading areas).
+    """
+
+    __tablename__ = "routing_rules"
+    __table_args__ = (
+        CheckConstraint(_in("tier", EVENT_TIERS), name="tier_known"),
+        CheckConstraint(_in("handler_role", PERSON_ROLES), name="role_known"),
+        CheckConstraint("deadline_hours > 0", name="deadline_positive"),
+        Index(
+            "uq_routing_rules_area_tier",
+            text("coalesce(area_code, '')"),
+            "tier",
+            unique=True,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    area_code: Mapped[str | None] = mapped_column(String(32))
+    tier: Mapped[str] = mapped_column(String(16))
+    handler_role: Mapped[str] = mapped_column(String(32))
+    deadline_hours: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Event(Base):
+    """A matter reported at a point and/or an address, routed and followed to its end.
+
+    ``household_id``, ``grid_id``, ``plan_id`` and the areas are resolved when the
+    event is reported and never change (a redraw does not move an old event).
+    ``resident_name``/``resident_phone`` are private (keys handling events only).
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        CheckConstraint(_in("status", EVENT_STATUSES), name="status_known"),
+        CheckConstraint(_in("tier", EVENT_TIERS), name="tier_known"),
+        CheckConstraint(_in("reporter_kind", REPORTER_KINDS), name="reporter_known"),
+        CheckConstraint(
+            "reporter_kind = 'resident' OR (resident_name IS NULL AND resident_phone IS NULL)",
+            name="resident_only_for_residents",
+        ),
+        CheckConstraint("address IS NOT NULL OR geom IS NOT NULL", name="located"),
+        CheckConstraint("satisfaction BETWEEN 1 AND 5", name="satisfaction_range"),
+        CheckConstraint("escalation_level >= 0", name="escalation_nonnegative"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        Index(
+            "ix_events_status_deadline",
+            "deadline",
+            postgresql_where=text(
+                "status IN ('reported', 'sorted', 'in_hand', 'returned')"
+            ),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(Text, unique=True)
+    reported_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    reporter_kind: Mapped[str] = mapped_column(String(16))
+    reporter_person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL")
+    )
+    resident_name: Mapped[str | None] = mapped_column(Text)
+    resident_phone: Mapped[str | None] = mapped_column(Text)
+    reported_by: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(Text)
+    geom: Mapped[Any] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=True), nullable=True
+    )
+    located_by: Mapped[str] = mapped_column(String(16))
+    household_id: Mapped[int | None] = mapped_column(
+        ForeignKey("households.id", ondelete="SET NULL")
+    )
+    plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("plans.id", ondelete="RESTRICT")
+    )
+    grid_id: Mapped[int | None] = mapped_column(
+        ForeignKey("grids.id", ondelete="RESTRICT"), index=True
+    )
+    area_id: Mapped[int | None] = mapped_column(
+        ForeignKey("admin_areas.id", ondelete="RESTRICT"), index=True
+    )
+    village_id: Mapped[int | None] = mapped_column(
+        ForeignKey("admin_areas.id", ondelete="RESTRICT"), index=True
+    )
+    township_id: Mapped[int | None] = mapped_column(
+        ForeignKey("admin_areas.id", ondelete="RESTRICT"), index=True
+    )
+    category_code: Mapped[str] = mapped_column(
+        ForeignKey("event_categories.code", ondelete="RESTRICT")
+    )
+    tier: Mapped[str] = mapped_column(String(16))
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL"), index=True
+    )
+    rule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("routing_rules.id", ondelete="SET NULL")
+    )
+    deadline: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'reported'"))
+    escalated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    escalation_level: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    satisfaction_comment: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
+
+class EventLog(Base):
+    """One step of an event (append-only: a trigger refuses UPDATE and DELETE)."""
+
+    __tablename__ = "event_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("events.id", ondelete="RESTRICT"), index=True
+    )
+    at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(16))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+
+__all__ += [
+    "EVENT_STATUSES",
+    "EVENT_TIERS",
+    "REPORTER_KINDS",
+    "Event",
+    "EventCategory",
+    "EventLog",
+    "RoutingRule",
+]

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     pg_bindir
         Directory holding ``initdb``/``pg_ctl``/``postgres``; found
         automatically under ``/usr/lib/postgresql/*/bin`` when unset.
+    escalate_every_s
+        How often ``gridmap serve`` escalates overdue events (seconds; 0: never).
     """
 
     model_config = SettingsConfigDict(env_prefix="GRIDMAP_", extra="ignore")
@@ -36,3 +38,4 @@ class Settings(BaseSettings):
     pg_bindir: Path | None = None
     pg_port: int | None = None
     db_name: str = "gridmap"
+    escalate_every_s: float = Field(default=600.0, ge=0)

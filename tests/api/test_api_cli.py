@@ -108,7 +108,7 @@ def test_commands_live_in_api_cli_one_module_per_group() -> None:
     assert ours["generate"] == ours["rebalance"] == "api.cli.plans"
     assert [c.name for c in api.cli.app.registered_commands].count("run") == 1
     groups = {g.name: g.typer_instance for g in api.cli.app.registered_groups}
-    assert set(groups) == {"db", "load", "keys"}
+    assert set(groups) == {"db", "load", "keys", "events"}
     modules = {
         name: {c.callback.__module__ for c in app_.registered_commands}
         for name, app_ in groups.items()
@@ -117,4 +117,5 @@ def test_commands_live_in_api_cli_one_module_per_group() -> None:
         "db": {"api.cli.db"},
         "load": {"api.cli.load"},
         "keys": {"api.cli.serve"},
+        "events": {"api.cli.events"},
     }

@@ -1,0 +1,274 @@
+"""Files of past events (CSV in UTF-8/GB18030, or XLSX): read and check every row.
+
+Nothing here touches the database: :func:`read_event_rows` returns a frame of
+typed columns (:data:`ROW_COLUMNS`) that :func:`geo.store.events.import_events`
+resolves and stores all-or-nothing. Every problem names the file, the row
+(1 = the first data row) and the field.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any, Final
+
+import pandas as pd
+
+from geo.errors import InputError, Problem
+from geo.events.flow import SETTLED_STATUSES, STATUSES, TIERS
+from geo.io.text_tables import WORKBOOK_SUFFIXES, TableError, decode_text, read_workbook
+
+__all__ = [
+    "OPTIONAL",
+    "REQUIRED",
+    "ROW_COLUMNS",
+    "prepare_event_rows",
+    "read_event_rows",
+]
+
+REQUIRED: Final = ("reported_at", "category")
+OPTIONAL: Final = (
+    "event_id",
+    "description",
+    "address",
+    "lon",
+    "lat",
+    "reporter",
+    "resident_name",
+    "resident_phone",
+    "tier",
+    "status",
+    "assignee",
+    "deadline",
+    "settled_at",
+    "closed_at",
+    "satisfaction",
+    "comment",
+)
+#: The columns of a prepared frame, in order (``row`` is the file's row number).
+ROW_COLUMNS: Final = ("row", *REQUIRED, *OPTIONAL)
+_TIMES: Final = ("reported_at", "deadline", "settled_at", "closed_at")
+_MAX_TEXT: Final = {"description": 4000, "comment": 2000, "address": 500}
+
+
+def read_event_rows(
+    path: str | Path, *, sheet: str | None = None, timezone: str = "UTC"
+) -> pd.DataFrame:
+    """Read and check a file of events; see :func:`prepare_event_rows`.
+
+    Raises
+    ------
+    InputError
+        An unreadable file, or every problem of its rows.
+    """
+    p = Path(path)
+    src = p.name
+    if not p.is_file():
+        raise InputError.one(str(p), "file not found")
+    suffix = p.suffix.lower()
+    try:
+        if suffix in WORKBOOK_SUFFIXES:
+            frame, _ = read_workbook(p, sheet)
+        elif suffix in {".csv", ".txt", ".tsv"}:
+            content, _ = decode_text(p.read_bytes())
+            frame = pd.read_csv(
+                io.StringIO(content),
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                sep="\t" if suffix == ".tsv" else ",",
+            )
+        else:
+            raise TableError("events are read from .csv, .tsv or .xlsx files")
+    except TableError as exc:
+        raise InputError.one(src, str(exc)) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError.one(src, f"cannot read the table: {exc}") from None
+    return prepare_event_rows(frame, source=src, timezone=timezone)
+
+
+def _text(v: Any) -> str | None:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    s = str(v).strip()
+    return s or None
+
+
+def prepare_event_rows(
+    frame: pd.DataFrame, *, source: str, timezone: str = "UTC"
+) -> pd.DataFrame:
+    """Check a table of events and type its columns (:data:`ROW_COLUMNS`).
+
+    ``reported_at`` and ``category`` are required; each row needs an
+    ``address`` or ``lon``/``lat``. Times without a zone are taken in
+    ``timezone``. Settled statuses need ``settled_at``; ``satisfaction`` is
+    1–5. Unknown columns are refused.
+
+    Raises
+    ------
+    InputError
+        Listing every problem with its row and field; nothing is returned.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"reported_at": ["2025-03-01 08:30"], "category": ["010101"],
+    ...                    "address": ["高家镇湖仁村1组1号"]})
+    >>> prepare_event_rows(df, source="e.csv", timezone="Asia/Shanghai")["reported_at"][0]
+    Timestamp('2025-03-01 00:30:00+0000', tz='UTC')
+    >>> prepare_event_rows(df.assign(category=[None]), source="e.csv")
+    Traceback (most recent call last):
+    ...
+    geo.errors.InputError: e.csv row 1, field 'category': is required
+    """
+    src = source
+    frame = frame.rename(columns=lambda c: str(c).strip().lower())
+    unknown = [c for c in frame.columns if c not in ROW_COLUMNS or c == "row"]
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    problems: list[Problem] = []
+    if unknown:
+        problems.append(
+            Problem(
+                src,
+                f"unknown column(s) {', '.join(map(repr, unknown))}; the columns are "
+                + ", ".join(ROW_COLUMNS[1:]),
+            )
+        )
+    if missing:
+        problems.append(Problem(src, f"missing column(s): {', '.join(missing)}"))
+    if ("lon" in frame.columns) != ("lat" in frame.columns):
+        problems.append(Problem(src, "lon and lat come together"))
+    if problems:
+        raise InputError(problems)
+    if len(frame) == 0:
+        raise InputError.one(src, "the file has no rows")
+    n = len(frame)
+    cols: dict[str, list[Any]] = {
+        c: [_text(v) for v in frame[c]] if c in frame.columns else [None] * n
+        for c in ROW_COLUMNS[1:]
+    }
+    out: dict[str, Any] = {"row": list(range(1, n + 1))}
+    for c in ("category", "reported_at"):
+        for i, v in enumerate(cols[c], start=1):
+            if v is None:
+                problems.append(Problem(src, "is required", row=i, field=c))
+    for c in _TIMES:
+        values = []
+        for i, v in enumerate(cols[c], start=1):
+            if v is None:
+                values.append(pd.NaT)
+                continue
+            try:
+                t = pd.Timestamp(v)
+                if pd.isna(t):
+                    raise ValueError
+                t = t.tz_localize(timezone) if t.tzinfo is None else t
+                values.append(t.tz_convert("UTC"))
+            except (ValueError, TypeError):
+                problems.append(
+                    Problem(
+                        src,
+                        f"{v!r} is not a date and time (e.g. 2025-03-01 08:30)",
+                        row=i,
+                        field=c,
+                    )
+                )
+                values.append(pd.NaT)
+        out[c] = pd.Series(pd.to_datetime(values, utc=True))
+    for c in ("lon", "lat"):
+        values = []
+        lo, hi = (-180, 180) if c == "lon" else (-90, 90)
+        for i, v in enumerate(cols[c], start=1):
+            try:
+                x = float(v) if v is not None else math.nan
+                if v is not None and not (math.isfinite(x) and lo <= x <= hi):
+                    raise ValueError
+            except ValueError:
+                problems.append(
+                    Problem(src, f"{v!r} is not a number in {lo}..{hi}", row=i, field=c)
+                )
+                x = math.nan
+            values.append(x)
+        out[c] = values
+    sat: list[int | None] = []
+    for i, v in enumerate(cols["satisfaction"], start=1):
+        if v is None:
+            sat.append(None)
+            continue
+        try:
+            k = int(float(v))
+            if k != float(v) or not 1 <= k <= 5:
+                raise ValueError
+            sat.append(k)
+        except ValueError:
+            problems.append(
+                Problem(src, f"{v!r} is not a rating 1-5", row=i, field="satisfaction")
+            )
+            sat.append(None)
+    out["satisfaction"] = pd.array(sat, dtype="Int64")
+    for c, known in (("tier", TIERS), ("status", STATUSES)):
+        for i, v in enumerate(cols[c], start=1):
+            if v is not None and v not in known:
+                problems.append(
+                    Problem(
+                        src,
+                        f"unknown {c} {v!r}; one of {', '.join(known)}",
+                        row=i,
+                        field=c,
+                    )
+                )
+    for c, limit in _MAX_TEXT.items():
+        for i, v in enumerate(cols[c], start=1):
+            if v is not None and len(v) > limit:
+                problems.append(
+                    Problem(src, f"longer than {limit} characters", row=i, field=c)
+                )
+    for i in range(n):
+        row = i + 1
+        has_point = not math.isnan(out["lon"][i]) and not math.isnan(out["lat"][i])
+        if cols["address"][i] is None and not has_point:
+            if math.isnan(out["lon"][i]) != math.isnan(out["lat"][i]):
+                problems.append(
+                    Problem(src, "lon and lat come together", row=row, field="lon")
+                )
+            else:
+                problems.append(
+                    Problem(src, "give an address or lon/lat", row=row, field="address")
+                )
+        status = cols["status"][i] or "reported"
+        if status in SETTLED_STATUSES and pd.isna(out["settled_at"][i]):
+            problems.append(
+                Problem(
+                    src,
+                    f"a {status} event needs settled_at",
+                    row=row,
+                    field="settled_at",
+                )
+            )
+        if sat[i] is not None and status not in ("evaluated", "closed"):
+            problems.append(
+                Problem(
+                    src,
+                    f"only an evaluated or closed event has a satisfaction (this one is {status})",
+                    row=row,
+                    field="satisfaction",
+                )
+            )
+    ids = [v for v in cols["event_id"] if v is not None]
+    if len(ids) != len(set(ids)):
+        seen: set[str] = set()
+        for i, v in enumerate(cols["event_id"], start=1):
+            if v is not None and v in seen:
+                problems.append(
+                    Problem(src, f"duplicate event_id {v!r}", row=i, field="event_id")
+                )
+            if v is not None:
+                seen.add(v)
+    if problems:
+        raise InputError(problems)
+    for c in ROW_COLUMNS[1:]:
+        if c not in out:
+            out[c] = cols[c]
+    df = pd.DataFrame({c: out[c] for c in ROW_COLUMNS})
+    df["status"] = df["status"].fillna("reported")
+    return df
