@@ -824,7 +824,15 @@ def report_event(
         "deadline_hours": hours,
     }
     _append_log(
-        session, event_id, actor, "report", None, "reported", None, details, when
+        session,
+        event_id,
+        actor,
+        "report",
+        from_status=None,
+        to_status="reported",
+        note=None,
+        details=details,
+        at=when,
     )
     if cat.deadline_hours:
         routing = Routing(
@@ -850,6 +858,7 @@ def _append_log(
     event_id: int,
     actor: str,
     action: str,
+    *,
     from_status: str | None,
     to_status: str,
     note: str | None,
@@ -994,7 +1003,17 @@ def transition(
         text(f"UPDATE events SET {assign}, version = version + 1 WHERE id = :id"),
         {**sets, "id": event_id},
     )
-    _append_log(session, event_id, actor, action, row.status, to, note, details, at)
+    _append_log(
+        session,
+        event_id,
+        actor,
+        action,
+        from_status=row.status,
+        to_status=to,
+        note=note,
+        details=details,
+        at=at,
+    )
     return _with_routing(get_event(session, event_id, now=at), routing)
 
 
