@@ -40,9 +40,15 @@ from geo.gridding._geometry import _SLIVER, _clean, _cover_union, _poly_only
 from geo.gridding._moves import _EDGE_TOL, _MIN_EDGE, _edge
 from geo.plan import Band
 
-#: seconds a unit's (or a rebalanced window's) search may take before it gives up
-#: and reports ``search_timed_out`` with this cap
-RECUT_CAP_S = 1.5
+#: work a unit's (or a rebalanced window's) search may do before it gives up and
+#: reports ``search_timed_out`` with this cap: node visits of its random spanning-tree
+#: cuts (about 1.5 s on an idle machine). Counted, not timed, so a plan is the same on
+#: a busy machine as on an idle one.
+RECUT_STEPS = 200_000
+
+#: wall-clock safety net for the same search (reported the same way): only a far
+#: slower machine than the step budget assumes ever reaches it
+RECUT_CAP_S = 30.0
 
 #: windows with more building points than this are not re-cut (the graph search
 #: would not converge within the cap)
@@ -53,12 +59,55 @@ _WANT = 6
 
 
 def _cap() -> float:
-    """The time cap in force (read when a search starts)."""
+    """The wall-clock cap in force (read when a search starts)."""
     return RECUT_CAP_S
+
+
+def _steps() -> int:
+    """The step budget in force (read when a search starts)."""
+    return RECUT_STEPS
 
 
 class _Timeout(Exception):
     pass
+
+
+class _Clock:
+    """A search's allowance: ``steps`` of work (deterministic) and a wall-clock
+    safety cap; a share of it for a sub-search spends from both."""
+
+    __slots__ = ("deadline", "left", "parent")
+
+    deadline: float
+    left: int
+    parent: _Clock | None
+
+    def __init__(
+        self, steps: int, seconds: float, parent: _Clock | None = None
+    ) -> None:
+        self.left = steps
+        self.deadline = (
+            parent.deadline if parent is not None else time.perf_counter() + seconds
+        )
+        self.parent = parent
+
+    def spend(self, n: int) -> None:
+        """Take ``n`` steps; raise ``_Timeout`` when the allowance is used up."""
+        c: _Clock | None = self
+        while c is not None:
+            c.left -= n
+            if c.left < 0:
+                raise _Timeout
+            c = c.parent
+        if time.perf_counter() > self.deadline:
+            raise _Timeout
+
+    def expired(self) -> bool:
+        return self.left <= 0 or time.perf_counter() > self.deadline
+
+    def share(self, fraction: float) -> _Clock:
+        """A sub-allowance: ``fraction`` of the steps left, the same deadline."""
+        return _Clock(int(self.left * fraction), 0.0, parent=self)
 
 
 @dataclass
@@ -320,11 +369,11 @@ class _Search:
         self,
         g: _Graph,
         band: Band,
-        deadline: float,
+        clock: _Clock,
         rng: np.random.Generator,
         label: np.ndarray | None,
     ) -> None:
-        self.g, self.band, self.deadline, self.rng = g, band, deadline, rng
+        self.g, self.band, self.clock, self.rng = g, band, clock, rng
         self.label = label
         n = len(g.w)
         self.n = n
@@ -347,8 +396,7 @@ class _Search:
             return [nodes] if ok else None
         tries = 12 if depth else 1
         for _ in range(tries):
-            if time.perf_counter() > self.deadline:
-                raise _Timeout
+            self.clock.spend(len(nodes))
             cut = self._cut(nodes, k, total)
             if cut is None:
                 continue
@@ -486,12 +534,12 @@ def _search(
     band: Band,
     k: int,
     *,
-    deadline: float,
+    clock: _Clock,
     old: dict[int, str] | None,
     seed: int,
     persist: bool,
 ) -> tuple[list[tuple[tuple[float, ...], list[np.ndarray]]], str]:
-    """Partitions of ``g`` found until enough, or the deadline (``"timeout"``);
+    """Partitions of ``g`` found until enough, or the clock runs out (``"timeout"``);
     unless ``persist``, also until 400 tries found none (``"none"``)."""
     label = None
     if old is not None:
@@ -506,7 +554,7 @@ def _search(
                 votes[c] = votes.get(c, 0) + len(atoms[a].members)
             if votes:
                 label[i] = pos[min(votes, key=lambda c: (-votes[c], c))]
-    search = _Search(g, band, deadline, np.random.default_rng(seed), label)
+    search = _Search(g, band, clock, np.random.default_rng(seed), label)
     found: list[tuple[tuple[float, ...], list[np.ndarray]]] = []
     seen: set[tuple[int, ...]] = set()
     why = "none"
@@ -546,7 +594,7 @@ def _recut(
     k: int,
     kx: float,
     *,
-    deadline: float,
+    clock: _Clock,
     old: dict[int, str] | None = None,
     seed: int = 0,
 ) -> tuple[list[tuple[BaseGeometry, list[int]]] | None, str | None]:
@@ -564,7 +612,7 @@ def _recut(
     if g is None or (g.w > band.max + 1e-9).any():
         return None, "graph"
     found, why = _search(
-        g, members, atoms, band, k, deadline=deadline, old=old, seed=seed, persist=False
+        g, members, atoms, band, k, clock=clock, old=old, seed=seed, persist=False
     )
     if not found and why == "none":
         # the buildings' cells alone allow no in-band partition (e.g. buildings in
@@ -579,7 +627,7 @@ def _recut(
                 atoms,
                 band,
                 k,
-                deadline=deadline,
+                clock=clock,
                 old=old,
                 seed=seed,
                 persist=True,
@@ -756,11 +804,12 @@ def _recut_pieces(
     A window is the out-of-band piece and its neighbours, then theirs, up to the
     whole unit; the first window whose load can be cut in band is re-cut by the
     graph search. Pieces outside the window keep their polygon. When the time
-    cap stops the search with a piece still out of band, ``notes["_cause"]`` is
-    set to ``("search_timed_out", {"cap_s": cap_s})``.
+    cap (steps, or the wall-clock safety net) stops the search with a piece still
+    out of band, ``notes["_cause"]`` is set to ``("search_timed_out", {"cap_steps":
+    …, "cap_s": …})``.
     """
     cap_s = _cap() if cap_s is None else cap_s
-    deadline = time.perf_counter() + cap_s
+    clock = _Clock(_steps(), cap_s)
     pieces = list(pieces)
     timed_out = False
     # in a unit of one piece every grid must be one piece too
@@ -773,7 +822,7 @@ def _recut_pieces(
             if i not in failed
             and (not band.contains(_load(m, atoms)) or (one_piece and _parts(g) > 1))
         ]
-        if not bad or time.perf_counter() > deadline:
+        if not bad or clock.expired():
             break
         start = bad[0]
         nb = _touching([g for g, _ in pieces])
@@ -803,7 +852,7 @@ def _recut_pieces(
                         band,
                         k,
                         kx,
-                        deadline=deadline if whole else _sub(deadline, 0.5),
+                        clock=clock if whole else clock.share(0.5),
                     )
                     if (
                         res is not None
@@ -825,16 +874,13 @@ def _recut_pieces(
                 break
     if notes is not None and timed_out:
         if any(not band.contains(_load(m, atoms)) for _, m in pieces):
-            notes["_cause"] = ("search_timed_out", {"cap_s": cap_s})
+            notes["_cause"] = (
+                "search_timed_out",
+                {"cap_steps": _steps(), "cap_s": cap_s},
+            )
     return pieces
 
 
 def _parts(g: BaseGeometry) -> int:
     """Parts of ``g`` that are territory, not overlay slivers."""
     return int((shapely.area(shapely.get_parts(g)) > _SLIVER).sum())
-
-
-def _sub(deadline: float, share: float) -> float:
-    """A deadline ``share`` of the way from now to ``deadline``."""
-    now = time.perf_counter()
-    return now + max(0.0, deadline - now) * share

@@ -583,8 +583,9 @@ def _unit_grids(
                 check = {**check, **extra}
                 reason = (
                     f"{load:g} households: the re-cut of {'+'.join(u.codes)} "
-                    f"stopped at its {extra.get('cap_s', '?')} s cap before it found an "
-                    "in-band partition (one may exist)"
+                    f"stopped at its cap of {extra.get('cap_steps', 0):,} steps (or "
+                    f"{extra.get('cap_s', '?')} s) before it found an in-band partition "
+                    "(one may exist)"
                 )
         rows.append(
             {

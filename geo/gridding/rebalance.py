@@ -27,7 +27,7 @@ from geo.gridding._moves import (
     _join,
     _neighbours,
 )
-from geo.gridding._recut import _cap, _recut, _window
+from geo.gridding._recut import _cap, _Clock, _recut, _steps, _window
 from geo.gridding.metrics import plan_metrics
 from geo.plan import UNRESOLVED, Band, GridPlan
 
@@ -596,7 +596,8 @@ def _assemble(
                 if cause[0] == "search_timed_out":
                     exc["reason"] = (
                         f"{ld:g} households: the search for an in-band re-cut of this "
-                        f"grid and its neighbours hit its {cause[1]['cap_s']:g} s cap"
+                        f"grid and its neighbours hit its cap of {cause[1]['cap_steps']:,} "
+                        f"steps (or {cause[1]['cap_s']:g} s)"
                     )
             exceptions.append(exc)
         geom = c.geom
@@ -697,7 +698,7 @@ def _recut_windows(
             continue
         if band.min - 1e-9 <= load(c) <= band.max + 1e-9 and not broken(c):
             continue
-        deadline = time.perf_counter() + cap_s
+        clock = _Clock(_steps(), cap_s)
         timed_out = False
         # first windows of one-piece grids (a re-cut then never leaves a grid in
         # pieces); windows that take in grids spanning exclaves only after that
@@ -708,7 +709,7 @@ def _recut_windows(
                 atoms,
                 band,
                 origin,
-                deadline,
+                clock,
                 used=used,
                 log=log,
                 whole_only=whole_only,
@@ -720,7 +721,7 @@ def _recut_windows(
                 continue
             if x in window or x is c:
                 causes[x.code] = (
-                    ("search_timed_out", {"cap_s": cap_s})
+                    ("search_timed_out", {"cap_steps": _steps(), "cap_s": cap_s})
                     if timed_out
                     else (
                         "locked",
@@ -748,7 +749,7 @@ def _grow_and_recut(
     atoms: list[_Atom],
     band: Band,
     origin: dict[int, str],
-    deadline: float,
+    clock: _Clock,
     *,
     used: set[str],
     log: list[dict[str, Any]],
@@ -792,9 +793,7 @@ def _grow_and_recut(
         kx = math.cos(math.radians(geom.centroid.y))
         members = [a for x in window for a in x.atoms]
         old = {a: origin.get(a, "") for a in members}
-        res, why = _recut(
-            geom, members, atoms, band, ks[0], kx, deadline=deadline, old=old
-        )
+        res, why = _recut(geom, members, atoms, band, ks[0], kx, clock=clock, old=old)
         if why == "timeout":
             return window, total, blocked, False, True
         if res is None:

@@ -13,7 +13,7 @@ from geo.gridding._atoms import _Atom, _slice_cell, _stack_nodes, _Unit
 from geo.gridding._recut import _graph
 from geo.gridding.checks import check_plan
 from geo.gridding.generate import _grid_cause, generate_grids
-from geo.plan import UNRESOLVED
+from geo.plan import UNRESOLVED, Band
 
 LO, HI = 200, 300
 
@@ -145,7 +145,7 @@ def test_a_grid_holding_every_part_of_a_building_is_unresolved() -> None:
         _Atom(0.5, 0.6, 5.0, 5, np.arange(501, 506)),
     ]
     cause, check, reason = _grid_cause(
-        _unit_of(atoms), [0, 1], 321.0, atoms, LO, HI, None
+        _unit_of(atoms), [0, 1], 321.0, atoms, Band(LO, HI), None
     )
     assert cause == UNRESOLVED
     assert check["grid_load"] == 321.0 and check["grids_possible"] == [2, 2]
@@ -159,7 +159,9 @@ def test_a_part_over_the_band_is_building_over_max() -> None:
         _Atom(0.5, 0.2, 150.0, 100, np.arange(100, 200), stack=0),
         _Atom(0.5, 0.8, 250.0, 250, np.arange(200, 450)),
     ]
-    cause, check, reason = _grid_cause(_unit_of(atoms), [0], 320.0, atoms, LO, HI, None)
+    cause, check, reason = _grid_cause(
+        _unit_of(atoms), [0], 320.0, atoms, Band(LO, HI), None
+    )
     assert cause == "building_over_max"
     assert check["grid_part_loads"] == [320.0] and check["max"] == HI
     assert "itself over 300" in reason
