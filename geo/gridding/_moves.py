@@ -154,18 +154,24 @@ def _repair(
         # only cells reaching the edge the two grids share can move across it
         edge = _edge(geoms[src], geoms[dst])
         if len(keys) > 1 and shapely.length(edge) > _MIN_EDGE:
-            cells = _cells(geoms[src], keys, near=edge)
+            cells = np.asarray(_cells(geoms[src], keys, near=edge), dtype=object)
             dst_near = _near(geoms[dst])
-            for key, cell in zip(keys, cells, strict=True):
-                if cell.is_empty:
-                    continue
-                cell = _own(cell, key)
-                shared = float(
-                    shapely.length(shapely.intersection(cell.boundary, dst_near))
+            shapely.prepare(dst_near)
+            live = np.flatnonzero(~shapely.is_empty(cells)).tolist()
+            owned = np.empty(len(live), dtype=object)
+            owned[:] = [_own(cells[i], keys[i]) for i in live]
+            # only cells that reach the other grid's edge share any of it
+            touch = shapely.intersects(dst_near, owned)
+            shared = np.zeros(len(live))
+            if touch.any():
+                shared[touch] = shapely.length(
+                    shapely.intersection(shapely.boundary(owned[touch]), dst_near)
                 )
-                if shared > _MIN_EDGE:
+            for j, i in enumerate(live):
+                if shared[j] > _MIN_EDGE:
+                    key = keys[i]
                     w = sum(atoms[a].load for a in groups[key])
-                    found.append((groups[key], cell, shared, w))
+                    found.append((groups[key], owned[j], float(shared[j]), w))
         edge_cache[ck] = found
         return found
 

@@ -675,26 +675,53 @@ def _improve_kept(
         adj[a].append(b)
         adj[b].append(a)
     loads = np.bincount(lab, weights=g.w, minlength=k)
+    # the same labels as a list, and each part's nodes: a connectivity check then
+    # walks the part only, not the whole graph
+    labl = lab.tolist()
+    nodes_of: list[set[int]] = [set() for _ in range(k)]
+    for v, part in enumerate(labl):
+        nodes_of[part].add(v)
 
-    def still_connected(part: int, without: int) -> bool:
-        rest = [v for v in range(n) if lab[v] == part and v != without]
-        if not rest:
-            return False
-        seen = {rest[0]}
-        stack = [rest[0]]
+    def locally_joined(part: int, without: int) -> bool:
+        """Whether ``without``'s neighbours in its (connected) part stay joined
+        through their own neighbours: then removing it cannot split the part."""
+        near = [u for u in adj[without] if labl[u] == part]
+        if len(near) <= 1:
+            return True
+        ring = set(near)
+        seen = {near[0]}
+        stack = [near[0]]
         while stack:
             v = stack.pop()
             for u in adj[v]:
-                if u != without and lab[u] == part and u not in seen:
+                if u != without and labl[u] == part and u not in seen:
+                    if u in ring or any(x in ring for x in adj[u]):
+                        seen.add(u)
+                        stack.append(u)
+        return ring <= seen
+
+    def still_connected(part: int, without: int) -> bool:
+        size = len(nodes_of[part]) - (without in nodes_of[part])
+        if size <= 0:
+            return False
+        if locally_joined(part, without):
+            return True
+        start = min(nodes_of[part] - {without})
+        seen = {start}
+        stack = [start]
+        while stack:
+            v = stack.pop()
+            for u in adj[v]:
+                if u != without and labl[u] == part and u not in seen:
                     seen.add(u)
                     stack.append(u)
-        return len(seen) == len(rest)
+        return len(seen) == size
 
     for _ in range(20):
         moved = False
         for v in np.flatnonzero((target >= 0) & (target != lab)).tolist():
-            t, s = int(target[v]), int(lab[v])
-            if t == s or not any(lab[u] == t for u in adj[v]):
+            t, s = int(target[v]), labl[v]
+            if t == s or not any(labl[u] == t for u in adj[v]):
                 continue
             w = float(g.w[v])
             if loads[s] - w < band.min - 1e-9 or loads[t] + w > band.max + 1e-9:
@@ -702,6 +729,9 @@ def _improve_kept(
             if not still_connected(s, v):
                 continue
             lab[v] = t
+            labl[v] = t
+            nodes_of[s].discard(v)
+            nodes_of[t].add(v)
             loads[s] -= w
             loads[t] += w
             moved = True

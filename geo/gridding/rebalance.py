@@ -263,7 +263,7 @@ def rebalance(
     report = {
         "moved_households": stats["moved"],
         "new_households": stats["new"],
-        "removed_households": len(set(old.index) - set(hh["household_id"])),
+        "removed_households": _removed(old, hh),
         "lower_bound": lower_bound,
         "moved_to_lower_bound": (
             round(stats["moved"] / lower_bound, 3) if lower_bound > 0 else None
@@ -294,6 +294,12 @@ def rebalance(
         }
     )
     return Rebalanced(plan=plan, changes=changes, report=report)
+
+
+def _removed(old: pd.Series, hh: gpd.GeoDataFrame) -> int:
+    """Households of the old plan that are no longer there."""
+    now = set(hh["household_id"].to_numpy(dtype=object).tolist())
+    return sum(1 for x in old.index.to_numpy(dtype=object).tolist() if x not in now)
 
 
 def _split_first(
