@@ -166,6 +166,11 @@ def _cells(
     """
     if len(keys) == 1:
         return [geom]
+    return _clip_cells(_raw_cells(geom, keys), geom, near)
+
+
+def _raw_cells(geom: BaseGeometry, keys: list[tuple[float, float]]) -> np.ndarray:
+    """Unclipped Voronoi cells of ``keys`` (two or more), extended to ``geom``."""
     pts = shapely.points(np.array(keys))
     vor = shapely.get_parts(
         shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=geom)
@@ -173,12 +178,18 @@ def _cells(
     tree = shapely.STRtree(vor)
     p_idx, v_idx = tree.query(pts, predicate="intersects")
     cell_of = dict(zip(p_idx.tolist(), v_idx.tolist(), strict=False))
-    raw = vor[[cell_of[i] for i in range(len(keys))]]
-    want = np.ones(len(keys), dtype=bool)
+    return vor[[cell_of[i] for i in range(len(keys))]]
+
+
+def _clip_cells(
+    raw: np.ndarray, geom: BaseGeometry, near: BaseGeometry | None = None
+) -> list[BaseGeometry]:
+    """:func:`_cells` from cells :func:`_raw_cells` made (reusable across ``near``)."""
+    want = np.ones(len(raw), dtype=bool)
     if near is not None:
         shapely.prepare(near)
         want = shapely.intersects(near, raw)
-    out = np.full(len(keys), shapely.Polygon(), dtype=object)
+    out = np.full(len(raw), shapely.Polygon(), dtype=object)
     if want.any():
         clipped = shapely.intersection(raw[want], geom)
         out[want] = [_poly_only(c) for c in clipped]

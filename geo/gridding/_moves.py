@@ -10,7 +10,14 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.gridding._atoms import _Atom, _atom_parts, _cells, _point_groups
+from geo.gridding._atoms import (
+    _Atom,
+    _atom_parts,
+    _cells,
+    _clip_cells,
+    _point_groups,
+    _raw_cells,
+)
 from geo.gridding._geometry import _clean, _overlay, _poly_only, _pp, _union
 from geo.plan import Band
 
@@ -142,6 +149,8 @@ def _repair(
     # either grid changes (a move changes two grids; the other pairs stay valid)
     version = [0] * len(geoms)
     edge_cache: dict[tuple[int, int, int, int], list[Any]] = {}
+    # a grid's Voronoi cells do not depend on the neighbour: once per version
+    raw_cache: dict[tuple[int, int], np.ndarray] = {}
 
     def _edge_cells(src: int, dst: int) -> list[Any]:
         ck = (src, version[src], dst, version[dst])
@@ -154,7 +163,11 @@ def _repair(
         # only cells reaching the edge the two grids share can move across it
         edge = _edge(geoms[src], geoms[dst])
         if len(keys) > 1 and shapely.length(edge) > _MIN_EDGE:
-            cells = np.asarray(_cells(geoms[src], keys, near=edge), dtype=object)
+            rk = (src, version[src])
+            raw = raw_cache.get(rk)
+            if raw is None:
+                raw = raw_cache[rk] = _raw_cells(geoms[src], keys)
+            cells = np.asarray(_clip_cells(raw, geoms[src], edge), dtype=object)
             dst_near = _near(geoms[dst])
             shapely.prepare(dst_near)
             live = np.flatnonzero(~shapely.is_empty(cells)).tolist()
