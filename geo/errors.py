@@ -13,6 +13,7 @@ __all__ = [
     "EditError",
     "EmptyInput",
     "GridMapError",
+    "IncompletePlanError",
     "InputError",
     "NotFound",
     "PlanConflictError",
@@ -49,6 +50,18 @@ class EditError(GridMapError, ValueError):
 
 class PlanConflictError(GridMapError, RuntimeError):
     """A plan changed state under the caller (published twice, edited concurrently)."""
+
+
+class IncompletePlanError(PlanConflictError):
+    """A plan drawn unit by unit (:mod:`geo.fanout`) has units that did not finish.
+
+    ``units`` maps each such unit's area code to its error (or its state); the
+    plan cannot be published until they are re-run or excluded explicitly.
+    """
+
+    def __init__(self, message: str, *, units: dict[str, str]) -> None:
+        super().__init__(message)
+        self.units = units
 
 
 class ServiceUnavailable(GridMapError, RuntimeError):

@@ -1,0 +1,265 @@
+"""Generation fanned out on a real Dask ``LocalCluster`` (issue 14).
+
+Workers are other processes with their own connections, so these tests use a
+database of their own whose data is committed (not the rolled-back session).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from samples import sample_county
+from sqlalchemy import Engine, text
+
+from geo.errors import IncompletePlanError, InputError
+from geo.gridding.generate import generate_grids
+from geo.io import prepare
+from geo.services import generate_and_save, publish, retry_units
+from geo.store.db import make_engine, session_scope, upgrade
+from geo.store.fanout import DIE_HOOK_ENV, plan_units
+from geo.store.loading import load
+from geo.store.plans import area_frames, plan_frames
+
+distributed = pytest.importorskip("distributed")
+
+HOUSEHOLDS = 4_000
+SEED = 0
+
+
+@pytest.fixture(scope="module")
+def die_marker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The file that arms the dying-worker hook (set before the workers start)."""
+    path = tmp_path_factory.mktemp("fanout") / "die"
+    old = os.environ.get(DIE_HOOK_ENV)
+    os.environ[DIE_HOOK_ENV] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop(DIE_HOOK_ENV, None)
+    else:
+        os.environ[DIE_HOOK_ENV] = old
+
+
+@pytest.fixture(scope="module")
+def cluster(die_marker: Path) -> Iterator[Any]:
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        silence_logs=40,
+    ) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def fan_engine(make_database) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+    url = make_database("fanout")
+    upgrade(url)
+    engine = make_engine(url)
+    county = sample_county(HOUSEHOLDS, SEED)
+    with session_scope(engine) as s:
+        for kind, frame in (
+            ("areas", county.areas),
+            ("people", county.people),
+            ("households", county.households),
+        ):
+            load(s, prepare(frame, kind, source=f"sample ({kind})"))
+    yield engine
+    engine.dispose()
+
+
+def _county_code(engine: Engine) -> str:
+    with engine.connect() as c:
+        return str(
+            c.execute(
+                text("SELECT code FROM admin_areas WHERE level = 'county'")
+            ).scalar()
+        )
+
+
+def _frames(engine: Engine, plan_id: int) -> tuple[Any, pd.DataFrame]:
+    with session_scope(engine) as s:
+        grids, assignments, _ = plan_frames(s, plan_id)
+    return grids.sort_values("grid_code").reset_index(drop=True), assignments
+
+
+def _assert_same_plan(engine: Engine, a: int, b: int) -> None:
+    ga, xa = _frames(engine, a)
+    gb, xb = _frames(engine, b)
+    assert len(ga) > 10
+    assert ga["grid_code"].tolist() == gb["grid_code"].tolist()
+    assert ga["area_code"].tolist() == gb["area_code"].tolist()
+    assert ga["households"].tolist() == gb["households"].tolist()
+    sets_a = xa.groupby("grid_code")["household_id"].apply(frozenset)
+    sets_b = xb.groupby("grid_code")["household_id"].apply(frozenset)
+    assert sets_a.to_dict() == sets_b.to_dict()
+    same = shapely.equals_exact(
+        np.asarray(ga.geometry.values), np.asarray(gb.geometry.values), tolerance=1e-9
+    )
+    assert same.all(), ga["grid_code"][~same].tolist()
+
+
+def _units_state(engine: Engine, plan_id: int) -> dict[str, Any]:
+    with engine.connect() as c:
+        return dict(
+            c.execute(
+                text("SELECT metrics -> 'fanout' FROM plans WHERE id = :p"),
+                {"p": plan_id},
+            ).scalar_one()
+        )
+
+
+def test_units_are_the_townships_and_latitude_matches_generation(
+    fan_engine: Engine,
+) -> None:
+    county = _county_code(fan_engine)
+    with session_scope(fan_engine) as s:
+        units, lat = plan_units(s, county)
+        areas, households = area_frames(s, county)
+    townships = areas[areas["level"] == "township"]["code"].tolist()
+    assert [u.code for u in units] == sorted(townships)
+    assert len(units) >= 3
+    assert sum(u.households for u in units) == len(households)
+    leaf = areas[areas["level"].isin(["village", "community"])].reset_index(drop=True)
+    assert lat == float(np.mean(shapely.bounds(leaf.geometry.values)[:, [1, 3]]))
+    # a township is its own single unit
+    with session_scope(fan_engine) as s:
+        one, _ = plan_units(s, townships[0])
+    assert [u.code for u in one] == [townships[0]]
+
+
+def test_fanout_gives_the_single_process_plan(fan_engine: Engine, cluster: Any) -> None:
+    county = _county_code(fan_engine)
+    with session_scope(fan_engine) as s:
+        single = generate_and_save(s, county, created_by="test single")
+    stages: list[tuple[str, float]] = []
+    with session_scope(fan_engine) as s:
+        saved = generate_and_save(
+            s,
+            county,
+            created_by="test fanout",
+            scheduler=cluster.scheduler_address,
+            progress=lambda st, f: stages.append((st, f)),
+        )
+    assert saved.fanout is not None and saved.fanout.failed == {}
+    assert stages[0][0].startswith("Dask dashboard: http")
+    assert [f for _, f in stages][-1] == pytest.approx(1.0)
+    assert sum("done" in st for st, _ in stages) == len(saved.fanout.units)
+    _assert_same_plan(fan_engine, single.plan_id, saved.plan_id)
+    m = saved.plan.report["metrics"]
+    assert m["grids"] == single.plan.report["metrics"]["grids"]
+    assert m["households"] == HOUSEHOLDS or m["households"] == len(
+        _frames(fan_engine, single.plan_id)[1]
+    )
+    # re-running a finished unit replaces its rows (deletes its own first)
+    with session_scope(fan_engine) as s:
+        run = retry_units(
+            s,
+            saved.plan_id,
+            scheduler=cluster.scheduler_address,
+            units=[saved.fanout.units[0]],
+        )
+    assert run.failed == {}
+    _assert_same_plan(fan_engine, single.plan_id, saved.plan_id)
+    with session_scope(fan_engine) as s:
+        publish(s, saved.plan_id)
+
+
+def test_a_worker_dying_mid_write_is_retried_without_partial_rows(
+    fan_engine: Engine, cluster: Any, die_marker: Path
+) -> None:
+    county = _county_code(fan_engine)
+    with session_scope(fan_engine) as s:
+        single = generate_and_save(s, county, created_by="test single")
+        units, _ = plan_units(s, county)
+    victim = units[1].code
+    die_marker.write_text(victim, encoding="utf-8")
+    with session_scope(fan_engine) as s:
+        saved = generate_and_save(s, county, scheduler=cluster.scheduler_address)
+    assert not die_marker.exists()  # the worker took the hook and died mid-write
+    assert saved.fanout is not None and saved.fanout.failed == {}
+    assert _units_state(fan_engine, saved.plan_id)["units"][victim]["status"] == "done"
+    _assert_same_plan(fan_engine, single.plan_id, saved.plan_id)
+    cluster.wait_for_workers(2, timeout=60)
+
+
+def test_a_failing_unit_is_reported_and_blocks_publishing_until_fixed(
+    fan_engine: Engine, cluster: Any
+) -> None:
+    county = _county_code(fan_engine)
+    with session_scope(fan_engine) as s:
+        units, _ = plan_units(s, county)
+        bad_unit = units[0].code
+        # a household of the township itself, far outside every village of it
+        s.execute(
+            text(
+                "INSERT INTO households (external_id, area_id, geom) SELECT 'stray-1', id, "
+                "ST_SetSRID(ST_MakePoint(100.0, 10.0), 4326) FROM admin_areas WHERE code = :c"
+            ),
+            {"c": bad_unit},
+        )
+    try:
+        with session_scope(fan_engine) as s:
+            saved = generate_and_save(s, county, scheduler=cluster.scheduler_address)
+        assert saved.fanout is not None
+        assert list(saved.fanout.failed) == [bad_unit]
+        assert "outside every village" in saved.fanout.failed[bad_unit]
+        assert "stray-1" in saved.fanout.failed[bad_unit]
+        state = _units_state(fan_engine, saved.plan_id)
+        assert state["units"][bad_unit]["status"] == "failed"
+        assert all(state["units"][u.code]["status"] == "done" for u in units[1:])
+        grids, _ = _frames(fan_engine, saved.plan_id)
+        assert len(grids) > 0
+        assert not grids["grid_code"].str.startswith(bad_unit).any()
+        with session_scope(fan_engine) as s, pytest.raises(IncompletePlanError) as err:
+            publish(s, saved.plan_id)
+        assert bad_unit in str(err.value) and bad_unit in err.value.units
+        # excluding a code that is not a unit is refused, naming it
+        with session_scope(fan_engine) as s, pytest.raises(InputError, match="X-1"):
+            publish(s, saved.plan_id, exclude=["X-1"])
+        # the other draft: the same failure, then excluded explicitly
+        with session_scope(fan_engine) as s:
+            other = generate_and_save(s, county, scheduler=cluster.scheduler_address)
+        with session_scope(fan_engine) as s:
+            publish(s, other.plan_id, exclude=[bad_unit])
+        assert _units_state(fan_engine, other.plan_id)["excluded"] == [bad_unit]
+    finally:
+        with session_scope(fan_engine) as s:
+            s.execute(text("DELETE FROM households WHERE external_id = 'stray-1'"))
+    # fixed: re-run the failed unit, then the first draft publishes complete
+    with session_scope(fan_engine) as s:
+        run = retry_units(s, saved.plan_id, scheduler=cluster.scheduler_address)
+    assert run.failed == {}
+    with session_scope(fan_engine) as s:
+        single = generate_and_save(s, county)
+    _assert_same_plan(fan_engine, single.plan_id, saved.plan_id)
+    with session_scope(fan_engine) as s:
+        publish(s, saved.plan_id)
+
+
+def test_townships_drawn_alone_with_the_reference_latitude_match_the_whole() -> None:
+    """generate_grids(ref_latitude=...) on each township gives the whole run's grids."""
+    county = sample_county(HOUSEHOLDS, SEED)
+    areas, hh = county.areas, county.households
+    whole = generate_grids(hh, areas)
+    leaf = areas[areas["level"].isin(["village", "community"])].reset_index(drop=True)
+    lat = float(np.mean(shapely.bounds(leaf.geometry.values)[:, [1, 3]]))
+    parts = []
+    for t in areas[areas["level"] == "township"]["code"]:
+        sub = areas[(areas["code"] == t) | (areas["parent_code"] == t)]
+        mine = hh[hh["area_code"].isin(set(sub["code"]) - {t})]
+        if len(mine):
+            parts.append(generate_grids(mine, sub, ref_latitude=lat).grids)
+    joined = pd.concat(parts).sort_values("grid_code").reset_index(drop=True)
+    ref = whole.grids.sort_values("grid_code").reset_index(drop=True)
+    assert joined["grid_code"].tolist() == ref["grid_code"].tolist()
+    assert shapely.equals_exact(
+        np.asarray(joined.geometry.values), np.asarray(ref.geometry.values), 1e-9
+    ).all()
