@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     pg_bindir
         Directory holding ``initdb``/``pg_ctl``/``postgres``; found
         automatically under ``/usr/lib/postgresql/*/bin`` when unset.
+    dask_scheduler
+        Address of a Dask scheduler (``tcp://host:8786``,
+        ``GRIDMAP_DASK_SCHEDULER``): generation then runs one task per township
+        or county on its workers (:mod:`geo.fanout`). Unset: one process.
     """
 
     model_config = SettingsConfigDict(env_prefix="GRIDMAP_", extra="ignore")
@@ -36,3 +40,4 @@ class Settings(BaseSettings):
     pg_bindir: Path | None = None
     pg_port: int | None = None
     db_name: str = "gridmap"
+    dask_scheduler: str | None = None

@@ -263,3 +263,51 @@ def test_townships_drawn_alone_with_the_reference_latitude_match_the_whole() -> 
     assert shapely.equals_exact(
         np.asarray(joined.geometry.values), np.asarray(ref.geometry.values), 1e-9
     ).all()
+
+
+def test_cli_generate_on_the_scheduler_from_the_environment_then_retry_and_publish(
+    fan_engine: Engine, cluster: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    env = {
+        "GRIDMAP_DATABASE_URL": fan_engine.url.render_as_string(hide_password=False),
+        "GRIDMAP_DASK_SCHEDULER": cluster.scheduler_address,
+    }
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+
+    county = _county_code(fan_engine)
+    with session_scope(fan_engine) as s:
+        units, _ = plan_units(s, county)
+        bad_unit = units[-1].code
+        s.execute(
+            text(
+                "INSERT INTO households (external_id, area_id, geom) SELECT 'stray-2', id, "
+                "ST_SetSRID(ST_MakePoint(100.0, 10.0), 4326) FROM admin_areas WHERE code = :c"
+            ),
+            {"c": bad_unit},
+        )
+    try:
+        res = run("generate", "--area", county)
+        assert res.exit_code == 0, res.output
+        assert "Dask dashboard: http" in res.output
+        assert "1 unit(s) failed" in res.output
+        assert f"{bad_unit}: ValueError" in res.output and "stray-2" in res.output
+        plan_id = int(res.output.split("stored as draft plan ")[1].split()[0])
+        res = run("publish", "--plan", str(plan_id))
+        assert res.exit_code == 2
+        assert bad_unit in res.output and "cannot be published" in res.output
+        res = run("generate", "--area", county, "--workers", "1", "--scheduler", "x")
+        assert res.exit_code == 2 and "not both" in res.output
+    finally:
+        with session_scope(fan_engine) as s:
+            s.execute(text("DELETE FROM households WHERE external_id = 'stray-2'"))
+    res = run("retry", "--plan", str(plan_id))
+    assert res.exit_code == 0, res.output
+    assert "is complete" in res.output
+    res = run("publish", "--plan", str(plan_id))
+    assert res.exit_code == 0, res.output
