@@ -311,3 +311,39 @@ def test_cli_generate_on_the_scheduler_from_the_environment_then_retry_and_publi
     assert "is complete" in res.output
     res = run("publish", "--plan", str(plan_id))
     assert res.exit_code == 0, res.output
+
+
+def test_api_generation_job_fans_out_when_the_runner_has_a_scheduler(
+    fan_engine: Engine, cluster: Any
+) -> None:
+    import time
+
+    from api.jobs import JobRunner, generate_plan_job
+    from geo.store.jobs import get_job
+
+    county = _county_code(fan_engine)
+    params = {
+        "area_code": county,
+        "min_households": 200,
+        "max_households": 300,
+        "respect_level": "village",
+        "seed": 0,
+    }
+    runner = JobRunner(fan_engine, scheduler=cluster.scheduler_address)
+    try:
+        state = runner.submit(
+            "generate", params, generate_plan_job(params, "test"), created_by="test"
+        )
+        for _ in range(600):  # polls until the job ends (no timing asserted)
+            job = get_job(fan_engine, state.id)
+            assert job is not None
+            if job.status in ("succeeded", "failed"):
+                break
+            time.sleep(0.1)
+    finally:
+        runner.shutdown()
+    assert job.error is None, job.error
+    assert job.plan_id is not None
+    fan = _units_state(fan_engine, job.plan_id)
+    assert fan["kind"] == "generate"
+    assert {u["status"] for u in fan["units"].values()} == {"done"}
