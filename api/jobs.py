@@ -203,6 +203,7 @@ def rebalance_plan_job(
                 locked=tuple(params.get("locked") or ()),
                 created_by=created_by,
                 progress=job.step,
+                scheduler=job.scheduler,
             ).plan_id
 
     return run

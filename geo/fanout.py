@@ -51,6 +51,7 @@ __all__ = [
     "combine_metrics",
     "dask_client",
     "generate",
+    "rebalance",
     "retry",
 ]
 
@@ -125,14 +126,17 @@ def _generate_unit(
     plan_id: int,
     unit_code: str,
     options: Mapping[str, Any],
-    ref_latitude: float | None,
+    extra: Mapping[str, Any],
     barriers: gpd.GeoDataFrame | None,
-    finish: Finish | None,
 ) -> dict[str, Any]:
-    """One task: read the unit from PostGIS, draw its grids, write them in one transaction."""
+    """One task: read the unit from PostGIS, draw its grids, write them in one transaction.
+
+    ``extra`` holds ``ref_latitude`` (the whole area's) and ``finish`` (or None).
+    """
     from geo.store.plans import area_frames
 
     t0 = time.perf_counter()
+    finish: Finish | None = extra.get("finish")
     with session_scope(_worker_engine(url)) as session:
         areas, households = area_frames(session, unit_code)
         if households.empty:
@@ -149,7 +153,7 @@ def _generate_unit(
             households,
             areas,
             barriers=barriers,
-            ref_latitude=ref_latitude,
+            ref_latitude=extra.get("ref_latitude"),
             **dict(options),
         )
         if finish is not None:
@@ -168,6 +172,91 @@ def _generate_unit(
         "households": state["households"],
         "grids": state["grids"],
     }
+
+
+def _rebalance_unit(
+    url: str,
+    plan_id: int,
+    unit_code: str,
+    options: Mapping[str, Any],
+    extra: Mapping[str, Any],
+    barriers: gpd.GeoDataFrame | None,
+) -> dict[str, Any]:
+    """One task: rebalance the parent plan's grids inside the unit against today's
+    households there, and write the result into the new draft in one transaction.
+
+    ``extra`` holds ``parent_id``, ``retired`` (codes never to reuse) and
+    ``locked`` (codes of the whole plan; those inside the unit are kept).
+    """
+    from geo.gridding.rebalance import rebalance
+    from geo.store.fanout import unit_plan_frames
+    from geo.store.plans import area_frames
+
+    t0 = time.perf_counter()
+    with session_scope(_worker_engine(url)) as session:
+        grids, assignments = unit_plan_frames(
+            session, int(extra["parent_id"]), unit_code
+        )
+        _, households = area_frames(session, unit_code)
+        if grids.empty and households.empty:
+            state: dict[str, Any] = {
+                "households": 0,
+                "grids": 0,
+                "metrics": {"grids": 0},
+            }
+            write_unit(session, plan_id, unit_code, grids, assignments, state)
+            return {"unit": unit_code, **state}
+        mine = set(grids["grid_code"].astype(str))
+        result = rebalance(
+            grids,
+            assignments,
+            households,
+            locked=tuple(c for c in extra.get("locked", ()) if c in mine),
+            retired_codes=list(extra.get("retired", ())),
+            **dict(options),
+        )
+        r = result.report
+        metrics = {k: v for k, v in r["metrics"].items() if k != "retired_codes"}
+        state = {
+            "households": len(households),
+            "grids": len(result.plan.grids),
+            "metrics": metrics,
+            "exceptions": result.plan.report.get("exceptions", []),
+            "rebalance": {
+                k: r[k]
+                for k in (
+                    "moved_households",
+                    "new_households",
+                    "removed_households",
+                    "lower_bound",
+                    "grids_touched",
+                    "grids_created",
+                    "splits",
+                    "merges",
+                    "retired_codes",
+                )
+            },
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        write_unit(
+            session,
+            plan_id,
+            unit_code,
+            result.plan.grids,
+            result.plan.assignments,
+            state,
+        )
+    return {
+        "unit": unit_code,
+        "households": state["households"],
+        "grids": state["grids"],
+    }
+
+
+_TASKS: dict[str, Callable[..., dict[str, Any]]] = {
+    "generate": _generate_unit,
+    "rebalance": _rebalance_unit,
+}
 
 
 def _url_of(engine: Engine) -> str:
@@ -250,16 +339,104 @@ def generate(
             name=name,
             created_by=created_by,
         )
+    extra = {"ref_latitude": ref_latitude, "finish": finish}
     return _run(
         engine,
         plan_id,
+        "generate",
         units,
         options,
-        ref_latitude,
+        extra,
         scheduler=scheduler,
         workers=workers,
         barriers=barriers,
-        finish=finish,
+        retries=retries,
+        progress=progress,
+    )
+
+
+def rebalance(
+    engine: Engine,
+    plan_id: int,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    min_households: float = 200,
+    max_households: float = 300,
+    locked: Sequence[str] = (),
+    created_by: str | None = None,
+    retries: int = 1,
+    progress: Progress = _quiet,
+) -> FanOutRun:
+    """Rebalance a stored plan unit by unit on Dask into a new draft (parent ``plan_id``).
+
+    Each unit (township) is rebalanced by :func:`geo.gridding.rebalance.rebalance`
+    on the plan's grids inside it and today's households there: households never
+    move between townships (grids only ever exchange households with grids
+    covering the same village, so a single-process run does not either). The
+    report figures are sums over units: a household that moved to another
+    township counts as removed from one and new in the other.
+
+    Parameters
+    ----------
+    engine
+        The database (workers connect to the same URL).
+    plan_id
+        The plan to rebalance; it becomes the new draft's parent.
+    scheduler, workers
+        A Dask scheduler address, or the number of local worker processes.
+    min_households, max_households
+        The band.
+    locked
+        Grid codes that must not change (each must be a grid of the plan).
+    created_by
+        Recorded with the new draft.
+    retries
+        How often Dask re-runs a unit that raised.
+    progress
+        ``progress(stage, fraction)`` after each unit.
+
+    Returns
+    -------
+    FanOutRun
+        The new draft's id, its units and the failed units with their errors.
+    """
+    from geo.errors import InputError, NotFound
+    from geo.store.fanout import missing_grid_codes, plan_info
+
+    with session_scope(engine) as session:
+        info = plan_info(session, plan_id)
+        if info is None:
+            raise NotFound(f"There is no plan {plan_id}.", what="plan")
+        missing = missing_grid_codes(session, plan_id, list(locked))
+        if missing:
+            raise ValueError(f"locked grid(s) not in the plan: {', '.join(missing)}")
+        respect = str((info["params"] or {}).get("respect_level") or "village")
+        units, _ = plan_units(session, info["area_code"], respect_level=respect)
+        if not units:
+            raise InputError.one(f"plan {plan_id}", "the plan's area has no units")
+        options = {"min_households": min_households, "max_households": max_households}
+        new_id = create_draft(
+            session,
+            info["area_code"],
+            units,
+            kind="rebalance",
+            params={**options, "locked": sorted(locked), "respect_level": respect},
+            created_by=created_by,
+            parent_id=plan_id,
+        )
+    retired = list((info["metrics"] or {}).get("retired_codes", []))
+    extra = {"parent_id": plan_id, "retired": retired, "locked": sorted(locked)}
+    return _run(
+        engine,
+        new_id,
+        "rebalance",
+        units,
+        options,
+        extra,
+        scheduler=scheduler,
+        workers=workers,
+        barriers=None,
         retries=retries,
         progress=progress,
     )
@@ -284,14 +461,21 @@ def retry(
     stored with the plan: give the same ones as the first run.
     """
     from geo.errors import InputError, PlanConflictError
+    from geo.store.fanout import plan_info
 
     with session_scope(engine) as session:
         state = fanout_state(session, plan_id)
+        parent = (
+            plan_info(session, int(state["parent_id"]))
+            if state["parent_id"] is not None
+            else None
+        )
     if state["status"] != "draft":
         raise PlanConflictError(
             f"plan {plan_id} is {state['status']}; only a draft's units can be re-run"
         )
     fan = state["fanout"]
+    kind = str(fan.get("kind", "generate"))
     known = fan.get("units", {})
     excluded = set(fan.get("excluded", []))
     if units is None:
@@ -309,7 +493,20 @@ def retry(
                 f"not units of the plan: {', '.join(unknown)}",
                 field="units",
             )
-    options = {k: v for k, v in state["params"].items() if k in _OPTIONS}
+    params = state["params"]
+    extra: dict[str, Any]
+    if kind == "rebalance":
+        options = {k: params[k] for k in ("min_households", "max_households")}
+        extra = {
+            "parent_id": state["parent_id"],
+            "retired": list(
+                ((parent or {}).get("metrics") or {}).get("retired_codes", [])
+            ),
+            "locked": list(params.get("locked", [])),
+        }
+    else:
+        options = {k: v for k, v in params.items() if k in _OPTIONS}
+        extra = {"ref_latitude": fan.get("ref_latitude"), "finish": finish}
     unit_list = [
         Unit(c, str(known[c].get("level", "")), int(known[c].get("households", 0)))
         for c in todo
@@ -317,13 +514,13 @@ def retry(
     return _run(
         engine,
         plan_id,
+        kind,
         unit_list,
         options,
-        fan.get("ref_latitude"),
+        extra,
         scheduler=scheduler,
         workers=workers,
         barriers=barriers,
-        finish=finish,
         retries=retries,
         progress=progress,
         all_units=sorted(known),
@@ -333,14 +530,14 @@ def retry(
 def _run(
     engine: Engine,
     plan_id: int,
+    kind: str,
     units: Sequence[Unit],
     options: Mapping[str, Any],
-    ref_latitude: float | None,
+    extra: Mapping[str, Any],
     *,
     scheduler: str | None,
     workers: int | None,
     barriers: gpd.GeoDataFrame | None,
-    finish: Finish | None,
     retries: int,
     progress: Progress,
     all_units: Sequence[str] | None = None,
@@ -349,8 +546,8 @@ def _run(
 
     t0 = time.perf_counter()
     url = _url_of(engine)
+    task = _TASKS[kind]
     run_id = uuid.uuid4().hex[:8]
-    failed: dict[str, str] = {}
     total_hh = sum(u.households for u in units) or 1
     done_hh = 0
     dashboard: str | None = None
@@ -360,15 +557,14 @@ def _run(
         bar = client.scatter(barriers, broadcast=True) if barriers is not None else None
         futures = {
             client.submit(
-                _generate_unit,
+                task,
                 url,
                 plan_id,
                 u.code,
                 dict(options),
-                ref_latitude,
+                dict(extra),
                 bar,
-                finish,
-                key=f"gridmap-unit-{plan_id}-{u.code}-{run_id}",
+                key=f"gridmap-{kind}-{plan_id}-{u.code}-{run_id}",
                 retries=retries,
                 pure=False,
             ): u
@@ -378,7 +574,7 @@ def _run(
             unit = futures[fut]
             if fut.status == "error":
                 exc = fut.exception()
-                failed[unit.code] = f"{type(exc).__name__}: {exc}"
+                error = f"{type(exc).__name__}: {exc}"
                 with session_scope(engine) as session:
                     set_unit_state(
                         session,
@@ -388,7 +584,7 @@ def _run(
                             "status": "failed",
                             "level": unit.level,
                             "households": unit.households,
-                            "error": failed[unit.code],
+                            "error": error,
                         },
                     )
                 what = f"unit {unit.code} failed ({n}/{len(units)})"
@@ -421,18 +617,42 @@ def _summarise(engine: Engine, plan_id: int, seconds: float) -> dict[str, Any]:
         }
         metrics = combine_metrics([u.get("metrics", {}) for u in done])
         exceptions = [e for u in done for e in u.get("exceptions", [])]
-        summary = {
+        summary: dict[str, Any] = {
             **metrics,
             "exceptions": exceptions,
             "seconds": round(seconds, 3),
             "failed_units": failed,
         }
+        parts = [u["rebalance"] for u in done if "rebalance" in u]
+        if parts:
+            totals: dict[str, Any] = {
+                k: sum(int(p.get(k, 0)) for p in parts)
+                for k in (
+                    "moved_households",
+                    "new_households",
+                    "removed_households",
+                    "lower_bound",
+                )
+            }
+            lb = totals["lower_bound"]
+            totals["moved_to_lower_bound"] = (
+                round(totals["moved_households"] / lb, 3) if lb > 0 else None
+            )
+            for k in ("grids_touched", "grids_created"):
+                totals[k] = sorted({c for p in parts for c in p.get(k, [])})
+            for k in ("splits", "merges"):
+                totals[k] = [x for p in parts for x in p.get(k, [])]
+            summary["retired_codes"] = sorted(
+                {c for p in parts for c in p.get("retired_codes", [])}
+            )
+            summary["rebalance"] = totals
         set_plan_summary(session, plan_id, summary)
     return {
         "metrics": metrics,
         "exceptions": exceptions,
         "seconds": summary["seconds"],
         "failed_units": failed,
+        **({"rebalance": summary["rebalance"]} if "rebalance" in summary else {}),
     }
 
 

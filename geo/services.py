@@ -70,6 +70,7 @@ class SavedRebalance:
     plan_id: int
     parent_id: int
     result: Rebalanced
+    fanout: FanOutRun | None = None
 
 
 def load_sample(
@@ -276,6 +277,12 @@ def _empty_plan(report: dict[str, Any]) -> GridPlan:
     )
 
 
+def _no_changes() -> Any:
+    import pandas as pd
+
+    return pd.DataFrame({"household_id": [], "old_grid_code": [], "new_grid_code": []})
+
+
 def retry_units(
     session: Session,
     plan_id: int,
@@ -345,6 +352,8 @@ def rebalance_and_save(
     locked: Sequence[str] = (),
     created_by: str | None = None,
     progress: Progress = _quiet,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> SavedRebalance:
     """Rebalance a stored plan against today's households into a new draft.
 
@@ -366,6 +375,13 @@ def rebalance_and_save(
         Recorded with the new draft.
     progress
         Told each stage as ``progress(stage, fraction)``.
+    scheduler, workers
+        Run on Dask (:func:`geo.fanout.rebalance`), one task per township: a
+        scheduler address, or the number of local worker processes. The draft
+        is then committed unit by unit and ``fanout`` lists failed units, as
+        for :func:`generate_and_save`; households never move between
+        townships (they do not without Dask either). Without either, nothing
+        changes.
 
     Returns
     -------
@@ -388,6 +404,24 @@ def rebalance_and_save(
             saved = rebalance_and_save(s, published_id, locked=["33080310000101"])
             saved.result.report["moved_households"]
     """
+    if scheduler is not None or workers is not None:
+        from geo import fanout
+
+        run = fanout.rebalance(
+            session.get_bind().engine,
+            plan_id,
+            scheduler=scheduler,
+            workers=workers,
+            min_households=min_households,
+            max_households=max_households,
+            locked=locked,
+            created_by=created_by,
+            progress=progress,
+        )
+        empty = _empty_plan(run.report)
+        report = {**run.report.get("rebalance", {}), **run.report}
+        result = Rebalanced(plan=empty, changes=_no_changes(), report=report)
+        return SavedRebalance(run.plan_id, plan_id, result, run)
     progress("reading the plan and today's households", 0.1)
     grids, assignments, info = plan_frames(session, plan_id)
     _, households = area_frames(session, info["area_code"])

@@ -237,6 +237,8 @@ def rebalance_cmd(
     as_json: Annotated[
         bool, typer.Option("--json", help="print the report as JSON")
     ] = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Restore every grid to MIN–MAX households, moving as few as possible.
 
@@ -255,6 +257,11 @@ def rebalance_cmd(
             if households is None or areas is None or out is None:
                 raise _fail(
                     "file mode needs --plan DIR, --households, --areas and --out"
+                )
+            if scheduler or workers:
+                raise _fail(
+                    "--scheduler and --workers need database mode (--plan ID): "
+                    "workers read their townships from PostGIS"
                 )
             from geo.io import read_plan_files, write_plan_files
 
@@ -286,8 +293,13 @@ def rebalance_cmd(
             return
         from geo.services import rebalance_and_save
 
+        sched, n = dask_target(scheduler, workers)
         engine = _engine(Settings())
-        with session_scope(engine) as session:
+        on_dask = sched is not None or n is not None
+        with (
+            session_scope(engine) as session,
+            fanout_progress(on_dask and not as_json) as step,
+        ):
             try:
                 saved = rebalance_and_save(
                     session,
@@ -296,6 +308,9 @@ def rebalance_cmd(
                     max_households=max_,
                     locked=lock,
                     created_by="gridmap rebalance",
+                    scheduler=sched,
+                    workers=n,
+                    progress=step,
                 )
             except LookupError as exc:
                 raise _fail(str(exc)) from None
@@ -304,6 +319,8 @@ def rebalance_cmd(
         _print_rebalance(saved.result, as_json)
         if not as_json:
             console.print(f"stored as draft plan {saved.plan_id} (parent {plan})")
+            if saved.fanout is not None:
+                print_failed(saved.fanout.failed, saved.plan_id)
 
 
 def _check_inside(hh: Any, areas: Any, source: str) -> None:

@@ -40,9 +40,12 @@ __all__ = [
     "create_draft",
     "exclude_units",
     "fanout_state",
+    "missing_grid_codes",
+    "plan_info",
     "plan_units",
     "set_plan_summary",
     "set_unit_state",
+    "unit_plan_frames",
     "write_unit",
 ]
 
@@ -447,3 +450,69 @@ def exclude_units(session: Session, plan_id: int, codes: Iterable[str]) -> list[
         {"p": plan_id, "e": _json(excluded)},
     )
     return excluded
+
+
+def unit_plan_frames(
+    session: Session, plan_id: int, unit_code: str
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """A stored plan's grids and assignments inside one unit, as
+    :func:`geo.store.plans.plan_frames` gives them for the whole plan."""
+    sql = (
+        _SCOPE + "SELECT g.code AS grid_code, g.name, g.kind, a.code AS area_code, "
+        "count(x.household_id) AS households, g.geom "
+        "FROM grids g JOIN admin_areas a ON a.id = g.area_id "
+        "LEFT JOIN assignments x ON x.grid_id = g.id "
+        "WHERE g.plan_id = :p AND g.area_id IN (SELECT id FROM scope) "
+        "GROUP BY g.id, a.code ORDER BY g.code"
+    )
+    grids = gpd.read_postgis(
+        text(sql),
+        session.connection(),
+        geom_col="geom",
+        params={"p": plan_id, "c": unit_code},
+    ).rename_geometry("geometry")
+    assignments = pd.read_sql_query(
+        text(
+            _SCOPE + "SELECT h.external_id AS household_id, g.code AS grid_code "
+            "FROM assignments x JOIN households h ON h.id = x.household_id "
+            "JOIN grids g ON g.id = x.grid_id WHERE x.plan_id = :p "
+            "AND g.area_id IN (SELECT id FROM scope) ORDER BY h.external_id"
+        ),
+        session.connection(),
+        params={"p": plan_id, "c": unit_code},
+    )
+    return grids, assignments
+
+
+def missing_grid_codes(
+    session: Session, plan_id: int, codes: Sequence[str]
+) -> list[str]:
+    """Those of ``codes`` that are not grids of the plan."""
+    if not codes:
+        return []
+    found = set(
+        session.execute(
+            text("SELECT code FROM grids WHERE plan_id = :p AND code = ANY(:c)"),
+            {"p": plan_id, "c": list(codes)},
+        ).scalars()
+    )
+    return sorted(set(codes) - found)
+
+
+def plan_info(session: Session, plan_id: int) -> dict[str, Any] | None:
+    """``{"area_code", "status", "params", "metrics"}`` of a plan, or None."""
+    row = session.execute(
+        text(
+            "SELECT a.code, p.status, p.params, p.metrics FROM plans p "
+            "JOIN admin_areas a ON a.id = p.area_id WHERE p.id = :p"
+        ),
+        {"p": plan_id},
+    ).first()
+    if row is None:
+        return None
+    return {
+        "area_code": str(row[0]),
+        "status": row[1],
+        "params": dict(row[2] or {}),
+        "metrics": dict(row[3] or {}),
+    }

@@ -21,9 +21,9 @@ from sqlalchemy import Engine, text
 from geo.errors import IncompletePlanError, InputError
 from geo.gridding.generate import generate_grids
 from geo.io import prepare
-from geo.services import generate_and_save, publish, retry_units
+from geo.services import generate_and_save, publish, rebalance_and_save, retry_units
 from geo.store.db import make_engine, session_scope, upgrade
-from geo.store.fanout import DIE_HOOK_ENV, plan_units
+from geo.store.fanout import DIE_HOOK_ENV, plan_info, plan_units
 from geo.store.loading import load
 from geo.store.plans import area_frames, plan_frames
 
@@ -311,6 +311,10 @@ def test_cli_generate_on_the_scheduler_from_the_environment_then_retry_and_publi
     assert "is complete" in res.output
     res = run("publish", "--plan", str(plan_id))
     assert res.exit_code == 0, res.output
+    res = run("rebalance", "--plan", str(plan_id))
+    assert res.exit_code == 0, res.output
+    assert "Dask dashboard: http" in res.output
+    assert f"(parent {plan_id})" in res.output and "failed" not in res.output
 
 
 def test_api_generation_job_fans_out_when_the_runner_has_a_scheduler(
@@ -347,3 +351,55 @@ def test_api_generation_job_fans_out_when_the_runner_has_a_scheduler(
     fan = _units_state(fan_engine, job.plan_id)
     assert fan["kind"] == "generate"
     assert {u["status"] for u in fan["units"].values()} == {"done"}
+
+
+def test_rebalance_on_dask_matches_the_single_process_rebalance(
+    fan_engine: Engine, cluster: Any
+) -> None:
+    county = _county_code(fan_engine)
+    with session_scope(fan_engine) as s:
+        base = generate_and_save(s, county)
+    grids, assignments = _frames(fan_engine, base.plan_id)
+    # 150 new households in one grid of each of two townships: over the band
+    towns = grids.groupby(grids["area_code"].str[:9])["grid_code"].first()
+    copied = []
+    for code in towns.iloc[:2]:
+        members = assignments[assignments["grid_code"] == code]["household_id"]
+        copied += members.iloc[:150].tolist()
+    with session_scope(fan_engine) as s:
+        s.execute(
+            text(
+                "INSERT INTO households (external_id, area_id, geom) "
+                "SELECT external_id || '-new', area_id, geom FROM households "
+                "WHERE external_id = ANY(:h)"
+            ),
+            {"h": copied},
+        )
+    try:
+        with session_scope(fan_engine) as s:
+            single = rebalance_and_save(s, base.plan_id)
+        with session_scope(fan_engine) as s:
+            fanned = rebalance_and_save(
+                s, base.plan_id, scheduler=cluster.scheduler_address
+            )
+        assert fanned.fanout is not None and fanned.fanout.failed == {}
+        assert fanned.parent_id == base.plan_id
+        rep = {k: v for k, v in single.result.report.items() if k != "metrics"}
+        assert single.result.report["grids_touched"], rep
+        r = fanned.result.report
+        assert r["moved_households"] == single.result.report["moved_households"]
+        assert r["new_households"] == single.result.report["new_households"] == 300
+        _assert_same_plan(fan_engine, single.plan_id, fanned.plan_id)
+        with session_scope(fan_engine) as s:
+            m_single = plan_info(s, single.plan_id)["metrics"]  # type: ignore[index]
+            m_fanned = plan_info(s, fanned.plan_id)["metrics"]  # type: ignore[index]
+        assert m_fanned["retired_codes"] == m_single["retired_codes"]
+        assert m_fanned["grids"] == m_single["grids"]
+        assert m_fanned["in_band"] == m_single["in_band"]
+        with session_scope(fan_engine) as s, pytest.raises(ValueError, match="NOPE"):
+            rebalance_and_save(
+                s, base.plan_id, locked=["NOPE"], scheduler=cluster.scheduler_address
+            )
+    finally:
+        with session_scope(fan_engine) as s:
+            s.execute(text("DELETE FROM households WHERE external_id LIKE '%-new'"))
