@@ -648,9 +648,14 @@ class Workspace:
         *,
         scheduler: str | None = None,
         workers: int | None = None,
+        min_households: float = 200,
+        max_households: float = 300,
+        target: float | None = None,
+        respect_level: str = "village",
+        weight: str | None = None,
+        seed: int = 0,
         with_staff: bool = False,
         name: str | None = None,
-        **options: Any,
     ) -> services.SavedPlan:
         """Draw grids for a large area on Dask, one task per township or county,
         into a new draft (stored as it goes; shows a progress bar per unit).
@@ -662,12 +667,12 @@ class Workspace:
         scheduler, workers
             A Dask scheduler address (default :attr:`scheduler`, from
             ``GRIDMAP_DASK_SCHEDULER``), or the number of local worker processes.
+        min_households, max_households, target, respect_level, weight, seed
+            As for :meth:`generate`.
         with_staff
             Also staff the grids (on the workers).
         name
             Recorded with the plan.
-        **options
-            As for :meth:`generate` (``min_households``, ``respect_level`` …).
 
         Returns
         -------
@@ -711,7 +716,12 @@ class Workspace:
                     name=name,
                     created_by="workspace",
                     progress=step,
-                    **options,
+                    min_households=min_households,
+                    max_households=max_households,
+                    target=target,
+                    respect_level=respect_level,
+                    weight=weight,
+                    seed=seed,
                 )
         finally:
             if bar is not None:

@@ -155,9 +155,7 @@ def test_fanout_gives_the_single_process_plan(fan_engine: Engine, cluster: Any) 
     _assert_same_plan(fan_engine, single.plan_id, saved.plan_id)
     m = saved.plan.report["metrics"]
     assert m["grids"] == single.plan.report["metrics"]["grids"]
-    assert m["households"] == HOUSEHOLDS or m["households"] == len(
-        _frames(fan_engine, single.plan_id)[1]
-    )
+    assert m["households"] == HOUSEHOLDS
     # re-running a finished unit replaces its rows (deletes its own first)
     with session_scope(fan_engine) as s:
         run = retry_units(
@@ -403,3 +401,19 @@ def test_rebalance_on_dask_matches_the_single_process_rebalance(
     finally:
         with session_scope(fan_engine) as s:
             s.execute(text("DELETE FROM households WHERE external_id LIKE '%-new'"))
+
+
+def test_workspace_draws_on_its_scheduler(fan_engine: Engine, cluster: Any) -> None:
+    from geo.workspace import Workspace
+
+    county = _county_code(fan_engine)
+    ws = Workspace(fan_engine, scheduler=cluster.scheduler_address)
+    saved = ws.generate_on_dask(county)
+    assert saved.fanout is not None and saved.fanout.failed == {}
+    assert saved.plan.report["metrics"]["households"] == HOUSEHOLDS
+    assert ws.retry(saved.plan_id).failed == {}  # nothing left to re-run
+    with session_scope(fan_engine) as s:
+        single = generate_and_save(s, county)
+    _assert_same_plan(fan_engine, single.plan_id, saved.plan_id)
+    with pytest.raises(ValueError, match="scheduler= or workers="):
+        Workspace(fan_engine).generate_on_dask(county)
