@@ -20,6 +20,7 @@ from geo.errors import (
     EditError,
     EmptyInput,
     GridMapError,
+    IncompletePlanError,
     InputError,
     NotFound,
     PlanConflictError,
@@ -155,6 +156,7 @@ ERROR_STATUS: dict[type[GridMapError], tuple[int, str]] = {
     EmptyInput: (422, "/problems/empty-input"),
     EditError: (422, "/problems/edit-refused"),
     PlanConflictError: (409, "/problems/plan-conflict"),
+    IncompletePlanError: (409, "/problems/incomplete-plan"),
     ServiceUnavailable: (503, "/problems/database-unavailable"),
 }
 
