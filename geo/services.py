@@ -164,7 +164,12 @@ def generate_and_save(
         cluster. Each township (each county of a province or city) is then one
         task that reads and writes its own part of the database; the grids are
         the same as without. The draft is then committed step by step (the
-        caller's transaction only supplies the database), and a unit that
+        caller's transaction only supplies the database: commit plans of the
+        same area saved in it first, or the new draft waits for its version
+        number). Staffing (``with_staff``) runs on the workers: grids and
+        grid workers are the same, but micro-grids are drawn with each
+        township's reference latitude, so a few households may get a
+        different party member than without Dask. A unit that
         fails is recorded in it (``saved.fanout.failed``): it cannot be
         published until :func:`retry_units` re-runs the unit or
         :func:`publish` excludes it. Without either, nothing changes.

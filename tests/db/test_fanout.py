@@ -417,3 +417,46 @@ def test_workspace_draws_on_its_scheduler(fan_engine: Engine, cluster: Any) -> N
     _assert_same_plan(fan_engine, single.plan_id, saved.plan_id)
     with pytest.raises(ValueError, match="scheduler= or workers="):
         Workspace(fan_engine).generate_on_dask(county)
+
+
+def test_staffing_runs_on_the_workers_with_the_single_process_result(
+    fan_engine: Engine, cluster: Any
+) -> None:
+    county = _county_code(fan_engine)
+    with session_scope(fan_engine) as s:
+        single = generate_and_save(s, county, with_staff=True)
+    with session_scope(fan_engine) as s:
+        fanned = generate_and_save(
+            s, county, with_staff=True, scheduler=cluster.scheduler_address
+        )
+    assert fanned.fanout is not None and fanned.fanout.failed == {}
+    _assert_same_plan(fan_engine, single.plan_id, fanned.plan_id)
+    sql = (
+        "SELECT g.code, w.external_id AS worker, h.external_id AS household, "
+        "m.external_id AS member FROM grids g LEFT JOIN people w ON w.id = g.worker_id "
+        "JOIN assignments x ON x.grid_id = g.id "
+        "JOIN households h ON h.id = x.household_id "
+        "LEFT JOIN people m ON m.id = x.member_id WHERE g.plan_id = :p "
+        "ORDER BY h.external_id"
+    )
+    with fan_engine.connect() as c:
+        a = pd.read_sql_query(text(sql), c, params={"p": single.plan_id})
+        b = pd.read_sql_query(text(sql), c, params={"p": fanned.plan_id})
+    assert a["worker"].notna().any() and a["member"].notna().any()
+    # grids and their workers are identical; micro-grids (党员联户) are drawn per
+    # grid with each township's own reference latitude, so which member covers a
+    # household may differ from the single-process run, never the coverage rules
+    pd.testing.assert_frame_equal(
+        a[["code", "worker", "household"]], b[["code", "worker", "household"]]
+    )
+    with fan_engine.connect() as c:
+        foreign = c.execute(
+            text(
+                "SELECT count(*) FROM assignments x JOIN grids g ON g.id = x.grid_id "
+                "JOIN people m ON m.id = x.member_id "
+                "WHERE x.plan_id = :p AND m.area_id IS DISTINCT FROM g.area_id"
+            ),
+            {"p": fanned.plan_id},
+        ).scalar_one()
+    assert foreign == 0  # members always of the grid's own village
+    assert abs(a["member"].notna().mean() - b["member"].notna().mean()) < 0.02
