@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await pool.open(wait=True, timeout=30)
         app.state.engine = engine
         app.state.pool = pool
-        app.state.jobs = JobRunner(engine)
+        app.state.jobs = JobRunner(engine, scheduler=s.dask_scheduler)
         app.state.escalator = Escalator(engine, s.escalate_every_s)
         app.state.escalator.start()
         try:

@@ -40,11 +40,15 @@ log = logging.getLogger("gridmap.api.jobs")
 
 
 class Job:
-    """What a job function sees: report progress with ``step``, set ``plan_id``."""
+    """What a job function sees: report progress with ``step``, set ``plan_id``;
+    ``scheduler`` is the Dask scheduler generation runs on (None: this process)."""
 
-    def __init__(self, engine: Engine, job_id: str) -> None:
+    def __init__(
+        self, engine: Engine, job_id: str, *, scheduler: str | None = None
+    ) -> None:
         self.id = job_id
         self.plan_id: int | None = None
+        self.scheduler = scheduler
         self._engine = engine
 
     def step(self, stage: str, progress: float) -> None:
@@ -53,12 +57,19 @@ class Job:
 
 class JobRunner:
     """Runs jobs on ``workers`` threads of this process and keeps them alive in the
-    database (a heartbeat every ``beat_s`` seconds for its queued and running jobs)."""
+    database (a heartbeat every ``beat_s`` seconds for its queued and running jobs).
+    With ``scheduler`` (``GRIDMAP_DASK_SCHEDULER``) generation jobs fan out on Dask."""
 
     def __init__(
-        self, engine: Engine, *, workers: int = 1, beat_s: float | None = None
+        self,
+        engine: Engine,
+        *,
+        workers: int = 1,
+        beat_s: float | None = None,
+        scheduler: str | None = None,
     ) -> None:
         self.engine = engine
+        self.scheduler = scheduler
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._pool = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="gridmap-job"
@@ -89,7 +100,7 @@ class JobRunner:
         return state
 
     def _run(self, job_id: str, fn: Callable[[Job, Engine], None]) -> None:
-        job = Job(self.engine, job_id)
+        job = Job(self.engine, job_id, scheduler=self.scheduler)
         try:
             start_job(self.engine, job_id)
             fn(job, self.engine)
@@ -151,7 +162,7 @@ def generate_plan_job(
 
     def run(job: Job, engine: Engine) -> None:
         with session_scope(engine) as session:
-            job.plan_id = generate_and_save(
+            saved = generate_and_save(
                 session,
                 params["area_code"],
                 min_households=params["min_households"],
@@ -162,7 +173,17 @@ def generate_plan_job(
                 name=params.get("name"),
                 created_by=created_by,
                 progress=job.step,
-            ).plan_id
+                scheduler=job.scheduler,
+            )
+            job.plan_id = saved.plan_id
+        if saved.fanout is not None and saved.fanout.failed:
+            failed = saved.fanout.failed
+            job.step(
+                f"draft {saved.plan_id} is incomplete: {len(failed)} unit(s) failed ("
+                + "; ".join(f"{c}: {m}" for c, m in list(failed.items())[:5])
+                + "); re-run or exclude them before publishing",
+                1.0,
+            )
 
     return run
 
@@ -182,6 +203,7 @@ def rebalance_plan_job(
                 locked=tuple(params.get("locked") or ()),
                 created_by=created_by,
                 progress=job.step,
+                scheduler=job.scheduler,
             ).plan_id
 
     return run

@@ -22,6 +22,7 @@ from geo.errors import (
     EventConflict,
     GridMapError,
     IllegalTransition,
+    IncompletePlanError,
     InputError,
     NotFound,
     PlanConflictError,
@@ -159,6 +160,7 @@ ERROR_STATUS: dict[type[GridMapError], tuple[int, str]] = {
     PlanConflictError: (409, "/problems/plan-conflict"),
     EventConflict: (409, "/problems/event-conflict"),
     IllegalTransition: (409, "/problems/illegal-transition"),
+    IncompletePlanError: (409, "/problems/incomplete-plan"),
     ServiceUnavailable: (503, "/problems/database-unavailable"),
 }
 

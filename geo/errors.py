@@ -15,6 +15,7 @@ __all__ = [
     "EventConflict",
     "GridMapError",
     "IllegalTransition",
+    "IncompletePlanError",
     "InputError",
     "NotFound",
     "PlanConflictError",
@@ -85,6 +86,18 @@ class IllegalTransition(GridMapError, ValueError):
         self.status = status
         self.action = action
         self.allowed = tuple(allowed)
+
+
+class IncompletePlanError(PlanConflictError):
+    """A plan drawn unit by unit (:mod:`geo.fanout`) has units that did not finish.
+
+    ``units`` maps each such unit's area code to its error (or its state); the
+    plan cannot be published until they are re-run or excluded explicitly.
+    """
+
+    def __init__(self, message: str, *, units: dict[str, str]) -> None:
+        super().__init__(message)
+        self.units = units
 
 
 class ServiceUnavailable(GridMapError, RuntimeError):

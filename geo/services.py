@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 from sqlalchemy.orm import Session
@@ -25,6 +25,9 @@ from geo.store.loading import LoadReport, load
 from geo.store.plans import area_frames, plan_frames, publish_plan, save_generated_plan
 from geo.store.queries import people_table
 
+if TYPE_CHECKING:
+    from geo.fanout import FanOutRun
+
 __all__ = [
     "Progress",
     "SavedPlan",
@@ -33,6 +36,7 @@ __all__ = [
     "load_sample",
     "publish",
     "rebalance_and_save",
+    "retry_units",
     "staff",
 ]
 
@@ -46,10 +50,17 @@ def _quiet(stage: str, fraction: float) -> None:
 
 @dataclass(frozen=True)
 class SavedPlan:
-    """A plan drawn and stored as a draft."""
+    """A plan drawn and stored as a draft.
+
+    With a scheduler the grids stay in the database (read them with
+    :func:`geo.store.plans.plan_frames`): ``plan`` then has empty ``grids`` and
+    ``assignments`` and the combined ``report``, and ``fanout`` says which
+    units finished and which failed (with their errors).
+    """
 
     plan_id: int
     plan: GridPlan
+    fanout: FanOutRun | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,7 @@ class SavedRebalance:
     plan_id: int
     parent_id: int
     result: Rebalanced
+    fanout: FanOutRun | None = None
 
 
 def load_sample(
@@ -125,6 +137,8 @@ def generate_and_save(
     name: str | None = None,
     created_by: str | None = None,
     progress: Progress = _quiet,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> SavedPlan:
     """Draw grids for an area and everything below it; store them as a new draft.
 
@@ -142,7 +156,23 @@ def generate_and_save(
     name, created_by
         Recorded with the plan.
     progress
-        Told each stage as ``progress(stage, fraction)``.
+        Told each stage as ``progress(stage, fraction)`` (with a scheduler:
+        once per unit, and first the Dask dashboard link).
+    scheduler, workers
+        Run on Dask (:mod:`geo.fanout`): a scheduler address
+        (``tcp://host:8786``), or the number of worker processes of a local
+        cluster. Each township (each county of a province or city) is then one
+        task that reads and writes its own part of the database; the grids are
+        the same as without. The draft is then committed step by step (the
+        caller's transaction only supplies the database: commit plans of the
+        same area saved in it first, or the new draft waits for its version
+        number). Staffing (``with_staff``) runs on the workers: grids and
+        grid workers are the same, but micro-grids are drawn with each
+        township's reference latitude, so a few households may get a
+        different party member than without Dask. A unit that
+        fails is recorded in it (``saved.fanout.failed``): it cannot be
+        published until :func:`retry_units` re-runs the unit or
+        :func:`publish` excludes it. Without either, nothing changes.
 
     Returns
     -------
@@ -163,6 +193,24 @@ def generate_and_save(
         with session_scope(engine) as s:
             saved = generate_and_save(s, "330803100000", created_by="me")
     """
+    if scheduler is not None or workers is not None:
+        return _generate_on_dask(
+            session,
+            area_code,
+            scheduler=scheduler,
+            workers=workers,
+            barriers=barriers,
+            with_staff=with_staff,
+            name=name,
+            created_by=created_by,
+            progress=progress,
+            min_households=min_households,
+            max_households=max_households,
+            target=target,
+            respect_level=respect_level,
+            weight=weight,
+            seed=seed,
+        )
     progress("reading households and areas", 0.1)
     areas, households = area_frames(session, area_code)
     if households.empty:
@@ -189,6 +237,117 @@ def generate_and_save(
     return SavedPlan(plan_id, plan)
 
 
+def _generate_on_dask(
+    session: Session,
+    area_code: str,
+    *,
+    scheduler: str | None,
+    workers: int | None,
+    barriers: gpd.GeoDataFrame | None,
+    with_staff: bool,
+    name: str | None,
+    created_by: str | None,
+    progress: Progress,
+    **options: Any,
+) -> SavedPlan:
+    """:func:`generate_and_save` on Dask: one task per unit (:func:`geo.fanout.generate`)."""
+    from geo import fanout
+
+    engine = session.get_bind().engine
+    run = fanout.generate(
+        engine,
+        area_code,
+        scheduler=scheduler,
+        workers=workers,
+        barriers=barriers,
+        finish=staff if with_staff else None,
+        name=name,
+        created_by=created_by,
+        progress=progress,
+        **options,
+    )
+    return SavedPlan(run.plan_id, _empty_plan(run.report), run)
+
+
+def _empty_plan(report: dict[str, Any]) -> GridPlan:
+    """A plan whose rows stay in the database: no grids here, only the report."""
+    import pandas as pd
+
+    return GridPlan(
+        grids=gpd.GeoDataFrame(
+            {"grid_code": [], "area_code": []}, geometry=[], crs="EPSG:4326"
+        ),
+        assignments=pd.DataFrame({"household_id": [], "grid_code": []}),
+        report=report,
+    )
+
+
+def _no_changes() -> Any:
+    import pandas as pd
+
+    return pd.DataFrame({"household_id": [], "old_grid_code": [], "new_grid_code": []})
+
+
+def retry_units(
+    session: Session,
+    plan_id: int,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    units: Sequence[str] | None = None,
+    barriers: gpd.GeoDataFrame | None = None,
+    with_staff: bool = False,
+    progress: Progress = _quiet,
+) -> FanOutRun:
+    """Re-run the units of a draft drawn on Dask that failed (or ``units``).
+
+    Each unit replaces whatever it left before, in one transaction; the
+    options are the plan's stored ones. Give the same ``barriers`` and
+    ``with_staff`` as the first run. Without ``scheduler`` a local cluster of
+    ``workers`` (default 1) runs them.
+
+    Parameters
+    ----------
+    session
+        Supplies the database (each unit commits on its own).
+    plan_id
+        A draft drawn on Dask.
+    scheduler, workers
+        A Dask scheduler address, or the number of local worker processes.
+    units
+        The units (area codes) to re-run; default those that did not finish.
+    barriers, with_staff
+        As given to :func:`generate_and_save` the first time.
+    progress
+        Told after each unit as ``progress(stage, fraction)``.
+
+    Returns
+    -------
+    geo.fanout.FanOutRun
+        ``failed`` is empty when the draft is now complete.
+
+    Examples
+    --------
+    ::
+
+        run = retry_units(s, saved.plan_id, scheduler="tcp://10.0.0.5:8786")
+        if not run.failed:
+            publish(s, saved.plan_id)
+    """
+    from geo import fanout
+
+    return fanout.retry(
+        session.get_bind().engine,
+        plan_id,
+        scheduler=scheduler,
+        workers=workers if scheduler is not None or workers is not None else 1,
+        units=units,
+        barriers=barriers,
+        finish=staff if with_staff else None,
+        progress=progress,
+    )
+
+
 def rebalance_and_save(
     session: Session,
     plan_id: int,
@@ -198,6 +357,8 @@ def rebalance_and_save(
     locked: Sequence[str] = (),
     created_by: str | None = None,
     progress: Progress = _quiet,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> SavedRebalance:
     """Rebalance a stored plan against today's households into a new draft.
 
@@ -219,6 +380,13 @@ def rebalance_and_save(
         Recorded with the new draft.
     progress
         Told each stage as ``progress(stage, fraction)``.
+    scheduler, workers
+        Run on Dask (:func:`geo.fanout.rebalance`), one task per township: a
+        scheduler address, or the number of local worker processes. The draft
+        is then committed unit by unit and ``fanout`` lists failed units, as
+        for :func:`generate_and_save`; households never move between
+        townships (they do not without Dask either). Without either, nothing
+        changes.
 
     Returns
     -------
@@ -241,6 +409,24 @@ def rebalance_and_save(
             saved = rebalance_and_save(s, published_id, locked=["33080310000101"])
             saved.result.report["moved_households"]
     """
+    if scheduler is not None or workers is not None:
+        from geo import fanout
+
+        run = fanout.rebalance(
+            session.get_bind().engine,
+            plan_id,
+            scheduler=scheduler,
+            workers=workers,
+            min_households=min_households,
+            max_households=max_households,
+            locked=locked,
+            created_by=created_by,
+            progress=progress,
+        )
+        empty = _empty_plan(run.report)
+        report = {**run.report.get("rebalance", {}), **run.report}
+        result = Rebalanced(plan=empty, changes=_no_changes(), report=report)
+        return SavedRebalance(run.plan_id, plan_id, result, run)
     progress("reading the plan and today's households", 0.1)
     grids, assignments, info = plan_frames(session, plan_id)
     _, households = area_frames(session, info["area_code"])
@@ -266,8 +452,12 @@ def rebalance_and_save(
     return SavedRebalance(new_id, plan_id, result)
 
 
-def publish(session: Session, plan_id: int) -> None:
+def publish(session: Session, plan_id: int, *, exclude: Sequence[str] = ()) -> None:
     """Publish a draft; the area's published plan is archived in the same step.
+
+    A draft drawn on Dask publishes only when all its units finished, or when
+    those that did not are named in ``exclude`` (recorded in the plan; they get
+    no grids).
 
     Parameters
     ----------
@@ -276,6 +466,8 @@ def publish(session: Session, plan_id: int) -> None:
         commits, never half done.
     plan_id
         A draft plan.
+    exclude
+        Units (area codes) of a draft drawn on Dask to leave out explicitly.
 
     Raises
     ------
@@ -284,6 +476,8 @@ def publish(session: Session, plan_id: int) -> None:
     geo.errors.PlanConflictError
         The plan is not a draft, or another plan of the same area was published
         at the same time.
+    geo.errors.IncompletePlanError
+        Units of a draft drawn on Dask did not finish and are not excluded.
 
     Examples
     --------
@@ -292,6 +486,10 @@ def publish(session: Session, plan_id: int) -> None:
         with session_scope(engine) as s:
             publish(s, saved.plan_id)
     """
+    if exclude:
+        from geo.store.fanout import exclude_units
+
+        exclude_units(session, plan_id, exclude)
     publish_plan(session, plan_id)
 
 

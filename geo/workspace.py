@@ -72,8 +72,10 @@ class Workspace:
         ws.publish(plan_id)
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, scheduler: str | None = None) -> None:
         self.engine = engine
+        #: Dask scheduler of :meth:`generate_on_dask` (``GRIDMAP_DASK_SCHEDULER``).
+        self.scheduler = scheduler
 
     @classmethod
     def connect(
@@ -106,7 +108,7 @@ class Workspace:
         if url is None:
             url = database_url(settings, start=True)
         upgrade(url)
-        return cls(make_engine(url))
+        return cls(make_engine(url), scheduler=settings.dask_scheduler)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -640,13 +642,141 @@ class Workspace:
                 metrics=plan.report.get("metrics"),
             )
 
-    def publish(self, plan_id: int) -> None:
+    def generate_on_dask(
+        self,
+        area_code: str,
+        *,
+        scheduler: str | None = None,
+        workers: int | None = None,
+        min_households: float = 200,
+        max_households: float = 300,
+        target: float | None = None,
+        respect_level: str = "village",
+        weight: str | None = None,
+        seed: int = 0,
+        with_staff: bool = False,
+        name: str | None = None,
+    ) -> services.SavedPlan:
+        """Draw grids for a large area on Dask, one task per township or county,
+        into a new draft (stored as it goes; shows a progress bar per unit).
+
+        Parameters
+        ----------
+        area_code
+            A county, city or province (anything with townships below it).
+        scheduler, workers
+            A Dask scheduler address (default :attr:`scheduler`, from
+            ``GRIDMAP_DASK_SCHEDULER``), or the number of local worker processes.
+        min_households, max_households, target, respect_level, weight, seed
+            As for :meth:`generate`.
+        with_staff
+            Also staff the grids (on the workers).
+        name
+            Recorded with the plan.
+
+        Returns
+        -------
+        geo.services.SavedPlan
+            ``plan_id``, the combined ``plan.report`` (no grids in memory: read
+            them with :meth:`plan`) and ``fanout.failed`` (unit → error).
+
+        Examples
+        --------
+        ::
+
+            saved = ws.generate_on_dask("330800000000", workers=2)
+            saved.fanout.failed            # {} when every township finished
+            ws.publish(saved.plan_id)
+        """
+        scheduler = scheduler or (None if workers else self.scheduler)
+        if scheduler is None and workers is None:
+            raise ValueError(
+                "give scheduler= or workers= (or set GRIDMAP_DASK_SCHEDULER)"
+            )
+        bar = _progress(1000, f"drawing {area_code}")
+        done = [0]
+
+        def step(stage: str, fraction: float) -> None:
+            if bar is None:
+                return
+            if stage.startswith("Dask dashboard:"):
+                bar.write(stage)
+                return
+            n = int(fraction * 1000)
+            bar.set_description(stage)
+            bar.update(n - done[0])
+            done[0] = n
+
+        try:
+            with self.session() as s:
+                return services.generate_and_save(
+                    s,
+                    area_code,
+                    scheduler=scheduler,
+                    workers=workers,
+                    with_staff=with_staff,
+                    name=name,
+                    created_by="workspace",
+                    progress=step,
+                    min_households=min_households,
+                    max_households=max_households,
+                    target=target,
+                    respect_level=respect_level,
+                    weight=weight,
+                    seed=seed,
+                )
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def retry(
+        self,
+        plan_id: int,
+        *,
+        scheduler: str | None = None,
+        workers: int | None = None,
+        units: Collection[str] | None = None,
+    ) -> Any:
+        """Re-run the units of a draft drawn on Dask that failed (or ``units``).
+
+        Parameters
+        ----------
+        plan_id
+            A draft from :meth:`generate_on_dask`.
+        scheduler, workers
+            As for :meth:`generate_on_dask` (default one local worker).
+        units
+            Unit codes to re-run; default those that did not finish.
+
+        Returns
+        -------
+        geo.fanout.FanOutRun
+            ``failed`` is empty when the draft is complete.
+
+        Examples
+        --------
+        ::
+
+            ws.retry(saved.plan_id).failed
+        """
+        with self.session() as s:
+            return services.retry_units(
+                s,
+                plan_id,
+                scheduler=scheduler or (None if workers else self.scheduler),
+                workers=workers,
+                units=None if units is None else list(units),
+            )
+
+    def publish(self, plan_id: int, *, exclude: Collection[str] = ()) -> None:
         """Publish a draft (the area's previous plan is archived in the same step).
 
         Parameters
         ----------
         plan_id
             A draft plan.
+        exclude
+            Units of a draft drawn on Dask to leave out explicitly (recorded).
 
         Raises
         ------
@@ -663,7 +793,7 @@ class Workspace:
             ws.publish(ws.save_draft(area, plan))
         """
         with self.session() as s:
-            services.publish(s, plan_id)
+            services.publish(s, plan_id, exclude=list(exclude))
 
     def plans(self) -> pd.DataFrame:
         """Every plan: area, version, status, dates, grids.

@@ -1,13 +1,13 @@
 """The ``gridmap`` command: database, loading, plans, the API server and the main job.
 
 One module per command group: :mod:`api.cli.db`, :mod:`api.cli.load`,
-:mod:`api.cli.plans`, :mod:`api.cli.serve`, :mod:`api.cli.events`; they register on the Typer apps of
-:mod:`api.cli._app`.
+:mod:`api.cli.plans`, :mod:`api.cli.fanout` (Dask), :mod:`api.cli.serve`,
+:mod:`api.cli.events`; they register on the Typer apps of :mod:`api.cli._app`.
 """
 
 from __future__ import annotations
 
-from api.cli import db, events, load, plans, serve  # noqa: F401  (they register commands)
+from api.cli import db, events, fanout, load, plans, serve  # noqa: F401  (they register commands)
 from api.cli._app import app, console
 
 __all__ = ["app", "console", "main"]

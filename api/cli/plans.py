@@ -10,6 +10,13 @@ import typer
 from rich.table import Table
 
 from api.cli._app import CrsOpt, _engine, _errors, _fail, app, console
+from api.cli.fanout import (
+    SchedulerOpt,
+    WorkersOpt,
+    dask_target,
+    fanout_progress,
+    print_failed,
+)
 from geo.errors import EmptyInput
 from geo.io import InputError, Problem, read_table
 from geo.store.db import session_scope
@@ -96,12 +103,17 @@ def generate_cmd(
     as_json: Annotated[
         bool, typer.Option("--json", help="print the report as JSON")
     ] = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Draw grids of MIN–MAX households that tile every area.
 
     Database mode (--area CODE) stores the result as a new draft plan. File mode
     (--households H --areas A --out DIR) writes grids.geojson, assignments.csv and
-    report.json without any database.
+    report.json without any database. With --scheduler (or GRIDMAP_DASK_SCHEDULER)
+    or --workers N, database mode runs one Dask task per township (per county of a
+    province or city); a unit that fails is listed and the draft cannot be
+    published until it is re-run (gridmap retry) or excluded.
     """
     from geo.gridding.generate import generate_grids
 
@@ -121,6 +133,11 @@ def generate_cmd(
         if file_mode:
             if households is None or areas is None or out is None:
                 raise _fail("file mode needs --households, --areas and --out")
+            if scheduler or workers:
+                raise _fail(
+                    "--scheduler and --workers need database mode (--area CODE): "
+                    "workers read their townships from PostGIS"
+                )
             from geo.io import write_plan_files
 
             hh = _generation_frame(households, "households", crs)
@@ -136,13 +153,21 @@ def generate_cmd(
             return
         from geo.services import generate_and_save
 
+        sched, n = dask_target(scheduler, workers)
         engine = _engine(Settings())
-        with session_scope(engine) as session:
+        on_dask = sched is not None or n is not None
+        with (
+            session_scope(engine) as session,
+            fanout_progress(on_dask and not as_json) as step,
+        ):
             try:
                 saved = generate_and_save(
                     session,
                     area,  # type: ignore[arg-type]
                     created_by="gridmap generate",
+                    scheduler=sched,
+                    workers=n,
+                    progress=step,
                     **opts,
                 )
             except LookupError as exc:
@@ -150,6 +175,8 @@ def generate_cmd(
         _print_plan(saved.plan, as_json)
         if not as_json:
             console.print(f"stored as draft plan {saved.plan_id}")
+            if saved.fanout is not None:
+                print_failed(saved.fanout.failed, saved.plan_id)
 
 
 def _generation_frame(path: Path, kind: str, crs: str | None) -> Any:
@@ -210,6 +237,8 @@ def rebalance_cmd(
     as_json: Annotated[
         bool, typer.Option("--json", help="print the report as JSON")
     ] = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Restore every grid to MIN–MAX households, moving as few as possible.
 
@@ -228,6 +257,11 @@ def rebalance_cmd(
             if households is None or areas is None or out is None:
                 raise _fail(
                     "file mode needs --plan DIR, --households, --areas and --out"
+                )
+            if scheduler or workers:
+                raise _fail(
+                    "--scheduler and --workers need database mode (--plan ID): "
+                    "workers read their townships from PostGIS"
                 )
             from geo.io import read_plan_files, write_plan_files
 
@@ -259,8 +293,13 @@ def rebalance_cmd(
             return
         from geo.services import rebalance_and_save
 
+        sched, n = dask_target(scheduler, workers)
         engine = _engine(Settings())
-        with session_scope(engine) as session:
+        on_dask = sched is not None or n is not None
+        with (
+            session_scope(engine) as session,
+            fanout_progress(on_dask and not as_json) as step,
+        ):
             try:
                 saved = rebalance_and_save(
                     session,
@@ -269,6 +308,9 @@ def rebalance_cmd(
                     max_households=max_,
                     locked=lock,
                     created_by="gridmap rebalance",
+                    scheduler=sched,
+                    workers=n,
+                    progress=step,
                 )
             except LookupError as exc:
                 raise _fail(str(exc)) from None
@@ -277,6 +319,8 @@ def rebalance_cmd(
         _print_rebalance(saved.result, as_json)
         if not as_json:
             console.print(f"stored as draft plan {saved.plan_id} (parent {plan})")
+            if saved.fanout is not None:
+                print_failed(saved.fanout.failed, saved.plan_id)
 
 
 def _check_inside(hh: Any, areas: Any, source: str) -> None:
@@ -340,15 +384,25 @@ def _generate_and_publish_roots(engine: Any) -> None:
 
 
 @app.command("publish")
-def publish_cmd(plan: Annotated[int, typer.Option(help="id of a draft plan")]) -> None:
+def publish_cmd(
+    plan: Annotated[int, typer.Option(help="id of a draft plan")],
+    exclude: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated units (township/county codes) of a draft drawn on "
+            "Dask to leave out explicitly"
+        ),
+    ] = None,
+) -> None:
     """Publish a draft plan; the area's published plan is archived in the same step."""
     from geo.errors import PlanConflictError
-    from geo.store.plans import publish_plan
+    from geo.services import publish
 
+    codes = [c.strip() for c in (exclude or "").split(",") if c.strip()]
     engine = _engine(Settings())
     try:
-        with session_scope(engine) as session:
-            publish_plan(session, plan)
+        with _errors(), session_scope(engine) as session:
+            publish(session, plan, exclude=codes)
     except (LookupError, PlanConflictError) as exc:
         raise _fail(str(exc)) from None
     finally:

@@ -44,6 +44,7 @@ def generate_grids(
     weight: str | None = None,
     seed: int = 0,
     code_digits: int = 2,
+    ref_latitude: float | None = None,
 ) -> GridPlan:
     """Draw grids of ``min_households``–``max_households`` that tile every area.
 
@@ -85,6 +86,12 @@ def generate_grids(
         Only breaks exact ties; the same input and seed give the same plan.
     code_digits
         Digits of the sequence appended to the area code (``01``…).
+    ref_latitude
+        Latitude (degrees) whose east-west scale measures compactness and
+        orders grid codes; default the mean of the leaf areas' north and south
+        bounds. A part of a larger area drawn alone (one township of a
+        province, :mod:`geo.fanout`) passes the whole area's value so that it
+        gets exactly the grids the whole run would give it.
 
     Returns
     -------
@@ -142,7 +149,11 @@ def generate_grids(
         if "parent_code" in leaf.columns
         else [None] * len(leaf)
     )
-    lat0 = float(np.mean(shapely.bounds(leaf.geometry.values)[:, [1, 3]]))
+    lat0 = (
+        float(ref_latitude)
+        if ref_latitude is not None
+        else float(np.mean(shapely.bounds(leaf.geometry.values)[:, [1, 3]]))
+    )
     kx = math.cos(math.radians(lat0))
 
     # households -> leaf area

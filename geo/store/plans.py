@@ -15,7 +15,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from geo.errors import InputError, NotFound, PlanConflictError, Problem
+from geo.errors import (
+    IncompletePlanError,
+    InputError,
+    NotFound,
+    PlanConflictError,
+    Problem,
+)
 
 __all__ = [
     "PlanConflictError",
@@ -219,16 +225,17 @@ def publish_plan(
     """
     at = at or dt.datetime.now(dt.UTC)
     row = session.execute(
-        text("SELECT area_id, status FROM plans WHERE id = :p FOR UPDATE"),
+        text("SELECT area_id, status, metrics FROM plans WHERE id = :p FOR UPDATE"),
         {"p": plan_id},
     ).first()
     if row is None:
         raise NotFound(f"There is no plan {plan_id}.", what="plan")
-    area_id, status = row
+    area_id, status, metrics = row
     if status != "draft":
         raise PlanConflictError(
             f"plan {plan_id} is {status}; only a draft can be published"
         )
+    _refuse_unfinished_units(plan_id, metrics)
     try:
         session.execute(
             text(
@@ -252,6 +259,27 @@ def publish_plan(
     # lookups start using this plan's grids and assignments now: give the planner
     # fresh statistics instead of waiting for autovacuum (tables in a fixed order)
     session.execute(text("ANALYZE plans, grids, assignments"))
+
+
+def _refuse_unfinished_units(plan_id: int, metrics: Mapping[str, Any] | None) -> None:
+    """A plan drawn unit by unit (``metrics["fanout"]``, :mod:`geo.store.fanout`)
+    publishes only when every unit finished or was excluded explicitly."""
+    fan = (metrics or {}).get("fanout")
+    if not fan:
+        return
+    excluded = set(fan.get("excluded", []))
+    left = {
+        code: str(u.get("error") or u.get("status"))
+        for code, u in sorted(fan.get("units", {}).items())
+        if u.get("status") != "done" and code not in excluded
+    }
+    if left:
+        listed = "; ".join(f"{c}: {m}" for c, m in list(left.items())[:20])
+        raise IncompletePlanError(
+            f"plan {plan_id} cannot be published: {len(left)} unit(s) did not finish "
+            f"({listed}); re-run them (retry) or exclude them explicitly",
+            units=left,
+        )
 
 
 def plan_grids(session: Session, plan_id: int) -> gpd.GeoDataFrame:

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
         automatically under ``/usr/lib/postgresql/*/bin`` when unset.
     escalate_every_s
         How often ``gridmap serve`` escalates overdue events (seconds; 0: never).
+    dask_scheduler
+        Address of a Dask scheduler (``tcp://host:8786``,
+        ``GRIDMAP_DASK_SCHEDULER``): generation then runs one task per township
+        or county on its workers (:mod:`geo.fanout`). Unset: one process.
     """
 
     model_config = SettingsConfigDict(env_prefix="GRIDMAP_", extra="ignore")
@@ -39,3 +43,4 @@ class Settings(BaseSettings):
     pg_port: int | None = None
     db_name: str = "gridmap"
     escalate_every_s: float = Field(default=600.0, ge=0)
+    dask_scheduler: str | None = None
