@@ -96,7 +96,7 @@ def generate_events(
     >>> c = generate_county(1_000, seed=1)
     >>> end = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     >>> ev = generate_events(c.households, end=end, seed=1)
-    >>> len(ev), ev["status"].isin(["settled", "evaluated", "closed"]).mean() > 0.8
+    >>> len(ev), bool(ev["status"].isin(["settled", "evaluated", "closed"]).mean() > 0.8)
     (200, True)
     """
     if end.tzinfo is None:
