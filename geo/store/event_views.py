@@ -27,6 +27,7 @@ import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geo.errors import NotFound
 from geo.events.flow import OPEN_STATUSES, SETTLED_STATUSES
 
 __all__ = [
@@ -46,6 +47,16 @@ def _now(now: dt.datetime | None) -> dt.datetime:
     return now if now is not None else dt.datetime.now(dt.UTC)
 
 
+def _check_plan(session: Session, plan_id: int) -> None:
+    if (
+        session.execute(
+            text("SELECT 1 FROM plans WHERE id = :p"), {"p": plan_id}
+        ).first()
+        is None
+    ):
+        raise NotFound(f"There is no plan {plan_id}.", what="plan")
+
+
 def _placed(where: str) -> str:
     """Events (``e``) matching ``where`` placed in the grid (``g``) of plan
     ``:plan`` containing their point; one grid each (the lowest code on a shared edge)."""
@@ -63,7 +74,9 @@ def open_events_by_grid(
 
     Open: reported, sorted, in hand or returned; overdue: open and past its
     deadline at ``now``. Counts only — nothing about a resident or a household.
+    :class:`~geo.errors.NotFound` for an unknown plan.
     """
+    _check_plan(session, plan_id)
     rows = session.execute(
         text(
             f"WITH o AS ({_placed(_OPEN)}) SELECT grid_code, count(*) AS open, "
@@ -86,7 +99,9 @@ def open_events_on_plan(
     ``category_name``, ``class_name``, ``status``, ``tier``, ``reported_at``,
     ``deadline``, ``overdue``, ``escalated``. No resident name or phone, no
     description, no address: for the map of event handlers.
+    :class:`~geo.errors.NotFound` for an unknown plan.
     """
+    _check_plan(session, plan_id)
     rows = session.execute(
         text(
             f"WITH o AS ({_placed(_OPEN)}) SELECT o.id, o.grid_code, ST_X(o.geom) AS lon, "
