@@ -95,6 +95,16 @@ def _text(v: Any) -> str | None:
     return s or None
 
 
+def _texts(col: pd.Series) -> list[Any]:
+    """:func:`_text` of a whole column at once: stripped text, None when blank."""
+    obj = col.astype(object)
+    missing = obj.isna().to_numpy()
+    out = obj.astype(str).str.strip().to_numpy(dtype=object)
+    out[missing] = None
+    out[out == ""] = None
+    return list(out)
+
+
 def _iso_times(values: list[str | None], timezone: str) -> pd.Series | None:
     """A column of ISO 8601 times parsed at once, when every value is ISO 8601
     and all carry the same UTC offset or none (the usual export); else None (the
@@ -164,7 +174,7 @@ def prepare_event_rows(
         raise InputError.one(src, "the file has no rows")
     n = len(frame)
     cols: dict[str, list[Any]] = {
-        c: [_text(v) for v in frame[c].tolist()] if c in frame.columns else [None] * n
+        c: _texts(frame[c]) if c in frame.columns else [None] * n
         for c in ROW_COLUMNS[1:]
     }
     out: dict[str, Any] = {"row": list(range(1, n + 1))}
