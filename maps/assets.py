@@ -104,6 +104,7 @@ class OfflineAssets(JSCSSMixin):
 _LEAFLET_JS = [
     ("leaflet", "vendor/leaflet/leaflet.js"),
     ("gridmap_js", "gridmap.js"),
+    ("gridmap_events_js", "gridmap-events.js"),
 ]
 _LEAFLET_CSS = [
     ("leaflet_css", "vendor/leaflet/leaflet.css"),

@@ -17,6 +17,7 @@ from geo.plan import GridPlan
 from maps.basemap import Basemap, resolve_basemap
 from maps.colouring import GRID_PALETTE, MEMBER_PALETTE
 from maps.data import person_html, plan_parts, rep_points
+from maps.events import EventLayer, event_counts
 from maps.layers import (
     AreaGroup,
     GridLayer,
@@ -106,6 +107,9 @@ def coverage_map(
     lookup_url: str | None = None,
     households_url: str | None = None,
     plan_id: int | None = None,
+    events: pd.DataFrame | None = None,
+    events_url: str | None = None,
+    event_points_url: str | None = None,
     width: str | int = "100%",
     height: str | int = "100%",
 ) -> folium.Map:
@@ -166,6 +170,16 @@ def coverage_map(
         that answers :func:`household_layers` of plan ``plan_id`` to a viewer
         API key. The page gets a key box; the key is sent in an ``X-API-Key``
         header and households are drawn once they arrive.
+    events
+        Matters (三事分流) to show as a layer of open events per grid, overdue
+        ones marked: one row per event (``grid_code``, optional ``status`` and
+        ``overdue``) or counts per grid (``grid_code``, ``open``, ``overdue``;
+        :func:`geo.store.event_views.open_events_by_grid`). Counts only: no
+        resident, address or description reaches the map.
+    events_url, event_points_url
+        Served pages only: same-origin paths the page fetches the per-grid counts
+        from (public) and, with a worker's or planner's key typed in the key box,
+        the open events themselves (``?plan=plan_id``).
     title
         Heading of the legend.
     width, height
@@ -211,6 +225,14 @@ def coverage_map(
     config: dict[str, Any] = {}
     if households is None and households_url:
         config = {"housesUrl": households_url, "planId": plan_id}
+    if events_url or event_points_url:
+        config.update(
+            {
+                "eventsUrl": events_url,
+                "eventPointsUrl": event_points_url,
+                "planId": plan_id,
+            }
+        )
     hz = household_zoom(n_hh) if house_zoom is None else int(house_zoom)
     bounds = _bounds(shown, hh)
     m = base_map(
@@ -271,6 +293,10 @@ def coverage_map(
         if area in hh_groups:
             HouseholdLayer(_encode_group(hh_groups[area])).add_to(fg)
         fg.add_to(m)
+    if events is not None or events_url:
+        fg = folium.FeatureGroup(name="未办结事件（按网格）", show=True)
+        EventLayer(event_counts(events) if events is not None else None).add_to(fg)
+        fg.add_to(m)
     folium.LayerControl(collapsed=True, position="topright").add_to(m)
     Legend(
         _legend_html(
@@ -278,11 +304,11 @@ def coverage_map(
             n_grids=len(grids),
             n_households=n_hh,
             colours=colours,
-            with_members=bool(members) or bool(config),
+            with_members=bool(members) or bool(households_url and households is None),
             house_zoom=hz,
             gcj02=bm.gcj02,
             public=households is None,
-            key_box=bool(config),
+            key_box=bool(households_url and households is None),
         )
     ).add_to(m)
     return m

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -171,3 +171,84 @@ def set_rule_cmd(
     console.print(
         f"rule {rule_id}: {area or '(default)'} {tier} → {handler_role}, {deadline_hours} h"
     )
+
+
+def _load_sample_events(engine: Any, seed: int) -> Any:
+    """The main job's step: a seeded year of matters, once (None when events exist)."""
+    from geo.services import load_sample_events
+    from geo.store.events import event_statistics
+
+    with session_scope(engine) as session:
+        if event_statistics(session, group_by="all").total.total:
+            return None
+        return load_sample_events(session, seed=seed)
+
+
+def _events_summary(engine: Any) -> None:
+    """Matters per township: counts by tier and status, 小事不出格 / 大事不出村, ratings."""
+    from rich.table import Table
+
+    from geo.events import TIER_NAMES
+    from geo.store.events import event_statistics
+
+    with session_scope(engine) as session:
+        stats = event_statistics(session, group_by="township")
+    t = stats.total
+    if not t.total:
+        console.print("no events yet")
+        return
+    table = Table(title="Matters (三事分流) per township")
+    for col in (
+        "township",
+        "events",
+        *(TIER_NAMES[k] for k in t.by_tier),
+        "open",
+        "overdue",
+        "不出格",
+        "不出村",
+        "rating",
+    ):
+        table.add_column(col)
+
+    def pct(x: float | None) -> str:
+        return "–" if x is None else f"{100 * x:.0f}%"
+
+    for r in [*stats.rows, t]:
+        table.add_row(
+            r.name or "all",
+            str(r.total),
+            *(str(v) for v in r.by_tier.values()),
+            str(r.open),
+            str(r.overdue),
+            pct(r.settled_in_grid_share),
+            pct(r.settled_in_village_share),
+            "–" if r.mean_satisfaction is None else f"{r.mean_satisfaction:.2f}",
+        )
+    console.print(table)
+    statuses = ", ".join(f"{k} {v}" for k, v in t.by_status.items() if v)
+    console.print(
+        f"events by status: {statuses}; settled inside the grid (小事不出格) "
+        f"{pct(t.settled_in_grid_share)}, inside the village (大事不出村) "
+        f"{pct(t.settled_in_village_share)}, mean satisfaction "
+        f"{t.mean_satisfaction} of 5 ({t.rated} rated); median "
+        f"{t.median_hours_to_settle} h to settle",
+        highlight=False,
+    )
+
+
+@events_app.command("sample")
+def sample_cmd(
+    seed: Annotated[int, typer.Option(help="the same seed gives the same matters")] = 0,
+) -> None:
+    """Load a seeded year of matters at the households in published grids (once:
+    nothing is done when events exist), escalate the overdue ones, print a summary."""
+    with _errors():
+        engine = _ready()
+        try:
+            done = _load_sample_events(engine, seed)
+            console.print(
+                str(done) if done else "events exist already: no sample loaded"
+            )
+            _events_summary(engine)
+        finally:
+            engine.dispose()

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from api.cli._app import _engine, _errors, _fail, app, console, keys_app
+from api.cli.events import _events_summary, _load_sample_events
 from api.cli.load import _load_sample
 from api.cli.plans import _generate_and_publish_roots, _summary
 from geo.store.db import database_url, make_engine, session_scope, upgrade
@@ -22,7 +23,7 @@ def setup_main_job(
     *, households: int = 20_000, seed: int = 0, reload: bool = False
 ) -> None:
     """The main job's set-up: start the database, migrate, load the sample county,
-    draw, staff and publish its grids, report."""
+    draw, staff and publish its grids, load a year of its matters (once), report."""
     settings = Settings()
     t0 = time.perf_counter()
     with _errors():
@@ -55,6 +56,14 @@ def setup_main_job(
         if plans == 0 or reload:
             _generate_and_publish_roots(engine)
         _summary(engine)
+        t_events = time.perf_counter()
+        sample = _load_sample_events(engine, seed)
+        if sample is not None:
+            console.print(
+                f"sample matters: {sample} ({time.perf_counter() - t_events:.1f} s)",
+                highlight=False,
+            )
+        _events_summary(engine)
     if not settings.database_url:
         st = EmbeddedPostgres(settings).status()
         console.print(f"\ndata lives in {st.data_dir} (log {st.log_file})")

@@ -13,8 +13,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from api.deps import SessionDep, ViewerDep
+from api.deps import HandlerDep, SessionDep, ViewerDep
 from api.problems import ProblemError, problem_responses
+from geo.store.event_views import open_events_by_grid, open_events_on_plan
 from geo.store.plans import area_frames
 from geo.store.queries import load_plan, people_table, published_plan
 
@@ -76,6 +77,8 @@ def viewer(
             lookup_url=root + "/lookup",
             households_url=root + "/map/households",
             plan_id=plan_id,
+            events_url=root + "/map/events/grids",
+            event_points_url=root + "/map/events",
         )
         return m.get_root().render()
 
@@ -115,6 +118,80 @@ def viewer_households(
     body = _cache(request).get(("households", plan, version), render)
     return Response(
         body,
+        media_type="application/json",
+        # the page draws the open events too when the key handles events
+        headers={"Cache-Control": "private, no-store", "X-GridMap-Key-Role": key.role},
+    )
+
+
+@router.get(
+    "/map/events/grids",
+    summary="Open events per grid of a plan (public: counts only)",
+    description=(
+        "The viewer's events layer (三事分流): for each grid of plan `plan` with open "
+        "events (reported, sorted, in hand, returned; placed by their point in the "
+        "plan's grids), how many and how many are past their deadline. Counts "
+        "only: no event, resident, address or description."
+    ),
+    responses=problem_responses(404, 422),
+)
+def viewer_event_counts(
+    session: SessionDep,
+    plan: Annotated[int, Query(ge=1, le=2**31 - 1, description="plan id")],
+) -> Response:
+    counts = open_events_by_grid(session, plan)  # NotFound → 404
+    body = {
+        "plan": plan,
+        "grids": counts["grid_code"].tolist(),
+        "open": [int(v) for v in counts["open"]],
+        "overdue": [int(v) for v in counts["overdue"]],
+    }
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get(
+    "/map/events",
+    summary="Open events of a plan's grids, for the viewer (worker or planner key)",
+    description=(
+        "What the viewer draws for keys that handle events: each open event placed "
+        "in plan `plan`'s grids as `[lon, lat, grid index, id, status, tier, "
+        "overdue (0/1), category, class, reported_at, deadline]` (grid index into "
+        "`grids`). No resident name or phone, no description, no address — "
+        "`GET /events/{id}` has those. Send the key in `X-API-Key`."
+    ),
+    responses=problem_responses(401, 403, 404, 422, 429),
+)
+def viewer_event_points(
+    session: SessionDep,
+    key: HandlerDep,
+    plan: Annotated[int, Query(ge=1, le=2**31 - 1, description="plan id")],
+) -> Response:
+    ev = open_events_on_plan(session, plan)  # NotFound → 404
+    codes = sorted(set(ev["grid_code"]))
+    idx = {c: i for i, c in enumerate(codes)}
+    rows = [
+        [
+            round(float(r.lon), 6),
+            round(float(r.lat), 6),
+            idx[r.grid_code],
+            int(r.id),
+            r.status,
+            r.tier,
+            int(bool(r.overdue)),
+            r.category_name,
+            r.class_name,
+            r.reported_at.isoformat(timespec="minutes"),
+            r.deadline.isoformat(timespec="minutes"),
+        ]
+        for r in ev.itertuples(index=False)
+    ]
+    body = {"plan": plan, "grids": codes, "events": rows}
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
         media_type="application/json",
         headers={"Cache-Control": "private, no-store"},
     )

@@ -95,6 +95,36 @@ def _text(v: Any) -> str | None:
     return s or None
 
 
+def _texts(col: pd.Series) -> list[Any]:
+    """:func:`_text` of a whole column at once: stripped text, None when blank."""
+    obj = col.astype(object)
+    missing = obj.isna().to_numpy()
+    out = obj.astype(str).str.strip().to_numpy(dtype=object)
+    out[missing] = None
+    out[out == ""] = None
+    return list(out)
+
+
+def _iso_times(values: list[str | None], timezone: str) -> pd.Series | None:
+    """A column of ISO 8601 times parsed at once, when every value is ISO 8601
+    and all carry the same UTC offset or none (the usual export); else None (the
+    caller checks each value and names the bad ones)."""
+    given = [v for v in values if v is not None]
+    if not given:
+        return None
+    try:
+        parsed = pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601")
+    except (ValueError, TypeError, OverflowError):
+        return None  # not all ISO 8601, or mixed offsets: value by value
+    if not isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        if not pd.api.types.is_datetime64_dtype(parsed.dtype):
+            return None
+        parsed = parsed.dt.tz_localize(timezone)
+    if int(parsed.notna().sum()) != len(given):
+        return None
+    return parsed.dt.tz_convert("UTC").reset_index(drop=True)
+
+
 def prepare_event_rows(
     frame: pd.DataFrame, *, source: str, timezone: str = "UTC"
 ) -> pd.DataFrame:
@@ -144,7 +174,7 @@ def prepare_event_rows(
         raise InputError.one(src, "the file has no rows")
     n = len(frame)
     cols: dict[str, list[Any]] = {
-        c: [_text(v) for v in frame[c]] if c in frame.columns else [None] * n
+        c: _texts(frame[c]) if c in frame.columns else [None] * n
         for c in ROW_COLUMNS[1:]
     }
     out: dict[str, Any] = {"row": list(range(1, n + 1))}
@@ -153,6 +183,10 @@ def prepare_event_rows(
             if v is None:
                 problems.append(Problem(src, "is required", row=i, field=c))
     for c in _TIMES:
+        fast = _iso_times(cols[c], timezone)
+        if fast is not None:
+            out[c] = fast
+            continue
         values = []
         for i, v in enumerate(cols[c], start=1):
             if v is None:
@@ -223,6 +257,7 @@ def prepare_event_rows(
                 problems.append(
                     Problem(src, f"longer than {limit} characters", row=i, field=c)
                 )
+    no_settled_at = pd.isna(out["settled_at"]).to_numpy()
     for i in range(n):
         row = i + 1
         has_point = not math.isnan(out["lon"][i]) and not math.isnan(out["lat"][i])
@@ -236,7 +271,7 @@ def prepare_event_rows(
                     Problem(src, "give an address or lon/lat", row=row, field="address")
                 )
         status = cols["status"][i] or "reported"
-        if status in SETTLED_STATUSES and pd.isna(out["settled_at"][i]):
+        if status in SETTLED_STATUSES and no_settled_at[i]:
             problems.append(
                 Problem(
                     src,

@@ -127,7 +127,9 @@ class SampleCounty:
         ``building_id`` and ``unit`` are missing (NA) for houses.
     people : pandas.DataFrame
         ``person_id``, ``name``, ``role`` (``grid_worker``, ``grid_leader``,
-        ``party_member``), ``work_phone`` and ``area_code``.
+        ``party_member``; ``village_committee`` once per village/community and
+        ``township_office`` once per township, who handle 村事 and 政事),
+        ``work_phone`` and ``area_code``.
     barriers : geopandas.GeoDataFrame
         ``barrier_id``, ``kind`` (``river``, ``main_road``, ``railway``),
         ``name`` and LineString ``geometry``.
@@ -1297,11 +1299,23 @@ def _make_people(
             landline += [0.35] * n_gw + [0.05] * n_pm
     n = len(roles)
     phones = _phones(rng, np.array(landline))
-    width = max(6, len(str(n)))
+    names = _person_names(rng, n)
+    # the handlers of 村事 and 政事 (三事分流), drawn after everyone else so the
+    # people above keep their ids, names and phones: one village committee
+    # member per village/community, one township office per township
+    handlers = [*area_codes, *township_codes]
+    roles += ["village_committee"] * len(area_codes) + ["township_office"] * len(
+        township_codes
+    )
+    codes += handlers
+    phones += _phones(rng, np.full(len(handlers), 0.8))
+    names += _person_names(rng, len(handlers))
+    total = len(roles)
+    width = max(6, len(str(total)))
     return pd.DataFrame(
         {
-            "person_id": [f"P{i:0{width}d}" for i in range(1, n + 1)],
-            "name": _person_names(rng, n),
+            "person_id": [f"P{i:0{width}d}" for i in range(1, total + 1)],
+            "name": names,
             "role": roles,
             "work_phone": phones,
             "area_code": codes,

@@ -1424,8 +1424,9 @@ def import_events(
             "s.reported_at + make_interval(hours => coalesce(s.cat_hours, r.deadline_hours))), "
             "s.status, false, 0, s.settled_at, s.closed_at, s.satisfaction, s.comment, "
             "coalesce(s.closed_at, s.settled_at, s.reported_at) "
-            "FROM _stage_events s JOIN routed r ON r.area_id IS NOT DISTINCT FROM s.area_id "
-            "AND r.grid_id IS NOT DISTINCT FROM s.grid_id AND r.tier = s.tier "
+            # every staged row has its grid and area (problems otherwise): a hash join
+            "FROM _stage_events s JOIN routed r ON r.area_id = s.area_id "
+            "AND r.grid_id = s.grid_id AND r.tier = s.tier "
             "ORDER BY s.row_no RETURNING id, status, reported_at, external_id) "
             "INSERT INTO event_log (event_id, at, actor, action, from_status, to_status, "
             "note, details) SELECT id, reported_at, :actor, 'import', NULL, status, "

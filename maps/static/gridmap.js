@@ -357,6 +357,7 @@
           return false;
         }
         GM.addHouses(map, x.body);
+        if (st.onKey) st.onKey(key, x.r.headers.get('X-GridMap-Key-Role'));
         try { sessionStorage.setItem(KEY_ITEM, key); } catch (e) { /* private mode */ }
         var n = 0;
         x.body.groups.forEach(function (g) { for (var i = 1; i < g.data.n.length; i += 2) n += g.data.n[i - 1] * g.data.n[i]; });

@@ -94,7 +94,13 @@ def test_people_and_normalised_addresses(
     rep = _load_file(session, "people", path)
     assert rep.inserted == len(county.people)
     roles = set(session.execute(text("SELECT DISTINCT role FROM people")).scalars())
-    assert roles == {"grid_worker", "grid_leader", "party_member"}
+    assert roles == {
+        "grid_worker",
+        "grid_leader",
+        "party_member",
+        "village_committee",
+        "township_office",
+    }
     hh = county.households.copy()
     hh.loc[0, "address"] = "浙江省衢州市衢江区樟潭街道沈家路８号３栋２单元５０１室"
     load(session, prepare(hh, "households", source="hh"))

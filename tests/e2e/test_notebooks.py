@@ -24,6 +24,7 @@ def test_notebooks_exist() -> None:
         "02_redraw_township.ipynb",
         "03_coverage_audit.ipynb",
         "04_real_data_liechtenstein.ipynb",
+        "05_events_audit.ipynb",
     ]
 
 

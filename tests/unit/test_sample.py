@@ -309,7 +309,13 @@ def test_people(county: SampleCounty) -> None:
     people = county.people
     areas = county.areas.set_index("code")
     assert people["area_code"].isin(areas.index).all()
-    assert set(people["role"]) == {"grid_worker", "grid_leader", "party_member"}
+    assert set(people["role"]) == {
+        "grid_worker",
+        "grid_leader",
+        "party_member",
+        "village_committee",
+        "township_office",
+    }
     assert people["name"].str.match(NAME_RE.pattern).all()
     assert people["work_phone"].str.match(PHONE_RE.pattern).all()
     assert people["work_phone"].str.startswith("0570-").any()
@@ -327,6 +333,21 @@ def test_people(county: SampleCounty) -> None:
     assert workers.sum() == pytest.approx(sizes.sum() / 250, rel=0.5)
     members = (people["role"] == "party_member").sum()
     assert sizes.sum() / 30 < members < sizes.sum() / 12
+
+
+def test_event_handlers(county: SampleCounty) -> None:
+    """One village committee member per village/community, one township office per
+    township (the handlers of 村事 and 政事), listed after everyone else."""
+    people = county.people
+    committee = people[people["role"] == "village_committee"]["area_code"]
+    office = people[people["role"] == "township_office"]["area_code"]
+    leaves = _leaf(county.areas)["code"]
+    towns = county.areas[county.areas["level"] == "township"]["code"]
+    assert sorted(committee) == sorted(leaves)
+    assert sorted(office) == sorted(towns)
+    handlers = people["role"].isin(["village_committee", "township_office"])
+    first = int(np.argmax(handlers.to_numpy()))
+    assert handlers.iloc[first:].all()  # appended: the others keep their ids
 
 
 # --------------------------------------------------------------------------- barriers
