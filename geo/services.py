@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -20,7 +21,12 @@ from geo.gridding.rebalance import Rebalanced, rebalance
 from geo.gridding.staffing import assign_members, assign_workers, generate_micro_grids
 from geo.io import prepare
 from geo.plan import GridPlan
-from geo.sample import generate_county
+from geo.sample import (
+    CountySpec,
+    SampleProvince,
+    generate_county,
+    generate_province,
+)
 from geo.store.loading import LoadReport, load
 from geo.store.plans import area_frames, plan_frames, publish_plan, save_generated_plan
 from geo.store.queries import people_table
@@ -119,6 +125,83 @@ def load_sample(
         reports.append(
             load(session, prepare(frame, kind, source=f"sample county ({kind})"))
         )
+    return reports
+
+
+def load_sample_province(
+    session: Session,
+    households: int,
+    *,
+    counties: int = 20,
+    seed: int = 0,
+    parquet: str | Path | None = None,
+    progress: Progress = _quiet,
+) -> list[LoadReport]:
+    """Generate the seeded sample province county by county and load it with COPY.
+
+    Only one county's frames are in memory at a time: the province and city
+    rows are loaded first, then each county's areas, people and households
+    (see :func:`load_province_part`, which a caller can use to commit county by
+    county). With ``parquet`` every county is also written as GeoParquet
+    partitions (``<layer>/county=<code>/part-0.parquet``, see
+    :func:`geo.sample.province.write_partition`) plus ``province.parquet``.
+
+    Parameters
+    ----------
+    session
+        The transaction to load in (the caller commits).
+    households, counties, seed
+        As for :func:`geo.sample.generate_province`.
+    parquet
+        Directory for the partitioned GeoParquet copy, or None.
+    progress
+        Told which county is being loaded.
+
+    Returns
+    -------
+    list of LoadReport
+        The report of the province/city areas, then three per county.
+    """
+    province = generate_province(households, counties=counties, seed=seed)
+    reports = load_province_part(session, province, None, parquet=parquet)
+    n = len(province.counties)
+    for i, spec in enumerate(province.counties):
+        progress(f"sample county {spec.code} {spec.name}", i / n)
+        reports += load_province_part(session, province, spec, parquet=parquet)
+    progress("sample province loaded", 1.0)
+    return reports
+
+
+def load_province_part(
+    session: Session,
+    province: SampleProvince,
+    spec: CountySpec | None,
+    *,
+    parquet: str | Path | None = None,
+) -> list[LoadReport]:
+    """Load the province and city rows (``spec`` None) or generate and load one county.
+
+    A county's areas, people and households are loaded with COPY (and written
+    as GeoParquet partitions under ``parquet`` when given); its frames are
+    dropped when this returns.
+    """
+    from geo.sample.province import write_partition, write_top
+
+    if spec is None:
+        if parquet is not None:
+            write_top(province, parquet)
+        return [load(session, prepare(province.top, "areas", source="sample province"))]
+    county = province.county(spec)
+    if parquet is not None:
+        write_partition(county, spec, parquet)
+    reports = []
+    for kind, frame in (
+        ("areas", county.areas),
+        ("people", county.people),
+        ("households", county.households),
+    ):
+        source = f"sample county {spec.code} ({kind})"
+        reports.append(load(session, prepare(frame, kind, source=source)))
     return reports
 
 

@@ -1,5 +1,20 @@
-"""The seeded sample county (Chinese admin hierarchy, addresses, apartment buildings)."""
+"""The seeded sample county and province (Chinese admin hierarchy, addresses, apartment buildings)."""
 
 from geo.sample.county import COUNTY_CODE, SampleCounty, generate_county, write_county
+from geo.sample.province import (
+    PROVINCE_CODE,
+    CountySpec,
+    SampleProvince,
+    generate_province,
+)
 
-__all__ = ["COUNTY_CODE", "SampleCounty", "generate_county", "write_county"]
+__all__ = [
+    "COUNTY_CODE",
+    "PROVINCE_CODE",
+    "CountySpec",
+    "SampleCounty",
+    "SampleProvince",
+    "generate_county",
+    "generate_province",
+    "write_county",
+]
