@@ -157,39 +157,93 @@ def _lookups(engine: Any, n: int) -> dict[str, dict[str, float]]:
     return out
 
 
+def _url(name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    from geo.store.db import database_url
+    from geo.store.settings import Settings
+
+    base = make_url(database_url(Settings(), start=True))
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def _loaded(name: str, n: int) -> bool:
+    """Does database ``name`` exist and hold exactly ``n`` households?"""
+    try:
+        engine = make_engine(_url(name))
+        with engine.connect() as c:
+            got = c.execute(text("SELECT count(*) FROM households")).scalar_one()
+        engine.dispose()
+    except Exception:
+        return False
+    return int(got) == n
+
+
+def _published_signature(engine: Any) -> list[tuple[str, int]] | None:
+    with engine.connect() as c:
+        plan = c.execute(
+            text(
+                "SELECT p.id FROM plans p JOIN admin_areas a ON a.id = p.area_id "
+                "WHERE a.code = :c AND p.status = 'published'"
+            ),
+            {"c": PROVINCE_CODE},
+        ).scalar()
+    return None if plan is None else _signature(engine, int(plan))
+
+
 def run_size(
-    n: int, counties: int, seed: int, workers: list[int], n_lookups: int, say: Any
+    n: int,
+    counties: int,
+    seed: int,
+    workers: list[int],
+    n_lookups: int,
+    say: Any,
+    *,
+    reuse: bool = False,
 ) -> dict[str, Any]:
     res: dict[str, Any] = {"households": n}
     say(f"## {n:,} households in {counties} counties (seed {seed})")
     say("load average before: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
-    url = fresh_database(f"gridmap_bench_province_{n}")
-    res["url"] = url
-    engine = make_engine(url)
+    name = f"gridmap_bench_province_{n}"
     province = generate_province(n, counties=counties, seed=seed)
     sizes = [s.households for s in province.counties]
+    ref: list[tuple[str, int]] | None = None
+    if reuse and _loaded(name, n):
+        url = _url(name)
+        engine = make_engine(url)
+        say(f"reusing {name} (loaded by an earlier run: no load figures here)")
+        ref = _published_signature(engine)
+        if ref is not None:
+            say(
+                f"reference grids: the published plan of the earlier run ({len(ref):,})"
+            )
+    else:
+        url = fresh_database(name)
+        engine = make_engine(url)
+
+        t = time.perf_counter()
+        with RssPeak() as mem:
+            with session_scope(engine) as s:
+                load_province_part(s, province, None)
+            for spec in province.counties:
+                with session_scope(engine) as s:
+                    load_province_part(s, province, spec)
+        res["load_s"] = time.perf_counter() - t
+        res["load_rss"] = mem.peak
+        say(
+            f"load (generate + prepare + COPY, county by county): {res['load_s']:.1f} s, "
+            f"{n / res['load_s']:,.0f} households/s; client peak RSS {mem.peak / MB:,.0f} MB"
+        )
+        with engine.connect() as c:
+            size = c.execute(
+                text("SELECT pg_database_size(current_database())")
+            ).scalar()
+        say(f"database size after load: {int(size) / MB:,.0f} MB")
     say(f"households per county: min {min(sizes):,}, max {max(sizes):,}")
 
-    t = time.perf_counter()
-    with RssPeak() as mem:
-        with session_scope(engine) as s:
-            load_province_part(s, province, None)
-        for spec in province.counties:
-            with session_scope(engine) as s:
-                load_province_part(s, province, spec)
-    res["load_s"] = time.perf_counter() - t
-    res["load_rss"] = mem.peak
-    say(
-        f"load (generate + prepare + COPY, county by county): {res['load_s']:.1f} s, "
-        f"{n / res['load_s']:,.0f} households/s; client peak RSS {mem.peak / MB:,.0f} MB"
-    )
-    with engine.connect() as c:
-        size = c.execute(text("SELECT pg_database_size(current_database())")).scalar()
-    say(f"database size after load: {int(size) / MB:,.0f} MB")
-
+    res["url"] = url
     from distributed import Client, LocalCluster
 
-    ref: list[tuple[str, int]] | None = None
     last_plan = 0
     res["runs"] = {}
     for w in workers:
@@ -260,6 +314,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--lookups", type=int, default=2_000)
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep a size's database when it already holds the province (skip the load)",
+    )
     ap.add_argument("--rounds", type=int, default=3, help="interleaved lookup rounds")
     ap.add_argument("--out", type=Path, default=None, help="also write the output here")
     args = ap.parse_args()
@@ -277,7 +336,15 @@ def main() -> None:
     say()
     workers = [int(x) for x in args.workers.split(",") if x.strip()]
     results = [
-        run_size(int(n), args.counties, args.seed, workers, args.lookups, say)
+        run_size(
+            int(n),
+            args.counties,
+            args.seed,
+            workers,
+            args.lookups,
+            say,
+            reuse=args.reuse,
+        )
         for n in args.households.split(",")
         if n.strip()
     ]
