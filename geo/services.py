@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -22,7 +23,13 @@ from geo.gridding.rebalance import Rebalanced, rebalance
 from geo.gridding.staffing import assign_members, assign_workers, generate_micro_grids
 from geo.io import prepare
 from geo.plan import GridPlan
-from geo.sample import generate_county, generate_events
+from geo.sample import (
+    CountySpec,
+    SampleProvince,
+    generate_county,
+    generate_events,
+    generate_province,
+)
 from geo.store.event_views import published_households
 from geo.store.events import ImportReport, escalate_overdue, import_events
 from geo.store.loading import LoadReport, load
@@ -200,6 +207,83 @@ def load_sample_events(
     progress("escalating the overdue ones", 0.9)
     escalated = escalate_overdue(session, now=when, actor="escalation")
     return SampleEvents(report, len(escalated), when)
+
+
+def load_sample_province(
+    session: Session,
+    households: int,
+    *,
+    counties: int = 20,
+    seed: int = 0,
+    parquet: str | Path | None = None,
+    progress: Progress = _quiet,
+) -> list[LoadReport]:
+    """Generate the seeded sample province county by county and load it with COPY.
+
+    Only one county's frames are in memory at a time: the province and city
+    rows are loaded first, then each county's areas, people and households
+    (see :func:`load_province_part`, which a caller can use to commit county by
+    county). With ``parquet`` every county is also written as GeoParquet
+    partitions (``<layer>/county=<code>/part-0.parquet``, see
+    :func:`geo.sample.province.write_partition`) plus ``province.parquet``.
+
+    Parameters
+    ----------
+    session
+        The transaction to load in (the caller commits).
+    households, counties, seed
+        As for :func:`geo.sample.generate_province`.
+    parquet
+        Directory for the partitioned GeoParquet copy, or None.
+    progress
+        Told which county is being loaded.
+
+    Returns
+    -------
+    list of LoadReport
+        The report of the province/city areas, then three per county.
+    """
+    province = generate_province(households, counties=counties, seed=seed)
+    reports = load_province_part(session, province, None, parquet=parquet)
+    n = len(province.counties)
+    for i, spec in enumerate(province.counties):
+        progress(f"sample county {spec.code} {spec.name}", i / n)
+        reports += load_province_part(session, province, spec, parquet=parquet)
+    progress("sample province loaded", 1.0)
+    return reports
+
+
+def load_province_part(
+    session: Session,
+    province: SampleProvince,
+    spec: CountySpec | None,
+    *,
+    parquet: str | Path | None = None,
+) -> list[LoadReport]:
+    """Load the province and city rows (``spec`` None) or generate and load one county.
+
+    A county's areas, people and households are loaded with COPY (and written
+    as GeoParquet partitions under ``parquet`` when given); its frames are
+    dropped when this returns.
+    """
+    from geo.sample.province import write_partition, write_top
+
+    if spec is None:
+        if parquet is not None:
+            write_top(province, parquet)
+        return [load(session, prepare(province.top, "areas", source="sample province"))]
+    county = province.county(spec)
+    if parquet is not None:
+        write_partition(county, spec, parquet)
+    reports = []
+    for kind, frame in (
+        ("areas", county.areas),
+        ("people", county.people),
+        ("households", county.households),
+    ):
+        source = f"sample county {spec.code} ({kind})"
+        reports.append(load(session, prepare(frame, kind, source=source)))
+    return reports
 
 
 def generate_and_save(

@@ -198,13 +198,57 @@ def load_sample_cmd(
         int, typer.Option(help="size of the generated county")
     ] = 20_000,
     seed: int = 0,
+    counties: Annotated[
+        int | None,
+        typer.Option(
+            help="generate a province (浙江省) of this many counties instead of one "
+            "county; loaded county by county with COPY, committed per county"
+        ),
+    ] = None,
+    parquet: Annotated[
+        Path | None,
+        typer.Option(
+            help="with --counties: also write the province as GeoParquet "
+            "partitioned by county (<layer>/county=<code>/part-0.parquet)"
+        ),
+    ] = None,
 ) -> None:
-    """Generate the seeded sample county and load it (areas, people, households)."""
+    """Generate the seeded sample county (or province) and load it (areas, people, households)."""
+    if parquet is not None and counties is None:
+        raise _fail(
+            "--parquet needs --counties (it writes the province partitioned by county)"
+        )
     with _errors():
         engine = _engine(Settings())
         upgrade(engine.url.render_as_string(hide_password=False))
+        if counties is not None:
+            for report in _load_province(engine, households, counties, seed, parquet):
+                console.print(str(report))
+            return
         for report in _load_sample(engine, households, seed):
             console.print(str(report))
+
+
+def _load_province(
+    engine: Any, n: int, counties: int, seed: int, parquet: Path | None
+) -> list[Any]:
+    from geo.sample.province import generate_province
+    from geo.services import load_province_part
+
+    try:
+        province = generate_province(n, counties=counties, seed=seed)
+    except ValueError as e:
+        raise _fail(f"--households/--counties: {e}") from None
+    with session_scope(engine) as session:
+        reports = load_province_part(session, province, None, parquet=parquet)
+    with _progress() as bar:
+        task = bar.add_task("sample province", total=counties)
+        for spec in province.counties:
+            bar.update(task, description=f"{spec.code} {spec.name}")
+            with session_scope(engine) as session:  # one commit per county
+                reports += load_province_part(session, province, spec, parquet=parquet)
+            bar.advance(task)
+    return reports
 
 
 def _load_sample(engine: Any, n: int, seed: int) -> list[Any]:
