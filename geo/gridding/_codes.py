@@ -11,21 +11,32 @@ import shapely
 
 
 def _natural(
-    grids: gpd.GeoDataFrame, hh: gpd.GeoDataFrame, old: pd.Series
+    grids: gpd.GeoDataFrame,
+    hh: gpd.GeoDataFrame,
+    old: pd.Series,
+    *,
+    prev: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Grid position of each household under the old plan (kept if still inside)."""
+    """Grid position of each household under the old plan (kept if still inside).
+
+    ``prev``: each household's old grid code (``hh.household_id`` mapped through
+    ``old``), when the caller has it already."""
     codes = grids["grid_code"].astype(str).to_numpy()
     pos_of = pd.Series(np.arange(len(codes)), index=codes)
     pts = np.asarray(hh.geometry.values, dtype=object)
     polys = np.asarray(grids.geometry.values, dtype=object)
     out = np.full(len(hh), -1, dtype=np.int64)
-    prev = hh["household_id"].map(old)
-    known = prev.notna().to_numpy() & prev.isin(pos_of.index).to_numpy()
+    if prev is None:
+        prev = hh["household_id"].map(old).to_numpy(dtype=object)
+    at = pos_of.reindex(prev).to_numpy()
+    known = ~np.isnan(at)
     if known.any():
-        p = pos_of.reindex(prev[known].to_numpy()).to_numpy().astype(np.int64)
-        still = shapely.intersects(polys[p], pts[known]) | (
-            shapely.distance(polys[p], pts[known]) < 1e-9
-        )
+        p = at[known].astype(np.int64)
+        still = shapely.intersects(polys[p], pts[known])
+        # on the edge (within a hair): still there
+        edge = np.flatnonzero(~still)
+        if len(edge):
+            still[edge] = shapely.distance(polys[p[edge]], pts[known][edge]) < 1e-9
         idx = np.flatnonzero(known)
         out[idx[still]] = p[still]
     todo = np.flatnonzero(out < 0)

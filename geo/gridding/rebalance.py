@@ -19,6 +19,7 @@ from geo.gridding._codes import _natural, _next_code
 from geo.gridding._cuts import _partition
 from geo.gridding._geometry import _ANGLES, _halfplane, _overlay, _poly_only
 from geo.gridding._moves import (
+    _EDGE_TOL,
     _MIN_EDGE,
     _chain_flow,
     _edge,
@@ -142,7 +143,8 @@ def rebalance(
     )["grid_code"]
     hh["household_id"] = hh["household_id"].astype(str)
 
-    pos = _natural(g, hh, old)
+    prev = hh["household_id"].map(old).to_numpy(dtype=object)
+    pos = _natural(g, hh, old, prev=prev)
     outside = np.flatnonzero(pos < 0)
     if len(outside):
         ids = hh["household_id"].iloc[outside[:10]].tolist()
@@ -156,108 +158,38 @@ def rebalance(
         if weight
         else np.ones(len(hh))
     )
-    atoms, exceptions = _atoms(hh, pos, loads, band, codes)
-    locked_set = set(locked)
-    area_codes = g["area_code"].astype(str).tolist()
-    covered = g["areas"].tolist() if "areas" in g.columns else [None] * len(g)
-    geoms = list(g.geometry.values)
-    cells = [
-        _Grid(
-            code=codes[i],
-            area_code=area_codes[i],
-            geom=geoms[i],
-            atoms=[],
-            locked=codes[i] in locked_set,
-            areas=frozenset(
-                str(covered[i]).split(";")
-                if isinstance(covered[i], str)
-                else [area_codes[i]]
-            ),
-        )
-        for i in range(len(g))
-    ]
-    for a_i, a in enumerate(atoms):
-        cells[int(pos[a.members[0]])].atoms.append(a_i)
     natural_code = np.array(codes, dtype=object)[pos]
-    was_here = hh["household_id"].map(old).to_numpy() == natural_code
-    # households of each atom that were already in its grid (one bincount)
-    sizes = np.fromiter(
-        (len(a.members) for a in atoms), dtype=np.int64, count=len(atoms)
-    )
-    atom_of = np.repeat(np.arange(len(atoms)), sizes)
-    members = np.concatenate([a.members for a in atoms]) if atoms else np.array([], int)
-    stay = np.bincount(
-        atom_of, weights=was_here[members].astype(float), minlength=len(atoms)
-    )
-    used = set(codes) | {str(c) for c in retired_codes}
-    split_log: list[dict[str, Any]] = []
-    merge_log: list[dict[str, Any]] = []
-
-    def load(c: _Grid) -> float:
-        return float(sum(atoms[a].load for a in c.atoms))
-
-    # grids already out of band in the previous plan whose households did not change
-    # keep their accepted exception: rebalancing answers changes, it does not redraw
-    prev_members = old.value_counts()
-    for c in cells:
-        n_now = sum(len(atoms[a].members) for a in c.atoms)
-        n_before = int(prev_members.get(c.code, 0))
-        kept = sum(stay[a] for a in c.atoms)
-        if (
-            not c.locked
-            and not band.min - 1e-9 <= n_before <= band.max + 1e-9
-            and n_now == n_before == kept
-        ):
-            c.locked = c.accepted = True
-
-    lower_bound = float(
-        sum(
-            max(0.0, load(c) - band.max) + max(0.0, band.min - load(c))
-            for c in cells
-            if not c.locked
+    was_here = prev == natural_code
+    locked_set = set(locked)
+    state = _State.of(g, pos, loads, was_here, old, band, locked=locked_set)
+    # buildings over the band, split by unit: reported for the whole plan
+    exceptions = _oversize(hh, pos, loads, band, codes)
+    # only the grids out of band, and a few rings of grids around them, take part;
+    # when they cannot settle it there, every grid does (the causes reported for
+    # what is left out of band are then those of the whole plan)
+    region = _region(g, state.dirty, _RINGS)
+    for scope in (region, None):
+        if scope is not None and len(scope) == len(g):
+            continue
+        run = _run(
+            g,
+            hh,
+            pos,
+            loads,
+            band,
+            state,
+            scope=scope,
+            was_here=was_here,
+            retired_codes=retired_codes,
         )
-    )
-
-    # 0. grids whose surplus no flow can place, or only along chains that would
-    #    move more households than a split, are split first (flows that spread
-    #    their surplus into full neighbours would only be undone by the split)
-    for c, alone in _split_first(cells, atoms, band):
-        if alone:
-            _split_grid(c, cells, atoms, band, stay, used=used, log=split_log)
-        else:
-            _recut_with_neighbour(c, cells, atoms, band, used, split_log)
-    # 1. flows: surplus and deficits move across shared edges within an area,
-    #    to a neighbour with room or along a short chain of neighbours
-    _flow(cells, atoms, band)
-    _chain_flow(cells, atoms, band)
-    # 2. grids still too full: split, or re-cut with a neighbour into one more grid
-    for c in list(cells):
-        if c.locked or load(c) <= band.max + 1e-9:
-            continue
-        _split_grid(c, cells, atoms, band, stay, used=used, log=split_log)
-        # a surplus its neighbours have room for (but no whole building on the
-        # edge fits) is left to the window re-cut of step 4, which keeps most
-        # households in place; re-cutting two grids into three would move more
-        loads = {id(x): load(x) for x in cells}
-        if load(c) > band.max + 1e-9 and _room(c, cells, loads, band)[0] == math.inf:
-            _recut_with_neighbour(c, cells, atoms, band, used, split_log)
-    # 3. grids still too small: merge with a neighbour
-    for c in sorted(cells, key=load):
-        if c.locked or c not in cells or load(c) >= band.min - 1e-9:
-            continue
-        _merge_grid(c, cells, atoms, band, merge_log)
-    _flow(cells, atoms, band)
-    # 4. still out of band, newly in pieces or invalid: re-cut growing windows of
-    #    adjacent unlocked grids on the building graph, keeping households in place
-    origin_of = {a_i: codes[int(pos[a.members[0]])] for a_i, a in enumerate(atoms)}
-    parts0 = {c: len(shapely.get_parts(gm)) for c, gm in zip(codes, geoms, strict=True)}
-    recut_log: list[dict[str, Any]] = []
-    causes = _recut_windows(
-        cells, atoms, band, origin_of, parts0, used=used, log=recut_log, cap_s=_cap()
-    )
+        if scope is None or run.settled:
+            break
+    cells, atoms, causes = run.cells, run.atoms, run.causes
+    split_log, merge_log, recut_log = run.split_log, run.merge_log, run.recut_log
+    lower_bound = state.lower_bound
 
     plan, changes, stats = _assemble(
-        cells, atoms, hh, old, natural_code, band, exceptions=exceptions, causes=causes
+        cells, atoms, hh, prev, natural_code, band, exceptions=exceptions, causes=causes
     )
     retired = sorted(set(codes) - set(plan.grids["grid_code"]))
     report = {
@@ -294,6 +226,295 @@ def rebalance(
         }
     )
     return Rebalanced(plan=plan, changes=changes, report=report)
+
+
+#: rings of neighbouring grids around the grids out of band that a rebalance
+#: works in first (every grid only when these cannot settle it)
+_RINGS = 3
+
+
+@dataclass(frozen=True)
+class _State:
+    """Each grid of the old plan under the new households (arrays by grid position)."""
+
+    loads: np.ndarray  # load of the households now inside each grid
+    locked: np.ndarray  # locked by the planner
+    accepted: np.ndarray  # out of band in the old plan and unchanged: kept as it was
+    dirty: np.ndarray  # out of band now (and neither locked nor accepted)
+    lower_bound: float  # households that must move at least
+
+    @classmethod
+    def of(
+        cls,
+        g: gpd.GeoDataFrame,
+        pos: np.ndarray,
+        loads: np.ndarray,
+        was_here: np.ndarray,
+        old: pd.Series,
+        band: Band,
+        *,
+        locked: set[str],
+    ) -> _State:
+        codes = g["grid_code"].astype(str).to_numpy(dtype=object)
+        n = len(codes)
+        count = np.bincount(pos, minlength=n)
+        load = np.bincount(pos, weights=loads, minlength=n)
+        kept = np.bincount(pos, weights=was_here.astype(float), minlength=n)
+        before = old.value_counts().reindex(codes).fillna(0).to_numpy(dtype=float)
+        is_locked = np.fromiter((c in locked for c in codes), dtype=bool, count=n)
+
+        def in_band(v: np.ndarray) -> np.ndarray:
+            return (v >= band.min - 1e-9) & (v <= band.max + 1e-9)
+
+        # grids already out of band in the previous plan whose households did not
+        # change keep their accepted exception: rebalancing answers changes, it
+        # does not redraw
+        accepted = ~is_locked & ~in_band(before) & (count == before) & (kept == count)
+        free = ~is_locked & ~accepted
+        gap = np.maximum(load - band.max, 0.0) + np.maximum(band.min - load, 0.0)
+        return cls(
+            loads=load,
+            locked=is_locked,
+            accepted=accepted,
+            dirty=free & ~in_band(load),
+            lower_bound=float(gap[free].sum()),
+        )
+
+
+def _region(g: gpd.GeoDataFrame, dirty: np.ndarray, rings: int) -> np.ndarray:
+    """Positions of the grids out of band and of ``rings`` rings of grids around them."""
+    taken = dirty.copy()
+    frontier = np.flatnonzero(dirty)
+    geoms = np.asarray(g.geometry.values, dtype=object)
+    for _ in range(rings):
+        if not len(frontier):
+            break
+        _, near = g.sindex.query(
+            geoms[frontier], predicate="dwithin", distance=_EDGE_TOL
+        )
+        near = np.unique(near)
+        frontier = near[~taken[near]]
+        taken[frontier] = True
+    return np.flatnonzero(taken)
+
+
+def _oversize(
+    hh: gpd.GeoDataFrame,
+    pos: np.ndarray,
+    loads: np.ndarray,
+    band: Band,
+    codes: list[str],
+) -> list[dict[str, Any]]:
+    """The ``building_split`` exceptions of the whole plan (buildings, or points,
+    holding more than ``band.max`` in one grid), as :func:`_atoms` reports them."""
+    xy = shapely.get_coordinates(np.asarray(hh.geometry.values, dtype=object))
+    if "building_id" in hh.columns:
+        bld = hh["building_id"]
+        b = pd.factorize(bld.astype(object).where(bld.notna(), None))[0]
+    else:
+        b = np.full(len(hh), -1)
+    no_b = b < 0
+    key = pd.DataFrame(
+        {
+            "b": b,
+            "a": pos,
+            "x": np.where(no_b, xy[:, 0].round(7), 0.0),
+            "y": np.where(no_b, xy[:, 1].round(7), 0.0),
+        }
+    )
+    group = key.groupby(["b", "a", "x", "y"], sort=False).ngroup().to_numpy()
+    over = np.bincount(group, weights=loads)[group] > band.max
+    if not over.any():
+        return []
+    sel = np.flatnonzero(over)
+    _, exceptions = _atoms(hh.iloc[sel], pos[sel], loads[sel], band, codes)
+    return exceptions
+
+
+@dataclass
+class _Run:
+    """What one pass of the rebalancing steps left: the grids (those of the scope,
+    changed, then the others as they were), atoms, causes and logs."""
+
+    cells: list[_Grid]
+    atoms: list[_Atom]
+    causes: dict[str, tuple[str, dict[str, Any]]]
+    split_log: list[dict[str, Any]]
+    merge_log: list[dict[str, Any]]
+    recut_log: list[dict[str, Any]]
+    settled: bool
+
+
+def _run(
+    g: gpd.GeoDataFrame,
+    hh: gpd.GeoDataFrame,
+    pos: np.ndarray,
+    loads: np.ndarray,
+    band: Band,
+    state: _State,
+    *,
+    scope: np.ndarray | None,
+    was_here: np.ndarray,
+    retired_codes: tuple[str, ...] | list[str],
+) -> _Run:
+    """The rebalancing steps on the grids at ``scope`` (every grid when None); the
+    other grids keep their polygon and households, each as one block."""
+    codes = g["grid_code"].astype(str).tolist()
+    n = len(codes)
+    inside = np.ones(n, dtype=bool)
+    if scope is not None:
+        inside[:] = False
+        inside[scope] = True
+    sel = np.flatnonzero(inside[pos])
+    sub = hh if len(sel) == len(hh) else hh.iloc[sel]
+    atoms, _ = _atoms(sub, pos[sel], loads[sel], band, codes)
+    if len(sel) != len(hh):
+        for a in atoms:  # members as positions in ``hh``
+            a.members = sel[a.members]
+    area_codes = g["area_code"].astype(str).tolist()
+    covered = g["areas"].tolist() if "areas" in g.columns else [None] * n
+    geoms = list(g.geometry.values)
+    cells = [
+        _Grid(
+            code=codes[i],
+            area_code=area_codes[i],
+            geom=geoms[i],
+            atoms=[],
+            locked=bool(state.locked[i] or state.accepted[i]),
+            accepted=bool(state.accepted[i]),
+            areas=frozenset(
+                str(covered[i]).split(";")
+                if isinstance(covered[i], str)
+                else [area_codes[i]]
+            ),
+        )
+        for i in range(n)
+    ]
+    for a_i, a in enumerate(atoms):
+        cells[int(pos[a.members[0]])].atoms.append(a_i)
+    # households of each atom that were already in its grid (one bincount)
+    sizes = np.fromiter(
+        (len(a.members) for a in atoms), dtype=np.int64, count=len(atoms)
+    )
+    atom_of = np.repeat(np.arange(len(atoms)), sizes)
+    members = np.concatenate([a.members for a in atoms]) if atoms else np.array([], int)
+    stay = np.bincount(
+        atom_of, weights=was_here[members].astype(float), minlength=len(atoms)
+    )
+    # the grids outside the scope: one block of households each, never changed
+    order = np.argsort(pos, kind="stable")
+    bounds = np.searchsorted(pos[order], np.arange(n + 1))
+    for i in np.flatnonzero(~inside).tolist():
+        block = order[bounds[i] : bounds[i + 1]]
+        if len(block):
+            atoms.append(_Atom(0.0, 0.0, float(state.loads[i]), len(block), block))
+            cells[i].atoms.append(len(atoms) - 1)
+        cells[i].locked = True
+    work = [cells[i] for i in np.flatnonzero(inside).tolist()]
+    used = set(codes) | {str(c) for c in retired_codes}
+    split_log: list[dict[str, Any]] = []
+    merge_log: list[dict[str, Any]] = []
+    recut_log: list[dict[str, Any]] = []
+    origin_of = {
+        a_i: codes[int(pos[a.members[0]])]
+        for a_i, a in enumerate(atoms)
+        if inside[pos[a.members[0]]]
+    }
+    parts0 = {c: len(shapely.get_parts(gm)) for c, gm in zip(codes, geoms, strict=True)}
+    causes = _steps_on(
+        work,
+        atoms,
+        band,
+        stay,
+        used=used,
+        logs=(split_log, merge_log, recut_log),
+        origin_of=origin_of,
+        parts0=parts0,
+    )
+    settled = not causes and not any(
+        not c.locked and (not band.contains(_load(c, atoms)) or _broken(c, parts0))
+        for c in work
+    )
+    kept_out = [cells[i] for i in np.flatnonzero(~inside).tolist()]
+    # the grids in their first order, new ones after them, as a run of every grid
+    live = {id(c) for c in work}
+    final = [c for c in cells if id(c) in live or c in kept_out]
+    final += [c for c in work if c.origin is not None]
+    return _Run(
+        cells=final,
+        atoms=atoms,
+        causes=causes,
+        split_log=split_log,
+        merge_log=merge_log,
+        recut_log=recut_log,
+        settled=settled,
+    )
+
+
+def _load(c: _Grid, atoms: list[_Atom]) -> float:
+    return float(sum(atoms[a].load for a in c.atoms))
+
+
+def _broken(x: _Grid, parts0: dict[str, int]) -> bool:
+    """A grid this run changed that is now invalid or in more pieces than before."""
+    return x.touched and (
+        not x.geom.is_valid
+        or len(shapely.get_parts(x.geom)) > max(1, parts0.get(x.code, 1))
+    )
+
+
+def _steps_on(
+    cells: list[_Grid],
+    atoms: list[_Atom],
+    band: Band,
+    stay: np.ndarray,
+    *,
+    used: set[str],
+    logs: tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]],
+    origin_of: dict[int, str],
+    parts0: dict[str, int],
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Flows, splits, merges and window re-cuts on ``cells`` (in place); the cause
+    of each grid still out of band."""
+    split_log, merge_log, recut_log = logs
+
+    def load(c: _Grid) -> float:
+        return _load(c, atoms)
+
+    # 0. grids whose surplus no flow can place, or only along chains that would
+    #    move more households than a split, are split first (flows that spread
+    #    their surplus into full neighbours would only be undone by the split)
+    for c, alone in _split_first(cells, atoms, band):
+        if alone:
+            _split_grid(c, cells, atoms, band, stay, used=used, log=split_log)
+        else:
+            _recut_with_neighbour(c, cells, atoms, band, used, split_log)
+    # 1. flows: surplus and deficits move across shared edges within an area,
+    #    to a neighbour with room or along a short chain of neighbours
+    _flow(cells, atoms, band)
+    _chain_flow(cells, atoms, band)
+    # 2. grids still too full: split, or re-cut with a neighbour into one more grid
+    for c in list(cells):
+        if c.locked or load(c) <= band.max + 1e-9:
+            continue
+        _split_grid(c, cells, atoms, band, stay, used=used, log=split_log)
+        # a surplus its neighbours have room for (but no whole building on the
+        # edge fits) is left to the window re-cut of step 4, which keeps most
+        # households in place; re-cutting two grids into three would move more
+        loads = {id(x): load(x) for x in cells}
+        if load(c) > band.max + 1e-9 and _room(c, cells, loads, band)[0] == math.inf:
+            _recut_with_neighbour(c, cells, atoms, band, used, split_log)
+    # 3. grids still too small: merge with a neighbour
+    for c in sorted(cells, key=load):
+        if c.locked or c not in cells or load(c) >= band.min - 1e-9:
+            continue
+        _merge_grid(c, cells, atoms, band, merge_log)
+    _flow(cells, atoms, band)
+    # 4. still out of band, newly in pieces or invalid: re-cut growing windows of
+    #    adjacent unlocked grids on the building graph, keeping households in place
+    return _recut_windows(
+        cells, atoms, band, origin_of, parts0, used=used, log=recut_log, cap_s=_cap()
+    )
 
 
 def _removed(old: pd.Series, hh: gpd.GeoDataFrame) -> int:
@@ -560,7 +781,7 @@ def _assemble(
     cells: list[_Grid],
     atoms: list[_Atom],
     hh: gpd.GeoDataFrame,
-    old: pd.Series,
+    prev: np.ndarray,
     natural_code: np.ndarray,
     band: Band,
     *,
@@ -637,17 +858,17 @@ def _assemble(
     grids = gpd.GeoDataFrame(rows, geometry="geometry", crs=STORAGE_CRS)
     grids = grids.sort_values("grid_code", kind="stable").reset_index(drop=True)
     assignments = pd.DataFrame({"household_id": ids, "grid_code": grid_of})
-    prev = pd.Series(ids).map(old)
-    changed = prev.isna().to_numpy() | (prev.to_numpy() != grid_of)
+    new = pd.isna(prev)
+    changed = new | (prev != grid_of)
     changes = pd.DataFrame(
         {
             "household_id": ids[changed],
-            "old_grid_code": prev[changed].fillna("").to_numpy(),
+            "old_grid_code": np.where(new, "", prev)[changed],
             "new_grid_code": grid_of[changed],
         }
     )
     moved = int((natural_code != grid_of).sum())
-    stats = {"moved": moved, "new": int(prev.isna().sum())}
+    stats = {"moved": moved, "new": int(new.sum())}
     metrics = plan_metrics(grids, min_households=band.min, max_households=band.max)
     plan = GridPlan(
         grids=grids,
