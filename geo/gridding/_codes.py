@@ -25,6 +25,7 @@ def _natural(
     pos_of = pd.Series(np.arange(len(codes)), index=codes)
     pts = np.asarray(hh.geometry.values, dtype=object)
     polys = np.asarray(grids.geometry.values, dtype=object)
+    shapely.prepare(polys)  # many points per polygon: test them against prepared ones
     out = np.full(len(hh), -1, dtype=np.int64)
     if prev is None:
         prev = hh["household_id"].map(old).to_numpy(dtype=object)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import shapely
@@ -145,56 +144,69 @@ def _repair(
     def dist(v: float) -> float:
         return max(band.min - v, 0.0, v - band.max)
 
-    # the buildings of ``src`` whose Voronoi cell touches ``dst``: cached until
-    # either grid changes (a move changes two grids; the other pairs stay valid)
+    # each grid's buildings with their Voronoi cells, computed once and kept while
+    # the grid gives cells away (the others stay inside it) or takes some in (the
+    # new ones move on only after a refresh): moves then cost no new Voronoi
     version = [0] * len(geoms)
-    edge_cache: dict[tuple[int, int, int, int], list[Any]] = {}
-    # a grid's Voronoi cells do not depend on the neighbour: once per version
-    raw_cache: dict[tuple[int, int], np.ndarray] = {}
+    fam: dict[int, _Family] = {}
+    # the buildings of ``src`` whose cell touches ``dst``: cached until the
+    # family of ``src`` or the polygon of ``dst`` changes
+    edge_cache: dict[tuple[int, int, int, int], np.ndarray] = {}
+    near_cache: dict[tuple[int, int], BaseGeometry] = {}
 
-    def _edge_cells(src: int, dst: int) -> list[Any]:
-        ck = (src, version[src], dst, version[dst])
+    def near(i: int) -> BaseGeometry:
+        nk = (i, version[i])
+        hit = near_cache.get(nk)
+        if hit is None:
+            hit = near_cache[nk] = _near(geoms[i])
+            shapely.prepare(hit)
+        return hit
+
+    def family(i: int) -> _Family:
+        f = fam.get(i)
+        if f is None:
+            f = fam[i] = _Family.of(geoms[i], mem[i], atoms, stamp=version[i])
+        return f
+
+    def edge_cells(src: int, dst: int) -> np.ndarray:
+        """The cells of ``src``'s family (still in it) that touch ``dst``."""
+        f = family(src)
+        ck = (src, f.stamp, dst, version[dst])
         hit = edge_cache.get(ck)
-        if hit is not None:
-            return hit
-        groups = _point_groups(mem[src], atoms)
-        keys = list(groups)
-        found: list[Any] = []
-        # only cells reaching the edge the two grids share can move across it
-        edge = _edge(geoms[src], geoms[dst])
-        if len(keys) > 1 and shapely.length(edge) > _MIN_EDGE:
-            rk = (src, version[src])
-            raw = raw_cache.get(rk)
-            if raw is None:
-                raw = raw_cache[rk] = _raw_cells(geoms[src], keys)
-            cells = np.asarray(_clip_cells(raw, geoms[src], edge), dtype=object)
-            dst_near = _near(geoms[dst])
-            shapely.prepare(dst_near)
-            live = np.flatnonzero(~shapely.is_empty(cells)).tolist()
-            owned = np.empty(len(live), dtype=object)
-            owned[:] = [_own(cells[i], keys[i]) for i in live]
-            # only cells that reach the other grid's edge share any of it
-            touch = shapely.intersects(dst_near, owned)
-            shared = np.zeros(len(live))
-            if touch.any():
-                shared[touch] = shapely.length(
-                    shapely.intersection(shapely.boundary(owned[touch]), dst_near)
+        if hit is None:
+            live = np.flatnonzero(f.alive)
+            hit = live[:0]
+            if len(live) > 1:
+                hit = live[shapely.intersects(near(dst), f.cells[live])]
+            edge_cache[ck] = hit
+        return hit
+
+    def shared_edge(src: int, dst: int, c: int) -> float:
+        """Length of the boundary cell ``c`` of ``src`` shares with ``dst``."""
+        sk = (src, fam[src].stamp, c, dst, version[dst])
+        hit = shared_cache.get(sk)
+        if hit is None:
+            hit = shared_cache[sk] = float(
+                shapely.length(
+                    shapely.intersection(fam[src].cells[c].boundary, near(dst))
                 )
-            for j, i in enumerate(live):
-                if shared[j] > _MIN_EDGE:
-                    key = keys[i]
-                    w = sum(atoms[a].load for a in groups[key])
-                    found.append((groups[key], owned[j], float(shared[j]), w))
-        edge_cache[ck] = found
-        return found
+            )
+        return hit
+
+    shared_cache: dict[tuple[int, int, int, int, int], float] = {}
 
     banned: set[tuple[int, int]] = set()
+    refreshed = True
     for _ in range(max_moves):
         loads = [load(i) for i in range(len(mem))]
         bad = [i for i in range(len(mem)) if dist(loads[i]) > 1e-9 and i not in frozen]
         if not bad:
             break
-        best: tuple[float, int, int, BaseGeometry, list[int]] | None = None
+        # every move that would bring the grids closer to the band, best gain
+        # first; the length of edge a cell shares with the other grid breaks ties
+        # (measured only for moves that can still win: it adds at most 1e-6 per
+        # unit of the cell's perimeter)
+        options: list[tuple[float, int, int, int]] = []
         tree = shapely.STRtree(np.asarray(geoms, dtype=object))
         for i in bad:
             for j in tree.query(geoms[i], predicate="dwithin", distance=_EDGE_TOL):
@@ -203,26 +215,46 @@ def _repair(
                     continue
                 # over: i gives to j; under: i takes from j
                 src, dst = (i, j) if loads[i] > band.max else (j, i)
-                for group, cell, shared, w in _edge_cells(src, dst):
-                    if (src, group[0]) in banned:
+                f = family(src)
+                before = dist(loads[src]) + dist(loads[dst])
+                for c in edge_cells(src, dst).tolist():
+                    if not f.alive[c] or (src, f.groups[c][0]) in banned:
                         continue
-                    before = dist(loads[src]) + dist(loads[dst])
-                    after = dist(loads[src] - w) + dist(loads[dst] + w)
-                    gain = before - after
-                    if gain <= 1e-9:
-                        continue
-                    score = gain + 1e-6 * shared
-                    if best is None or score > best[0]:
-                        best = (score, src, dst, cell, group)
+                    w = f.loads[c]
+                    gain = before - dist(loads[src] - w) - dist(loads[dst] + w)
+                    if gain > 1e-9:
+                        options.append((gain, src, dst, c))
+        options.sort(key=lambda o: -o[0])
+        best: tuple[float, int, int, int] | None = None
+        for gain, src, dst, c in options:
+            if best is not None and gain + 1e-6 * fam[src].perimeter[c] <= best[0]:
+                continue
+            shared = shared_edge(src, dst, c)
+            if shared <= _MIN_EDGE:
+                continue
+            score = gain + 1e-6 * shared
+            if best is None or score > best[0]:
+                best = (score, src, dst, c)
         if best is None:
-            break
-        _, src, dst, cell, moved = best
+            if refreshed:
+                break
+            # the families are out of date (cells taken in cannot move on yet):
+            # draw them again from the grids as they are now, once
+            stale = [i for i, f in fam.items() if f.stamp != version[i]]
+            for i in stale:
+                del fam[i]
+            refreshed = True
+            continue
+        _, src, dst, c = best
+        f = family(src)
+        cell, moved = f.cells[c], f.groups[c]
         diff = _overlay(shapely.difference, geoms[src], cell)
         if diff is None:
             banned.add((src, moved[0]))
             continue
         new_src = _clean(_poly_only(diff))
-        rest = [a for a in mem[src] if a not in set(moved)]
+        gone = set(moved)
+        rest = [a for a in mem[src] if a not in gone]
         if _atom_parts(new_src, rest, atoms) > max(
             1, _atom_parts(geoms[src], mem[src], atoms)
         ):
@@ -231,10 +263,51 @@ def _repair(
         geoms[src] = new_src
         geoms[dst] = _join(geoms[dst], cell)
         mem[src] = rest
-        mem[dst] = mem[dst] + moved
+        mem[dst] = mem[dst] + list(moved)
+        f.alive[c] = False
         version[src] += 1
         version[dst] += 1
+        refreshed = False
     return list(zip(geoms, mem, strict=True))
+
+
+@dataclass
+class _Family:
+    """A grid's buildings (atoms at one point) and their Voronoi cells in it."""
+
+    groups: list[list[int]]
+    cells: np.ndarray  # the part of each building's cell that holds its point
+    loads: list[float]
+    perimeter: np.ndarray  # of each cell
+    alive: np.ndarray  # still in the grid
+    stamp: int  # the grid's version when drawn
+
+    @classmethod
+    def of(
+        cls, geom: BaseGeometry, members: list[int], atoms: list[_Atom], *, stamp: int
+    ) -> _Family:
+        by_point = _point_groups(members, atoms)
+        keys = list(by_point)
+        groups = [by_point[k] for k in keys]
+        cells = np.empty(len(keys), dtype=object)
+        if len(keys) > 1:
+            clipped = _clip_cells(_raw_cells(geom, keys), geom)
+            cells[:] = [
+                c if c.is_empty else _own(c, k)
+                for c, k in zip(clipped, keys, strict=True)
+            ]
+        else:
+            cells[:] = [geom] * len(keys)
+        return cls(
+            groups=groups,
+            cells=cells,
+            loads=[float(sum(atoms[a].load for a in g)) for g in groups],
+            perimeter=shapely.length(cells),
+            alive=~shapely.is_empty(cells)
+            if len(keys) > 1
+            else np.zeros(len(keys), bool),
+            stamp=stamp,
+        )
 
 
 @dataclass(eq=False)

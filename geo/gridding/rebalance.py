@@ -195,7 +195,7 @@ def rebalance(
     report = {
         "moved_households": stats["moved"],
         "new_households": stats["new"],
-        "removed_households": _removed(old, hh),
+        "removed_households": _removed(old, prev),
         "lower_bound": lower_bound,
         "moved_to_lower_bound": (
             round(stats["moved"] / lower_bound, 3) if lower_bound > 0 else None
@@ -230,7 +230,7 @@ def rebalance(
 
 #: rings of neighbouring grids around the grids out of band that a rebalance
 #: works in first (every grid only when these cannot settle it)
-_RINGS = 3
+_RINGS = 2
 
 
 @dataclass(frozen=True)
@@ -309,20 +309,15 @@ def _oversize(
     holding more than ``band.max`` in one grid), as :func:`_atoms` reports them."""
     xy = shapely.get_coordinates(np.asarray(hh.geometry.values, dtype=object))
     if "building_id" in hh.columns:
-        bld = hh["building_id"]
-        b = pd.factorize(bld.astype(object).where(bld.notna(), None))[0]
+        b = pd.factorize(hh["building_id"])[0]
     else:
         b = np.full(len(hh), -1)
-    no_b = b < 0
-    key = pd.DataFrame(
-        {
-            "b": b,
-            "a": pos,
-            "x": np.where(no_b, xy[:, 0].round(7), 0.0),
-            "y": np.where(no_b, xy[:, 1].round(7), 0.0),
-        }
-    )
-    group = key.groupby(["b", "a", "x", "y"], sort=False).ngroup().to_numpy()
+    # households without a building stay together by point (rounded as _atoms does)
+    no_b = np.flatnonzero(b < 0)
+    if len(no_b):
+        at = xy[no_b, 0].round(7) + 1j * xy[no_b, 1].round(7)
+        b[no_b] = int(b.max(initial=-1)) + 1 + pd.factorize(at)[0]
+    group = pd.factorize(b.astype(np.int64) * (int(pos.max(initial=0)) + 1) + pos)[0]
     over = np.bincount(group, weights=loads)[group] > band.max
     if not over.any():
         return []
@@ -517,10 +512,10 @@ def _steps_on(
     )
 
 
-def _removed(old: pd.Series, hh: gpd.GeoDataFrame) -> int:
-    """Households of the old plan that are no longer there."""
-    now = set(hh["household_id"].to_numpy(dtype=object).tolist())
-    return sum(1 for x in old.index.to_numpy(dtype=object).tolist() if x not in now)
+def _removed(old: pd.Series, prev: np.ndarray) -> int:
+    """Households of the old plan that are no longer there (``prev``: the old grid
+    of each household now, missing for new ones)."""
+    return int(old.index.nunique() - (~pd.isna(prev)).sum())
 
 
 def _split_first(
