@@ -181,19 +181,40 @@ def _repair(
             edge_cache[ck] = hit
         return hit
 
+    # shared edge lengths by the grid they are shared with: a move changes the
+    # boundary of its two grids only around the cell it moves, so only lengths of
+    # cells near that cell are measured again
+    shared_cache: dict[int, dict[tuple[int, int, int], tuple[float, tuple[float, ...]]]]
+    shared_cache = {}
+
     def shared_edge(src: int, dst: int, c: int) -> float:
         """Length of the boundary cell ``c`` of ``src`` shares with ``dst``."""
-        sk = (src, fam[src].stamp, c, dst, version[dst])
-        hit = shared_cache.get(sk)
+        sk = (src, fam[src].stamp, c)
+        per = shared_cache.setdefault(dst, {})
+        hit = per.get(sk)
         if hit is None:
-            hit = shared_cache[sk] = float(
-                shapely.length(
-                    shapely.intersection(fam[src].cells[c].boundary, near(dst))
-                )
+            cell = fam[src].cells[c]
+            # the other grid's widened boundary around the cell only: the same
+            # intersection, without overlaying the whole of it
+            x0, y0, x1, y1 = cell.bounds
+            pad = 4 * _EDGE_TOL
+            around = shapely.clip_by_rect(
+                near(dst), x0 - pad, y0 - pad, x1 + pad, y1 + pad
             )
-        return hit
+            length = float(shapely.length(shapely.intersection(cell.boundary, around)))
+            hit = per[sk] = (length, (x0 - pad, y0 - pad, x1 + pad, y1 + pad))
+        return hit[0]
 
-    shared_cache: dict[tuple[int, int, int, int, int], float] = {}
+    def moved_near(grid: int, cell: BaseGeometry) -> None:
+        """Forget the lengths shared with ``grid`` by cells near ``cell``."""
+        x0, y0, x1, y1 = cell.bounds
+        per = shared_cache.get(grid, {})
+        for k in [
+            k
+            for k, (_, (a0, b0, a1, b1)) in per.items()
+            if a0 <= x1 and x0 <= a1 and b0 <= y1 and y0 <= b1
+        ]:
+            del per[k]
 
     banned: set[tuple[int, int]] = set()
     refreshed = True
@@ -265,6 +286,8 @@ def _repair(
         mem[src] = rest
         mem[dst] = mem[dst] + list(moved)
         f.alive[c] = False
+        moved_near(src, cell)
+        moved_near(dst, cell)
         version[src] += 1
         version[dst] += 1
         refreshed = False

@@ -57,10 +57,11 @@ _MAX_NODES = 20_000
 #: successful partitions compared before the best is kept
 _WANT = 6
 
-#: the same when rebalancing (each improved towards keeping households in their grid
-#: first, so fewer random partitions find as good an answer: 24 kept 4 % more of a
-#: window's households than 8 on the 200k sample, at three times the cost)
-_WANT_KEPT = 8
+#: the same when rebalancing: each partition is first improved towards keeping
+#: households in their grid, so few are needed (bench/rebalance.py at 200k: 24 moved
+#: 1.19x the lower bound, 4 to 8 moved 1.22x at a sixth to a third of the search;
+#: the Liechtenstein drift case and a 50k county with 8 estates moved the same)
+_WANT_KEPT = 4
 
 
 def _cap() -> float:
@@ -195,11 +196,13 @@ def _graph(
         qa, qb = tree.query(arr, predicate="intersects")
         keep = qa < qb
         qa, qb = qa[keep], qb[keep]
-        shared = shapely.length(
-            shapely.intersection(shapely.boundary(arr[qa]), shapely.boundary(arr[qb]))
+        common = shapely.intersection(
+            shapely.boundary(arr[qa]), shapely.boundary(arr[qb])
         )
+        shared = shapely.length(common)
         touch = shared > 1e-12
         qa, qb, shared = qa[touch], qb[touch], shared[touch]
+        common = common[touch]
         nbrs: list[list[tuple[int, float]]] = [[] for _ in part_geoms]
         for a_, b_, s_ in zip(qa.tolist(), qb.tolist(), shared.tolist(), strict=True):
             nbrs[a_].append((b_, s_))
@@ -259,11 +262,8 @@ def _graph(
         for p, o in enumerate(owner):
             area[o] += s_area[p]
             perim[o] += s_len[p]
-        s_shared = shapely.length(
-            shapely.intersection(
-                shapely.boundary(scaled[qa]), shapely.boundary(scaled[qb])
-            )
-        )
+        # the shared boundaries, scaled (not intersected again)
+        s_shared = shapely.length(shapely.transform(common, lambda c: c * scale))
         for a_, b_, s_ in zip(qa.tolist(), qb.tolist(), s_shared.tolist(), strict=True):
             oa, ob = owner[a_], owner[b_]
             if oa == ob:

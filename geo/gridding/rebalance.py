@@ -363,6 +363,7 @@ def _run(
     sel = np.flatnonzero(inside[pos])
     sub = hh if len(sel) == len(hh) else hh.iloc[sel]
     atoms, _ = _atoms(sub, pos[sel], loads[sel], band, codes)
+    n_scope = len(atoms)
     if len(sel) != len(hh):
         for a in atoms:  # members as positions in ``hh``
             a.members = sel[a.members]
@@ -410,11 +411,15 @@ def _run(
     split_log: list[dict[str, Any]] = []
     merge_log: list[dict[str, Any]] = []
     recut_log: list[dict[str, Any]] = []
-    origin_of = {
-        a_i: codes[int(pos[a.members[0]])]
-        for a_i, a in enumerate(atoms)
-        if inside[pos[a.members[0]]]
-    }
+    # each atom of the scope (they come first) and the grid it was in
+    first = np.fromiter((a.members[0] for a in atoms[:n_scope]), np.int64, n_scope)
+    origin_of = dict(
+        zip(
+            range(n_scope),
+            np.asarray(codes, dtype=object)[pos[first]].tolist(),
+            strict=True,
+        )
+    )
     parts0 = {c: len(shapely.get_parts(gm)) for c, gm in zip(codes, geoms, strict=True)}
     causes = _steps_on(
         work,
