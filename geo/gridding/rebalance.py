@@ -15,7 +15,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.crs import STORAGE_CRS
 from geo.gridding._atoms import _Atom, _atoms, _Unit
-from geo.gridding._codes import _natural, _next_code
+from geo.gridding._codes import _natural, _next_code, _positions
 from geo.gridding._cuts import _partition
 from geo.gridding._geometry import _ANGLES, _halfplane, _overlay, _poly_only
 from geo.gridding._moves import (
@@ -143,8 +143,15 @@ def rebalance(
     )["grid_code"]
     hh["household_id"] = hh["household_id"].astype(str)
 
-    prev = hh["household_id"].map(old).to_numpy(dtype=object)
-    pos = _natural(g, hh, old, prev=prev)
+    # each household's row in the old assignments, its old grid code and position
+    row = _positions(hh["household_id"], old.index)
+    known = row >= 0
+    prev = np.full(len(hh), None, dtype=object)
+    prev[known] = old.to_numpy(dtype=object)[row[known]]
+    grid_of_row, old_codes = pd.factorize(old)
+    at = pd.Index(g["grid_code"].astype(str)).get_indexer(old_codes)[grid_of_row]
+    prev_pos = np.where(known, at[np.maximum(row, 0)] if len(at) else -1, -1)
+    pos = _natural(g, hh, old, prev_pos=prev_pos)
     outside = np.flatnonzero(pos < 0)
     if len(outside):
         ids = hh["household_id"].iloc[outside[:10]].tolist()
@@ -159,9 +166,10 @@ def rebalance(
         else np.ones(len(hh))
     )
     natural_code = np.array(codes, dtype=object)[pos]
-    was_here = prev == natural_code
+    was_here = prev_pos == pos
     locked_set = set(locked)
-    state = _State.of(g, pos, loads, was_here, old, band, locked=locked_set)
+    before = np.bincount(at[at >= 0], minlength=len(g)).astype(float)
+    state = _State.of(g, pos, loads, was_here, before, band, locked=locked_set)
     # buildings over the band, split by unit: reported for the whole plan
     exceptions = _oversize(hh, pos, loads, band, codes)
     # only the grids out of band, and a few rings of grids around them, take part;
@@ -250,17 +258,17 @@ class _State:
         pos: np.ndarray,
         loads: np.ndarray,
         was_here: np.ndarray,
-        old: pd.Series,
+        before: np.ndarray,
         band: Band,
         *,
         locked: set[str],
     ) -> _State:
+        """``before``: households of each grid in the old plan."""
         codes = g["grid_code"].astype(str).to_numpy(dtype=object)
         n = len(codes)
         count = np.bincount(pos, minlength=n)
         load = np.bincount(pos, weights=loads, minlength=n)
         kept = np.bincount(pos, weights=was_here.astype(float), minlength=n)
-        before = old.value_counts().reindex(codes).fillna(0).to_numpy(dtype=float)
         is_locked = np.fromiter((c in locked for c in codes), dtype=bool, count=n)
 
         def in_band(v: np.ndarray) -> np.ndarray:
