@@ -213,7 +213,8 @@ def _area_chains(
             "SELECT a.id AS start, a.code, a.name, a.level, a.parent_id, 0 AS n "
             "FROM admin_areas a WHERE a.id = ANY(:ids) "
             "UNION ALL SELECT up.start, p.code, p.name, p.level, p.parent_id, up.n + 1 "
-            "FROM admin_areas p JOIN up ON p.id = up.parent_id "
+            "FROM up JOIN LATERAL (SELECT p.code, p.name, p.level, p.parent_id "
+            "FROM admin_areas p WHERE p.id = up.parent_id LIMIT 1) p ON true "
             "WHERE up.level NOT IN ('county', 'city', 'province')) "
             "SELECT start, code, name, level FROM up ORDER BY start, n DESC"
         ),
@@ -558,13 +559,17 @@ def lookup_point(
 
 # The grid ``g`` of plan ``p`` as the API's ``grid`` object, its admin areas
 # from the county down (the same chain as :func:`_area_chains`).
+# Each step up is one primary-key lookup: a LATERAL with LIMIT 1 is never turned
+# into a hash join, which the planner may choose and which then scans every area
+# once per level (the cost grows with the province: see bench/province.py).
 _GRID_JSON = (
     "json_build_object('id', g.id, 'code', g.code, 'name', g.name, 'kind', g.kind, "
     "'plan_id', g.plan_id, 'plan_version', p.version, 'plan_status', p.status, "
     "'areas', (WITH RECURSIVE up AS (SELECT a.code, a.name, a.level, a.parent_id, "
     "0 AS n FROM admin_areas a WHERE a.id = g.area_id "
     "UNION ALL SELECT b.code, b.name, b.level, b.parent_id, up.n + 1 "
-    "FROM admin_areas b JOIN up ON b.id = up.parent_id "
+    "FROM up JOIN LATERAL (SELECT b.code, b.name, b.level, b.parent_id "
+    "FROM admin_areas b WHERE b.id = up.parent_id LIMIT 1) b ON true "
     "WHERE up.level NOT IN ('county', 'city', 'province')) "
     "SELECT coalesce(json_agg(json_build_object('code', up.code, 'name', up.name, "
     "'level', up.level) ORDER BY up.n DESC), '[]'::json) FROM up))"
