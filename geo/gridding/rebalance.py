@@ -443,10 +443,10 @@ def _run(
         not c.locked and (not band.contains(_load(c, atoms)) or _broken(c, parts0))
         for c in work
     )
-    kept_out = [cells[i] for i in np.flatnonzero(~inside).tolist()]
-    # the grids in their first order, new ones after them, as a run of every grid
+    # the grids in their first order (those of the scope that are left, and the
+    # others), then the new ones: as a run over every grid would list them
     live = {id(c) for c in work}
-    final = [c for c in cells if id(c) in live or c in kept_out]
+    final = [c for i, c in enumerate(cells) if id(c) in live or not inside[i]]
     final += [c for c in work if c.origin is not None]
     return _Run(
         cells=final,
