@@ -15,11 +15,12 @@ from typing import Any
 
 import psycopg
 import psycopg.errors
+from psycopg.rows import namedtuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from geo.store.db_errors import unavailable_reason
 
-__all__ = ["fetch_all", "fetch_one"]
+__all__ = ["fetch_all", "fetch_one", "write_one"]
 
 
 def _connection_lost(exc: psycopg.Error) -> bool:
@@ -55,3 +56,21 @@ async def fetch_all(
 async def fetch_one(pool: AsyncConnectionPool, sql: Any, params: dict[str, Any]) -> Any:
     """The first row of one statement, or None (retried once on a lost connection)."""
     return await _fetch(pool, sql, params, one=True)
+
+
+async def write_one(pool: AsyncConnectionPool, sql: Any, params: dict[str, Any]) -> Any:
+    """The first row (named attributes) of one statement that writes, or None.
+
+    Never retried: a statement whose connection broke might have been committed.
+    A lost connection purges the pool (the next request gets a fresh one) and
+    goes up to the 503 handler.
+    """
+    try:
+        async with pool.connection(timeout=pool.timeout) as conn:
+            cur = conn.cursor(row_factory=namedtuple_row)
+            await cur.execute(sql, params)
+            return await cur.fetchone()
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        if _connection_lost(exc):
+            await pool.check()
+        raise

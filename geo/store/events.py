@@ -70,6 +70,7 @@ __all__ = [
     "load_catalogue",
     "report_event",
     "route",
+    "routing_of",
     "set_routing_rule",
     "transition",
 ]
@@ -404,24 +405,50 @@ def route(
 ) -> Routing:
     """Who handles an event of ``tier`` in area ``area_id`` / grid ``grid_id``, and why."""
     r = _route_row(session, area_id, grid_id, tier)
-    person = _person(session, r.assignee_id)
-    rule = f"rule of area {r.rule_area}" if r.rule_area else "default rule"
+    return routing_of(
+        tier,
+        r.rule_id,
+        r.rule_area,
+        r.handler_role,
+        r.deadline_hours,
+        _person(session, r.assignee_id),
+    )
+
+
+def routing_of(
+    tier: str,
+    rule_id: int,
+    rule_area: str | None,
+    handler_role: str,
+    deadline_hours: int,
+    person: Person | None,
+    category: tuple[str, int | None] | None = None,
+) -> Routing:
+    """The :class:`Routing` of a rule and its handler, with the reason in words.
+
+    ``category`` (code, deadline hours): a category with its own deadline
+    overrides the rule's (as :func:`report_event` does).
+    """
+    rule = f"rule of area {rule_area}" if rule_area else "default rule"
     who = (
         f"{person.name} ({person.role} {person.id})"
         if person
-        else f"nobody: no {r.handler_role} in the area's chain"
+        else f"nobody: no {handler_role} in the area's chain"
     )
     how = (
         "the grid's worker"
-        if r.handler_role == "grid_worker"
-        else f"the nearest {r.handler_role} up the area's chain"
+        if handler_role == "grid_worker"
+        else f"the nearest {handler_role} up the area's chain"
     )
     reason = (
-        f"{tier} matters go to {how} ({rule}: {tier} → {r.handler_role}, "
-        f"{r.deadline_hours} h); assigned to {who}"
+        f"{tier} matters go to {how} ({rule}: {tier} → {handler_role}, "
+        f"{deadline_hours} h); assigned to {who}"
     )
+    if category is not None and category[1]:
+        deadline_hours = category[1]
+        reason += f"; category {category[0]} sets its own deadline of {deadline_hours} h"
     return Routing(
-        tier, r.rule_id, r.rule_area, r.handler_role, r.deadline_hours, person, reason
+        tier, rule_id, rule_area, handler_role, deadline_hours, person, reason
     )
 
 
@@ -836,15 +863,14 @@ def report_event(
         at=when,
     )
     if cat.deadline_hours:
-        routing = Routing(
+        routing = routing_of(
             routing.tier,
             routing.rule_id,
             routing.rule_area_code,
             routing.handler_role,
-            hours,
+            routing.deadline_hours,
             routing.assignee,
-            routing.reason
-            + f"; category {category} sets its own deadline of {hours} h",
+            (category, cat.deadline_hours),
         )
     rec = get_event(session, event_id, now=when)
     return _with_routing(rec, routing)
