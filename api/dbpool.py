@@ -11,10 +11,12 @@ goes up to the 503 handler (:mod:`api.problems`).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 import psycopg.errors
+from psycopg import AsyncRawCursor
 from psycopg.rows import namedtuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -58,8 +60,11 @@ async def fetch_one(pool: AsyncConnectionPool, sql: Any, params: dict[str, Any])
     return await _fetch(pool, sql, params, one=True)
 
 
-async def write_one(pool: AsyncConnectionPool, sql: Any, params: dict[str, Any]) -> Any:
+async def write_one(pool: AsyncConnectionPool, sql: Any, params: Sequence[Any]) -> Any:
     """The first row (named attributes) of one statement that writes, or None.
+
+    ``sql`` has PostgreSQL's ``$1``… placeholders (a raw cursor: psycopg does
+    not parse it), ``params`` their values in order.
 
     Never retried: a statement whose connection broke might have been committed.
     A lost connection purges the pool (the next request gets a fresh one) and
@@ -67,7 +72,7 @@ async def write_one(pool: AsyncConnectionPool, sql: Any, params: dict[str, Any])
     """
     try:
         async with pool.connection(timeout=pool.timeout) as conn:
-            cur = conn.cursor(row_factory=namedtuple_row)
+            cur = AsyncRawCursor(conn, row_factory=namedtuple_row)
             await cur.execute(sql, params)
             return await cur.fetchone()
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:

@@ -442,7 +442,11 @@ async def report(
     # decided by store.report_event in a transaction of its own
     params = hotpath.report_params(**args)
     row = (
-        await write_one(request.app.state.pool, hotpath.REPORT_SQL, params)
+        await write_one(
+            request.app.state.pool,
+            hotpath.REPORT_SQL_NATIVE,
+            [params[k] for k in hotpath.REPORT_PARAM_NAMES],
+        )
         if params is not None
         else None
     )

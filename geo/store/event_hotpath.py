@@ -17,6 +17,7 @@ event query (:data:`geo.store.events._EVENT_SQL`).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Final
 
 from geo.address import address_keys
@@ -31,7 +32,13 @@ from geo.store.events import (
     routing_of,
 )
 
-__all__ = ["REPORT_SQL", "report_params", "report_record"]
+__all__ = [
+    "REPORT_PARAM_NAMES",
+    "REPORT_SQL",
+    "REPORT_SQL_NATIVE",
+    "report_params",
+    "report_record",
+]
 
 _DEPTH: Final = (
     "array_position(ARRAY['province','city','county','township','village',"
@@ -105,6 +112,27 @@ REPORT_SQL: Final = (
     "lg.to_status AS l_to, lg.note AS l_note, lg.details AS l_details "
     f"FROM ins e {_FROM} CROSS JOIN lg CROSS JOIN cat"
 )
+
+
+def _native(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` with PostgreSQL's ``$n`` placeholders, and the names in order.
+
+    psycopg parses a statement for its ``%(name)s`` placeholders on every
+    execution when it is longer than 4 kB (it caches only shorter ones); a raw
+    cursor sends ``$n`` statements as they are.
+    """
+    names: list[str] = []
+
+    def number(m: re.Match[str]) -> str:
+        if m.group(1) not in names:
+            names.append(m.group(1))
+        return f"${names.index(m.group(1)) + 1}"
+
+    return re.sub(r"%\((\w+)\)s", number, sql), tuple(names)
+
+
+#: :data:`REPORT_SQL` for a raw cursor (``$n``), and its parameters' names in order.
+REPORT_SQL_NATIVE, REPORT_PARAM_NAMES = _native(REPORT_SQL)
 
 
 def report_params(
