@@ -198,6 +198,6 @@ def report_record(row: Any) -> EventRecord:
         row.r_role,
         row.r_hours,
         assignee,
-        (row.category_code, row.cat_hours),
+        category=(row.category_code, row.cat_hours),
     )
     return _with_routing(rec, routing)

@@ -59,7 +59,49 @@ _NAMES: Final = {
     "village": "LEFT JOIN admin_areas k ON k.id = s.key",
     "township": "LEFT JOIN admin_areas k ON k.id = s.key",
 }
+
+
 _WIDTH: Final = "CASE WHEN bucket < 240 THEN 0.1 WHEN bucket < 7200 THEN 1 ELSE 24 END"
+
+_RAW_KEY: Final = {
+    "grid": "e.grid_id",
+    "village": "e.village_id",
+    "township": "e.township_id",
+    "all": "0",
+}
+
+#: The median of each group (``key``, 0 for none) and of all (``is_total``) from
+#: the histogram, in two steps so that the sorts and windows see few rows:
+#: the day-wide coarse bucket (``cb``) holding the middle ranks, then the fine
+#: buckets inside it only. Within a fine bucket its values are taken as evenly
+#: spread; the two middle ranks are interpolated as ``percentile_cont`` does.
+_MEDIAN_SQL: Final = (
+    "WITH f AS MATERIALIZED (SELECT {key} AS k, bucket, "
+    "floor(bucket / 240::float8)::int AS cb, n::int AS n "
+    "FROM event_settle_hist e WHERE n > 0{where}), "
+    "c AS (SELECT k, grouping(k) AS is_total, cb, sum(n)::int AS n FROM f "
+    "GROUP BY GROUPING SETS ((k, cb), (cb))), "
+    "cc AS (SELECT k, is_total, cb, n, sum(n) OVER (PARTITION BY k, is_total "
+    "ORDER BY cb) - n AS before, (sum(n) OVER (PARTITION BY k, is_total) - 1) "
+    "/ 2.0 AS p FROM c), "
+    "pick AS (SELECT k, is_total, cb, before, p FROM cc "
+    "WHERE floor(p) >= before AND floor(p) < before + n "
+    "OR ceil(p) >= before AND ceil(p) < before + n), "
+    "fine AS (SELECT pick.k, 0 AS is_total, pick.cb, pick.before, pick.p, f.bucket, "
+    "f.n FROM pick JOIN f ON f.k = pick.k AND f.cb = pick.cb WHERE pick.is_total = 0 "
+    "UNION ALL SELECT NULL, 1, pick.cb, pick.before, pick.p, f.bucket, sum(f.n)::int "
+    "FROM pick JOIN f ON f.cb = pick.cb WHERE pick.is_total = 1 "
+    "GROUP BY pick.cb, pick.before, pick.p, f.bucket), "
+    "w AS (SELECT k, is_total, bucket, n, p, before + sum(n) OVER (PARTITION BY k, "
+    "is_total, cb ORDER BY bucket) - n AS before FROM fine), "
+    "v AS (SELECT k, is_total, max(p - floor(p)) AS frac, "
+    "max(CASE WHEN floor(p) >= before AND floor(p) < before + n THEN "
+    f"bucket / 10.0 + ({_WIDTH}) * (floor(p) - before + 0.5) / n END) AS lo, "
+    "max(CASE WHEN ceil(p) >= before AND ceil(p) < before + n THEN "
+    f"bucket / 10.0 + ({_WIDTH}) * (ceil(p) - before + 0.5) / n END) AS hi "
+    "FROM w GROUP BY k, is_total) "
+    "SELECT nullif(k, 0) AS key, is_total, lo + frac * (hi - lo) AS median_h FROM v"
+)
 
 
 def bucket_width_h(hours: float) -> float:
@@ -140,22 +182,7 @@ def rollup_stats_rows(
     medians = {
         (r.key, r.is_total): r.median_h
         for r in session.execute(
-            text(
-                f"WITH h AS (SELECT {key} AS key, grouping({key}) AS is_total, bucket, "
-                f"sum(n) AS n FROM event_settle_hist e WHERE n <> 0{_and(where)} "
-                f"GROUP BY GROUPING SETS (({key}, bucket), (bucket))), "
-                "c AS (SELECT key, is_total, bucket, n, "
-                "sum(n) OVER (PARTITION BY key, is_total ORDER BY bucket) - n AS before, "
-                "(sum(n) OVER (PARTITION BY key, is_total) - 1) / 2.0 AS p FROM h "
-                "WHERE n > 0), "
-                f"v AS (SELECT key, is_total, max(p - floor(p)) AS frac, "
-                f"max(CASE WHEN floor(p) >= before AND floor(p) < before + n THEN "
-                f"bucket / 10.0 + ({_WIDTH}) * (floor(p) - before + 0.5) / n END) AS lo, "
-                f"max(CASE WHEN ceil(p) >= before AND ceil(p) < before + n THEN "
-                f"bucket / 10.0 + ({_WIDTH}) * (ceil(p) - before + 0.5) / n END) AS hi "
-                "FROM c GROUP BY key, is_total) "
-                "SELECT key, is_total, lo + frac * (hi - lo) AS median_h FROM v"
-            ),
+            text(_MEDIAN_SQL.format(key=_RAW_KEY[group_by], where=_and(where))),
             params,
         )
     }

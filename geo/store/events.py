@@ -422,6 +422,7 @@ def routing_of(
     handler_role: str,
     deadline_hours: int,
     person: Person | None,
+    *,
     category: tuple[str, int | None] | None = None,
 ) -> Routing:
     """The :class:`Routing` of a rule and its handler, with the reason in words.
@@ -872,7 +873,7 @@ def report_event(
             routing.handler_role,
             routing.deadline_hours,
             routing.assignee,
-            (category, cat.deadline_hours),
+            category=(category, cat.deadline_hours),
         )
     rec = get_event(session, event_id, now=when)
     return _with_routing(rec, routing)
