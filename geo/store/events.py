@@ -21,7 +21,6 @@ Every function takes a session first and never commits (the caller does).
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import time
 from collections.abc import Sequence
@@ -29,6 +28,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -362,7 +363,8 @@ def _routing_ctes(source: str) -> str:
         "LEFT JOIN chain ch ON ch.start = c.area_id AND ch.code = r.area_code "
         "WHERE r.area_code IS NULL OR ch.id IS NOT NULL "
         "ORDER BY c.area_id, c.grid_id, c.tier, ch.n NULLS LAST, r.id), "
-        "routed AS (SELECT rule.*, coalesce(CASE WHEN rule.handler_role = 'grid_worker' "
+        # materialized: once per combination, not once per row joined to it
+        "routed AS MATERIALIZED (SELECT rule.*, coalesce(CASE WHEN rule.handler_role = 'grid_worker' "
         "THEN (SELECT g.worker_id FROM grids g WHERE g.id = rule.grid_id) END, "
         "(SELECT p.id FROM chain ch JOIN people p ON p.area_id = ch.id "
         "AND p.role = rule.handler_role WHERE ch.start = rule.area_id "
@@ -1355,6 +1357,9 @@ def import_events(
             "comment": rows["comment"],
         }
     )
+    # JIT compiling these plans costs seconds (3 s for the resolution of 200k
+    # rows) and never pays off here
+    session.execute(text("SET LOCAL jit = off"))
     session.execute(
         text(
             "CREATE TEMP TABLE _stage_raw (row_no int, external_id text, "
@@ -1366,14 +1371,19 @@ def import_events(
         )
     )
     conn: Any = session.connection().connection.driver_connection
-    buf = io.StringIO()
-    stage.to_csv(buf, header=False, index=False, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
+    # CSV by Arrow (C++, ~5x pandas' to_csv; nulls unquoted and empty, text quoted)
+    buf = pa.BufferOutputStream()
+    pacsv.write_csv(
+        pa.Table.from_pandas(stage, preserve_index=False),
+        buf,
+        write_options=pacsv.WriteOptions(include_header=False),
+    )
     cols = ", ".join(_STAGE_COLUMNS)
     with (
         conn.cursor() as cur,
         cur.copy(f"COPY _stage_raw ({cols}) FROM STDIN (FORMAT csv)") as cp,
     ):
-        cp.write(buf.getvalue())
+        cp.write(buf.getvalue().to_pybytes())
     del buf
     session.execute(text("ANALYZE _stage_raw"))
     # every row resolved in one pass (hash joins, no row rewritten):

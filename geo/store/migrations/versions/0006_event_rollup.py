@@ -118,9 +118,12 @@ def upgrade() -> None:
     op.execute(
         "CREATE FUNCTION event_settle_bucket(reported timestamptz, settled timestamptz) "
         "RETURNS int LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ "
-        "SELECT CASE WHEN s < 86400 THEN floor(s / 360) "
-        "WHEN s < 2592000 THEN floor(s / 3600) * 10 ELSE floor(s / 86400) * 240 END::int "
-        "FROM (SELECT extract(epoch FROM settled - reported) AS s) x $$"
+        # one expression (no FROM): inlined into the triggers' statements
+        "SELECT (CASE WHEN extract(epoch FROM settled - reported) < 86400 "
+        "THEN floor(extract(epoch FROM settled - reported) / 360) "
+        "WHEN extract(epoch FROM settled - reported) < 2592000 "
+        "THEN floor(extract(epoch FROM settled - reported) / 3600) * 10 "
+        "ELSE floor(extract(epoch FROM settled - reported) / 86400) * 240 END)::int $$"
     )
     new = f"SELECT {_COLS}, 1 AS sign FROM new_rows"
     old = f"SELECT {_COLS}, -1 AS sign FROM old_rows"
