@@ -73,13 +73,7 @@ def read_event_rows(
             frame, _ = read_workbook(p, sheet)
         elif suffix in {".csv", ".txt", ".tsv"}:
             content, _ = decode_text(p.read_bytes())
-            frame = pd.read_csv(
-                io.StringIO(content),
-                dtype=str,
-                keep_default_na=False,
-                na_values=[""],
-                sep="\t" if suffix == ".tsv" else ",",
-            )
+            frame = _read_csv(content, "\t" if suffix == ".tsv" else ",")
         else:
             raise TableError("events are read from .csv, .tsv or .xlsx files")
     except TableError as exc:
@@ -87,6 +81,22 @@ def read_event_rows(
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputError.one(src, f"cannot read the table: {exc}") from None
     return prepare_event_rows(frame, source=src, timezone=timezone)
+
+
+def _read_csv(content: str, sep: str) -> pd.DataFrame:
+    """The table as text columns (blank cells missing): Arrow's parser (~7x
+    faster on a million rows), else — on anything it refuses — pandas' own,
+    which then decides and words the error as before."""
+    options: dict[str, Any] = {
+        "dtype": str,
+        "keep_default_na": False,
+        "na_values": [""],
+        "sep": sep,
+    }
+    try:
+        return pd.read_csv(io.BytesIO(content.encode()), engine="pyarrow", **options)
+    except Exception:  # anything unusual: the C parser below decides
+        return pd.read_csv(io.StringIO(content), **options)
 
 
 def _where(mask: Any) -> list[int]:
