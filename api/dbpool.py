@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 import psycopg.errors
 from psycopg import AsyncRawCursor
-from psycopg.rows import namedtuple_row
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from geo.store.db_errors import unavailable_reason
@@ -72,9 +73,10 @@ async def write_one(pool: AsyncConnectionPool, sql: Any, params: Sequence[Any]) 
     """
     try:
         async with pool.connection(timeout=pool.timeout) as conn:
-            cur = AsyncRawCursor(conn, row_factory=namedtuple_row)
+            cur = AsyncRawCursor(conn, row_factory=dict_row)
             await cur.execute(sql, params)
-            return await cur.fetchone()
+            row = await cur.fetchone()
+            return None if row is None else SimpleNamespace(**row)
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         if _connection_lost(exc):
             await pool.check()

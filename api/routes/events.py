@@ -418,8 +418,8 @@ def _when(v: dt.datetime | dt.date | None) -> dt.datetime | None:
     responses=problem_responses(401, 403, 422),
 )
 async def report(
-    request: Request, key: FastHandlerDep, body: EventIn, response: Response
-) -> EventOut:
+    request: Request, key: FastHandlerDep, body: EventIn
+) -> Response:
     lon, lat = body.lon, body.lat
     if lon is not None and lat is not None and body.crs == "gcj02":
         w_lon, w_lat = gcj02_to_wgs84(lon, lat)
@@ -454,8 +454,13 @@ async def report(
         e = hotpath.report_record(row)
     else:
         e = await run_in_threadpool(_report_in_session, request.app.state.engine, args)
-    response.headers["Location"] = f"/events/{e.id}"
-    return event_out(e, private=True)
+    # serialised here, once (returning the model would validate it again)
+    return Response(
+        event_out(e, private=True).model_dump_json(),
+        status_code=201,
+        media_type="application/json",
+        headers={"Location": f"/events/{e.id}"},
+    )
 
 
 def _report_in_session(engine: Engine, args: dict[str, Any]) -> store.EventRecord:
