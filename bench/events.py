@@ -493,7 +493,7 @@ def bench_post(
 
 def _cpu_s(server_pid: int, url: str) -> tuple[float, float]:
     """CPU seconds so far of the server's process tree and of the database's
-    backends for the benchmark database (Linux /proc)."""
+    backends for the benchmark database, autovacuum aside (Linux /proc)."""
     db = make_url(url).database or ""
     procs: dict[int, tuple[int, str, float]] = {}
     tick = os.sysconf("SC_CLK_TCK")
@@ -515,7 +515,9 @@ def _cpu_s(server_pid: int, url: str) -> tuple[float, float]:
         tree |= {p for p, (ppid, _, _) in procs.items() if ppid in tree}
     server = sum(procs[p][2] for p in tree if p in procs)
     pg = sum(
-        c for _, cmd, c in procs.values() if "postgres: " in cmd and f" {db} " in cmd
+        c
+        for _, cmd, c in procs.values()
+        if "postgres: " in cmd and f" {db} " in cmd and "autovacuum" not in cmd
     )
     return server, pg
 
