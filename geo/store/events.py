@@ -1318,7 +1318,9 @@ def import_events(
     from the plans in force at ``reported_at`` (the published ones when no plan
     was in force then). ``tier`` defaults to ``grid`` for reported events and
     the category's tier otherwise; ``assignee`` and ``deadline`` default to the
-    routing. Each event gets one ``import`` log entry.
+    routing. Each event gets one ``import`` log entry. From :data:`BULK_ROWS`
+    rows into a smaller table the indexes and foreign keys are rebuilt after the
+    insert instead of kept row by row (:func:`_bulk_mode`; same transaction).
 
     Raises
     ------
@@ -1537,7 +1539,8 @@ def _bulk_mode(session: Session, n: int) -> _Bulk | None:
 
     Only when ``n >= BULK_ROWS`` and ``events`` holds fewer rows than ``n``
     (then building afresh is cheaper than ``n`` index and foreign-key updates).
-    The drop takes an exclusive lock on both tables until the import commits.
+    The drop locks both tables exclusively, and the tables their foreign keys
+    refer to against writes, until the import commits.
     """
     if n < BULK_ROWS:
         return None
