@@ -11,15 +11,19 @@ goes up to the 503 handler (:mod:`api.problems`).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 import psycopg.errors
+from psycopg import AsyncRawCursor
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from geo.store.db_errors import unavailable_reason
 
-__all__ = ["fetch_all", "fetch_one"]
+__all__ = ["fetch_all", "fetch_one", "write_one"]
 
 
 def _connection_lost(exc: psycopg.Error) -> bool:
@@ -55,3 +59,25 @@ async def fetch_all(
 async def fetch_one(pool: AsyncConnectionPool, sql: Any, params: dict[str, Any]) -> Any:
     """The first row of one statement, or None (retried once on a lost connection)."""
     return await _fetch(pool, sql, params, one=True)
+
+
+async def write_one(pool: AsyncConnectionPool, sql: Any, params: Sequence[Any]) -> Any:
+    """The first row (named attributes) of one statement that writes, or None.
+
+    ``sql`` has PostgreSQL's ``$1``… placeholders (a raw cursor: psycopg does
+    not parse it), ``params`` their values in order.
+
+    Never retried: a statement whose connection broke might have been committed.
+    A lost connection purges the pool (the next request gets a fresh one) and
+    goes up to the 503 handler.
+    """
+    try:
+        async with pool.connection(timeout=pool.timeout) as conn:
+            cur = AsyncRawCursor(conn, row_factory=dict_row)
+            await cur.execute(sql, params)
+            row = await cur.fetchone()
+            return None if row is None else SimpleNamespace(**row)
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        if _connection_lost(exc):
+            await pool.check()
+        raise

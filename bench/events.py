@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import datetime as dt
 import io
+import json
 import os
 import random
 import signal
@@ -162,6 +163,8 @@ def _raw_copy(url: str, frame: Any, grids: dict[str, int]) -> float:
     data = buf.getvalue()
     t = time.perf_counter()
     with psycopg.connect(_pg(url)) as conn:
+        # raw: without the statistics rollup's trigger (migration 0006) too
+        conn.execute("ALTER TABLE events DISABLE TRIGGER event_rollup_insert")
         with (
             conn.cursor() as cur,
             cur.copy(
@@ -171,6 +174,7 @@ def _raw_copy(url: str, frame: Any, grids: dict[str, int]) -> float:
             ) as cp,
         ):
             cp.write(data)
+        conn.execute("ALTER TABLE events ENABLE TRIGGER event_rollup_insert")
         conn.commit()
     return time.perf_counter() - t
 
@@ -212,7 +216,9 @@ def bench_import(url: str, n: int, tmp: Path) -> dict[str, float]:
     )
     _empty(url)
     raw_s = _raw_copy(url, frame, grids)
-    print(f"  raw COPY into events (resolved, no routing, no log): {raw_s:.1f} s")
+    print(
+        f"  raw COPY into events (resolved, no routing, no log, no rollup): {raw_s:.1f} s"
+    )
     del frame
     _empty(url)
     t = time.perf_counter()
@@ -319,6 +325,57 @@ async def _post_all(
         return time.perf_counter() - t0, lat, codes
 
 
+async def _post_all_raw(
+    base: str, token: str, bodies: list[dict[str, Any]], concurrency: int
+) -> tuple[float, list[float], dict[int, int]]:
+    """:func:`_post_all` with a minimal HTTP/1.1 keep-alive client on asyncio streams.
+
+    httpx costs ~5 ms of CPU per request here, more than the server; on two
+    shared cores that throttles the server being measured. This client costs
+    a fraction of a millisecond, so the figure is the server's.
+    """
+    host, port = base.removeprefix("http://").split(":")
+    head = (
+        f"POST /events HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+    )
+    payloads = [json.dumps(b, ensure_ascii=False).encode() for b in bodies]
+    queue = list(reversed(payloads))
+    lat: list[float] = []
+    codes: dict[int, int] = {}
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            while queue:
+                body = queue.pop()
+                t = time.perf_counter()
+                try:
+                    writer.write(
+                        f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+                    )
+                    status = await reader.readline()
+                    code = int(status.split()[1])
+                    length = 0
+                    while (line := await reader.readline()) not in (b"\r\n", b""):
+                        name, _, value = line.partition(b":")
+                        if name.lower() == b"content-length":
+                            length = int(value)
+                    await reader.readexactly(length)
+                except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
+                    code = 0
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, int(port))
+                lat.append(time.perf_counter() - t)
+                codes[code] = codes.get(code, 0) + 1
+        finally:
+            writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - t0, lat, codes
+
+
 async def _raw_inserts(
     url: str, rows: list[tuple[Any, ...]], concurrency: int
 ) -> float:
@@ -347,7 +404,9 @@ async def _raw_inserts(
     return took
 
 
-def bench_post(url: str, posts: int, concurrency: int) -> dict[str, float]:
+def bench_post(
+    url: str, posts: int, concurrency: int, client: str = "raw"
+) -> dict[str, float]:
     engine = make_engine(url)
     with session_scope(engine) as s:
         token = create_key(s, "worker", name="bench")
@@ -393,10 +452,13 @@ def bench_post(url: str, posts: int, concurrency: int) -> dict[str, float]:
         )
         try:
             _wait_ready(base, proc, timeout_s=120)
-            asyncio.run(_post_all(base, token, bodies[:200], concurrency))  # warm-up
+            post_all = _post_all_raw if client == "raw" else _post_all
+            asyncio.run(post_all(base, token, bodies[:200], concurrency))  # warm-up
+            cpu0 = _cpu_s(proc.pid, url)
             took, lat, codes = asyncio.run(
-                _post_all(base, token, bodies[200:], concurrency)
+                post_all(base, token, bodies[200:], concurrency)
             )
+            cpu1 = _cpu_s(proc.pid, url)
         finally:
             proc.send_signal(signal.SIGINT)
             try:
@@ -410,9 +472,15 @@ def bench_post(url: str, posts: int, concurrency: int) -> dict[str, float]:
     raw_rate = posts / raw_s
     print(
         f"POST /events: {posts:,} reports ({concurrency} in flight, {workers} server "
-        f"processes; half by address, half by point): {rate:,.0f}/s, p50 "
+        f"processes, {client} client; half by address, half by point): "
+        f"{rate:,.0f}/s, p50 "
         f"{lat[len(lat) // 2] * 1e3:.0f} ms, p99 {lat[int(len(lat) * 0.99)] * 1e3:.0f} "
         f"ms, answers {codes}"
+    )
+    print(
+        f"  CPU per report: server processes {(cpu1[0] - cpu0[0]) / posts * 1e3:.2f} ms, "
+        f"PostgreSQL backends {(cpu1[1] - cpu0[1]) / posts * 1e3:.2f} ms "
+        f"(machine: {os.cpu_count()} CPUs)"
     )
     print(
         f"  raw single-row INSERTs (grid known, no lookup/routing/log; "
@@ -423,6 +491,37 @@ def bench_post(url: str, posts: int, concurrency: int) -> dict[str, float]:
     return {"post_per_s": rate, "raw_insert_per_s": raw_rate}
 
 
+def _cpu_s(server_pid: int, url: str) -> tuple[float, float]:
+    """CPU seconds so far of the server's process tree and of the database's
+    backends for the benchmark database, autovacuum aside (Linux /proc)."""
+    db = make_url(url).database or ""
+    procs: dict[int, tuple[int, str, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        procs[int(entry.name)] = (
+            int(stat[1]),
+            cmd,
+            (int(stat[11]) + int(stat[12])) / tick,
+        )
+    tree = {server_pid}
+    for _ in range(3):
+        tree |= {p for p, (ppid, _, _) in procs.items() if ppid in tree}
+    server = sum(procs[p][2] for p in tree if p in procs)
+    pg = sum(
+        c
+        for _, cmd, c in procs.values()
+        if "postgres: " in cmd and f" {db} " in cmd and "autovacuum" not in cmd
+    )
+    return server, pg
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=1_000_000)
@@ -430,6 +529,12 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--households", type=int, default=20_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument(
+        "--client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="POST client: a minimal asyncio HTTP/1.1 one (default) or httpx",
+    )
     ap.add_argument("--reuse", action="store_true", help="keep a loaded county")
     ap.add_argument(
         "--skip",
@@ -450,7 +555,7 @@ def main() -> None:
         bench_stats(url, args.repeat)
         print(f"  ({_load()})")
     if "post" not in skip:
-        bench_post(url, args.posts, args.concurrency)
+        bench_post(url, args.posts, args.concurrency, args.client)
         print(f"  ({_load()})")
 
 

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import pandas as pd
 
 from geo.errors import InputError, Problem
@@ -72,13 +73,7 @@ def read_event_rows(
             frame, _ = read_workbook(p, sheet)
         elif suffix in {".csv", ".txt", ".tsv"}:
             content, _ = decode_text(p.read_bytes())
-            frame = pd.read_csv(
-                io.StringIO(content),
-                dtype=str,
-                keep_default_na=False,
-                na_values=[""],
-                sep="\t" if suffix == ".tsv" else ",",
-            )
+            frame = _read_csv(content, "\t" if suffix == ".tsv" else ",")
         else:
             raise TableError("events are read from .csv, .tsv or .xlsx files")
     except TableError as exc:
@@ -86,6 +81,27 @@ def read_event_rows(
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputError.one(src, f"cannot read the table: {exc}") from None
     return prepare_event_rows(frame, source=src, timezone=timezone)
+
+
+def _read_csv(content: str, sep: str) -> pd.DataFrame:
+    """The table as text columns (blank cells missing): Arrow's parser (~7x
+    faster on a million rows), else — on anything it refuses — pandas' own,
+    which then decides and words the error as before."""
+    options: dict[str, Any] = {
+        "dtype": str,
+        "keep_default_na": False,
+        "na_values": [""],
+        "sep": sep,
+    }
+    try:
+        return pd.read_csv(io.BytesIO(content.encode()), engine="pyarrow", **options)
+    except Exception:  # anything unusual: the C parser below decides
+        return pd.read_csv(io.StringIO(content), **options)
+
+
+def _where(mask: Any) -> list[int]:
+    """The 1-based row numbers where ``mask`` holds, in order."""
+    return [int(i) + 1 for i in np.flatnonzero(np.asarray(mask, dtype=bool))]
 
 
 def _text(v: Any) -> str | None:
@@ -179,9 +195,8 @@ def prepare_event_rows(
     }
     out: dict[str, Any] = {"row": list(range(1, n + 1))}
     for c in ("category", "reported_at"):
-        for i, v in enumerate(cols[c], start=1):
-            if v is None:
-                problems.append(Problem(src, "is required", row=i, field=c))
+        for i in _where(pd.isna(pd.Series(cols[c], dtype=object))):
+            problems.append(Problem(src, "is required", row=i, field=c))
     for c in _TIMES:
         fast = _iso_times(cols[c], timezone)
         if fast is not None:
@@ -210,59 +225,78 @@ def prepare_event_rows(
                 values.append(pd.NaT)
         out[c] = pd.Series(pd.to_datetime(values, utc=True))
     for c in ("lon", "lat"):
-        values = []
         lo, hi = (-180, 180) if c == "lon" else (-90, 90)
-        for i, v in enumerate(cols[c], start=1):
+        raw = pd.Series(cols[c], dtype=object)
+        # numbers parsed at once; what that refuses is checked value by value
+        # (as float() would: the same values pass and fail)
+        num = pd.to_numeric(raw, errors="coerce").astype(float).to_numpy(copy=True)
+        ok = np.isfinite(num) & (num >= lo) & (num <= hi)
+        for i in _where(raw.notna().to_numpy() & ~ok):
+            v = cols[c][i - 1]
             try:
-                x = float(v) if v is not None else math.nan
-                if v is not None and not (math.isfinite(x) and lo <= x <= hi):
+                x = float(v)
+                if not (math.isfinite(x) and lo <= x <= hi):
                     raise ValueError
+                num[i - 1] = x
             except ValueError:
                 problems.append(
                     Problem(src, f"{v!r} is not a number in {lo}..{hi}", row=i, field=c)
                 )
-                x = math.nan
-            values.append(x)
-        out[c] = values
-    sat: list[int | None] = []
-    for i, v in enumerate(cols["satisfaction"], start=1):
-        if v is None:
-            sat.append(None)
-            continue
+                num[i - 1] = math.nan
+        out[c] = num.tolist()
+    sat_raw = pd.Series(cols["satisfaction"], dtype=object)
+    sat_num = pd.to_numeric(sat_raw, errors="coerce").astype(float).to_numpy(copy=True)
+    sat_ok = np.isin(sat_num, (1.0, 2.0, 3.0, 4.0, 5.0))
+    sat_arr = np.where(sat_ok, sat_num, np.nan)
+    for i in _where(sat_raw.notna().to_numpy() & ~sat_ok):
+        v = cols["satisfaction"][i - 1]
         try:
             k = int(float(v))
             if k != float(v) or not 1 <= k <= 5:
                 raise ValueError
-            sat.append(k)
+            sat_arr[i - 1] = k
         except ValueError:
             problems.append(
                 Problem(src, f"{v!r} is not a rating 1-5", row=i, field="satisfaction")
             )
-            sat.append(None)
-    out["satisfaction"] = pd.array(sat, dtype="Int64")
+    out["satisfaction"] = pd.array(
+        pd.Series(sat_arr).round().astype("Int64"), dtype="Int64"
+    )
+    has_sat = ~np.isnan(sat_arr)
     for c, known in (("tier", TIERS), ("status", STATUSES)):
-        for i, v in enumerate(cols[c], start=1):
-            if v is not None and v not in known:
-                problems.append(
-                    Problem(
-                        src,
-                        f"unknown {c} {v!r}; one of {', '.join(known)}",
-                        row=i,
-                        field=c,
-                    )
+        col = pd.Series(cols[c], dtype=object)
+        for i in _where(col.notna().to_numpy() & ~col.isin(known).to_numpy()):
+            v = cols[c][i - 1]
+            problems.append(
+                Problem(
+                    src,
+                    f"unknown {c} {v!r}; one of {', '.join(known)}",
+                    row=i,
+                    field=c,
                 )
+            )
     for c, limit in _MAX_TEXT.items():
-        for i, v in enumerate(cols[c], start=1):
-            if v is not None and len(v) > limit:
-                problems.append(
-                    Problem(src, f"longer than {limit} characters", row=i, field=c)
-                )
+        lengths = pd.Series(cols[c], dtype=object).str.len().to_numpy(dtype=float)
+        for i in _where(lengths > limit):
+            problems.append(
+                Problem(src, f"longer than {limit} characters", row=i, field=c)
+            )
     no_settled_at = pd.isna(out["settled_at"]).to_numpy()
-    for i in range(n):
-        row = i + 1
-        has_point = not math.isnan(out["lon"][i]) and not math.isnan(out["lat"][i])
-        if cols["address"][i] is None and not has_point:
-            if math.isnan(out["lon"][i]) != math.isnan(out["lat"][i]):
+    lon, lat = np.asarray(out["lon"]), np.asarray(out["lat"])
+    no_address = pd.isna(pd.Series(cols["address"], dtype=object)).to_numpy()
+    status_s = pd.Series(cols["status"], dtype=object).fillna("reported")
+    settled_status = status_s.isin(SETTLED_STATUSES).to_numpy()
+    rated_status = status_s.isin(("evaluated", "closed")).to_numpy()
+    has_point = ~np.isnan(lon) & ~np.isnan(lat)
+    suspects = (
+        (no_address & ~has_point)
+        | (settled_status & no_settled_at)
+        | (has_sat & ~rated_status)
+    )
+    for row in _where(suspects):
+        i = row - 1
+        if no_address[i] and not has_point[i]:
+            if math.isnan(lon[i]) != math.isnan(lat[i]):
                 problems.append(
                     Problem(src, "lon and lat come together", row=row, field="lon")
                 )
@@ -270,8 +304,8 @@ def prepare_event_rows(
                 problems.append(
                     Problem(src, "give an address or lon/lat", row=row, field="address")
                 )
-        status = cols["status"][i] or "reported"
-        if status in SETTLED_STATUSES and no_settled_at[i]:
+        status = status_s.iat[i]
+        if settled_status[i] and no_settled_at[i]:
             problems.append(
                 Problem(
                     src,
@@ -280,7 +314,7 @@ def prepare_event_rows(
                     field="settled_at",
                 )
             )
-        if sat[i] is not None and status not in ("evaluated", "closed"):
+        if has_sat[i] and not rated_status[i]:
             problems.append(
                 Problem(
                     src,

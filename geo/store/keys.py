@@ -7,6 +7,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -14,10 +15,12 @@ from sqlalchemy.orm import Session
 from geo.store.models import API_ROLES
 
 __all__ = [
+    "KEY_ROW_SQL",
     "TOKEN_PREFIX",
     "ApiKeyInfo",
     "create_key",
     "hash_token",
+    "key_of_row",
     "list_keys",
     "new_token",
     "revoke_key",
@@ -118,9 +121,22 @@ def verify_key(session: Session, token: str) -> ApiKeyInfo | None:
         ),
         {"p": prefix},
     ).first()
-    if row is None or not hmac.compare_digest(row.key_hash, hash_token(token.strip())):
+    return key_of_row(token, prefix, row)
+
+
+#: :func:`verify_key`'s query for a raw psycopg connection (``%(p)s``: the prefix).
+KEY_ROW_SQL = (
+    "SELECT id, key_hash, role, name FROM api_keys "
+    "WHERE prefix = %(p)s AND revoked_at IS NULL"
+)
+
+
+def key_of_row(token: str, prefix: str, row: Any) -> ApiKeyInfo | None:
+    """The key of a :data:`KEY_ROW_SQL` row (id, key_hash, role, name) if ``token``
+    matches its hash, else None."""
+    if row is None or not hmac.compare_digest(row[1], hash_token(token.strip())):
         return None
-    return ApiKeyInfo(id=row.id, prefix=prefix, role=row.role, name=row.name)
+    return ApiKeyInfo(id=row[0], prefix=prefix, role=row[2], name=row[3])
 
 
 def revoke_key(session: Session, prefix: str) -> bool:

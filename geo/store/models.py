@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -500,3 +501,53 @@ __all__ += [
     "EventLog",
     "RoutingRule",
 ]
+
+
+class EventRollup(Base):
+    """Events counted by place, status, tier, escalated and settled (kept by triggers).
+
+    The place columns are 0 where the event has none. See migration 0006.
+    """
+
+    __tablename__ = "event_rollup"
+
+    grid_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    area_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    village_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    township_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(16), primary_key=True)
+    escalated: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    settled: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+    sat_sum: Mapped[int] = mapped_column(BigInteger)
+    sat_n: Mapped[int] = mapped_column(BigInteger)
+
+
+class EventOpenDeadline(Base):
+    """Open events counted by place and the UTC day of their deadline (triggers)."""
+
+    __tablename__ = "event_open_deadlines"
+
+    grid_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    area_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    village_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    township_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
+class EventSettleHist(Base):
+    """Settled events counted by place and hours-to-settle bucket (triggers)."""
+
+    __tablename__ = "event_settle_hist"
+
+    grid_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    area_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    village_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    township_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
+__all__ += ["EventOpenDeadline", "EventRollup", "EventSettleHist"]
