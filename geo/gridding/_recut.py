@@ -37,7 +37,7 @@ from geo.gridding._atoms import (
     _stack_nodes,
 )
 from geo.gridding._geometry import _SLIVER, _clean, _cover_union, _poly_only
-from geo.gridding._moves import _EDGE_TOL, _MIN_EDGE, _edge
+from geo.gridding._moves import _EDGE_TOL, _MIN_EDGE, _edge, _join
 from geo.plan import Band
 
 #: work a unit's (or a rebalanced window's) search may do before it gives up and
@@ -894,7 +894,10 @@ def _recut_pieces(
             if i not in failed
             and (not band.contains(_load(m, atoms)) or (one_piece and _parts(g) > 1))
         ]
-        if not bad or clock.expired():
+        if not bad:
+            break
+        if clock.expired():
+            timed_out = True
             break
         start = bad[0]
         nb = _touching([g for g, _ in pieces])
@@ -944,6 +947,11 @@ def _recut_pieces(
             if whole and not done:
                 failed.add(start)
                 break
+    if one_piece:
+        # a grid still in pieces (the search was capped): its detached parts join
+        # the grids beside them, so every grid is one piece; the band then gives
+        # way, with the cap as the cause
+        pieces = _rejoin_detached(pieces, atoms)
     if notes is not None and timed_out:
         if any(not band.contains(_load(m, atoms)) for _, m in pieces):
             notes["_cause"] = (
@@ -951,6 +959,47 @@ def _recut_pieces(
                 {"cap_steps": _steps(), "cap_s": cap_s},
             )
     return pieces
+
+
+def _rejoin_detached(
+    pieces: list[tuple[BaseGeometry, list[int]]], atoms: list[_Atom]
+) -> list[tuple[BaseGeometry, list[int]]]:
+    """Each grid in several parts keeps the part holding most of its households;
+    every other part (with its buildings) joins the grid it shares the longest
+    edge with. The tiling stays exact."""
+    out = [(g, list(m)) for g, m in pieces]
+    for i in range(len(out)):
+        geom, members = out[i]
+        parts = list(shapely.get_parts(geom))
+        if len(parts) <= 1:
+            continue
+        arr = np.asarray(parts, dtype=object)
+        owner = [
+            int(np.argmin(shapely.distance(arr, shapely.Point(atoms[a].x, atoms[a].y))))
+            for a in members
+        ]
+        held = np.zeros(len(parts))
+        for a, o in zip(members, owner, strict=True):
+            held[o] += atoms[a].load
+        keep = int(np.lexsort((-shapely.area(arr), -held))[0])
+        stay_geom: list[BaseGeometry] = [parts[keep]]
+        stay_members = [a for a, o in zip(members, owner, strict=True) if o == keep]
+        for j, part in enumerate(parts):
+            if j == keep:
+                continue
+            moving = [a for a, o in zip(members, owner, strict=True) if o == j]
+            shared = [
+                shapely.length(_edge(part, out[q][0])) if q != i else 0.0
+                for q in range(len(out))
+            ]
+            q = int(np.argmax(shared)) if shared else -1
+            if q < 0 or shared[q] <= _MIN_EDGE:
+                stay_geom.append(part)  # nothing beside it: it stays
+                stay_members += moving
+                continue
+            out[q] = (_join(out[q][0], part), out[q][1] + moving)
+        out[i] = (_poly_only(_cover_union(stay_geom)), stay_members)
+    return out
 
 
 def _parts(g: BaseGeometry) -> int:
