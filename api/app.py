@@ -17,6 +17,7 @@ from api.limits import AuthThrottle, RequestGuard
 from api.problems import BodyLimit, install_problem_handlers
 from api.routes import events, features, health, lookup, plans, tiles, viewer
 from geo.store.db import database_url, make_engine
+from geo.store.lookup import HOT_PATH_SETTINGS
 from geo.store.settings import Settings
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
@@ -35,7 +36,8 @@ DB_WAIT_S = 2
 
 async def _configure_lookup_connection(conn: AsyncConnection) -> None:
     await conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
-    await conn.execute("SET jit = off")
+    for setting in HOT_PATH_SETTINGS:
+        await conn.execute(setting)
 
 
 _DESCRIPTION = """

@@ -56,7 +56,12 @@ from sqlalchemy.orm import Session
 from api.cli import default_workers
 from geo.address import address_keys
 from geo.store.db import database_url, make_engine, upgrade
-from geo.store.lookup import ADDRESS_ANSWERS_SQL, POINT_ANSWER_SQL, lookup_points
+from geo.store.lookup import (
+    ADDRESS_ANSWERS_SQL,
+    HOT_PATH_SETTINGS,
+    POINT_ANSWER_SQL,
+    lookup_points,
+)
 from geo.store.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,7 +181,11 @@ def _wrk(
 
 def _pgbench(url: str, script: Path, concurrency: int, duration: int) -> dict[str, Any]:
     u = make_url(url)
-    env = {**os.environ, "PGPASSWORD": u.password or ""}
+    # the API's lookup connections' session settings (geo.store.lookup)
+    options = " ".join(
+        "-c " + x.removeprefix("SET ").replace(" = ", "=") for x in HOT_PATH_SETTINGS
+    )
+    env = {**os.environ, "PGPASSWORD": u.password or "", "PGOPTIONS": options}
     out = subprocess.run(
         [
             _need("pgbench"),

@@ -23,6 +23,7 @@ from geo.store.models import AREA_LEVELS
 __all__ = [
     "ADDRESS_ANSWERS_SQL",
     "AMBIGUITY_MARGIN",
+    "HOT_PATH_SETTINGS",
     "MIN_SCORE",
     "POINT_ANSWER_SQL",
     "Answer",
@@ -42,6 +43,18 @@ __all__ = [
     "lookup_points",
     "point_answer",
 ]
+
+#: Session settings of the connections that serve the lookups' hot path (the API's
+#: pool, and the benches that measure its statements). JIT compilation costs
+#: 50-500 ms on the batch lookups' plans and never pays off for queries this
+#: short. A prepared statement is planned once for any parameters: left to choose,
+#: PostgreSQL re-planned the point lookup on every call in a province of 5 million
+#: households with two plans' grids (1 ms of planning for 0.15 ms of work; see
+#: bench/results/province-2026-12-01-5m-b2b.md).
+HOT_PATH_SETTINGS: tuple[str, ...] = (
+    "SET jit = off",
+    "SET plan_cache_mode = force_generic_plan",
+)
 
 #: Fuzzy candidates scoring below this are dropped (see ``_FUZZY_SQL``).
 MIN_SCORE = 0.3
