@@ -417,9 +417,7 @@ def _when(v: dt.datetime | dt.date | None) -> dt.datetime | None:
     ),
     responses=problem_responses(401, 403, 422),
 )
-async def report(
-    request: Request, key: FastHandlerDep, body: EventIn
-) -> Response:
+async def report(request: Request, key: FastHandlerDep, body: EventIn) -> Response:
     lon, lat = body.lon, body.lat
     if lon is not None and lat is not None and body.crs == "gcj02":
         w_lon, w_lat = gcj02_to_wgs84(lon, lat)
