@@ -1,6 +1,9 @@
-"""Shared bench helper: a fresh, migrated benchmark database on the configured server."""
+"""Shared bench helpers: a fresh, migrated benchmark database, or one to reuse."""
 
 from __future__ import annotations
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from geo.store.db import database_url, recreate_database, upgrade
 from geo.store.settings import Settings
@@ -11,3 +14,26 @@ def fresh_database(name: str = "gridmap_bench") -> str:
     url = recreate_database(database_url(Settings(), start=True), name)
     upgrade(url)
     return url
+
+
+def reusable_database(name: str, households: int) -> str | None:
+    """The URL of ``name`` if it holds exactly ``households`` households and a
+    published plan (migrated to the newest schema first), else None (saying why)."""
+    url = make_url(database_url(Settings(), start=True)).set(database=name)
+    url_s = url.render_as_string(hide_password=False)
+    try:
+        engine = create_engine(url_s)
+        with engine.connect() as conn:
+            have = conn.execute(text("SELECT count(*) FROM households")).scalar()
+            plans = conn.execute(
+                text("SELECT count(*) FROM plans WHERE status = 'published'")
+            ).scalar()
+        engine.dispose()
+    except Exception as exc:  # no such database yet, or an older schema
+        print(f"not reusing {name}: {type(exc).__name__}")
+        return None
+    if have != households or not plans:
+        return None
+    upgrade(url_s)
+    print(f"reusing {name} ({have} households, published grids)")
+    return url_s

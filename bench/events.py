@@ -55,19 +55,18 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _db import fresh_database
-from sqlalchemy import create_engine, text
+from _db import fresh_database, reusable_database
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from api.cli.serve import default_workers
 from geo.events.rows import read_event_rows
 from geo.sample import generate_events
 from geo.services import generate_and_save, load_sample, publish
-from geo.store.db import database_url, make_engine, session_scope, upgrade
+from geo.store.db import make_engine, session_scope
 from geo.store.event_views import published_households
 from geo.store.events import event_statistics, import_events
 from geo.store.keys import create_key
-from geo.store.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -81,23 +80,8 @@ def _load() -> str:
 
 def _database(households: int, reuse: bool) -> str:
     name = f"gridmap_bench_events_{households}"
-    if reuse:
-        url = make_url(database_url(Settings(), start=True)).set(database=name)
-        url_s = url.render_as_string(hide_password=False)
-        try:
-            engine = create_engine(url_s)
-            with engine.connect() as conn:
-                have = conn.execute(text("SELECT count(*) FROM households")).scalar()
-                plans = conn.execute(
-                    text("SELECT count(*) FROM plans WHERE status = 'published'")
-                ).scalar()
-            engine.dispose()
-            if have == households and plans:
-                upgrade(url_s)
-                print(f"reusing {name} ({have} households, published grids)")
-                return url_s
-        except Exception as exc:  # no such database yet, or an older schema
-            print(f"not reusing {name}: {type(exc).__name__}")
+    if reuse and (url_s := reusable_database(name, households)):
+        return url_s
     url_s = fresh_database(name)
     t = time.perf_counter()
     engine = make_engine(url_s)

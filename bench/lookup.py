@@ -48,21 +48,20 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _db import fresh_database
-from sqlalchemy import create_engine, text
+from _db import fresh_database, reusable_database
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from api.cli import default_workers
+from api.cli.serve import default_workers
 from geo.address import address_keys
-from geo.store.db import database_url, make_engine, upgrade
+from geo.store.db import make_engine
 from geo.store.lookup import (
     ADDRESS_ANSWERS_SQL,
     HOT_PATH_SETTINGS,
     POINT_ANSWER_SQL,
     lookup_points,
 )
-from geo.store.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -110,23 +109,8 @@ def _need(tool: str) -> str:
 
 
 def _database(name: str, households: int, reuse: bool) -> str:
-    if reuse:
-        url = make_url(database_url(Settings(), start=True)).set(database=name)
-        url_s = url.render_as_string(hide_password=False)
-        try:
-            engine = create_engine(url_s)
-            with engine.connect() as conn:
-                have = conn.execute(text("SELECT count(*) FROM households")).scalar()
-                plans = conn.execute(
-                    text("SELECT count(*) FROM plans WHERE status = 'published'")
-                ).scalar()
-            engine.dispose()
-            if have == households and plans:
-                upgrade(url_s)
-                print(f"reusing {name} ({have} households, published grids)")
-                return url_s
-        except Exception as exc:  # no such database yet, or an older schema
-            print(f"not reusing {name}: {type(exc).__name__}")
+    if reuse and (url_s := reusable_database(name, households)):
+        return url_s
     return fresh_database(name)
 
 

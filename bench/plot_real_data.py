@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_real_data import REAL_DATA_DIR, liechtenstein_areas  # noqa: E402
+from real_sets import REAL_DATA_DIR, liechtenstein_areas  # noqa: E402
 
 from geo.gridding.generate import generate_grids  # noqa: E402
 from geo.io import read_table  # noqa: E402

@@ -32,7 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import InputError, NotFound, PlanConflictError, Problem
-from geo.store.plans import next_version, save_assignments
+from geo.store.plans import insert_draft, save_assignments
 
 __all__ = [
     "FANOUT_KEY",
@@ -184,24 +184,15 @@ def create_draft(
         if ref_latitude is None or np.isnan(ref_latitude)
         else ref_latitude,
     }
-    version = next_version(session, int(area))
-    plan_id = session.execute(
-        text(
-            "INSERT INTO plans (area_id, version, name, status, parent_id, params, metrics, "
-            "created_by) VALUES (:a, :v, :n, 'draft', :parent, CAST(:params AS jsonb), "
-            "CAST(:metrics AS jsonb), :by) RETURNING id"
-        ),
-        {
-            "a": area,
-            "v": version,
-            "n": name,
-            "parent": parent_id,
-            "params": _json(dict(params)),
-            "metrics": _json({FANOUT_KEY: state}),
-            "by": created_by,
-        },
-    ).scalar_one()
-    return int(plan_id)
+    return insert_draft(
+        session,
+        int(area),
+        name=name,
+        parent_id=parent_id,
+        params=params,
+        metrics={FANOUT_KEY: state},
+        created_by=created_by,
+    )
 
 
 def fanout_state(session: Session, plan_id: int) -> dict[str, Any]:

@@ -143,25 +143,49 @@ def save_plan(
             )
     if problems:
         raise InputError(problems)
-    version = next_version(session, int(area))
-    plan_id = session.execute(
-        text(
-            "INSERT INTO plans (area_id, version, name, status, parent_id, params, metrics, "
-            "created_by) VALUES (:a, :v, :n, 'draft', :parent, CAST(:params AS jsonb), "
-            "CAST(:metrics AS jsonb), :by) RETURNING id"
-        ),
-        {
-            "a": area,
-            "v": version,
-            "n": name,
-            "parent": parent_id,
-            "params": json.dumps(dict(params or {}), ensure_ascii=False, default=str),
-            "metrics": json.dumps(dict(metrics or {}), ensure_ascii=False, default=str),
-            "by": created_by,
-        },
-    ).scalar_one()
-    _insert_grids(session, int(plan_id), grids, codes, people)
-    return int(plan_id)
+    plan_id = insert_draft(
+        session,
+        int(area),
+        name=name,
+        parent_id=parent_id,
+        params=params or {},
+        metrics=metrics or {},
+        created_by=created_by,
+    )
+    _insert_grids(session, plan_id, grids, codes, people)
+    return plan_id
+
+
+def insert_draft(
+    session: Session,
+    area_id: int,
+    *,
+    name: str | None,
+    parent_id: int | None,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    created_by: str | None,
+) -> int:
+    """A new empty draft plan of the area at its next version (see
+    :func:`next_version`); its id. The caller adds grids and commits."""
+    return int(
+        session.execute(
+            text(
+                "INSERT INTO plans (area_id, version, name, status, parent_id, params, "
+                "metrics, created_by) VALUES (:a, :v, :n, 'draft', :parent, "
+                "CAST(:params AS jsonb), CAST(:metrics AS jsonb), :by) RETURNING id"
+            ),
+            {
+                "a": area_id,
+                "v": next_version(session, area_id),
+                "n": name,
+                "parent": parent_id,
+                "params": json.dumps(dict(params), ensure_ascii=False, default=str),
+                "metrics": json.dumps(dict(metrics), ensure_ascii=False, default=str),
+                "by": created_by,
+            },
+        ).scalar_one()
+    )
 
 
 def _insert_grids(
