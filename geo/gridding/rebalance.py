@@ -921,17 +921,11 @@ def _recut_windows(
     def load(x: _Grid) -> float:
         return float(sum(atoms[a].load for a in x.atoms))
 
-    def broken(x: _Grid) -> bool:
-        return x.touched and (
-            not x.geom.is_valid
-            or len(shapely.get_parts(x.geom)) > max(1, parts0.get(x.code, 1))
-        )
-
     causes: dict[str, tuple[str, dict[str, Any]]] = {}
     for c in sorted(cells, key=lambda x: x.code):
         if c not in cells or c.locked:
             continue
-        if band.min - 1e-9 <= load(c) <= band.max + 1e-9 and not broken(c):
+        if band.min - 1e-9 <= load(c) <= band.max + 1e-9 and not _broken(c, parts0):
             continue
         clock = _Clock(_steps(), cap_s)
         timed_out = False
