@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import io
 import math
+import sys
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from geo.errors import InputError, Problem
 from geo.events.flow import SETTLED_STATUSES, STATUSES, TIERS
@@ -101,44 +104,65 @@ def _read_csv(content: str, sep: str) -> pd.DataFrame:
 
 def _where(mask: Any) -> list[int]:
     """The 1-based row numbers where ``mask`` holds, in order."""
+    if isinstance(mask, pa.ChunkedArray | pa.Array):
+        mask = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
     return [int(i) + 1 for i in np.flatnonzero(np.asarray(mask, dtype=bool))]
 
 
-def _text(v: Any) -> str | None:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return None
-    s = str(v).strip()
-    return s or None
+#: Every character ``str.strip()`` removes (Unicode and ASCII whitespace).
+_WHITESPACE: Final = "".join(
+    c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()
+)
+_NO_TEXT: Final = pa.scalar(None, pa.large_string())
 
 
-def _texts(col: pd.Series) -> list[Any]:
-    """:func:`_text` of a whole column at once: stripped text, None when blank."""
-    obj = col.astype(object)
-    missing = obj.isna().to_numpy()
-    out = obj.astype(str).str.strip().to_numpy(dtype=object)
-    out[missing] = None
-    out[out == ""] = None
-    return list(out)
+def _texts(col: pd.Series) -> pa.Array:
+    """The column as text, as ``str(v).strip()`` gives it, null when blank: in
+    Arrow for text columns (a CSV), value by value for others (a workbook's
+    numbers and dates)."""
+    if isinstance(col.dtype, pd.StringDtype | pd.ArrowDtype):
+        arr = pa.array(col, type=pa.large_string(), from_pandas=True)
+    else:
+        obj = col.astype(object)
+        arr = pa.array(
+            [None if m else str(v) for v, m in zip(obj, obj.isna(), strict=True)],
+            type=pa.large_string(),
+        )
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = pc.utf8_trim(arr, characters=_WHITESPACE)
+    return pc.if_else(pc.equal(arr, ""), _NO_TEXT, arr)
 
 
-def _iso_times(values: list[str | None], timezone: str) -> pd.Series | None:
+def _iso_times(values: pa.Array, timezone: str) -> pd.Series | None:
     """A column of ISO 8601 times parsed at once, when every value is ISO 8601
     and all carry the same UTC offset or none (the usual export); else None (the
     caller checks each value and names the bad ones)."""
-    given = [v for v in values if v is not None]
+    given = len(values) - values.null_count
     if not given:
         return None
     try:
-        parsed = pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601")
+        parsed = pd.to_datetime(pd.Series(values.to_pandas()), format="ISO8601")
     except (ValueError, TypeError, OverflowError):
         return None  # not all ISO 8601, or mixed offsets: value by value
     if not isinstance(parsed.dtype, pd.DatetimeTZDtype):
         if not pd.api.types.is_datetime64_dtype(parsed.dtype):
             return None
         parsed = parsed.dt.tz_localize(timezone)
-    if int(parsed.notna().sum()) != len(given):
+    if int(parsed.notna().sum()) != given:
         return None
     return parsed.dt.tz_convert("UTC").reset_index(drop=True)
+
+
+def _numbers(values: pa.Array) -> np.ndarray:
+    """The column as floats (NaN where blank or not a number), at once."""
+    try:
+        return np.asarray(
+            pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=float
+        ).copy()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        num = pd.to_numeric(pd.Series(values.to_pandas()), errors="coerce")
+        return num.astype(float).to_numpy(copy=True)
 
 
 def prepare_event_rows(
@@ -189,13 +213,17 @@ def prepare_event_rows(
     if len(frame) == 0:
         raise InputError.one(src, "the file has no rows")
     n = len(frame)
-    cols: dict[str, list[Any]] = {
-        c: _texts(frame[c]) if c in frame.columns else [None] * n
+    cols: dict[str, pa.Array] = {
+        c: _texts(frame[c]) if c in frame.columns else pa.nulls(n, pa.large_string())
         for c in ROW_COLUMNS[1:]
     }
-    out: dict[str, Any] = {"row": list(range(1, n + 1))}
+
+    def value(c: str, row: int) -> Any:
+        return cols[c][row - 1].as_py()
+
+    out: dict[str, Any] = {"row": np.arange(1, n + 1)}
     for c in ("category", "reported_at"):
-        for i in _where(pd.isna(pd.Series(cols[c], dtype=object))):
+        for i in _where(pc.is_null(cols[c])):
             problems.append(Problem(src, "is required", row=i, field=c))
     for c in _TIMES:
         fast = _iso_times(cols[c], timezone)
@@ -203,7 +231,7 @@ def prepare_event_rows(
             out[c] = fast
             continue
         values = []
-        for i, v in enumerate(cols[c], start=1):
+        for i, v in enumerate(cols[c].to_pylist(), start=1):
             if v is None:
                 values.append(pd.NaT)
                 continue
@@ -226,13 +254,13 @@ def prepare_event_rows(
         out[c] = pd.Series(pd.to_datetime(values, utc=True))
     for c in ("lon", "lat"):
         lo, hi = (-180, 180) if c == "lon" else (-90, 90)
-        raw = pd.Series(cols[c], dtype=object)
         # numbers parsed at once; what that refuses is checked value by value
         # (as float() would: the same values pass and fail)
-        num = pd.to_numeric(raw, errors="coerce").astype(float).to_numpy(copy=True)
+        num = _numbers(cols[c])
         ok = np.isfinite(num) & (num >= lo) & (num <= hi)
-        for i in _where(raw.notna().to_numpy() & ~ok):
-            v = cols[c][i - 1]
+        given = pc.is_valid(cols[c]).to_numpy(zero_copy_only=False)
+        for i in _where(given & ~ok):
+            v = value(c, i)
             try:
                 x = float(v)
                 if not (math.isfinite(x) and lo <= x <= hi):
@@ -243,13 +271,13 @@ def prepare_event_rows(
                     Problem(src, f"{v!r} is not a number in {lo}..{hi}", row=i, field=c)
                 )
                 num[i - 1] = math.nan
-        out[c] = num.tolist()
-    sat_raw = pd.Series(cols["satisfaction"], dtype=object)
-    sat_num = pd.to_numeric(sat_raw, errors="coerce").astype(float).to_numpy(copy=True)
+        out[c] = num
+    sat_num = _numbers(cols["satisfaction"])
     sat_ok = np.isin(sat_num, (1.0, 2.0, 3.0, 4.0, 5.0))
     sat_arr = np.where(sat_ok, sat_num, np.nan)
-    for i in _where(sat_raw.notna().to_numpy() & ~sat_ok):
-        v = cols["satisfaction"][i - 1]
+    sat_given = pc.is_valid(cols["satisfaction"]).to_numpy(zero_copy_only=False)
+    for i in _where(sat_given & ~sat_ok):
+        v = value("satisfaction", i)
         try:
             k = int(float(v))
             if k != float(v) or not 1 <= k <= 5:
@@ -264,9 +292,12 @@ def prepare_event_rows(
     )
     has_sat = ~np.isnan(sat_arr)
     for c, known in (("tier", TIERS), ("status", STATUSES)):
-        col = pd.Series(cols[c], dtype=object)
-        for i in _where(col.notna().to_numpy() & ~col.isin(known).to_numpy()):
-            v = cols[c][i - 1]
+        known_set = pa.array(known, type=pa.large_string())
+        unknown_value = pc.and_(
+            pc.is_valid(cols[c]), pc.invert(pc.is_in(cols[c], value_set=known_set))
+        )
+        for i in _where(unknown_value):
+            v = value(c, i)
             problems.append(
                 Problem(
                     src,
@@ -276,17 +307,20 @@ def prepare_event_rows(
                 )
             )
     for c, limit in _MAX_TEXT.items():
-        lengths = pd.Series(cols[c], dtype=object).str.len().to_numpy(dtype=float)
-        for i in _where(lengths > limit):
+        for i in _where(pc.greater(pc.utf8_length(cols[c]), limit)):
             problems.append(
                 Problem(src, f"longer than {limit} characters", row=i, field=c)
             )
     no_settled_at = pd.isna(out["settled_at"]).to_numpy()
     lon, lat = np.asarray(out["lon"]), np.asarray(out["lat"])
-    no_address = pd.isna(pd.Series(cols["address"], dtype=object)).to_numpy()
-    status_s = pd.Series(cols["status"], dtype=object).fillna("reported")
-    settled_status = status_s.isin(SETTLED_STATUSES).to_numpy()
-    rated_status = status_s.isin(("evaluated", "closed")).to_numpy()
+    no_address = pc.is_null(cols["address"]).to_numpy(zero_copy_only=False)
+    status_a = pc.fill_null(cols["status"], "reported")
+    settled_status = pc.is_in(
+        status_a, value_set=pa.array(SETTLED_STATUSES, type=pa.large_string())
+    ).to_numpy(zero_copy_only=False)
+    rated_status = pc.is_in(
+        status_a, value_set=pa.array(("evaluated", "closed"), type=pa.large_string())
+    ).to_numpy(zero_copy_only=False)
     has_point = ~np.isnan(lon) & ~np.isnan(lat)
     suspects = (
         (no_address & ~has_point)
@@ -304,7 +338,7 @@ def prepare_event_rows(
                 problems.append(
                     Problem(src, "give an address or lon/lat", row=row, field="address")
                 )
-        status = status_s.iat[i]
+        status = status_a[i].as_py()
         if settled_status[i] and no_settled_at[i]:
             problems.append(
                 Problem(
@@ -323,10 +357,10 @@ def prepare_event_rows(
                     field="satisfaction",
                 )
             )
-    ids = [v for v in cols["event_id"] if v is not None]
-    if len(ids) != len(set(ids)):
+    ids = cols["event_id"]
+    if pc.count_distinct(ids, mode="only_valid").as_py() != len(ids) - ids.null_count:
         seen: set[str] = set()
-        for i, v in enumerate(cols["event_id"], start=1):
+        for i, v in enumerate(ids.to_pylist(), start=1):
             if v is not None and v in seen:
                 problems.append(
                     Problem(src, f"duplicate event_id {v!r}", row=i, field="event_id")
@@ -335,9 +369,10 @@ def prepare_event_rows(
                 seen.add(v)
     if problems:
         raise InputError(problems)
+    cols["status"] = status_a
     for c in ROW_COLUMNS[1:]:
         if c not in out:
-            out[c] = cols[c]
-    df = pd.DataFrame({c: out[c] for c in ROW_COLUMNS})
-    df["status"] = df["status"].fillna("reported")
-    return df
+            out[c] = pd.Series(
+                cols[c], dtype=pd.StringDtype("pyarrow", na_value=np.nan)
+            )
+    return pd.DataFrame({c: out[c] for c in ROW_COLUMNS})

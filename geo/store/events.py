@@ -29,6 +29,7 @@ from typing import Any, Final
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -1290,7 +1291,7 @@ _STAGE_COLUMNS: Final = (
     "category",
     "description",
     "address",
-    "addr_key",
+    "key_no",
     "lon",
     "lat",
     "reporter",
@@ -1305,6 +1306,63 @@ _STAGE_COLUMNS: Final = (
     "satisfaction",
     "comment",
 )
+_STAGE_TIMES: Final = ("reported_at", "deadline", "settled_at", "closed_at")
+
+
+def _stage_table(rows: pd.DataFrame) -> tuple[pa.Table, pa.Table]:
+    """The rows as the staging table's columns, and the distinct addresses'
+    keys (``key_no`` = the index into the distinct addresses).
+
+    Each distinct address is parsed once. Times are written as UTC text with
+    ``+00`` (Arrow formats time-zone-aware timestamps about 40x slower).
+    """
+    address = pa.array(rows["address"], type=pa.large_string(), from_pandas=True)
+    if isinstance(address, pa.ChunkedArray):
+        address = address.combine_chunks()
+    coded = address.dictionary_encode()
+    distinct = coded.dictionary.to_pylist()
+    keys = pa.table(
+        {
+            "key_no": pa.array(range(len(distinct)), type=pa.int32()),
+            "addr_key": pa.array(address_keys(distinct), type=pa.large_string()),
+        }
+    )
+    columns: dict[str, Any] = {}
+    for c in _STAGE_COLUMNS:
+        if c == "row_no":
+            columns[c] = pa.array(rows["row"], type=pa.int64())
+        elif c == "external_id":
+            columns[c] = pa.array(rows["event_id"], from_pandas=True)
+        elif c == "key_no":
+            columns[c] = coded.indices
+        elif c in _STAGE_TIMES:
+            t = pa.array(pd.Series(rows[c]).dt.tz_convert("UTC").dt.tz_localize(None))
+            columns[c] = pc.binary_join_element_wise(
+                pc.cast(t.cast(pa.timestamp("us")), pa.string()), "+00", ""
+            )
+        elif c == "satisfaction":
+            columns[c] = pa.array(rows[c], type=pa.int64(), from_pandas=True)
+        elif c in ("lon", "lat"):
+            columns[c] = pa.array(rows[c], type=pa.float64(), from_pandas=True)
+        else:
+            columns[c] = pa.array(rows[c], type=pa.large_string(), from_pandas=True)
+    return pa.table(columns), keys
+
+
+def _copy(conn: Any, table: str, data: pa.Table) -> None:
+    """COPY an Arrow table into ``table`` (its columns by name), as CSV written
+    by Arrow in chunks: the server parses one while the next is written."""
+    options = pacsv.WriteOptions(include_header=False)
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            f"COPY {table} ({', '.join(data.column_names)}) FROM STDIN (FORMAT csv)"
+        ) as cp,
+    ):
+        for batch in data.to_batches(max_chunksize=50_000):
+            buf = pa.BufferOutputStream()
+            pacsv.write_csv(batch, buf, write_options=options)
+            cp.write(buf.getvalue().to_pybytes())
 
 
 def import_events(
@@ -1319,8 +1377,13 @@ def import_events(
     was in force then). ``tier`` defaults to ``grid`` for reported events and
     the category's tier otherwise; ``assignee`` and ``deadline`` default to the
     routing. Each event gets one ``import`` log entry. From :data:`BULK_ROWS`
-    rows into a smaller table the indexes and foreign keys are rebuilt after the
+    rows into a smaller table the indexes and constraints are rebuilt after the
     insert instead of kept row by row (:func:`_bulk_mode`; same transaction).
+
+    Only small tables are built on the way (households by distinct address,
+    grids by household and plan epoch, points placed by geometry, routing by
+    grid and tier); the rows themselves are read once for the problems and once
+    for the insert, each joined to those small tables.
 
     Raises
     ------
@@ -1333,75 +1396,42 @@ def import_events(
     n = len(rows)
     if n == 0:
         raise InputError.one(source, "the file has no rows")
-    stage = pd.DataFrame(
-        {
-            "row_no": rows["row"].astype(int),
-            "external_id": rows["event_id"],
-            "reported_at": rows["reported_at"],
-            "category": rows["category"],
-            "description": rows["description"],
-            "address": rows["address"],
-            "addr_key": address_keys(
-                [a if isinstance(a, str) else None for a in rows["address"]]
-            ),
-            "lon": rows["lon"],
-            "lat": rows["lat"],
-            "reporter": rows["reporter"],
-            "resident_name": rows["resident_name"],
-            "resident_phone": rows["resident_phone"],
-            "tier": rows["tier"],
-            "status": rows["status"],
-            "assignee": rows["assignee"],
-            "deadline": rows["deadline"],
-            "settled_at": rows["settled_at"],
-            "closed_at": rows["closed_at"],
-            "satisfaction": rows["satisfaction"],
-            "comment": rows["comment"],
-        }
-    )
-    # JIT compiling these plans costs seconds (3 s for the resolution of 200k
-    # rows) and never pays off here
+    stage, keys = _stage_table(rows)
+    # JIT compiling these plans costs seconds and never pays off here; the
+    # sorts and hashes of a million rows fit in memory instead of spilling
     session.execute(text("SET LOCAL jit = off"))
+    session.execute(text("SET LOCAL work_mem = '256MB'"))
+    # the joins in the order written (each to a small table, hashed): the
+    # planner misjudges the staged rows' joins and would multiply rows first
+    session.execute(text("SET LOCAL join_collapse_limit = 1"))
     session.execute(
         text(
             "CREATE TEMP TABLE _stage_raw (row_no int, external_id text, "
             "reported_at timestamptz, category text, description text, address text, "
-            "addr_key text, lon float8, lat float8, reporter text, resident_name text, "
+            "key_no int, lon float8, lat float8, reporter text, resident_name text, "
             "resident_phone text, tier text, status text, assignee text, "
             "deadline timestamptz, settled_at timestamptz, closed_at timestamptz, "
             "satisfaction int, comment text) ON COMMIT DROP"
         )
     )
+    session.execute(
+        text("CREATE TEMP TABLE _stage_keys (key_no int, addr_key text) ON COMMIT DROP")
+    )
     conn: Any = session.connection().connection.driver_connection
-    # CSV by Arrow (C++, ~5x pandas' to_csv; nulls unquoted and empty, text
-    # quoted), in chunks: the server parses one while the next is written
-    table = pa.Table.from_pandas(stage, preserve_index=False)
+    _copy(conn, "_stage_keys", keys)
+    _copy(conn, "_stage_raw", stage)
     del stage
-    options = pacsv.WriteOptions(include_header=False)
-    cols = ", ".join(_STAGE_COLUMNS)
-    with (
-        conn.cursor() as cur,
-        cur.copy(f"COPY _stage_raw ({cols}) FROM STDIN (FORMAT csv)") as cp,
-    ):
-        for batch in table.to_batches(max_chunksize=50_000):
-            buf = pa.BufferOutputStream()
-            pacsv.write_csv(batch, buf, write_options=options)
-            cp.write(buf.getvalue().to_pybytes())
-    del table
     session.execute(text("ANALYZE _stage_raw"))
-    # every row resolved in one pass (hash joins, no row rewritten):
-    session.execute(text(_RESOLVE_SQL))
+    for sql in _PLACE_SQL:
+        session.execute(text(sql))
     problems = _import_problems(session, source)
     if problems:
-        session.execute(text("DROP TABLE _stage_events"))
-        session.execute(text("DROP TABLE _stage_raw"))
+        session.execute(text(f"DROP TABLE {', '.join(_STAGE_TABLES)}"))
         raise InputError(problems[:100], total=len(problems))
-    session.execute(text("DROP TABLE _stage_raw"))
-    session.execute(text("ANALYZE _stage_events"))
     bulk = _bulk_mode(session, n)
     inserted = session.execute(
         text(
-            f"WITH {_routing_ctes('_stage_events')}, "
+            f"WITH {_routing_ctes('_stage_combos')}, "
             "ins AS (INSERT INTO events (external_id, reported_at, reporter_kind, "
             "reporter_person_id, resident_name, resident_phone, reported_by, description, "
             "address, geom, located_by, household_id, plan_id, grid_id, area_id, "
@@ -1410,20 +1440,20 @@ def import_events(
             "satisfaction_comment, updated_at) "
             "SELECT s.external_id, s.reported_at, CASE WHEN s.resident_name IS NOT NULL "
             "OR s.resident_phone IS NOT NULL THEN 'resident' ELSE 'person' END, "
-            "s.reporter_id, s.resident_name, s.resident_phone, :actor, s.description, "
+            "rp.id, s.resident_name, s.resident_phone, :actor, s.description, "
             "s.address, CASE WHEN s.lon IS NOT NULL THEN "
             "ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) ELSE "
-            "(SELECT geom FROM households WHERE id = s.household_id) END, s.located_by, "
-            "CASE WHEN s.n_households = 1 THEN s.household_id END, s.plan_id, s.grid_id, "
-            "s.area_id, s.village_id, s.township_id, s.category, s.tier, "
-            "coalesce(s.assignee_id, r.assignee_id), r.rule_id, coalesce(s.deadline, "
-            "s.reported_at + make_interval(hours => coalesce(s.cat_hours, r.deadline_hours))), "
-            "s.status, false, 0, s.settled_at, s.closed_at, s.satisfaction, s.comment, "
+            "(SELECT geom FROM households WHERE id = hh.hid) END, "
+            f"{_LOCATED_BY}, CASE WHEN hh.n = 1 THEN hh.hid END, "
+            "coalesce(ha.plan_id, pt.plan_id), g.id, g.area_id, lv.vil, lv.town, "
+            f"s.category, {_TIER}, coalesce(ap.id, r.assignee_id), r.rule_id, "
+            "coalesce(s.deadline, s.reported_at + make_interval(hours => "
+            "coalesce(c.deadline_hours, r.deadline_hours))), s.status, false, 0, "
+            "s.settled_at, s.closed_at, s.satisfaction, s.comment, "
             "coalesce(s.closed_at, s.settled_at, s.reported_at) "
-            # every staged row has its grid and area (problems otherwise): a hash join
-            "FROM _stage_events s JOIN routed r ON r.area_id = s.area_id "
-            "AND r.grid_id = s.grid_id AND r.tier = s.tier "
-            "ORDER BY s.row_no RETURNING id, status, reported_at, external_id) "
+            f"{_SOURCE} JOIN routed r ON r.area_id = g.area_id AND r.grid_id = g.id "
+            f"AND r.tier = {_TIER} "
+            "RETURNING id, status, reported_at, external_id) "
             "INSERT INTO event_log (event_id, at, actor, action, from_status, to_status, "
             "note, details) SELECT id, reported_at, :actor, 'import', NULL, status, "
             ":note, CASE WHEN external_id IS NULL THEN '{}'::jsonb ELSE "
@@ -1439,7 +1469,7 @@ def import_events(
         )
     if bulk is not None:
         _rebuild(session, bulk)
-    session.execute(text("DROP TABLE _stage_events"))
+    session.execute(text(f"DROP TABLE {', '.join(_STAGE_TABLES)}"))
     session.execute(text("ANALYZE events"))
     return ImportReport(source, n, int(inserted), time.perf_counter() - t0)
 
@@ -1453,73 +1483,105 @@ _DEPTH_PA = (
     "'community']::text[], pa.level::text)"
 )
 
-#: ``_stage_raw`` resolved into ``_stage_events``, in one statement: households
-#: by exact key (once per distinct key); the grid of the household's
-#: assignment in the plans in force at ``reported_at`` (else the published
-#: ones), found once per household and *epoch* — the stretches between plan
-#: boundaries (``valid_from``/``valid_to``), within which the plans in force do
-#: not change; else the grid containing the point (or the household); people,
-#: category, tier, area, village and township.
-_RESOLVE_SQL: Final = (
-    "CREATE TEMP TABLE _stage_events ON COMMIT DROP AS "
-    "WITH hh AS (SELECT k.addr_key, min(h.id) AS hid, count(*) AS n FROM "
-    "(SELECT DISTINCT addr_key FROM _stage_raw WHERE addr_key IS NOT NULL) k "
-    "JOIN households h ON h.address_key = k.addr_key GROUP BY k.addr_key), "
-    "bounds AS (SELECT '-infinity'::timestamptz AS t UNION SELECT valid_from FROM plans "
-    "WHERE status IN ('published', 'archived') AND valid_from IS NOT NULL "
+_STAGE_TABLES: Final = (
+    "_stage_raw",
+    "_stage_keys",
+    "_stage_epochs",
+    "_stage_hh",
+    "_stage_ha",
+    "_stage_pt",
+    "_stage_lv",
+    "_stage_combos",
+)
+
+#: Small tables that place the staged rows (``_stage_raw``), built in order:
+#: the *epochs* — the stretches between plan boundaries (``valid_from``/
+#: ``valid_to``), within which the plans in force do not change; households by
+#: distinct address key; the grid of each household's assignment per epoch,
+#: from the plans in force then (else the published ones); the grid containing
+#: the point (or the household) of the rows not placed so (plans in force at
+#: ``reported_at``, else published); village and township per area; and every
+#: placed grid with every tier, to route.
+_PLACE_SQL: Final = (
+    "CREATE TEMP TABLE _stage_epochs ON COMMIT DROP AS "
+    "WITH bounds AS (SELECT '-infinity'::timestamptz AS t UNION SELECT valid_from "
+    "FROM plans WHERE status IN ('published', 'archived') AND valid_from IS NOT NULL "
     "UNION SELECT valid_to FROM plans WHERE status IN ('published', 'archived') "
-    "AND valid_to IS NOT NULL), "
-    "epochs AS (SELECT t AS start, lead(t) OVER (ORDER BY t) AS stop FROM bounds), "
-    "s AS (SELECT r.*, hh.hid AS household_id, hh.n::int AS n_households, "
-    "ep.start AS epoch FROM _stage_raw r LEFT JOIN hh ON hh.addr_key = r.addr_key "
-    "LEFT JOIN epochs ep ON r.reported_at >= ep.start "
-    "AND (ep.stop IS NULL OR r.reported_at < ep.stop)), "
-    "hp AS (SELECT DISTINCT household_id, epoch FROM s WHERE n_households = 1), "
-    "ha AS (SELECT hp.household_id, hp.epoch, a.grid_id, a.plan_id FROM hp "
+    "AND valid_to IS NOT NULL) "
+    "SELECT t AS start, lead(t) OVER (ORDER BY t) AS stop FROM bounds",
+    "ANALYZE _stage_epochs",
+    "CREATE TEMP TABLE _stage_hh ON COMMIT DROP AS SELECT k.key_no, min(h.id) AS hid, "
+    "count(*)::int AS n FROM _stage_keys k JOIN households h "
+    "ON h.address_key = k.addr_key GROUP BY k.key_no",
+    "ANALYZE _stage_hh",
+    "CREATE TEMP TABLE _stage_ha ON COMMIT DROP AS "
+    "SELECT hp.hid, hp.epoch, a.grid_id, a.plan_id FROM (SELECT DISTINCT hh.hid, "
+    "ep.start AS epoch FROM _stage_raw s JOIN _stage_hh hh ON hh.key_no = s.key_no "
+    "AND hh.n = 1 JOIN _stage_epochs ep ON s.reported_at >= ep.start "
+    "AND (ep.stop IS NULL OR s.reported_at < ep.stop)) hp "
     "JOIN LATERAL (SELECT asg.grid_id, asg.plan_id FROM assignments asg "
     "JOIN plans p ON p.id = asg.plan_id JOIN admin_areas pa ON pa.id = p.area_id "
-    "WHERE asg.household_id = hp.household_id "
+    "WHERE asg.household_id = hp.hid "
     f"AND (({_IN_FORCE_AT.format(t='hp.epoch')}) OR p.status = 'published') "
     f"ORDER BY ({_IN_FORCE_AT.format(t='hp.epoch')}) DESC, {_DEPTH_PA} DESC, "
-    "p.id DESC LIMIT 1) a ON true), "
-    "x AS (SELECT s.*, ha.grid_id AS a_grid, ha.plan_id AS a_plan FROM s "
-    "LEFT JOIN ha ON ha.household_id = s.household_id AND ha.epoch = s.epoch "
-    "AND s.n_households = 1), "
-    "placed AS (SELECT x.*, coalesce(x.a_grid, l.grid_id) AS grid_id, "
-    "coalesce(x.a_plan, l.plan_id) AS plan_id, CASE WHEN x.a_grid IS NOT NULL "
-    "THEN 'exact' WHEN x.household_id IS NOT NULL AND l.grid_id IS NOT NULL "
-    "THEN 'exact' WHEN l.grid_id IS NOT NULL THEN 'point' END AS located_by "
-    "FROM x LEFT JOIN LATERAL (SELECT g.id AS grid_id, g.plan_id FROM grids g "
+    "p.id DESC LIMIT 1) a ON true",
+    "ANALYZE _stage_ha",
+    "CREATE TEMP TABLE _stage_pt ON COMMIT DROP AS SELECT s.row_no, l.grid_id, l.plan_id "
+    "FROM _stage_raw s LEFT JOIN _stage_hh hh ON hh.key_no = s.key_no "
+    "JOIN _stage_epochs ep ON s.reported_at >= ep.start "
+    "AND (ep.stop IS NULL OR s.reported_at < ep.stop) "
+    "LEFT JOIN _stage_ha ha ON ha.hid = hh.hid AND ha.epoch = ep.start AND hh.n = 1 "
+    "JOIN LATERAL (SELECT g.id AS grid_id, g.plan_id FROM grids g "
     "JOIN plans p ON p.id = g.plan_id JOIN admin_areas pa ON pa.id = p.area_id "
-    "WHERE x.a_grid IS NULL AND (x.n_households = 1 OR x.lon IS NOT NULL) "
-    f"AND (({_IN_FORCE_AT.format(t='x.reported_at')}) OR p.status = 'published') "
-    "AND ST_Intersects(g.geom, CASE WHEN x.lon IS NOT NULL "
-    "THEN ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4326) "
-    "ELSE (SELECT geom FROM households WHERE id = x.household_id) END) "
-    f"ORDER BY ({_IN_FORCE_AT.format(t='x.reported_at')}) DESC, {_DEPTH_PA} DESC, "
-    "g.code LIMIT 1) l ON true), "
-    "lv AS (WITH RECURSIVE up AS (SELECT a.id AS start, a.id, a.level, a.parent_id, "
-    "0 AS n FROM admin_areas a WHERE a.id IN (SELECT area_id FROM grids) "
+    f"WHERE (({_IN_FORCE_AT.format(t='s.reported_at')}) OR p.status = 'published') "
+    "AND ST_Intersects(g.geom, CASE WHEN s.lon IS NOT NULL "
+    "THEN ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) "
+    "ELSE (SELECT geom FROM households WHERE id = hh.hid) END) "
+    f"ORDER BY ({_IN_FORCE_AT.format(t='s.reported_at')}) DESC, {_DEPTH_PA} DESC, "
+    "g.code LIMIT 1) l ON true "
+    "WHERE ha.grid_id IS NULL AND (hh.n = 1 OR s.lon IS NOT NULL)",
+    "ANALYZE _stage_pt",
+    "CREATE TEMP TABLE _stage_lv ON COMMIT DROP AS "
+    "WITH RECURSIVE up AS (SELECT a.id AS start, a.id, a.level, a.parent_id, "
+    "0 AS n FROM admin_areas a WHERE a.id IN (SELECT g.area_id FROM grids g "
+    "WHERE g.id IN (SELECT grid_id FROM _stage_ha UNION SELECT grid_id FROM _stage_pt)) "
     "UNION ALL SELECT up.start, p.id, p.level, p.parent_id, up.n + 1 "
     "FROM admin_areas p JOIN up ON p.id = up.parent_id) "
     "SELECT start, (array_agg(id ORDER BY n) FILTER (WHERE level IN "
     "('village', 'community')))[1] AS vil, (array_agg(id ORDER BY n) FILTER "
-    "(WHERE level = 'township'))[1] AS town FROM up GROUP BY start) "
-    "SELECT placed.row_no, placed.external_id, placed.reported_at, placed.category, "
-    "placed.description, placed.address, placed.addr_key, placed.lon, placed.lat, "
-    "placed.reporter, placed.resident_name, placed.resident_phone, "
-    "CASE WHEN g.id IS NULL THEN placed.tier ELSE coalesce(placed.tier, "
-    "CASE WHEN placed.status = 'reported' THEN 'grid' ELSE c.default_tier END) "
-    "END AS tier, placed.status, placed.assignee, placed.deadline, placed.settled_at, "
-    "placed.closed_at, placed.satisfaction, placed.comment, placed.household_id, "
-    "placed.n_households, placed.plan_id, placed.grid_id, placed.located_by, "
-    "g.area_id, lv.vil AS village_id, lv.town AS township_id, rp.id AS reporter_id, "
-    "ap.id AS assignee_id, c.default_tier::text AS cat_tier, "
-    "c.deadline_hours AS cat_hours FROM placed "
-    "LEFT JOIN grids g ON g.id = placed.grid_id LEFT JOIN lv ON lv.start = g.area_id "
-    "LEFT JOIN people rp ON rp.external_id = placed.reporter "
-    "LEFT JOIN people ap ON ap.external_id = placed.assignee "
-    "LEFT JOIN event_categories c ON c.code = placed.category"
+    "(WHERE level = 'township'))[1] AS town FROM up GROUP BY start",
+    "ANALYZE _stage_lv",
+    "CREATE TEMP TABLE _stage_combos ON COMMIT DROP AS "
+    "SELECT g.area_id, g.id AS grid_id, t.tier FROM grids g "
+    "CROSS JOIN unnest(ARRAY['grid', 'village', 'township']) AS t(tier) "
+    "WHERE g.id IN (SELECT grid_id FROM _stage_ha UNION SELECT grid_id FROM _stage_pt)",
+    "ANALYZE _stage_combos",
+)
+
+#: The staged rows joined to what places them (aliases: ``s`` the row, ``hh``
+#: its households, ``ha`` its household's grid, ``pt`` its point's grid, ``g``
+#: the grid, ``lv`` village and township, ``rp``/``ap`` reporter and assignee,
+#: ``c`` the category): every join but the row's own has a small inner side.
+_SOURCE: Final = (
+    "FROM _stage_raw s LEFT JOIN _stage_hh hh ON hh.key_no = s.key_no "
+    "JOIN _stage_epochs ep ON s.reported_at >= ep.start "
+    "AND (ep.stop IS NULL OR s.reported_at < ep.stop) "
+    "LEFT JOIN _stage_ha ha ON ha.hid = hh.hid AND ha.epoch = ep.start AND hh.n = 1 "
+    "LEFT JOIN _stage_pt pt ON pt.row_no = s.row_no "
+    "LEFT JOIN grids g ON g.id = coalesce(ha.grid_id, pt.grid_id) "
+    "LEFT JOIN _stage_lv lv ON lv.start = g.area_id "
+    "LEFT JOIN people rp ON rp.external_id = s.reporter "
+    "LEFT JOIN people ap ON ap.external_id = s.assignee "
+    "LEFT JOIN event_categories c ON c.code = s.category "
+)
+_LOCATED_BY: Final = (
+    "CASE WHEN ha.grid_id IS NOT NULL THEN 'exact' WHEN hh.hid IS NOT NULL "
+    "AND pt.grid_id IS NOT NULL THEN 'exact' WHEN pt.grid_id IS NOT NULL "
+    "THEN 'point' END"
+)
+_TIER: Final = (
+    "coalesce(s.tier, CASE WHEN s.status = 'reported' THEN 'grid' "
+    "ELSE c.default_tier::text END)"
 )
 
 #: From this many rows, and at least as many as the table holds, an import
@@ -1586,31 +1648,58 @@ def _rebuild(session: Session, bulk: _Bulk) -> None:
 
 
 def _import_problems(session: Session, source: str) -> list[Problem]:
+    """Every problem of the staged rows, by row and field: one pass over them."""
+    checks = (
+        (
+            "'category'",
+            "c.code IS NULL",
+            "'unknown category ' || quote_literal(s.category)",
+        ),
+        (
+            "'reporter'",
+            "s.reporter IS NOT NULL AND rp.id IS NULL",
+            "'unknown person ' || quote_literal(s.reporter)",
+        ),
+        (
+            "'assignee'",
+            "s.assignee IS NOT NULL AND ap.id IS NULL",
+            "'unknown person ' || quote_literal(s.assignee)",
+        ),
+        (
+            "'event_id'",
+            "e.id IS NOT NULL",
+            "'event ' || quote_literal(s.external_id) || ' is already stored'",
+        ),
+        (
+            "'address'",
+            "hh.n > 1 AND s.lon IS NULL",
+            "'the address matches ' || hh.n || ' households; give lon/lat'",
+        ),
+        (
+            "'address'",
+            "s.address IS NOT NULL AND hh.hid IS NULL AND s.lon IS NULL",
+            "'no household has the address ' || quote_literal(s.address) "
+            "|| ' (an import needs an exact match); give lon/lat'",
+        ),
+        (
+            "CASE WHEN s.lon IS NULL THEN 'address' ELSE 'lon' END",
+            "g.id IS NULL AND (hh.hid IS NOT NULL OR s.lon IS NOT NULL) "
+            "AND (hh.n IS NULL OR hh.n = 1 OR s.lon IS NOT NULL)",
+            "'the place is in no grid of the plans in force at reported_at, nor of "
+            "the published plans'",
+        ),
+    )
+    values = ", ".join(
+        f"({field}, CASE WHEN {cond} THEN {message} END)"
+        for field, cond, message in checks
+    )
+    bad = " OR ".join(f"({cond})" for _, cond, _ in checks)
     rows = session.execute(
         text(
-            "SELECT row_no, field, message FROM ("
-            "SELECT row_no, 'category' AS field, 'unknown category ' || quote_literal(category) "
-            "AS message FROM _stage_events WHERE cat_tier IS NULL "
-            "UNION ALL SELECT row_no, 'reporter', 'unknown person ' || quote_literal(reporter) "
-            "FROM _stage_events WHERE reporter IS NOT NULL AND reporter_id IS NULL "
-            "UNION ALL SELECT row_no, 'assignee', 'unknown person ' || quote_literal(assignee) "
-            "FROM _stage_events WHERE assignee IS NOT NULL AND assignee_id IS NULL "
-            "UNION ALL SELECT s.row_no, 'event_id', 'event ' || quote_literal(s.external_id) "
-            "|| ' is already stored' FROM _stage_events s JOIN events e "
-            "ON e.external_id = s.external_id "
-            "UNION ALL SELECT row_no, 'address', 'the address matches ' || n_households "
-            "|| ' households; give lon/lat' FROM _stage_events "
-            "WHERE n_households > 1 AND lon IS NULL "
-            "UNION ALL SELECT row_no, 'address', 'no household has the address ' || "
-            "quote_literal(address) || ' (an import needs an exact match); give lon/lat' "
-            "FROM _stage_events WHERE address IS NOT NULL AND household_id IS NULL "
-            "AND lon IS NULL "
-            "UNION ALL SELECT row_no, CASE WHEN lon IS NULL THEN 'address' ELSE 'lon' END, "
-            "'the place is in no grid of the plans in force at reported_at, nor of the "
-            "published plans' FROM _stage_events WHERE grid_id IS NULL "
-            "AND (household_id IS NOT NULL OR lon IS NOT NULL) AND "
-            "(n_households IS NULL OR n_households = 1 OR lon IS NOT NULL)"
-            ") p ORDER BY row_no, field"
+            f"SELECT s.row_no, p.field, p.message {_SOURCE}"
+            "LEFT JOIN events e ON e.external_id = s.external_id "
+            f"CROSS JOIN LATERAL (VALUES {values}) p(field, message) "
+            f"WHERE ({bad}) AND p.message IS NOT NULL ORDER BY 1, 2"
         )
     ).all()
     return [Problem(source, msg, row=r, field=f) for r, f, msg in rows]
