@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -1291,7 +1292,7 @@ _STAGE_COLUMNS: Final = (
     "category",
     "description",
     "address",
-    "key_no",
+    "place_no",
     "lon",
     "lat",
     "reporter",
@@ -1309,22 +1310,72 @@ _STAGE_COLUMNS: Final = (
 _STAGE_TIMES: Final = ("reported_at", "deadline", "settled_at", "closed_at")
 
 
-def _stage_table(rows: pd.DataFrame) -> tuple[pa.Table, pa.Table]:
-    """The rows as the staging table's columns, and the distinct addresses'
-    keys (``key_no`` = the index into the distinct addresses).
+def _utc_text(values: Any) -> pa.Array:
+    """Time-zone-aware times as UTC text ending ``+00`` (Arrow formats aware
+    timestamps about 40x slower than naive ones)."""
+    t = pa.array(pd.Series(values).dt.tz_convert("UTC").dt.tz_localize(None))
+    return pc.binary_join_element_wise(
+        pc.cast(t.cast(pa.timestamp("us")), pa.string()), "+00", ""
+    )
 
-    Each distinct address is parsed once. Times are written as UTC text with
-    ``+00`` (Arrow formats time-zone-aware timestamps about 40x slower).
+
+def _plan_bounds(session: Session) -> list[dt.datetime]:
+    """Where the plans in force change: every ``valid_from``/``valid_to`` of a
+    published or archived plan, in order."""
+    return list(
+        session.execute(
+            text(
+                "SELECT valid_from FROM plans WHERE status IN ('published', 'archived') "
+                "AND valid_from IS NOT NULL UNION SELECT valid_to FROM plans "
+                "WHERE status IN ('published', 'archived') AND valid_to IS NOT NULL "
+                "ORDER BY 1"
+            )
+        ).scalars()
+    )
+
+
+def _stage_table(
+    rows: pd.DataFrame, bounds: Sequence[dt.datetime]
+) -> tuple[pa.Table, pa.Table]:
+    """The rows as the staging table's columns, and their *places*.
+
+    A place is a distinct address in an *epoch* — a stretch between plan
+    ``bounds`` within which the plans in force do not change — so it has one
+    household and one grid; ``place_no`` numbers them (null without an
+    address). Each distinct address is parsed once.
     """
     address = pa.array(rows["address"], type=pa.large_string(), from_pandas=True)
     if isinstance(address, pa.ChunkedArray):
         address = address.combine_chunks()
     coded = address.dictionary_encode()
-    distinct = coded.dictionary.to_pylist()
-    keys = pa.table(
+    keys = address_keys(coded.dictionary.to_pylist())
+    key_no = coded.indices.to_numpy(zero_copy_only=False)  # float, NaN when null
+    reported = pd.Series(rows["reported_at"]).dt.tz_convert("UTC")
+    edges = np.array(
+        [pd.Timestamp(b).tz_convert("UTC").as_unit("ns").value for b in bounds],
+        dtype=np.int64,
+    )
+    epoch = np.searchsorted(edges, reported.dt.as_unit("ns").to_numpy("int64"), "right")
+    has_key = ~np.isnan(key_no)
+    pair = np.where(
+        has_key, np.nan_to_num(key_no).astype(np.int64) * (len(edges) + 1) + epoch, -1
+    )
+    place_no, uniques = pd.factorize(pair, use_na_sentinel=False)
+    starts = [None, *bounds]
+    valid = uniques >= 0
+    places = pa.table(
         {
-            "key_no": pa.array(range(len(distinct)), type=pa.int32()),
-            "addr_key": pa.array(address_keys(distinct), type=pa.large_string()),
+            "place_no": pa.array(np.flatnonzero(valid), type=pa.int32()),
+            "addr_key": pa.array(
+                [keys[int(u) // (len(edges) + 1)] for u in uniques[valid]],
+                type=pa.large_string(),
+            ),
+            "epoch": _utc_text(
+                pd.Series(
+                    [starts[int(u) % (len(edges) + 1)] for u in uniques[valid]],
+                    dtype="datetime64[us, UTC]",
+                )
+            ),
         }
     )
     columns: dict[str, Any] = {}
@@ -1333,20 +1384,17 @@ def _stage_table(rows: pd.DataFrame) -> tuple[pa.Table, pa.Table]:
             columns[c] = pa.array(rows["row"], type=pa.int64())
         elif c == "external_id":
             columns[c] = pa.array(rows["event_id"], from_pandas=True)
-        elif c == "key_no":
-            columns[c] = coded.indices
+        elif c == "place_no":
+            columns[c] = pa.array(place_no, mask=~has_key, type=pa.int32())
         elif c in _STAGE_TIMES:
-            t = pa.array(pd.Series(rows[c]).dt.tz_convert("UTC").dt.tz_localize(None))
-            columns[c] = pc.binary_join_element_wise(
-                pc.cast(t.cast(pa.timestamp("us")), pa.string()), "+00", ""
-            )
+            columns[c] = _utc_text(rows[c])
         elif c == "satisfaction":
             columns[c] = pa.array(rows[c], type=pa.int64(), from_pandas=True)
         elif c in ("lon", "lat"):
             columns[c] = pa.array(rows[c], type=pa.float64(), from_pandas=True)
         else:
             columns[c] = pa.array(rows[c], type=pa.large_string(), from_pandas=True)
-    return pa.table(columns), keys
+    return pa.table(columns), places
 
 
 def _copy(conn: Any, table: str, data: pa.Table) -> None:
@@ -1380,10 +1428,11 @@ def import_events(
     rows into a smaller table the indexes and constraints are rebuilt after the
     insert instead of kept row by row (:func:`_bulk_mode`; same transaction).
 
-    Only small tables are built on the way (households by distinct address,
-    grids by household and plan epoch, points placed by geometry, routing by
-    grid and tier); the rows themselves are read once for the problems and once
-    for the insert, each joined to those small tables.
+    Only small tables are resolved on the way — one row per place (address
+    and plan epoch), per row placed by its point, per grid and tier — and the
+    rows are read twice, for the problems and for the insert, each time joined
+    to those small tables in the order written. Event ids follow the rows'
+    order as read.
 
     Raises
     ------
@@ -1396,43 +1445,75 @@ def import_events(
     n = len(rows)
     if n == 0:
         raise InputError.one(source, "the file has no rows")
-    stage, keys = _stage_table(rows)
-    # JIT compiling these plans costs seconds and never pays off here; the
-    # sorts and hashes of a million rows fit in memory instead of spilling
-    session.execute(text("SET LOCAL jit = off"))
-    session.execute(text("SET LOCAL work_mem = '256MB'"))
-    # the joins in the order written (each to a small table, hashed): the
-    # planner misjudges the staged rows' joins and would multiply rows first
-    session.execute(text("SET LOCAL join_collapse_limit = 1"))
+    stage, places = _stage_table(rows, _plan_bounds(session))
+    # in a savepoint: whatever fails (a problem, a rule missing, the database)
+    # leaves the caller's transaction as it was — no staging tables, no
+    # dropped indexes or constraints, no settings changed
+    with session.begin_nested():
+        inserted = _store(session, stage, places, source=source, actor=actor)
+    return ImportReport(source, n, inserted, time.perf_counter() - t0)
+
+
+#: Settings of the import's statements (restored after): JIT compiling costs
+#: seconds and never pays off here; the hashes of a million rows fit in
+#: memory instead of spilling; and the joins run in the order written (each to
+#: a small table, hashed) — the planner misjudges the staged rows' joins and
+#: would multiply rows first; indexes are rebuilt in memory.
+_IMPORT_SETTINGS: Final = {
+    "jit": "off",
+    "work_mem": "256MB",
+    "join_collapse_limit": "1",
+    "maintenance_work_mem": "512MB",
+}
+
+
+def _store(
+    session: Session, stage: pa.Table, places: pa.Table, *, source: str, actor: str
+) -> int:
+    """Stage, check, place, route and insert the rows (see :func:`import_events`)."""
+    n = stage.num_rows
+    saved = {
+        name: session.execute(
+            text("SELECT current_setting(:name)"), {"name": name}
+        ).scalar_one()
+        for name in _IMPORT_SETTINGS
+    }
+    for name, value in _IMPORT_SETTINGS.items():
+        session.execute(
+            text("SELECT set_config(:name, :value, true)"),
+            {"name": name, "value": value},
+        )
     session.execute(
         text(
             "CREATE TEMP TABLE _stage_raw (row_no int, external_id text, "
             "reported_at timestamptz, category text, description text, address text, "
-            "key_no int, lon float8, lat float8, reporter text, resident_name text, "
+            "place_no int, lon float8, lat float8, reporter text, resident_name text, "
             "resident_phone text, tier text, status text, assignee text, "
             "deadline timestamptz, settled_at timestamptz, closed_at timestamptz, "
             "satisfaction int, comment text) ON COMMIT DROP"
         )
     )
     session.execute(
-        text("CREATE TEMP TABLE _stage_keys (key_no int, addr_key text) ON COMMIT DROP")
+        text(
+            "CREATE TEMP TABLE _stage_places (place_no int, addr_key text, "
+            "epoch timestamptz) ON COMMIT DROP"
+        )
     )
     conn: Any = session.connection().connection.driver_connection
-    _copy(conn, "_stage_keys", keys)
+    _copy(conn, "_stage_places", places)
     _copy(conn, "_stage_raw", stage)
     del stage
     session.execute(text("ANALYZE _stage_raw"))
     for sql in _PLACE_SQL:
         session.execute(text(sql))
+    # (before the problems: an event_id stored meanwhile cannot slip in)
+    bulk = _bulk_mode(session, n)
     problems = _import_problems(session, source)
     if problems:
-        session.execute(text(f"DROP TABLE {', '.join(_STAGE_TABLES)}"))
         raise InputError(problems[:100], total=len(problems))
-    bulk = _bulk_mode(session, n)
     inserted = session.execute(
         text(
-            f"WITH {_routing_ctes('_stage_combos')}, "
-            "ins AS (INSERT INTO events (external_id, reported_at, reporter_kind, "
+            "WITH ins AS (INSERT INTO events (external_id, reported_at, reporter_kind, "
             "reporter_person_id, resident_name, resident_phone, reported_by, description, "
             "address, geom, located_by, household_id, plan_id, grid_id, area_id, "
             "village_id, township_id, category_code, tier, assignee_id, rule_id, deadline, "
@@ -1443,16 +1524,16 @@ def import_events(
             "rp.id, s.resident_name, s.resident_phone, :actor, s.description, "
             "s.address, CASE WHEN s.lon IS NOT NULL THEN "
             "ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) ELSE "
-            "(SELECT geom FROM households WHERE id = hh.hid) END, "
-            f"{_LOCATED_BY}, CASE WHEN hh.n = 1 THEN hh.hid END, "
-            "coalesce(ha.plan_id, pt.plan_id), g.id, g.area_id, lv.vil, lv.town, "
-            f"s.category, {_TIER}, coalesce(ap.id, r.assignee_id), r.rule_id, "
-            "coalesce(s.deadline, s.reported_at + make_interval(hours => "
+            "(SELECT geom FROM households WHERE id = pl.hid) END, "
+            "CASE WHEN pl.grid_id IS NOT NULL OR pl.hid IS NOT NULL THEN 'exact' "
+            "ELSE 'point' END, CASE WHEN pl.n = 1 THEN pl.hid END, "
+            "coalesce(pl.plan_id, pt.plan_id), r.grid_id, r.area_id, r.village_id, "
+            f"r.township_id, s.category, {_TIER}, coalesce(ap.id, r.assignee_id), "
+            "r.rule_id, coalesce(s.deadline, s.reported_at + make_interval(hours => "
             "coalesce(c.deadline_hours, r.deadline_hours))), s.status, false, 0, "
             "s.settled_at, s.closed_at, s.satisfaction, s.comment, "
             "coalesce(s.closed_at, s.settled_at, s.reported_at) "
-            f"{_SOURCE} JOIN routed r ON r.area_id = g.area_id AND r.grid_id = g.id "
-            f"AND r.tier = {_TIER} "
+            f"{_SOURCE} JOIN _stage_route r ON r.grid_id = {_GRID} AND r.tier = {_TIER} "
             "RETURNING id, status, reported_at, external_id) "
             "INSERT INTO event_log (event_id, at, actor, action, from_status, to_status, "
             "note, details) SELECT id, reported_at, :actor, 'import', NULL, status, "
@@ -1471,7 +1552,12 @@ def import_events(
         _rebuild(session, bulk)
     session.execute(text(f"DROP TABLE {', '.join(_STAGE_TABLES)}"))
     session.execute(text("ANALYZE events"))
-    return ImportReport(source, n, int(inserted), time.perf_counter() - t0)
+    for name, value in saved.items():
+        session.execute(
+            text("SELECT set_config(:name, :value, true)"),
+            {"name": name, "value": value},
+        )
+    return int(inserted)
 
 
 _IN_FORCE_AT = (
@@ -1482,103 +1568,78 @@ _DEPTH_PA = (
     "array_position(ARRAY['province','city','county','township','village',"
     "'community']::text[], pa.level::text)"
 )
+_EPOCH = "coalesce(k.epoch, '-infinity'::timestamptz)"
 
 _STAGE_TABLES: Final = (
     "_stage_raw",
-    "_stage_keys",
-    "_stage_epochs",
-    "_stage_hh",
-    "_stage_ha",
+    "_stage_places",
+    "_stage_place",
     "_stage_pt",
-    "_stage_lv",
     "_stage_combos",
+    "_stage_route",
 )
 
 #: Small tables that place the staged rows (``_stage_raw``), built in order:
-#: the *epochs* — the stretches between plan boundaries (``valid_from``/
-#: ``valid_to``), within which the plans in force do not change; households by
-#: distinct address key; the grid of each household's assignment per epoch,
-#: from the plans in force then (else the published ones); the grid containing
-#: the point (or the household) of the rows not placed so (plans in force at
-#: ``reported_at``, else published); village and township per area; and every
-#: placed grid with every tier, to route.
+#: per place (``_stage_places``: an address key in a plan epoch, null for the
+#: start of time) its households and the grid of the household's assignment in
+#: the plans in force then (else the published ones); the grid containing the
+#: point (or the household) of each row not placed so, in the plans in force
+#: at ``reported_at`` (else published); and per placed grid and tier, the grid's
+#: area, village and township and the routing.
 _PLACE_SQL: Final = (
-    "CREATE TEMP TABLE _stage_epochs ON COMMIT DROP AS "
-    "WITH bounds AS (SELECT '-infinity'::timestamptz AS t UNION SELECT valid_from "
-    "FROM plans WHERE status IN ('published', 'archived') AND valid_from IS NOT NULL "
-    "UNION SELECT valid_to FROM plans WHERE status IN ('published', 'archived') "
-    "AND valid_to IS NOT NULL) "
-    "SELECT t AS start, lead(t) OVER (ORDER BY t) AS stop FROM bounds",
-    "ANALYZE _stage_epochs",
-    "CREATE TEMP TABLE _stage_hh ON COMMIT DROP AS SELECT k.key_no, min(h.id) AS hid, "
-    "count(*)::int AS n FROM _stage_keys k JOIN households h "
-    "ON h.address_key = k.addr_key GROUP BY k.key_no",
-    "ANALYZE _stage_hh",
-    "CREATE TEMP TABLE _stage_ha ON COMMIT DROP AS "
-    "SELECT hp.hid, hp.epoch, a.grid_id, a.plan_id FROM (SELECT DISTINCT hh.hid, "
-    "ep.start AS epoch FROM _stage_raw s JOIN _stage_hh hh ON hh.key_no = s.key_no "
-    "AND hh.n = 1 JOIN _stage_epochs ep ON s.reported_at >= ep.start "
-    "AND (ep.stop IS NULL OR s.reported_at < ep.stop)) hp "
-    "JOIN LATERAL (SELECT asg.grid_id, asg.plan_id FROM assignments asg "
+    "CREATE TEMP TABLE _stage_place ON COMMIT DROP AS "
+    "SELECT k.place_no, hh.hid, hh.n, a.grid_id, a.plan_id FROM _stage_places k "
+    "LEFT JOIN LATERAL (SELECT min(h.id) AS hid, nullif(count(*), 0)::int AS n "
+    "FROM households h WHERE h.address_key = k.addr_key) hh ON true "
+    "LEFT JOIN LATERAL (SELECT asg.grid_id, asg.plan_id FROM assignments asg "
     "JOIN plans p ON p.id = asg.plan_id JOIN admin_areas pa ON pa.id = p.area_id "
-    "WHERE asg.household_id = hp.hid "
-    f"AND (({_IN_FORCE_AT.format(t='hp.epoch')}) OR p.status = 'published') "
-    f"ORDER BY ({_IN_FORCE_AT.format(t='hp.epoch')}) DESC, {_DEPTH_PA} DESC, "
+    "WHERE hh.n = 1 AND asg.household_id = hh.hid AND "
+    f"(({_IN_FORCE_AT.format(t=_EPOCH)}) OR p.status = 'published') "
+    f"ORDER BY ({_IN_FORCE_AT.format(t=_EPOCH)}) DESC, {_DEPTH_PA} DESC, "
     "p.id DESC LIMIT 1) a ON true",
-    "ANALYZE _stage_ha",
+    "ANALYZE _stage_place",
     "CREATE TEMP TABLE _stage_pt ON COMMIT DROP AS SELECT s.row_no, l.grid_id, l.plan_id "
-    "FROM _stage_raw s LEFT JOIN _stage_hh hh ON hh.key_no = s.key_no "
-    "JOIN _stage_epochs ep ON s.reported_at >= ep.start "
-    "AND (ep.stop IS NULL OR s.reported_at < ep.stop) "
-    "LEFT JOIN _stage_ha ha ON ha.hid = hh.hid AND ha.epoch = ep.start AND hh.n = 1 "
+    "FROM _stage_raw s LEFT JOIN _stage_place pl ON pl.place_no = s.place_no "
     "JOIN LATERAL (SELECT g.id AS grid_id, g.plan_id FROM grids g "
     "JOIN plans p ON p.id = g.plan_id JOIN admin_areas pa ON pa.id = p.area_id "
     f"WHERE (({_IN_FORCE_AT.format(t='s.reported_at')}) OR p.status = 'published') "
     "AND ST_Intersects(g.geom, CASE WHEN s.lon IS NOT NULL "
     "THEN ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) "
-    "ELSE (SELECT geom FROM households WHERE id = hh.hid) END) "
+    "ELSE (SELECT geom FROM households WHERE id = pl.hid) END) "
     f"ORDER BY ({_IN_FORCE_AT.format(t='s.reported_at')}) DESC, {_DEPTH_PA} DESC, "
     "g.code LIMIT 1) l ON true "
-    "WHERE ha.grid_id IS NULL AND (hh.n = 1 OR s.lon IS NOT NULL)",
+    "WHERE pl.grid_id IS NULL AND (pl.n = 1 OR s.lon IS NOT NULL)",
     "ANALYZE _stage_pt",
-    "CREATE TEMP TABLE _stage_lv ON COMMIT DROP AS "
-    "WITH RECURSIVE up AS (SELECT a.id AS start, a.id, a.level, a.parent_id, "
-    "0 AS n FROM admin_areas a WHERE a.id IN (SELECT g.area_id FROM grids g "
-    "WHERE g.id IN (SELECT grid_id FROM _stage_ha UNION SELECT grid_id FROM _stage_pt)) "
+    "CREATE TEMP TABLE _stage_combos ON COMMIT DROP AS "
+    "SELECT g.area_id, g.id AS grid_id, t.tier FROM grids g "
+    "CROSS JOIN unnest(ARRAY['grid', 'village', 'township']) AS t(tier) "
+    "WHERE g.id IN (SELECT grid_id FROM _stage_place UNION SELECT grid_id FROM _stage_pt)",
+    "CREATE TEMP TABLE _stage_route ON COMMIT DROP AS "
+    f"WITH {_routing_ctes('_stage_combos')}, "
+    "lv AS (WITH RECURSIVE up AS (SELECT a.id AS start, a.id, a.level, a.parent_id, "
+    "0 AS n FROM admin_areas a WHERE a.id IN (SELECT area_id FROM _stage_combos) "
     "UNION ALL SELECT up.start, p.id, p.level, p.parent_id, up.n + 1 "
     "FROM admin_areas p JOIN up ON p.id = up.parent_id) "
     "SELECT start, (array_agg(id ORDER BY n) FILTER (WHERE level IN "
     "('village', 'community')))[1] AS vil, (array_agg(id ORDER BY n) FILTER "
-    "(WHERE level = 'township'))[1] AS town FROM up GROUP BY start",
-    "ANALYZE _stage_lv",
-    "CREATE TEMP TABLE _stage_combos ON COMMIT DROP AS "
-    "SELECT g.area_id, g.id AS grid_id, t.tier FROM grids g "
-    "CROSS JOIN unnest(ARRAY['grid', 'village', 'township']) AS t(tier) "
-    "WHERE g.id IN (SELECT grid_id FROM _stage_ha UNION SELECT grid_id FROM _stage_pt)",
-    "ANALYZE _stage_combos",
+    "(WHERE level = 'township'))[1] AS town FROM up GROUP BY start) "
+    "SELECT r.grid_id, r.tier, r.area_id, lv.vil AS village_id, lv.town AS township_id, "
+    "r.rule_id, r.deadline_hours, r.assignee_id FROM routed r "
+    "LEFT JOIN lv ON lv.start = r.area_id",
+    "ANALYZE _stage_route",
 )
 
-#: The staged rows joined to what places them (aliases: ``s`` the row, ``hh``
-#: its households, ``ha`` its household's grid, ``pt`` its point's grid, ``g``
-#: the grid, ``lv`` village and township, ``rp``/``ap`` reporter and assignee,
-#: ``c`` the category): every join but the row's own has a small inner side.
+#: The staged rows joined to what places them (aliases: ``s`` the row, ``pl``
+#: its place, ``pt`` its point's grid, ``c`` the category, ``rp``/``ap``
+#: reporter and assignee): each join after the rows' own has a small inner side.
 _SOURCE: Final = (
-    "FROM _stage_raw s LEFT JOIN _stage_hh hh ON hh.key_no = s.key_no "
-    "JOIN _stage_epochs ep ON s.reported_at >= ep.start "
-    "AND (ep.stop IS NULL OR s.reported_at < ep.stop) "
-    "LEFT JOIN _stage_ha ha ON ha.hid = hh.hid AND ha.epoch = ep.start AND hh.n = 1 "
+    "FROM _stage_raw s LEFT JOIN _stage_place pl ON pl.place_no = s.place_no "
     "LEFT JOIN _stage_pt pt ON pt.row_no = s.row_no "
-    "LEFT JOIN grids g ON g.id = coalesce(ha.grid_id, pt.grid_id) "
-    "LEFT JOIN _stage_lv lv ON lv.start = g.area_id "
+    "LEFT JOIN event_categories c ON c.code = s.category "
     "LEFT JOIN people rp ON rp.external_id = s.reporter "
     "LEFT JOIN people ap ON ap.external_id = s.assignee "
-    "LEFT JOIN event_categories c ON c.code = s.category "
 )
-_LOCATED_BY: Final = (
-    "CASE WHEN ha.grid_id IS NOT NULL THEN 'exact' WHEN hh.hid IS NOT NULL "
-    "AND pt.grid_id IS NOT NULL THEN 'exact' WHEN pt.grid_id IS NOT NULL "
-    "THEN 'point' END"
-)
+_GRID: Final = "coalesce(pl.grid_id, pt.grid_id)"
 _TIER: Final = (
     "coalesce(s.tier, CASE WHEN s.status = 'reported' THEN 'grid' "
     "ELSE c.default_tier::text END)"
@@ -1593,7 +1654,7 @@ BULK_ROWS: Final = 100_000
 @dataclass(frozen=True)
 class _Bulk:
     indexes: list[str]  # CREATE INDEX statements
-    constraints: list[tuple[str, str, str]]  # table, name, definition
+    constraints: list[tuple[str, str, str]]  # table, name, definition; drop order
 
 
 def _bulk_mode(session: Session, n: int) -> _Bulk | None:
@@ -1611,6 +1672,8 @@ def _bulk_mode(session: Session, n: int) -> _Bulk | None:
     ).scalar_one()
     if have > n:
         return None
+    # foreign keys first (one refers to the primary key of events), then the
+    # primary keys and unique constraints (their indexes built by sorting)
     constraints = [
         (r.tbl, r.conname, r.def_)
         for r in session.execute(
@@ -1618,7 +1681,8 @@ def _bulk_mode(session: Session, n: int) -> _Bulk | None:
                 "SELECT conrelid::regclass::text AS tbl, conname, "
                 "pg_get_constraintdef(oid) AS def_ FROM pg_constraint "
                 "WHERE conrelid IN ('events'::regclass, 'event_log'::regclass) "
-                "AND contype = 'f' ORDER BY conrelid, conname"
+                "AND contype IN ('f', 'p', 'u') "
+                "ORDER BY contype <> 'f', conrelid, conname"
             )
         )
     ]
@@ -1640,10 +1704,9 @@ def _bulk_mode(session: Session, n: int) -> _Bulk | None:
 
 
 def _rebuild(session: Session, bulk: _Bulk) -> None:
-    session.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
     for ddl in bulk.indexes:
         session.execute(text(ddl))
-    for tbl, name, definition in bulk.constraints:
+    for tbl, name, definition in reversed(bulk.constraints):
         session.execute(text(f'ALTER TABLE {tbl} ADD CONSTRAINT "{name}" {definition}'))
 
 
@@ -1672,19 +1735,19 @@ def _import_problems(session: Session, source: str) -> list[Problem]:
         ),
         (
             "'address'",
-            "hh.n > 1 AND s.lon IS NULL",
-            "'the address matches ' || hh.n || ' households; give lon/lat'",
+            "pl.n > 1 AND s.lon IS NULL",
+            "'the address matches ' || pl.n || ' households; give lon/lat'",
         ),
         (
             "'address'",
-            "s.address IS NOT NULL AND hh.hid IS NULL AND s.lon IS NULL",
+            "s.address IS NOT NULL AND pl.hid IS NULL AND s.lon IS NULL",
             "'no household has the address ' || quote_literal(s.address) "
             "|| ' (an import needs an exact match); give lon/lat'",
         ),
         (
             "CASE WHEN s.lon IS NULL THEN 'address' ELSE 'lon' END",
-            "g.id IS NULL AND (hh.hid IS NOT NULL OR s.lon IS NOT NULL) "
-            "AND (hh.n IS NULL OR hh.n = 1 OR s.lon IS NOT NULL)",
+            f"{_GRID} IS NULL AND (pl.hid IS NOT NULL OR s.lon IS NOT NULL) "
+            "AND (pl.n IS NULL OR pl.n = 1 OR s.lon IS NOT NULL)",
             "'the place is in no grid of the plans in force at reported_at, nor of "
             "the published plans'",
         ),
@@ -1694,12 +1757,14 @@ def _import_problems(session: Session, source: str) -> list[Problem]:
         for field, cond, message in checks
     )
     bad = " OR ".join(f"({cond})" for _, cond, _ in checks)
+    # (the rows with problems found in the joins' order, then sorted: few)
     rows = session.execute(
         text(
+            "SELECT row_no, field, message FROM ("
             f"SELECT s.row_no, p.field, p.message {_SOURCE}"
             "LEFT JOIN events e ON e.external_id = s.external_id "
             f"CROSS JOIN LATERAL (VALUES {values}) p(field, message) "
-            f"WHERE ({bad}) AND p.message IS NOT NULL ORDER BY 1, 2"
+            f"WHERE ({bad}) AND p.message IS NOT NULL OFFSET 0) found ORDER BY 1, 2"
         )
     ).all()
     return [Problem(source, msg, row=r, field=f) for r, f, msg in rows]

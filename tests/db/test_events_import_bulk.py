@@ -153,3 +153,15 @@ def test_a_bulk_import_with_a_bad_row_writes_nothing(
     assert {(p.row, p.field) for p in info.value.problems} == {(2, "category")}
     assert session.execute(text("SELECT count(*) FROM events")).scalar_one() == 0
     assert _schema(session) == schema
+    # the caller's transaction goes on as before the import: no staging tables
+    # left, the settings as they were, and the next import works
+    assert session.execute(text("SELECT to_regclass('_stage_raw')")).scalar() is None
+    assert session.execute(text("SHOW join_collapse_limit")).scalar() == "8"
+    path.write_text(
+        HEADER + f"D-1,2025-03-01,010101,,{ev.east_address(1)},,,,,,reported,,\n",
+        encoding="utf-8",
+    )
+    store.import_events(session, read_event_rows(path), source="good.csv")
+    assert session.execute(text("SELECT count(*) FROM events")).scalar_one() == 1
+    assert _schema(session) == schema
+    assert session.execute(text("SHOW work_mem")).scalar() != "256MB"
