@@ -136,11 +136,21 @@ def _texts(col: pd.Series) -> pa.Array:
 
 def _iso_times(values: pa.Array, timezone: str) -> pd.Series | None:
     """A column of ISO 8601 times parsed at once, when every value is ISO 8601
-    and all carry the same UTC offset or none (the usual export); else None (the
-    caller checks each value and names the bad ones)."""
+    and all carry a UTC offset (Arrow), or none, or the same one (the usual
+    exports); else None (the caller checks each value and names the bad ones)."""
     given = len(values) - values.null_count
     if not given:
         return None
+    utc = pa.timestamp("us", "UTC")
+    try:  # Arrow's parser: every value with an offset, or none
+        return pd.Series(values.cast(utc).to_pandas())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    try:
+        local = pc.assume_timezone(values.cast(pa.timestamp("us")), timezone=timezone)
+        return pd.Series(local.cast(utc).to_pandas())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+        pass
     try:
         parsed = pd.to_datetime(pd.Series(values.to_pandas()), format="ISO8601")
     except (ValueError, TypeError, OverflowError):

@@ -1310,6 +1310,19 @@ _STAGE_COLUMNS: Final = (
 _STAGE_TIMES: Final = ("reported_at", "deadline", "settled_at", "closed_at")
 
 
+def _micros(values: Any) -> pa.Array:
+    """Time-zone-aware times as microseconds since 1970 UTC (null when missing):
+    the server reads integers several times faster than times as text."""
+    us = pd.Series(values).dt.tz_convert("UTC").dt.as_unit("us")
+    return pa.array(us).cast(pa.int64())
+
+
+def _at(column: str) -> str:
+    """The time of a staged column of :func:`_micros` (exact: float8 holds every
+    microsecond of these centuries, and ``to_timestamp`` rounds to the microsecond)."""
+    return f"to_timestamp({column}::float8 / 1000000)"
+
+
 def _utc_text(values: Any) -> pa.Array:
     """Time-zone-aware times as UTC text ending ``+00`` (Arrow formats aware
     timestamps about 40x slower than naive ones)."""
@@ -1387,7 +1400,7 @@ def _stage_table(
         elif c == "place_no":
             columns[c] = pa.array(place_no, mask=~has_key, type=pa.int32())
         elif c in _STAGE_TIMES:
-            columns[c] = _utc_text(rows[c])
+            columns[c] = _micros(rows[c])
         elif c == "satisfaction":
             columns[c] = pa.array(rows[c], type=pa.int64(), from_pandas=True)
         elif c in ("lon", "lat"):
@@ -1486,10 +1499,10 @@ def _store(
     session.execute(
         text(
             "CREATE TEMP TABLE _stage_raw (row_no int, external_id text, "
-            "reported_at timestamptz, category text, description text, address text, "
+            "reported_at bigint, category text, description text, address text, "
             "place_no int, lon float8, lat float8, reporter text, resident_name text, "
             "resident_phone text, tier text, status text, assignee text, "
-            "deadline timestamptz, settled_at timestamptz, closed_at timestamptz, "
+            "deadline bigint, settled_at bigint, closed_at bigint, "
             "satisfaction int, comment text) ON COMMIT DROP"
         )
     )
@@ -1519,7 +1532,7 @@ def _store(
             "village_id, township_id, category_code, tier, assignee_id, rule_id, deadline, "
             "status, escalated, escalation_level, settled_at, closed_at, satisfaction, "
             "satisfaction_comment, updated_at) "
-            "SELECT s.external_id, s.reported_at, CASE WHEN s.resident_name IS NOT NULL "
+            "SELECT s.external_id, t.reported_at, CASE WHEN s.resident_name IS NOT NULL "
             "OR s.resident_phone IS NOT NULL THEN 'resident' ELSE 'person' END, "
             "rp.id, s.resident_name, s.resident_phone, :actor, s.description, "
             "s.address, CASE WHEN s.lon IS NOT NULL THEN "
@@ -1529,10 +1542,10 @@ def _store(
             "ELSE 'point' END, CASE WHEN pl.n = 1 THEN pl.hid END, "
             "coalesce(pl.plan_id, pt.plan_id), r.grid_id, r.area_id, r.village_id, "
             f"r.township_id, s.category, {_TIER}, coalesce(ap.id, r.assignee_id), "
-            "r.rule_id, coalesce(s.deadline, s.reported_at + make_interval(hours => "
+            "r.rule_id, coalesce(t.deadline, t.reported_at + make_interval(hours => "
             "coalesce(c.deadline_hours, r.deadline_hours))), s.status, false, 0, "
-            "s.settled_at, s.closed_at, s.satisfaction, s.comment, "
-            "coalesce(s.closed_at, s.settled_at, s.reported_at) "
+            "t.settled_at, t.closed_at, s.satisfaction, s.comment, "
+            "coalesce(t.closed_at, t.settled_at, t.reported_at) "
             f"{_SOURCE} JOIN _stage_route r ON r.grid_id = {_GRID} AND r.tier = {_TIER} "
             "RETURNING id, status, reported_at, external_id) "
             "INSERT INTO event_log (event_id, at, actor, action, from_status, to_status, "
@@ -1602,11 +1615,12 @@ _PLACE_SQL: Final = (
     "FROM _stage_raw s LEFT JOIN _stage_place pl ON pl.place_no = s.place_no "
     "JOIN LATERAL (SELECT g.id AS grid_id, g.plan_id FROM grids g "
     "JOIN plans p ON p.id = g.plan_id JOIN admin_areas pa ON pa.id = p.area_id "
-    f"WHERE (({_IN_FORCE_AT.format(t='s.reported_at')}) OR p.status = 'published') "
+    f"WHERE (({_IN_FORCE_AT.format(t=_at('s.reported_at'))}) "
+    "OR p.status = 'published') "
     "AND ST_Intersects(g.geom, CASE WHEN s.lon IS NOT NULL "
     "THEN ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) "
     "ELSE (SELECT geom FROM households WHERE id = pl.hid) END) "
-    f"ORDER BY ({_IN_FORCE_AT.format(t='s.reported_at')}) DESC, {_DEPTH_PA} DESC, "
+    f"ORDER BY ({_IN_FORCE_AT.format(t=_at('s.reported_at'))}) DESC, {_DEPTH_PA} DESC, "
     "g.code LIMIT 1) l ON true "
     "WHERE pl.grid_id IS NULL AND (pl.n = 1 OR s.lon IS NOT NULL)",
     "ANALYZE _stage_pt",
@@ -1629,11 +1643,15 @@ _PLACE_SQL: Final = (
     "ANALYZE _stage_route",
 )
 
-#: The staged rows joined to what places them (aliases: ``s`` the row, ``pl``
+#: The staged rows joined to what places them (aliases: ``s`` the row, ``t``
+#: its times, ``pl``
 #: its place, ``pt`` its point's grid, ``c`` the category, ``rp``/``ap``
 #: reporter and assignee): each join after the rows' own has a small inner side.
 _SOURCE: Final = (
-    "FROM _stage_raw s LEFT JOIN _stage_place pl ON pl.place_no = s.place_no "
+    f"FROM _stage_raw s CROSS JOIN LATERAL (SELECT {_at('s.reported_at')} AS reported_at, "
+    f"{_at('s.deadline')} AS deadline, {_at('s.settled_at')} AS settled_at, "
+    f"{_at('s.closed_at')} AS closed_at) t "
+    "LEFT JOIN _stage_place pl ON pl.place_no = s.place_no "
     "LEFT JOIN _stage_pt pt ON pt.row_no = s.row_no "
     "LEFT JOIN event_categories c ON c.code = s.category "
     "LEFT JOIN people rp ON rp.external_id = s.reporter "

@@ -165,3 +165,29 @@ def test_a_bulk_import_with_a_bad_row_writes_nothing(
     assert session.execute(text("SELECT count(*) FROM events")).scalar_one() == 1
     assert _schema(session) == schema
     assert session.execute(text("SHOW work_mem")).scalar() != "256MB"
+
+
+def test_times_keep_their_microseconds(
+    session: Session, world: ev.World, tmp_path: Path
+) -> None:
+    # staged as integers (microseconds since 1970) and turned back into times
+    path = tmp_path / "us.csv"
+    path.write_text(
+        HEADER
+        + f"U-1,2025-03-01T08:30:00.123457+08:00,010101,,{ev.east_address(1)},,,,,,"
+        + "settled,2099-12-31T23:59:59.999999Z,\n"
+        + "U-2,1999-12-31 23:59:59.000001,010101,,,120.05,30.1,,,,reported,,\n",
+        encoding="utf-8",
+    )
+    store.import_events(session, read_event_rows(path), source="us.csv")
+    got = session.execute(
+        text("SELECT reported_at, settled_at FROM events ORDER BY external_id")
+    ).all()
+    utc = dt.UTC
+    assert got == [
+        (
+            dt.datetime(2025, 3, 1, 0, 30, 0, 123457, tzinfo=utc),
+            dt.datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=utc),
+        ),
+        (dt.datetime(1999, 12, 31, 23, 59, 59, 1, tzinfo=utc), None),
+    ]
