@@ -15,6 +15,7 @@ from api.escalation import Escalator
 from api.jobs import JobRunner
 from api.limits import AuthThrottle, RequestGuard
 from api.problems import BodyLimit, install_problem_handlers
+from api.report_batches import ReportBatcher
 from api.routes import events, features, health, lookup, plans, tiles, viewer
 from geo.store.db import database_url, make_engine
 from geo.store.lookup import HOT_PATH_SETTINGS
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await pool.open(wait=True, timeout=30)
         app.state.engine = engine
         app.state.pool = pool
+        app.state.reports = ReportBatcher(pool)
         app.state.jobs = JobRunner(engine, scheduler=s.dask_scheduler)
         app.state.escalator = Escalator(engine, s.escalate_every_s)
         app.state.escalator.start()

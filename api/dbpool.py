@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from geo.store.db_errors import unavailable_reason
 
-__all__ = ["fetch_all", "fetch_one", "write_one"]
+__all__ = ["connection_lost", "fetch_all", "fetch_one", "write_all"]
 
 
 def _connection_lost(exc: psycopg.Error) -> bool:
@@ -61,8 +61,10 @@ async def fetch_one(pool: AsyncConnectionPool, sql: Any, params: dict[str, Any])
     return await _fetch(pool, sql, params, one=True)
 
 
-async def write_one(pool: AsyncConnectionPool, sql: Any, params: Sequence[Any]) -> Any:
-    """The first row (named attributes) of one statement that writes, or None.
+async def write_all(
+    pool: AsyncConnectionPool, sql: Any, params: Sequence[Any]
+) -> list[Any]:
+    """Every row (named attributes) of one statement that writes.
 
     ``sql`` has PostgreSQL's ``$1``… placeholders (a raw cursor: psycopg does
     not parse it), ``params`` their values in order.
@@ -75,9 +77,16 @@ async def write_one(pool: AsyncConnectionPool, sql: Any, params: Sequence[Any]) 
         async with pool.connection(timeout=pool.timeout) as conn:
             cur = AsyncRawCursor(conn, row_factory=dict_row)
             await cur.execute(sql, params)
-            row = await cur.fetchone()
-            return None if row is None else SimpleNamespace(**row)
+            return [SimpleNamespace(**row) for row in await cur.fetchall()]
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         if _connection_lost(exc):
             await pool.check()
         raise
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the statement's connection broke (it may have been
+    committed: never run it again)."""
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and (
+        _connection_lost(exc)
+    )

@@ -20,7 +20,6 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.dbpool import write_one
 from api.deps import FastHandlerDep, HandlerDep, SessionDep
 from api.problems import ProblemError, problem_responses
 from geo.crs import gcj02_to_wgs84
@@ -434,20 +433,13 @@ async def report(request: Request, key: FastHandlerDep, body: EventIn) -> Respon
         "resident_phone": body.resident.phone if body.resident else None,
         "reported_at": dt.datetime.now(dt.UTC),
     }
-    # hot path: one statement on the pooled autocommit connections (an exact
-    # address or a point in a grid); anything else (fuzzy or ambiguous
+    # hot path: one statement on the pooled autocommit connections, with the
+    # reports waiting at the moment (an exact address or a point in a grid;
+    # api.report_batches); anything else (fuzzy or ambiguous
     # addresses, points outside every grid, unknown codes: the errors) is
     # decided by store.report_event in a transaction of its own
     params = hotpath.report_params(**args)
-    row = (
-        await write_one(
-            request.app.state.pool,
-            hotpath.REPORT_SQL_NATIVE,
-            [params[k] for k in hotpath.REPORT_PARAM_NAMES],
-        )
-        if params is not None
-        else None
-    )
+    row = await request.app.state.reports.report(params) if params is not None else None
     if row is not None:
         e = hotpath.report_record(row)
     else:

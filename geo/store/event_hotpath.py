@@ -1,12 +1,14 @@
-"""``POST /events`` in one statement: resolve, route, insert the event and its log
-entry, and read it back — one round trip on an autocommit connection.
+"""``POST /events`` in one statement: resolve, route, insert the events and their
+log entries, and read them back — one round trip on an autocommit connection for
+a whole batch of reports (the server sends the reports waiting at that moment
+together: :mod:`api.report_batches`).
 
 :data:`REPORT_SQL` does what :func:`geo.store.events.report_event` does for the
 common cases — an address whose canonical key names exactly one household in a
 grid of the published plans, or (without an address) a point inside such a
 grid — and answers no row for everything else (no such category or reporter, no
 exact key, an ambiguous key, a household in no grid, a point outside every
-grid, no routing rule), writing nothing. The caller then runs
+grid, no routing rule), writing nothing for that report. The caller then runs
 :func:`~geo.store.events.report_event`, which decides those cases (trigram
 matching, the nearest grid, the errors naming the field). Both store the same
 rows and give the same :class:`~geo.store.events.EventRecord`: the statement
@@ -17,7 +19,9 @@ event query (:data:`geo.store.events._EVENT_SQL`).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+from collections.abc import Sequence
 from typing import Any, Final
 
 from geo.address import address_keys
@@ -33,9 +37,9 @@ from geo.store.events import (
 )
 
 __all__ = [
-    "REPORT_PARAM_NAMES",
     "REPORT_SQL",
     "REPORT_SQL_NATIVE",
+    "report_batch",
     "report_params",
     "report_record",
 ]
@@ -47,70 +51,81 @@ _DEPTH: Final = (
 
 _SELECT, _FROM = _EVENT_SQL.split(" FROM events e ", 1)
 
-#: One statement (psycopg ``%(name)s`` parameters): the event as
-#: :data:`geo.store.events._EVENT_SQL` reads it plus its routing and log entry,
-#: or no row (nothing written) when :func:`report_event` must decide.
+#: One statement for a batch of reports (psycopg ``%(batch)s``: a JSON array of
+#: :func:`report_params` objects, numbered by ``i``): per report that it can
+#: store, the event as :data:`geo.store.events._EVENT_SQL` reads it plus ``i``,
+#: its routing and its log entry; no row (nothing written) for a report that
+#: :func:`report_event` must decide. Every step is set-based, so a batch of
+#: many reports costs little more than one (the statement-level rollup
+#: trigger, the plan, the commit run once per batch).
 REPORT_SQL: Final = (
-    "WITH cat AS (SELECT code, deadline_hours FROM event_categories "
-    "WHERE code = %(cat)s), "
-    "rep AS (SELECT id FROM people WHERE external_id = %(rep)s), "
+    "WITH req AS MATERIALIZED (SELECT * FROM jsonb_to_recordset(CAST(%(batch)s AS jsonb)) "
+    "AS r(i int, cat text, rep text, key text, addr text, lon float8, lat float8, "
+    "at timestamptz, kind text, rn text, rph text, actor text, descr text)), "
     "in_force AS (SELECT p.id, "
     f"{_DEPTH} AS depth FROM plans p JOIN admin_areas pa ON pa.id = p.area_id "
     "WHERE p.status = 'published'), "
     # an address: exactly one household with its key, and its grid
-    "m AS (SELECT h.id, h.geom FROM households h WHERE h.address_key = %(key)s "
-    "ORDER BY h.id LIMIT 2), "
-    "hh AS (SELECT m.id, coalesce((SELECT a.grid_id FROM assignments a "
+    "m AS (SELECT r.i, h.id, h.geom, count(*) OVER (PARTITION BY r.i) AS n FROM req r "
+    "JOIN LATERAL (SELECT h.id, h.geom FROM households h WHERE h.address_key = r.key "
+    "ORDER BY h.id LIMIT 2) h ON true WHERE r.key IS NOT NULL), "
+    "hh AS (SELECT m.i, m.id, coalesce((SELECT a.grid_id FROM assignments a "
     "JOIN in_force f ON f.id = a.plan_id WHERE a.household_id = m.id "
     "ORDER BY f.depth DESC, f.id DESC LIMIT 1), (SELECT g2.id FROM grids g2 "
     "JOIN in_force f ON f.id = g2.plan_id WHERE ST_Intersects(g2.geom, m.geom) "
-    "ORDER BY f.depth DESC, g2.code LIMIT 1)) AS grid_id FROM m "
-    "WHERE (SELECT count(*) FROM m) = 1), "
+    "ORDER BY f.depth DESC, g2.code LIMIT 1)) AS grid_id FROM m WHERE m.n = 1), "
     # no address: the grid containing the point
-    "pt AS (SELECT g.id AS grid_id FROM grids g JOIN in_force f ON f.id = g.plan_id "
-    "WHERE CAST(%(addr)s AS text) IS NULL AND ST_Intersects(g.geom, "
-    "ST_SetSRID(ST_MakePoint(CAST(%(lon)s AS float8), CAST(%(lat)s AS float8)), 4326)) "
-    "ORDER BY f.depth DESC, g.code LIMIT 1), "
-    "place AS (SELECT grid_id, id AS hh_id, 'exact' AS located_by FROM hh "
-    "WHERE grid_id IS NOT NULL UNION ALL SELECT grid_id, NULL::bigint, 'point' FROM pt), "
-    "src AS (SELECT g.area_id, g.id AS grid_id, 'grid'::text AS tier, g.plan_id, "
+    "pt AS (SELECT r.i, g.grid_id FROM req r JOIN LATERAL (SELECT g.id AS grid_id "
+    "FROM grids g JOIN in_force f ON f.id = g.plan_id WHERE ST_Intersects(g.geom, "
+    "ST_SetSRID(ST_MakePoint(r.lon, r.lat), 4326)) ORDER BY f.depth DESC, g.code "
+    "LIMIT 1) g ON true WHERE r.addr IS NULL), "
+    "place AS (SELECT i, grid_id, id AS hh_id, 'exact' AS located_by FROM hh "
+    "WHERE grid_id IS NOT NULL UNION ALL SELECT i, grid_id, NULL::bigint, 'point' FROM pt), "
+    "src AS (SELECT place.i, g.area_id, g.id AS grid_id, 'grid'::text AS tier, g.plan_id, "
     "g.code, place.hh_id, place.located_by FROM place JOIN grids g "
     "ON g.id = place.grid_id), "
     f"{_routing_ctes('src')}, "
-    "lv AS (WITH RECURSIVE up AS (SELECT id, level, parent_id, 0 AS n FROM admin_areas "
-    "WHERE id = (SELECT area_id FROM src) UNION ALL SELECT p.id, p.level, p.parent_id, "
-    "up.n + 1 FROM admin_areas p JOIN up ON p.id = up.parent_id) "
-    "SELECT (SELECT id FROM up WHERE level IN ('village', 'community') "
-    "ORDER BY n LIMIT 1) AS vil, (SELECT id FROM up WHERE level = 'township' "
-    "ORDER BY n LIMIT 1) AS town), "
-    "ok AS (SELECT src.*, r.rule_id, r.assignee_id, "
-    "coalesce(cat.deadline_hours, r.deadline_hours) AS hours FROM src "
+    "lv AS (WITH RECURSIVE up AS (SELECT a.id AS start, a.id, a.level, a.parent_id, "
+    "0 AS n FROM admin_areas a WHERE a.id IN (SELECT area_id FROM src) "
+    "UNION ALL SELECT up.start, p.id, p.level, p.parent_id, up.n + 1 "
+    "FROM admin_areas p JOIN up ON p.id = up.parent_id) "
+    "SELECT start, (array_agg(id ORDER BY n) FILTER (WHERE level IN "
+    "('village', 'community')))[1] AS vil, (array_agg(id ORDER BY n) FILTER "
+    "(WHERE level = 'township'))[1] AS town FROM up GROUP BY start), "
+    # the reports to store, each with its event id (nextval: once per row)
+    "ok AS MATERIALIZED (SELECT src.i, src.area_id, src.grid_id, src.plan_id, src.code, "
+    "src.hh_id, src.located_by, q.at, q.kind, q.rn, q.rph, q.actor, q.descr, q.addr, "
+    "q.lon, q.lat, q.cat, rp.id AS rep_id, r.rule_id, r.assignee_id, "
+    "coalesce(cat.deadline_hours, r.deadline_hours) AS hours, lv.vil, lv.town, "
+    "nextval('events_id_seq'::regclass) AS id FROM src JOIN req q ON q.i = src.i "
+    "JOIN event_categories cat ON cat.code = q.cat "
     "JOIN routed r ON r.area_id = src.area_id AND r.grid_id = src.grid_id "
-    "AND r.tier = src.tier CROSS JOIN cat "
-    "WHERE CAST(%(rep)s AS text) IS NULL OR EXISTS (SELECT 1 FROM rep)), "
-    "ins AS (INSERT INTO events (reported_at, reporter_kind, reporter_person_id, "
+    "AND r.tier = src.tier LEFT JOIN people rp ON rp.external_id = q.rep "
+    "LEFT JOIN lv ON lv.start = src.area_id "
+    "WHERE q.rep IS NULL OR rp.id IS NOT NULL), "
+    "ins AS (INSERT INTO events (id, reported_at, reporter_kind, reporter_person_id, "
     "resident_name, resident_phone, reported_by, description, address, geom, "
     "located_by, household_id, plan_id, grid_id, area_id, village_id, township_id, "
     "category_code, tier, assignee_id, rule_id, deadline, status, updated_at) "
-    "SELECT %(at)s, %(kind)s, (SELECT id FROM rep), %(rn)s, %(rph)s, %(actor)s, "
-    "%(desc)s, %(addr)s, coalesce(ST_SetSRID(ST_MakePoint(CAST(%(lon)s AS float8), "
-    "CAST(%(lat)s AS float8)), 4326), (SELECT geom FROM households "
-    "WHERE id = ok.hh_id)), ok.located_by, ok.hh_id, ok.plan_id, ok.grid_id, "
-    "ok.area_id, lv.vil, lv.town, %(cat)s, 'grid', ok.assignee_id, ok.rule_id, "
-    "CAST(%(at)s AS timestamptz) + make_interval(hours => ok.hours), 'reported', "
-    "%(at)s FROM ok CROSS JOIN lv RETURNING *), "
+    "SELECT ok.id, ok.at, ok.kind, ok.rep_id, ok.rn, ok.rph, ok.actor, ok.descr, "
+    "ok.addr, coalesce(ST_SetSRID(ST_MakePoint(ok.lon, ok.lat), 4326), "
+    "(SELECT geom FROM households WHERE id = ok.hh_id)), ok.located_by, ok.hh_id, "
+    "ok.plan_id, ok.grid_id, ok.area_id, ok.vil, ok.town, ok.cat, 'grid', "
+    "ok.assignee_id, ok.rule_id, ok.at + make_interval(hours => ok.hours), "
+    "'reported', ok.at FROM ok RETURNING *), "
     "lg AS (INSERT INTO event_log (event_id, at, actor, action, from_status, "
-    "to_status, note, details) SELECT ins.id, %(at)s, %(actor)s, 'report', NULL, "
+    "to_status, note, details) SELECT ins.id, ok.at, ok.actor, 'report', NULL, "
     "'reported', NULL, jsonb_build_object('grid', ok.code, 'plan_id', ok.plan_id, "
     "'located_by', ok.located_by, 'tier', 'grid', 'assignee', "
     "(SELECT external_id FROM people WHERE id = ok.assignee_id), 'rule_id', "
-    "ok.rule_id, 'deadline_hours', ok.hours) FROM ins CROSS JOIN ok "
-    "RETURNING at, actor, action, from_status, to_status, note, details) "
-    f"{_SELECT.replace(':now', '%(at)s')}, rr.handler_role AS r_role, "
-    "rr.deadline_hours AS r_hours, cat.deadline_hours AS cat_hours, lg.at AS l_at, "
+    "ok.rule_id, 'deadline_hours', ok.hours) FROM ins JOIN ok ON ok.id = ins.id "
+    "RETURNING event_id, at, actor, action, from_status, to_status, note, details) "
+    f"{_SELECT.replace(':now', 'ok.at')}, ok.i, rr.handler_role AS r_role, "
+    "rr.deadline_hours AS r_hours, c.deadline_hours AS cat_hours, lg.at AS l_at, "
     "lg.actor AS l_actor, lg.action AS l_action, lg.from_status AS l_from, "
     "lg.to_status AS l_to, lg.note AS l_note, lg.details AS l_details "
-    f"FROM ins e {_FROM} CROSS JOIN lg CROSS JOIN cat"
+    f"FROM ins e {_FROM} JOIN ok ON ok.id = e.id JOIN lg ON lg.event_id = e.id "
+    "ORDER BY ok.i"
 )
 
 
@@ -131,8 +146,9 @@ def _native(sql: str) -> tuple[str, tuple[str, ...]]:
     return re.sub(r"%\((\w+)\)s", number, sql), tuple(names)
 
 
-#: :data:`REPORT_SQL` for a raw cursor (``$n``), and its parameters' names in order.
-REPORT_SQL_NATIVE, REPORT_PARAM_NAMES = _native(REPORT_SQL)
+#: :data:`REPORT_SQL` for a raw cursor (``$1``: see :func:`report_batch`).
+REPORT_SQL_NATIVE, _NAMES = _native(REPORT_SQL)
+assert _NAMES == ("batch",)
 
 
 def report_params(
@@ -148,7 +164,7 @@ def report_params(
     resident_phone: str | None,
     reported_at: dt.datetime,
 ) -> dict[str, Any] | None:
-    """The parameters of :data:`REPORT_SQL`, or None when only
+    """One report for :func:`report_batch`, or None when only
     :func:`~geo.store.events.report_event` can decide (no place, half a point,
     an address without a canonical key)."""
     if address is not None and not address.strip():
@@ -165,13 +181,24 @@ def report_params(
         "addr": address,
         "lon": lon,
         "lat": lat,
-        "at": reported_at,
+        "at": reported_at.isoformat(),
         "kind": "resident" if (resident_name or resident_phone) else "person",
         "rn": resident_name,
         "rph": resident_phone,
         "actor": actor,
-        "desc": description,
+        "descr": description,
     }
+
+
+def report_batch(reports: Sequence[dict[str, Any]]) -> list[Any]:
+    """The parameters of :data:`REPORT_SQL_NATIVE` for ``reports`` (each of
+    :func:`report_params`; its answer row carries its index as ``i``).
+
+    JSON carries the floats exactly (shortest round-trip text) and the times
+    as ISO 8601 with their offset.
+    """
+    batch = [{**r, "i": i} for i, r in enumerate(reports)]
+    return [json.dumps(batch, ensure_ascii=False, allow_nan=False)]
 
 
 def report_record(row: Any) -> EventRecord:
