@@ -18,7 +18,6 @@ from sqlalchemy import Engine, text
 
 from api.report_batches import ReportBatcher
 from geo.store import event_hotpath
-from geo.store.db import make_engine
 
 AT = dt.datetime(2026, 3, 1, 8, 30, 0, 123456, tzinfo=dt.UTC)
 _LON, _LAT = ev.WEST_BOX[0] + 0.05, ev.WEST_BOX[1] + 0.05
@@ -43,15 +42,6 @@ REPORTS = [
 ]
 DECIDED_ELSEWHERE = {5, 6, 7}
 VOLATILE = {"id", "version"}
-
-
-@pytest.fixture(scope="module")
-def engine(db_url: str) -> Iterator[Engine]:
-    e = make_engine(db_url)
-    try:
-        yield e
-    finally:
-        e.dispose()
 
 
 @pytest.fixture(scope="module")
