@@ -42,7 +42,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,6 +56,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _db import fresh_database, reusable_database
+from _server import free_port, wait_ready
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -264,26 +264,6 @@ def bench_stats(url: str, repeat: int) -> dict[str, float]:
 # --------------------------------------------------------------------------- POST /events
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited early (code {proc.returncode})")
-        try:
-            if httpx.get(f"{base}/conformance", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"the server did not answer within {timeout_s:.0f} s")
-
-
 async def _post_all(
     base: str, token: str, bodies: list[dict[str, Any]], concurrency: int
 ) -> tuple[float, list[float], dict[int, int]]:
@@ -420,7 +400,7 @@ def bench_post(
         )
         for i, (a, x, y, _) in enumerate(picks)
     ]
-    port = _free_port()
+    port = free_port(HOST)
     base = f"http://{HOST}:{port}"
     env = {**os.environ, "GRIDMAP_DATABASE_URL": url, "GRIDMAP_ESCALATE_EVERY_S": "0"}
     log_path = ROOT / ".gridmap" / "bench-events.log"
@@ -439,7 +419,7 @@ def bench_post(
             cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         try:
-            _wait_ready(base, proc, timeout_s=120)
+            wait_ready(base, proc, timeout_s=120)
             post_all = _post_all_raw if client == "raw" else _post_all
             asyncio.run(post_all(base, token, bodies[:200], concurrency))  # warm-up
             cpu0 = _cpu_s(proc.pid, url)

@@ -34,7 +34,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _db import fresh_database, reusable_database
+from _server import free_port, wait_ready
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -93,12 +93,6 @@ end
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def _need(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:
@@ -112,20 +106,6 @@ def _database(name: str, households: int, reuse: bool) -> str:
     if reuse and (url_s := reusable_database(name, households)):
         return url_s
     return fresh_database(name)
-
-
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited early (code {proc.returncode})")
-        try:
-            if httpx.get(f"{base}/conformance", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"the server did not answer within {timeout_s:.0f} s")
 
 
 def _wrk(
@@ -293,7 +273,7 @@ def main() -> None:
     url = _database(
         f"gridmap_bench_lookup_{args.households}", args.households, args.reuse
     )
-    port = _free_port()
+    port = free_port(HOST)
     base = f"http://{HOST}:{port}"
     env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
     cmd = [
@@ -317,7 +297,7 @@ def main() -> None:
         cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        _wait_ready(base, proc, timeout_s=900)
+        wait_ready(base, proc, timeout_s=900)
         setup_s = time.perf_counter() - t
         print(f"server ready in {setup_s:.1f} s ({args.households} households)")
         with tempfile.TemporaryDirectory() as tmp:

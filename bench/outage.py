@@ -32,7 +32,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _server import free_port, wait_ready
 from sqlalchemy import text
 
 from geo.store.db import make_engine
@@ -61,12 +61,6 @@ class Hit:
     end: float
     status: int  # 0: no HTTP answer (connection error or client timeout)
     retry_after: str | None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def _gridmap(*args: str, env: dict[str, str], **kw: Any) -> Any:
@@ -143,20 +137,6 @@ def _poll_ready(
                 status = 0
             out.append((t0, status, time.monotonic() - t0))
             stop.wait(0.25)
-
-
-def _wait_up(base: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited early (code {proc.returncode})")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"the server was not ready within {timeout_s:.0f} s")
 
 
 def _phase(hits: list[Hit]) -> dict[str, Any]:
@@ -285,7 +265,7 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
         )
         points, addresses = _inputs(pg.url())
-        port = _free_port()
+        port = free_port(HOST)
         base = f"http://{HOST}:{port}"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
@@ -304,7 +284,7 @@ def main() -> None:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            _wait_up(base, proc, 120)
+            wait_ready(base, proc, 120, path="/readyz")
             print(f"server up on {base}; load for {args.before} s", flush=True)
             stop = threading.Event()
             hits: list[Hit] = []
