@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from geo.store.db_errors import unavailable_reason
 
-__all__ = ["connection_lost", "fetch_all", "fetch_one", "write_all"]
+__all__ = ["fetch_all", "fetch_one", "write_all"]
 
 
 def _connection_lost(exc: psycopg.Error) -> bool:
@@ -82,11 +82,3 @@ async def write_all(
         if _connection_lost(exc):
             await pool.check()
         raise
-
-
-def connection_lost(exc: BaseException) -> bool:
-    """Whether ``exc`` says the statement's connection broke (it may have been
-    committed: never run it again)."""
-    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and (
-        _connection_lost(exc)
-    )

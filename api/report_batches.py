@@ -8,10 +8,13 @@ of about one statement's time, and the work done once per statement — the
 plan, the statistics rollup's trigger, the commit, the round trip — is shared
 by all of them.
 
-A batch is one statement and so all or nothing. When it fails for a reason
-other than a lost connection, each of its reports is sent again on its own,
-so that one report's error is that report's alone. A lost connection fails
-every report of the batch (it may have been committed: never sent again).
+A batch is one statement and so all or nothing. When the database refuses it
+(a value of one report, say), each of its reports is sent again on its own, so
+that one report's error is that report's alone. When the database is out of
+reach — no connection within the pool's timeout, a lost connection (the batch
+may have been committed: never sent again), a cancelled statement — every
+report of the batch fails at once, as each would alone (503), instead of
+waiting its turn for the same answer.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from api.dbpool import connection_lost, write_all
+from api.dbpool import write_all
 from geo.store import event_hotpath
 
 __all__ = ["ReportBatcher"]
@@ -84,7 +87,10 @@ class ReportBatcher:
                 event_hotpath.report_batch([params for params, _ in batch]),
             )
         except psycopg.Error as exc:
-            if len(batch) > 1 and not connection_lost(exc):
+            unavailable = isinstance(
+                exc, psycopg.OperationalError | psycopg.InterfaceError
+            )
+            if len(batch) > 1 and not unavailable:
                 for item in batch:  # each alone: one report's error is its own
                     await self._send([item])
                 return

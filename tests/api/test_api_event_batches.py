@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -143,3 +145,28 @@ def test_a_report_whose_statement_fails_fails_alone(
             {"a": answers[0].id, "b": answers[2].id},
         ).scalar_one()
     assert stored == 2
+
+
+def test_without_a_database_a_batch_fails_at_once(world: ev.World) -> None:
+    # nothing listens there: no connection within the pool's timeout (the 503
+    # of every report), once for the batch, not once per report in turn
+    async def send() -> tuple[list[Any], list[int], float]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        url = f"postgresql://nobody@127.0.0.1:{port}/none?connect_timeout=1"
+        async with AsyncConnectionPool(
+            url, min_size=1, timeout=1.0, open=False
+        ) as pool:
+            await pool.open(wait=False)
+            batcher = ReportBatcher(pool)
+            t = time.monotonic()
+            answers = await asyncio.gather(
+                *(batcher.report(_params(i)) for i in (0, 1, 3)), return_exceptions=True
+            )
+            return list(answers), batcher.sizes, time.monotonic() - t
+
+    answers, sizes, took = asyncio.run(send())
+    assert all(isinstance(a, psycopg.OperationalError) for a in answers), answers
+    assert sizes == [3]
+    assert took < 2.5
