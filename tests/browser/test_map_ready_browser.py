@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import browser_support
 import pytest
-from browser_support import ARGS, CHROMIUM, sync_api
 from samples import sample_county
 
 import maps
 from geo.gridding.generate import generate_grids
+
+browser = browser_support.browser
 
 MAP = "window[document.querySelector('.folium-map').id]"
 #: how much slower than this machine the CPU runs in the throttled tests
@@ -96,14 +98,6 @@ def target(county) -> list[float]:
     c, _ = county
     p = c.households.geometry.iloc[len(c.households) // 3]
     return [round(p.y, 6), round(p.x, 6)]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def _open(browser, path: Path, *, init: str | None = None, slow: bool = False):

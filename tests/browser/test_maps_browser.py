@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import browser_support
 import pytest
-from browser_support import ARGS, CHROMIUM, PHONE, sync_api
+from browser_support import PHONE
 
 import maps
 from geo.gridding.generate import generate_grids
 from geo.sample import generate_county
+
+browser = browser_support.browser
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +42,6 @@ def pages(tmp_path_factory) -> dict[str, Path]:
             maps.diff_map(a, None, b, None, c.households), out / "diff.html"
         ),
     }
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 class Page:

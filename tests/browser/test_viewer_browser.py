@@ -9,21 +9,20 @@ on the same origin. Any console error, and any request to another host, fails.
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import api_support as support
+import browser_support
 import pytest
 from api_support import APT_RE, VILLAGE_RE, cn_number
 from api_support import pick_address as _pick
-from browser_support import ARGS, CHROMIUM, PHONE, sync_api
+from browser_support import PHONE, served
 
-from api.app import create_app
 from geo.store.settings import Settings
+
+browser = browser_support.browser
 
 GRID = re.compile(r"330803\d{8}")
 SCREENSHOT = Path("/tmp/viewer.png")
@@ -38,39 +37,10 @@ UNAUTHORIZED = "Failed to load resource: the server responded with a status of 4
 api_data = support.api_data
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(api_data: support.ApiData) -> Iterator[str]:
-    import uvicorn
-
-    port = _free_port()
-    app = create_app(Settings(database_url=api_data.url))
-    srv = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive(), "uvicorn did not start"
-        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=15)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
+    with served(Settings(database_url=api_data.url)) as base:
+        yield base
 
 
 def test_viewer_in_chromium(browser, server: str, api_data: support.ApiData) -> None:

@@ -5,29 +5,22 @@ another host, fails."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import api_support as support
+import browser_support
 import event_map_support as evm
 import pytest
-from browser_support import ARGS, CHROMIUM, PHONE, sync_api
+from browser_support import PHONE, served
 
-from api.app import create_app
 from geo.store.settings import Settings
+
+browser = browser_support.browser
 
 MAP = "window[document.querySelector('.folium-map').id]"
 
 api_data = support.api_data
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -37,32 +30,9 @@ def events(api_data: support.ApiData) -> evm.MapEvents:
 
 @pytest.fixture(scope="module")
 def server(api_data: support.ApiData, events: evm.MapEvents) -> Iterator[str]:
-    import uvicorn
-
-    port = _free_port()
     # escalation off: the counts must not move under the test
-    app = create_app(Settings(database_url=api_data.url, escalate_every_s=0))
-    srv = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive(), "uvicorn did not start"
-        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=15)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
+    with served(Settings(database_url=api_data.url, escalate_every_s=0)) as base:
+        yield base
 
 
 class _Page:
