@@ -17,9 +17,11 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from api.report_batches import ReportBatcher
 from geo.store import event_hotpath
+from geo.store import events as store
 
 AT = dt.datetime(2026, 3, 1, 8, 30, 0, 123456, tzinfo=dt.UTC)
 _LON, _LAT = ev.WEST_BOX[0] + 0.05, ev.WEST_BOX[1] + 0.05
@@ -127,6 +129,20 @@ def test_a_batch_answers_and_stores_what_each_report_alone_does(
         assert _event(a) == _event(b), i
         assert _stored(engine, a.id) == _stored(engine, b.id), i
     assert together[0].reported_at == AT  # to the microsecond, through JSON
+    # the statistics' rollup counted the batch's events as it counts single ones
+    with Session(engine) as session:
+        for group_by in ("all", "grid"):
+            fast, slow = (
+                store.event_statistics(
+                    session, group_by=group_by, now=AT, use_rollup=rollup
+                )
+                for rollup in (True, False)
+            )
+            strip = {"median_hours_to_settle": None}
+            assert [{**r.__dict__, **strip} for r in (*fast.rows, fast.total)] == [
+                {**r.__dict__, **strip} for r in (*slow.rows, slow.total)
+            ]
+        assert fast.total.total >= 2 * (len(REPORTS) - len(DECIDED_ELSEWHERE))
 
 
 def test_a_report_whose_statement_fails_fails_alone(
