@@ -16,13 +16,15 @@ drawn, staffed and published as ``gridmap run`` does):
    raw ``GROUP BY`` of counts, settled and mean satisfaction.
 3. **POST /events** — the API served as ``gridmap serve`` serves it (uvicorn, one
    process per CPU, at most 4; escalation off so it does not compete), ``--posts``
-   reports at household addresses (half by address, half by point) sent by an
-   httpx client with ``--concurrency`` requests in flight: each is looked up,
-   routed and logged (answers are counted by status; 0 = the connection failed),
-   into the table holding the imported events, vacuumed first (not timed: right
-   after a bulk import autovacuum would compete for the CPU). Raw: the same number
-   of single-row INSERTs with the grid already known, from as many connections,
-   no HTTP.
+   reports at household addresses (half by address, half by point) sent by a
+   minimal asyncio HTTP client (``--client httpx``: httpx) with ``--concurrency``
+   requests in flight: each is looked up, routed and logged — the reports waiting
+   in a server process together, as one statement (``api/report_batches.py``) —
+   (answers are counted by status; 0 = the connection failed), into the table
+   holding the imported events, vacuumed first unless ``--no-vacuum`` (not timed:
+   right after a bulk import autovacuum would compete for the CPU). Raw: the same
+   number of single-row INSERTs with the grid already known, from as many
+   connections, no HTTP.
 
 Prints the figures and ratios; no assertions (the targets are in issue 13:
 import < 60 s, statistics < 200 ms, POST >= 500/s).
