@@ -97,6 +97,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     max_head_bytes = MAX_HEADER_BYTES
 
     _head_bytes: int | None = 0  # None: reading a body, not a head
+    _completed = False  # a request ended in the bytes being parsed
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._head_bytes = 0
@@ -112,9 +113,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._head_bytes = 0
+        self._completed = True
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
+        self._completed = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -134,7 +137,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
-        if self._head_bytes is not None:
+        # only bytes that are all head so far count: when a request ended in
+        # them they are mostly its body (a pipelined next head is checked whole
+        # when complete, and counted from the next read on)
+        if self._head_bytes is not None and not self._completed:
             self._head_bytes += len(data)
             if self._head_bytes > self.max_head_bytes:
                 self._send_431()
