@@ -18,7 +18,7 @@ Then one ``POST /lookup/batch`` of 10,000 points (median of 3) against
 ``geo.store.lookup.lookup_points`` on one connection (same SQL, no HTTP).
 
     .venv/bin/python bench/lookup.py [--households 200000] [--duration 10]
-        [--concurrency 1,4,16,64] [--reuse] [--workers 1]
+        [--concurrency 1,4,16,64] [--reuse] [--workers 1] [--database NAME]
 
 ``--reuse`` keeps the benchmark database when it already holds the county (the
 setup of 200,000 households takes about 80 s). Loopback only; the server is
@@ -55,13 +55,14 @@ from sqlalchemy.orm import Session
 
 from api.cli.serve import default_workers
 from geo.address import address_keys
-from geo.store.db import make_engine
+from geo.store.db import database_url, make_engine
 from geo.store.lookup import (
     ADDRESS_ANSWERS_SQL,
     HOT_PATH_SETTINGS,
     POINT_ANSWER_SQL,
     lookup_points,
 )
+from geo.store.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -106,6 +107,34 @@ def _database(name: str, households: int, reuse: bool) -> str:
     if reuse and (url_s := reusable_database(name, households)):
         return url_s
     return fresh_database(name)
+
+
+def _existing(name: str) -> str:
+    """The URL of database ``name`` on the embedded server (it must exist)."""
+    url = make_url(database_url(Settings(), start=True)).set(database=name)
+    url_s = url.render_as_string(hide_password=False)
+    engine = make_engine(url_s)
+    try:
+        with engine.connect() as conn:
+            plans = conn.execute(
+                text("SELECT count(*) FROM plans WHERE status = 'published'")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    if not plans:
+        raise SystemExit(f"{name} has no published plan to look up in")
+    return url_s
+
+
+def _households(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(text("SELECT count(*) FROM households")).scalar_one()
+            )
+    finally:
+        engine.dispose()
 
 
 def _wrk(
@@ -261,6 +290,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="server processes")
     ap.add_argument("--reuse", action="store_true", help="keep a loaded database")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--database",
+        default=None,
+        help="serve an existing database as it is (e.g. gridmap_bench_province_5000000 "
+        "from bench/province.py) with gridmap serve, instead of a sample county",
+    )
     args = ap.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     if max(levels) > 256 or args.duration > 120 or args.batch > 10_000:
@@ -270,22 +305,28 @@ def main() -> None:
     _need("wrk")
     _need("pgbench")
 
-    url = _database(
-        f"gridmap_bench_lookup_{args.households}", args.households, args.reuse
-    )
     port = free_port(HOST)
     base = f"http://{HOST}:{port}"
+    gridmap = str(ROOT / ".venv" / "bin" / "gridmap")
+    if args.database:
+        url = _existing(args.database)
+        args.households = _households(url)
+        cmd = [gridmap, "serve", "--host", HOST, "--port", str(port)]
+    else:
+        url = _database(
+            f"gridmap_bench_lookup_{args.households}", args.households, args.reuse
+        )
+        cmd = [
+            gridmap,
+            "run",
+            "--households",
+            str(args.households),
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+        ]
     env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
-    cmd = [
-        str(ROOT / ".venv" / "bin" / "gridmap"),
-        "run",
-        "--households",
-        str(args.households),
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-    ]
     if args.workers is not None:
         cmd += ["--workers", str(args.workers)]
     log_path = ROOT / ".gridmap" / "bench-lookup.log"
@@ -310,7 +351,8 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-    out = args.out or ROOT / "bench" / "results" / f"lookup-{args.households}.json"
+    label = args.database or args.households
+    out = args.out or ROOT / "bench" / "results" / f"lookup-{label}.json"
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
 
