@@ -47,7 +47,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _db import fresh_database, reusable_database
+from _db import existing_database, fresh_database, reusable_database
 from _server import free_port, wait_ready
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -55,14 +55,13 @@ from sqlalchemy.orm import Session
 
 from api.cli.serve import default_workers
 from geo.address import address_keys
-from geo.store.db import database_url, make_engine
+from geo.store.db import make_engine
 from geo.store.lookup import (
     ADDRESS_ANSWERS_SQL,
     HOT_PATH_SETTINGS,
     POINT_ANSWER_SQL,
     lookup_points,
 )
-from geo.store.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -107,34 +106,6 @@ def _database(name: str, households: int, reuse: bool) -> str:
     if reuse and (url_s := reusable_database(name, households)):
         return url_s
     return fresh_database(name)
-
-
-def _existing(name: str) -> str:
-    """The URL of database ``name`` on the embedded server (it must exist)."""
-    url = make_url(database_url(Settings(), start=True)).set(database=name)
-    url_s = url.render_as_string(hide_password=False)
-    engine = make_engine(url_s)
-    try:
-        with engine.connect() as conn:
-            plans = conn.execute(
-                text("SELECT count(*) FROM plans WHERE status = 'published'")
-            ).scalar_one()
-    finally:
-        engine.dispose()
-    if not plans:
-        raise SystemExit(f"{name} has no published plan to look up in")
-    return url_s
-
-
-def _households(url: str) -> int:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(
-                conn.execute(text("SELECT count(*) FROM households")).scalar_one()
-            )
-    finally:
-        engine.dispose()
 
 
 def _wrk(
@@ -309,8 +280,7 @@ def main() -> None:
     base = f"http://{HOST}:{port}"
     gridmap = str(ROOT / ".venv" / "bin" / "gridmap")
     if args.database:
-        url = _existing(args.database)
-        args.households = _households(url)
+        url, args.households = existing_database(args.database)
         cmd = [gridmap, "serve", "--host", HOST, "--port", str(port)]
     else:
         url = _database(
