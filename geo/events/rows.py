@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from geo.errors import InputError, Problem
 from geo.events.flow import SETTLED_STATUSES, STATUSES, TIERS
+from geo.io.field_limits import CONTROL_RE2, control_message
 from geo.io.text_tables import WORKBOOK_SUFFIXES, TableError, decode_text, read_workbook
 
 __all__ = [
@@ -132,6 +133,22 @@ def _texts(col: pd.Series) -> pa.Array:
         arr = arr.combine_chunks()
     arr = pc.utf8_trim(arr, characters=_WHITESPACE)
     return pc.if_else(pc.equal(arr, ""), _NO_TEXT, arr)
+
+
+#: Every byte but a C0 control other than tab and line breaks, DEL and ``C2``
+#: (the UTF-8 lead byte of the C1 controls, and of a few signs such as ·).
+_PLAIN_BYTES: Final = bytes(
+    b
+    for b in range(256)
+    if not (b < 0x20 and b not in (0x09, 0x0A, 0x0D)) and b not in (0x7F, 0xC2)
+)
+
+
+def _may_hold_control(values: pa.Array) -> bool:
+    """Whether the text's bytes may hold a control character, at C speed (the
+    regex then runs only where this says so)."""
+    data = values.buffers()[-1]
+    return data is not None and data.to_pybytes().translate(None, _PLAIN_BYTES) != b""
 
 
 def _iso_times(values: pa.Array, timezone: str) -> pd.Series | None:
@@ -321,6 +338,15 @@ def prepare_event_rows(
             problems.append(
                 Problem(src, f"longer than {limit} characters", row=i, field=c)
             )
+    # a NUL cannot be stored, other control characters are invisible garbage
+    # (tabs and line breaks inside a cell are kept)
+    for c in ROW_COLUMNS[1:]:
+        if not _may_hold_control(cols[c]):
+            continue
+        for i in _where(pc.match_substring_regex(cols[c], CONTROL_RE2)):
+            message = control_message(value(c, i))
+            if message is not None:
+                problems.append(Problem(src, message, row=i, field=c))
     no_settled_at = pd.isna(out["settled_at"]).to_numpy()
     lon, lat = np.asarray(out["lon"]), np.asarray(out["lat"])
     no_address = pc.is_null(cols["address"]).to_numpy(zero_copy_only=False)

@@ -14,8 +14,10 @@ from typing import Any, Final
 __all__ = [
     "ATTR_MAX_CHARS",
     "ATTR_NAME_MAX_CHARS",
+    "CONTROL_RE2",
     "NUMBER_LIMITS",
     "TEXT_LIMITS",
+    "control_message",
     "fold_whitespace",
     "shown",
     "text_problems",
@@ -56,6 +58,9 @@ ATTR_NAME_MAX_CHARS: Final = 100
 # cannot be stored (NUL) or encoded (surrogates), or are invisible garbage.
 _BAD_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _BAD_OR_BREAK_RE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: The same characters as ``_BAD_RE`` as an RE2 pattern (Arrow's regexes; its
+#: strings are valid UTF-8, so they hold no lone surrogates).
+CONTROL_RE2: Final = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x{9f}]"
 # Tabs and line breaks inside a cell (Alt+Enter in Excel) become one space.
 _BREAKS_RE = re.compile(r"\s*[\t\r\n]\s*")
 
@@ -94,14 +99,19 @@ def text_problems(
     pattern = _BAD_RE if allow_breaks else _BAD_OR_BREAK_RE
     if pattern.search("".join(v for _, v in strings)) is not None:
         for i, v in strings:
-            m = pattern.search(v)
-            if m is not None:
-                out.append(
-                    (
-                        i,
-                        f"contains a control character (U+{ord(m.group(0)):04X} at "
-                        f"character {m.start() + 1}); remove it",
-                    )
-                )
+            message = control_message(v, allow_breaks=allow_breaks)
+            if message is not None:
+                out.append((i, message))
     out.sort(key=lambda p: p[0])
     return out
+
+
+def control_message(value: str, *, allow_breaks: bool = True) -> str | None:
+    """The problem of a text holding a control character, or None."""
+    m = (_BAD_RE if allow_breaks else _BAD_OR_BREAK_RE).search(value)
+    if m is None:
+        return None
+    return (
+        f"contains a control character (U+{ord(m.group(0)):04X} at "
+        f"character {m.start() + 1}); remove it"
+    )

@@ -91,3 +91,23 @@ def test_good_rows_are_typed() -> None:
     assert (df["lon"][0], df["lat"][0], df["satisfaction"][0]) == (100.0, 10.0, 4)
     assert str(df["satisfaction"].dtype) == "Int64"
     assert df["status"][0] == "evaluated" and df["row"][0] == 1
+
+
+def test_control_characters_are_named_and_line_breaks_kept() -> None:
+    # a NUL cannot be stored (the import's COPY failed on it with a database
+    # error); a bell is invisible garbage; a line break in a description is text
+    df = pd.DataFrame(
+        {
+            "reported_at": ["2025-03-01"] * 3,
+            "category": ["010101"] * 3,
+            "address": ["村1组1号", "村1组\x002号", "村1组3号"],
+            "description": ["两行\n说明", "好", "响\x07铃"],
+        }
+    )
+    with pytest.raises(InputError) as info:
+        prepare_event_rows(df, source="f.csv")
+    got = [(p.row, p.field) for p in info.value.problems]
+    assert got == [(3, "description"), (2, "address")]  # by column, then row
+    assert "U+0000 at character 4" in str(info.value)
+    ok = prepare_event_rows(df.iloc[[0]], source="f.csv")
+    assert ok["description"][0] == "两行\n说明"
