@@ -4,16 +4,19 @@
 (EV12), six households each, one grid per village (plan 1, published
 2025-01-01) with its grid worker, a village committee member per village and a
 township office. ``load_world`` commits it (the API and concurrency tests need
-other connections to see it); ``clear_world`` empties the tables again.
+other connections to see it); ``clear_world`` empties the tables again; the
+``world`` fixture does both around a test module.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import geopandas as gpd
 import pandas as pd
+import pytest
 import shapely
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
@@ -172,3 +175,12 @@ def load_world(engine: Engine) -> World:
         worker = create_key(s, "worker", name="王网格")
         viewer = create_key(s, "viewer", name="events tests")
     return World(plan_id, planner, worker, viewer)
+
+
+@pytest.fixture(scope="module")
+def world(engine: Engine) -> Iterator[World]:
+    """The township loaded for a test module (``world = ev.world``), cleared after."""
+    try:
+        yield load_world(engine)
+    finally:
+        clear_world(engine)

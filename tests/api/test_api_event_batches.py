@@ -9,12 +9,10 @@ import asyncio
 import datetime as dt
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import events_support as ev
 import psycopg
-import pytest
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
@@ -48,12 +46,7 @@ DECIDED_ELSEWHERE = {5, 6, 7}
 VOLATILE = {"id", "version"}
 
 
-@pytest.fixture(scope="module")
-def world(engine: Engine) -> Iterator[ev.World]:
-    try:
-        yield ev.load_world(engine)
-    finally:
-        ev.clear_world(engine)
+world = ev.world
 
 
 def _params(i: int, description: str | None = "批量") -> dict[str, Any]:

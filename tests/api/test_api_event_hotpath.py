@@ -37,12 +37,7 @@ def engine(db_url: str) -> Iterator[Engine]:
         e.dispose()
 
 
-@pytest.fixture(scope="module")
-def world(engine: Engine) -> Iterator[ev.World]:
-    try:
-        yield ev.load_world(engine)
-    finally:
-        ev.clear_world(engine)
+world = ev.world
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import events_support as ev
-import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -28,10 +26,7 @@ HEADER = (
 )
 
 
-@pytest.fixture(scope="module")
-def world(engine: Engine) -> Iterator[ev.World]:
-    yield ev.load_world(engine)
-    ev.clear_world(engine)
+world = ev.world
 
 
 def _report(session: Session, n: int, west: bool, at: dt.datetime) -> Any:

@@ -25,10 +25,7 @@ H = dt.timedelta(hours=1)
 ACTOR = "tests"
 
 
-@pytest.fixture(scope="module")
-def world(engine: Engine) -> Iterator[ev.World]:
-    yield ev.load_world(engine)
-    ev.clear_world(engine)
+world = ev.world
 
 
 @pytest.fixture

@@ -3,13 +3,12 @@ problem named by file, row and field (issue 13)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import events_support as ev
 import openpyxl
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import InputError
@@ -19,10 +18,7 @@ from geo.store import events as store
 HEADER = "event_id,reported_at,category,description,address,lon,lat,reporter,resident_name,resident_phone,status,settled_at,satisfaction\n"
 
 
-@pytest.fixture(scope="module")
-def world(engine: Engine) -> Iterator[ev.World]:
-    yield ev.load_world(engine)
-    ev.clear_world(engine)
+world = ev.world
 
 
 def _count(session: Session) -> tuple[int, int]:

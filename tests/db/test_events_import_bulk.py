@@ -5,13 +5,12 @@ the import's transaction — the same rows, the same schema, still all or nothin
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import events_support as ev
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import InputError
@@ -30,10 +29,7 @@ SECOND_PLAN = {
 }
 
 
-@pytest.fixture(scope="module")
-def world(engine: Engine) -> Iterator[ev.World]:
-    yield ev.load_world(engine)
-    ev.clear_world(engine)
+world = ev.world
 
 
 def _schema(session: Session) -> list[Any]:
