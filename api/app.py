@@ -16,7 +16,7 @@ from api.jobs import JobRunner
 from api.limits import AuthThrottle, RequestGuard
 from api.problems import BodyLimit, install_problem_handlers
 from api.report_batches import ReportBatcher
-from api.routes import events, features, health, lookup, plans, tiles, viewer
+from api.routes import edits, events, features, health, lookup, plans, tiles, viewer
 from geo.store.db import database_url, make_engine
 from geo.store.lookup import HOT_PATH_SETTINGS
 from geo.store.settings import Settings
@@ -136,6 +136,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestGuard)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     install_docs(app)
-    for module in (lookup, features, tiles, plans, events, viewer, health):
+    for module in (lookup, features, tiles, plans, edits, events, viewer, health):
         app.include_router(module.router)
     return app

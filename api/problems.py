@@ -27,6 +27,7 @@ from geo.errors import (
     NotFound,
     PlanConflictError,
     ServiceUnavailable,
+    StaleDraft,
 )
 from geo.store.db_errors import unavailable_reason
 
@@ -158,6 +159,7 @@ ERROR_STATUS: dict[type[GridMapError], tuple[int, str]] = {
     EmptyInput: (422, "/problems/empty-input"),
     EditError: (422, "/problems/edit-refused"),
     PlanConflictError: (409, "/problems/plan-conflict"),
+    StaleDraft: (409, "/problems/stale-version"),
     EventConflict: (409, "/problems/event-conflict"),
     IllegalTransition: (409, "/problems/illegal-transition"),
     IncompletePlanError: (409, "/problems/incomplete-plan"),
@@ -201,6 +203,8 @@ def install_problem_handlers(app: FastAPI) -> None:
                 }
                 for p in exc.problems
             ]
+        elif isinstance(exc, StaleDraft):
+            extra.update(plan_id=exc.plan_id, current_version=exc.current)
         elif isinstance(exc, EventConflict):
             extra.update(event_id=exc.event_id, current_version=exc.current)
         elif isinstance(exc, IllegalTransition):

@@ -21,6 +21,7 @@ __all__ = [
     "PlanConflictError",
     "Problem",
     "ServiceUnavailable",
+    "StaleDraft",
 ]
 
 _MAX_LISTED = 20
@@ -52,6 +53,19 @@ class EditError(GridMapError, ValueError):
 
 class PlanConflictError(GridMapError, RuntimeError):
     """A plan changed state under the caller (published twice, edited concurrently)."""
+
+
+class StaleDraft(PlanConflictError):
+    """A draft was edited since the version the caller holds; nothing was written."""
+
+    def __init__(self, plan_id: int, expected: int, current: int) -> None:
+        super().__init__(
+            f"plan {plan_id} is at version {current}, not {expected}: someone edited "
+            "it meanwhile; reload it (its history says what changed) and try again"
+        )
+        self.plan_id = plan_id
+        self.expected = expected
+        self.current = current
 
 
 class EventConflict(GridMapError, RuntimeError):

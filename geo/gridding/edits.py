@@ -25,6 +25,7 @@ __all__ = [
     "merge_grids",
     "move_building",
     "move_households",
+    "split_along",
     "split_grid",
     "validate_plan",
 ]
@@ -415,6 +416,148 @@ def split_grid(
     grids = gpd.GeoDataFrame(grids, geometry="geometry", crs=STORAGE_CRS)
     return _rebuild(
         plan, grids, assignments, band, f"split {grid_code} into {len(pieces)}"
+    )
+
+
+def split_along(
+    plan: GridPlan,
+    households: gpd.GeoDataFrame,
+    grid_code: str,
+    line: Any,
+    *,
+    min_households: float = 200,
+    max_households: float = 300,
+    allow_out_of_band: bool = False,
+    retired_codes: tuple[str, ...] = (),
+) -> GridPlan:
+    """Split a grid along a line the planner drew; the largest piece keeps the code.
+
+    The line must cross the grid so that at least two pieces hold households;
+    each building goes with the piece its point lies in (buildings stay
+    whole), pieces holding no household join the neighbouring piece they share
+    the longest edge with, so the pieces still tile the grid exactly.
+
+    Parameters
+    ----------
+    plan
+        The plan to edit (not changed: a new plan is returned).
+    households
+        The plan's households: ``household_id`` and points.
+    grid_code
+        The grid to split.
+    line
+        A LineString (or lon/lat pairs) in EPSG:4326 crossing the grid.
+    min_households, max_households, allow_out_of_band, retired_codes
+        As for :func:`split_grid`.
+
+    Returns
+    -------
+    GridPlan
+        The edited plan; its report lists the edit under ``edits``.
+
+    Raises
+    ------
+    geo.errors.EditError
+        The grid is unknown, the line does not cut it into pieces holding
+        households, or a piece would be out of band.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, numpy as np, shapely
+    >>> from geo.gridding.generate import generate_grids
+    >>> rng = np.random.default_rng(0)
+    >>> hh = gpd.GeoDataFrame({"household_id": [f"h{i}" for i in range(1000)]},
+    ...     geometry=shapely.points(rng.uniform(0, 0.01, 1000), rng.uniform(0, 0.01, 1000)),
+    ...     crs=4326)
+    >>> v = gpd.GeoDataFrame({"code": ["V"]}, geometry=[shapely.box(0, 0, 0.01, 0.01)], crs=4326)
+    >>> plan = generate_grids(hh, v)
+    >>> g = plan.grids.set_index("grid_code").geometry["V01"]
+    >>> x = g.centroid.x
+    >>> cut = [(x, -1.0), (x, 1.0)]
+    >>> two = split_along(plan, hh, "V01", cut, allow_out_of_band=True)
+    >>> sorted(two.grids["grid_code"])
+    ['V01', 'V02', 'V03', 'V04', 'V05']
+    >>> int(two.grids["households"].sum())
+    1000
+    >>> split_along(plan, hh, "V01", [(5, 5), (6, 6)])
+    Traceback (most recent call last):
+    ...
+    geo.errors.EditError: the line does not cut grid V01 into pieces that hold households
+    """
+    import shapely.ops
+
+    band = Band(min_households, max_households)
+    grids, assignments = _frames(plan)
+    if grid_code not in set(grids["grid_code"]):
+        raise EditError(f"unknown grid {grid_code!r}")
+    row = grids[grids["grid_code"] == grid_code].iloc[0]
+    cut = line if hasattr(line, "geom_type") else shapely.LineString(list(line))
+    pieces = [
+        p
+        for p in shapely.get_parts(shapely.ops.split(row.geometry, cut).geoms)
+        if p.area > 0
+    ]
+    ids = assignments.loc[assignments["grid_code"] == grid_code, "household_id"].astype(
+        str
+    )
+    pts = (
+        households.to_crs(STORAGE_CRS)
+        .set_index(households["household_id"].astype(str))
+        .geometry.reindex(ids)
+    )
+    if len(pieces) < 2:
+        raise EditError(
+            f"the line does not cut grid {grid_code} into pieces that hold households"
+        )
+    tree = shapely.STRtree(pieces)
+    where = np.full(len(ids), -1)
+    pi, hi = tree.query(np.asarray(pts.values, dtype=object), predicate="intersects")
+    where[pi] = hi  # a point on the line goes to one of its pieces
+    held = sorted(set(where[where >= 0].tolist()))
+    if len(held) < 2 or (where < 0).any():
+        raise EditError(
+            f"the line does not cut grid {grid_code} into pieces that hold households"
+        )
+    geoms = {k: pieces[k] for k in held}
+    for k, p in enumerate(
+        pieces
+    ):  # empty pieces join the piece they share most edge with
+        if k in geoms:
+            continue
+        best = max(
+            held, key=lambda j: shapely.length(shapely.intersection(p, pieces[j]))
+        )
+        geoms[best] = _union([geoms[best], p])
+    sizes = {k: int((where == k).sum()) for k in held}
+    keep = max(held, key=lambda k: (sizes[k], -k))
+    used = set(grids["grid_code"]) | set(retired_codes)
+    new_rows = []
+    for k in sorted(held, key=lambda k: (k != keep, k)):
+        code = grid_code if k == keep else _next_code(row["area_code"], used)
+        _band(code, sizes[k], band, allow_out_of_band)
+        assignments.loc[
+            assignments["household_id"].astype(str).isin(ids[where == k]), "grid_code"
+        ] = code
+        new_rows.append(
+            {**row.to_dict(), "grid_code": code, "geometry": _clean(geoms[k])}
+        )
+    grids = gpd.GeoDataFrame(
+        pd.concat(
+            [
+                grids[grids["grid_code"] != grid_code],
+                gpd.GeoDataFrame(new_rows, crs=grids.crs),
+            ],
+            ignore_index=True,
+        ),
+        geometry="geometry",
+        crs=STORAGE_CRS,
+    )
+    return _rebuild(
+        plan,
+        grids,
+        assignments,
+        band,
+        f"split {grid_code} along a line into {len(held)}",
     )
 
 

@@ -67,6 +67,7 @@ def rebalance(
     weight: str | None = None,
     retired_codes: tuple[str, ...] | list[str] = (),
     seed: int = 0,
+    redraw_accepted: bool = False,
 ) -> Rebalanced:
     """Bring every grid back into the band after households changed, moving few.
 
@@ -94,6 +95,10 @@ def rebalance(
         Grid codes that must not change.
     retired_codes
         Codes retired by earlier versions (never reused).
+    redraw_accepted
+        Also bring into band the grids that were already out of band in
+        ``grids`` and did not change (kept as accepted exceptions by default):
+        for a draft whose hand edits left grids out of band.
 
     Returns
     -------
@@ -169,6 +174,8 @@ def rebalance(
     was_here = prev_pos == pos
     locked_set = set(locked)
     before = np.bincount(at[at >= 0], minlength=len(g)).astype(float)
+    if redraw_accepted:  # no grid counts as an exception accepted earlier
+        before = np.full(len(g), np.nan)
     state = _State.of(g, pos, loads, was_here, before, band, locked=locked_set)
     # buildings over the band, split by unit: reported for the whole plan
     exceptions = _oversize(hh, pos, loads, band, codes)

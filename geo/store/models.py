@@ -551,3 +551,42 @@ class EventSettleHist(Base):
 
 
 __all__ += ["EventOpenDeadline", "EventRollup", "EventSettleHist"]
+
+
+#: What a row of a draft's history records.
+EDIT_KINDS = ("draft", "edit", "undo", "redo", "publish")
+#: ``done``/``undone``: an edit on the undo stack; ``dropped``: an undone edit a
+#: later edit replaced (kept for the record); ``log``: not an edit.
+EDIT_STATES = ("done", "undone", "dropped", "log")
+
+
+class PlanEdit(Base):
+    """One step of a draft's history: who did what when, with before/after counts.
+
+    Edits store the touched grids' state before and after (polygons, workers,
+    the households' grids and party members), so undo and redo restore exactly
+    what the edit changed and cost what it touched.
+    """
+
+    __tablename__ = "plan_edits"
+    __table_args__ = (
+        CheckConstraint(_in("kind", EDIT_KINDS), name="kind_known"),
+        CheckConstraint(_in("state", EDIT_STATES), name="state_known"),
+        UniqueConstraint("plan_id", "seq", name="uq_plan_edits_plan_seq"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    op: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    state: Mapped[str] = mapped_column(String(16), server_default=text("'done'"))
+    target_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
