@@ -1,0 +1,278 @@
+"""The building graph of a window: one node per building point, adjacent when cells share an edge.
+
+Each node's region is its point's Voronoi cell clipped to the window (a split
+building's cell is sliced, one slice per part); separate pieces of the window
+are joined by virtual edges, so the graph is connected. Used by the re-cut
+(:mod:`geo.gridding._recut`) and the spanning-tree method (:mod:`geo.gridding._trees`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geo.gridding._atoms import (
+    _Atom,
+    _cells,
+    _point_groups,
+    _slice_cell,
+    _stack_nodes,
+)
+
+#: windows with more building points than this are not re-cut (the graph search
+#: would not converge within the cap)
+_MAX_NODES = 20_000
+
+
+@dataclass
+class _Graph:
+    keys: list[tuple[float, float]]
+    groups: list[list[int]]  # atoms at each node
+    w: np.ndarray  # load per node
+    regions: list[list[BaseGeometry]]  # polygons of each node's region
+    area: np.ndarray  # region area per node (locally isotropic units)
+    perim: np.ndarray  # region perimeter per node
+    eu: np.ndarray  # edge endpoints (u < v)
+    ev: np.ndarray
+    elen: np.ndarray  # shared boundary length; 0 for a virtual edge
+    virtual: np.ndarray  # edges joining separate pieces (no shared boundary)
+
+
+def _graph(
+    geom: BaseGeometry,
+    members: list[int],
+    atoms: list[_Atom],
+    kx: float,
+    *,
+    rim: bool = False,
+) -> _Graph | None:
+    """The building graph of ``members`` in ``geom``.
+
+    With ``rim``, empty nodes (no households) are added on the window's boundary,
+    close enough together that their cells form a ring of territory around the
+    buildings: a grid can then reach a building past others (along a narrow
+    street block where the buildings stand in one row).
+    """
+    groups_d = _point_groups(members, atoms)
+    points = sorted(groups_d)
+    if not points or len(points) > _MAX_NODES:
+        return None
+    extra = _rim_points(geom, points, kx) if rim else []
+    all_cells = _cells(geom, points + extra)
+    point_cells = all_cells[: len(points)]
+    # one node per building point, but one per part of a split building: the
+    # parts share a point, so they share its cell, cut into slices at the point
+    keys: list[tuple[float, float]] = []
+    groups: list[list[int]] = []
+    cells: list[BaseGeometry] = []
+    for pt, cell in zip(points, point_cells, strict=True):
+        nodes = _stack_nodes(groups_d[pt], atoms)
+        slices = (
+            [cell]
+            if len(nodes) == 1
+            else _slice_cell(cell, pt[0], pt[1], len(nodes), kx)
+        )
+        for grp, piece in zip(nodes, slices, strict=True):
+            keys.append(pt)
+            groups.append(grp)
+            cells.append(piece)
+    for pt, cell in zip(extra, all_cells[len(points) :], strict=True):
+        keys.append(pt)
+        groups.append([])
+        cells.append(cell)
+    w = np.array([sum(atoms[a].load for a in g) for g in groups], dtype=float)
+    n = len(keys)
+    pts = shapely.points(np.array(keys))
+    # every node keeps the part of its cell holding its point; a cell's detached
+    # parts (the window is not convex) go to the neighbour sharing most edge
+    part_geoms: list[BaseGeometry] = []
+    owner: list[int] = []
+    home: list[bool] = []
+    for i, c in enumerate(cells):
+        parts = [p for p in shapely.get_parts(c) if not p.is_empty]
+        if not parts:
+            continue
+        d = [float(shapely.distance(p, pts[i])) for p in parts]
+        h = int(np.argmin(d))
+        for j, p in enumerate(parts):
+            part_geoms.append(p)
+            owner.append(i)
+            home.append(j == h)
+    if part_geoms:
+        arr = np.asarray(part_geoms, dtype=object)
+        tree = shapely.STRtree(arr)
+        qa, qb = tree.query(arr, predicate="intersects")
+        keep = qa < qb
+        qa, qb = qa[keep], qb[keep]
+        common = shapely.intersection(
+            shapely.boundary(arr[qa]), shapely.boundary(arr[qb])
+        )
+        shared = shapely.length(common)
+        touch = shared > 1e-12
+        qa, qb, shared = qa[touch], qb[touch], shared[touch]
+        common = common[touch]
+        nbrs: list[list[tuple[int, float]]] = [[] for _ in part_geoms]
+        for a_, b_, s_ in zip(qa.tolist(), qb.tolist(), shared.tolist(), strict=True):
+            nbrs[a_].append((b_, s_))
+            nbrs[b_].append((a_, s_))
+        rooted = list(home)
+        changed = True
+        while changed:
+            changed = False
+            for p in range(len(part_geoms)):
+                if rooted[p]:
+                    continue
+                best = max(
+                    ((s_, -q) for q, s_ in nbrs[p] if rooted[q]),
+                    default=None,
+                )
+                if best is None:
+                    continue
+                owner[p] = owner[-best[1]]
+                rooted[p] = True
+                changed = True
+        # territory no building's cell can reach through the window (an exclave
+        # without buildings): each such piece goes whole to one node, the one
+        # whose cell covered most of it, so it makes at most one grid multi-part
+        loose = [p for p in range(len(part_geoms)) if not rooted[p]]
+        if loose:
+            root_of = {p: p for p in loose}
+
+            def top(p: int) -> int:
+                while root_of[p] != p:
+                    root_of[p] = root_of[root_of[p]]
+                    p = root_of[p]
+                return p
+
+            for p in loose:
+                for q, _ in nbrs[p]:
+                    if q in root_of:
+                        root_of[top(p)] = top(q)
+            share: dict[int, dict[int, float]] = {}
+            for p in loose:
+                votes = share.setdefault(top(p), {})
+                votes[owner[p]] = votes.get(owner[p], 0.0) + float(part_geoms[p].area)
+            for p in loose:
+                votes = share[top(p)]
+                owner[p] = sorted(votes.items(), key=lambda t: (-t[1], t[0]))[0][0]
+    regions: list[list[BaseGeometry]] = [[] for _ in range(n)]
+    for p, o in zip(part_geoms, owner, strict=True):
+        regions[o].append(p)
+    # measures in locally isotropic coordinates (x scaled by cos(lat))
+    scale = np.array([kx, 1.0])
+    area = np.zeros(n)
+    perim = np.zeros(n)
+    pair_len: dict[tuple[int, int], float] = {}
+    if part_geoms:
+        scaled = shapely.transform(arr, lambda c: c * scale)
+        s_area = shapely.area(scaled)
+        s_len = shapely.length(scaled)
+        for p, o in enumerate(owner):
+            area[o] += s_area[p]
+            perim[o] += s_len[p]
+        # the shared boundaries, scaled (not intersected again)
+        s_shared = shapely.length(shapely.transform(common, lambda c: c * scale))
+        for a_, b_, s_ in zip(qa.tolist(), qb.tolist(), s_shared.tolist(), strict=True):
+            oa, ob = owner[a_], owner[b_]
+            if oa == ob:
+                perim[oa] -= 2 * s_
+                continue
+            key = (oa, ob) if oa < ob else (ob, oa)
+            pair_len[key] = pair_len.get(key, 0.0) + s_
+    eu = [k[0] for k in pair_len]
+    ev = [k[1] for k in pair_len]
+    el = list(pair_len.values())
+    virt = [False] * len(el)
+    # separate pieces (exclaves, buildings without territory): join each piece to
+    # its nearest other piece by a virtual edge, so the graph is connected
+    comp = _components(n, eu, ev)
+    if comp.max() > 0:
+        xy = np.array(keys) * scale
+        while True:
+            labels = np.unique(comp)
+            if len(labels) <= 1:
+                break
+            c0 = comp == labels[0]
+            a_idx = np.flatnonzero(c0)
+            b_idx = np.flatnonzero(~c0)
+            if len(a_idx) * len(b_idx) > 4_000_000:
+                return None
+            d = (xy[a_idx, None, 0] - xy[None, b_idx, 0]) ** 2 + (
+                xy[a_idx, None, 1] - xy[None, b_idx, 1]
+            ) ** 2
+            ia, ib = np.unravel_index(int(np.argmin(d)), d.shape)
+            u_, v_ = int(a_idx[ia]), int(b_idx[ib])
+            eu.append(min(u_, v_))
+            ev.append(max(u_, v_))
+            el.append(0.0)
+            virt.append(True)
+            comp[comp == comp[v_]] = labels[0]
+    return _Graph(
+        keys=keys,
+        groups=groups,
+        w=w,
+        regions=regions,
+        area=area,
+        perim=perim,
+        eu=np.asarray(eu, dtype=np.int64),
+        ev=np.asarray(ev, dtype=np.int64),
+        elen=np.asarray(el, dtype=float),
+        virtual=np.asarray(virt, dtype=bool),
+    )
+
+
+#: most empty nodes put on a window's boundary (see :func:`_graph`)
+_RIM_MAX = 1500
+
+
+def _rim_points(
+    geom: BaseGeometry, points: list[tuple[float, float]], kx: float
+) -> list[tuple[float, float]]:
+    """Points along the boundary of ``geom``, spaced so that no building's cell
+    reaches the boundary between them (closer than twice the nearest building's
+    distance to it), at most about ``_RIM_MAX`` of them."""
+    scale = np.array([kx, 1.0])
+    g = shapely.transform(geom, lambda c: c * scale)
+    rings = [
+        r
+        for p in shapely.get_parts(g)
+        for r in [p.exterior, *p.interiors]
+        if r.length > 0
+    ]
+    if not rings:
+        return []
+    total = float(sum(r.length for r in rings))
+    bpts = shapely.points(np.array(points) * scale)
+    h = float(shapely.distance(shapely.boundary(g), bpts).min())
+    step = max(1.8 * h, total / _RIM_MAX, 1e-12)
+    taken = set(points)
+    out: list[tuple[float, float]] = []
+    for r in rings:
+        at = np.arange(0.0, r.length, step)
+        for x, y in shapely.get_coordinates(shapely.line_interpolate_point(r, at)):
+            key = (float(x) / kx, float(y))
+            if key not in taken:
+                taken.add(key)
+                out.append(key)
+    return out
+
+
+def _components(n: int, eu: list[int], ev: list[int]) -> np.ndarray:
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in zip(eu, ev, strict=True):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[ra] = rb
+    roots = np.array([find(i) for i in range(n)], dtype=np.int64)
+    _, comp = np.unique(roots, return_inverse=True)
+    return np.asarray(comp, dtype=np.int64)
