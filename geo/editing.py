@@ -18,7 +18,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import text as _sql
 
 from geo.errors import EditError, NotFound
 from geo.gridding import edits as rules
@@ -28,6 +27,7 @@ from geo.store import drafts
 from geo.store.queries import people_table
 
 __all__ = [
+    "Draft",
     "Edit",
     "EditResult",
     "GridChange",
@@ -116,7 +116,7 @@ class EditResult:
     staff: dict[str, Any] = field(default_factory=dict)
 
 
-def _band(info: drafts.DraftInfo) -> Band:
+def band_of(info: drafts.DraftInfo) -> Band:
     p = info.params or {}
     return Band(
         float(p.get("min_households", 200)), float(p.get("max_households", 300))
@@ -149,7 +149,7 @@ def start_draft(session: Any, plan_id: int, *, actor: str | None) -> tuple[int, 
     return new_id, info.version
 
 
-def _sub_plan(t: drafts.Touched) -> tuple[GridPlan, gpd.GeoDataFrame]:
+def touched_plan(t: drafts.Touched) -> tuple[GridPlan, gpd.GeoDataFrame]:
     counts = t.households.groupby("grid_code").size()
     grids = gpd.GeoDataFrame(
         {
@@ -227,7 +227,7 @@ def _after(
     return drafts.Touched(grids, hh)
 
 
-def _pp(geom: Any) -> float:
+def polsby_popper(geom: Any) -> float:
     lat = shapely.centroid(geom).y
     scaled = shapely.affinity.scale(
         geom, xfact=math.cos(math.radians(lat)), origin=(0, 0)
@@ -247,7 +247,7 @@ def _changes(
         parts = len(shapely.get_parts(r.geometry))
         if parts > 1:
             problems.append(f"grid {code} is in {parts} separate parts")
-        pp = _pp(r.geometry)
+        pp = polsby_popper(r.geometry)
         if pp < SLIVER_PP:
             problems.append(
                 f"grid {code} is a sliver (Polsby-Popper {pp:.2f} < {SLIVER_PP}); "
@@ -292,7 +292,7 @@ def _commit(
     state: str = "done",
     target_id: int | None = None,
 ) -> EditResult:
-    band = _band(info)
+    band = band_of(info)
     version = drafts.write_touched(
         session, info.plan_id, before.grids["grid_code"].astype(str).tolist(), after
     )
@@ -351,6 +351,11 @@ def _staffed(
         after.households,
         people_table(session, roles=["grid_worker", "party_member"]),
         busy_workers=busy,
+        origin=drafts.parent_staff(
+            session,
+            info.plan_id,
+            after.households["household_id"].astype(str).tolist(),
+        ),
     )
     return drafts.Touched(gpd.GeoDataFrame(grids, crs=4326), hh), churn.as_dict()
 
@@ -393,7 +398,7 @@ def apply_edit(
         a locked grid, not a draft); the message says which.
     """
     info = drafts.lock_draft(session, plan_id, expected_version=expected_version)
-    band = _band(info)
+    band = band_of(info)
     if edit.op == "move":
         return _move(session, info, edit, band, actor)
     if edit.op in ("split", "merge"):
@@ -461,7 +466,7 @@ def _move(
     _refuse_locked(
         before, {str(of[h]) for h in moving}, "households cannot be taken from it"
     )
-    plan, hh = _sub_plan(before)
+    plan, hh = touched_plan(before)
     new = rules.move_households(
         plan,
         hh,
@@ -508,7 +513,7 @@ def _split_merge(
         touched = sorted(set(edit.grids))
     before = drafts.read_touched(session, info.plan_id, touched)
     _refuse_locked(before, set(touched), f"it cannot be {edit.op}ed")
-    plan, hh = _sub_plan(before)
+    plan, hh = touched_plan(before)
     opts: dict[str, Any] = {
         "min_households": band.min,
         "max_households": band.max,
@@ -736,102 +741,172 @@ def neighbours(session: Any, plan_id: int, grid: str) -> list[str]:
     return drafts.grid_neighbours(session, plan_id, grid)
 
 
-@dataclass(frozen=True)
-class Validation:
-    """Every rule a plan breaks (``problems``), what it only warns of, and its exceptions."""
+class Draft:
+    """A draft being redrawn from Python: each call is one edit, committed on return.
 
-    plan_id: int
-    version: int
-    problems: list[str]
-    warnings: list[str]
-    exceptions: dict[str, str]
-    grids: int
-    households: int
+    It keeps the version it saw, so an edit made meanwhile by someone else (the
+    viewer, the API) is refused with :class:`~geo.errors.StaleDraft` instead of
+    being overwritten; :meth:`reload` takes the current version. Made by
+    :meth:`geo.workspace.Workspace.draft`.
 
-    @property
-    def valid(self) -> bool:
-        """No broken rule (warnings and listed exceptions allowed)."""
-        return not self.problems
+    Examples
+    --------
+    ::
 
-
-def validate(session: Any, plan_id: int) -> Validation:
-    """Check a stored plan (draft or published) as a whole: one validator.
-
-    Band (out-of-band grids must carry a cause), contiguity, no overlaps,
-    tiling of the plan's area, every household of the area exactly once and
-    inside its grid (:func:`geo.gridding.edits.validate_plan`), staffing (a
-    worker per grid, no worker on two grids, every household covered by a
-    party member) and slivers (Polsby-Popper below ``SLIVER_PP``: a warning).
+        d = ws.draft(published_id)             # a new draft copied from the plan
+        r = d.move(buildings=["B330803001001-0001"], to_grid="33080300100102")
+        r.grids[0].households, r.problems
+        d.undo(); d.redo(); d.validate().problems
+        ws.publish(d.plan_id)
     """
-    from geo.store.plans import area_frames
 
-    row = session.execute(
-        _sql(
-            "SELECT a.code, p.lock_version, p.params FROM plans p "
-            "JOIN admin_areas a ON a.id = p.area_id WHERE p.id = :p"
-        ),
-        {"p": plan_id},
-    ).first()
-    if row is None:
-        raise NotFound(f"There is no plan {plan_id}.", what="plan")
-    area_code, version, params = row
-    info = drafts.DraftInfo(plan_id, area_code, "", int(version), params or {}, {})
-    band = _band(info)
-    codes = list(drafts.draft_codes(session, plan_id))
-    state = drafts.read_touched(session, plan_id, codes)
-    areas, households = area_frames(session, area_code)
-    exceptions = {
-        str(c): str(a["exception"])
-        for c, a in zip(state.grids["grid_code"], state.grids["attrs"], strict=True)
-        if (a or {}).get("exception")
-    }
-    plan, _ = _sub_plan(state)
-    plan = GridPlan(
-        plan.grids,
-        plan.assignments,
-        {
-            "exceptions": [
-                {"grid_code": c, "kind": "out_of_band", "reason": r}
-                for c, r in exceptions.items()
-            ]
-        },
-    )
-    top = areas[areas["parent_code"].isna() | ~areas["parent_code"].isin(areas["code"])]
-    problems = rules.validate_plan(
-        plan,
-        households,
-        min_households=band.min,
-        max_households=band.max,
-        areas=top,
-    )
-    warnings: list[str] = []
-    for code, geom in zip(
-        state.grids["grid_code"], state.grids.geometry.values, strict=True
-    ):
-        pp = _pp(geom)
-        if pp < SLIVER_PP:
-            warnings.append(f"grid {code} is a sliver (Polsby-Popper {pp:.2f})")
-    workers = state.grids["worker_id"]
-    none = state.grids.loc[workers.isna(), "grid_code"].astype(str).tolist()
-    if none:
-        problems.append(
-            f"{len(none)} grid(s) have no grid worker: {', '.join(none[:10])}"
+    def __init__(self, engine: Any, plan_id: int, version: int, actor: str) -> None:
+        self.engine = engine
+        self.plan_id = plan_id
+        self.version = version
+        self.actor = actor
+        #: every result of this object's edits, newest last (for displays)
+        self.results: list[EditResult] = []
+
+    def __repr__(self) -> str:
+        return f"Draft(plan_id={self.plan_id}, version={self.version})"
+
+    def _run(self, fn: Any) -> EditResult:
+        from geo.store.db import session_scope
+
+        with session_scope(self.engine) as s:
+            res: EditResult = fn(s)
+        self.version = res.version
+        self.results.append(res)
+        return res
+
+    def edit(self, edit: Edit) -> EditResult:
+        """Apply one :class:`Edit` (see :func:`apply_edit`)."""
+        return self._run(
+            lambda s: apply_edit(
+                s, self.plan_id, edit, expected_version=self.version, actor=self.actor
+            )
         )
-    twice = (
-        workers.dropna()[workers.dropna().duplicated()].astype(str).unique().tolist()
-    )
-    for w in twice:
-        on = state.grids.loc[workers == w, "grid_code"].astype(str).tolist()
-        problems.append(f"worker {w} is on {len(on)} grids: {', '.join(on)}")
-    bare = int(state.households["member_id"].isna().sum())
-    if bare:
-        warnings.append(f"{bare} household(s) have no covering party member")
-    return Validation(
-        plan_id,
-        int(version),
-        problems,
-        warnings,
-        {c: r for c, r in exceptions.items()},
-        len(state.grids),
-        len(state.households),
-    )
+
+    def move(
+        self,
+        *,
+        to_grid: str,
+        households: tuple[str, ...] | list[str] = (),
+        buildings: tuple[str, ...] | list[str] = (),
+        allow_out_of_band: bool = False,
+    ) -> EditResult:
+        """Move households or whole buildings into the neighbouring grid ``to_grid``."""
+        return self.edit(
+            Edit(
+                "move",
+                households=tuple(households),
+                buildings=tuple(buildings),
+                to_grid=to_grid,
+                allow_out_of_band=allow_out_of_band,
+            )
+        )
+
+    def split(
+        self,
+        grid: str,
+        *,
+        parts: int = 2,
+        line: Any = None,
+        allow_out_of_band: bool = False,
+    ) -> EditResult:
+        """Split ``grid`` into ``parts`` by the engine, or along ``line`` (lon/lat)."""
+        pts = None if line is None else tuple(tuple(p) for p in line)
+        return self.edit(
+            Edit(
+                "split",
+                grid=grid,
+                parts=parts,
+                line=pts,  # type: ignore[arg-type]
+                allow_out_of_band=allow_out_of_band,
+            )
+        )
+
+    def merge(self, grids: list[str], *, allow_out_of_band: bool = False) -> EditResult:
+        """Merge adjacent grids (the one with most households keeps its code)."""
+        return self.edit(
+            Edit("merge", grids=tuple(grids), allow_out_of_band=allow_out_of_band)
+        )
+
+    def lock(self, grids: list[str]) -> EditResult:
+        """Lock grids: nothing can be taken from them, rebalance leaves them."""
+        return self.edit(Edit("lock", grids=tuple(grids)))
+
+    def unlock(self, grids: list[str]) -> EditResult:
+        """Unlock grids."""
+        return self.edit(Edit("unlock", grids=tuple(grids)))
+
+    def rebalance(self) -> EditResult:
+        """Bring the unlocked grids into band around the edits (the rebalance engine)."""
+        return self.edit(Edit("rebalance"))
+
+    def assign_worker(self, grid: str, person_id: str) -> EditResult:
+        """Make ``person_id`` the grid worker of ``grid``."""
+        return self.edit(Edit("assign_worker", grid=grid, person_id=person_id))
+
+    def undo(self) -> EditResult:
+        """Revert the last edit."""
+        return self._run(
+            lambda s: undo(
+                s, self.plan_id, expected_version=self.version, actor=self.actor
+            )
+        )
+
+    def redo(self) -> EditResult:
+        """Re-apply the edit undone last."""
+        return self._run(
+            lambda s: redo(
+                s, self.plan_id, expected_version=self.version, actor=self.actor
+            )
+        )
+
+    def reload(self) -> int:
+        """Take the draft's current version (after someone else edited it)."""
+        from geo.store.db import session_scope
+
+        with session_scope(self.engine) as s:
+            self.version = drafts.lock_draft(
+                s, self.plan_id, expected_version=None
+            ).version
+        return self.version
+
+    def validate(self) -> Any:
+        """Every rule the draft breaks (a :class:`geo.validation.Validation`)."""
+        from geo.store.db import session_scope
+        from geo.validation import validate
+
+        with session_scope(self.engine) as s:
+            return validate(s, self.plan_id)
+
+    def history(self) -> pd.DataFrame:
+        """The draft's steps as a table (seq, kind, state, actor, at, version, text)."""
+        from geo.store.db import session_scope
+
+        with session_scope(self.engine) as s:
+            rows = history(s, self.plan_id)
+        return pd.DataFrame(
+            [
+                {
+                    "seq": r["seq"],
+                    "kind": r["kind"],
+                    "state": r["state"],
+                    "actor": r["actor"],
+                    "at": r["at"],
+                    "version": r["version"],
+                    "text": (r["summary"] or {}).get("text"),
+                }
+                for r in rows
+            ]
+        )
+
+    def neighbours(self, grid: str) -> list[str]:
+        """Codes of the grids sharing a boundary with ``grid``."""
+        from geo.store.db import session_scope
+
+        with session_scope(self.engine) as s:
+            return neighbours(s, self.plan_id, grid)

@@ -12,7 +12,8 @@ import pandas as pd
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from geo import services
+from geo import editing, services
+from geo.editing import Draft
 from geo.gridding.diff import diff_plans
 from geo.gridding.generate import generate_grids
 from geo.gridding.rebalance import Rebalanced, rebalance
@@ -114,18 +115,19 @@ class Workspace:
     def session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on error.
 
-        Yields
-        ------
-        sqlalchemy.orm.Session
-            For the functions of :mod:`geo.services` and :mod:`geo.store`.
+                Yields
+                ------
+                sqlalchemy.orm.Session
+                    For the functions of :mod:`geo.services` and :mod:`geo.store`.
 
-        Examples
-        --------
-        ::
+                Examples
+                --------
+                ::
 
-            from geo import services
-            with ws.session() as s:
-                saved = services.generate_and_save(s, "330803100000")
+                    from geo import editing, services
+        from geo.editing import Draft
+                    with ws.session() as s:
+                        saved = services.generate_and_save(s, "330803100000")
         """
         with session_scope(self.engine) as s:
             yield s
@@ -794,6 +796,32 @@ class Workspace:
         """
         with self.session() as s:
             services.publish(s, plan_id, exclude=list(exclude))
+
+    def draft(self, plan_id: int, *, new: bool = True) -> Draft:
+        """Redraw a plan by hand: a new draft copied from ``plan_id`` (or, with
+        ``new=False``, the draft ``plan_id`` itself) as a :class:`~geo.editing.Draft`.
+
+        Each of its edits (``move``, ``split``, ``merge``, ``lock``,
+        ``rebalance``, ``assign_worker``, ``undo``, ``redo``) is one committed
+        step of the draft's history, checked by the rules of
+        :mod:`geo.gridding.edits`, exactly as over HTTP and in the viewer.
+
+        Examples
+        --------
+        ::
+
+            d = ws.draft(ws.area("330803001000").plan_id)
+            d.move(households=["H330803001001-00017"], to_grid="33080300100102")
+            d.validate().problems
+        """
+        with self.session() as s:
+            if new:
+                plan_id, version = editing.start_draft(s, plan_id, actor="notebook")
+            else:
+                version = editing.drafts.lock_draft(
+                    s, plan_id, expected_version=None
+                ).version
+        return editing.Draft(self.engine, plan_id, version, "notebook")
 
     def plans(self) -> pd.DataFrame:
         """Every plan: area, version, status, dates, grids.

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from api.deps import PlannerDep, SessionDep
 from api.problems import problem_responses
 from geo import editing
+from geo.validation import validate as validate_plan
 
 router = APIRouter(tags=["edits"])
 
@@ -245,7 +246,7 @@ def redo(
     responses=problem_responses(401, 403, 404, 422),
 )
 def validate(session: SessionDep, key: PlannerDep, plan_id: PlanId) -> ValidationOut:
-    v = editing.validate(session, plan_id)
+    v = validate_plan(session, plan_id)
     return ValidationOut(
         plan_id=v.plan_id,
         version=v.version,

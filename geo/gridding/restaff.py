@@ -66,6 +66,7 @@ def carry_staff(
     *,
     busy_workers: set[str] | frozenset[str] = frozenset(),
     member_cap: int = 30,
+    origin: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, StaffChurn]:
     """Staff the grids and households a change touched, keeping what still holds.
 
@@ -93,6 +94,11 @@ def carry_staff(
         Workers on grids of the plan that the change did not touch.
     member_cap
         Most households one party member covers (the micro-grid band's top).
+    origin
+        ``grid_code, member_id`` by ``household_id`` in the plan the draft
+        started from: a household back in its original grid gets its original
+        member back (when that member still covers that grid), so a move and
+        its reversal in two edits change no link.
 
     Returns
     -------
@@ -176,8 +182,23 @@ def carry_staff(
     geoms = np.asarray(
         hh.geometry.values if hasattr(hh, "geometry") else hh["geometry"]
     )
+    first = origin.reindex(ids) if origin is not None and len(origin) else None
     for i in np.flatnonzero(~stays):
         m = member[i]
+        if first is not None:
+            og, om = first["grid_code"].iloc[i], first["member_id"].iloc[i]
+            if (
+                not _missing(om)
+                and str(og) == new_grid[i]
+                and home.get(str(om), str(og)) == new_grid[i]
+                and (str(om) == m or load[str(om)] < member_cap)
+            ):
+                if m is not None and m != str(om):
+                    load[m] -= 1
+                    load[str(om)] += 1
+                member[i] = str(om)
+                kept += 1
+                continue
         if m is not None and home.get(m) == new_grid[i]:
             kept += 1
             continue

@@ -23,6 +23,7 @@ __all__ = [
     "grid_neighbours",
     "history",
     "lock_draft",
+    "parent_staff",
     "read_touched",
     "record",
     "undo_target",
@@ -184,6 +185,23 @@ def copy_to_draft(session: Session, plan_id: int, *, created_by: str | None) -> 
         {"n": new_id, "p": plan_id},
     )
     return new_id
+
+
+def parent_staff(session: Session, plan_id: int, households: list[str]) -> pd.DataFrame:
+    """Grid and party member of each household in the plan this draft was copied from:
+    ``household_id`` (external) → ``grid_code, member_id`` (empty without a parent)."""
+    return pd.read_sql_query(
+        text(
+            "SELECT h.external_id AS household_id, g.code AS grid_code, "
+            "m.external_id AS member_id FROM plans d "
+            "JOIN assignments x ON x.plan_id = d.parent_id "
+            "JOIN households h ON h.id = x.household_id JOIN grids g ON g.id = x.grid_id "
+            "LEFT JOIN people m ON m.id = x.member_id "
+            "WHERE d.id = :p AND h.external_id = ANY(:h)"
+        ),
+        session.connection(),
+        params={"p": plan_id, "h": list(households)},
+    ).set_index("household_id")
 
 
 def draft_codes(session: Session, plan_id: int) -> dict[str, dict[str, Any]]:
