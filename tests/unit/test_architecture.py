@@ -175,7 +175,8 @@ def test_every_module_imports_on_its_own() -> None:
 
 
 def _readme_section(title: str) -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    # "Where things live" moved from README.md to docs/architecture.md (issue 25)
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     start = text.index(f"## {title}\n")
     end = text.find("\n## ", start + 1)
     return text[start : end if end > 0 else None]
