@@ -344,18 +344,22 @@ def _staffed(
     codes = drafts.draft_codes(session, info.plan_id)
     touched = set(before.grids["grid_code"].astype(str))
     busy = {v["worker"] for c, v in codes.items() if c not in touched and v["worker"]}
+    was = before.households.set_index(before.households["household_id"].astype(str))
+    now = after.households["grid_code"].astype(str).to_numpy()
+    ids = after.households["household_id"].astype(str)
+    changed = ids[was["grid_code"].astype(str).reindex(ids).to_numpy() != now]
+    areas = set(before.grids["area_code"].astype(str)) | set(
+        after.grids["area_code"].astype(str)
+    )
+    people = people_table(session, roles=["grid_worker", "party_member"])
     grids, hh, churn = carry_staff(
         before.grids,
         before.households,
         after.grids,
         after.households,
-        people_table(session, roles=["grid_worker", "party_member"]),
+        people[people["area_code"].astype(str).isin(areas)],
         busy_workers=busy,
-        origin=drafts.parent_staff(
-            session,
-            info.plan_id,
-            after.households["household_id"].astype(str).tolist(),
-        ),
+        origin=drafts.parent_staff(session, info.plan_id, changed.tolist()),
     )
     return drafts.Touched(gpd.GeoDataFrame(grids, crs=4326), hh), churn.as_dict()
 

@@ -154,11 +154,17 @@ def move_households(
     geoms = list(grids.geometry.values)
     for src, group in pd.Series(ids).groupby(of.reindex(ids).to_numpy()):
         members = of.index[of == src].tolist()
-        keys = sorted({(pts[h].x, pts[h].y) for h in members})
-        moving = {(pts[h].x, pts[h].y) for h in group}
-        staying = [
-            h for h in members if (pts[h].x, pts[h].y) in moving and h not in set(group)
-        ]
+        xy = dict(
+            zip(
+                members,
+                map(tuple, shapely.get_coordinates(pts.reindex(members).values)),
+                strict=True,
+            )
+        )
+        keys = sorted(set(xy.values()))
+        moving = {xy[h] for h in group}
+        in_group = set(group)
+        staying = [h for h in members if xy[h] in moving and h not in in_group]
         if staying:
             raise EditError(
                 f"{', '.join(staying[:5])} share a building point with the moved households "
@@ -177,7 +183,7 @@ def move_households(
                 "households; move them to a neighbouring grid"
             )
         rest = _clean(shapely.difference(geoms[gi[src]], region))
-        rest_pts = [pts[h] for h in members if h not in set(group)]
+        rest_pts = [shapely.Point(xy[h]) for h in members if h not in in_group]
         if (
             rest_pts
             and sum(

@@ -7,7 +7,28 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "nearest_data_dir"]
+
+
+def nearest_data_dir(start: Path) -> Path:
+    """The nearest existing ``.gridmap`` folder at ``start`` or above, else
+    ``start/.gridmap``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / ".gridmap").mkdir(); (root / "notebooks").mkdir()
+    >>> nearest_data_dir(root / "notebooks") == root / ".gridmap"
+    True
+    >>> nearest_data_dir(Path("/")) == Path("/.gridmap")
+    True
+    """
+    here = start.absolute()
+    for d in (here, *here.parents):
+        if (d / ".gridmap").is_dir():
+            return d / ".gridmap"
+    return here / ".gridmap"
 
 
 class Settings(BaseSettings):
@@ -22,8 +43,10 @@ class Settings(BaseSettings):
         SQLAlchemy URL of an existing PostgreSQL + PostGIS server. When unset,
         GridMap runs its own embedded cluster under ``data_dir``.
     data_dir
-        Where the embedded cluster and other local state live
-        (default ``./.gridmap``).
+        Where the embedded cluster and other local state live: by default the
+        nearest ``.gridmap`` folder in the current directory or a parent (so a
+        notebook kernel started in ``notebooks/`` finds the database that
+        ``gridmap run`` left in the project), else ``./.gridmap``.
     pg_bindir
         Directory holding ``initdb``/``pg_ctl``/``postgres``; found
         automatically under ``/usr/lib/postgresql/*/bin`` when unset.
@@ -38,7 +61,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRIDMAP_", extra="ignore")
 
     database_url: str | None = None
-    data_dir: Path = Field(default_factory=lambda: Path.cwd() / ".gridmap")
+    data_dir: Path = Field(default_factory=lambda: nearest_data_dir(Path.cwd()))
     pg_bindir: Path | None = None
     pg_port: int | None = None
     db_name: str = "gridmap"

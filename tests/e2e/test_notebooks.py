@@ -81,3 +81,26 @@ def test_notebook_runs(
     last = nb.cells[-1]
     text = "".join(o.get("text", "") for o in last.get("outputs", []))
     assert text.startswith("ok:"), f"{path.name} ended with {text!r}"
+
+
+def test_a_kernel_in_notebooks_finds_the_projects_database(tmp_path: Path) -> None:
+    """With no GRIDMAP_* variable set, a process started in notebooks/ (as Jupyter
+    starts kernels) uses the project's .gridmap, where ``gridmap run`` keeps the
+    database — not a second, empty one in notebooks/.gridmap."""
+    (tmp_path / ".gridmap").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDMAP_")}
+    env["PYTHONPATH"] = str(ROOT)
+    probe = "from geo.store.settings import Settings; print(Settings().data_dir)"
+    for cwd in (tmp_path / "notebooks", tmp_path):
+        out = subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+        assert Path(out) == tmp_path / ".gridmap"
+    assert not (tmp_path / "notebooks" / ".gridmap").exists()
