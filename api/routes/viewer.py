@@ -17,7 +17,13 @@ from api.deps import HandlerDep, SessionDep, ViewerDep
 from api.problems import ProblemError, problem_responses
 from geo.store.event_views import open_events_by_grid, open_events_on_plan
 from geo.store.plans import area_frames
-from geo.store.queries import load_plan, people_table, published_plan
+from geo.store.queries import (
+    inner_published,
+    load_in_force,
+    load_plan,
+    people_table,
+    published_plan,
+)
 
 router = APIRouter(tags=["viewer"])
 
@@ -66,7 +72,7 @@ def viewer(
     def render() -> str:
         from maps import coverage_map
 
-        plan, _ = load_plan(session, plan_id)
+        plan = load_in_force(session, plan_id)  # with the plans of areas inside
         areas, _households = area_frames(session, code)
         m = coverage_map(
             plan,
@@ -83,7 +89,10 @@ def viewer(
         return m.get_root().render()
 
     # keyed by the plan and its version: publishing or editing makes a new key
-    return HTMLResponse(_cache(request).get(("page", plan_id, version, root), render))
+    inner = tuple(inner_published(session, plan_id))
+    return HTMLResponse(
+        _cache(request).get(("page", plan_id, version, inner, root), render)
+    )
 
 
 @router.get(

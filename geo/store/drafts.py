@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import EditError, NotFound, StaleDraft
-from geo.store.plans import insert_draft
+from geo.store.plans import copy_plan
 
 __all__ = [
     "DraftInfo",
@@ -150,41 +150,7 @@ def copy_to_draft(session: Session, plan_id: int, *, created_by: str | None) -> 
     The copy is made in SQL (no rows travel to Python); its parent is
     ``plan_id``. Returns the new draft's id. The caller commits.
     """
-    row = session.execute(
-        text("SELECT area_id, params, metrics FROM plans WHERE id = :p"),
-        {"p": plan_id},
-    ).first()
-    if row is None:
-        raise NotFound(f"There is no plan {plan_id}.", what="plan")
-    metrics = dict(row[2] or {})
-    metrics.pop("fanout", None)  # the copy is complete whatever its source was
-    new_id = insert_draft(
-        session,
-        int(row[0]),
-        name=None,
-        parent_id=plan_id,
-        params=row[1] or {},
-        metrics=metrics,
-        created_by=created_by,
-    )
-    session.execute(
-        text(
-            "INSERT INTO grids (plan_id, code, name, kind, area_id, worker_id, geom, attrs) "
-            "SELECT :n, code, name, kind, area_id, worker_id, geom, attrs FROM grids "
-            "WHERE plan_id = :p"
-        ),
-        {"n": new_id, "p": plan_id},
-    )
-    session.execute(
-        text(
-            "INSERT INTO assignments (plan_id, household_id, grid_id, member_id, on_boundary) "
-            "SELECT :n, x.household_id, g2.id, x.member_id, x.on_boundary "
-            "FROM assignments x JOIN grids g ON g.id = x.grid_id "
-            "JOIN grids g2 ON g2.plan_id = :n AND g2.code = g.code WHERE x.plan_id = :p"
-        ),
-        {"n": new_id, "p": plan_id},
-    )
-    return new_id
+    return copy_plan(session, plan_id, created_by=created_by)
 
 
 def parent_staff(session: Session, plan_id: int, households: list[str]) -> pd.DataFrame:

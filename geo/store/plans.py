@@ -26,6 +26,7 @@ from geo.errors import (
 __all__ = [
     "PlanConflictError",
     "area_frames",
+    "copy_plan",
     "next_version",
     "plan_frames",
     "plan_grids",
@@ -260,6 +261,14 @@ def publish_plan(
             f"plan {plan_id} is {status}; only a draft can be published"
         )
     _refuse_unfinished_units(plan_id, metrics)
+    replaced = _replace_overlapping(session, plan_id, area_id, at)
+    if replaced:
+        session.execute(
+            text(
+                "UPDATE plans SET metrics = metrics || CAST(:m AS jsonb) WHERE id = :p"
+            ),
+            {"p": plan_id, "m": json.dumps({"replaced": replaced}, default=str)},
+        )
     try:
         session.execute(
             text(
@@ -283,6 +292,156 @@ def publish_plan(
     # lookups start using this plan's grids and assignments now: give the planner
     # fresh statistics instead of waiting for autovacuum (tables in a fixed order)
     session.execute(text("ANALYZE plans, grids, assignments"))
+
+
+_SUBTREE = (
+    "WITH RECURSIVE sub AS (SELECT id FROM admin_areas WHERE id = :a "
+    "UNION ALL SELECT c.id FROM admin_areas c JOIN sub ON c.parent_id = sub.id) "
+)
+_ANCESTORS = (
+    "WITH RECURSIVE up AS (SELECT parent_id AS id FROM admin_areas WHERE id = :a "
+    "UNION ALL SELECT p.parent_id FROM admin_areas p JOIN up ON p.id = up.id "
+    "WHERE p.parent_id IS NOT NULL) "
+)
+
+
+def copy_plan(
+    session: Session,
+    plan_id: int,
+    *,
+    created_by: str | None,
+    without_area_id: int | None = None,
+    note: Mapping[str, Any] | None = None,
+) -> int:
+    """A new draft copied from plan ``plan_id`` in SQL (grids, assignments, workers,
+    members), optionally leaving out the grids inside the area ``without_area_id``
+    (and their households); its id. The caller commits."""
+    row = session.execute(
+        text("SELECT area_id, params, metrics, name FROM plans WHERE id = :p"),
+        {"p": plan_id},
+    ).first()
+    if row is None:
+        raise NotFound(f"There is no plan {plan_id}.", what="plan")
+    metrics = dict(row[2] or {})
+    metrics.pop("fanout", None)  # the copy is complete whatever its source was
+    metrics.update(note or {})
+    new_id = insert_draft(
+        session,
+        int(row[0]),
+        name=row[3],
+        parent_id=plan_id,
+        params=row[1] or {},
+        metrics=metrics,
+        created_by=created_by,
+    )
+    skip = (
+        "AND area_id NOT IN (SELECT id FROM sub)" if without_area_id is not None else ""
+    )
+    prefix = _SUBTREE if without_area_id is not None else ""
+    args = {"n": new_id, "p": plan_id, "a": without_area_id}
+    session.execute(
+        text(
+            prefix
+            + "INSERT INTO grids (plan_id, code, name, kind, area_id, worker_id, "
+            "geom, attrs) SELECT :n, code, name, kind, area_id, worker_id, geom, attrs "
+            f"FROM grids WHERE plan_id = :p {skip}"
+        ),
+        args,
+    )
+    session.execute(
+        text(
+            "INSERT INTO assignments (plan_id, household_id, grid_id, member_id, "
+            "on_boundary) SELECT :n, x.household_id, g2.id, x.member_id, x.on_boundary "
+            "FROM assignments x JOIN grids g ON g.id = x.grid_id "
+            "JOIN grids g2 ON g2.plan_id = :n AND g2.code = g.code WHERE x.plan_id = :p"
+        ),
+        {"n": new_id, "p": plan_id},
+    )
+    return new_id
+
+
+def _replace_overlapping(
+    session: Session, plan_id: int, area_id: int, at: dt.datetime
+) -> list[dict[str, Any]]:
+    """One published grid per household: before ``plan_id`` is published, the
+    published plans of areas inside its area are archived (it covers them), and
+    each published plan of an enclosing area is replaced by a new version without
+    the grids inside this area (copied in SQL, published in the same transaction,
+    the old version archived). Returns what was replaced."""
+    done: list[dict[str, Any]] = []
+    uncovered = session.execute(
+        text(
+            _SUBTREE + "SELECT p.id, count(*) FROM plans p JOIN assignments x "
+            "ON x.plan_id = p.id WHERE p.status = 'published' AND p.id <> :p "
+            "AND p.area_id IN (SELECT id FROM sub) AND NOT EXISTS (SELECT 1 FROM "
+            "assignments y WHERE y.plan_id = :p AND y.household_id = x.household_id) "
+            "GROUP BY p.id ORDER BY p.id"
+        ),
+        {"a": area_id, "p": plan_id},
+    ).all()
+    if uncovered:
+        other, n = uncovered[0]
+        raise PlanConflictError(
+            f"plan {plan_id} leaves {n} household(s) of the published plan {other} "
+            "(an area inside this one) without a grid; publishing it would take their "
+            "grid away. Draft from the published plans instead, or generate this area "
+            "with its households."
+        )
+    inner = session.execute(
+        text(
+            _SUBTREE + "UPDATE plans SET status = 'archived', valid_to = :at, "
+            "lock_version = lock_version + 1 WHERE status = 'published' "
+            "AND id <> :p AND area_id IN (SELECT id FROM sub) RETURNING id"
+        ),
+        {"a": area_id, "p": plan_id, "at": at},
+    ).all()
+    done += [
+        {"plan": int(r[0]), "how": "archived (inside this plan's area)"} for r in inner
+    ]
+    outer = session.execute(
+        text(
+            _ANCESTORS + "SELECT p.id FROM plans p WHERE p.status = 'published' "
+            "AND p.area_id IN (SELECT id FROM up) ORDER BY p.id"
+        ),
+        {"a": area_id},
+    ).all()
+    for (old,) in outer:
+        inside = session.execute(
+            text(
+                _SUBTREE + "SELECT count(*) FROM grids WHERE plan_id = :o "
+                "AND area_id IN (SELECT id FROM sub)"
+            ),
+            {"a": area_id, "o": old},
+        ).scalar_one()
+        if not inside:
+            continue
+        new = copy_plan(
+            session,
+            int(old),
+            created_by=f"publish of plan {plan_id}",
+            without_area_id=area_id,
+            note={"part_replaced_by": plan_id},
+        )
+        session.execute(
+            text(
+                "UPDATE plans SET status = 'archived', valid_to = :at, "
+                "lock_version = lock_version + 1 WHERE id = :o"
+            ),
+            {"o": old, "at": at},
+        )
+        session.execute(
+            text(
+                "UPDATE plans SET status = 'published', valid_from = :at WHERE id = :n"
+            ),
+            {"n": new, "at": at},
+        )
+        done.append(
+            {
+                "plan": int(old),
+                "how": f"replaced by plan {new} without this area's grids",
+            }
+        )
+    return done
 
 
 def _refuse_unfinished_units(plan_id: int, metrics: Mapping[str, Any] | None) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import geopandas as gpd
 import pandas as pd
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
@@ -22,6 +23,8 @@ __all__ = [
     "coverage_table",
     "database_summary",
     "example_address",
+    "inner_published",
+    "load_in_force",
     "load_plan",
     "people_table",
     "plans_table",
@@ -158,6 +161,39 @@ def load_plan(session: Session, plan_id: int) -> tuple[GridPlan, dict[str, Any]]
     metrics = dict(info.get("metrics") or {})
     report = {"metrics": metrics, "exceptions": metrics.get("exceptions", [])}
     return GridPlan(grids=grids, assignments=assignments, report=report), info
+
+
+def inner_published(session: Session, plan_id: int) -> list[tuple[int, int]]:
+    """``(id, lock_version)`` of the published plans of areas inside plan
+    ``plan_id``'s area (their grids are in force there, see
+    :func:`geo.store.plans.publish_plan`)."""
+    rows = session.execute(
+        text(
+            "WITH RECURSIVE sub AS (SELECT c.id FROM admin_areas c JOIN plans q "
+            "ON q.area_id = c.parent_id WHERE q.id = :p UNION ALL SELECT c.id FROM "
+            "admin_areas c JOIN sub ON c.parent_id = sub.id) SELECT p.id, p.lock_version "
+            "FROM plans p WHERE p.status = 'published' AND p.area_id IN "
+            "(SELECT id FROM sub) ORDER BY p.id"
+        ),
+        {"p": plan_id},
+    ).all()
+    return [(int(i), int(v)) for i, v in rows]
+
+
+def load_in_force(session: Session, plan_id: int) -> GridPlan:
+    """Plan ``plan_id`` with the grids of the published plans inside its area:
+    what is in force across the area, one grid per household."""
+    plan, _ = load_plan(session, plan_id)
+    inner = inner_published(session, plan_id)
+    if not inner:
+        return plan
+    parts = [plan] + [load_plan(session, i)[0] for i, _ in inner]
+    grids = gpd.GeoDataFrame(
+        pd.concat([p.grids for p in parts], ignore_index=True), crs=plan.grids.crs
+    )
+    assignments = pd.concat([p.assignments for p in parts], ignore_index=True)
+    exceptions = [e for p in parts for e in p.report.get("exceptions", [])]
+    return GridPlan(grids, assignments, {**plan.report, "exceptions": exceptions})
 
 
 def _conn(conn: Connection | Session) -> Connection:
