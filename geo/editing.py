@@ -341,9 +341,7 @@ def _staffed(
     before: drafts.Touched,
     after: drafts.Touched,
 ) -> tuple[drafts.Touched, dict[str, Any]]:
-    codes = drafts.draft_codes(session, info.plan_id)
-    touched = set(before.grids["grid_code"].astype(str))
-    busy = {v["worker"] for c, v in codes.items() if c not in touched and v["worker"]}
+    touched = before.grids["grid_code"].astype(str).tolist()
     was = before.households.set_index(before.households["household_id"].astype(str))
     now = after.households["grid_code"].astype(str).to_numpy()
     ids = after.households["household_id"].astype(str)
@@ -351,13 +349,13 @@ def _staffed(
     areas = set(before.grids["area_code"].astype(str)) | set(
         after.grids["area_code"].astype(str)
     )
-    people = people_table(session, roles=["grid_worker", "party_member"])
+    people, busy = drafts.staff_pool(session, info.plan_id, sorted(areas), touched)
     grids, hh, churn = carry_staff(
         before.grids,
         before.households,
         after.grids,
         after.households,
-        people[people["area_code"].astype(str).isin(areas)],
+        people,
         busy_workers=busy,
         origin=drafts.parent_staff(session, info.plan_id, changed.tolist()),
     )
@@ -431,8 +429,7 @@ def _move(
         raise EditError("a move needs to_grid")
     if not edit.households and not edit.buildings:
         raise EditError("a move needs households or buildings")
-    codes = drafts.draft_codes(session, info.plan_id)
-    if edit.to_grid not in codes:
+    if not drafts.has_grid(session, info.plan_id, edit.to_grid):
         raise EditError(f"plan {info.plan_id} has no grid {edit.to_grid!r}")
     where = drafts.grids_of(
         session,

@@ -21,11 +21,13 @@ __all__ = [
     "copy_to_draft",
     "draft_codes",
     "grid_neighbours",
+    "has_grid",
     "history",
     "lock_draft",
     "parent_staff",
     "read_touched",
     "record",
+    "staff_pool",
     "undo_target",
     "write_touched",
 ]
@@ -168,6 +170,45 @@ def parent_staff(session: Session, plan_id: int, households: list[str]) -> pd.Da
         session.connection(),
         params={"p": plan_id, "h": list(households)},
     ).set_index("household_id")
+
+
+def staff_pool(
+    session: Session, plan_id: int, area_codes: list[str], touched: list[str]
+) -> tuple[pd.DataFrame, set[str]]:
+    """The grid workers and party members of ``area_codes`` (``person_id, role,
+    area_code``) and those of them on a grid of the plan other than ``touched``."""
+    people = pd.read_sql_query(
+        text(
+            "SELECT p.external_id AS person_id, p.role, a.code AS area_code "
+            "FROM people p JOIN admin_areas a ON a.id = p.area_id "
+            "WHERE a.code = ANY(:a) AND p.role IN ('grid_worker', 'party_member') "
+            "ORDER BY p.external_id"
+        ),
+        session.connection(),
+        params={"a": list(area_codes)},
+    )
+    busy = {
+        str(w)
+        for (w,) in session.execute(
+            text(
+                "SELECT p.external_id FROM grids g JOIN people p ON p.id = g.worker_id "
+                "WHERE g.plan_id = :p AND NOT g.code = ANY(:t) AND p.external_id = ANY(:c)"
+            ),
+            {"p": plan_id, "t": list(touched), "c": people["person_id"].tolist()},
+        )
+    }
+    return people, busy
+
+
+def has_grid(session: Session, plan_id: int, code: str) -> bool:
+    """Whether the plan has a grid ``code``."""
+    return (
+        session.execute(
+            text("SELECT 1 FROM grids WHERE plan_id = :p AND code = :c"),
+            {"p": plan_id, "c": code},
+        ).first()
+        is not None
+    )
 
 
 def draft_codes(session: Session, plan_id: int) -> dict[str, dict[str, Any]]:
