@@ -115,19 +115,18 @@ class Workspace:
     def session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on error.
 
-                Yields
-                ------
-                sqlalchemy.orm.Session
-                    For the functions of :mod:`geo.services` and :mod:`geo.store`.
+        Yields
+        ------
+        sqlalchemy.orm.Session
+            For the functions of :mod:`geo.services` and :mod:`geo.store`.
 
-                Examples
-                --------
-                ::
+        Examples
+        --------
+        ::
 
-                    from geo import editing, services
-        from geo.editing import Draft
-                    with ws.session() as s:
-                        saved = services.generate_and_save(s, "330803100000")
+            from geo import services
+            with ws.session() as s:
+                saved = services.generate_and_save(s, "330803100000")
         """
         with session_scope(self.engine) as s:
             yield s
@@ -805,6 +804,18 @@ class Workspace:
         ``rebalance``, ``assign_worker``, ``undo``, ``redo``) is one committed
         step of the draft's history, checked by the rules of
         :mod:`geo.gridding.edits`, exactly as over HTTP and in the viewer.
+
+        Parameters
+        ----------
+        plan_id
+            The plan to copy (published or draft), or the draft to open.
+        new
+            Copy ``plan_id`` into a new draft (default), or open it as it is.
+
+        Returns
+        -------
+        geo.editing.Draft
+            Holds the version it saw; each edit moves it on.
 
         Examples
         --------

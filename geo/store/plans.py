@@ -373,7 +373,7 @@ def _replace_overlapping(
         text(
             _SUBTREE + "SELECT p.id, count(*) FROM plans p JOIN assignments x "
             "ON x.plan_id = p.id WHERE p.status = 'published' AND p.id <> :p "
-            "AND p.area_id IN (SELECT id FROM sub) AND NOT EXISTS (SELECT 1 FROM "
+            "AND p.area_id IN (SELECT id FROM sub) AND p.area_id <> :a AND NOT EXISTS (SELECT 1 FROM "
             "assignments y WHERE y.plan_id = :p AND y.household_id = x.household_id) "
             "GROUP BY p.id ORDER BY p.id"
         ),
@@ -391,7 +391,7 @@ def _replace_overlapping(
         text(
             _SUBTREE + "UPDATE plans SET status = 'archived', valid_to = :at, "
             "lock_version = lock_version + 1 WHERE status = 'published' "
-            "AND id <> :p AND area_id IN (SELECT id FROM sub) RETURNING id"
+            "AND id <> :p AND area_id IN (SELECT id FROM sub) AND area_id <> :a RETURNING id"
         ),
         {"a": area_id, "p": plan_id, "at": at},
     ).all()
