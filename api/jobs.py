@@ -173,6 +173,7 @@ def generate_plan_job(
                 name=params.get("name"),
                 created_by=created_by,
                 progress=job.step,
+                with_staff=True,  # a draft from the API has workers and members
                 scheduler=job.scheduler,
             )
             job.plan_id = saved.plan_id

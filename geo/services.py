@@ -44,6 +44,7 @@ __all__ = [
     "SampleEvents",
     "SavedPlan",
     "SavedRebalance",
+    "carry_plan_staff",
     "generate_and_save",
     "load_sample",
     "load_sample_events",
@@ -604,6 +605,12 @@ def rebalance_and_save(
         max_households=max_households,
         locked=tuple(locked),
         retired_codes=retired,
+        # a draft's out-of-band grids are hand edits to fix, not accepted exceptions
+        redraw_accepted=info["status"] == "draft",
+    )
+    progress("carrying the staff through", 0.7)
+    result = replace(
+        result, plan=carry_plan_staff(session, plan_id, result.plan, households)
     )
     progress("saving the draft plan", 0.8)
     new_id = save_generated_plan(
@@ -614,6 +621,49 @@ def rebalance_and_save(
         parent_id=plan_id,
     )
     return SavedRebalance(new_id, plan_id, result)
+
+
+def carry_plan_staff(
+    session: Session, plan_id: int, plan: GridPlan, households: gpd.GeoDataFrame
+) -> GridPlan:
+    """``plan`` (derived from the stored plan ``plan_id``) staffed as that plan was:
+    surviving grids keep their workers, households in the same grid keep their
+    party members, and only the households that changed grid and the new grids
+    are staffed, locally (:func:`geo.gridding.restaff.carry_staff`). The churn is
+    reported in ``report["staff"]``.
+
+    Examples
+    --------
+    ::
+
+        with session_scope(engine) as s:
+            staffed = carry_plan_staff(s, published_id, result.plan, households)
+    """
+    from geo.gridding.restaff import carry_staff
+    from geo.store.queries import load_plan
+
+    old, _ = load_plan(session, plan_id)
+    if "worker_id" not in old.grids.columns or old.grids["worker_id"].isna().all():
+        return plan  # nothing to carry: the source plan was never staffed
+    pts = households.set_index(households["household_id"].astype(str)).geometry
+    after_hh = plan.assignments[["household_id", "grid_code"]].copy()
+    after_hh["household_id"] = after_hh["household_id"].astype(str)
+    after_hh["geometry"] = pts.reindex(after_hh["household_id"]).to_numpy()
+    before_hh = old.assignments.copy()
+    before_hh["household_id"] = before_hh["household_id"].astype(str)
+    grids, hh, churn = carry_staff(
+        old.grids[["grid_code", "area_code", "worker_id"]],
+        before_hh,
+        plan.grids[["grid_code", "area_code"]],
+        after_hh,
+        people_table(session, roles=["grid_worker", "party_member"]),
+    )
+    out_grids = plan.grids.copy()
+    out_grids["worker_id"] = grids["worker_id"].to_numpy()
+    assignments = plan.assignments.copy()
+    assignments["member_id"] = hh["member_id"].to_numpy()
+    report = {**plan.report, "staff": churn.as_dict()}
+    return replace(plan, grids=out_grids, assignments=assignments, report=report)
 
 
 def publish(session: Session, plan_id: int, *, exclude: Sequence[str] = ()) -> None:

@@ -166,3 +166,37 @@ def test_redraw_a_township_keeps_staff(world) -> None:  # type: ignore[no-untype
     stale.unlock([other])
     kinds = d.history()["kind"].tolist()
     assert kinds[0] == "draft" and kinds[-3:] == ["undo", "redo", "edit"]
+
+
+def test_rebalance_and_save_carries_the_staff(world) -> None:  # type: ignore[no-untyped-def]
+    """A rebalanced draft (CLI, API job, Workspace all save through
+    services.rebalance_and_save) keeps workers on surviving grids and members of
+    households that stay; it is not left unstaffed."""
+    from geo import services
+    from geo.store.db import session_scope
+
+    ws, pid = world
+    d = ws.draft(pid)  # a draft whose hand edit left two grids out of band
+    big = _grid_table(ws, d.plan_id).sort_values("n").index[-1]
+    d.split(big, allow_out_of_band=True)
+    before = _state(ws, d.plan_id)
+    with session_scope(ws.engine) as s:
+        saved = services.rebalance_and_save(s, d.plan_id)
+    after = _state(ws, saved.plan_id)
+    churn = saved.result.plan.report["staff"]
+    same = before.index[before["grid"] == after.loc[before.index, "grid"]]
+    assert len(same) < len(before), "the rebalance fixed the split's halves"
+    n = after["grid"].value_counts()
+    assert ((n >= 200) & (n <= 300)).sum() > (
+        (before["grid"].value_counts() >= 200) & (before["grid"].value_counts() <= 300)
+    ).sum()
+    assert (
+        before.loc[same, "member"].fillna("") == after.loc[same, "member"].fillna("")
+    ).all()
+    kept = set(before["grid"]) & set(after["grid"])
+    bw = before.groupby("grid")["worker"].first()
+    aw = after.groupby("grid")["worker"].first()
+    lost = {c: (bw[c], aw[c]) for c in kept if pd.notna(bw[c]) and aw[c] != bw[c]}
+    assert lost == {}, "surviving grids keep their workers"
+    assert aw.notna().sum() >= bw.notna().sum() - len(churn["workers_freed"])
+    assert churn["members_kept"] + churn["members_changed"] + churn["members_lost"] > 0
