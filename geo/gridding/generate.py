@@ -209,6 +209,7 @@ def generate_grids(
                 exceptions=exceptions,
                 proof=proofs.get(id(u)),
                 stopped=notes.get("_cause"),
+                subset_proof=notes.get("_proof"),
             )
         )
 
@@ -568,6 +569,7 @@ def _unit_grids(
     exceptions: list[dict[str, Any]],
     proof: dict[str, Any] | None = None,
     stopped: tuple[str, dict[str, Any]] | None = None,
+    subset_proof: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     codes = leaf["code"].to_numpy()
     rows = []
@@ -588,15 +590,34 @@ def _unit_grids(
         reason, cause, check = None, None, None
         if not band.min - 1e-9 <= load <= band.max + 1e-9:
             cause, check, reason = _grid_cause(u, members, load, atoms, band, proof)
-            if cause == UNRESOLVED and stopped is not None:
+            proven = subset_proof is not None and any(
+                abs(atoms[i].load - v) < 1e-9
+                for i in members
+                for v in subset_proof["building_loads"]
+            )
+            if cause == UNRESOLVED and proven and subset_proof is not None:
+                # the grid holds a building no in-band set of buildings can hold
+                cause = "no_in_band_grouping"
+                check = {**check, **subset_proof}
+                reason = (
+                    f"{load:g} households: no set of whole buildings of "
+                    f"{'+'.join(u.codes)} that includes one of its buildings (of "
+                    f"{'/'.join(f'{v:g}' for v in subset_proof['building_loads'])} "
+                    "households) totals "
+                    f"{band.min:g}–{band.max:g}, so no grid holding it is in band"
+                )
+            elif cause == UNRESOLVED and stopped is not None:
                 # the complete re-cut ran out of time: say so, with its cap
                 cause, extra = stopped
                 check = {**check, **extra}
                 reason = (
                     f"{load:g} households: the re-cut of {'+'.join(u.codes)} "
                     f"stopped at its cap of {extra.get('cap_steps', 0):,} steps (or "
-                    f"{extra.get('cap_s', '?')} s) before it found an in-band partition "
-                    "(one may exist)"
+                    f"{extra.get('cap_s', '?')} s) and "
+                    f"{extra.get('cap_trees', 0):,} random spanning trees per graph, "
+                    f"none of which could be cut in band ({extra.get('trees', 0):,} "
+                    "drawn in all), before it found an in-band partition (one may "
+                    "exist)"
                 )
         rows.append(
             {
