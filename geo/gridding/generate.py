@@ -542,6 +542,19 @@ def _group_proof(
             else f"{name} has {u.load:g} households and no adjacent area in {parent} "
             f"to merge with (neighbours found: none); {fits}"
         )
+    elif band.feasible(comp_load):
+        # the connected part's total fits: some grouping may put every group in
+        # band, so this one is no proof (the definition of infeasible_total fails)
+        cause = UNRESOLVED
+        check["why"] = (
+            f"the connected part of {parent} holding {name} totals {comp_load:g}, "
+            "which fits a whole number of grids; the grouping left this group out"
+        )
+        reason = (
+            f"{name} has {u.load:g} households ({fits}); the grouping of {parent} "
+            f"found no way to put it in a group that fits, though the connected part "
+            f"holding it ({comp_load:g}) fits (one may exist)"
+        )
     else:
         cause = "infeasible_total"
         check["why"] = (
