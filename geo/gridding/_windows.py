@@ -54,6 +54,7 @@ def _recut_windows(
         return float(sum(atoms[a].load for a in x.atoms))
 
     causes: dict[str, tuple[str, dict[str, Any]]] = {}
+    tried: dict[frozenset[str], dict[str, Any]] = {}
     for c in sorted(cells, key=lambda x: x.code):
         if c not in cells or c.locked:
             continue
@@ -83,11 +84,14 @@ def _recut_windows(
         # households with c at all, the whole connected part of its area(s), are
         # cut by spanning trees up to their cap; the causes are checked on them
         comp = _component(c, cells)
-        stats: dict[str, Any] = {}
-        if _recut_component(
-            comp, cells, atoms, band, origin, used=used, log=log, stats=stats
-        ):
-            continue
+        key = frozenset(x.code for x in comp)
+        stats = tried.get(key)
+        if stats is None:  # (the same grids as another's: the same trees)
+            stats = tried[key] = {}
+            if _recut_component(
+                comp, cells, atoms, band, origin, used=used, log=log, stats=stats
+            ):
+                continue
         cause = _window_cause(comp, cells, atoms, band, stats, cap_s=cap_s)
         for x in comp:
             if x in cells and not band.contains(load(x)):

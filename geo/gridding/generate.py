@@ -593,13 +593,17 @@ def _unit_grids(
             else np.array([], dtype=np.int64)
         )
         load = float(sum(atoms[i].load for i in members))
-        by_area = (
-            pd.Series(codes[area_pos[hh_rows]]).value_counts()
-            if len(hh_rows)
-            else pd.Series(dtype=int)
-        )
-        home = by_area.index[0] if len(by_area) else u.codes[0]
-        touched = sorted(set(by_area.index) | ({home}))
+        # the areas of its households, most households first (ties: the first
+        # seen), as pandas' value_counts orders them, without a Series per grid
+        at = area_pos[hh_rows]
+        if len(at):
+            seen, first, n_of = np.unique(at, return_index=True, return_counts=True)
+            rank = np.lexsort((first, -n_of))
+            by_area = codes[seen[rank]].tolist()
+        else:
+            by_area = []
+        home = by_area[0] if by_area else u.codes[0]
+        touched = sorted(set(by_area) | ({home}))
         reason, cause, check = None, None, None
         if not band.min - 1e-9 <= load <= band.max + 1e-9:
             cause, check, reason = _grid_cause(u, members, load, atoms, band, proof)
