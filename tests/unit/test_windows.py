@@ -110,3 +110,55 @@ def test_an_isolated_grid_grown_over_the_band_is_infeasible_total_end_to_end() -
     assert exc["cause"] == "infeasible_total"
     assert exc["check"]["load"] == 344
     assert not BAND.feasible(exc["check"]["load"])
+
+
+def test_when_every_window_fails_the_component_is_cut_by_trees(monkeypatch) -> None:
+    """Flows, splits and merges switched off, and every ring window's re-cut made
+    to fail: the last step, the whole connected part of the village cut by
+    spanning trees, still brings every grid in band, and the plan still tiles the
+    village."""
+    import geo.gridding._windows as windows
+    import geo.gridding.rebalance as rebalance_mod
+
+    monkeypatch.setattr(windows, "_grow_and_recut", lambda *a, **k: False)
+    monkeypatch.setattr(rebalance_mod, "_split_first", lambda *a, **k: [])
+    for step in ("_flow", "_chain_flow", "_split_grid", "_merge_grid"):
+        monkeypatch.setattr(rebalance_mod, step, lambda *a, **k: None)
+    calls: list[bool] = []
+    real = windows._recut_component
+
+    def counted(*a, **k):
+        calls.append(real(*a, **k))
+        return calls[-1]
+
+    monkeypatch.setattr(windows, "_recut_component", counted)
+    rng = np.random.default_rng(11)
+    unit = shapely.box(0, 0, 0.02, 0.02)
+
+    def hh(n: int, box: tuple[float, ...], prefix: str) -> gpd.GeoDataFrame:
+        x0, y0, x1, y1 = box
+        sizes = rng.integers(1, 12, n)
+        xs, ys = rng.uniform(x0, x1, n), rng.uniform(y0, y1, n)
+        rows = [
+            (f"{prefix}{b}-{m}", f"{prefix}{b}", b)
+            for b in range(n)
+            for m in range(sizes[b])
+        ]
+        return gpd.GeoDataFrame(
+            {"household_id": [r[0] for r in rows], "building_id": [r[1] for r in rows]},
+            geometry=shapely.points(xs[[r[2] for r in rows]], ys[[r[2] for r in rows]]),
+            crs=4326,
+        )
+
+    before = hh(500, (0, 0, 0.02, 0.02), "b")
+    grown = pd.concat([before, hh(90, (0, 0, 0.004, 0.004), "n")], ignore_index=True)
+    villages = gpd.GeoDataFrame({"code": ["V1"]}, geometry=[unit], crs=4326)
+    plan = generate_grids(before, villages)
+    r = rebalance(plan.grids, plan.assignments, gpd.GeoDataFrame(grown, crs=4326))
+    g = r.plan.grids
+    assert calls and all(calls), calls
+    assert g["load"].between(200, 300).all(), sorted(g["load"])
+    geoms = np.asarray(g.geometry.values, dtype=object)
+    union = shapely.union_all(geoms)
+    assert shapely.symmetric_difference(union, unit).area < 1e-10
+    assert abs(shapely.area(geoms).sum() - union.area) < 1e-10
