@@ -15,7 +15,6 @@ from geo.gridding._geometry import (
     _overlay,
     _parts_with_atoms,
     _poly_only,
-    _pp,
 )
 from geo.gridding._moves import _move_into_band, _out_of_band
 from geo.gridding._recut import _parts, _recut_pieces
@@ -211,7 +210,7 @@ def _halves(
             dtype=object,
         )
     xs, ys = pts.xs, pts.ys
-    out = []
+    kept = []
     for (band_ok, i, order, lw, _, _), lg, rg in zip(cands, lefts, rights, strict=True):
         if lg is None or (left := _poly_only(lg)).is_empty:
             continue
@@ -224,12 +223,26 @@ def _halves(
                 continue
         if (right := _poly_only(rg)).is_empty:
             continue
+        kept.append((band_ok, i, order, lw, left, right))
+    if not kept:
+        return []
+    # parts and Polsby-Popper of every half in a few vectorised calls
+    halves = np.array([h for *_, lf, rt in kept for h in (lf, rt)], dtype=object)
+    n_parts = shapely.get_num_geometries(halves)
+    area, perim = shapely.area(halves), shapely.length(halves)
+    pp_all = np.divide(
+        4 * math.pi * area, perim * perim, out=np.zeros(len(halves)), where=perim > 0
+    )
+    out = []
+    for q, (band_ok, i, order, lw, left, right) in enumerate(kept):
         lm = members[order[: i + 1]]
         rm = members[order[i + 1 :]]
-        frag = int(_parts_with_atoms(left, xs[lm], ys[lm]) > 1) + int(
-            _parts_with_atoms(right, xs[rm], ys[rm]) > 1
-        )
-        pp = min(_pp(left, kx), _pp(right, kx))
+        frag = 0
+        if n_parts[2 * q] > 1:
+            frag += int(_parts_with_atoms(left, xs[lm], ys[lm]) > 1)
+        if n_parts[2 * q + 1] > 1:
+            frag += int(_parts_with_atoms(right, xs[rm], ys[rm]) > 1)
+        pp = min(float(pp_all[2 * q]), float(pp_all[2 * q + 1]))
         score = (0 if band_ok else 1, frag, -round(pp, 3), abs(lw - ideal))
         out.append((score, left, right, lm, rm))
     return out
