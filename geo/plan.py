@@ -24,6 +24,9 @@ EXCEPTION_CAUSES: dict[str, str] = {
     "building_over_max": "one building holds more households than a grid may",
     "isolated_piece": "an exclave piece that can neither stand alone nor join "
     "anything of its unit",
+    "no_in_band_grouping": "a building of the unit belongs to no set of its whole "
+    "buildings whose total is in band (an exact subset-sum, in the check), so no "
+    "grid holding it can be in band",
     "locked": "locked grids block every in-band answer (rebalancing)",
     "search_timed_out": "a search hit its time cap before it found an in-band "
     "answer or proved that none exists (the cap is in the check)",

@@ -12,11 +12,9 @@ from shapely.geometry.base import BaseGeometry
 from geo.gridding._atoms import _Atom, _Unit
 from geo.gridding._geometry import (
     _ANGLES,
-    _halfplane,
     _overlay,
     _parts_with_atoms,
     _poly_only,
-    _pp,
 )
 from geo.gridding._moves import _move_into_band, _out_of_band
 from geo.gridding._recut import _parts, _recut_pieces
@@ -111,6 +109,9 @@ def _split(
     for k1 in k1_options:
         k2 = k - k1
         ideal = total * k1 / k
+        # the candidate cuts of every angle (cheap, in numpy), then their halves
+        # all at once (one vectorised overlay each), scored in the same order
+        cands: list[tuple[bool, int, np.ndarray, float, float, float]] = []
         for theta in _ANGLES:
             dx, dy = math.cos(theta), math.sin(theta)
             proj = px * dx + py * dy
@@ -139,27 +140,14 @@ def _split(
                 picks |= {int(cand[len(cand) // 4]), int(cand[(3 * len(cand)) // 4])}
             for i in sorted(picks):
                 c = (sp[i] + sp[i + 1]) / 2
-                hp = _halfplane(geom, cx0 + c * dx / kx, cy0 + c * dy, dx, dy, kx)
-                cut = _overlay(shapely.intersection, geom, hp)
-                if cut is None or (left := _poly_only(cut)).is_empty:
-                    continue
-                rest = _overlay(shapely.difference, geom, left)
-                if rest is None or (right := _poly_only(rest)).is_empty:
-                    continue
-                lm = members[order[: i + 1]]
-                rm = members[order[i + 1 :]]
-                frag = int(_parts_with_atoms(left, xs[lm], ys[lm]) > 1) + int(
-                    _parts_with_atoms(right, xs[rm], ys[rm]) > 1
+                cands.append(
+                    (band_ok, i, order, float(left_w[i]), float(theta), float(c))
                 )
-                pp = min(_pp(left, kx), _pp(right, kx))
-                score = (
-                    0 if band_ok else 1,
-                    frag,
-                    -round(pp, 3),
-                    abs(float(left_w[i]) - ideal),
-                )
-                if best is None or score < best[0]:
-                    best = (score, left, right, lm, rm, k1)
+        for score, left, right, lm, rm in _halves(
+            geom, cands, members, pts, cx0=cx0, cy0=cy0, kx=kx, ideal=ideal
+        ):
+            if best is None or score < best[0]:
+                best = (score, left, right, lm, rm, k1)
         if best is not None and best[0][0] == 0:
             break
     if best is None:
@@ -168,3 +156,93 @@ def _split(
     _, left, right, lm, rm, k1 = best
     _split(left, lm, k1, pts, band, kx=kx, out=out)
     _split(right, rm, k - k1, pts, band, kx=kx, out=out)
+
+
+def _halves(
+    geom: BaseGeometry,
+    cands: list[tuple[bool, int, np.ndarray, float, float, float]],
+    members: np.ndarray,
+    pts: _Points,
+    *,
+    cx0: float,
+    cy0: float,
+    kx: float,
+    ideal: float,
+) -> list[tuple[tuple[Any, ...], BaseGeometry, BaseGeometry, np.ndarray, np.ndarray]]:
+    """The two halves of ``geom`` for each candidate cut ``(band_ok, i, order,
+    left load, angle, offset)`` and their score, in the candidates' order; a
+    candidate whose overlay fails (or leaves a half empty) is left out."""
+    if not cands:
+        return []
+    # the half-planes of :func:`_halfplane`, built in one call
+    th = np.array([cd[4] for cd in cands])
+    off = np.array([cd[5] for cd in cands])
+    dx, dy = np.cos(th), np.sin(th)
+    cx, cy = cx0 + off * dx / kx, cy0 + off * dy
+    minx, miny, maxx, maxy = geom.bounds
+    r = 4 * max(maxx - minx, maxy - miny, 1e-9) + np.abs(cx - minx) + np.abs(cy - miny)
+    ux, uy, nx, ny = -dy / kx, dx, dx / kx, dy
+    nu, nn = np.hypot(ux, uy), np.hypot(nx, ny)
+    ux, uy, nx, ny = ux / nu * r, uy / nu * r, nx / nn * r, ny / nn * r
+    ring = np.stack(
+        [
+            np.stack([cx + ux, cy + uy], axis=1),
+            np.stack([cx + ux - nx, cy + uy - ny], axis=1),
+            np.stack([cx - ux - nx, cy - uy - ny], axis=1),
+            np.stack([cx - ux, cy - uy], axis=1),
+            np.stack([cx + ux, cy + uy], axis=1),
+        ],
+        axis=1,
+    )
+    hps = shapely.polygons(ring)
+    try:
+        lefts = shapely.intersection(geom, hps)
+        rights = shapely.difference(geom, lefts)
+    except shapely.errors.GEOSException:  # one at a time, with the fallbacks
+        lefts = np.array(
+            [_overlay(shapely.intersection, geom, hp) for hp in hps], dtype=object
+        )
+        rights = np.array(
+            [
+                None if lg is None else _overlay(shapely.difference, geom, lg)
+                for lg in lefts
+            ],
+            dtype=object,
+        )
+    xs, ys = pts.xs, pts.ys
+    kept = []
+    for (band_ok, i, order, lw, _, _), lg, rg in zip(cands, lefts, rights, strict=True):
+        if lg is None or (left := _poly_only(lg)).is_empty:
+            continue
+        if rg is None:
+            continue
+        # the right half from the polygonal left half (as the cut always took it)
+        if left is not lg:
+            rg = _overlay(shapely.difference, geom, left)
+            if rg is None:
+                continue
+        if (right := _poly_only(rg)).is_empty:
+            continue
+        kept.append((band_ok, i, order, lw, left, right))
+    if not kept:
+        return []
+    # parts and Polsby-Popper of every half in a few vectorised calls
+    halves = np.array([h for *_, lf, rt in kept for h in (lf, rt)], dtype=object)
+    n_parts = shapely.get_num_geometries(halves)
+    area, perim = shapely.area(halves), shapely.length(halves)
+    pp_all = np.divide(
+        4 * math.pi * area, perim * perim, out=np.zeros(len(halves)), where=perim > 0
+    )
+    out = []
+    for q, (band_ok, i, order, lw, left, right) in enumerate(kept):
+        lm = members[order[: i + 1]]
+        rm = members[order[i + 1 :]]
+        frag = 0
+        if n_parts[2 * q] > 1:
+            frag += int(_parts_with_atoms(left, xs[lm], ys[lm]) > 1)
+        if n_parts[2 * q + 1] > 1:
+            frag += int(_parts_with_atoms(right, xs[rm], ys[rm]) > 1)
+        pp = min(float(pp_all[2 * q]), float(pp_all[2 * q + 1]))
+        score = (0 if band_ok else 1, frag, -round(pp, 3), abs(lw - ideal))
+        out.append((score, left, right, lm, rm))
+    return out

@@ -32,6 +32,12 @@ from geo.gridding._adjacency import _Graph, _graph
 from geo.gridding._atoms import _Atom
 from geo.gridding._geometry import _SLIVER, _clean, _cover_union, _poly_only
 from geo.gridding._moves import _EDGE_TOL, _MIN_EDGE, _edge, _join
+from geo.gridding._trees import (
+    TREE_TRIES,
+    _spanning_tree,
+    _subset_sum_proof,
+    _tree_search,
+)
 from geo.plan import Band
 
 #: work a unit's (or a rebalanced window's) search may do before it gives up and
@@ -52,6 +58,11 @@ _WANT = 6
 #: 1.19x the lower bound, 4 to 8 moved 1.22x at a sixth to a third of the search;
 #: the Liechtenstein drift case and a 50k county with 8 estates moved the same)
 _WANT_KEPT = 4
+
+
+#: spanning trees drawn for a window smaller than the whole unit (the whole unit,
+#: tried last, gets ``TREE_TRIES``)
+_WINDOW_TREES = 24
 
 
 def _cap() -> float:
@@ -233,59 +244,6 @@ class _Search:
         return a_nodes, a, b_nodes
 
 
-def _spanning_tree(
-    nodes: np.ndarray, eu: np.ndarray, ev: np.ndarray, weights: np.ndarray
-) -> np.ndarray | None:
-    """The minimum spanning tree of ``nodes`` under ``weights`` (ties broken by
-    position, as a stable sort would): positions of its edges, lightest first,
-    or None when the edges do not connect the nodes.
-
-    Borůvka's algorithm in numpy (every component takes its lightest edge out,
-    a few rounds): the same tree as Kruskal's, the edges ranked so that no two
-    weigh the same, without a Python loop over the edges.
-    """
-    m = len(nodes)
-    if m <= 1:
-        return np.zeros(0, dtype=np.int64)
-    local = np.full(int(max(eu.max(initial=0), ev.max(initial=0), nodes.max())) + 1, -1)
-    local[nodes] = np.arange(m)
-    u, v = local[eu], local[ev]
-    rank = np.empty(len(weights), dtype=np.int64)
-    rank[np.argsort(weights, kind="stable")] = np.arange(len(weights))
-    comp = np.arange(m)
-    taken = np.zeros(len(weights), dtype=bool)
-    while True:
-        cu, cv = comp[u], comp[v]
-        out = np.flatnonzero(cu != cv)
-        if not len(out):
-            break
-        ends = np.concatenate([cu[out], cv[out]])
-        edge = np.concatenate([out, out])
-        o = np.lexsort((rank[edge], ends))
-        ends, edge = ends[o], edge[o]
-        first = np.ones(len(ends), dtype=bool)
-        first[1:] = ends[1:] != ends[:-1]
-        comps, best = ends[first], edge[first]
-        taken[best] = True
-        # each component hooks onto the one across its lightest edge; two that
-        # chose the same edge point at each other: the smaller becomes the root
-        parent = np.arange(m)
-        parent[comps] = np.where(cu[best] == comps, cv[best], cu[best])
-        across = parent[comps]
-        roots = comps[(parent[across] == comps) & (comps < across)]
-        parent[roots] = roots
-        while True:
-            jumped = parent[parent]
-            if np.array_equal(jumped, parent):
-                break
-            parent = jumped
-        comp = parent[comp]
-    tree = np.flatnonzero(taken)
-    if len(tree) != m - 1:
-        return None
-    return tree[np.argsort(rank[tree])]
-
-
 def _score(
     g: _Graph, parts: list[np.ndarray]
 ) -> tuple[int, float, np.ndarray, list[float]]:
@@ -308,6 +266,61 @@ def _score(
     return broken, float(pp.mean()), lab, pp.tolist()
 
 
+def _labels(
+    g: _Graph, members: list[int], atoms: list[_Atom], old: dict[int, str] | None
+) -> np.ndarray | None:
+    """Each node's old grid (by position among the old codes; -1: none), the grid
+    of most of its households; None when not rebalancing."""
+    if old is None:
+        return None
+    names = sorted({old.get(a, "") for a in members})
+    pos = {c: i for i, c in enumerate(names)}
+    label = np.full(len(g.groups), -1, dtype=np.int64)
+    for i, grp in enumerate(g.groups):
+        votes: dict[str, int] = {}
+        for a in grp:
+            c = old.get(a, "")
+            votes[c] = votes.get(c, 0) + len(atoms[a].members)
+        if votes:
+            label[i] = pos[min(votes, key=lambda c: (-votes[c], c))]
+    return label
+
+
+def _tree_found(
+    g: _Graph,
+    members: list[int],
+    atoms: list[_Atom],
+    band: Band,
+    kx: float,
+    *,
+    old: dict[int, str] | None,
+    seed: int,
+    tries: int,
+    stats: dict[str, Any] | None,
+) -> list[tuple[tuple[float, ...], list[np.ndarray]]]:
+    """Partitions of ``g`` from exact cuts of random spanning trees
+    (:func:`geo.gridding._trees._tree_search`), scored as :func:`_search` scores
+    its own; ``stats["trees"]`` counts the trees drawn."""
+    label = _labels(g, members, atoms, old)
+    res = _tree_search(
+        g, band, kx=kx, seed=seed, tries=tries, label=label, cap_s=_cap()
+    )
+    if stats is not None:
+        stats["trees"] = stats.get("trees", 0) + res.trees
+        stats["tree_cap"] = max(stats.get("tree_cap", 0), tries)
+        stats["tree_timed_out"] = stats.get("tree_timed_out", False) or res.timed_out
+    found: list[tuple[tuple[float, ...], list[np.ndarray]]] = []
+    for parts in res.parts:
+        if old is not None and label is not None:
+            parts = _improve_kept(g, parts, label, band)
+        broken, pp_mean, lab, _ = _score(g, parts)
+        if (np.bincount(lab, weights=g.area, minlength=len(parts)) <= 0).any():
+            continue  # a part of empty slices only: a grid without territory
+        kept = _kept(g, parts, atoms, old) if old is not None else 0.0
+        found.append(((broken, -kept, -pp_mean), parts))
+    return found
+
+
 def _search(
     g: _Graph,
     members: list[int],
@@ -322,19 +335,7 @@ def _search(
 ) -> tuple[list[tuple[tuple[float, ...], list[np.ndarray]]], str]:
     """Partitions of ``g`` found until enough, or the clock runs out (``"timeout"``);
     unless ``persist``, also until 400 tries found none (``"none"``)."""
-    label = None
-    if old is not None:
-        names = sorted({old.get(a, "") for a in members})
-        pos = {c: i for i, c in enumerate(names)}
-        # a node's label: the old grid of most of its households (-1: none)
-        label = np.full(len(g.groups), -1, dtype=np.int64)
-        for i, grp in enumerate(g.groups):
-            votes: dict[str, int] = {}
-            for a in grp:
-                c = old.get(a, "")
-                votes[c] = votes.get(c, 0) + len(atoms[a].members)
-            if votes:
-                label[i] = pos[min(votes, key=lambda c: (-votes[c], c))]
+    label = _labels(g, members, atoms, old)
     search = _Search(g, band, clock, np.random.default_rng(seed), label)
     found: list[tuple[tuple[float, ...], list[np.ndarray]]] = []
     seen: set[tuple[int, ...]] = set()
@@ -378,13 +379,20 @@ def _recut(
     clock: _Clock,
     old: dict[int, str] | None = None,
     seed: int = 0,
+    trees: int = TREE_TRIES,
+    stats: dict[str, Any] | None = None,
 ) -> tuple[list[tuple[BaseGeometry, list[int]]] | None, str | None]:
-    """Cut ``geom`` (holding ``members``) into ``k`` contiguous in-band grids.
+    """Cut ``geom`` (holding ``members``) into contiguous in-band grids: ``k`` of
+    them by the bipartition search, else as many as exact cuts of up to ``trees``
+    random spanning trees give (on each of the two graphs: the buildings' cells,
+    then with empty nodes on the boundary).
 
     ``old`` maps atoms to their grid code before (rebalancing): among the
     partitions found, the one that keeps most households in their grid wins.
-    Returns (pieces or None, why not: ``"timeout"``, ``"graph"`` (too large or
-    a building point over the band) or ``"none"``).
+    Returns (pieces or None, why not: ``"timeout"`` (the step clock ran out),
+    ``"trees"`` (no tree of the cap could be cut), ``"graph"`` (too large or a
+    building point over the band) or ``"none"`` (``k`` grids cannot hold the
+    total)). ``stats["trees"]`` adds up the trees drawn.
     """
     total = sum(atoms[a].load for a in members)
     if not band.min * k - 1e-9 <= total <= band.max * k + 1e-9:
@@ -395,26 +403,44 @@ def _recut(
     found, why = _search(
         g, members, atoms, band, k, clock=clock, old=old, seed=seed, persist=False
     )
-    if not found and why == "none":
-        # the buildings' cells alone allow no in-band partition (e.g. buildings in
-        # one row along a narrow block): let the grids reach past one another
-        # along the window's boundary, through empty nodes there
-        g_rim = _graph(geom, members, atoms, kx, rim=True)
+    if not found:
+        # the complete method: exact cuts of random spanning trees (any count of
+        # grids the total allows), on the buildings' cells, then with empty nodes
+        # on the window's boundary (grids may then reach past one another)
+        found = _tree_found(
+            g, members, atoms, band, kx, old=old, seed=seed, tries=trees, stats=stats
+        )
+        g_rim = None if found else _graph(geom, members, atoms, kx, rim=True)
         if g_rim is not None:
-            g = g_rim
-            found, why = _search(
-                g,
+            found = _tree_found(
+                g_rim,
                 members,
                 atoms,
                 band,
-                k,
-                clock=clock,
+                kx,
                 old=old,
                 seed=seed,
-                persist=True,
+                tries=trees,
+                stats=stats,
             )
+            if found:
+                g = g_rim
+            elif why == "none":
+                # the randomised bipartition on that graph, until the clock is out
+                g = g_rim
+                found, why = _search(
+                    g,
+                    members,
+                    atoms,
+                    band,
+                    k,
+                    clock=clock,
+                    old=old,
+                    seed=seed,
+                    persist=True,
+                )
     if not found:
-        return None, why
+        return None, why if why == "timeout" else "trees"
     found.sort(key=lambda t: t[0])
     best = found[0][1]
     pieces = []
@@ -614,29 +640,45 @@ def _recut_pieces(
 
     A window is the out-of-band piece and its neighbours, then theirs, up to the
     whole unit; the first window whose load can be cut in band is re-cut by the
-    graph search. Pieces outside the window keep their polygon. When the time
-    cap (steps, or the wall-clock safety net) stops the search with a piece still
-    out of band, ``notes["_cause"]`` is set to ``("search_timed_out", {"cap_steps":
-    …, "cap_s": …})``.
+    graph search, then by exact cuts of random spanning trees (a few for a
+    window, up to ``TREE_TRIES`` on each graph for the whole unit, which is
+    always tried before the method gives up). Pieces outside the window keep
+    their polygon.
+
+    With a piece still out of band, ``notes["_cause"]`` is ``("search_timed_out",
+    {"cap_steps": …, "cap_s": …, "cap_trees": …, "trees": …})`` once the whole
+    unit's trees were drawn up to their cap (the caps, and the trees drawn), and
+    ``notes["_proof"]`` holds a subset-sum certificate when one proves that no
+    in-band partition of the unit's buildings exists
+    (:func:`geo.gridding._trees._subset_sum_proof`).
     """
     cap_s = _cap() if cap_s is None else cap_s
     clock = _Clock(_steps(), cap_s)
     pieces = list(pieces)
-    timed_out = False
+    everyone = [a for _, m in pieces for a in m]
+    proof = _subset_sum_proof(np.array([atoms[a].load for a in everyone]), band)
+    stats: dict[str, Any] = {}
+    whole_trees = False  # the whole unit's trees were drawn (up to their cap)
     # in a unit of one piece every grid must be one piece too
     one_piece = len(shapely.get_parts(unit_geom)) == 1
     failed: set[int] = set()
-    while True:
-        bad = [
+
+    def bad_pieces() -> list[int]:
+        return [
             i
             for i, (g, m) in enumerate(pieces)
             if i not in failed
             and (not band.contains(_load(m, atoms)) or (one_piece and _parts(g) > 1))
         ]
-        if not bad:
-            break
-        if clock.expired():
-            timed_out = True
+
+    def fits(res: list[tuple[BaseGeometry, list[int]]], geom: BaseGeometry) -> bool:
+        """No more pieces than the window has (a hole-free window stays whole)."""
+        extra = sum(len(shapely.get_parts(g)) - 1 for g, _ in res)
+        return extra <= len(shapely.get_parts(geom)) - 1
+
+    while True:
+        bad = bad_pieces()
+        if not bad or clock.expired():
             break
         start = bad[0]
         nb = _touching([g for g, _ in pieces])
@@ -649,6 +691,9 @@ def _recut_pieces(
                 grown = set(range(len(pieces)))  # pieces apart (exclaves): all
             window = grown
             whole = len(window) == len(pieces)
+            if whole and proof is not None:
+                failed.add(start)  # no in-band partition of the unit exists
+                break
             members = [a for i in sorted(window) for a in pieces[i][1]]
             total = _load(members, atoms)
             ks = band.counts(total, len(window))
@@ -667,35 +712,64 @@ def _recut_pieces(
                         k,
                         kx,
                         clock=clock if whole else clock.share(0.5),
+                        trees=TREE_TRIES if whole else _WINDOW_TREES,
+                        stats=stats if whole else None,
                     )
-                    if (
-                        res is not None
-                        and sum(len(shapely.get_parts(g)) - 1 for g, _ in res)
-                        > len(shapely.get_parts(geom)) - 1
-                    ):
+                    whole_trees = whole_trees or (whole and why in ("trees", "timeout"))
+                    if res is not None and not fits(res, geom):
                         res, why = None, "none"  # a hole-free window came out in pieces
                     if res is not None:
                         rest = [p for i, p in enumerate(pieces) if i not in window]
                         pieces = rest + res
                         done = True
                         break
-                    if why == "timeout" and whole:
-                        timed_out = True
+                    if why in ("graph", "trees", "timeout") and whole:
+                        break  # (another count: the same trees, the same clock)
                     if why == "graph":
                         break
             if whole and not done:
                 failed.add(start)
                 break
+    if (
+        proof is None
+        and bad_pieces()
+        and not whole_trees
+        and band.feasible(_load(everyone, atoms))
+    ):
+        # the step clock ran out before the whole unit was tried: its trees still
+        # are (they have their own cap), so the method never stops at a window
+        ks = band.counts(_load(everyone, atoms), len(pieces))
+        res, why = _recut(
+            unit_geom,
+            everyone,
+            atoms,
+            band,
+            ks[0],
+            kx,
+            clock=_Clock(0, cap_s),
+            trees=TREE_TRIES,
+            stats=stats,
+        )
+        whole_trees = why in ("trees", "timeout")
+        if res is not None and fits(res, unit_geom):
+            pieces = res
     if one_piece:
         # a grid still in pieces (the search was capped): its detached parts join
         # the grids beside them, so every grid is one piece; the band then gives
         # way, with the cap as the cause
         pieces = _rejoin_detached(pieces, atoms)
-    if notes is not None and timed_out:
-        if any(not band.contains(_load(m, atoms)) for _, m in pieces):
+    if notes is not None and any(not band.contains(_load(m, atoms)) for _, m in pieces):
+        if proof is not None:
+            notes["_proof"] = proof
+        if whole_trees:
             notes["_cause"] = (
                 "search_timed_out",
-                {"cap_steps": _steps(), "cap_s": cap_s},
+                {
+                    "cap_steps": _steps(),
+                    "cap_s": cap_s,
+                    "cap_trees": TREE_TRIES,
+                    "trees": int(stats.get("trees", 0)),
+                },
             )
     return pieces
 

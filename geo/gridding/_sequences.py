@@ -23,33 +23,57 @@ from geo.plan import Band
 
 def _band_segments(w: np.ndarray, band: Band) -> list[int] | None:
     """Cut a sequence of loads into consecutive runs that are all in band, with the
-    least squared distance from the target; the run ends, or None if impossible."""
+    least squared distance from the target; the run ends, or None if impossible.
+
+    Dynamic programming over the run ends, a block at a time: a run holds at least
+    ``band.min``, so the ends whose prefix load lies within ``band.min`` of the
+    block's first depend only on ends before the block, and the whole block is
+    computed at once in numpy (the same sums, ties to the earliest start).
+
+    Examples
+    --------
+    >>> _band_segments(np.full(10, 50.0), Band(200, 300))
+    [5, 10]
+    >>> _band_segments(np.array([150.0, 150.0, 150.0]), Band(200, 250)) is None
+    True
+    """
     n = len(w)
     lo, hi, tgt = band.min, band.max, band.target
     pre = np.concatenate([[0.0], np.cumsum(w)])
-    inf = math.inf
-    cost = [inf] * (n + 1)
-    back = [-1] * (n + 1)
+    cost = np.full(n + 1, np.inf)
+    back = np.full(n + 1, -1, dtype=np.int64)
     cost[0] = 0.0
-    for i in range(1, n + 1):
-        # runs (j, i] with lo <= pre[i] - pre[j] <= hi: j in a window (pre rises)
-        j_lo = int(np.searchsorted(pre, pre[i] - hi - 1e-9, side="left"))
-        j_hi = int(np.searchsorted(pre, pre[i] - lo + 1e-9, side="right")) - 1
-        best, arg = inf, -1
-        for j in range(max(j_lo, 0), min(j_hi, i - 1) + 1):
-            if cost[j] == inf:
-                continue
-            c = cost[j] + (pre[i] - pre[j] - tgt) ** 2
-            if c < best:
-                best, arg = c, j
-        cost[i], back[i] = best, arg
-    if cost[n] == inf:
+    # runs (j, i] with lo <= pre[i] - pre[j] <= hi: j in a window (pre rises)
+    j_lo = np.maximum(np.searchsorted(pre, pre - hi - 1e-9, side="left"), 0)
+    j_hi = np.searchsorted(pre, pre - lo + 1e-9, side="right") - 1
+    j_hi = np.minimum(j_hi, np.arange(n + 1) - 1)
+    i = 1
+    while i <= n:
+        # the block: every end whose window ends before the block starts
+        stop = i
+        while stop + 1 <= n and j_hi[stop + 1] < i:
+            stop += 1
+        ends = np.arange(i, stop + 1)
+        width = int((j_hi[ends] - j_lo[ends]).max(initial=-1)) + 1
+        if width > 0:
+            js = j_lo[ends][:, None] + np.arange(width)[None, :]
+            valid = js <= j_hi[ends][:, None]
+            jc = np.where(valid, js, 0)
+            c = np.where(
+                valid, cost[jc] + (pre[ends][:, None] - pre[jc] - tgt) ** 2, np.inf
+            )
+            arg = np.argmin(c, axis=1)
+            best = c[np.arange(len(ends)), arg]
+            cost[ends] = best
+            back[ends] = np.where(np.isfinite(best), jc[np.arange(len(ends)), arg], -1)
+        i = stop + 1
+    if not np.isfinite(cost[n]):
         return None
-    ends, i = [], n
+    out, i = [], n
     while i > 0:
-        ends.append(i)
-        i = back[i]
-    return ends[::-1]
+        out.append(i)
+        i = int(back[i])
+    return out[::-1]
 
 
 def _serpentine(

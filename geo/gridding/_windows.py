@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.gridding._atoms import _Atom
 from geo.gridding._codes import _next_code
 from geo.gridding._moves import _MIN_EDGE, _edge, _Grid, _neighbours
-from geo.gridding._recut import _Clock, _recut, _steps, _window
+from geo.gridding._recut import _WINDOW_TREES, _Clock, _recut, _steps, _window
+from geo.gridding._trees import TREE_TRIES, _subset_sum_proof
 from geo.plan import UNRESOLVED, Band
 
 
@@ -51,17 +54,18 @@ def _recut_windows(
         return float(sum(atoms[a].load for a in x.atoms))
 
     causes: dict[str, tuple[str, dict[str, Any]]] = {}
+    tried: dict[frozenset[str], dict[str, Any]] = {}
     for c in sorted(cells, key=lambda x: x.code):
         if c not in cells or c.locked:
             continue
         if band.min - 1e-9 <= load(c) <= band.max + 1e-9 and not _broken(c, parts0):
             continue
         clock = _Clock(_steps(), cap_s)
-        timed_out = False
         # first windows of one-piece grids (a re-cut then never leaves a grid in
         # pieces); windows that take in grids spanning exclaves only after that
+        done = False
         for whole_only in (True, False):
-            window, total, blocked, done, timed_out = _grow_and_recut(
+            done = _grow_and_recut(
                 c,
                 cells,
                 atoms,
@@ -72,33 +76,163 @@ def _recut_windows(
                 log=log,
                 whole_only=whole_only,
             )
-            if done or timed_out:
+            if done:
                 break
-        for x in cells:
-            if x.locked or band.min - 1e-9 <= load(x) <= band.max + 1e-9:
+        if done:
+            continue
+        # every window failed (or the clock ran out): the grids that can exchange
+        # households with c at all, the whole connected part of its area(s), are
+        # cut by spanning trees up to their cap; the causes are checked on them
+        comp = _component(c, cells)
+        key = frozenset(x.code for x in comp)
+        stats = tried.get(key)
+        if stats is None:  # (the same grids as another's: the same trees)
+            stats = tried[key] = {}
+            if _recut_component(
+                comp, cells, atoms, band, origin, used=used, log=log, stats=stats
+            ):
                 continue
-            if x in window or x is c:
-                causes[x.code] = (
-                    ("search_timed_out", {"cap_steps": _steps(), "cap_s": cap_s})
-                    if timed_out
-                    else (
-                        "locked",
-                        {"window": sorted(w.code for w in window), "load": total},
-                    )
-                    if blocked
-                    else (
-                        "infeasible_total",
-                        {
-                            "window": sorted(w.code for w in window),
-                            "load": total,
-                            "min": band.min,
-                            "max": band.max,
-                        },
-                    )
-                    if not band.counts(total, 1)
-                    else (UNRESOLVED, {"households": load(x)})
-                )
+        cause = _window_cause(comp, cells, atoms, band, stats, cap_s=cap_s)
+        for x in comp:
+            if x in cells and not band.contains(load(x)):
+                causes[x.code] = cause(x)
     return causes
+
+
+def _component(c: _Grid, cells: list[_Grid]) -> list[_Grid]:
+    """``c`` and every unlocked grid reachable from it through neighbours (the same
+    area, a shared edge): the grids a re-cut may exchange households with."""
+    comp = [c]
+    seen = {id(c)}
+    for x in comp:
+        for n in _neighbours(x, cells):
+            if id(n) not in seen:
+                seen.add(id(n))
+                comp.append(n)
+    return comp
+
+
+def _recut_component(
+    comp: list[_Grid],
+    cells: list[_Grid],
+    atoms: list[_Atom],
+    band: Band,
+    origin: dict[int, str],
+    *,
+    used: set[str],
+    log: list[dict[str, Any]],
+    stats: dict[str, Any],
+) -> bool:
+    """Cut the whole component by exact cuts of random spanning trees (the step
+    clock is not used: the trees have their own cap); True when it was re-cut."""
+    total = float(sum(atoms[a].load for x in comp for a in x.atoms))
+    ks = band.counts(total, len(comp))
+    if not ks:
+        return False
+    geom = _window([x.geom for x in comp])
+    kx = math.cos(math.radians(geom.centroid.y))
+    members = [a for x in comp for a in x.atoms]
+    old = {a: origin.get(a, "") for a in members}
+    res, why = _recut(
+        geom,
+        members,
+        atoms,
+        band,
+        ks[0],
+        kx,
+        clock=_Clock(0, 0.0),
+        old=old,
+        trees=TREE_TRIES,
+        stats=stats,
+    )
+    stats["why"] = why
+    if res is None:
+        return False
+    if sum(len(shapely.get_parts(g)) - 1 for g, _ in res) > (
+        len(shapely.get_parts(geom)) - 1
+    ):
+        stats["why"] = "pieces"
+        return False
+    _apply_recut(comp, res, cells, atoms, old, used=used, log=log)
+    return True
+
+
+def _window_cause(
+    comp: list[_Grid],
+    cells: list[_Grid],
+    atoms: list[_Atom],
+    band: Band,
+    stats: dict[str, Any],
+    *,
+    cap_s: float,
+) -> Callable[[_Grid], tuple[str, dict[str, Any]]]:
+    """The cause of each grid of ``comp`` left out of band, each checked against its
+    definition (:data:`geo.plan.EXCEPTION_CAUSES`):
+
+    - ``infeasible_total`` only when the component's total (every grid it can
+      exchange households with) fits no whole number of grids, and no locked
+      grid borders it; ``locked`` when one does;
+    - ``no_in_band_grouping`` for a grid holding a building that no in-band set of
+      the component's whole buildings holds (an exact subset-sum);
+    - ``search_timed_out`` when the component's trees were drawn up to their cap;
+    - otherwise unresolved.
+    """
+
+    def load(x: _Grid) -> float:
+        return float(sum(atoms[a].load for a in x.atoms))
+
+    codes = sorted(x.code for x in comp)
+    total = float(sum(load(x) for x in comp))
+    locked = sorted(
+        {
+            o.code
+            for x in comp
+            for o in cells
+            if o.locked
+            and not o.accepted
+            and (o.area_code == x.area_code or bool(o.areas & x.areas))
+            and shapely.length(_edge(o.geom, x.geom)) > _MIN_EDGE
+        }
+    )
+    if not band.feasible(total):
+        check = {
+            "window": codes,
+            "load": total,
+            "min": band.min,
+            "max": band.max,
+            "grids_possible": band.k_range(total),
+        }
+        if locked:
+            fixed = ("locked", {**check, "locked": locked})
+            return lambda x: fixed
+        proven = ("infeasible_total", check)
+        return lambda x: proven
+    loads = [atoms[a].load for y in comp for a in y.atoms]
+    proof = _subset_sum_proof(np.asarray(loads, dtype=float), band)
+    capped = stats.get("why") in ("trees", "timeout")
+    timed = (
+        "search_timed_out",
+        {
+            "window": codes,
+            "cap_steps": _steps(),
+            "cap_s": cap_s,
+            "cap_trees": TREE_TRIES,
+            "trees": int(stats.get("trees", 0)),
+        },
+    )
+
+    def cause(x: _Grid) -> tuple[str, dict[str, Any]]:
+        if proof is not None and any(
+            abs(atoms[a].load - v) < 1e-9
+            for a in x.atoms
+            for v in proof["building_loads"]
+        ):
+            return "no_in_band_grouping", {"window": codes, **proof}
+        if capped:
+            return timed
+        return UNRESOLVED, {"households": load(x), "window": codes}
+
+    return cause
 
 
 def _grow_and_recut(
@@ -112,10 +246,10 @@ def _grow_and_recut(
     used: set[str],
     log: list[dict[str, Any]],
     whole_only: bool,
-) -> tuple[list[_Grid], float, bool, bool, bool]:
-    """Grow a window ring by ring around ``c`` until a re-cut of it succeeds.
-
-    Returns (window, its load, a locked grid borders it, done, timed out)."""
+) -> bool:
+    """Grow a window ring by ring around ``c`` until a re-cut of it succeeds (the
+    bipartition search on the step clock, then ``_WINDOW_TREES`` spanning trees);
+    True when one did. Stops when the clock is out."""
 
     def load(x: _Grid) -> float:
         return float(sum(atoms[a].load for a in x.atoms))
@@ -124,22 +258,12 @@ def _grow_and_recut(
         return len(shapely.get_parts(g))
 
     window = [c]
-    total = load(c)
-    blocked = False
     for ring in range(40):
         grown = list(window)
         for x in window:
             for n in _neighbours(x, cells):
                 if n not in grown and (not whole_only or pieces_of(n.geom) == 1):
                     grown.append(n)
-        blocked = blocked or any(
-            o.locked
-            and not o.accepted
-            and (o.area_code == x.area_code or bool(o.areas & x.areas))
-            and shapely.length(_edge(o.geom, x.geom)) > _MIN_EDGE
-            for x in window
-            for o in cells
-        )
         if len(grown) == len(window) and ring > 0:
             break
         window = grown
@@ -151,17 +275,27 @@ def _grow_and_recut(
         kx = math.cos(math.radians(geom.centroid.y))
         members = [a for x in window for a in x.atoms]
         old = {a: origin.get(a, "") for a in members}
-        res, why = _recut(geom, members, atoms, band, ks[0], kx, clock=clock, old=old)
-        if why == "timeout":
-            return window, total, blocked, False, True
+        res, why = _recut(
+            geom,
+            members,
+            atoms,
+            band,
+            ks[0],
+            kx,
+            clock=clock,
+            old=old,
+            trees=_WINDOW_TREES,
+        )
         if res is None:
+            if why == "timeout":
+                return False
             continue
         # a grid is in pieces only where the window is: never more extra parts
         if sum(pieces_of(g) - 1 for g, _ in res) > pieces_of(geom) - 1:
             continue
         _apply_recut(window, res, cells, atoms, old, used=used, log=log)
-        return window, total, blocked, True, False
-    return window, total, blocked, False, False
+        return True
+    return False
 
 
 def _apply_recut(

@@ -209,6 +209,7 @@ def generate_grids(
                 exceptions=exceptions,
                 proof=proofs.get(id(u)),
                 stopped=notes.get("_cause"),
+                subset_proof=notes.get("_proof"),
             )
         )
 
@@ -541,6 +542,19 @@ def _group_proof(
             else f"{name} has {u.load:g} households and no adjacent area in {parent} "
             f"to merge with (neighbours found: none); {fits}"
         )
+    elif band.feasible(comp_load):
+        # the connected part's total fits: some grouping may put every group in
+        # band, so this one is no proof (the definition of infeasible_total fails)
+        cause = UNRESOLVED
+        check["why"] = (
+            f"the connected part of {parent} holding {name} totals {comp_load:g}, "
+            "which fits a whole number of grids; the grouping left this group out"
+        )
+        reason = (
+            f"{name} has {u.load:g} households ({fits}); the grouping of {parent} "
+            f"found no way to put it in a group that fits, though the connected part "
+            f"holding it ({comp_load:g}) fits (one may exist)"
+        )
     else:
         cause = "infeasible_total"
         check["why"] = (
@@ -568,6 +582,7 @@ def _unit_grids(
     exceptions: list[dict[str, Any]],
     proof: dict[str, Any] | None = None,
     stopped: tuple[str, dict[str, Any]] | None = None,
+    subset_proof: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     codes = leaf["code"].to_numpy()
     rows = []
@@ -578,25 +593,48 @@ def _unit_grids(
             else np.array([], dtype=np.int64)
         )
         load = float(sum(atoms[i].load for i in members))
-        by_area = (
-            pd.Series(codes[area_pos[hh_rows]]).value_counts()
-            if len(hh_rows)
-            else pd.Series(dtype=int)
-        )
-        home = by_area.index[0] if len(by_area) else u.codes[0]
-        touched = sorted(set(by_area.index) | ({home}))
+        # the areas of its households, most households first (ties: the first
+        # seen), as pandas' value_counts orders them, without a Series per grid
+        at = area_pos[hh_rows]
+        if len(at):
+            seen, first, n_of = np.unique(at, return_index=True, return_counts=True)
+            rank = np.lexsort((first, -n_of))
+            by_area = codes[seen[rank]].tolist()
+        else:
+            by_area = []
+        home = by_area[0] if by_area else u.codes[0]
+        touched = sorted(set(by_area) | ({home}))
         reason, cause, check = None, None, None
         if not band.min - 1e-9 <= load <= band.max + 1e-9:
             cause, check, reason = _grid_cause(u, members, load, atoms, band, proof)
-            if cause == UNRESOLVED and stopped is not None:
+            proven = subset_proof is not None and any(
+                abs(atoms[i].load - v) < 1e-9
+                for i in members
+                for v in subset_proof["building_loads"]
+            )
+            if cause == UNRESOLVED and proven and subset_proof is not None:
+                # the grid holds a building no in-band set of buildings can hold
+                cause = "no_in_band_grouping"
+                check = {**check, **subset_proof}
+                reason = (
+                    f"{load:g} households: no set of whole buildings of "
+                    f"{'+'.join(u.codes)} that includes one of its buildings (of "
+                    f"{'/'.join(f'{v:g}' for v in subset_proof['building_loads'])} "
+                    "households) totals "
+                    f"{band.min:g}–{band.max:g}, so no grid holding it is in band"
+                )
+            elif cause == UNRESOLVED and stopped is not None:
                 # the complete re-cut ran out of time: say so, with its cap
                 cause, extra = stopped
                 check = {**check, **extra}
                 reason = (
                     f"{load:g} households: the re-cut of {'+'.join(u.codes)} "
                     f"stopped at its cap of {extra.get('cap_steps', 0):,} steps (or "
-                    f"{extra.get('cap_s', '?')} s) before it found an in-band partition "
-                    "(one may exist)"
+                    f"{extra.get('cap_s', '?')} s) and "
+                    f"{extra.get('cap_trees', 0):,} random spanning trees per graph, "
+                    f"none of which could be cut in band ({extra.get('trees', 0):,} "
+                    "drawn in all), before it found an in-band partition (one may "
+                    "exist)"
                 )
         rows.append(
             {

@@ -571,12 +571,7 @@ def _assemble(
             cause = _cause(c, ld, causes or {})
             if cause is not None:
                 exc["cause"], exc["check"] = cause
-                if cause[0] == "search_timed_out":
-                    exc["reason"] = (
-                        f"{ld:g} households: the search for an in-band re-cut of this "
-                        f"grid and its neighbours hit its cap of {cause[1]['cap_steps']:,} "
-                        f"steps (or {cause[1]['cap_s']:g} s)"
-                    )
+                exc["reason"] = reason = _reason(c, ld, cause, band) or reason
             exceptions.append(exc)
         geom = c.geom
         if not geom.is_valid:  # never hand on an invalid polygon
@@ -627,6 +622,50 @@ def _assemble(
         report={"metrics": metrics, "exceptions": exceptions},
     )
     return plan, changes, stats
+
+
+def _reason(
+    c: _Grid, load: float, cause: tuple[str, dict[str, Any]], band: Band
+) -> str | None:
+    """The exception text of an out-of-band grid, saying what its cause's check
+    shows (None: keep the generic text)."""
+    name, check = cause
+    grids = len(check.get("window", [])) or 1
+    if name == "search_timed_out":
+        return (
+            f"{load:g} households: the search for an in-band re-cut of this grid "
+            f"and the {grids} grid(s) of {c.area_code} it can exchange households "
+            f"with hit its cap of {check['cap_steps']:,} steps (or "
+            f"{check['cap_s']:g} s) and {check.get('cap_trees', 0):,} random spanning "
+            f"trees per graph ({check.get('trees', 0):,} drawn), none of which could "
+            "be cut in band (one may exist)"
+        )
+    if name == "infeasible_total":
+        return (
+            f"{load:g} households: the {grids} grid(s) of {c.area_code} it can "
+            f"exchange households with hold {check['load']:g} together, which no "
+            f"whole number of grids of {band.min:g}–{band.max:g} holds"
+        )
+    if name == "locked" and "locked" in check:
+        return (
+            f"{load:g} households: the {grids} unlocked grid(s) of {c.area_code} "
+            f"it can exchange households with hold {check['load']:g} together, "
+            f"which no whole number of grids of {band.min:g}–{band.max:g} holds; "
+            f"locked grids beside them: {', '.join(check['locked'])}"
+        )
+    if name == "no_in_band_grouping":
+        return (
+            f"{load:g} households: it holds a building (of "
+            f"{'/'.join(f'{v:g}' for v in check['building_loads'])} households) that "
+            f"no set of whole buildings of the {grids} grid(s) it can exchange "
+            f"households with totals {band.min:g}–{band.max:g} with"
+        )
+    if name == UNRESOLVED:
+        return (
+            f"{load:g} households: the rebalancing methods found no in-band re-cut "
+            f"of this grid and its neighbours in {c.area_code} (one may exist)"
+        )
+    return None
 
 
 def _cause(

@@ -17,6 +17,7 @@ import geo.gridding._recut as recut
 from geo.gridding._atoms import _Atom, _Unit
 from geo.gridding._cuts import _partition
 from geo.gridding._recut import _recut_pieces
+from geo.gridding._trees import TREE_TRIES
 from geo.gridding.generate import generate_grids
 from geo.gridding.rebalance import rebalance
 from geo.plan import Band
@@ -190,13 +191,10 @@ def test_out_of_band_pieces_are_re_cut_in_band_and_tile_the_unit() -> None:
     assert_tiles(grids, unit)
 
 
-def test_search_cap_is_reported_as_search_timed_out(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Three buildings of 170 (510 households: two grids by the total, but no two
-    whole-building groups in band): the search cannot succeed, and when its cap
-    stops it the unit's notes carry the cause for the report."""
-    monkeypatch.setattr(recut, "RECUT_STEPS", 2_000)
+def test_a_building_no_in_band_set_can_hold_is_proven_not_searched() -> None:
+    """Three buildings of 170 (510 households: two grids by the total, but no set
+    of whole buildings totals 200–300): a subset-sum proves it, and the grid
+    holding such a building says so (not a timeout)."""
     xy = np.array([[0.001, 0.001], [0.005, 0.001], [0.009, 0.001]])
     atoms = _atoms_of(xy, [170, 170, 170])
     u = _Unit(codes=["V1"], parent=None, geom=shapely.box(0, 0, 0.01, 0.002))
@@ -204,10 +202,34 @@ def test_search_cap_is_reported_as_search_timed_out(
     notes: dict = {}
     pieces = _partition(u, atoms, Band(LO, HI, 250), 1.0, notes=notes)
     assert sorted(a for _, m in pieces for a in m) == [0, 1, 2]
-    assert notes["_cause"] == (
-        "search_timed_out",
-        {"cap_steps": 2_000, "cap_s": TEST_CAP_S},
-    )
+    assert notes["_proof"]["building_loads"] == [170.0]
+    assert "_cause" not in notes
+    hh = buildings(xy.tolist(), [170, 170, 170])
+    plan = generate_grids(hh, village(shapely.box(0, 0, 0.01, 0.002)))
+    causes = {e["cause"] for e in plan.report["exceptions"] if e.get("cause")}
+    assert causes == {"no_in_band_grouping"}, plan.report["exceptions"]
+
+
+def test_search_cap_is_reported_as_search_timed_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Buildings of 150, 150 and 100 (400 households: two grids by the total, and
+    every building is in some in-band set, but no partition of all three is in
+    band): no proof applies, no tree can be cut, and the unit's notes carry the
+    caps (steps, seconds, trees) for the report."""
+    monkeypatch.setattr(recut, "RECUT_STEPS", 2_000)
+    xy = np.array([[0.001, 0.001], [0.005, 0.001], [0.009, 0.001]])
+    atoms = _atoms_of(xy, [150, 150, 100])
+    u = _Unit(codes=["V1"], parent=None, geom=shapely.box(0, 0, 0.01, 0.002))
+    u.atoms, u.load, u.count = [0, 1, 2], 400.0, 400
+    notes: dict = {}
+    pieces = _partition(u, atoms, Band(LO, HI, 250), 1.0, notes=notes)
+    assert sorted(a for _, m in pieces for a in m) == [0, 1, 2]
+    cause, check = notes["_cause"]
+    assert cause == "search_timed_out"
+    assert check["cap_steps"] == 2_000 and check["cap_s"] == TEST_CAP_S
+    assert check["cap_trees"] == TREE_TRIES
+    assert check["trees"] >= TREE_TRIES
 
 
 @st.composite

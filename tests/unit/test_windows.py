@@ -1,0 +1,164 @@
+"""Causes written by rebalancing's window re-cut, each checked against its definition
+(geo.plan.EXCEPTION_CAUSES), with a counter-example for each (issue 24)."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo.gridding._atoms import _Atom
+from geo.gridding._moves import _Grid
+from geo.gridding._trees import TREE_TRIES
+from geo.gridding._windows import _component, _window_cause
+from geo.gridding.generate import generate_grids
+from geo.gridding.rebalance import rebalance
+from geo.plan import UNRESOLVED, Band
+
+BAND = Band(200, 300)
+
+
+def _world(
+    loads: list[list[int]], locked: tuple[int, ...] = ()
+) -> tuple[list[_Grid], list[_Atom]]:
+    """Grids side by side in one area (a row of unit squares), grid ``i`` holding
+    buildings of ``loads[i]`` households."""
+    atoms: list[_Atom] = []
+    cells = []
+    for i, grid in enumerate(loads):
+        ids = []
+        for n in grid:
+            atoms.append(_Atom(i + 0.5, 0.5, float(n), n, np.arange(n)))
+            ids.append(len(atoms) - 1)
+        cells.append(
+            _Grid(
+                code=f"V1{i:02d}",
+                area_code="V1",
+                geom=shapely.box(i, 0, i + 1, 1),
+                atoms=ids,
+                locked=i in locked,
+                areas=frozenset({"V1"}),
+            )
+        )
+    return cells, atoms
+
+
+def _cause_of(cells, atoms, stats=None, at: int = 0):
+    comp = _component(cells[at], cells)
+    return _window_cause(comp, cells, atoms, BAND, stats or {}, cap_s=30.0)(cells[at])
+
+
+def test_infeasible_total_only_when_the_component_total_fits_no_count() -> None:
+    cells, atoms = _world([[344]])
+    cause, check = _cause_of(cells, atoms)
+    assert cause == "infeasible_total"
+    assert check["load"] == 344 and check["grids_possible"] == [2, 1]
+
+
+def test_a_feasible_component_is_never_infeasible_total() -> None:
+    """The issue's false proof: 344 households beside grids it can exchange with,
+    6,633 in all (feasible): not infeasible_total, whatever the window was."""
+    loads = [[344]] + [[251]] * 25 + [[14]]
+    cells, atoms = _world(loads)
+    assert sum(sum(x) for x in loads) == 6_633
+    cause, check = _cause_of(cells, atoms)
+    assert cause == UNRESOLVED
+    assert len(check["window"]) == 27
+    cause, check = _cause_of(cells, atoms, stats={"why": "trees", "trees": 800})
+    assert cause == "search_timed_out"
+    assert check["cap_trees"] == TREE_TRIES and check["trees"] == 800
+
+
+def test_locked_only_when_locked_grids_border_an_infeasible_component() -> None:
+    cells, atoms = _world([[344], [250]], locked=(1,))
+    cause, check = _cause_of(cells, atoms)
+    assert cause == "locked" and check["locked"] == ["V101"]
+    # counter-example: a free neighbour makes the total feasible, the lock is moot
+    cells, atoms = _world([[344], [256], [250]], locked=(2,))
+    assert _cause_of(cells, atoms)[0] == UNRESOLVED
+
+
+def test_no_in_band_grouping_only_for_a_grid_holding_a_lonely_building() -> None:
+    cells, atoms = _world([[170, 170], [170]])
+    cause, check = _cause_of(cells, atoms)
+    assert cause == "no_in_band_grouping" and check["building_loads"] == [170.0]
+    # counter-example: a building of 100 makes 170 + 100 a grid; no proof
+    cells, atoms = _world([[170, 170], [100]])
+    assert _cause_of(cells, atoms)[0] == UNRESOLVED
+
+
+def test_an_isolated_grid_grown_over_the_band_is_infeasible_total_end_to_end() -> None:
+    """A village of one grid (no neighbour in it) that grows to 344 households:
+    the rebalance proves infeasible_total, and its check holds the numbers."""
+    rng = np.random.default_rng(3)
+
+    def hh(n: int, prefix: str) -> gpd.GeoDataFrame:
+        return gpd.GeoDataFrame(
+            {"household_id": [f"{prefix}{i}" for i in range(n)]},
+            geometry=shapely.points(rng.uniform(0, 0.004, n), rng.uniform(0, 0.004, n)),
+            crs=4326,
+        )
+
+    villages = gpd.GeoDataFrame(
+        {"code": ["V1"]}, geometry=[shapely.box(0, 0, 0.004, 0.004)], crs=4326
+    )
+    before = hh(250, "a")
+    plan = generate_grids(before, villages)
+    r = rebalance(plan.grids, plan.assignments, pd.concat([before, hh(94, "n")]))
+    (exc,) = [e for e in r.plan.report["exceptions"] if e["kind"] == "out_of_band"]
+    assert exc["cause"] == "infeasible_total"
+    assert exc["check"]["load"] == 344
+    assert not BAND.feasible(exc["check"]["load"])
+
+
+def test_when_every_window_fails_the_component_is_cut_by_trees(monkeypatch) -> None:
+    """Flows, splits and merges switched off, and every ring window's re-cut made
+    to fail: the last step, the whole connected part of the village cut by
+    spanning trees, still brings every grid in band, and the plan still tiles the
+    village."""
+    import geo.gridding._windows as windows
+    import geo.gridding.rebalance as rebalance_mod
+
+    monkeypatch.setattr(windows, "_grow_and_recut", lambda *a, **k: False)
+    monkeypatch.setattr(rebalance_mod, "_split_first", lambda *a, **k: [])
+    for step in ("_flow", "_chain_flow", "_split_grid", "_merge_grid"):
+        monkeypatch.setattr(rebalance_mod, step, lambda *a, **k: None)
+    calls: list[bool] = []
+    real = windows._recut_component
+
+    def counted(*a, **k):
+        calls.append(real(*a, **k))
+        return calls[-1]
+
+    monkeypatch.setattr(windows, "_recut_component", counted)
+    rng = np.random.default_rng(11)
+    unit = shapely.box(0, 0, 0.02, 0.02)
+
+    def hh(n: int, box: tuple[float, ...], prefix: str) -> gpd.GeoDataFrame:
+        x0, y0, x1, y1 = box
+        sizes = rng.integers(1, 12, n)
+        xs, ys = rng.uniform(x0, x1, n), rng.uniform(y0, y1, n)
+        rows = [
+            (f"{prefix}{b}-{m}", f"{prefix}{b}", b)
+            for b in range(n)
+            for m in range(sizes[b])
+        ]
+        return gpd.GeoDataFrame(
+            {"household_id": [r[0] for r in rows], "building_id": [r[1] for r in rows]},
+            geometry=shapely.points(xs[[r[2] for r in rows]], ys[[r[2] for r in rows]]),
+            crs=4326,
+        )
+
+    before = hh(500, (0, 0, 0.02, 0.02), "b")
+    grown = pd.concat([before, hh(90, (0, 0, 0.004, 0.004), "n")], ignore_index=True)
+    villages = gpd.GeoDataFrame({"code": ["V1"]}, geometry=[unit], crs=4326)
+    plan = generate_grids(before, villages)
+    r = rebalance(plan.grids, plan.assignments, gpd.GeoDataFrame(grown, crs=4326))
+    g = r.plan.grids
+    assert calls and all(calls), calls
+    assert g["load"].between(200, 300).all(), sorted(g["load"])
+    geoms = np.asarray(g.geometry.values, dtype=object)
+    union = shapely.union_all(geoms)
+    assert shapely.symmetric_difference(union, unit).area < 1e-10
+    assert abs(shapely.area(geoms).sum() - union.area) < 1e-10
