@@ -9,7 +9,7 @@ from sqlalchemy import text as _sql
 
 from geo.editing import SLIVER_PP, band_of, polsby_popper, touched_plan
 from geo.errors import NotFound
-from geo.gridding import edits as rules
+from geo.gridding.checks import check_plan
 from geo.plan import GridPlan
 from geo.store import drafts
 
@@ -39,7 +39,8 @@ def validate(session: Any, plan_id: int) -> Validation:
 
     Band (out-of-band grids must carry a cause), contiguity, no overlaps,
     tiling of the plan's area, every household of the area exactly once and
-    inside its grid (:func:`geo.gridding.edits.validate_plan`), staffing (a
+    inside its grid (:func:`geo.gridding.checks.check_plan`, the rules the
+    engine's plans are tested against), staffing (a
     worker per grid, no worker on two grids, every household covered by a
     party member) and slivers (Polsby-Popper below ``SLIVER_PP``: a warning).
     """
@@ -47,14 +48,14 @@ def validate(session: Any, plan_id: int) -> Validation:
 
     row = session.execute(
         _sql(
-            "SELECT a.code, p.lock_version, p.params FROM plans p "
+            "SELECT a.code, p.lock_version, p.params, p.metrics FROM plans p "
             "JOIN admin_areas a ON a.id = p.area_id WHERE p.id = :p"
         ),
         {"p": plan_id},
     ).first()
     if row is None:
         raise NotFound(f"There is no plan {plan_id}.", what="plan")
-    area_code, version, params = row
+    area_code, version, params, metrics = row
     info = drafts.DraftInfo(plan_id, area_code, "", int(version), params or {}, {})
     band = band_of(info)
     codes = list(drafts.draft_codes(session, plan_id))
@@ -66,24 +67,21 @@ def validate(session: Any, plan_id: int) -> Validation:
         if (a or {}).get("exception")
     }
     plan, _ = touched_plan(state)
-    plan = GridPlan(
-        plan.grids,
-        plan.assignments,
-        {
-            "exceptions": [
-                {"grid_code": c, "kind": "out_of_band", "reason": r}
-                for c, r in exceptions.items()
-            ]
-        },
-    )
-    top = areas[areas["parent_code"].isna() | ~areas["parent_code"].isin(areas["code"])]
-    problems = rules.validate_plan(
-        plan,
-        households,
-        min_households=band.min,
-        max_households=band.max,
-        areas=top,
-    )
+    # the proofs generation or rebalancing wrote, for grids the edits left as
+    # they were (an edited grid's old proof is about another grid)
+    proven = [
+        e
+        for e in (metrics or {}).get("exceptions", [])
+        if e.get("grid_code") in exceptions
+        and "allow_out_of_band" not in exceptions[str(e.get("grid_code"))]
+    ]
+    plan = GridPlan(plan.grids, plan.assignments, {"exceptions": proven})
+    problems = [
+        f"{v.rule}: {v.detail}"
+        for v in check_plan(
+            plan, households, areas, min_households=band.min, max_households=band.max
+        )
+    ]
     warnings: list[str] = []
     for code, geom in zip(
         state.grids["grid_code"], state.grids.geometry.values, strict=True
