@@ -632,6 +632,23 @@ def carry_plan_staff(
     are staffed, locally (:func:`geo.gridding.restaff.carry_staff`). The churn is
     reported in ``report["staff"]``.
 
+    Parameters
+    ----------
+    session : Session
+        An open session; nothing is written.
+    plan_id : int
+        The stored plan ``plan`` was derived from (its staff are carried).
+    plan : GridPlan
+        The new plan (e.g. a rebalance of ``plan_id``).
+    households : GeoDataFrame
+        The households of the area, ``household_id`` and point geometry.
+
+    Returns
+    -------
+    GridPlan
+        ``plan`` with ``worker_id`` on its grids and ``member_id`` on its
+        assignments; ``plan`` unchanged when ``plan_id`` was never staffed.
+
     Examples
     --------
     ::
