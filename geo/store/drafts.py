@@ -251,33 +251,41 @@ def grids_of(
     return out
 
 
+def _frame(session: Session, sql: str, params: dict[str, Any]) -> gpd.GeoDataFrame:
+    """Rows of ``sql`` (its last column ``geom`` as WKB) as a GeoDataFrame in
+    EPSG:4326: one cursor and one vectorised WKB parse (``gpd.read_postgis``
+    costs ~5x more on the few hundred rows an edit reads)."""
+    res = session.execute(text(sql), params)
+    cols = list(res.keys())
+    rows = res.all()
+    df = pd.DataFrame.from_records(rows, columns=cols)
+    geom = shapely.from_wkb(df.pop("geom").to_numpy()) if len(df) else []
+    return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geom, crs=4326).values)
+
+
 def read_touched(session: Session, plan_id: int, codes: list[str]) -> Touched:
     """The grids ``codes`` of the plan and every household assigned to them."""
-    grids = gpd.read_postgis(
-        text(
-            "SELECT g.code AS grid_code, a.code AS area_code, g.name, g.kind, "
-            "p.external_id AS worker_id, g.attrs, g.geom FROM grids g "
-            "JOIN admin_areas a ON a.id = g.area_id "
-            "LEFT JOIN people p ON p.id = g.worker_id "
-            "WHERE g.plan_id = :p AND g.code = ANY(:c) ORDER BY g.code"
-        ),
-        session.connection(),
-        geom_col="geom",
-        params={"p": plan_id, "c": list(codes)},
-    ).rename_geometry("geometry")
-    households = gpd.read_postgis(
-        text(
-            "SELECT h.external_id AS household_id, h.building_id, h.unit, "
-            "g.code AS grid_code, m.external_id AS member_id, h.geom "
-            "FROM grids g JOIN assignments x ON x.grid_id = g.id "
-            "JOIN households h ON h.id = x.household_id "
-            "LEFT JOIN people m ON m.id = x.member_id "
-            "WHERE g.plan_id = :p AND g.code = ANY(:c) ORDER BY h.external_id"
-        ),
-        session.connection(),
-        geom_col="geom",
-        params={"p": plan_id, "c": list(codes)},
-    ).rename_geometry("geometry")
+    params = {"p": plan_id, "c": list(codes)}
+    grids = _frame(
+        session,
+        "SELECT g.code AS grid_code, a.code AS area_code, g.name, g.kind, "
+        "p.external_id AS worker_id, g.attrs, ST_AsBinary(g.geom) AS geom "
+        "FROM grids g JOIN admin_areas a ON a.id = g.area_id "
+        "LEFT JOIN people p ON p.id = g.worker_id "
+        "WHERE g.plan_id = :p AND g.code = ANY(:c) ORDER BY g.code",
+        params,
+    )
+    households = _frame(
+        session,
+        "SELECT h.external_id AS household_id, h.building_id, h.unit, "
+        "g.code AS grid_code, m.external_id AS member_id, "
+        "ST_AsBinary(h.geom) AS geom "
+        "FROM grids g JOIN assignments x ON x.grid_id = g.id "
+        "JOIN households h ON h.id = x.household_id "
+        "LEFT JOIN people m ON m.id = x.member_id "
+        "WHERE g.plan_id = :p AND g.code = ANY(:c) ORDER BY h.external_id",
+        params,
+    )
     return Touched(grids, households)
 
 
