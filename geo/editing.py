@@ -911,3 +911,27 @@ class Draft:
 
         with session_scope(self.engine) as s:
             return neighbours(s, self.plan_id, grid)
+
+    def border(
+        self, grid: str, to_grid: str, *, limit: int = 10
+    ) -> list[tuple[str, int]]:
+        """The buildings of ``grid`` nearest ``to_grid`` (the first a planner would
+        move there), nearest first, as ``(building id, households)``; a household
+        without a building is ``h:<household id>``."""
+        from geo.gridding.edits import border_units
+        from geo.store.db import session_scope
+
+        with session_scope(self.engine) as s:
+            t = drafts.read_touched(s, self.plan_id, [grid, to_grid])
+        geoms = dict(
+            zip(t.grids["grid_code"].astype(str), t.grids.geometry, strict=True)
+        )
+        for c in (grid, to_grid):
+            if c not in geoms:
+                raise NotFound(f"plan {self.plan_id} has no grid {c}", what="grid")
+        mine = t.households["grid_code"].astype(str) == grid
+        own = t.households[mine]
+        # a building already split between the two grids moves household by household
+        shared = set(t.households.loc[~mine, "building_id"].dropna().astype(str))
+        units = border_units(geoms[grid], geoms[to_grid], own)
+        return [(u, n) for u, n in units if u not in shared][:limit]
