@@ -21,7 +21,7 @@ from geo.events.catalogue import Category, read_catalogue
 from geo.events.flow import (
     TIERS,
 )
-from geo.store.models import PERSON_ROLES
+from geo.vocabulary import PERSON_ROLES
 
 __all__ = [
     "Person",
