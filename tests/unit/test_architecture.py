@@ -271,6 +271,20 @@ def test_nothing_below_the_store_imports_it(below: str) -> None:
     )
 
 
+#: The longest a module of geo/ or api/ may grow; past it, split it by concern.
+MAX_MODULE_LINES = 1000
+
+
+def test_no_module_over_a_thousand_lines() -> None:
+    long = {
+        f.relative_to(ROOT).as_posix(): n
+        for pkg in ("geo", "api")
+        for f in sorted((ROOT / pkg).rglob("*.py"))
+        if (n := len(f.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}, f"split these by concern (at most {MAX_MODULE_LINES} lines)"
+
+
 def test_no_sql_in_api_routes() -> None:
     offenders = [
         str(f.relative_to(ROOT))
