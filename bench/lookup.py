@@ -48,6 +48,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _db import existing_database, fresh_database, reusable_database
+from _paths import shown
 from _server import free_port, wait_ready
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -302,7 +303,7 @@ def main() -> None:
     log_path = ROOT / ".gridmap" / "bench-lookup.log"
     log_path.parent.mkdir(exist_ok=True)
     log = log_path.open("wb")
-    print(f"starting: gridmap {' '.join(cmd[1:])} (log {log_path.relative_to(ROOT)})")
+    print(f"starting: gridmap {' '.join(cmd[1:])} (log {shown(log_path, ROOT)})")
     t = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -323,8 +324,9 @@ def main() -> None:
         log.close()
     label = args.database or args.households
     out = args.out or ROOT / "bench" / "results" / f"lookup-{label}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    print(f"wrote {shown(out, ROOT)}")
 
 
 def _bench(
