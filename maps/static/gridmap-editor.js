@@ -52,7 +52,7 @@ function render({ model, el }) {
   const buildingLayer = L.featureGroup().addTo(map);
   const lassoLayer = L.featureGroup().addTo(map);
   let tool = "click"; // click | lasso | brush
-  let markers = new Map(); // building id -> circle marker
+  const markers = new Map(); // building id -> circle marker
 
   // --- the side panel ---------------------------------------------------------
   const tools = document.createElement("div");
@@ -142,7 +142,7 @@ function render({ model, el }) {
 
   function drawBuildings() {
     buildingLayer.clearLayers();
-    markers = new Map();
+    markers.clear();
     const sel = new Set(model.get("selected"));
     for (const f of model.get("buildings").features) {
       const [lng, lat] = f.geometry.coordinates;
@@ -167,6 +167,9 @@ function render({ model, el }) {
         } else {
           select(now.has(id) && now.size === 1 ? [] : [id]);
         }
+      });
+      m.on("add", () => {
+        m.getElement().dataset.building = id; // for tests and the inspector
       });
       m.addTo(buildingLayer);
       markers.set(id, m);
@@ -274,16 +277,19 @@ function render({ model, el }) {
   model.on("change:message", drawMessage);
   model.on("change:problems", drawMessage);
   model.on("change:version", drawMessage);
+  // a view first: Leaflet adds layers to a map only once it has one
+  const b = L.geoJSON(model.get("grids")).getBounds();
+  if (b.isValid()) map.fitBounds(b);
+  else map.setView([30, 120], 12);
   setTool("click");
   redraw();
   drawTouched();
   drawMessage();
-  const b = gridLayer.getBounds();
-  if (b.isValid()) map.fitBounds(b);
-  else map.setView([30, 120], 12);
   // the widget may be laid out after render: let Leaflet measure again
   const ro = new ResizeObserver(() => map.invalidateSize());
   ro.observe(mapDiv);
+  el.gmMap = map; // the Leaflet map, for tests and the inspector
+  el.gmMarkers = markers;
   el.dataset.ready = "1";
   return () => {
     ro.disconnect();
