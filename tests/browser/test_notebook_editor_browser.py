@@ -241,13 +241,14 @@ def test_the_editor_in_jupyterlab(browser, world, lab) -> None:  # type: ignore[
         after = _counts(ws, draft.plan_id, [src, dst])
         assert after[src] < before[src] and after[dst] > before[dst]
         assert {k: shown[k] for k in (src, dst)} == after
+        # the picture of docs/img/notebook-editor.png
+        page.locator(".gm-editor").screenshot(path="/tmp/notebook-editor.png")
         page.click("text=撤销")
         page.wait_for_function(
             f"() => +document.querySelector(\".gm-ed-touched tr[data-grid='{dst}']\")"
             f".dataset.households === {before[dst]}"
         )
         assert _counts(ws, draft.plan_id, [src, dst]) == before
-        page.screenshot(path="/tmp/notebook-editor.png")
     finally:
         page.close()
     assert not foreign, foreign[:5]
