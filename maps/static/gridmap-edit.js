@@ -286,6 +286,7 @@
       }, g.geometry);
     });
     this.touch(codes);
+    if (this.diffCodes && Object.keys(this.diffCodes).length) { this.diffCodes = {}; this.restyleGrids(); }
     if (this.target && !this.grids[this.target]) this.target = null;
     this.clearSelection();
     this.emit('grids');
@@ -302,7 +303,9 @@
       '</b>，您看到的是版本 ' + esc(seen) + '。本次操作未写入任何内容。' +
       ' <button type="button" data-act="reload">重新加载草稿</button>';
     box.hidden = false;
+    this.stale = true;
     this.attr('conflict', current);
+    this.refreshButtons();
   };
 
   Editor.prototype.setBusy = function (on, what) {
@@ -364,6 +367,8 @@
         '<button type="button" data-act="split">拆分为两格</button></div>' +
         '<div class="gm-ed-row">与 <select name="merge" aria-label="合并网格"></select>' +
         ' <button type="button" data-act="merge">合并</button></div>' +
+        '<div class="gm-ed-row"><label title="移入、拆分、合并后网格户数可超出范围（记为原因）">' +
+        '<input type="checkbox" name="allow">允许超出户数范围</label></div>' +
         '<div class="gm-ed-row"><button type="button" data-act="undo">撤销</button>' +
         '<button type="button" data-act="redo">重做</button>' +
         '<button type="button" data-act="rebalance">平衡其余网格</button></div>' +
@@ -385,6 +390,7 @@
       div: div, state: q('.gm-ed-state'), drafts: q('select[name=draft]'), body: q('.gm-ed-body'),
       target: q('select[name=target]'), merge: q('select[name=merge]'), nsel: q('.gm-ed-nsel'),
       nhh: q('.gm-ed-nhh'), msg: q('.gm-ed-msg'), conflict: q('.gm-ed-conflict'),
+      allow: q('input[name=allow]'),
       rows: q('.gm-ed-table tbody'), out: q('.gm-ed-out')
     };
     div.addEventListener('click', function (e) {
@@ -404,7 +410,8 @@
 
   Editor.prototype.refreshButtons = function () {
     if (!this.el) return;
-    var open = !!(this.draft && this.draft.status === 'draft'), busy = this.busy;
+    // after a 409 only "reload" is offered: nothing is sent with a stale version
+    var open = !!(this.draft && this.draft.status === 'draft') && !this.stale, busy = this.busy;
     var nsel = Object.keys(this.sel).length, self = this;
     Array.prototype.forEach.call(this.el.div.querySelectorAll('button[data-act]'), function (b) {
       var a = b.getAttribute('data-act'), ok = !busy;
@@ -426,12 +433,15 @@
     if (a === 'leave') return this.leave();
     if (a === 'reload') return this.open(d.id);
     if (a === 'move') return this.move();
+    var allow = this.el.allow.checked ? { allow_out_of_band: true } : {};
     if (a === 'lock' || a === 'unlock') {
       return this.send('/edits', { op: a, grids: [this.target] }, a === 'lock' ? '锁定' : '解锁');
     }
-    if (a === 'split') return this.send('/edits', { op: 'split', grid: this.target, parts: 2 }, '拆分');
+    if (a === 'split') {
+      return this.send('/edits', L.extend({ op: 'split', grid: this.target, parts: 2 }, allow), '拆分');
+    }
     if (a === 'merge') {
-      return this.send('/edits', { op: 'merge', grids: [this.target, this.el.merge.value] }, '合并');
+      return this.send('/edits', L.extend({ op: 'merge', grids: [this.target, this.el.merge.value] }, allow), '合并');
     }
     if (a === 'rebalance') return this.send('/edits', { op: 'rebalance' }, '平衡');
     if (a === 'undo') return this.send('/undo', {}, '撤销');
@@ -494,6 +504,8 @@
       b.features.forEach(function (f) { self.setGrid(f.properties, f.geometry); });
       if (self.target && !self.grids[self.target]) self.target = null;
       self.el.conflict.hidden = true;
+      self.stale = false;
+      self.diffCodes = {};
       self.attr('conflict', null);
       self.attr('draft', b.plan_id);
       self.attr('version', b.version);
@@ -577,11 +589,13 @@
   Editor.prototype.gridStyle = function (code) {
     var g = this.grids[code], band = BAND[this.bandOf(g.households)];
     var s = {
-      color: '#37474f', weight: 1.5, opacity: 0.9,
-      fillColor: band.fill, fillOpacity: g.in_band ? 0.08 : 0.22
+      color: '#263238', weight: 2, opacity: 0.9, dashArray: null,
+      // in band: the grid's own colour; out of band: blue (under) or red (over)
+      fillColor: g.in_band ? this.unitColour(code) : band.fill, fillOpacity: g.in_band ? 0.22 : 0.35
     };
-    if (g.locked) { s.dashArray = '6 4'; s.weight = 3; s.color = '#424242'; s.fillOpacity += 0.1; }
-    if (code === this.target) { s.color = '#ff6f00'; s.weight = 4; }
+    if (this.diffCodes && this.diffCodes[code]) { s.color = '#7b1fa2'; s.weight = 3.5; }
+    if (g.locked) { s.dashArray = '8 5'; s.weight = 3.5; s.color = '#212121'; s.fillOpacity += 0.1; }
+    if (code === this.target) { s.color = '#ff6f00'; s.weight = 5; s.dashArray = g.locked ? '8 5' : null; }
     return s;
   };
 
@@ -611,6 +625,10 @@
       old.setStyle(this.gridStyle(code));
     }
     this.drawLabel(code);
+  };
+
+  Editor.prototype.restyleGrids = function () {
+    for (var c in this.gridLayers) this.gridLayers[c].setStyle(this.gridStyle(c));
   };
 
   Editor.prototype.drawLabel = function (code) {
@@ -737,10 +755,13 @@
     });
   };
 
+  /* the page's colour of a grid (neighbours differ), else one from its code */
   Editor.prototype.unitColour = function (code) {
-    var t = null;
-    (this.st.cfg.grids || []).some(function (g) { if (g[0] === code) { t = g[1]; return true; } return false; });
-    return t || hashColour(code || '');
+    if (!this.colourOf) {
+      var c = this.colourOf = {};
+      (this.st.cfg.grids || []).forEach(function (g) { c[g[0]] = g[1]; });
+    }
+    return this.colourOf[code] || hashColour(code || '');
   };
 
   Editor.prototype.drawUnits = function (body) {
@@ -874,7 +895,9 @@
       (u.props.kind === 'building' ? b : h).push(u.props.id);
     }
     if (!this.target || !(b.length || h.length)) return Promise.resolve(null);
-    return this.send('/edits', { op: 'move', buildings: b, households: h, to_grid: this.target }, '移入 ' + this.target);
+    var body = { op: 'move', buildings: b, households: h, to_grid: this.target };
+    if (this.el.allow.checked) body.allow_out_of_band = true;
+    return this.send('/edits', body, '移入 ' + this.target);
   };
 
   Editor.prototype.validate = function () {
@@ -902,10 +925,17 @@
     return this.api('GET', '/' + base + '/diff/' + this.draft.id).then(function (x) {
       if (!x.ok) { out.innerHTML = ''; self.say('对比未完成：' + self.problem(x), 'err'); return null; }
       var s = x.body.summary || {};
-      out.innerHTML = '<div class="gm-ed-diff"><b>与已发布方案 #' + base + ' 相比</b><table>' +
+      var names = {
+        households_changed: '换网格的住户', households_added: '新增住户', households_removed: '移除住户',
+        created: '新网格', retired: '撤销的网格', reshaped: '边界改变的网格', unchanged: '未变网格数'
+      };
+      self.diffCodes = {};
+      (s.created || []).concat(s.reshaped || []).forEach(function (c) { self.diffCodes[c] = 1; });
+      self.restyleGrids();
+      out.innerHTML = '<div class="gm-ed-diff"><b>与已发布方案 #' + base + ' 相比</b>（改变的网格以紫色边框标出）<table>' +
         Object.keys(s).map(function (k) {
           var v = s[k];
-          return '<tr><th>' + esc(k) + '</th><td>' + esc(Array.isArray(v) ? v.join(', ') || '—' : v) + '</td></tr>';
+          return '<tr><th>' + esc(names[k] || k) + '</th><td>' + esc(Array.isArray(v) ? v.join(', ') || '—' : v) + '</td></tr>';
         }).join('') + '</table></div>';
       return x.body;
     });

@@ -381,7 +381,7 @@ def test_redraw_on_the_map(browser, server: str, api_data) -> None:
             "c => document.querySelector(`.gm-ed-table tr[data-code='${c}']`)",
             arg=spots.a,
         )
-        _shot(page)
+        _shot(page, spots)
         with page.expect_response(
             lambda r: r.url.endswith(f"/plans/{draft}/edits")
         ) as resp:
@@ -473,10 +473,26 @@ def _lonlat(page, uid: str) -> tuple[float, float]:
     return ll[0], ll[1]
 
 
-def _shot(page) -> None:
-    """The edit mode as the docs show it (a selection, its target, the live table)."""
+def _view(page, centre: tuple[float, float], zoom: int) -> None:
+    """Centre ``centre`` at SPOT on the page at ``zoom``; the buildings reloaded."""
+    page.evaluate(
+        f"""async ([x, y, z, sx, sy]) => {{
+          const map = {MAP};
+          map.setView([y, x], z, {{animate: false}});
+          map.panBy([640 - sx, 430 - sy], {{animate: false}});
+          await {ED}.reloadUnits();
+        }}""",
+        [*centre, zoom, *SPOT],
+    )
+
+
+def _shot(page, spots: Spots) -> None:
+    """The edit mode as the docs show it (a selection, its target, the live table),
+    two zoom levels out; then the view the test clicks in again."""
+    _view(page, spots.centre, ZOOM - 2)
     page.mouse.move(5, 845)  # no hover tooltip
     page.screenshot(path="/tmp/edit-mode.png")
     if os.environ.get("GRIDMAP_DOC_SHOTS"):
         DOC_SHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(DOC_SHOT))
+    _view(page, spots.centre, ZOOM)
