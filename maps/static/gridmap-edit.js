@@ -683,7 +683,7 @@
       if (self.target !== code || !x.ok) return;
       sel.innerHTML = x.body.map(function (c) {
         var g = self.grids[c];
-        return '<option value="' + esc(c) + '">' + esc(c) + (g ? '（' + g.households + ' 户）' : '') + '</option>';
+        return '<option value="' + esc(c) + '">' + esc(c) + (g ? '（' + g.households + ' 户' + (g.locked ? '，锁定' : '') + '）' : '') + '</option>';
       }).join('');
       self.refreshButtons();
     });

@@ -496,3 +496,147 @@ def _shot(page, spots: Spots) -> None:
         DOC_SHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(DOC_SHOT))
     _view(page, spots.centre, ZOOM)
+
+
+def _densest() -> tuple[float, float]:
+    """The household (not in a building) with the most such households within 100 m."""
+    hh = support.county().households
+    loose = hh[hh["building_id"].isna()]
+    m = loose.to_crs(metric_crs_for(loose))
+    xy = shapely.get_coordinates(m.geometry.values)
+    near = [int(np.sum(np.hypot(*(xy - p).T) < 100)) for p in xy]
+    best = loose.geometry.iloc[int(np.argmax(near))]
+    return best.x, best.y
+
+
+def _edit(page, act: str, draft: int, path: str = "edits") -> dict[str, Any]:
+    with page.expect_response(
+        lambda r: r.url.endswith(f"/plans/{draft}/{path}")
+    ) as resp:
+        page.click(f".gm-edit button[data-act={act}]")
+    assert resp.value.status == 200, resp.value.text()
+    body = resp.value.json()
+    _wait_attr(page, "version", body["version"])
+    return body
+
+
+def test_rectangle_brush_lock_split_merge(browser, server: str, api_data) -> None:
+    t0 = time.monotonic()
+    page, errors, foreign = _page(browser, server)
+    try:
+        _key(page, api_data.planner)
+        page.wait_for_selector("[data-gm-edit-drafts]", timeout=10_000)
+        with page.expect_response(lambda r: r.url.endswith("/draft")) as resp:
+            page.click(".gm-edit button[data-act=new]")
+        assert resp.value.status == 201, resp.value.text()
+        draft = resp.value.json()["id"]
+        _wait_attr(page, "draft", draft)
+        _view(page, _densest(), ZOOM)
+        # two units of one grid, apart, each alone under the pointer, clear of the panels
+        u1, u2, p1, p2, grid = page.evaluate(
+            f"""() => {{
+              const ed = {ED}, map = {MAP};
+              const pts = Object.keys(ed.units).map(id => ({{id,
+                p: map.latLngToContainerPoint(ed.units[id].ll), g: ed.units[id].props.grid_code}}));
+              const alone = q => pts.every(o => o === q ||
+                Math.hypot(o.p.x - q.p.x, o.p.y - q.p.y) > 14);
+              const ok = pts.filter(q => q.p.x > 150 && q.p.x < 850 && q.p.y > 150 &&
+                q.p.y < 650 && alone(q));
+              for (const a of ok) for (const b of ok) {{
+                const d = Math.hypot(a.p.x - b.p.x, a.p.y - b.p.y);
+                if (a.g === b.g && d > 60 && d < 250)
+                  return [a.id, b.id, [a.p.x, a.p.y], [b.p.x, b.p.y], a.g];
+              }}
+              return [null, null, null, null, null];
+            }}"""
+        )
+        assert u1, "no two units to brush over"
+        box = page.query_selector(".folium-map").bounding_box()
+        ox, oy = box["x"], box["y"]
+
+        def sel() -> set[str]:
+            return set(page.evaluate(f"() => Object.keys({ED}.sel)"))
+
+        # ---- brush: a stroke from u1 to u2 paints both in; with alt, out again
+        page.check("input[name=gm-ed-tool][value=brush]")
+        for erase in (False, True):
+            if erase:
+                page.keyboard.down("Alt")
+            page.mouse.move(ox + p1[0], oy + p1[1])
+            page.mouse.down()
+            page.mouse.move(ox + p2[0], oy + p2[1], steps=12)
+            page.mouse.up()
+            if erase:
+                page.keyboard.up("Alt")
+            page.wait_for_function(
+                f"([a, b, e]) => e ? !({ED}.sel[a] || {ED}.sel[b]) : ({ED}.sel[a] && {ED}.sel[b])",
+                arg=[u1, u2, erase],
+            )
+            assert _attr(page, "last-select") == "brush"
+
+        # ---- rectangle: exactly the units inside the box dragged
+        page.check("input[name=gm-ed-tool][value=rect]")
+        x0, y0, x1, y1 = p1[0] - 45, p1[1] - 45, p1[0] + 45, p1[1] + 45
+        page.mouse.move(ox + x0, oy + y0)
+        page.mouse.down()
+        page.mouse.move(ox + x1, oy + y1, steps=8)
+        page.mouse.up()
+        _wait_attr(page, "last-select", "rect")
+        pts = page.evaluate(
+            f"""() => Object.keys({ED}.units).map(id => {{
+              const p = {MAP}.latLngToContainerPoint({ED}.units[id].ll); return [id, p.x, p.y]; }})"""
+        )
+        inner = {i for i, x, y in pts if x0 + 2 < x < x1 - 2 and y0 + 2 < y < y1 - 2}
+        outer = {i for i, x, y in pts if x0 - 2 < x < x1 + 2 and y0 - 2 < y < y1 + 2}
+        assert u1 in sel() and inner <= sel() <= outer, (sel(), inner, outer)
+
+        # ---- lock u1's grid: its units can no longer be selected; then unlock
+        page.click(".gm-edit button[data-act=clear]")
+        page.select_option(".gm-edit select[name=target]", grid)
+        _wait_attr(page, "target", grid)
+        _edit(page, "lock", draft)
+        assert "锁定" in page.inner_text(f".gm-ed-table tr[data-code='{grid}']")
+        page.check("input[name=gm-ed-tool][value=select]")
+        page.mouse.click(ox + p1[0], oy + p1[1])
+        _wait_attr(page, "last-select", "click")
+        assert sel() == set() and "锁定" in page.inner_text(".gm-ed-msg")
+        _edit(page, "unlock", draft)
+
+        # ---- split by the engine (out of band allowed), undo; merge, undo
+        n = page.evaluate(f"() => Object.keys({ED}.grids).length")
+        page.check(".gm-edit input[name=allow]")
+        body = _edit(page, "split", draft)
+        made = [g["code"] for g in body["grids"] if g["status"] == "created"]
+        assert made and page.evaluate(f"() => Object.keys({ED}.grids).length") == n + 1
+        row = page.query_selector(f".gm-ed-table tr[data-code='{made[0]}']")
+        assert row and row.get_attribute("class") == "gm-band-under"
+        assert row.query_selector(".gm-ed-cause").inner_text().strip()
+        _edit(page, "undo", draft, "undo")
+        assert page.evaluate(f"() => Object.keys({ED}.grids).length") == n
+        assert page.query_selector(f".gm-ed-table tr[data-code='{made[0]}']") is None
+        page.select_option(".gm-edit select[name=target]", grid)
+        free = page.wait_for_function(  # an unlocked neighbour to merge with
+            f"""() => Array.from(document.querySelectorAll('.gm-edit select[name=merge] option'))
+              .map(o => o.value).find(c => !{ED}.grids[c].locked)"""
+        ).json_value()
+        page.select_option(".gm-edit select[name=merge]", free)
+        body = _edit(page, "merge", draft)
+        assert page.evaluate(f"() => Object.keys({ED}.grids).length") == n - 1
+        kept = next(g for g in body["grids"] if g["status"] != "retired")
+        assert page.get_attribute(
+            f".gm-ed-table tr[data-code='{kept['code']}']", "class"
+        ) == ("gm-band-over" if kept["households"] > 300 else "gm-band-in")
+        _edit(page, "undo", draft, "undo")
+        assert page.evaluate(f"() => Object.keys({ED}.grids).length") == n
+        assert _counts(server, draft, api_data.planner) == {
+            c: p["households"]
+            for c, p in page.evaluate(
+                f"() => Object.fromEntries(Object.entries({ED}.grids).map(([c, g]) => [c, {{households: g.households}}]))"
+            ).items()
+        }
+    finally:
+        page.screenshot(path="/tmp/viewer-edit-tools-last.png")
+        page.close()
+    assert foreign == [], foreign
+    assert errors == [], errors
+    print(f"edit-mode tools browser test: {time.monotonic() - t0:.1f} s")
