@@ -513,7 +513,8 @@ def _split_merge(
             )
         touched = sorted(set(edit.grids))
     before = drafts.read_touched(session, info.plan_id, touched)
-    _refuse_locked(before, set(touched), f"it cannot be {edit.op}ed")
+    done = {"split": "split", "merge": "merged"}[edit.op]
+    _refuse_locked(before, set(touched), f"it cannot be {done}")
     plan, hh = touched_plan(before)
     opts: dict[str, Any] = {
         "min_households": band.min,

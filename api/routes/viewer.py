@@ -71,6 +71,7 @@ def viewer(
 
     def render() -> str:
         from maps import coverage_map
+        from maps.edit import add_edit_mode
 
         plan = load_in_force(session, plan_id)  # with the plans of areas inside
         areas, _households = area_frames(session, code)
@@ -86,6 +87,8 @@ def viewer(
             events_url=root + "/map/events/grids",
             event_points_url=root + "/map/events",
         )
+        # drawn for everyone, shown only once a planner's key is typed in
+        add_edit_mode(m, plans_url=root + "/plans", plan_id=plan_id)
         return m.get_root().render()
 
     # keyed by the plan and its version: publishing or editing makes a new key
