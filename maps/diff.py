@@ -133,9 +133,8 @@ def diff_map(
 
     >>> moved = diff_plans(a.grids, a.assignments, b.grids, b.assignments)
     >>> n = int((moved.households["change"] == "moved").sum())
-    >>> html = m.get_root().render()
-    >>> n > 0, f"变更网格的住户 {n:,} 户" in html, f"变更网格的住户（{n:,} 户）" in html
-    (True, True, True)
+    >>> n > 0, f"变更网格的住户 {n:,} 户" in m.get_root().render()
+    (True, True)
     """
     bm = resolve_basemap(basemap)
     og, oa = _parts(old_grids, old_assignments, households)
