@@ -27,6 +27,8 @@ from maps.layers import (
     base_map,
     encode_households,
     grid_colours,
+    label_priority,
+    short_labels,
     swatch,
     to_geojson,
 )
@@ -226,7 +228,24 @@ def diff_map(
         name=f"调整后网格（{len(ng)}，变动 {len(changed)}）", show=True
     )
     GridLayer(to_geojson(shown, props)).add_to(fg)
-    Labels([[t[3], t[4], t[0], ""] for t in table if t[3] is not None]).add_to(fg)
+    brief = short_labels(
+        ng["grid_code"],
+        ng["area_code"] if "area_code" in ng.columns else [None] * len(ng),
+    )
+    priority = label_priority(shown)
+    Labels(
+        [
+            [
+                t[3],
+                t[4],
+                brief[i],
+                "",
+                "",
+                priority[i] + (1e12 if t[0] in changed else 0),
+            ]
+            for i, t in enumerate(table[: len(ng)])
+        ]
+    ).add_to(fg)
     fg.add_to(m)
     for name, geom, colour, dash, w in (
         ("取消的原边界", d.removed_boundaries, _REMOVED, "5 5", 2.5),
