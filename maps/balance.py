@@ -305,7 +305,7 @@ def balance_map(
         '<div class="gm-note">低于标准（蓝）· 标准内（绿—浅—紫，'
         f"{target:g} 户最浅）· 高于标准（红）</div>",
         *[
-            swatch(c, f"{label} 户" + (" · 标准内" if lo <= a < hi + 1 else ""))
+            swatch(c, f"{label} 户" + (" · 标准内" if lo <= a <= hi else ""))
             for a, _, c, label in bins
         ],
         swatch(

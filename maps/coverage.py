@@ -42,6 +42,7 @@ __all__ = ["coverage_map", "household_layers", "household_zoom", "label_level"]
 _ALWAYS_DRAWN = 20_000
 _HOUSE_ZOOM = 14
 _LABEL_ZOOM = 13
+_TOWNSHIP_ZOOM = 11
 #: Zoom from which a coverage label's second line (households, worker) shows.
 _DETAIL_ZOOM = 15
 _BARRIER_COLOURS = {"river": "#4a90c2", "main_road": "#d08b2c", "railway": "#555555"}
@@ -59,8 +60,18 @@ def household_zoom(n_households: int) -> int:
 
 
 def label_level(n_grids: int) -> int:
-    """Zoom from which grid labels are shown: always for a few grids, else 13."""
-    return 0 if n_grids <= 60 else _LABEL_ZOOM
+    """Zoom from which grid labels are shown: always for a few grids, from township
+    zoom (11) up to 2,000 grids, else 13. Labels that would overlap give way
+    (gridmap.js), so a township's labels never cover each other.
+
+    Examples
+    --------
+    >>> label_level(40), label_level(800), label_level(5_000)
+    (0, 11, 13)
+    """
+    if n_grids <= 60:
+        return 0
+    return _TOWNSHIP_ZOOM if n_grids <= 2_000 else _LABEL_ZOOM
 
 
 def _people_index(people: pd.DataFrame | None) -> pd.DataFrame:
@@ -164,7 +175,7 @@ def coverage_map(
         households, else 14).
     label_zoom
         Zoom from which grid labels are shown (default: always up to 60 grids,
-        else 13). A label is the village's name and the grid's number in it
+        from 11 up to 2,000, else 13). A label is the village's name and the grid's number in it
         (``中渡村 3``; the full code is in the popup), with the households and
         the grid worker on a second line from zoom 15; labels that would
         overlap a larger grid's are hidden until zooming in makes room.

@@ -51,8 +51,9 @@
       L.DomUtil[z < cfg.houseZoom ? 'addClass' : 'removeClass'](box, 'gm-houses-hidden');
     }
     map.on('zoomend', zoomClass);
-    // after zoomClass: the labels' sizes at this zoom are known
-    map.on('zoomend overlayadd overlayremove', function () { if (st.ready) declutter(map); });
+    // moveend follows zoomend (zoomClass has set the labels' sizes at this zoom);
+    // after a pan, labels come into view that the last pass left out
+    map.on('moveend overlayadd overlayremove', function () { if (st.ready) declutter(map); });
     /* Ready means a view set from now on stays: the page's own script has run to
      * its end (its initial view, GM.fit, is its last automatic view change) and no
      * zoom animation is under way. */

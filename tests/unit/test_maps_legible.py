@@ -136,3 +136,23 @@ def test_short_labels_with_households_and_worker(county):
         assert detail == f"{counts[code]} 户 · {people[g['worker_id']]}"
         assert priority > 0 and code in pops[code]  # the full code in the popup
     assert all(len(r[2]) <= 12 for r in rows)
+
+
+def test_band_legend_marks_only_the_in_band_steps():
+    import geopandas as gpd
+    import shapely
+
+    grids = gpd.GeoDataFrame(
+        {"grid_code": ["A01"], "households": [250]},
+        geometry=[shapely.box(0, 0, 1, 1)],
+        crs=4326,
+    )
+    (legend,) = _children(maps.balance_map(grids), Legend)
+    marked = re.findall(r"</span>([^<]*) · 标准内</div>", legend.html)
+    assert marked == [
+        "200–219 户",
+        "220–239 户",
+        "240–259 户",
+        "260–279 户",
+        "280–300 户",
+    ]
