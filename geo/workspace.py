@@ -69,6 +69,7 @@ class Workspace:
         ws.load_sample(households=5_000)
         area = ws.area("330803100000")          # a township
         plan = ws.generate(area)                # pure, nothing stored yet
+        plan = ws.staff(plan, area)             # a grid worker for each grid
         plan_id = ws.save_draft(area, plan)
         ws.publish(plan_id)
     """
@@ -769,7 +770,13 @@ class Workspace:
                 units=None if units is None else list(units),
             )
 
-    def publish(self, plan_id: int, *, exclude: Collection[str] = ()) -> None:
+    def publish(
+        self,
+        plan_id: int,
+        *,
+        exclude: Collection[str] = (),
+        allow_unstaffed: bool = False,
+    ) -> None:
         """Publish a draft (the area's previous plan is archived in the same step).
 
         Parameters
@@ -778,6 +785,8 @@ class Workspace:
             A draft plan.
         exclude
             Units of a draft drawn on Dask to leave out explicitly (recorded).
+        allow_unstaffed
+            Publish even when some grids have no grid worker (refused otherwise).
 
         Raises
         ------
@@ -786,6 +795,8 @@ class Workspace:
         geo.errors.PlanConflictError
             The plan is not a draft, or another plan of the area was published
             at the same moment.
+        geo.errors.UnstaffedPlanError
+            Some grids have no grid worker and ``allow_unstaffed`` is false.
 
         Examples
         --------
@@ -794,7 +805,9 @@ class Workspace:
             ws.publish(ws.save_draft(area, plan))
         """
         with self.session() as s:
-            services.publish(s, plan_id, exclude=list(exclude))
+            services.publish(
+                s, plan_id, exclude=list(exclude), allow_unstaffed=allow_unstaffed
+            )
 
     def draft(self, plan_id: int, *, new: bool = True) -> Draft:
         """Redraw a plan by hand: a new draft copied from ``plan_id`` (or, with

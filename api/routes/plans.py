@@ -17,6 +17,7 @@ from api.schemas import (
     PlanDetailOut,
     PlanDiffOut,
     PlanOut,
+    PublishIn,
     RebalanceIn,
     plan_out,
 )
@@ -128,10 +129,23 @@ def generate(
     summary="Publish a draft (the area's published plan is archived in the same step)",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-def publish(session: SessionDep, key: PlannerDep, plan_id: int) -> PlanOut:
+def publish(
+    session: SessionDep,
+    key: PlannerDep,
+    plan_id: int,
+    allow_unstaffed: Annotated[
+        bool,
+        Query(description="publish even when some grids have no grid worker"),
+    ] = False,
+    body: PublishIn | None = None,
+) -> PlanOut:
+    """A draft with grids that have no grid worker is refused (422, naming them)
+    unless ``allow_unstaffed`` is true, in the query or the body."""
     if not 0 < plan_id < 2**31:
         raise _unknown_plan(plan_id)
-    services.publish(session, plan_id)  # NotFound → 404, PlanConflictError → 409
+    allow = allow_unstaffed or (body is not None and body.allow_unstaffed)
+    # NotFound → 404, PlanConflictError → 409, UnstaffedPlanError → 422
+    services.publish(session, plan_id, allow_unstaffed=allow)
     p = get_plan(session, plan_id)
     assert p is not None
     return plan_out(p, detail=True)

@@ -13,7 +13,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from api.deps import HandlerDep, SessionDep, ViewerDep
+from api.deps import HandlerDep, KeyDep, SessionDep, ViewerDep
+from api.plan_access import check_plan_visible
 from api.problems import ProblemError, problem_responses
 from geo.store.event_views import open_events_by_grid, open_events_on_plan
 from geo.store.plans import area_frames
@@ -115,6 +116,7 @@ def viewer_households(
     key: ViewerDep,
     plan: Annotated[int, Query(ge=1, le=2**31 - 1, description="plan id")],
 ) -> Response:
+    check_plan_visible(session, key, plan)  # a draft's households: planner keys
     grid_plan, info = load_plan(session, plan)  # NotFound → 404
     version = info.get("lock_version")
 
@@ -149,8 +151,10 @@ def viewer_households(
 )
 def viewer_event_counts(
     session: SessionDep,
+    key: KeyDep,
     plan: Annotated[int, Query(ge=1, le=2**31 - 1, description="plan id")],
 ) -> Response:
+    check_plan_visible(session, key, plan)  # a draft's grids: planner keys only
     counts = open_events_by_grid(session, plan)  # NotFound → 404
     body = {
         "plan": plan,
@@ -182,6 +186,7 @@ def viewer_event_points(
     key: HandlerDep,
     plan: Annotated[int, Query(ge=1, le=2**31 - 1, description="plan id")],
 ) -> Response:
+    check_plan_visible(session, key, plan)  # a draft's grids: planner keys only
     ev = open_events_on_plan(session, plan)  # NotFound → 404
     codes = sorted(set(ev["grid_code"]))
     idx = {c: i for i, c in enumerate(codes)}

@@ -27,6 +27,7 @@ __all__ = [
     "load_in_force",
     "load_plan",
     "people_table",
+    "plan_status",
     "plans_table",
     "published_plan",
     "published_plan_id",
@@ -294,3 +295,10 @@ def example_address(conn: Connection | Session) -> str | None:
         )
         .scalar()
     )
+
+
+def plan_status(session: Session, plan_id: int) -> str | None:
+    """``draft``, ``published`` or ``archived``; None when there is no such plan."""
+    return session.execute(
+        text("SELECT status FROM plans WHERE id = :p"), {"p": plan_id}
+    ).scalar_one_or_none()
