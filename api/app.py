@@ -45,8 +45,10 @@ _DESCRIPTION = """
 Community grid governance (网格化管理): for an address or a point, which grid is it
 in and who is responsible (以图定户、以户找人、以人管事).
 
-* **Lookups** are public and return the grid and the *work* contacts of the grid
-  worker and covering party member, never residents' data.
+* **Lookups** are public for one exactly matching address or a point: the grid
+  and the grid worker's *work* contact, nothing of the household. Key holders also
+  get the household, its covering party member and ranked candidates; batches need
+  a key.
 * **Households** need a *viewer* API key; anything that writes needs a *planner* key
   (`Authorization: Bearer gm_…` or `X-API-Key: gm_…`; create one with
   `gridmap keys create --role viewer`).

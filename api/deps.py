@@ -21,14 +21,17 @@ from geo.store.keys import (
 )
 
 __all__ = [
+    "HOUSEHOLD_READERS",
     "FastHandlerDep",
     "HandlerDep",
     "KeyDep",
     "PlannerDep",
+    "PoolKeyDep",
     "SessionDep",
     "ViewerDep",
     "get_session",
     "optional_key",
+    "pool_key",
     "require_handler",
     "require_handler_fast",
     "require_planner",
@@ -113,8 +116,14 @@ def _invalid_key(request: Request) -> ProblemError:
 KeyDep = Annotated[ApiKeyInfo | None, Depends(optional_key)]
 
 
+#: Key roles that read households (auditor keys read the audit only, admin keys
+#: manage keys).
+HOUSEHOLD_READERS = ("viewer", "worker", "planner")
+
+
 def need_role(key: ApiKeyInfo | None, role: str, what: str) -> ApiKeyInfo:
-    """401 without a key, 403 with a key of too low a role (planner ⊃ viewer)."""
+    """401 without a key, 403 with a key of too low a role (planner ⊃ worker,
+    viewer; auditor and admin keys read no households)."""
     if key is None:
         raise ProblemError(
             401,
@@ -127,6 +136,19 @@ def need_role(key: ApiKeyInfo | None, role: str, what: str) -> ApiKeyInfo:
         raise ProblemError(
             403,
             f"{what} needs a planner key; key {key.prefix} is a {key.role} key.",
+            type="/problems/forbidden",
+        )
+    if role in {"viewer", "worker"} and key.role not in HOUSEHOLD_READERS:
+        raise ProblemError(
+            403,
+            f"{what} needs a viewer, worker or planner key; key {key.prefix} is "
+            f"a {key.role} key.",
+            type="/problems/forbidden",
+        )
+    if role in {"auditor", "admin"} and key.role != role:
+        raise ProblemError(
+            403,
+            f"{what} needs an {role} key; key {key.prefix} is a {key.role} key.",
             type="/problems/forbidden",
         )
     return key
@@ -164,20 +186,17 @@ def require_handler(key: KeyDep) -> ApiKeyInfo:
 HandlerDep = Annotated[ApiKeyInfo, Depends(require_handler)]
 
 
-async def require_handler_fast(
+async def pool_key(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     header: Annotated[str | None, Security(_header)],
-) -> ApiKeyInfo:
-    """:func:`require_handler` with the key read on the lookups' pool: one
-    autocommit round trip, no session (for ``POST /events``'s hot path).
-
-    The same answers in the same order: 401 without a key, 429 while
-    throttled, 401 for a wrong key, 403 for a viewer key.
-    """
+) -> ApiKeyInfo | None:
+    """:func:`optional_key` with the key read on the lookups' pool: one
+    autocommit round trip, no session (for the hot paths: ``GET /lookup``,
+    ``POST /events``). None when no key was sent."""
     token = bearer.credentials if bearer is not None else header
     if not token:
-        return require_handler(None)
+        return None
     _not_throttled(request)
     prefix = split_token(token)
     row = (
@@ -188,6 +207,19 @@ async def require_handler_fast(
     key = key_of_row(token, prefix, row) if prefix is not None else None
     if key is None:
         raise _invalid_key(request)
+    return key
+
+
+PoolKeyDep = Annotated[ApiKeyInfo | None, Depends(pool_key)]
+
+
+async def require_handler_fast(key: PoolKeyDep) -> ApiKeyInfo:
+    """:func:`require_handler` with the key read on the lookups' pool (see
+    :func:`pool_key`; for ``POST /events``'s hot path).
+
+    The same answers in the same order: 401 without a key, 429 while
+    throttled, 401 for a wrong key, 403 for a viewer key.
+    """
     return require_handler(key)
 
 
