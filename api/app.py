@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import event
 
+from api.deps import scoped_plan
 from api.docs import install_docs
 from api.escalation import Escalator
 from api.jobs import JobRunner
@@ -138,6 +139,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestGuard)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     install_docs(app)
-    for module in (lookup, features, tiles, plans, edits, events, viewer, health):
+    for module in (lookup, features, tiles, events, viewer, health):
         app.include_router(module.router)
+    # a key limited to an area acts only on the plans inside it (api.deps)
+    for module in (plans, edits):
+        app.include_router(module.router, dependencies=[Depends(scoped_plan)])
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -15,7 +16,9 @@ from api.problems import ProblemError
 from geo.store.keys import (
     KEY_ROW_SQL,
     ApiKeyInfo,
+    apply_scope,
     key_of_row,
+    plan_in_scope,
     split_token,
     verify_key,
 )
@@ -36,21 +39,14 @@ __all__ = [
     "require_handler_fast",
     "require_planner",
     "require_viewer",
+    "scoped_plan",
+    "scoped_session",
 ]
 
 
 def get_engine(request: Request) -> Engine:
     return request.app.state.engine  # type: ignore[no-any-return]
 
-
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed when the endpoint returns normally."""
-    with Session(get_engine(request), expire_on_commit=False) as session:
-        with session.begin():
-            yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -66,47 +62,77 @@ _header = APIKeyHeader(
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="gridmap"'}
 
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+HeaderDep = Annotated[str | None, Security(_header)]
 
-def optional_key(
-    request: Request,
-    session: SessionDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    header: Annotated[str | None, Security(_header)],
-) -> ApiKeyInfo | None:
-    """The caller's key: None when none was sent, 401 when one was sent but is
-    wrong, 429 while its address has sent too many wrong keys (see api.limits)."""
+
+@contextmanager
+def scoped_session(engine: Engine, key: ApiKeyInfo | None) -> Iterator[Session]:
+    """A session in one transaction, limited to what ``key`` may see and change
+    (:func:`geo.store.keys.apply_scope`; None: the public view). Committed when
+    the block ends normally. Every request's database work with a key goes
+    through here (:func:`get_session` and the lookups' reference path)."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        if key is not None:
+            apply_scope(session, key)
+        yield session
+
+
+def get_session(
+    request: Request, bearer: BearerDep, header: HeaderDep
+) -> Iterator[Session]:
+    """One transaction per request, committed when the endpoint returns normally.
+
+    When the request carries an API key it is verified first (401 when wrong,
+    429 while its address sends too many wrong keys) and the transaction is
+    limited to the key's area (:func:`scoped_session`): no route can read or
+    change a household, person or matter outside it. The key is kept in
+    ``request.state.key`` for :func:`optional_key`.
+    """
     token = bearer.credentials if bearer is not None else header
-    if not token:
-        return None
-    _not_throttled(request)
-    key = verify_key(session, token)
-    if key is None:
-        raise _invalid_key(request)
-    return key
+    with Session(get_engine(request), expire_on_commit=False) as session:
+        with session.begin():
+            key: ApiKeyInfo | None = None
+            if token:
+                key = verify_key(session, token)
+                if key is None:
+                    raise _invalid_key(request)
+                apply_scope(session, key)
+            request.state.key = key
+            yield session
 
 
-def _not_throttled(request: Request) -> None:
-    """429 while the caller's address has sent too many wrong keys."""
-    throttle = getattr(request.app.state, "auth_throttle", None)
-    client = request.client.host if request.client else "unknown"
-    if throttle is not None and (wait := throttle.retry_after(client)) is not None:
-        raise ProblemError(
-            429,
-            f"Too many wrong API keys from {client}; try again in {wait} s.",
-            type="/problems/too-many-failures",
-            headers={"Retry-After": str(wait)},
-        )
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def optional_key(request: Request, session: SessionDep) -> ApiKeyInfo | None:
+    """The caller's key (verified by :func:`get_session`): None when none was
+    sent."""
+    return getattr(request.state, "key", None)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _invalid_key(request: Request) -> ProblemError:
-    """The 401 for a wrong key (counted against the caller's address)."""
+    """The 401 for a wrong key (counted against the caller's address), or 429
+    while that address has sent too many wrong keys. A valid key is never
+    refused for its address's failures: it is checked before this is asked."""
     throttle = getattr(request.app.state, "auth_throttle", None)
-    client = request.client.host if request.client else "unknown"
+    client = _client(request)
     if throttle is not None:
+        if (wait := throttle.retry_after(client)) is not None:
+            return ProblemError(
+                429,
+                f"Too many wrong API keys from {client}; try again in {wait} s.",
+                type="/problems/too-many-failures",
+                headers={"Retry-After": str(wait)},
+            )
         throttle.fail(client)
     return ProblemError(
         401,
-        "The API key is not valid (malformed, unknown or revoked). "
+        "The API key is not valid (malformed, unknown, expired or revoked). "
         "Ask an administrator for a key (gridmap keys create --role viewer).",
         type="/problems/invalid-key",
         headers=_CHALLENGE,
@@ -187,9 +213,7 @@ HandlerDep = Annotated[ApiKeyInfo, Depends(require_handler)]
 
 
 async def pool_key(
-    request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    header: Annotated[str | None, Security(_header)],
+    request: Request, bearer: BearerDep, header: HeaderDep
 ) -> ApiKeyInfo | None:
     """:func:`optional_key` with the key read on the lookups' pool: one
     autocommit round trip, no session (for the hot paths: ``GET /lookup``,
@@ -197,7 +221,6 @@ async def pool_key(
     token = bearer.credentials if bearer is not None else header
     if not token:
         return None
-    _not_throttled(request)
     prefix = split_token(token)
     row = (
         await fetch_one(request.app.state.pool, KEY_ROW_SQL, {"p": prefix})
@@ -224,3 +247,29 @@ async def require_handler_fast(key: PoolKeyDep) -> ApiKeyInfo:
 
 
 FastHandlerDep = Annotated[ApiKeyInfo, Depends(require_handler_fast)]
+
+
+def scoped_plan(request: Request, session: SessionDep) -> None:
+    """404 for a plan outside an area-limited key's area, as if it did not exist.
+
+    A router-wide dependency of the plan and edit routes: a key limited to an
+    area acts on (and, for planner keys, reads) only plans whose area lies
+    inside its own, so a village's key cannot edit, publish or rebalance the
+    county's plan. Every ``{plan_id}`` / ``{other_id}`` of the path is checked.
+    """
+    key: ApiKeyInfo | None = getattr(request.state, "key", None)
+    if key is None or not key.scoped:
+        return
+    if request.method == "GET" and key.role != "planner":
+        return  # plans are public to read
+    for name in ("plan_id", "other_id"):
+        raw = request.path_params.get(name)
+        if raw is None or not str(raw).isdigit() or not 0 < int(raw) < 2**31:
+            continue
+        if not plan_in_scope(session, int(raw)):
+            raise ProblemError(
+                404,
+                f"There is no plan {raw} inside the area of key {key.prefix} "
+                f"({key.area_code}).",
+                type="/problems/unknown-plan",
+            )

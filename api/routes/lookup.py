@@ -10,11 +10,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.dbpool import fetch_all, fetch_one
-from api.deps import HOUSEHOLD_READERS, PoolKeyDep, SessionDep, ViewerDep
+from api.deps import (
+    HOUSEHOLD_READERS,
+    PoolKeyDep,
+    SessionDep,
+    ViewerDep,
+    scoped_session,
+)
 from api.problems import ProblemError, problem_responses
 from api.schemas import (
     BatchIn,
@@ -290,7 +295,7 @@ def _reference_lookup(
     key: ApiKeyInfo | None,
 ) -> LookupResult:
     """The reference lookup; ``key`` None: the public one (exact keys only)."""
-    with Session(engine) as session, session.begin():
+    with scoped_session(engine, key) as session:
         if address is not None:
             return lookup_addresses(
                 session,
