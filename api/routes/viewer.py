@@ -94,8 +94,9 @@ def viewer(
 
     # keyed by the plan and its version: publishing or editing makes a new key
     inner = tuple(inner_published(session, plan_id))
+    scope = _scope(request)  # a key's session sees only its area's people
     return HTMLResponse(
-        _cache(request).get(("page", plan_id, version, inner, root), render)
+        _cache(request).get(("page", plan_id, version, inner, root, scope), render)
     )
 
 
@@ -129,7 +130,7 @@ def viewer_households(
         )
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
-    body = _cache(request).get(("households", plan, version), render)
+    body = _cache(request).get(("households", plan, version, _scope(request)), render)
     return Response(
         body,
         media_type="application/json",
@@ -212,6 +213,13 @@ def viewer_event_points(
         media_type="application/json",
         headers={"Cache-Control": "private, no-store"},
     )
+
+
+def _scope(request: Request) -> tuple[str | None, str | None]:
+    """What a cached page depends on besides the plan: the key's role and area
+    (its session sees its area only)."""
+    key = getattr(request.state, "key", None)
+    return (None, None) if key is None else (key.role, key.area_code)
 
 
 def _people(session: Session, roles: tuple[str, ...] | None) -> pd.DataFrame:

@@ -254,8 +254,9 @@ class Assignment(Base):
     on_boundary: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
 
-#: ``worker`` keys handle events (report, sort, settle …) and read them.
-API_ROLES = ("viewer", "planner", "worker")
+#: ``worker`` keys handle events (report, sort, settle …) and read them;
+#: ``auditor`` keys read the audit only; ``admin`` keys manage keys.
+API_ROLES = ("viewer", "planner", "worker", "auditor", "admin")
 
 
 class ApiKey(Base):
@@ -273,6 +274,11 @@ class ApiKey(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: an admin area code or a grid code; None: the whole register
+    area_code: Mapped[str | None] = mapped_column(String(40))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: the person (``people.id``) a worker key belongs to
+    person_id: Mapped[int | None] = mapped_column(Integer)
 
 
 __all__ += ["API_ROLES", "ApiKey"]
