@@ -148,7 +148,8 @@ def publish(
         raise _unknown_plan(plan_id)
     allow = allow_unstaffed or (body is not None and body.allow_unstaffed)
     # NotFound → 404, PlanConflictError → 409, UnstaffedPlanError → 422
-    services.publish(session, plan_id, allow_unstaffed=allow)
+    actor = f"api key {key.prefix}" + (f" ({key.name})" if key.name else "")
+    services.publish(session, plan_id, allow_unstaffed=allow, actor=actor)
     p = get_plan(session, plan_id)
     assert p is not None
     return plan_out(p, detail=True)

@@ -436,6 +436,32 @@ def record(
     )
 
 
+def record_publish(session: Session, plan_id: int, *, actor: str | None) -> int:
+    """The publish of ``plan_id`` as a step of its history: who, when, and the
+    plan's grids and households then."""
+    grids, households, version = session.execute(
+        text(
+            "SELECT (SELECT count(*) FROM grids WHERE plan_id = :p), "
+            "(SELECT count(*) FROM assignments WHERE plan_id = :p), "
+            "(SELECT lock_version FROM plans WHERE id = :p)"
+        ),
+        {"p": plan_id},
+    ).one()
+    return record(
+        session,
+        plan_id,
+        kind="publish",
+        op={"op": "publish"},
+        actor=actor,
+        version=int(version),
+        summary={
+            "text": f"published: {grids} grids, {households} households",
+            "grids": int(grids),
+            "households": int(households),
+        },
+    )
+
+
 def undo_target(session: Session, plan_id: int, *, redo: bool) -> dict[str, Any] | None:
     """The edit undo would revert (the last done) or redo would re-apply (the
     first undone after it); None when there is none."""
