@@ -294,7 +294,11 @@ def _commit(
 ) -> EditResult:
     band = band_of(info)
     version = drafts.write_touched(
-        session, info.plan_id, before.grids["grid_code"].astype(str).tolist(), after
+        session,
+        info.plan_id,
+        before.grids["grid_code"].astype(str).tolist(),
+        after,
+        before=before,
     )
     changes, problems = _changes(before, after, band)
     counts_before = {

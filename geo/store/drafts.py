@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 from sqlalchemy import text
@@ -290,14 +291,20 @@ def read_touched(session: Session, plan_id: int, codes: list[str]) -> Touched:
 
 
 def write_touched(
-    session: Session, plan_id: int, before_codes: list[str], after: Touched
+    session: Session,
+    plan_id: int,
+    before_codes: list[str],
+    after: Touched,
+    *,
+    before: Touched | None = None,
 ) -> int:
     """Write ``after`` over the grids ``before_codes``; returns the new version.
 
     Grids of ``after`` are inserted or updated by code, grids of
     ``before_codes`` not in ``after`` are deleted, and every household of
-    ``after`` gets its grid and member. Only these rows are written, so an edit
-    costs what it touches. The plan's ``lock_version`` goes up by one.
+    ``after`` gets its grid and member (with ``before``, the state read: only
+    the households whose grid or member changed). Only these rows are written,
+    so an edit costs what it touches. The plan's ``lock_version`` goes up by one.
     """
     g = after.grids
     multi = [
@@ -342,6 +349,20 @@ def write_touched(
             },
         )
     h = after.households
+    if before is not None and len(h):
+        was = before.households.set_index(before.households["household_id"].astype(str))
+        ids = h["household_id"].astype(str)
+        old_grid = was["grid_code"].astype(str).reindex(ids).to_numpy()
+        old_member = was["member_id"].reindex(ids).astype(object).to_numpy()
+        new_member = h["member_id"].astype(object).to_numpy()
+        same_member = np.array(
+            [
+                (pd.isna(a) and pd.isna(b)) or a == b
+                for a, b in zip(old_member, new_member, strict=True)
+            ],
+            dtype=bool,
+        )
+        h = h[~((old_grid == h["grid_code"].astype(str).to_numpy()) & same_member)]
     if len(h):
         session.execute(
             text(
