@@ -22,7 +22,7 @@ import browser_support
 import httpx
 import nbformat
 import pytest
-from sqlalchemy import text
+from editor_support import grid_counts, published_sample
 
 from geo.workspace import Workspace
 
@@ -41,13 +41,7 @@ ed"""
 @pytest.fixture(scope="module")
 def world(make_database):  # type: ignore[no-untyped-def]
     url = make_database("nb_editor")
-    ws = Workspace.connect(url)
-    ws.load_sample(households=3_000, seed=5)
-    county = ws.areas(level="county")["code"].iloc[0]
-    area = ws.area(county)
-    pid = ws.save_draft(area, ws.staff(ws.generate(area), area))
-    ws.publish(pid)
-    township = ws.areas(level="township")["code"].iloc[0]
+    ws, pid, township = published_sample(url)
     yield url, ws, pid, township
     ws.engine.dispose()
 
@@ -109,19 +103,6 @@ def lab(world, tmp_path_factory) -> Iterator[tuple[str, str, Path]]:  # type: ig
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:  # pragma: no cover
             proc.kill()
-
-
-def _counts(ws: Workspace, plan_id: int, codes: list[str]) -> dict[str, int]:
-    with ws.engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT g.code, count(x.*) FROM grids g LEFT JOIN assignments x "
-                "ON x.grid_id = g.id WHERE g.plan_id = :p AND g.code = ANY(:c) "
-                "GROUP BY g.code"
-            ),
-            {"p": plan_id, "c": codes},
-        ).all()
-    return {str(c): int(n) for c, n in rows}
 
 
 def _pairs(
@@ -218,7 +199,7 @@ def test_the_editor_in_jupyterlab(browser, world, lab) -> None:  # type: ignore[
             for u, a, b in pairs
             if page.evaluate(CLICKABLE, u[1]) and page.evaluate(CLICKABLE, u[0])
         )
-        before = _counts(ws, draft.plan_id, [src, dst])
+        before = grid_counts(ws, draft.plan_id, [src, dst])
         page.locator(f"path[data-building='{units[0]}']").click()
         sel = page.locator(".gm-ed-selection")
         page.wait_for_function(
@@ -238,7 +219,7 @@ def test_the_editor_in_jupyterlab(browser, world, lab) -> None:  # type: ignore[
             "'.gm-ed-touched tr[data-grid]')].map(r => [r.dataset.grid, "
             "+r.dataset.households]))"
         )
-        after = _counts(ws, draft.plan_id, [src, dst])
+        after = grid_counts(ws, draft.plan_id, [src, dst])
         assert after[src] < before[src] and after[dst] > before[dst]
         assert {k: shown[k] for k in (src, dst)} == after
         # the picture of docs/img/notebook-editor.png
@@ -248,7 +229,7 @@ def test_the_editor_in_jupyterlab(browser, world, lab) -> None:  # type: ignore[
             f"() => +document.querySelector(\".gm-ed-touched tr[data-grid='{dst}']\")"
             f".dataset.households === {before[dst]}"
         )
-        assert _counts(ws, draft.plan_id, [src, dst]) == before
+        assert grid_counts(ws, draft.plan_id, [src, dst]) == before
     finally:
         page.close()
     assert not foreign, foreign[:5]

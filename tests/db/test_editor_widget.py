@@ -5,37 +5,17 @@ shows (grids, buildings, the touched table) is what the database holds."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from editor_support import grid_counts, published_sample
 
 from geo.errors import GridMapError
-from geo.workspace import Workspace
 from maps.editor import GridEditor
 
 
 @pytest.fixture(scope="module")
 def world(make_database):  # type: ignore[no-untyped-def]
-    ws = Workspace.connect(make_database("editor_widget"))
-    ws.load_sample(households=3_000, seed=5)
-    county = ws.areas(level="county")["code"].iloc[0]
-    area = ws.area(county)
-    pid = ws.save_draft(area, ws.staff(ws.generate(area), area))
-    ws.publish(pid)
-    township = ws.areas(level="township")["code"].iloc[0]
+    ws, pid, township = published_sample(make_database("editor_widget"))
     yield ws, pid, township
     ws.engine.dispose()
-
-
-def _counts(ws: Workspace, plan_id: int, codes: list[str]) -> dict[str, int]:
-    with ws.engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT g.code, count(x.*) FROM grids g LEFT JOIN assignments x "
-                "ON x.grid_id = g.id WHERE g.plan_id = :p AND g.code = ANY(:c) "
-                "GROUP BY g.code"
-            ),
-            {"p": plan_id, "c": codes},
-        ).all()
-    return {str(c): int(n) for c, n in rows}
 
 
 def _movable(ed: GridEditor) -> tuple[str, str, str]:
@@ -68,7 +48,7 @@ def test_the_editor_moves_undoes_and_validates(world) -> None:  # type: ignore[n
         f["properties"]["grid_code"]: f["properties"]["households"]
         for f in ed.grids["features"]
     }
-    assert shown == _counts(ws, d.plan_id, codes)
+    assert shown == grid_counts(ws, d.plan_id, codes)
     n_buildings = sum(f["properties"]["households"] for f in ed.buildings["features"])
     assert n_buildings == sum(shown.values())
     assert (
@@ -78,10 +58,10 @@ def test_the_editor_moves_undoes_and_validates(world) -> None:  # type: ignore[n
     bid, a, b = _movable(ed)
     ed.select(buildings=[bid])
     assert ed.selected == [bid]
-    before = _counts(ws, d.plan_id, [a, b])
+    before = grid_counts(ws, d.plan_id, [a, b])
     ed._on_message(ed, {"op": "move", "to_grid": b}, [])  # the 移入网格 button
     assert ed.message_kind == "info", ed.message
-    after = _counts(ws, d.plan_id, [a, b])
+    after = grid_counts(ws, d.plan_id, [a, b])
     moved = before[a] - after[a]
     assert moved > 0 and after[b] == before[b] + moved
     table = {r["code"]: r["households"] for r in ed.touched_rows}
@@ -90,10 +70,10 @@ def test_the_editor_moves_undoes_and_validates(world) -> None:  # type: ignore[n
     assert ed.version == d.version
 
     ed._on_message(ed, {"op": "undo"}, [])
-    assert _counts(ws, d.plan_id, [a, b]) == before
+    assert grid_counts(ws, d.plan_id, [a, b]) == before
     assert {r["code"]: r["households"] for r in ed.touched_rows} == before
     ed._on_message(ed, {"op": "redo"}, [])
-    assert _counts(ws, d.plan_id, [a, b]) == after
+    assert grid_counts(ws, d.plan_id, [a, b]) == after
     ed._on_message(ed, {"op": "validate"}, [])
     assert ed.message in ("校验通过",) or ed.message.endswith("个问题")
     assert list(ed.touched.columns)[:4] == ["code", "label", "status", "households"]
