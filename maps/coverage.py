@@ -14,7 +14,7 @@ import shapely
 
 from geo.crs import STORAGE_CRS
 from geo.plan import GridPlan
-from maps.basemap import Basemap, resolve_basemap
+from maps.basemap import Basemap, Context, resolve_basemap
 from maps.colouring import GRID_PALETTE, MEMBER_PALETTE
 from maps.data import person_html, plan_parts, rep_points
 from maps.events import EventLayer, event_counts
@@ -25,6 +25,7 @@ from maps.layers import (
     Labels,
     Legend,
     LineLayer,
+    add_context,
     area_names,
     base_map,
     encode_households,
@@ -117,6 +118,7 @@ def coverage_map(
     areas: gpd.GeoDataFrame | None = None,
     barriers: gpd.GeoDataFrame | None = None,
     basemap: str | Mapping[str, Any] | Basemap | None = None,
+    context: Context | None = None,
     house_zoom: int | None = None,
     label_zoom: int | None = None,
     title: str = "网格与联户",
@@ -170,6 +172,10 @@ def coverage_map(
         ``None`` (plain background, offline), a preset (``"amap"``, ``"osm"``), an
         XYZ URL (WGS84), or ``{"url", "crs": "gcj02" | "wgs84", "attribution"}``.
         Over a GCJ-02 basemap every layer is shifted to GCJ-02 when drawn.
+    context
+        Offline context under the grids (:class:`maps.Context`): admin area
+        outlines and building footprints from the database, with or without a
+        basemap.
     house_zoom
         Zoom from which households are drawn (default: always up to 20,000
         households, else 14).
@@ -273,6 +279,7 @@ def coverage_map(
         width=width,
         height=height,
     )
+    add_context(m, context, bm)
     if barriers is not None and len(barriers):
         fg = folium.FeatureGroup(name="河流与主要道路", show=True)
         b = barriers.to_crs(STORAGE_CRS)
