@@ -327,6 +327,8 @@ def balance_map(
             kind="line",
             extra="dotted",
         ),
+        '<div class="gm-note">标注：村/社区 + 网格序号与户数（完整编码见弹窗）；'
+        "重叠的标注自动隐藏</div>",
         '<div class="gm-note">点击网格查看原因</div>',
     ]
     if bm.gcj02:

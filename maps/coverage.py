@@ -562,6 +562,8 @@ def _legend_html(
         f"<h4>{escape(title)}</h4>",
         f"<div>{n_grids} 个网格 · {n_households:,} 户</div>",
         f'<div class="gm-note">网格填色：相邻网格颜色不同（共 {len(used)} 色）</div>',
+        '<div class="gm-note">标注：村/社区 + 网格序号（完整编码见弹窗），'
+        f"放大到 {_DETAIL_ZOOM} 级显示户数与网格员；重叠的标注自动隐藏</div>",
         "<div>"
         + "".join(
             f'<span class="gm-sw" style="background:{c}"></span>' for c in used[:8]
