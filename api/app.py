@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import event
 
+from api.deps import scoped_plan
 from api.docs import install_docs
 from api.escalation import Escalator
 from api.jobs import JobRunner
@@ -45,8 +46,10 @@ _DESCRIPTION = """
 Community grid governance (网格化管理): for an address or a point, which grid is it
 in and who is responsible (以图定户、以户找人、以人管事).
 
-* **Lookups** are public and return the grid and the *work* contacts of the grid
-  worker and covering party member, never residents' data.
+* **Lookups** are public for one exactly matching address or a point: the grid
+  and the grid worker's *work* contact, nothing of the household. Key holders also
+  get the household, its covering party member and ranked candidates; batches need
+  a key.
 * **Households** need a *viewer* API key; anything that writes needs a *planner* key
   (`Authorization: Bearer gm_…` or `X-API-Key: gm_…`; create one with
   `gridmap keys create --role viewer`).
@@ -137,6 +140,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestGuard)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     install_docs(app)
-    for module in (lookup, features, tiles, plans, edits, events, viewer, health):
+    for module in (lookup, features, tiles, events, viewer, health):
         app.include_router(module.router)
+    # a key limited to an area acts only on the plans inside it (api.deps)
+    for module in (plans, edits):
+        app.include_router(module.router, dependencies=[Depends(scoped_plan)])
     return app

@@ -306,6 +306,22 @@ def install_problem_handlers(app: FastAPI) -> None:
     for cls in _DATABASE_ERRORS:
         app.add_exception_handler(cls, _unavailable)
 
+    # a write the row-level security of a key's area refuses (a matter, plan
+    # or assignment outside it): 404, as if the place did not exist
+    async def _outside(request: Request, exc: Exception) -> JSONResponse:
+        orig = getattr(exc, "orig", exc)
+        if getattr(orig, "sqlstate", None) != "42501":
+            return await _crash(request, exc)
+        return problem_response(
+            404,
+            "Nothing of that exists inside the area of your API key.",
+            type="/problems/outside-scope",
+            instance=request.url.path,
+        )
+
+    app.add_exception_handler(sa_exc.ProgrammingError, _outside)
+    app.add_exception_handler(psycopg.errors.InsufficientPrivilege, _outside)
+
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries documenting problem+json for ``codes``."""

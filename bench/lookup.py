@@ -48,6 +48,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _db import existing_database, fresh_database, reusable_database
+from _paths import shown
 from _server import free_port, wait_ready
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -55,7 +56,8 @@ from sqlalchemy.orm import Session
 
 from api.cli.serve import default_workers
 from geo.address import address_keys
-from geo.store.db import make_engine
+from geo.store.db import make_engine, session_scope
+from geo.store.keys import create_key, revoke_key, split_token
 from geo.store.lookup import (
     ADDRESS_ANSWERS_SQL,
     HOT_PATH_SETTINGS,
@@ -302,7 +304,7 @@ def main() -> None:
     log_path = ROOT / ".gridmap" / "bench-lookup.log"
     log_path.parent.mkdir(exist_ok=True)
     log = log_path.open("wb")
-    print(f"starting: gridmap {' '.join(cmd[1:])} (log {log_path.relative_to(ROOT)})")
+    print(f"starting: gridmap {' '.join(cmd[1:])} (log {shown(log_path, ROOT)})")
     t = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -323,8 +325,9 @@ def main() -> None:
         log.close()
     label = args.database or args.households
     out = args.out or ROOT / "bench" / "results" / f"lookup-{label}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    print(f"wrote {shown(out, ROOT)}")
 
 
 def _bench(
@@ -360,12 +363,21 @@ def _bench(
     batch = [points[i % len(points)] for i in range(args.batch)]
     body = {"items": [{"lon": x, "lat": y} for x, y in batch]}
     times = []
-    with httpx.Client(base_url=base, timeout=300) as client:
+    # batches need a key (a viewer key, created here and revoked below)
+    key_engine = make_engine(url)
+    with session_scope(key_engine) as s:
+        token = create_key(s, "viewer", name="bench/lookup.py")
+    with httpx.Client(
+        base_url=base, timeout=300, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
         for _ in range(3):
             t = time.perf_counter()
             r = client.post("/lookup/batch", json=body)
             times.append(time.perf_counter() - t)
             r.raise_for_status()
+    with session_scope(key_engine) as s:
+        revoke_key(s, str(split_token(token)))
+    key_engine.dispose()
     engine = make_engine(url)
     direct_times = []
     for _ in range(3):

@@ -689,6 +689,7 @@ def publish(
     *,
     exclude: Sequence[str] = (),
     allow_unstaffed: bool = False,
+    actor: str | None = None,
 ) -> None:
     """Publish a draft; the area's published plan is archived in the same step.
 
@@ -708,6 +709,9 @@ def publish(
         Units (area codes) of a draft drawn on Dask to leave out explicitly.
     allow_unstaffed
         Publish even when some grids have no grid worker.
+    actor
+        Who publishes (an API key's name, a user): the publish is the last step
+        of the plan's history (:func:`geo.editing.history`), with the counts.
 
     Raises
     ------
@@ -734,6 +738,9 @@ def publish(
 
         exclude_units(session, plan_id, exclude)
     publish_plan(session, plan_id, allow_unstaffed=allow_unstaffed)
+    from geo.store.drafts import record_publish
+
+    record_publish(session, plan_id, actor=actor)
 
 
 def staff(session: Session, plan: GridPlan, households: gpd.GeoDataFrame) -> GridPlan:

@@ -835,7 +835,11 @@ class Workspace:
         """
         with self.session() as s:
             services.publish(
-                s, plan_id, exclude=list(exclude), allow_unstaffed=allow_unstaffed
+                s,
+                plan_id,
+                exclude=list(exclude),
+                allow_unstaffed=allow_unstaffed,
+                actor="notebook",
             )
 
     def draft(self, plan_id: int, *, new: bool = True) -> Draft:

@@ -387,7 +387,7 @@ def _generate_and_publish_roots(engine: Any) -> None:
                 )
             except EmptyInput:  # an area with no households has nothing to draw
                 continue
-            publish(session, saved.plan_id)
+            publish(session, saved.plan_id, actor="gridmap run")
         _print_plan(saved.plan, as_json=False)
         console.print(f"published as plan {saved.plan_id}")
 
@@ -422,7 +422,13 @@ def publish_cmd(
     try:
         with _errors(), session_scope(engine) as session:
             try:
-                publish(session, plan, exclude=codes, allow_unstaffed=allow_unstaffed)
+                publish(
+                    session,
+                    plan,
+                    exclude=codes,
+                    allow_unstaffed=allow_unstaffed,
+                    actor="gridmap publish",
+                )
             except UnstaffedPlanError as exc:  # the option that sets the parameter
                 raise _fail(
                     str(exc).replace("allow_unstaffed", "--allow-unstaffed")

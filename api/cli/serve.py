@@ -153,39 +153,89 @@ def serve_cmd(
 
 @keys_app.command("create")
 def keys_create_cmd(
-    role: Annotated[str, typer.Option(help="viewer, planner or worker (events)")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="viewer, worker (matters), planner, auditor (the audit only) "
+            "or admin (keys)"
+        ),
+    ],
     name: Annotated[str | None, typer.Option(help="who or what the key is for")] = None,
+    area: Annotated[
+        str | None,
+        typer.Option(
+            help="limit the key to this county, township, village/community or "
+            "grid code (default: the whole register)"
+        ),
+    ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(help="last day the key works, YYYY-MM-DD (UTC; default: never)"),
+    ] = None,
+    person: Annotated[
+        int | None, typer.Option(help="the person (people.id) the key belongs to")
+    ] = None,
 ) -> None:
     """Create an API key and print its token (shown this once only)."""
-    from geo.store.keys import create_key
+    import datetime as dt
 
-    if role not in {"viewer", "planner", "worker"}:
-        raise _fail("--role must be viewer, planner or worker")
+    from geo.store.keys import create_key
+    from geo.store.models import API_ROLES
+
+    if role not in API_ROLES:
+        raise _fail(f"--role must be one of {', '.join(API_ROLES)}")
+    until = None
+    if expires is not None:
+        try:
+            day = dt.date.fromisoformat(expires)
+        except ValueError:
+            raise _fail(
+                f"--expires must be a date YYYY-MM-DD, not {expires!r}"
+            ) from None
+        until = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
     settings = Settings()
     engine = _engine(settings)
     try:
         upgrade(engine.url.render_as_string(hide_password=False))
         with session_scope(engine) as session:
-            token = create_key(session, role, name=name)
+            try:
+                token = create_key(
+                    session,
+                    role,
+                    name=name,
+                    area_code=area,
+                    expires_at=until,
+                    person_id=person,
+                )
+            except ValueError as exc:
+                raise _fail(str(exc)) from None
+            # AUDIT:key_created
     finally:
         engine.dispose()
     typer.echo(token)
+    where = f" for area {area}" if area else " for the whole register"
     typer.secho(
-        f"{role} key created; the token above is shown only once (only its hash is kept).",
+        f"{role} key created{where}; the token above is shown only once (only its "
+        "hash is kept).",
         err=True,
     )
 
 
 @keys_app.command("list")
 def keys_list_cmd() -> None:
-    """Active keys: prefix, role, name (never the tokens)."""
+    """Active keys: prefix, role, area, expiry, person, name (never the tokens)."""
     from geo.store.keys import list_keys
 
     engine = _engine(Settings())
     try:
         with session_scope(engine) as session:
             for k in list_keys(session):
-                console.print(f"{k.prefix}  {k.role:8} {k.name or ''}", highlight=False)
+                until = k.expires_at.date().isoformat() if k.expires_at else "-"
+                console.print(
+                    f"{k.prefix}  {k.role:8} {k.area_code or '(all)':16} "
+                    f"{until:10} {k.person_id or '-':>6}  {k.name or ''}",
+                    highlight=False,
+                )
     finally:
         engine.dispose()
 
@@ -201,6 +251,7 @@ def keys_revoke_cmd(
     try:
         with session_scope(engine) as session:
             done = revoke_key(session, prefix)
+            # AUDIT:key_revoked
     finally:
         engine.dispose()
     if not done:

@@ -17,10 +17,9 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import FastHandlerDep, HandlerDep, SessionDep
+from api.deps import FastHandlerDep, HandlerDep, SessionDep, scoped_session
 from api.problems import ProblemError, problem_responses
 from geo.crs import gcj02_to_wgs84
 from geo.errors import NotFound
@@ -438,12 +437,16 @@ async def report(request: Request, key: FastHandlerDep, body: EventIn) -> Respon
     # api.report_batches); anything else (fuzzy or ambiguous
     # addresses, points outside every grid, unknown codes: the errors) is
     # decided by store.report_event in a transaction of its own
-    params = hotpath.report_params(**args)
+    # (keys limited to an area report in their scoped session: row-level
+    # security refuses a matter outside the key's area)
+    params = hotpath.report_params(**args) if not key.scoped else None
     row = await request.app.state.reports.report(params) if params is not None else None
     if row is not None:
         e = hotpath.report_record(row)
     else:
-        e = await run_in_threadpool(_report_in_session, request.app.state.engine, args)
+        e = await run_in_threadpool(
+            _report_in_session, request.app.state.engine, args, key
+        )
     # serialised here, once (returning the model would validate it again)
     return Response(
         event_out(e, private=True).model_dump_json(),
@@ -453,8 +456,10 @@ async def report(request: Request, key: FastHandlerDep, body: EventIn) -> Respon
     )
 
 
-def _report_in_session(engine: Engine, args: dict[str, Any]) -> store.EventRecord:
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+def _report_in_session(
+    engine: Engine, args: dict[str, Any], key: ApiKeyInfo
+) -> store.EventRecord:
+    with scoped_session(engine, key) as session:
         return store.report_event(session, **args)
 
 

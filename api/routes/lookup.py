@@ -10,11 +10,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.dbpool import fetch_all, fetch_one
-from api.deps import SessionDep
+from api.deps import (
+    HOUSEHOLD_READERS,
+    PoolKeyDep,
+    SessionDep,
+    ViewerDep,
+    scoped_session,
+)
 from api.problems import ProblemError, problem_responses
 from api.schemas import (
     BatchIn,
@@ -28,14 +33,16 @@ from api.schemas import (
 )
 from geo.address import address_keys
 from geo.crs import gcj02_to_wgs84
+from geo.store.keys import ApiKeyInfo
 from geo.store.lookup import (
-    ADDRESS_ANSWERS_SQL,
     POINT_ANSWER_SQL,
+    PUBLIC_ADDRESS_ANSWERS_SQL,
     Answer,
     LookupResult,
     as_of_utc,
     lookup_addresses,
     lookup_points,
+    public_result,
 )
 
 router = APIRouter(tags=["lookup"])
@@ -60,7 +67,9 @@ def _to_wgs84(lon: float, lat: float, crs: str) -> tuple[float, float]:
     return lon, lat
 
 
-def _not_found(r: LookupResult, query: dict[str, Any]) -> ProblemError:
+def _not_found(
+    r: LookupResult, query: dict[str, Any], *, public: bool = False
+) -> ProblemError:
     if r.match == "outside":
         near = r.nearest
         where = f"({query['lon']}, {query['lat']})"
@@ -87,12 +96,30 @@ def _not_found(r: LookupResult, query: dict[str, Any]) -> ProblemError:
     return ProblemError(
         404,
         f"No household matches {query['address']!r}"
+        + (" exactly" if public else "")
         + (f" (read as {r.key!r})" if r.key else "")
         + ". Check the township, village or road name and the house number, "
-        "or look the place up by point (lon, lat).",
+        "or look the place up by point (lon, lat)."
+        + (
+            " Ranked candidates for an incomplete or misspelt address need an API key."
+            if public
+            else ""
+        ),
         type="/problems/no-household",
         title="No matching household",
         key=r.key,
+    )
+
+
+def _ambiguous(query: dict[str, Any]) -> ProblemError:
+    """The public answer to an address several households share (none listed)."""
+    return ProblemError(
+        422,
+        f"{query['address']!r} matches more than one household: give the full "
+        "address, down to the house or room number. Ranked candidates need an "
+        "API key.",
+        type="/problems/ambiguous-address",
+        title="More than one household matches",
     )
 
 
@@ -102,19 +129,25 @@ def _not_found(r: LookupResult, query: dict[str, Any]) -> ProblemError:
     summary="Which grid, and who is responsible, for an address or a point",
     description=(
         "Give **either** `address` **or** `lon` and `lat`. An address is matched "
-        "exactly on its canonical key first (admin prefixes, 栋/幢, full-width digits "
-        "and Chinese numerals do not matter), then by trigram similarity; "
-        "`match` says which (`exact`, `fuzzy`, `ambiguous` with ranked `candidates`). "
-        "A point returns the grid containing it (`match=point`); outside every grid "
-        "the 404 problem names the nearest grid and its distance in metres. "
-        "`as_of` answers from the plans in force at that time. Only work contacts "
-        "of the grid worker and the covering party member are returned, never "
-        "residents' data."
+        "on its canonical key (admin prefixes, 栋/幢, full-width digits and Chinese "
+        "numerals do not matter). **Without a key** the answer is the grid (code, "
+        "name, areas) and the grid worker's name and work phone of the one "
+        "household the address names exactly, and nothing else: an address "
+        "several households share is a 422, any other a 404, neither listing "
+        "households. **With a viewer, worker or planner key** (inside the key's "
+        "area) the answer also has the household (id, address) and its covering "
+        "party member, and unmatched addresses are ranked by trigram similarity: "
+        "`match` says which (`exact`, `fuzzy`, `ambiguous` with up to `limit` "
+        "ranked `candidates`). A point returns the grid containing it "
+        "(`match=point`); outside every grid the 404 problem names the nearest "
+        "grid and its distance in metres. `as_of` answers from the plans in force "
+        "at that time."
     ),
-    responses=problem_responses(404, 422),
+    responses=problem_responses(401, 404, 422, 429),
 )
 async def lookup(
     request: Request,
+    key: PoolKeyDep,
     address: Annotated[
         str | None,
         Query(min_length=1, max_length=500, openapi_examples=_ADDRESS_EXAMPLES),
@@ -147,9 +180,12 @@ async def lookup(
             openapi_examples={"date": {"value": "2025-06-01"}},
         ),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=20, description="most candidates")] = 5,
+    limit: Annotated[
+        int, Query(ge=1, le=20, description="most candidates (keys only)")
+    ] = 5,
 ) -> Response:
     when = as_of_utc(as_of)
+    public = key is None or key.role not in HOUSEHOLD_READERS
     point = lon is not None or lat is not None
     if address is not None and point:
         raise ProblemError(
@@ -187,19 +223,29 @@ async def lookup(
             query["wgs84"] = [round(wgs84[0], 7), round(wgs84[1], 7)]
     if as_of is not None:
         query["as_of"] = str(as_of)
-    else:
+    elif public:
         # hot path: one prepared statement on a pooled autocommit connection,
         # the answer built as JSON in PostGIS (exact keys and points in a grid)
-        fast = await _fast_lookup(request, address, wgs84, query, limit)
+        fast = await _fast_lookup(request, address, wgs84, query)
         if fast is not None:
             return fast
-    # everything else (fuzzy addresses, points outside every grid, as_of):
+    # everything else (keys, fuzzy addresses, points outside every grid, as_of):
     # the set-based reference queries in geo.store.lookup, in a worker thread
     r = await run_in_threadpool(
-        _reference_lookup, request.app.state.engine, address, wgs84, when, limit
+        _reference_lookup,
+        request.app.state.engine,
+        address,
+        wgs84,
+        when,
+        limit,
+        None if public else key,
     )
+    if public:
+        if r.match == "ambiguous":  # exact keys only: several households share it
+            raise _ambiguous(query)
+        r = public_result(r)
     if r.match in {"none", "outside"}:
-        raise _not_found(r, query)
+        raise _not_found(r, query, public=public)
     return JSONResponse(lookup_out(r, query, when).model_dump(mode="json"))
 
 
@@ -208,19 +254,23 @@ async def _fast_lookup(
     address: str | None,
     wgs84: tuple[float, float] | None,
     query: dict[str, Any],
-    limit: int,
 ) -> Response | None:
-    """The answer from one statement, or None when the reference path must decide."""
+    """The public answer from one statement, or None when the reference path
+    must decide."""
     pool = request.app.state.pool
     if address is not None:
         key = address_keys([address])[0]
         if not key:
             return None
-        found = await fetch_all(pool, ADDRESS_ANSWERS_SQL, {"key": key, "lim": limit})
+        found = await fetch_all(
+            pool, PUBLIC_ADDRESS_ANSWERS_SQL, {"key": key, "lim": 2}
+        )
         rows = [r[0] for r in found]
         if not rows:
-            return None  # no exact key: trigram similarity decides
-        match = "exact" if len(rows) == 1 else "ambiguous"
+            raise _not_found(LookupResult("none", key=key), query, public=True)
+        if len(rows) > 1:
+            raise _ambiguous(query)
+        match = "exact"
     else:
         assert wgs84 is not None
         row = await fetch_one(
@@ -229,14 +279,10 @@ async def _fast_lookup(
         if row is None:
             return None  # outside every grid: the reference path finds the nearest
         rows, match = [row[0]], "point"
-    if match == "ambiguous":
-        result, candidates = "null", ",".join(rows)
-    else:
-        result, candidates = rows[0], ""
     head = json.dumps(
         {"match": match, "query": query, "as_of": None}, ensure_ascii=False
     )
-    body = f'{head[:-1]},"result":{result},"candidates":[{candidates}]}}'
+    body = f'{head[:-1]},"result":{rows[0]},"candidates":[]}}'
     return Response(body.encode(), media_type="application/json")
 
 
@@ -246,10 +292,18 @@ def _reference_lookup(
     wgs84: tuple[float, float] | None,
     when: dt.datetime | None,
     limit: int,
+    key: ApiKeyInfo | None,
 ) -> LookupResult:
-    with Session(engine) as session, session.begin():
+    """The reference lookup; ``key`` None: the public one (exact keys only)."""
+    with scoped_session(engine, key) as session:
         if address is not None:
-            return lookup_addresses(session, [address], as_of=when, limit=limit)[0]
+            return lookup_addresses(
+                session,
+                [address],
+                as_of=when,
+                limit=limit if key is not None else 2,
+                fuzzy=key is not None,
+            )[0]
         assert wgs84 is not None
         return lookup_points(session, [wgs84[0]], [wgs84[1]], as_of=when)[0]
 
@@ -262,11 +316,12 @@ def _reference_lookup(
         "Each item is an address or a point; results come back in the same order "
         "with a per-item `status` (200 or 404) instead of failing the request. "
         "Answered with set-based SQL (a handful of queries for the whole batch). "
-        "The body is limited (413 beyond it) and so is the number of items (422)."
+        "The body is limited (413 beyond it) and so is the number of items (422). "
+        "Needs a viewer, worker or planner key (401 without)."
     ),
-    responses=problem_responses(413, 422),
+    responses=problem_responses(401, 403, 413, 422, 429),
 )
-def lookup_batch(session: SessionDep, body: BatchIn) -> JSONResponse:
+def lookup_batch(session: SessionDep, key: ViewerDep, body: BatchIn) -> JSONResponse:
     when = as_of_utc(body.as_of)
     items = body.items
     addr_idx = [i for i, it in enumerate(items) if it.address is not None]

@@ -23,6 +23,7 @@ from api.schemas import (
 )
 from geo import services
 from geo.store.jobs import JobState
+from geo.store.keys import area_in_scope
 from geo.store.lookup import get_plan, list_plans
 from geo.store.queries import area_exists
 
@@ -109,7 +110,9 @@ def generate(
     key: PlannerDep,
     body: GenerateIn,
 ) -> JobOut:
-    if not area_exists(session, body.area_code):
+    if not area_exists(session, body.area_code) or not area_in_scope(
+        session, body.area_code
+    ):
         raise ProblemError(
             404,
             f"There is no admin area {body.area_code!r}; "
@@ -145,7 +148,8 @@ def publish(
         raise _unknown_plan(plan_id)
     allow = allow_unstaffed or (body is not None and body.allow_unstaffed)
     # NotFound → 404, PlanConflictError → 409, UnstaffedPlanError → 422
-    services.publish(session, plan_id, allow_unstaffed=allow)
+    actor = f"api key {key.prefix}" + (f" ({key.name})" if key.name else "")
+    services.publish(session, plan_id, allow_unstaffed=allow, actor=actor)
     p = get_plan(session, plan_id)
     assert p is not None
     return plan_out(p, detail=True)

@@ -75,6 +75,7 @@ def viewer(
 
     def render() -> str:
         from maps import Context, coverage_map
+        from maps.edit import add_edit_mode
 
         plan = load_in_force(session, plan_id)  # with the plans of areas inside
         areas, _households = area_frames(session, code)
@@ -94,12 +95,15 @@ def viewer(
             events_url=root + "/map/events/grids",
             event_points_url=root + "/map/events",
         )
+        # drawn for everyone, shown only once a planner's key is typed in
+        add_edit_mode(m, plans_url=root + "/plans", plan_id=plan_id)
         return m.get_root().render()
 
     # keyed by the plan and its version: publishing or editing makes a new key
     inner = tuple(inner_published(session, plan_id))
+    scope = _scope(request)  # a key's session sees only its area's people
     return HTMLResponse(
-        _cache(request).get(("page", plan_id, version, inner, root), render)
+        _cache(request).get(("page", plan_id, version, inner, root, scope), render)
     )
 
 
@@ -133,7 +137,7 @@ def viewer_households(
         )
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
-    body = _cache(request).get(("households", plan, version), render)
+    body = _cache(request).get(("households", plan, version, _scope(request)), render)
     return Response(
         body,
         media_type="application/json",
@@ -216,6 +220,13 @@ def viewer_event_points(
         media_type="application/json",
         headers={"Cache-Control": "private, no-store"},
     )
+
+
+def _scope(request: Request) -> tuple[str | None, str | None]:
+    """What a cached page depends on besides the plan: the key's role and area
+    (its session sees its area only)."""
+    key = getattr(request.state, "key", None)
+    return (None, None) if key is None else (key.role, key.area_code)
 
 
 def _people(session: Session, roles: tuple[str, ...] | None) -> pd.DataFrame:

@@ -1,7 +1,16 @@
-"""API keys: random tokens with a public prefix, stored only as a SHA-256 hash."""
+"""API keys: random tokens with a public prefix, stored only as a SHA-256 hash.
+
+A key has a role, an area (an admin area code — county, township, village or
+community — or a grid code; None: the whole register), an optional expiry and
+an optional person. :func:`apply_scope` turns a session into the key's view:
+the key's areas in transaction-local settings and the role ``gridmap_scoped``,
+for which the row-level security policies of migration ``0008_key_scopes``
+hide every personal row outside those areas.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import re
@@ -16,13 +25,18 @@ from geo.store.models import API_ROLES
 
 __all__ = [
     "KEY_ROW_SQL",
+    "SCOPED_ROLE",
     "TOKEN_PREFIX",
     "ApiKeyInfo",
+    "apply_scope",
+    "area_in_scope",
     "create_key",
     "hash_token",
     "key_of_row",
     "list_keys",
     "new_token",
+    "plan_in_scope",
+    "resolve_area",
     "revoke_key",
     "split_token",
     "verify_key",
@@ -41,6 +55,16 @@ class ApiKeyInfo:
     prefix: str
     role: str
     name: str | None
+    #: admin area or grid code the key is limited to; None: the whole register
+    area_code: str | None = None
+    #: the person (``people.id``) the key belongs to
+    person_id: int | None = None
+    expires_at: dt.datetime | None = None
+
+    @property
+    def scoped(self) -> bool:
+        """Whether the key is limited to an area."""
+        return self.area_code is not None
 
 
 def hash_token(token: str) -> str:
@@ -84,13 +108,56 @@ def split_token(token: str) -> str | None:
     return m.group(1) if m else None
 
 
-def create_key(session: Session, role: str, *, name: str | None = None) -> str:
-    """Store a new key of ``role`` (``viewer`` or ``planner``); return its token.
+#: The role scoped sessions run as (not the tables' owner: row-level security
+#: applies to it).
+SCOPED_ROLE = "gridmap_scoped"
 
-    The token is returned once and never stored; the caller commits.
+#: Roles that read no personal rows at all: their sessions see no area.
+_NO_AREA_ROLES = ("auditor", "admin")
+
+
+def resolve_area(session: Session, code: str) -> str | None:
+    """``"area"`` or ``"grid"`` for a known admin area or grid code, else None."""
+    row = session.execute(
+        text(
+            "SELECT 'area' FROM admin_areas WHERE code = :c UNION ALL "
+            "SELECT 'grid' FROM grids WHERE code = :c LIMIT 1"
+        ),
+        {"c": code},
+    ).first()
+    return None if row is None else str(row[0])
+
+
+def create_key(
+    session: Session,
+    role: str,
+    *,
+    name: str | None = None,
+    area_code: str | None = None,
+    expires_at: dt.datetime | None = None,
+    person_id: int | None = None,
+) -> str:
+    """Store a new key of ``role``; return its token.
+
+    ``area_code`` limits it to an admin area (and below) or one grid (None:
+    the whole register); ``person_id`` names the person it belongs to. The
+    token is returned once and never stored; the caller commits.
+
+    Raises
+    ------
+    ValueError
+        For an unknown role, area code or person.
     """
     if role not in API_ROLES:
         raise ValueError(f"role must be one of {', '.join(API_ROLES)}, not {role!r}")
+    if area_code is not None and resolve_area(session, area_code) is None:
+        raise ValueError(f"area {area_code!r} is neither an admin area nor a grid code")
+    if person_id is not None:
+        found = session.execute(
+            text("SELECT 1 FROM people WHERE id = :p"), {"p": person_id}
+        ).first()
+        if found is None:
+            raise ValueError(f"there is no person with id {person_id}")
     for _ in range(5):
         token, prefix = new_token()
         taken = session.execute(
@@ -102,11 +169,76 @@ def create_key(session: Session, role: str, *, name: str | None = None) -> str:
         raise RuntimeError("could not find a free key prefix")
     session.execute(
         text(
-            "INSERT INTO api_keys (prefix, key_hash, role, name) VALUES (:p, :h, :r, :n)"
+            "INSERT INTO api_keys (prefix, key_hash, role, name, area_code, "
+            "expires_at, person_id) VALUES (:p, :h, :r, :n, :a, :e, :person)"
         ),
-        {"p": prefix, "h": hash_token(token), "r": role, "n": name},
+        {
+            "p": prefix,
+            "h": hash_token(token),
+            "r": role,
+            "n": name,
+            "a": area_code,
+            "e": expires_at,
+            "person": person_id,
+        },
     )
     return token
+
+
+#: The key's areas (the area and every area below it; a grid key: its grid's
+#: area) and grid into the transaction-local settings, then the scoped role.
+#: An area that no longer exists gives the scope ``-1``: nothing.
+_SCOPE_SQL = text(
+    "WITH RECURSIVE root AS ("
+    "SELECT a.id, NULL::text AS grid FROM admin_areas a WHERE a.code = CAST(:code AS text) "
+    "UNION ALL (SELECT g.area_id, g.code FROM grids g JOIN plans p ON p.id = g.plan_id "
+    "WHERE g.code = CAST(:code AS text) AND NOT EXISTS (SELECT 1 FROM admin_areas x "
+    "WHERE x.code = CAST(:code AS text)) "
+    "ORDER BY p.status = 'published' DESC, p.id DESC LIMIT 1)), "
+    "down AS (SELECT id FROM root UNION "
+    "SELECT a.id FROM admin_areas a JOIN down d ON a.parent_id = d.id) "
+    "SELECT set_config('gridmap.areas', CASE WHEN CAST(:none AS boolean) THEN '-1' "
+    "WHEN CAST(:code AS text) IS NULL THEN '' "
+    "ELSE coalesce((SELECT string_agg(id::text, ',') FROM down), '-1') END, true), "
+    "set_config('gridmap.grid', coalesce((SELECT grid FROM root "
+    "WHERE grid IS NOT NULL LIMIT 1), ''), true), "
+    f"set_config('role', '{SCOPED_ROLE}', true)"
+)
+
+
+def apply_scope(session: Session, key: ApiKeyInfo) -> None:
+    """Limit the session's transaction to what ``key`` may see and change.
+
+    One statement: the key's areas and grid become the transaction-local
+    settings ``gridmap.areas`` and ``gridmap.grid``, and the transaction runs
+    as :data:`SCOPED_ROLE`, so the row-level security policies hide every
+    household, person, matter and assignment outside them (and refuse writes
+    there). Unscoped keys see the whole register; auditor and admin keys no
+    personal row at all. Both settings end with the transaction.
+    """
+    session.execute(
+        _SCOPE_SQL,
+        {"code": key.area_code, "none": key.role in _NO_AREA_ROLES},
+    )
+
+
+def plan_in_scope(session: Session, plan_id: int) -> bool:
+    """Whether plan ``plan_id`` exists and its area lies inside the session's
+    scope (always true for an unscoped session and an existing plan)."""
+    row = session.execute(
+        text("SELECT gridmap_area_ok(area_id) FROM plans WHERE id = :p"),
+        {"p": plan_id},
+    ).first()
+    return bool(row and row[0])
+
+
+def area_in_scope(session: Session, code: str) -> bool:
+    """Whether the admin area ``code`` exists inside the session's scope."""
+    row = session.execute(
+        text("SELECT gridmap_area_ok(id) FROM admin_areas WHERE code = :c"),
+        {"c": code},
+    ).first()
+    return bool(row and row[0])
 
 
 def verify_key(session: Session, token: str) -> ApiKeyInfo | None:
@@ -114,29 +246,34 @@ def verify_key(session: Session, token: str) -> ApiKeyInfo | None:
     prefix = split_token(token)
     if prefix is None:
         return None
-    row = session.execute(
-        text(
-            "SELECT id, key_hash, role, name FROM api_keys "
-            "WHERE prefix = :p AND revoked_at IS NULL"
-        ),
-        {"p": prefix},
-    ).first()
+    row = session.execute(text(_KEY_ROW), {"p": prefix}).first()
     return key_of_row(token, prefix, row)
 
 
-#: :func:`verify_key`'s query for a raw psycopg connection (``%(p)s``: the prefix).
-KEY_ROW_SQL = (
-    "SELECT id, key_hash, role, name FROM api_keys "
-    "WHERE prefix = %(p)s AND revoked_at IS NULL"
+_KEY_ROW = (
+    "SELECT id, key_hash, role, name, area_code, person_id, expires_at FROM api_keys "
+    "WHERE prefix = :p AND revoked_at IS NULL "
+    "AND (expires_at IS NULL OR expires_at > now())"
 )
+
+#: :func:`verify_key`'s query for a raw psycopg connection (``%(p)s``: the prefix).
+KEY_ROW_SQL = _KEY_ROW.replace(":p", "%(p)s")
 
 
 def key_of_row(token: str, prefix: str, row: Any) -> ApiKeyInfo | None:
-    """The key of a :data:`KEY_ROW_SQL` row (id, key_hash, role, name) if ``token``
-    matches its hash, else None."""
+    """The key of a :data:`KEY_ROW_SQL` row (id, key_hash, role, name, area_code,
+    person_id, expires_at) if ``token`` matches its hash, else None."""
     if row is None or not hmac.compare_digest(row[1], hash_token(token.strip())):
         return None
-    return ApiKeyInfo(id=row[0], prefix=prefix, role=row[2], name=row[3])
+    return ApiKeyInfo(
+        id=row[0],
+        prefix=prefix,
+        role=row[2],
+        name=row[3],
+        area_code=row[4],
+        person_id=row[5],
+        expires_at=row[6],
+    )
 
 
 def revoke_key(session: Session, prefix: str) -> bool:
@@ -152,13 +289,23 @@ def revoke_key(session: Session, prefix: str) -> bool:
 
 
 def list_keys(session: Session) -> list[ApiKeyInfo]:
-    """Active keys (prefix, role, name), oldest first."""
+    """Active keys (prefix, role, name, area, person, expiry), oldest first;
+    expired keys are listed too (their expiry says so)."""
     rows = session.execute(
         text(
-            "SELECT id, prefix, role, name FROM api_keys WHERE revoked_at IS NULL "
-            "ORDER BY id"
+            "SELECT id, prefix, role, name, area_code, person_id, expires_at "
+            "FROM api_keys WHERE revoked_at IS NULL ORDER BY id"
         )
     ).all()
     return [
-        ApiKeyInfo(id=r.id, prefix=r.prefix, role=r.role, name=r.name) for r in rows
+        ApiKeyInfo(
+            id=r.id,
+            prefix=r.prefix,
+            role=r.role,
+            name=r.name,
+            area_code=r.area_code,
+            person_id=r.person_id,
+            expires_at=r.expires_at,
+        )
+        for r in rows
     ]

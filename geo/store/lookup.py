@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.address import address_keys, normalize_many, parse_address
-from geo.store.models import AREA_LEVELS
+from geo.vocabulary import AREA_LEVELS
 
 __all__ = [
     "ADDRESS_ANSWERS_SQL",
@@ -26,6 +26,7 @@ __all__ = [
     "HOT_PATH_SETTINGS",
     "MIN_SCORE",
     "POINT_ANSWER_SQL",
+    "PUBLIC_ADDRESS_ANSWERS_SQL",
     "Answer",
     "AreaRef",
     "Contact",
@@ -42,6 +43,7 @@ __all__ = [
     "lookup_point",
     "lookup_points",
     "point_answer",
+    "public_result",
 ]
 
 #: Session settings of the connections that serve the lookups' hot path (the API's
@@ -359,6 +361,7 @@ def lookup_addresses(
     *,
     as_of: dt.date | dt.datetime | None = None,
     limit: int = 5,
+    fuzzy: bool = True,
 ) -> list[LookupResult]:
     """Find the household, grid and responsible people of many addresses at once.
 
@@ -376,6 +379,9 @@ def lookup_addresses(
         instead of the published ones. A date means 00:00 UTC that day.
     limit
         Most candidates returned per address.
+    fuzzy
+        Also rank trigram-similar addresses when no key matches exactly (False:
+        exact keys only, as the public lookup answers).
 
     Returns
     -------
@@ -387,7 +393,7 @@ def lookup_addresses(
     keys = address_keys(list(addresses))
     norms = normalize_many(list(addresses))
     exact: list[list[tuple[int, float]]] = [[] for _ in range(n)]
-    fuzzy: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+    similar: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     with_key = [i for i in range(n) if keys[i]]
     if with_key:
         rows = session.execute(
@@ -401,7 +407,7 @@ def lookup_addresses(
         ).all()
         for r in rows:
             exact[with_key[r.i - 1]].append((r.id, 1.0))
-    todo = [i for i in with_key if not exact[i]]
+    todo = [i for i in with_key if not exact[i]] if fuzzy else []
     if todo:
         session.execute(
             text("SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"),
@@ -414,10 +420,10 @@ def lookup_addresses(
             params,
         ).all()
         for r in rows:
-            fuzzy[todo[r.i - 1]].append((r.id, float(r.score)))
+            similar[todo[r.i - 1]].append((r.id, float(r.score)))
         # a typo costs a short Chinese address several trigrams: retry the
         # misses with a lower word-similarity threshold
-        rest = [j for j, i in enumerate(todo) if not fuzzy[i]]
+        rest = [j for j, i in enumerate(todo) if not similar[i]]
         if rest:
             session.execute(
                 text(
@@ -434,8 +440,8 @@ def lookup_addresses(
                 },
             ).all()
             for r in rows:
-                fuzzy[todo[rest[r.i - 1]]].append((r.id, float(r.score)))
-    decided = [_decide(keys[i], exact[i], fuzzy[i]) for i in range(n)]
+                similar[todo[rest[r.i - 1]]].append((r.id, float(r.score)))
+    decided = [_decide(keys[i], exact[i], similar[i]) for i in range(n)]
     wanted = {hid for _, cands in decided for hid, _ in cands}
     details = _household_answers(session, wanted, when)
     out = []
@@ -455,6 +461,35 @@ def _with_score(answer: Answer, score: float) -> Answer:
         household_id=answer.household_id,
         address=answer.address,
         member=answer.member,
+    )
+
+
+def public_result(r: LookupResult) -> LookupResult:
+    """What an anonymous caller may be told of ``r``: one exact household's grid
+    and grid worker (never the household, its covering member or candidates).
+
+    Anything but one exact household or a point becomes ``none`` (the caller is
+    told there is no single match, not which households came close).
+
+    Examples
+    --------
+    >>> g = GridInfo(1, "G1", None, "comprehensive", 1, 1, "published", (), None)
+    >>> a = Answer(1.0, g, "assignment", "H1", "某路1号", Contact("张", "party_member", "1"))
+    >>> p = public_result(LookupResult("exact", (a,)))
+    >>> p.match, p.best.household_id, p.best.member, p.best.grid.code
+    ('exact', None, None, 'G1')
+    >>> public_result(LookupResult("ambiguous", (a, a))).answers
+    ()
+    """
+    if r.match in {"point", "outside"}:
+        return r
+    if r.match != "exact" or len(r.answers) != 1:
+        return LookupResult("none", key=r.key)
+    a = r.answers[0]
+    return LookupResult(
+        "exact",
+        (Answer(score=a.score, grid=a.grid, located_by=a.located_by),),
+        key=r.key,
     )
 
 
@@ -612,32 +647,47 @@ POINT_ANSWER_SQL = (
     f"ORDER BY {_DEPTH} DESC, g.code LIMIT 1"
 )
 
+
+def _address_answers_sql(*, public: bool) -> str:
+    household = (
+        "NULL"
+        if public
+        else "json_build_object('id', m.external_id, 'address', m.address)"
+    )
+    member = "NULL" if public else _contact_json("mb")
+    return (
+        f"WITH {_in_force(None)}, "
+        "m AS (SELECT h.id, h.external_id, h.address, h.geom FROM households h "
+        "WHERE h.address_key = %(key)s ORDER BY h.id LIMIT %(lim)s) "
+        "SELECT json_build_object('score', 1.0, 'located_by', "
+        "CASE WHEN asg.grid_id IS NOT NULL THEN 'assignment' ELSE 'location' END, "
+        f"'household', {household}, "
+        f"'grid', CASE WHEN g.id IS NULL THEN NULL ELSE {_GRID_JSON} END, "
+        f"'grid_worker', {_contact_json('w')}, "
+        f"'party_member', {member})::text "
+        "FROM m LEFT JOIN LATERAL (SELECT a.grid_id, a.member_id FROM assignments a "
+        "JOIN in_force f ON f.id = a.plan_id WHERE a.household_id = m.id "
+        "ORDER BY f.depth DESC, f.id DESC LIMIT 1) asg ON true "
+        "LEFT JOIN LATERAL (SELECT g2.id AS grid_id FROM grids g2 "
+        "JOIN in_force f ON f.id = g2.plan_id "
+        "WHERE asg.grid_id IS NULL AND ST_Intersects(g2.geom, m.geom) "
+        "ORDER BY f.depth DESC, g2.code LIMIT 1) loc ON true "
+        "LEFT JOIN grids g ON g.id = coalesce(asg.grid_id, loc.grid_id) "
+        "LEFT JOIN plans p ON p.id = g.plan_id "
+        "LEFT JOIN people w ON w.id = g.worker_id "
+        "LEFT JOIN people mb ON mb.id = asg.member_id ORDER BY m.id"
+    )
+
+
 #: The households whose canonical address key is ``%(key)s`` (at most
 #: ``%(lim)s``, by id) with their grid in the published plans, grid worker and
 #: covering party member, as JSON text answers in the shape of the API's
 #: ``result`` (score 1). Same rules as :func:`lookup_addresses` for exact keys.
-ADDRESS_ANSWERS_SQL = (
-    f"WITH {_in_force(None)}, "
-    "m AS (SELECT h.id, h.external_id, h.address, h.geom FROM households h "
-    "WHERE h.address_key = %(key)s ORDER BY h.id LIMIT %(lim)s) "
-    "SELECT json_build_object('score', 1.0, 'located_by', "
-    "CASE WHEN asg.grid_id IS NOT NULL THEN 'assignment' ELSE 'location' END, "
-    "'household', json_build_object('id', m.external_id, 'address', m.address), "
-    f"'grid', CASE WHEN g.id IS NULL THEN NULL ELSE {_GRID_JSON} END, "
-    f"'grid_worker', {_contact_json('w')}, "
-    f"'party_member', {_contact_json('mb')})::text "
-    "FROM m LEFT JOIN LATERAL (SELECT a.grid_id, a.member_id FROM assignments a "
-    "JOIN in_force f ON f.id = a.plan_id WHERE a.household_id = m.id "
-    "ORDER BY f.depth DESC, f.id DESC LIMIT 1) asg ON true "
-    "LEFT JOIN LATERAL (SELECT g2.id AS grid_id FROM grids g2 "
-    "JOIN in_force f ON f.id = g2.plan_id "
-    "WHERE asg.grid_id IS NULL AND ST_Intersects(g2.geom, m.geom) "
-    "ORDER BY f.depth DESC, g2.code LIMIT 1) loc ON true "
-    "LEFT JOIN grids g ON g.id = coalesce(asg.grid_id, loc.grid_id) "
-    "LEFT JOIN plans p ON p.id = g.plan_id "
-    "LEFT JOIN people w ON w.id = g.worker_id "
-    "LEFT JOIN people mb ON mb.id = asg.member_id ORDER BY m.id"
-)
+ADDRESS_ANSWERS_SQL = _address_answers_sql(public=False)
+
+#: :data:`ADDRESS_ANSWERS_SQL` as the public lookup answers it: no household, no
+#: covering party member (ask with ``%(lim)s`` = 2 to tell one match from several).
+PUBLIC_ADDRESS_ANSWERS_SQL = _address_answers_sql(public=True)
 
 
 def point_answer(conn: Any, lon: float, lat: float) -> str | None:

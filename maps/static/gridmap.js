@@ -567,7 +567,12 @@
       var u = new URL(api.href);
       u.searchParams.set('address', text);
       u.searchParams.set('limit', '8');
-      fetch(u.href, { headers: { Accept: 'application/json' }, credentials: 'same-origin', signal: ctrl ? ctrl.signal : undefined })
+      // anonymous lookups answer one exact address; a key typed in the legend
+      // (sessionStorage) also gets the household and the ranked candidates
+      var headers = { Accept: 'application/json' }, saved = null;
+      try { saved = sessionStorage.getItem(KEY_ITEM); } catch (e) { /* private mode */ }
+      if (saved) headers['X-API-Key'] = saved;
+      fetch(u.href, { headers: headers, credentials: 'same-origin', signal: ctrl ? ctrl.signal : undefined })
         .then(function (r) {
           return r.json().then(function (body) { return { r: r, body: body }; }, function () { return { r: r, body: null }; });
         })

@@ -57,7 +57,14 @@ def test_run_no_serve_then_keys_publish_serve(
         assert token.group(0) not in stored  # only the hash is kept
     listed = _run(cli_env, "keys", "list")
     assert key.prefix in listed.output and token.group(0) not in listed.output
-    assert _run(cli_env, "keys", "create", "--role", "admin").exit_code == 2
+    assert _run(cli_env, "keys", "create", "--role", "root").exit_code == 2
+    # an area that does not exist, a date that is not one
+    assert (
+        _run(cli_env, "keys", "create", "--role", "viewer", "--area", "X").exit_code
+        == 2
+    )
+    bad_date = _run(cli_env, "keys", "create", "--role", "viewer", "--expires", "soon")
+    assert bad_date.exit_code == 2
     assert _run(cli_env, "keys", "revoke", key.prefix).exit_code == 0
     with Session(engine) as s:
         assert verify_key(s, token.group(0)) is None

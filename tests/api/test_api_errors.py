@@ -82,9 +82,13 @@ def test_bodies_are_bounded(client: TestClient) -> None:
     "content",
     [b"", b"{", b"[]", b'{"items": "x"}', b'{"items": [1]}', "不是JSON".encode()],
 )
-def test_malformed_json_is_422(client: TestClient, content: bytes) -> None:
+def test_malformed_json_is_422(
+    client: TestClient, api_data: ApiData, content: bytes
+) -> None:
     r = client.post(
-        "/lookup/batch", content=content, headers={"content-type": "application/json"}
+        "/lookup/batch",
+        content=content,
+        headers={"content-type": "application/json", **auth(api_data.viewer)},
     )
     assert_problem(r, 422)
 

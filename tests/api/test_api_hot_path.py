@@ -15,7 +15,7 @@ from typing import Any
 import api_support as support
 import numpy as np
 import pytest
-from api_support import ApiData, county
+from api_support import ApiData, auth, county
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -68,9 +68,11 @@ def test_exact_addresses_match_the_reference(
         assert served[0] == 200, (address, served)
         assert served == reference, address
         assert served[1]["match"] == "exact"
-        assert served[1]["result"]["household"]["address"] is not None
+        # the public answer: the grid and its worker, nothing of the household
+        assert served[1]["result"]["household"] is None
         assert served[1]["result"]["grid_worker"]["role"] == "grid_worker"
-        assert served[1]["result"]["party_member"]["role"] == "party_member"
+        assert served[1]["result"]["party_member"] is None
+        assert served[1]["candidates"] == []
 
 
 def test_points_match_the_reference(
@@ -150,13 +152,25 @@ def twin(api_data: ApiData) -> Iterator[tuple[str, str]]:
 
 
 def test_two_households_at_one_address_are_ambiguous_on_both_paths(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch, twin: tuple[str, str]
+    client: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+    twin: tuple[str, str],
+    api_data: ApiData,
 ) -> None:
     address, _ = twin
     served, reference = _both(client, monkeypatch, {"address": address}, hot=True)
     assert served == reference
     status, body = served
-    assert status == 200 and body["match"] == "ambiguous" and body["result"] is None
+    # the public answer says so, listing no household
+    assert status == 422 and "more than one household" in body["detail"]
+    assert "twin-1" not in str(body)
+    # a key holder gets the ranked candidates (the reference path)
+    r = client.get(
+        "/lookup", params={"address": address}, headers=auth(api_data.viewer)
+    )
+    body = r.json()
+    assert r.status_code == 200 and body["match"] == "ambiguous"
+    assert body["result"] is None
     by = {c["household"]["id"]: c for c in body["candidates"]}
     assert "twin-1" in by and len(by) == 2
     # the twin is in no plan's assignments: its grid is the one containing it

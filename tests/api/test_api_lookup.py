@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 import api_support as support
 import numpy as np
@@ -13,6 +14,7 @@ from api_support import (
     VILLAGE_RE,
     ApiData,
     assert_problem,
+    auth,
     cn_number,
     county,
     fullwidth,
@@ -27,6 +29,25 @@ from geo.store.db import make_engine
 # the shared module-scoped fixtures (data committed to the test database)
 api_data = support.api_data
 client = support.client
+
+
+class Keyed:
+    """The test client with a viewer key on every request (household answers,
+    candidates and batches need a key)."""
+
+    def __init__(self, client: TestClient, token: str) -> None:
+        self.client, self.headers = client, auth(token)
+
+    def get(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> Any:
+        return self.client.get(url, headers={**self.headers, **(headers or {})}, **kw)
+
+    def post(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> Any:
+        return self.client.post(url, headers={**self.headers, **(headers or {})}, **kw)
+
+
+@pytest.fixture(scope="module")
+def keyed(client: TestClient, api_data: ApiData) -> Keyed:
+    return Keyed(client, api_data.viewer)
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +83,11 @@ def _variants_village(m: re.Match[str]) -> list[str]:
 
 
 def test_apartment_address_variants_all_match_exactly(
-    client: TestClient, apartment: tuple[str, str, re.Match[str]]
+    keyed: Keyed, apartment: tuple[str, str, re.Match[str]]
 ) -> None:
     hid, _, m = apartment
     for variant in _variants_apartment(m):
-        r = client.get("/lookup", params={"address": variant})
+        r = keyed.get("/lookup", params={"address": variant})
         assert r.status_code == 200, (variant, r.text)
         body = r.json()
         assert body["match"] == "exact", variant
@@ -75,20 +96,20 @@ def test_apartment_address_variants_all_match_exactly(
 
 
 def test_village_address_variants_all_match_exactly(
-    client: TestClient, village: tuple[str, str, re.Match[str]]
+    keyed: Keyed, village: tuple[str, str, re.Match[str]]
 ) -> None:
     hid, _, m = village
     for variant in _variants_village(m):
-        r = client.get("/lookup", params={"address": variant})
+        r = keyed.get("/lookup", params={"address": variant})
         assert r.status_code == 200, (variant, r.text)
         assert r.json()["result"]["household"]["id"] == hid, variant
 
 
 def test_answer_has_grid_hierarchy_and_work_contacts_only(
-    client: TestClient, api_data: ApiData, village: tuple[str, str, re.Match[str]]
+    keyed: Keyed, api_data: ApiData, village: tuple[str, str, re.Match[str]]
 ) -> None:
     hid, address, _ = village
-    body = client.get("/lookup", params={"address": address}).json()
+    body = keyed.get("/lookup", params={"address": address}).json()
     res = body["result"]
     assert res["household"] == {"id": hid, "address": address}
     grid = res["grid"]
@@ -123,12 +144,12 @@ def test_answer_has_grid_hierarchy_and_work_contacts_only(
 
 
 def test_fuzzy_typo_finds_the_household(
-    client: TestClient, village: tuple[str, str, re.Match[str]]
+    keyed: Keyed, village: tuple[str, str, re.Match[str]]
 ) -> None:
     hid, address, m = village
     name = m.group(1)
     typo = address.replace(name, name[:-2] + "材" + name[-1:], 1)  # one wrong character
-    r = client.get("/lookup", params={"address": typo})
+    r = keyed.get("/lookup", params={"address": typo})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["match"] in {"fuzzy", "ambiguous"}
@@ -141,11 +162,11 @@ def test_fuzzy_typo_finds_the_household(
 
 
 def test_incomplete_address_is_ambiguous_with_ranked_candidates(
-    client: TestClient, apartment: tuple[str, str, re.Match[str]]
+    keyed: Keyed, apartment: tuple[str, str, re.Match[str]]
 ) -> None:
     _, _, m = apartment
     place, no, bld, unit, _ = m.groups()
-    r = client.get(
+    r = keyed.get(
         "/lookup", params={"address": f"{place}{no}号{bld}幢{unit}单元", "limit": 4}
     )
     assert r.status_code == 200, r.text
@@ -155,8 +176,8 @@ def test_incomplete_address_is_ambiguous_with_ranked_candidates(
     assert all(f"{unit}单元" in c["household"]["address"] for c in body["candidates"])
 
 
-def test_unknown_address_is_a_404_problem(client: TestClient) -> None:
-    r = client.get("/lookup", params={"address": "黑龙江省漠河市北极村99组999号"})
+def test_unknown_address_is_a_404_problem(keyed: Keyed) -> None:
+    r = keyed.get("/lookup", params={"address": "黑龙江省漠河市北极村99组999号"})
     body = assert_problem(r, 404)
     assert "No household matches" in body["detail"]
     assert body["key"]
@@ -170,8 +191,8 @@ def test_unknown_address_is_a_404_problem(client: TestClient) -> None:
         "landstrasse 12 9490 vaduz",
     ],
 )
-def test_western_addresses(client: TestClient, api_data: ApiData, address: str) -> None:
-    r = client.get("/lookup", params={"address": address})
+def test_western_addresses(keyed: Keyed, api_data: ApiData, address: str) -> None:
+    r = keyed.get("/lookup", params={"address": address})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["match"] == "exact"
@@ -181,10 +202,10 @@ def test_western_addresses(client: TestClient, api_data: ApiData, address: str) 
     assert [a["code"] for a in res["grid"]["areas"]] == ["LI-0001", "LI-9490"]
 
 
-def test_western_umlaut_and_fuzzy(client: TestClient) -> None:
-    r = client.get("/lookup", params={"address": "Aeulestrasse 13, 9490 Vaduz"})
+def test_western_umlaut_and_fuzzy(keyed: Keyed) -> None:
+    r = keyed.get("/lookup", params={"address": "Aeulestrasse 13, 9490 Vaduz"})
     assert r.status_code == 200 and r.json()["match"] == "exact"
-    r = client.get("/lookup", params={"address": "Kirchstrase 14 Vaduz"})
+    r = keyed.get("/lookup", params={"address": "Kirchstrase 14 Vaduz"})
     assert r.status_code == 200, r.text
     body = r.json()
     found = [body["result"]] if body["result"] else body["candidates"]
@@ -267,7 +288,7 @@ def test_as_of_before_any_plan(client: TestClient, api_data: ApiData) -> None:
 # -- batch ---------------------------------------------------------------------------
 
 
-def test_batch_of_10000_mixed_items(client: TestClient, api_data: ApiData) -> None:
+def test_batch_of_10000_mixed_items(keyed: Keyed, api_data: ApiData) -> None:
     hh = county().households
     rng = np.random.default_rng(1)
     items: list[dict[str, object]] = []
@@ -284,7 +305,7 @@ def test_batch_of_10000_mixed_items(client: TestClient, api_data: ApiData) -> No
     items[1] = {"id": "out", "lon": 100.0, "lat": 20.0}
     items[2] = {"id": "none", "address": "不存在的地址999号"}
     t0 = time.perf_counter()
-    r = client.post("/lookup/batch", json={"items": items})
+    r = keyed.post("/lookup/batch", json={"items": items})
     seconds = time.perf_counter() - t0
     assert r.status_code == 200, r.text[:500]
     results = r.json()["results"]
@@ -306,21 +327,21 @@ def test_batch_of_10000_mixed_items(client: TestClient, api_data: ApiData) -> No
 
 
 def test_batch_addresses_agree_with_single_lookups(
-    client: TestClient, apartment: tuple[str, str, re.Match[str]]
+    keyed: Keyed, apartment: tuple[str, str, re.Match[str]]
 ) -> None:
     variants = _variants_apartment(apartment[2])
-    batch = client.post(
+    batch = keyed.post(
         "/lookup/batch", json={"items": [{"address": v} for v in variants]}
     ).json()["results"]
     for v, b in zip(variants, batch, strict=True):
-        single = client.get("/lookup", params={"address": v}).json()
+        single = keyed.get("/lookup", params={"address": v}).json()
         assert b["result"] == single["result"]
 
 
-def test_batch_gcj02_and_as_of(client: TestClient, api_data: ApiData) -> None:
+def test_batch_gcj02_and_as_of(keyed: Keyed, api_data: ApiData) -> None:
     lon, lat, code = _inside_point(api_data, api_data.old_plan)
     g_lon, g_lat = wgs84_to_gcj02(lon, lat)
-    r = client.post(
+    r = keyed.post(
         "/lookup/batch",
         json={
             "items": [{"lon": g_lon, "lat": g_lat, "crs": "gcj02"}],
@@ -331,14 +352,14 @@ def test_batch_gcj02_and_as_of(client: TestClient, api_data: ApiData) -> None:
     assert r.json()["results"][0]["result"]["grid"]["code"] == code
 
 
-def test_batch_limits(client: TestClient) -> None:
+def test_batch_limits(keyed: Keyed) -> None:
     too_many = {"items": [{"lon": 118.9, "lat": 29.0}] * 10_001}
-    body = assert_problem(client.post("/lookup/batch", json=too_many), 422)
+    body = assert_problem(keyed.post("/lookup/batch", json=too_many), 422)
     assert "10000" in body["detail"]
     big = {"items": [{"address": "浙" * 500}] * 9_000}  # ~14 MB
-    body = assert_problem(client.post("/lookup/batch", json=big), 413)
+    body = assert_problem(keyed.post("/lookup/batch", json=big), 413)
     assert "limit" in body["detail"]
-    assert_problem(client.post("/lookup/batch", json={"items": []}), 422)
+    assert_problem(keyed.post("/lookup/batch", json={"items": []}), 422)
 
 
 @pytest.mark.parametrize(
@@ -355,18 +376,61 @@ def test_batch_limits(client: TestClient) -> None:
         {"address": "ok", "colour": "red"},
     ],
 )
-def test_batch_invalid_items_are_422(
-    client: TestClient, item: dict[str, object]
-) -> None:
-    body = assert_problem(client.post("/lookup/batch", json={"items": [item]}), 422)
+def test_batch_invalid_items_are_422(keyed: Keyed, item: dict[str, object]) -> None:
+    body = assert_problem(keyed.post("/lookup/batch", json={"items": [item]}), 422)
     assert body["errors"] and "items.0" in body["detail"]
 
 
-def test_batch_nan_is_422(client: TestClient) -> None:
-    r = client.post(
+def test_batch_nan_is_422(keyed: Keyed) -> None:
+    r = keyed.post(
         "/lookup/batch",
         content='{"items": [{"lon": NaN, "lat": 1}]}',
         headers={"content-type": "application/json"},
     )
     assert r.status_code == 422
     assert r.headers["content-type"].startswith("application/problem+json")
+
+
+# -- the public lookup ------------------------------------------------------------
+
+
+def test_public_exact_answer_is_the_grid_and_its_worker_only(
+    client: TestClient, village: tuple[str, str, re.Match[str]]
+) -> None:
+    hid, address, _ = village
+    r = client.get("/lookup", params={"address": address})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["match"] == "exact" and body["candidates"] == []
+    res = body["result"]
+    assert res["household"] is None and res["party_member"] is None
+    assert res["grid"]["code"] and res["grid"]["areas"]
+    assert set(res["grid_worker"]) == {"name", "role", "work_phone"}
+    assert hid not in r.text and address not in str(res)  # the query echoes it
+
+
+def test_public_lookup_lists_no_candidates(
+    client: TestClient, apartment: tuple[str, str, re.Match[str]]
+) -> None:
+    _, _, m = apartment
+    place, no, bld, unit, room = m.groups()
+    hh = county().households
+    # an incomplete address (a whole stairwell): a 404 naming no household
+    r = client.get("/lookup", params={"address": f"{place}{no}号{bld}幢{unit}单元"})
+    body = assert_problem(r, 404)
+    assert "need an API key" in body["detail"]
+    assert not any(h in r.text for h in hh["household_id"].iloc[:500])
+    assert "candidates" not in body and f"{room}室" not in r.text
+    # a typo: no fuzzy guess without a key
+    typo = f"{place}{no}号{bld}幢{unit}单元{room}x室"
+    r = client.get("/lookup", params={"address": typo})
+    assert r.status_code == 404 and "household" not in r.json().get("result", {})
+    # limit is accepted but changes nothing
+    r = client.get("/lookup", params={"address": typo, "limit": 20})
+    assert r.status_code == 404
+
+
+def test_public_batch_needs_a_key(client: TestClient) -> None:
+    r = client.post("/lookup/batch", json={"items": [{"lon": 118.9, "lat": 29.0}]})
+    body = assert_problem(r, 401)
+    assert "key" in body["detail"]

@@ -88,6 +88,7 @@ def test_township_plan_replaces_its_part_of_the_county_plan(
         part = sample.iloc[lo : lo + 500]
         body = client.post(
             "/lookup/batch",
+            headers=auth(api_data.viewer),
             json={
                 "items": [
                     {"id": h, "address": a}

@@ -1,0 +1,285 @@
+"""Keys limited to an area (issue 23): a key of village A sees and changes
+nothing of village B, on every route of the app.
+
+The township of ``events_support`` (villages 东山村 EAST and 西山村 WEST, one
+grid each) with matters reported in both; keys of every role limited to EAST,
+and one limited to EAST's grid.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import events_support as ev
+import pytest
+from api_support import assert_problem, auth
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from api.app import create_app
+from geo.store.db import make_engine, session_scope
+from geo.store.keys import create_key
+from geo.store.settings import Settings
+
+#: What of village B (WEST) is personal: its households' ids and addresses,
+#: its people, its residents and the matters reported there.
+WEST_RESIDENT = {"name": "西山居民", "phone": "13900009999"}
+WEST_MATTER = "西山村的事项"
+EAST_MATTER = "东山村的事项"
+
+
+@dataclass
+class Scoped:
+    world: ev.World
+    plan_id: int
+    east_event: int
+    west_event: int
+    keys: dict[str, str]  # role (or "grid") -> token limited to EAST
+    markers: tuple[str, ...]
+
+
+@pytest.fixture(scope="module")
+def scoped(db_url: str) -> Iterator[Scoped]:
+    engine = make_engine(db_url)
+    try:
+        world = ev.load_world(engine)
+        app = create_app(Settings(database_url=db_url, escalate_every_s=0))
+        with TestClient(app) as c:
+            ids = {}
+            for where, address, what in (
+                ("east", ev.east_address(1), EAST_MATTER),
+                ("west", ev.west_address(1), WEST_MATTER),
+            ):
+                r = c.post(
+                    "/events",
+                    json={
+                        "category": "010101",
+                        "description": what,
+                        "address": address,
+                        "resident": WEST_RESIDENT
+                        if where == "west"
+                        else {"name": "东山居民", "phone": "13900001111"},
+                    },
+                    headers=auth(world.worker),
+                )
+                assert r.status_code == 201, r.text
+                ids[where] = r.json()["id"]
+        with session_scope(engine) as s:
+            person = s.execute(
+                text("SELECT id FROM people WHERE external_id = 'GW-E'")
+            ).scalar_one()
+            keys = {
+                role: create_key(s, role, name=f"east {role}", area_code=ev.EAST)
+                for role in ("viewer", "worker", "planner", "auditor", "admin")
+            }
+            keys["grid"] = create_key(s, "worker", area_code="EV11-001")
+            keys["person"] = create_key(
+                s, "worker", area_code=ev.EAST, person_id=person
+            )
+        markers = (
+            *[f'"W{n}"' for n in range(1, 7)],  # household ids as JSON strings
+            # their addresses (but W1's: the requests below send it)
+            *[ev.west_address(n) for n in range(2, 7)],
+            WEST_RESIDENT["name"],
+            WEST_RESIDENT["phone"],
+            WEST_MATTER,
+            # WEST's people (its grid worker, 李网格 0570-1002, is public: the
+            # public lookup names the grid worker of every address)
+            "赵村委",
+            "0570-2002",
+        )
+        yield Scoped(world, world.plan_id, ids["east"], ids["west"], keys, markers)
+    finally:
+        ev.clear_world(engine)
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def client(scoped: Scoped, db_url: str) -> Iterator[TestClient]:
+    app = create_app(Settings(database_url=db_url, escalate_every_s=0))
+    with TestClient(app) as c:
+        yield c
+
+
+def _leaks(body: bytes, markers: tuple[str, ...]) -> list[str]:
+    return [m for m in markers if m.encode() in body]
+
+
+_PATH_VALUES = {
+    "z": "10",
+    "x": "857",
+    "y": "418",
+    "cid": "households",
+    "fid": "W1",
+    "code": "EV12-001",
+    "job_id": "x",
+    "action": "accept",
+}
+
+_QUERY = {
+    "address": ev.west_address(1),
+    "area": ev.WEST,
+    "grid": "EV12-001",
+    "limit": "20",
+    "format": "geojson",
+}
+
+
+def _routes(routes: list[Any]) -> Iterator[APIRoute]:
+    """The API routes in ``app.routes``, into included routers (FastAPI keeps
+    an included router as one entry holding the original router)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif (inner := getattr(route, "original_router", None)) is not None:
+            yield from _routes(inner.routes)
+
+
+def _urls(app: Any, s: Scoped) -> Iterator[tuple[str, str]]:
+    """Every route of the app as (method, url) with village B's ids filled in
+    (each plan id route also with the plan, each event route with B's event)."""
+    routes = list(_routes(app.routes))
+    documented = {p for p, ops in app.openapi()["paths"].items()}
+    assert documented <= {r.path for r in routes}, "every documented route is walked"
+    values = {
+        **_PATH_VALUES,
+        "plan_id": str(s.plan_id),
+        "other_id": str(s.plan_id),
+        "event_id": str(s.west_event),
+    }
+
+    def fill(m: re.Match[str]) -> str:
+        return values[m.group(1)]
+
+    for route in routes:
+        for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+            path = route.path
+            url = re.sub(r"\{(\w+)(?::\w+)?\}", fill, path)
+            yield method, url
+            if "{cid}" in path:
+                for cid in ("grids", "areas"):
+                    yield method, url.replace("/households", f"/{cid}", 1)
+
+
+def test_every_route_with_a_village_key_shows_nothing_of_another_village(
+    client: TestClient, scoped: Scoped
+) -> None:
+    app = client.app
+    seen = 0
+    for method, url in _urls(app, scoped):
+        for who, token in scoped.keys.items():
+            params = dict(_QUERY)
+            if "plan" not in url:
+                params["plan"] = str(scoped.plan_id)
+            kwargs: dict[str, Any] = {"headers": auth(token), "params": params}
+            if method == "POST":
+                kwargs["json"] = {
+                    "category": "010101",
+                    "address": ev.west_address(1),
+                    "description": "x",
+                    "expected_version": 1,
+                    "items": [{"address": ev.west_address(1)}],
+                    "area_code": ev.WEST,
+                    "op": "lock",
+                    "grids": ["EV12-001"],
+                }
+            r = client.request(method, url, **kwargs)
+            seen += 1
+            leaks = _leaks(r.content, scoped.markers)
+            assert not leaks, (who, method, url, r.status_code, leaks, r.text[:400])
+            assert r.status_code < 500, (who, method, url, r.text[:400])
+    assert seen > 100
+
+
+def test_the_unscoped_key_sees_both_villages(
+    client: TestClient, scoped: Scoped
+) -> None:
+    """The markers are real: an unscoped key (as every key made before areas)
+    sees village B's households and matters."""
+    r = client.get("/collections/households/items", headers=auth(scoped.world.viewer))
+    assert _leaks(r.content, scoped.markers)
+    r = client.get(f"/events/{scoped.west_event}", headers=auth(scoped.world.worker))
+    assert r.status_code == 200 and WEST_MATTER in r.text
+
+
+def test_a_village_key_sees_its_own_village(client: TestClient, scoped: Scoped) -> None:
+    viewer, worker = scoped.keys["viewer"], scoped.keys["worker"]
+    r = client.get("/collections/households/items", headers=auth(viewer))
+    ids = {f["id"] for f in r.json()["features"]}
+    assert ids == {f"E{n}" for n in range(1, 7)}
+    assert r.json()["numberMatched"] == 6
+    r = client.get(f"/events/{scoped.east_event}", headers=auth(worker))
+    assert r.status_code == 200 and EAST_MATTER in r.text
+    r = client.get("/events", headers=auth(worker))
+    assert [e["id"] for e in r.json()["items"]] == [scoped.east_event]
+    # village B's matter, household and lookups are absent, not forbidden
+    assert_problem(
+        client.get(f"/events/{scoped.west_event}", headers=auth(worker)), 404
+    )
+    assert_problem(
+        client.get("/collections/households/items/W1", headers=auth(viewer)), 404
+    )
+    r = client.get(
+        "/lookup", params={"address": ev.west_address(1)}, headers=auth(viewer)
+    )
+    found = [r.json()["result"], *r.json()["candidates"]]
+    assert r.status_code == 200 and r.json()["match"] != "exact"
+    assert {a["household"]["id"][0] for a in found if a} <= {"E"}  # the near miss
+    r = client.get(
+        "/lookup", params={"address": ev.east_address(1)}, headers=auth(viewer)
+    )
+    assert r.status_code == 200 and r.json()["result"]["household"]["id"] == "E1"
+
+
+def test_a_grid_key_sees_its_grid(client: TestClient, scoped: Scoped) -> None:
+    r = client.get("/collections/households/items", headers=auth(scoped.keys["grid"]))
+    assert {f["id"] for f in r.json()["features"]} == {f"E{n}" for n in range(1, 7)}
+
+
+def test_a_village_key_cannot_act_outside(client: TestClient, scoped: Scoped) -> None:
+    worker, planner = scoped.keys["worker"], scoped.keys["planner"]
+    # a matter in village B cannot be reported, nor one of B's be handled
+    r = client.post(
+        "/events",
+        json={"category": "010101", "address": ev.west_address(3)},
+        headers=auth(worker),
+    )
+    assert r.status_code in {404, 422}, r.text
+    r = client.post(
+        f"/events/{scoped.west_event}/accept",
+        json={"expected_version": 1},
+        headers=auth(worker),
+    )
+    assert_problem(r, 404)
+    # the county's plan is not the village's to draft, publish or rebalance
+    for url in (
+        f"/plans/{scoped.plan_id}/draft",
+        f"/plans/{scoped.plan_id}/publish",
+    ):
+        assert_problem(client.post(url, headers=auth(planner)), 404)
+    r = client.post(
+        "/plans",
+        json={"area_code": ev.WEST},
+        headers=auth(planner),
+    )
+    assert_problem(r, 404)
+    # ... and a matter of its own village is its to handle
+    r = client.post(
+        "/events",
+        json={"category": "010101", "address": ev.east_address(4)},
+        headers=auth(worker),
+    )
+    assert r.status_code == 201, r.text
+
+
+def test_keys_of_unknown_areas_are_refused(db_url: str, scoped: Scoped) -> None:
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine) as s, pytest.raises(ValueError, match="neither"):
+            create_key(s, "viewer", area_code="NO-SUCH-AREA")
+    finally:
+        engine.dispose()
