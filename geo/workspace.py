@@ -25,6 +25,7 @@ from geo.store.loading import LoadReport, load
 from geo.store.plans import area_frames, save_generated_plan, update_draft
 from geo.store.queries import (
     area_table,
+    building_footprints,
     coverage_table,
     load_plan,
     people_table,
@@ -311,6 +312,34 @@ class Workspace:
             if plan_id is not None:
                 plan, info = load_plan(s, plan_id)
         return AreaData(code, areas, households, plan, plan_id, info)
+
+    def buildings(self, area: AreaData | str) -> gpd.GeoDataFrame:
+        """Approximate building footprints of an area, as offline map context.
+
+        Parameters
+        ----------
+        area
+            An :class:`AreaData` (from :meth:`area`) or an area code.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            ``building_id``, ``households`` and a polygon per building: the
+            hull of its households' points widened by 6 m (households carry no
+            footprint), in EPSG:4326.
+
+        Examples
+        --------
+        ::
+
+            import maps
+            area = ws.area("330803100000")
+            ctx = maps.Context(areas=area.areas, buildings=ws.buildings(area))
+            maps.coverage_map(area.plan, area.households, context=ctx)
+        """
+        code = area.code if isinstance(area, AreaData) else area
+        with self.session() as s:
+            return building_footprints(s, code)
 
     def plan(self, plan_id: int) -> tuple[GridPlan, dict[str, Any]]:
         """A stored plan as a :class:`~geo.plan.GridPlan` and its info.

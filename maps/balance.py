@@ -13,13 +13,14 @@ import pandas as pd
 import shapely
 
 from geo.plan import GridPlan
-from maps.basemap import Basemap, resolve_basemap
+from maps.basemap import Basemap, Context, resolve_basemap
 from maps.coverage import label_level
 from maps.data import plan_parts, rep_points
 from maps.layers import (
     GridLayer,
     Labels,
     Legend,
+    add_context,
     area_names,
     base_map,
     label_priority,
@@ -136,6 +137,7 @@ def balance_map(
     count: str = "households",
     areas: gpd.GeoDataFrame | None = None,
     basemap: str | Mapping[str, Any] | Basemap | None = None,
+    context: Context | None = None,
     label_zoom: int | None = None,
     title: str = "网格规模",
     width: str | int = "100%",
@@ -168,6 +170,10 @@ def balance_map(
         and the grid's number.
     basemap
         As for :func:`maps.coverage_map` (default: plain background, offline).
+    context
+        Offline context under the grids (:class:`maps.Context`): admin area
+        outlines and building footprints from the database, with or without a
+        basemap.
     label_zoom
         Zoom from which grid codes are shown (default: by the number of grids).
     title
@@ -290,6 +296,7 @@ def balance_map(
         width=width,
         height=height,
     )
+    add_context(m, context, bm)
     flagged_idx = [i for i, p in enumerate(props) if p["flagged"]]
     ok_idx = [i for i, p in enumerate(props) if not p["flagged"]]
     for name, idx in (("标准内网格", ok_idx), ("例外/超出标准的网格", flagged_idx)):
@@ -320,6 +327,8 @@ def balance_map(
             kind="line",
             extra="dotted",
         ),
+        '<div class="gm-note">标注：村/社区 + 网格序号与户数（完整编码见弹窗）；'
+        "重叠的标注自动隐藏</div>",
         '<div class="gm-note">点击网格查看原因</div>',
     ]
     if bm.gcj02:

@@ -14,7 +14,7 @@ import shapely
 
 from geo.crs import STORAGE_CRS
 from geo.plan import GridPlan
-from maps.basemap import Basemap, resolve_basemap
+from maps.basemap import Basemap, Context, resolve_basemap
 from maps.colouring import GRID_PALETTE, MEMBER_PALETTE
 from maps.data import person_html, plan_parts, rep_points
 from maps.events import EventLayer, event_counts
@@ -25,6 +25,7 @@ from maps.layers import (
     Labels,
     Legend,
     LineLayer,
+    add_context,
     area_names,
     base_map,
     encode_households,
@@ -117,6 +118,7 @@ def coverage_map(
     areas: gpd.GeoDataFrame | None = None,
     barriers: gpd.GeoDataFrame | None = None,
     basemap: str | Mapping[str, Any] | Basemap | None = None,
+    context: Context | None = None,
     house_zoom: int | None = None,
     label_zoom: int | None = None,
     title: str = "网格与联户",
@@ -170,6 +172,10 @@ def coverage_map(
         ``None`` (plain background, offline), a preset (``"amap"``, ``"osm"``), an
         XYZ URL (WGS84), or ``{"url", "crs": "gcj02" | "wgs84", "attribution"}``.
         Over a GCJ-02 basemap every layer is shifted to GCJ-02 when drawn.
+    context
+        Offline context under the grids (:class:`maps.Context`): admin area
+        outlines and building footprints from the database, with or without a
+        basemap.
     house_zoom
         Zoom from which households are drawn (default: always up to 20,000
         households, else 14).
@@ -273,6 +279,7 @@ def coverage_map(
         width=width,
         height=height,
     )
+    add_context(m, context, bm)
     if barriers is not None and len(barriers):
         fg = folium.FeatureGroup(name="河流与主要道路", show=True)
         b = barriers.to_crs(STORAGE_CRS)
@@ -555,6 +562,8 @@ def _legend_html(
         f"<h4>{escape(title)}</h4>",
         f"<div>{n_grids} 个网格 · {n_households:,} 户</div>",
         f'<div class="gm-note">网格填色：相邻网格颜色不同（共 {len(used)} 色）</div>',
+        '<div class="gm-note">标注：村/社区 + 网格序号（完整编码见弹窗），'
+        f"放大到 {_DETAIL_ZOOM} 级显示户数与网格员；重叠的标注自动隐藏</div>",
         "<div>"
         + "".join(
             f'<span class="gm-sw" style="background:{c}"></span>' for c in used[:8]

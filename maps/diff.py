@@ -15,7 +15,7 @@ import shapely
 from geo.crs import STORAGE_CRS
 from geo.gridding.diff import diff_plans
 from geo.plan import GridPlan
-from maps.basemap import Basemap, resolve_basemap
+from maps.basemap import Basemap, Context, resolve_basemap
 from maps.coverage import household_zoom, label_level
 from maps.data import plan_parts, rep_points
 from maps.layers import (
@@ -24,6 +24,7 @@ from maps.layers import (
     Labels,
     Legend,
     LineLayer,
+    add_context,
     base_map,
     encode_households,
     grid_colours,
@@ -66,6 +67,7 @@ def diff_map(
     households: gpd.GeoDataFrame,
     *,
     basemap: str | Mapping[str, Any] | Basemap | None = None,
+    context: Context | None = None,
     tol_m: float = 1.0,
     house_zoom: int | None = None,
     label_zoom: int | None = None,
@@ -97,6 +99,10 @@ def diff_map(
         popups of the households that change grid).
     basemap
         As for :func:`maps.coverage_map` (default: plain background, offline).
+    context
+        Offline context under the grids (:class:`maps.Context`): admin area
+        outlines and building footprints from the database, with or without a
+        basemap.
     tol_m
         Boundary lines closer than this many metres count as unchanged.
     house_zoom
@@ -224,6 +230,7 @@ def diff_map(
         width=width,
         height=height,
     )
+    add_context(m, context, bm)
     fg = folium.FeatureGroup(
         name=f"调整后网格（{len(ng)}，变动 {len(changed)}）", show=True
     )

@@ -22,7 +22,7 @@ from maps.assets import (
     OfflineMeasureControl,
     SearchControl,
 )
-from maps.basemap import Basemap
+from maps.basemap import Basemap, Context
 from maps.colouring import GRID_PALETTE, adjacency, greedy_colouring
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "Legend",
     "LineLayer",
     "Setup",
+    "add_context",
     "area_names",
     "base_map",
     "encode_households",
@@ -487,6 +488,54 @@ def label_priority(geoms: Any) -> list[float]:
     return [
         round(float(a) * 1e6, 3) for a in shapely.area(np.asarray(geoms, dtype=object))
     ]
+
+
+#: Outline styles by admin level: (colour, weight, dash).
+_OUTLINE: dict[str, tuple[str, float, str | None]] = {
+    "province": ("#333333", 3.5, None),
+    "city": ("#333333", 3.0, None),
+    "county": ("#3d3d3d", 3.0, None),
+    "township": ("#555555", 2.2, None),
+}
+_VILLAGE_OUTLINE: tuple[str, float, str | None] = ("#7a7a7a", 1.0, "4 3")
+
+
+def add_context(m: folium.Map, context: Context | None, basemap: Basemap) -> None:
+    """Draw ``context`` (admin outlines, building footprints) on ``m``, under
+    what is added after it, shifted for ``basemap``; one layer each."""
+    if context is None:
+        return
+    from geo.crs import STORAGE_CRS
+
+    if context.buildings is not None and len(context.buildings):
+        b = context.buildings.to_crs(STORAGE_CRS)
+        geoms = basemap.shift_geoms(np.asarray(b.geometry.values, dtype=object))
+        fg = folium.FeatureGroup(name=f"建筑（{len(b):,}）", show=True)
+        LineLayer(
+            to_geojson(geoms, [{"line": "#8c8c8c", "w": 0.8, "op": 0.9}] * len(b))
+        ).add_to(fg)
+        fg.add_to(m)
+    if context.areas is not None and len(context.areas):
+        a = context.areas.to_crs(STORAGE_CRS)
+        levels = (
+            a["level"].astype(str)
+            if "level" in a.columns
+            else pd.Series(["village"] * len(a))
+        )
+        lines = shapely.boundary(
+            basemap.shift_geoms(np.asarray(a.geometry.values, dtype=object))
+        )
+        props: list[dict[str, Any]] = []
+        weights: list[float] = []
+        for level in levels:
+            colour, w, dash = _OUTLINE.get(level, _VILLAGE_OUTLINE)
+            props.append({"line": colour, "w": w, "op": 0.85, "dash": dash})
+            weights.append(w)
+        # thinnest first, so that township and county lines are drawn over villages'
+        order = sorted(range(len(a)), key=lambda i: weights[i])
+        fg = folium.FeatureGroup(name="行政区划界线", show=True)
+        LineLayer(to_geojson(lines[order], [props[i] for i in order])).add_to(fg)
+        fg.add_to(m)
 
 
 def village_names(areas: gpd.GeoDataFrame | None) -> dict[str, str]:

@@ -40,7 +40,8 @@ _CACHE_INIT = threading.Lock()
     description=(
         "The published plan of `area` (default: the top-level area with a published "
         "plan) as a Leaflet map with every script inlined — no CDN, no tiles unless "
-        "configured. Public: grids, villages, household counts and grid workers' "
+        "configured (`GRIDMAP_VIEWER_TILES`, a WGS84 XYZ template; otherwise the admin "
+        "area outlines are the basemap). Public: grids, villages, household counts and grid workers' "
         "work phones, nothing per household. Search by grid code, or type an "
         "address: it is resolved by `GET /lookup` on the same origin. Holders of a "
         "viewer key type it into the page's key box to add the households (their "
@@ -70,8 +71,10 @@ def viewer(
     )
     root = str(request.scope.get("root_path", ""))
 
+    tiles = getattr(request.app.state, "viewer_tiles", None)
+
     def render() -> str:
-        from maps import coverage_map
+        from maps import Context, coverage_map
         from maps.edit import add_edit_mode
 
         plan = load_in_force(session, plan_id)  # with the plans of areas inside
@@ -81,6 +84,10 @@ def viewer(
             None,  # public: grids, counts and grid workers, no household
             people=_people(session, roles=("grid_worker", "grid_leader")),
             areas=areas,
+            # offline context: admin outlines (public; building footprints would
+            # place households, so they stay out of the public page)
+            basemap={"url": tiles, "crs": "wgs84"} if tiles else None,
+            context=Context(areas=areas),
             title=f"{name} 网格",
             lookup_url=root + "/lookup",
             households_url=root + "/map/households",

@@ -46,11 +46,13 @@ def build(out: Path) -> tuple[dict[str, Path], list[list[float]]]:
                 people=c.people,
                 areas=c.areas,
                 barriers=c.barriers,
+                context=maps.Context(areas=c.areas),  # village and township lines
             ),
             out / "coverage.html",
         ),
         "balance": maps.save_html(
-            maps.balance_map(plan, areas=c.areas), out / "balance.html"
+            maps.balance_map(plan, areas=c.areas, context=maps.Context(areas=c.areas)),
+            out / "balance.html",
         ),
     }
     return pages, [[float(y0), float(x0)], [float(y1), float(x1)]]
