@@ -357,6 +357,7 @@
           return '<label><input type="radio" name="gm-ed-tool" value="' + p[0] + '"' +
             (p[0] === 'select' ? ' checked' : '') + '>' + p[1] + '</label>';
         }).join(' ') + '</div>' +
+        '<div class="gm-ed-hint gm-ed-zoom"></div>' +
         '<div class="gm-ed-hint">点选：单击楼栋（Shift 加选），单击网格设为目标；套索/框选：拖动圈选（Shift 加选）；画笔：拖动涂选（Alt 擦除）。</div>' +
         '<div class="gm-ed-row gm-ed-sel">已选 <b class="gm-ed-nsel">0</b> 处（<b class="gm-ed-nhh">0</b> 户）' +
         ' <button type="button" data-act="clear">清除</button></div>' +
@@ -390,7 +391,7 @@
       div: div, state: q('.gm-ed-state'), drafts: q('select[name=draft]'), body: q('.gm-ed-body'),
       target: q('select[name=target]'), merge: q('select[name=merge]'), nsel: q('.gm-ed-nsel'),
       nhh: q('.gm-ed-nhh'), msg: q('.gm-ed-msg'), conflict: q('.gm-ed-conflict'),
-      allow: q('input[name=allow]'),
+      allow: q('input[name=allow]'), zoom: q('.gm-ed-zoom'),
       rows: q('.gm-ed-table tbody'), out: q('.gm-ed-out')
     };
     div.addEventListener('click', function (e) {
@@ -728,14 +729,15 @@
   Editor.prototype.viewChanged = function () {
     if (!this.draft) return;
     var z = this.map.getZoom();
-    if (z < this.opts.editZoom) {
-      this.unitLayer.clearLayers();
-      this.units = {};
-      this.loaded = null;
-      this.attr('units', 0);
-      this.el.out.innerHTML = '<div class="gm-ed-hint">放大到 ' + this.opts.editZoom + ' 级以上可选择楼栋</div>';
-      return;
+    // fine units only when zoomed in; the selection is kept meanwhile
+    var show = z >= this.opts.editZoom;
+    if (show !== this.map.hasLayer(this.unitLayer)) {
+      if (show) this.unitLayer.addTo(this.map); else this.map.removeLayer(this.unitLayer);
     }
+    this.unitsShown = show;
+    this.el.zoom.innerHTML = show ? (this.truncated ? '此范围楼栋过多，仅显示部分；请放大' : '') :
+      '放大到 ' + this.opts.editZoom + ' 级以上可选择楼栋';
+    if (!show) return;
     if (!this.loaded || !this.loaded.contains(this.map.getBounds())) this.reloadUnits();
   };
 
@@ -743,7 +745,11 @@
   Editor.prototype.reloadUnits = function () {
     var self = this;
     if (!this.draft) return Promise.resolve(null);
-    if (this.map.getZoom() < this.opts.editZoom) { this.viewChanged(); return Promise.resolve(null); }
+    if (this.map.getZoom() < this.opts.editZoom) {
+      this.loaded = null;  // reloaded when zoomed in again
+      this.viewChanged();
+      return Promise.resolve(null);
+    }
     var b = this.map.getBounds().pad(0.5), n = ++this.breq, id = this.draft.id;
     var box = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) { return v.toFixed(6); }).join(',');
     return this.api('GET', '/' + id + '/buildings?bbox=' + box).then(function (x) {
@@ -797,18 +803,21 @@
     this.bseq += 1;
     this.attr('units', body.features.length);
     this.attr('useq', this.bseq);
-    this.el.out.innerHTML = body.truncated ? '<div class="gm-ed-hint">此范围楼栋过多，仅显示部分；请放大</div>' : '';
+    this.truncated = body.truncated;
+    this.viewChanged();
     this.emit('selection');
   };
 
   Editor.prototype.unitIds = function (test) {
     var out = [];
+    if (!this.unitsShown) return out;
     for (var uid in this.units) if (test(this.units[uid].ll)) out.push(uid);
     return out;
   };
 
   Editor.prototype.unitPoints = function () {
     var map = this.map, out = [];
+    if (!this.unitsShown) return out;
     for (var uid in this.units) out.push({ id: uid, p: map.latLngToContainerPoint(this.units[uid].ll) });
     return out;
   };

@@ -611,9 +611,22 @@ def test_rectangle_brush_lock_split_merge(browser, server: str, api_data) -> Non
         row = page.query_selector(f".gm-ed-table tr[data-code='{made[0]}']")
         assert row and row.get_attribute("class") == "gm-band-under"
         assert row.query_selector(".gm-ed-cause").inner_text().strip()
+        # ---- rebalance the rest: the engine brings the split grids back into band
+        page.uncheck(".gm-edit input[name=allow]")
+        body = _edit(page, "rebalance", draft)
+        for g in body["grids"]:
+            if g["status"] != "retired":
+                assert g["in_band"], g
+                row = page.query_selector(f".gm-ed-table tr[data-code='{g['code']}']")
+                assert row.get_attribute("class") == "gm-band-in"
+                assert (
+                    int(row.query_selector(".gm-ed-n").inner_text()) == g["households"]
+                )
+        _edit(page, "undo", draft, "undo")
         _edit(page, "undo", draft, "undo")
         assert page.evaluate(f"() => Object.keys({ED}.grids).length") == n
         assert page.query_selector(f".gm-ed-table tr[data-code='{made[0]}']") is None
+        page.check(".gm-edit input[name=allow]")
         page.select_option(".gm-edit select[name=target]", grid)
         free = page.wait_for_function(  # an unlocked neighbour to merge with
             f"""() => Array.from(document.querySelectorAll('.gm-edit select[name=merge] option'))
@@ -634,6 +647,19 @@ def test_rectangle_brush_lock_split_merge(browser, server: str, api_data) -> Non
                 f"() => Object.fromEntries(Object.entries({ED}.grids).map(([c, g]) => [c, {{households: g.households}}]))"
             ).items()
         }
+        # ---- the difference to the published plan: nothing left after the undos
+        page.click(".gm-edit button[data-act=diff]")
+        page.wait_for_selector(".gm-ed-diff", timeout=30_000)
+        assert "换网格的住户" in page.inner_text(".gm-ed-diff")
+
+        # ---- a new page (the key kept for the tab) lists the draft: open it
+        version = _attr(page, "version")
+        page.reload()
+        page.wait_for_selector("[data-gm-edit-drafts]", timeout=30_000)
+        page.select_option(".gm-edit select[name=draft]", str(draft))
+        page.click(".gm-edit button[data-act=open]")
+        _wait_attr(page, "draft", draft)
+        assert _attr(page, "version") == version
     finally:
         page.screenshot(path="/tmp/viewer-edit-tools-last.png")
         page.close()
