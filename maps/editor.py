@@ -110,6 +110,9 @@ class GridEditor(anywidget.AnyWidget):  # type: ignore[misc]
     version = traitlets.Int(0).tag(sync=True)
     band = traitlets.List(traitlets.Float(), [200.0, 300.0]).tag(sync=True)
     height = traitlets.Int(560).tag(sync=True)
+    #: the 允许超出户数范围 box: moves and splits may leave grids out of band
+    #: (the planner's acceptance is recorded as the grid's cause)
+    allow_out_of_band = traitlets.Bool(False).tag(sync=True)
 
     def __init__(self, draft: Draft, area: str, *, height: int = 560) -> None:
         super().__init__(_esm=_esm(), _css=_css(), height=height)
@@ -169,7 +172,7 @@ class GridEditor(anywidget.AnyWidget):  # type: ignore[misc]
             to_grid=grid,
             households=hh,
             buildings=bs,
-            allow_out_of_band=allow_out_of_band,
+            allow_out_of_band=allow_out_of_band or self.allow_out_of_band,
         )
         self.selected = []
         return self._show(res)
@@ -192,11 +195,17 @@ class GridEditor(anywidget.AnyWidget):  # type: ignore[misc]
 
     def split(self, grid: str, *, parts: int = 2) -> EditResult:
         """Split ``grid`` into ``parts`` by the engine."""
-        return self._show(self.draft.split(grid, parts=parts))
+        return self._show(
+            self.draft.split(
+                grid, parts=parts, allow_out_of_band=self.allow_out_of_band
+            )
+        )
 
     def merge(self, grids: list[str]) -> EditResult:
         """Merge adjacent grids."""
-        return self._show(self.draft.merge(grids))
+        return self._show(
+            self.draft.merge(grids, allow_out_of_band=self.allow_out_of_band)
+        )
 
     def rebalance(self) -> EditResult:
         """Bring the unlocked grids into band around the edits."""
@@ -248,6 +257,12 @@ class GridEditor(anywidget.AnyWidget):  # type: ignore[misc]
                 self.redo()
             elif op == "validate":
                 self.validate()
+            elif op in ("lock", "unlock"):
+                getattr(self, op)([str(content.get("grid") or "")])
+            elif op == "split":
+                self.split(str(content.get("grid") or ""))
+            elif op == "rebalance":
+                self.rebalance()
         except GridMapError as e:  # shown in the panel: the widget never raises
             self.message = str(e)
             self.message_kind = "error"

@@ -75,6 +75,33 @@ function render({ model, el }) {
     model.send({ op: "move", to_grid: target.value }),
   );
   moveBtn.className += " gm-ed-move";
+  const gridOps = document.createElement("div");
+  gridOps.className = "gm-ed-actions";
+  gridOps.append(
+    button("锁定", "lock the grid in the list", () =>
+      model.send({ op: "lock", grid: target.value }),
+    ),
+    button("解锁", "unlock the grid in the list", () =>
+      model.send({ op: "unlock", grid: target.value }),
+    ),
+    button("拆分", "split the grid in the list in two (the engine)", () =>
+      model.send({ op: "split", grid: target.value }),
+    ),
+    button("平衡其余", "rebalance the unlocked grids around the edits", () =>
+      model.send({ op: "rebalance" }),
+    ),
+  );
+  const allowLabel = document.createElement("label");
+  const allow = document.createElement("input");
+  allow.type = "checkbox";
+  allow.className = "gm-ed-allow";
+  allow.checked = model.get("allow_out_of_band");
+  allow.addEventListener("change", () => {
+    model.set("allow_out_of_band", allow.checked);
+    model.save_changes();
+  });
+  model.on("change:allow_out_of_band", () => (allow.checked = model.get("allow_out_of_band")));
+  allowLabel.append(allow, " 允许超出户数范围");
   const actions = document.createElement("div");
   actions.className = "gm-ed-actions";
   actions.append(
@@ -89,7 +116,9 @@ function render({ model, el }) {
   msg.className = "gm-ed-message";
   const problems = document.createElement("ul");
   problems.className = "gm-ed-problems";
-  side.append(tools, selInfo, target, moveBtn, actions, table, msg, problems);
+  side.append(
+    tools, selInfo, target, moveBtn, gridOps, allowLabel, actions, table, msg, problems,
+  );
 
   function setTool(name) {
     tool = name;

@@ -78,6 +78,31 @@ def test_the_editor_moves_undoes_and_validates(world) -> None:  # type: ignore[n
     assert ed.message in ("校验通过",) or ed.message.endswith("个问题")
     assert list(ed.touched.columns)[:4] == ["code", "label", "status", "households"]
 
+    # the grid buttons: lock (then nothing can be taken from it), unlock, split
+    ed._on_message(ed, {"op": "lock", "grid": b}, [])
+    assert ed.message_kind == "info", ed.message
+    locked = {
+        f["properties"]["grid_code"]: f["properties"]["locked"]
+        for f in ed.grids["features"]
+    }
+    assert locked[b] and not locked[a]
+    back = next(u for u, _ in d.border(b, a))
+    ed.select(buildings=[back])
+    ed._on_message(ed, {"op": "move", "to_grid": a}, [])
+    assert ed.message_kind == "error" and "lock" in ed.message
+    ed._on_message(ed, {"op": "unlock", "grid": b}, [])
+    ed._on_message(ed, {"op": "split", "grid": b}, [])  # halves out of band: refused
+    assert ed.message_kind == "error" and "outside" in ed.message
+    ed.allow_out_of_band = True  # the 允许超出户数范围 box
+    ed._on_message(ed, {"op": "split", "grid": b}, [])
+    assert ed.message_kind == "info", ed.message
+    made = [r for r in ed.touched_rows if r["status"] == "created"]
+    assert made and grid_counts(ws, d.plan_id, [b, made[0]["code"]]) == {
+        r["code"]: r["households"]
+        for r in ed.touched_rows
+        if r["code"] in (b, made[0]["code"])
+    }
+
 
 def test_the_editor_shows_refusals_and_stale_drafts(world) -> None:  # type: ignore[no-untyped-def]
     ws, pid, township = world
