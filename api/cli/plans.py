@@ -397,12 +397,19 @@ def publish_cmd(
     """Publish a draft plan; the area's published plan is archived in the same step."""
     from geo.errors import PlanConflictError
     from geo.services import publish
+    from geo.store.audit import record_now
 
     codes = [c.strip() for c in (exclude or "").split(",") if c.strip()]
     engine = _engine(Settings())
     try:
         with _errors(), session_scope(engine) as session:
             publish(session, plan, exclude=codes)
+            record_now(
+                session,
+                "publish",
+                endpoint="gridmap publish",
+                detail={"plan_id": plan, "exclude": codes},
+            )
     except (LookupError, PlanConflictError) as exc:
         raise _fail(str(exc)) from None
     finally:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from api.audit import note_read
 from api.deps import FastHandlerDep, HandlerDep, SessionDep, scoped_session
 from api.problems import ProblemError, problem_responses
 from geo.crs import gcj02_to_wgs84
@@ -447,6 +448,7 @@ async def report(request: Request, key: FastHandlerDep, body: EventIn) -> Respon
         e = await run_in_threadpool(
             _report_in_session, request.app.state.engine, args, key
         )
+    note_read(request, matters=[e.id], households=[e.household_id])
     # serialised here, once (returning the model would validate it again)
     return Response(
         event_out(e, private=True).model_dump_json(),
@@ -511,6 +513,11 @@ def events(
     if offset > 0:
         prev = request.url.include_query_params(offset=max(0, offset - limit))
         links.append({"rel": "prev", "href": str(prev)})
+    note_read(
+        request,
+        matters=[e.id for e in page.items],
+        households=[e.household_id for e in page.items],
+    )
     items = [event_out(e, private=True) for e in page.items]
     wants_geojson = format == "geojson" or (
         format is None and GEOJSON in request.headers.get("accept", "")
@@ -553,9 +560,13 @@ def events(
     summary="One event with its log",
     responses=problem_responses(401, 403, 404, 422),
 )
-def event(session: SessionDep, key: HandlerDep, event_id: int) -> EventOut:
+def event(
+    request: Request, session: SessionDep, key: HandlerDep, event_id: int
+) -> EventOut:
     _check_id(event_id)
-    return event_out(store.get_event(session, event_id), private=True)
+    e = store.get_event(session, event_id)
+    note_read(request, matters=[e.id], households=[e.household_id])
+    return event_out(e, private=True)
 
 
 @router.post(
@@ -574,6 +585,7 @@ def event(session: SessionDep, key: HandlerDep, event_id: int) -> EventOut:
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def act(
+    request: Request,
     session: SessionDep,
     key: HandlerDep,
     action: Annotated[Action, Path()],
@@ -592,4 +604,5 @@ def act(
         satisfaction=body.satisfaction,
         comment=body.comment,
     )
+    note_read(request, matters=[e.id], households=[e.household_id])
     return event_out(e, private=True)

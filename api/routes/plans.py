@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import Engine
 
+from api.audit import record
 from api.deps import PlannerDep, SessionDep
 from api.jobs import Job, generate_plan_job, rebalance_plan_job
 from api.problems import ProblemError, problem_responses
@@ -131,10 +132,13 @@ def generate(
     summary="Publish a draft (the area's published plan is archived in the same step)",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-def publish(session: SessionDep, key: PlannerDep, plan_id: int) -> PlanOut:
+def publish(
+    request: Request, session: SessionDep, key: PlannerDep, plan_id: int
+) -> PlanOut:
     if not 0 < plan_id < 2**31:
         raise _unknown_plan(plan_id)
     services.publish(session, plan_id)  # NotFound → 404, PlanConflictError → 409
+    record(request, "publish", {"plan_id": plan_id})
     p = get_plan(session, plan_id)
     assert p is not None
     return plan_out(p, detail=True)

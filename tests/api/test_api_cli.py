@@ -115,7 +115,7 @@ def test_commands_live_in_api_cli_one_module_per_group() -> None:
     assert ours["generate"] == ours["rebalance"] == "api.cli.plans"
     assert [c.name for c in api.cli.app.registered_commands].count("run") == 1
     groups = {g.name: g.typer_instance for g in api.cli.app.registered_groups}
-    assert set(groups) == {"db", "load", "keys", "events"}
+    assert set(groups) == {"db", "load", "keys", "events", "audit"}
     modules = {
         name: {c.callback.__module__ for c in app_.registered_commands}
         for name, app_ in groups.items()
@@ -125,4 +125,5 @@ def test_commands_live_in_api_cli_one_module_per_group() -> None:
         "load": {"api.cli.load"},
         "keys": {"api.cli.serve"},
         "events": {"api.cli.events"},
+        "audit": {"api.cli.audit"},
     }
