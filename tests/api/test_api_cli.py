@@ -66,6 +66,12 @@ def test_run_no_serve_then_keys_publish_serve(
     bad_date = _run(cli_env, "keys", "create", "--role", "viewer", "--expires", "soon")
     assert bad_date.exit_code == 2
     assert _run(cli_env, "keys", "revoke", key.prefix).exit_code == 0
+    # both are in the audit; pruning keeps what is younger than the retention
+    audit = _run(cli_env, "audit", "list")
+    assert "key_created" in audit.output and "key_revoked" in audit.output
+    assert _run(cli_env, "audit", "prune", "--older-than", "1d").exit_code == 0
+    assert "key_created" in _run(cli_env, "audit", "list").output
+    assert _run(cli_env, "audit", "prune", "--older-than", "soon").exit_code == 2
     with Session(engine) as s:
         assert verify_key(s, token.group(0)) is None
     assert _run(cli_env, "keys", "revoke", key.prefix).exit_code == 2
