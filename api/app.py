@@ -15,7 +15,13 @@ from api.deps import scoped_plan
 from api.docs import install_docs
 from api.escalation import Escalator
 from api.jobs import JobRunner
-from api.limits import AuthThrottle, CollectionCap, RequestGuard, trusted_networks
+from api.limits import (
+    AuthThrottle,
+    CollectionCap,
+    RequestGuard,
+    SecurityHeaders,
+    trusted_networks,
+)
 from api.problems import BodyLimit, install_problem_handlers
 from api.report_batches import ReportBatcher
 from api.routes import (
@@ -160,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # inside BodyLimit: the guard reads bodies only after BodyLimit bounded them
     app.add_middleware(RequestGuard)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(SecurityHeaders)
     # outermost: sees every response, refusals of the limits included
     app.add_middleware(AuditMiddleware)
     install_docs(app)

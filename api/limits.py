@@ -14,6 +14,9 @@
   is never refused for its address's failures).
 * :func:`client_address` — the client's address, taken from
   ``X-Forwarded-For`` only when the direct peer is a configured proxy.
+* :class:`SecurityHeaders` — ``X-Content-Type-Options: nosniff`` on every
+  answer; HTML pages (``/map``, ``/docs``) also get a Content-Security-Policy
+  (with ``frame-ancestors``), ``X-Frame-Options`` and ``Referrer-Policy``.
 * :class:`CollectionCap` — distinct households revealed per key and per
   client address in a sliding window.
 """
@@ -41,11 +44,13 @@ from api.problems import PROBLEM_JSON, ProblemError, problem_bytes, send_problem
 __all__ = [
     "AUTH_FAILURES",
     "AUTH_WINDOW_S",
+    "HTML_CSP",
     "MAX_HEADER_BYTES",
     "AuthThrottle",
     "CollectionCap",
     "LimitedHttpToolsProtocol",
     "RequestGuard",
+    "SecurityHeaders",
     "client_address",
     "control_char",
     "server_options",
@@ -516,3 +521,52 @@ class CollectionCap:
             while len(self._seen) > self.max_holders:
                 self._seen.popitem(last=False)
             return None
+
+
+# ----------------------------------------------------------- security headers
+
+#: The policy of the HTML pages: everything from this origin (the viewer and
+#: Swagger UI are served inline or from vendored files: no CDN); images also
+#: from configured tile servers (any http(s) origin: intranet tile servers)
+#: and data/blob URLs; no framing by other sites, no plugins, forms and base
+#: URLs only to this origin.
+HTML_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob: https: http:; "
+    "connect-src 'self'; font-src 'self' data:; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+)
+
+_HTML_HEADERS = (
+    (b"content-security-policy", HTML_CSP.encode()),
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
+class SecurityHeaders:
+    """ASGI middleware adding the security headers (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {n.lower() for n, _ in headers}
+                add = [(b"x-content-type-options", b"nosniff")]
+                ctype = next(
+                    (v for n, v in headers if n.lower() == b"content-type"), b""
+                )
+                if ctype.startswith(b"text/html"):
+                    add += list(_HTML_HEADERS)
+                headers += [(n, v) for n, v in add if n not in names]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)

@@ -36,6 +36,7 @@ __all__ = [
     "key_of_row",
     "list_keys",
     "new_token",
+    "person_of",
     "plan_in_scope",
     "resolve_area",
     "revoke_key",
@@ -238,6 +239,20 @@ def expired_prefix(session: Session, token: str) -> str | None:
     if row is None or not hmac.compare_digest(row[0], hash_token(token.strip())):
         return None
     return prefix
+
+
+def person_of(session: Session, key: ApiKeyInfo) -> str | None:
+    """The external id of the person ``key`` belongs to (None: no person).
+
+    A key whose person is gone (or outside its area) gets ``""``: it names
+    nobody, so it can act for nobody.
+    """
+    if key.person_id is None:
+        return None
+    row = session.execute(
+        text("SELECT external_id FROM people WHERE id = :p"), {"p": key.person_id}
+    ).first()
+    return str(row[0]) if row is not None else ""
 
 
 def plan_in_scope(session: Session, plan_id: int) -> bool:

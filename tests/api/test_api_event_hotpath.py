@@ -53,9 +53,9 @@ def slow_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
     real = routes._report_in_session
 
-    def spy(engine: Engine, args: dict[str, Any]) -> Any:
+    def spy(engine: Engine, args: dict[str, Any], key: Any) -> Any:
         calls.append(args)
-        return real(engine, args)
+        return real(engine, args, key)
 
     monkeypatch.setattr(routes, "_report_in_session", spy)
     return calls
