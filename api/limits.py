@@ -529,9 +529,11 @@ class CollectionCap:
 #: Swagger UI are served inline or from vendored files: no CDN); images also
 #: from configured tile servers (any http(s) origin: intranet tile servers)
 #: and data/blob URLs; no framing by other sites, no plugins, forms and base
-#: URLs only to this origin.
+#: URLs only to this origin. Scripts may be inline and may evaluate strings: the
+#: viewer's page inlines every script, and its measuring tool (leaflet-measure)
+#: compiles its templates at run time; fetches still go to this origin only.
 HTML_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
     "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob: https: http:; "
     "connect-src 'self'; font-src 'self' data:; object-src 'none'; "
     "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
