@@ -128,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         await pool.open(wait=True, timeout=30)
         app.state.engine = engine
+        app.state.viewer_tiles = s.viewer_tiles  # /map's basemap (WGS84 XYZ) or None
         app.state.pool = pool
         app.state.reports = ReportBatcher(pool)
         app.state.jobs = JobRunner(engine, scheduler=s.dask_scheduler)

@@ -28,6 +28,7 @@ from geo.errors import (
     PlanConflictError,
     ServiceUnavailable,
     StaleDraft,
+    UnstaffedPlanError,
 )
 from geo.store.db_errors import unavailable_reason
 
@@ -163,6 +164,7 @@ ERROR_STATUS: dict[type[GridMapError], tuple[int, str]] = {
     EventConflict: (409, "/problems/event-conflict"),
     IllegalTransition: (409, "/problems/illegal-transition"),
     IncompletePlanError: (409, "/problems/incomplete-plan"),
+    UnstaffedPlanError: (422, "/problems/unstaffed-grids"),
     ServiceUnavailable: (503, "/problems/database-unavailable"),
 }
 
@@ -205,6 +207,12 @@ def install_problem_handlers(app: FastAPI) -> None:
             ]
         elif isinstance(exc, StaleDraft):
             extra.update(plan_id=exc.plan_id, current_version=exc.current)
+        elif isinstance(exc, UnstaffedPlanError):
+            extra.update(
+                plan_id=exc.plan_id,
+                unstaffed=len(exc.codes),
+                unstaffed_grids=exc.codes[:100],
+            )
         elif isinstance(exc, EventConflict):
             extra.update(event_id=exc.event_id, current_version=exc.current)
         elif isinstance(exc, IllegalTransition):

@@ -23,6 +23,7 @@ __all__ = [
     "LookupOut",
     "PlanDetailOut",
     "PlanOut",
+    "PublishIn",
 ]
 
 #: Most items in one batch lookup.
@@ -344,6 +345,19 @@ class RebalanceIn(BaseModel):
     min_households: float = Field(200, gt=0, le=100_000)
     max_households: float = Field(300, gt=0, le=100_000)
     locked: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class PublishIn(BaseModel):
+    """Options of a publish (the body is optional; the query may say the same)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"allow_unstaffed": False}]}
+    )
+    allow_unstaffed: bool = Field(
+        False,
+        description="publish even when some grids have no grid worker "
+        "(refused with 422 otherwise)",
+    )
 
 
 class PlanDiffOut(BaseModel):

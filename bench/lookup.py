@@ -53,6 +53,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _db import existing_database, fresh_database, reusable_database
+from _paths import shown
 from _server import free_port, wait_ready
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -321,7 +322,7 @@ def main() -> None:
     log_path = ROOT / ".gridmap" / "bench-lookup.log"
     log_path.parent.mkdir(exist_ok=True)
     log = log_path.open("wb")
-    print(f"starting: gridmap {' '.join(cmd[1:])} (log {log_path.relative_to(ROOT)})")
+    print(f"starting: gridmap {' '.join(cmd[1:])} (log {shown(log_path, ROOT)})")
     t = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -346,8 +347,9 @@ def main() -> None:
     if args.keyed:
         label = f"{label}-keyed-audit-{args.audit}"
     out = args.out or ROOT / "bench" / "results" / f"lookup-{label}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    print(f"wrote {shown(out, ROOT)}")
 
 
 def _bench(

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _paths import shown
 from _server import free_port, wait_ready
 from sqlalchemy import text
 
@@ -330,11 +331,12 @@ def main() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
     summary = _text(report)
     print(summary)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(
         json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     args.out.with_suffix(".txt").write_text(summary + "\n", encoding="utf-8")
-    print(f"wrote {args.out.with_suffix('.json').relative_to(ROOT)} and .txt")
+    print(f"wrote {shown(args.out.with_suffix('.json'), ROOT)} and .txt")
 
 
 if __name__ == "__main__":

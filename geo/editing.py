@@ -294,7 +294,11 @@ def _commit(
 ) -> EditResult:
     band = band_of(info)
     version = drafts.write_touched(
-        session, info.plan_id, before.grids["grid_code"].astype(str).tolist(), after
+        session,
+        info.plan_id,
+        before.grids["grid_code"].astype(str).tolist(),
+        after,
+        before=before,
     )
     changes, problems = _changes(before, after, band)
     counts_before = {
@@ -513,7 +517,8 @@ def _split_merge(
             )
         touched = sorted(set(edit.grids))
     before = drafts.read_touched(session, info.plan_id, touched)
-    _refuse_locked(before, set(touched), f"it cannot be {edit.op}ed")
+    done = {"split": "split", "merge": "merged"}[edit.op]
+    _refuse_locked(before, set(touched), f"it cannot be {done}")
     plan, hh = touched_plan(before)
     opts: dict[str, Any] = {
         "min_households": band.min,
@@ -911,3 +916,27 @@ class Draft:
 
         with session_scope(self.engine) as s:
             return neighbours(s, self.plan_id, grid)
+
+    def border(
+        self, grid: str, to_grid: str, *, limit: int = 10
+    ) -> list[tuple[str, int]]:
+        """The buildings of ``grid`` nearest ``to_grid`` (the first a planner would
+        move there), nearest first, as ``(building id, households)``; a household
+        without a building is ``h:<household id>``."""
+        from geo.gridding.edits import border_units
+        from geo.store.db import session_scope
+
+        with session_scope(self.engine) as s:
+            t = drafts.read_touched(s, self.plan_id, [grid, to_grid])
+        geoms = dict(
+            zip(t.grids["grid_code"].astype(str), t.grids.geometry, strict=True)
+        )
+        for c in (grid, to_grid):
+            if c not in geoms:
+                raise NotFound(f"plan {self.plan_id} has no grid {c}", what="grid")
+        mine = t.households["grid_code"].astype(str) == grid
+        own = t.households[mine]
+        # a building already split between the two grids moves household by household
+        shared = set(t.households.loc[~mine, "building_id"].dropna().astype(str))
+        units = border_units(geoms[grid], geoms[to_grid], own)
+        return [(u, n) for u, n in units if u not in shared][:limit]

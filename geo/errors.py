@@ -22,6 +22,7 @@ __all__ = [
     "Problem",
     "ServiceUnavailable",
     "StaleDraft",
+    "UnstaffedPlanError",
 ]
 
 _MAX_LISTED = 20
@@ -112,6 +113,33 @@ class IncompletePlanError(PlanConflictError):
     def __init__(self, message: str, *, units: dict[str, str]) -> None:
         super().__init__(message)
         self.units = units
+
+
+class UnstaffedPlanError(GridMapError, ValueError):
+    """A plan to publish has grids with no grid worker (and the caller did not
+    accept it with ``allow_unstaffed``).
+
+    ``codes`` lists every such grid, in code order; the message names the first
+    few and the count. Nothing was written.
+    """
+
+    #: How many codes the message names.
+    SHOWN = 5
+
+    def __init__(self, plan_id: int, codes: Sequence[str]) -> None:
+        self.plan_id = plan_id
+        self.codes = list(codes)
+        first = ", ".join(self.codes[: self.SHOWN])
+        more = (
+            f" and {len(self.codes) - self.SHOWN} more"
+            if len(self.codes) > self.SHOWN
+            else ""
+        )
+        super().__init__(
+            f"plan {plan_id} has {len(self.codes)} grid(s) with no grid worker: "
+            f"{first}{more}. Assign their workers (assign_worker) or staff the plan "
+            "before publishing, or publish it anyway with allow_unstaffed"
+        )
 
 
 class ServiceUnavailable(GridMapError, RuntimeError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,7 +203,10 @@ class GridPlan:
         Draws :func:`maps.coverage_map` of this plan and ``households``;
         ``options`` go to it (``people``, ``areas``, ``basemap``, ``title`` …).
         ``maps`` (and folium) are imported only when this is called, so the
-        domain package keeps no dependency on drawing.
+        domain package keeps no dependency on drawing: this mirrors
+        ``GeoDataFrame.explore()`` in geopandas, which imports folium lazily
+        inside the method. It is the one import of ``maps`` in ``geo/``, allowed
+        by name in ``tests/unit/test_architecture.py``.
 
         Examples
         --------
@@ -215,7 +217,8 @@ class GridPlan:
         >>> type(m).__name__
         'OfflineMap'
         """
-        maps = importlib.import_module("maps")  # lazily: geo does not depend on maps
+        import maps  # lazily, as geopandas imports folium in explore()
+
         return maps.coverage_map(self, households, **options)
 
 

@@ -683,12 +683,20 @@ def carry_plan_staff(
     return replace(plan, grids=out_grids, assignments=assignments, report=report)
 
 
-def publish(session: Session, plan_id: int, *, exclude: Sequence[str] = ()) -> None:
+def publish(
+    session: Session,
+    plan_id: int,
+    *,
+    exclude: Sequence[str] = (),
+    allow_unstaffed: bool = False,
+    actor: str | None = None,
+) -> None:
     """Publish a draft; the area's published plan is archived in the same step.
 
     A draft drawn on Dask publishes only when all its units finished, or when
     those that did not are named in ``exclude`` (recorded in the plan; they get
-    no grids).
+    no grids). A draft with grids that have no grid worker is refused unless
+    ``allow_unstaffed``: a published grid is one residents are told to call.
 
     Parameters
     ----------
@@ -699,6 +707,11 @@ def publish(session: Session, plan_id: int, *, exclude: Sequence[str] = ()) -> N
         A draft plan.
     exclude
         Units (area codes) of a draft drawn on Dask to leave out explicitly.
+    allow_unstaffed
+        Publish even when some grids have no grid worker.
+    actor
+        Who publishes (an API key's name, a user): the publish is the last step
+        of the plan's history (:func:`geo.editing.history`), with the counts.
 
     Raises
     ------
@@ -709,6 +722,9 @@ def publish(session: Session, plan_id: int, *, exclude: Sequence[str] = ()) -> N
         at the same time.
     geo.errors.IncompletePlanError
         Units of a draft drawn on Dask did not finish and are not excluded.
+    geo.errors.UnstaffedPlanError
+        Grids have no grid worker and ``allow_unstaffed`` is false (names the
+        first few and the count; nothing is written).
 
     Examples
     --------
@@ -721,7 +737,10 @@ def publish(session: Session, plan_id: int, *, exclude: Sequence[str] = ()) -> N
         from geo.store.fanout import exclude_units
 
         exclude_units(session, plan_id, exclude)
-    publish_plan(session, plan_id)
+    publish_plan(session, plan_id, allow_unstaffed=allow_unstaffed)
+    from geo.store.drafts import record_publish
+
+    record_publish(session, plan_id, actor=actor)
 
 
 def staff(session: Session, plan: GridPlan, households: gpd.GeoDataFrame) -> GridPlan:

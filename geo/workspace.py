@@ -25,6 +25,7 @@ from geo.store.loading import LoadReport, load
 from geo.store.plans import area_frames, save_generated_plan, update_draft
 from geo.store.queries import (
     area_table,
+    building_footprints,
     coverage_table,
     load_plan,
     people_table,
@@ -69,6 +70,7 @@ class Workspace:
         ws.load_sample(households=5_000)
         area = ws.area("330803100000")          # a township
         plan = ws.generate(area)                # pure, nothing stored yet
+        plan = ws.staff(plan, area)             # a grid worker for each grid
         plan_id = ws.save_draft(area, plan)
         ws.publish(plan_id)
     """
@@ -310,6 +312,34 @@ class Workspace:
             if plan_id is not None:
                 plan, info = load_plan(s, plan_id)
         return AreaData(code, areas, households, plan, plan_id, info)
+
+    def buildings(self, area: AreaData | str) -> gpd.GeoDataFrame:
+        """Approximate building footprints of an area, as offline map context.
+
+        Parameters
+        ----------
+        area
+            An :class:`AreaData` (from :meth:`area`) or an area code.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            ``building_id``, ``households`` and a polygon per building: the
+            hull of its households' points widened by 6 m (households carry no
+            footprint), in EPSG:4326.
+
+        Examples
+        --------
+        ::
+
+            import maps
+            area = ws.area("330803100000")
+            ctx = maps.Context(areas=area.areas, buildings=ws.buildings(area))
+            maps.coverage_map(area.plan, area.households, context=ctx)
+        """
+        code = area.code if isinstance(area, AreaData) else area
+        with self.session() as s:
+            return building_footprints(s, code)
 
     def plan(self, plan_id: int) -> tuple[GridPlan, dict[str, Any]]:
         """A stored plan as a :class:`~geo.plan.GridPlan` and its info.
@@ -769,7 +799,13 @@ class Workspace:
                 units=None if units is None else list(units),
             )
 
-    def publish(self, plan_id: int, *, exclude: Collection[str] = ()) -> None:
+    def publish(
+        self,
+        plan_id: int,
+        *,
+        exclude: Collection[str] = (),
+        allow_unstaffed: bool = False,
+    ) -> None:
         """Publish a draft (the area's previous plan is archived in the same step).
 
         Parameters
@@ -778,6 +814,8 @@ class Workspace:
             A draft plan.
         exclude
             Units of a draft drawn on Dask to leave out explicitly (recorded).
+        allow_unstaffed
+            Publish even when some grids have no grid worker (refused otherwise).
 
         Raises
         ------
@@ -786,6 +824,8 @@ class Workspace:
         geo.errors.PlanConflictError
             The plan is not a draft, or another plan of the area was published
             at the same moment.
+        geo.errors.UnstaffedPlanError
+            Some grids have no grid worker and ``allow_unstaffed`` is false.
 
         Examples
         --------
@@ -794,7 +834,13 @@ class Workspace:
             ws.publish(ws.save_draft(area, plan))
         """
         with self.session() as s:
-            services.publish(s, plan_id, exclude=list(exclude))
+            services.publish(
+                s,
+                plan_id,
+                exclude=list(exclude),
+                allow_unstaffed=allow_unstaffed,
+                actor="notebook",
+            )
 
     def draft(self, plan_id: int, *, new: bool = True) -> Draft:
         """Redraw a plan by hand: a new draft copied from ``plan_id`` (or, with

@@ -2,7 +2,7 @@
 
 from maps.assets import OfflineMap, save_html
 from maps.balance import balance_map
-from maps.basemap import PRESETS, Basemap, resolve_basemap
+from maps.basemap import PRESETS, Basemap, Context, resolve_basemap
 from maps.coverage import coverage_map
 from maps.data import sample_coverage
 from maps.diff import diff_map
@@ -10,6 +10,7 @@ from maps.diff import diff_map
 __all__ = [
     "PRESETS",
     "Basemap",
+    "Context",
     "OfflineMap",
     "balance_map",
     "coverage_map",

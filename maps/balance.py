@@ -13,51 +13,71 @@ import pandas as pd
 import shapely
 
 from geo.plan import GridPlan
-from maps.basemap import Basemap, resolve_basemap
+from maps.basemap import Basemap, Context, resolve_basemap
 from maps.coverage import label_level
 from maps.data import plan_parts, rep_points
-from maps.layers import GridLayer, Labels, Legend, base_map, swatch, to_geojson
+from maps.layers import (
+    GridLayer,
+    Labels,
+    Legend,
+    add_context,
+    area_names,
+    base_map,
+    label_priority,
+    short_labels,
+    swatch,
+    to_geojson,
+)
 
 __all__ = ["balance_bins", "balance_map", "grid_exceptions"]
 
-#: (upper bound relative to the band, colour, label); "lo"/"hi" are the band ends.
-_BELOW_FAR, _BELOW, _LOW, _MID, _HIGH, _ABOVE, _ABOVE_FAR = (
-    "#2c7bb6",
-    "#abd9e9",
-    "#d9f0d3",
-    "#7fbf7b",
-    "#d9f0d3",
-    "#fdae61",
-    "#d7191c",
-)
+#: Under the band: blues (dark far under); over it: reds (dark far over).
+_BELOW_FAR, _BELOW, _ABOVE, _ABOVE_FAR = "#2166ac", "#92c5de", "#f4a582", "#b2182b"
+#: In the band: a diverging ramp, green at the low end, light at the target, purple
+#: at the high end (PRGn), so 200 and 300 never look alike, nor like out of band.
+_IN_BAND = ("#1b7837", "#a6dba0", "#f7f7f7", "#c2a5cf", "#762a83")
 _FLAG = "#b00020"
 _NOTE = "#e08214"
 
 
-def balance_bins(lo: float, hi: float) -> list[tuple[float, float, str, str]]:
+def balance_bins(
+    lo: float, hi: float, *, target: float | None = None
+) -> list[tuple[float, float, str, str]]:
     """Shading bins ``(from, to, colour, label)`` around the band ``lo``–``hi``.
 
-    Out of band: two shades below (more than 25 % under ``lo``, and under ``lo``)
-    and two above; in band: light at the ends, green in the middle third.
+    Out of band: two blues below (more than 25 % under ``lo``, and under ``lo``)
+    and two reds above. In band: five steps of a diverging ramp, light at
+    ``target`` (default the middle of the band) and darkest, in two different
+    hues, at the two ends.
 
     Examples
     --------
     >>> [b[3] for b in balance_bins(200, 300)]
-    ['< 150', '150–199', '200–233', '234–266', '267–300', '301–375', '> 375']
+    ['< 150', '150–199', '200–219', '220–239', '240–259', '260–279', '280–300', '301–375', '> 375']
+    >>> len({b[2] for b in balance_bins(200, 300)})  # nine distinct colours
+    9
+    >>> [b[3] for b in balance_bins(200, 300, target=220)][2:7]
+    ['200–207', '208–215', '216–235', '236–267', '268–300']
     """
-    third = (hi - lo) / 3
-    a, b = lo + third, hi - third
+    mid = (lo + hi) / 2 if target is None else float(min(max(target, lo), hi))
+    # the light step centred on the target, two steps on each side of it
+    w_lo, w_hi = (mid - lo) / 2.5, (hi - mid) / 2.5
+    edges = [lo, lo + w_lo, lo + 2 * w_lo, mid + w_hi / 2, hi - w_hi, hi + 1e-9]
     far_lo, far_hi = lo * 0.75, hi * 1.25
     fmt = lambda v: f"{v:.0f}"  # noqa: E731
-    return [
+    out = [
         (-np.inf, far_lo, _BELOW_FAR, f"< {fmt(far_lo)}"),
         (far_lo, lo, _BELOW, f"{fmt(far_lo)}–{fmt(np.ceil(lo) - 1)}"),
-        (lo, a, _LOW, f"{fmt(lo)}–{fmt(np.floor(a))}"),
-        (a, b, _MID, f"{fmt(np.ceil(a))}–{fmt(np.floor(b))}"),
-        (b, hi + 1e-9, _HIGH, f"{fmt(np.ceil(b))}–{fmt(hi)}"),
+    ]
+    for k, colour in enumerate(_IN_BAND):
+        a, b = edges[k], edges[k + 1]
+        top = hi if k == len(_IN_BAND) - 1 else np.ceil(b) - 1
+        out.append((a, b, colour, f"{fmt(np.ceil(a))}–{fmt(top)}"))
+    out += [
         (hi + 1e-9, far_hi + 1e-9, _ABOVE, f"{fmt(hi + 1)}–{fmt(far_hi)}"),
         (far_hi + 1e-9, np.inf, _ABOVE_FAR, f"> {fmt(far_hi)}"),
     ]
+    return out
 
 
 def _shade(value: float, bins: list[tuple[float, float, str, str]]) -> str:
@@ -117,6 +137,7 @@ def balance_map(
     count: str = "households",
     areas: gpd.GeoDataFrame | None = None,
     basemap: str | Mapping[str, Any] | Basemap | None = None,
+    context: Context | None = None,
     label_zoom: int | None = None,
     title: str = "网格规模",
     width: str | int = "100%",
@@ -124,7 +145,9 @@ def balance_map(
 ) -> folium.Map:
     """Grids shaded by household count against the band; exceptions flagged.
 
-    Grids under the band are blue, in band green, over red; grids out of band
+    Grids under the band are blue, over it red, and in band on a diverging
+    ramp (green at the low end, light at the target, purple at the high end,
+    so that 200 and 300 never share a colour); grids out of band
     or with an exception (``grids.exception`` or the plan report's
     ``exceptions``, matched by grid code or area) get a thick dashed red
     outline, a ``!`` in their label and their reasons in the popup.
@@ -141,10 +164,16 @@ def balance_map(
     count
         Column to shade by (``households``, or ``load`` for weighted plans).
     areas
-        Admin areas; accepted for symmetry with :func:`maps.coverage_map` but
-        not drawn (the balance map shows grids only).
+        Admin areas (``code``, ``name``): their names label the grids
+        (``中渡村 3``: the village and the grid's number in it; the full code is
+        in the popup). Without them a label is the village code's last digits
+        and the grid's number.
     basemap
         As for :func:`maps.coverage_map` (default: plain background, offline).
+    context
+        Offline context under the grids (:class:`maps.Context`): admin area
+        outlines and building footprints from the database, with or without a
+        basemap.
     label_zoom
         Zoom from which grid codes are shown (default: by the number of grids).
     title
@@ -183,10 +212,18 @@ def balance_map(
     if count not in grids.columns:
         raise ValueError(f"grids have no {count!r} column to shade by")
     values = pd.to_numeric(grids[count], errors="coerce").fillna(0).to_numpy()
-    bins = balance_bins(lo, hi)
+    tgt = params.get("target")
+    target = float(tgt) if isinstance(tgt, int | float) and lo <= tgt <= hi else None
+    bins = balance_bins(lo, hi, target=target)
+    target = (lo + hi) / 2 if target is None else target
     reasons, notes = grid_exceptions(grids, rep)
     shown = bm.shift_geoms(np.asarray(grids.geometry.values, dtype=object))
     reps = rep_points(shown)
+    area_col = (
+        grids["area_code"] if "area_code" in grids.columns else [None] * len(grids)
+    )
+    brief = short_labels(grids["grid_code"], area_col, area_names(areas))
+    priority = label_priority(shown)
 
     props, table, labels = [], [], []
     n_out = n_flag = 0
@@ -224,7 +261,8 @@ def balance_map(
                 "line": _FLAG if flagged else (_NOTE if notes[i] else "#4d4d4d"),
                 "w": 3 if flagged else (2 if notes[i] else 1),
                 "dash": "6 4" if flagged else ("1 4" if notes[i] else None),
-                "tip": f"网格 {code} · {v:g} 户" + (" · 例外" if flagged else ""),
+                "tip": f"{brief[i]} · 网格 {code} · {v:g} 户"
+                + (" · 例外" if flagged else ""),
                 "pop": f'<div class="gm-pop"><table>{info}</table></div>',
             }
         )
@@ -235,8 +273,11 @@ def balance_map(
             [
                 round(reps[i].y, 6),
                 round(reps[i].x, 6),
-                f"{code} · {v:g}" + (" !" if flagged else ""),
+                brief[i] + (" !" if flagged else ""),
                 "gm-flag" if flagged else "",
+                f"{v:g} 户",
+                # flagged grids keep their labels first, then the larger grids
+                priority[i] + (1e12 if flagged else 0),
             ]
         )
 
@@ -247,11 +288,15 @@ def balance_map(
             "grids": table,
             "members": [],
             "houseZoom": 99,
-            "labelZoom": label_level(len(grids)) if label_zoom is None else label_zoom,
+            "labelZoom": (
+                lz := label_level(len(grids)) if label_zoom is None else label_zoom
+            ),
+            "labelDetailZoom": lz,
         },
         width=width,
         height=height,
     )
+    add_context(m, context, bm)
     flagged_idx = [i for i, p in enumerate(props) if p["flagged"]]
     ok_idx = [i for i, p in enumerate(props) if not p["flagged"]]
     for name, idx in (("标准内网格", ok_idx), ("例外/超出标准的网格", flagged_idx)):
@@ -264,7 +309,12 @@ def balance_map(
     legend = [
         f"<h4>{escape(title)}</h4>",
         f"<div>{len(grids)} 个网格 · 标准 {lo:g}–{hi:g} 户</div>",
-        *[swatch(c, f"{label} 户") for _, _, c, label in bins],
+        '<div class="gm-note">低于标准（蓝）· 标准内（绿—浅—紫，'
+        f"{target:g} 户最浅）· 高于标准（红）</div>",
+        *[
+            swatch(c, f"{label} 户" + (" · 标准内" if lo <= a <= hi else ""))
+            for a, _, c, label in bins
+        ],
         swatch(
             _FLAG,
             f"例外或超出标准：{n_flag} 个（超出标准 {n_out} 个）",
@@ -277,6 +327,8 @@ def balance_map(
             kind="line",
             extra="dotted",
         ),
+        '<div class="gm-note">标注：村/社区 + 网格序号与户数（完整编码见弹窗）；'
+        "重叠的标注自动隐藏</div>",
         '<div class="gm-note">点击网格查看原因</div>',
     ]
     if bm.gcj02:

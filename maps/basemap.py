@@ -1,4 +1,5 @@
-"""Basemaps: none (offline), any WGS84 XYZ server, or a GCJ-02 one (data shifted on render)."""
+"""Basemaps: none (offline), any WGS84 XYZ server, or a GCJ-02 one (data shifted on render);
+and offline context drawn from the database (admin area outlines, building footprints)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 from numpy.typing import NDArray
 
 from geo.crs import wgs84_to_gcj02, wgs84_to_gcj02_geoms
 
-__all__ = ["PRESETS", "Basemap", "resolve_basemap"]
+__all__ = ["PRESETS", "Basemap", "Context", "resolve_basemap"]
 
 #: Named tile servers. ``amap``/``gaode`` tiles are GCJ-02 (data is shifted
 #: to match them at render time); OpenStreetMap tiles are WGS84.
@@ -109,6 +111,21 @@ class Basemap:
             return lon, lat
         x, y = wgs84_to_gcj02(lon, lat)
         return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Offline context under the grids, in place of (or over) tiles.
+
+    ``areas``: admin areas (``code``, ``level``; polygons) drawn as outlines,
+    townships and counties bolder than villages. ``buildings``: building
+    polygons (e.g. :meth:`geo.workspace.Workspace.buildings`, footprints
+    approximated from the households' points) drawn in grey. Either may be
+    None. Both come from the database, so the map needs no tile server at all.
+    """
+
+    areas: gpd.GeoDataFrame | None = None
+    buildings: gpd.GeoDataFrame | None = None
 
 
 def resolve_basemap(basemap: str | Mapping[str, Any] | Basemap | None) -> Basemap:

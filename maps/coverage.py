@@ -14,7 +14,7 @@ import shapely
 
 from geo.crs import STORAGE_CRS
 from geo.plan import GridPlan
-from maps.basemap import Basemap, resolve_basemap
+from maps.basemap import Basemap, Context, resolve_basemap
 from maps.colouring import GRID_PALETTE, MEMBER_PALETTE
 from maps.data import person_html, plan_parts, rep_points
 from maps.events import EventLayer, event_counts
@@ -25,9 +25,13 @@ from maps.layers import (
     Labels,
     Legend,
     LineLayer,
+    add_context,
+    area_names,
     base_map,
     encode_households,
     grid_colours,
+    label_priority,
+    short_labels,
     swatch,
     to_geojson,
     village_names,
@@ -39,6 +43,9 @@ __all__ = ["coverage_map", "household_layers", "household_zoom", "label_level"]
 _ALWAYS_DRAWN = 20_000
 _HOUSE_ZOOM = 14
 _LABEL_ZOOM = 13
+_TOWNSHIP_ZOOM = 11
+#: Zoom from which a coverage label's second line (households, worker) shows.
+_DETAIL_ZOOM = 15
 _BARRIER_COLOURS = {"river": "#4a90c2", "main_road": "#d08b2c", "railway": "#555555"}
 
 
@@ -54,8 +61,18 @@ def household_zoom(n_households: int) -> int:
 
 
 def label_level(n_grids: int) -> int:
-    """Zoom from which grid labels are shown: always for a few grids, else 13."""
-    return 0 if n_grids <= 60 else _LABEL_ZOOM
+    """Zoom from which grid labels are shown: always for a few grids, from township
+    zoom (11) up to 2,000 grids, else 13. Labels that would overlap give way
+    (gridmap.js), so a township's labels never cover each other.
+
+    Examples
+    --------
+    >>> label_level(40), label_level(800), label_level(5_000)
+    (0, 11, 13)
+    """
+    if n_grids <= 60:
+        return 0
+    return _TOWNSHIP_ZOOM if n_grids <= 2_000 else _LABEL_ZOOM
 
 
 def _people_index(people: pd.DataFrame | None) -> pd.DataFrame:
@@ -101,6 +118,7 @@ def coverage_map(
     areas: gpd.GeoDataFrame | None = None,
     barriers: gpd.GeoDataFrame | None = None,
     basemap: str | Mapping[str, Any] | Basemap | None = None,
+    context: Context | None = None,
     house_zoom: int | None = None,
     label_zoom: int | None = None,
     title: str = "网格与联户",
@@ -116,7 +134,7 @@ def coverage_map(
     """Map of grids, households and the people who cover them.
 
     Grids are filled so that no two touching grids share a colour and labelled
-    with their code; households are canvas points filled with their grid's
+    with their village and number (``中渡村 3``); households are canvas points filled with their grid's
     colour and ringed with their covering party member's (a legend switch fills
     them by member instead). Households at one point (an apartment building)
     are one marker whose popup lists them. Tooltips and popups show the
@@ -154,12 +172,19 @@ def coverage_map(
         ``None`` (plain background, offline), a preset (``"amap"``, ``"osm"``), an
         XYZ URL (WGS84), or ``{"url", "crs": "gcj02" | "wgs84", "attribution"}``.
         Over a GCJ-02 basemap every layer is shifted to GCJ-02 when drawn.
+    context
+        Offline context under the grids (:class:`maps.Context`): admin area
+        outlines and building footprints from the database, with or without a
+        basemap.
     house_zoom
         Zoom from which households are drawn (default: always up to 20,000
         households, else 14).
     label_zoom
-        Zoom from which grid codes are shown (default: always up to 60 grids,
-        else 13).
+        Zoom from which grid labels are shown (default: always up to 60 grids,
+        from 11 up to 2,000, else 13). A label is the village's name and the grid's number in it
+        (``中渡村 3``; the full code is in the popup), with the households and
+        the grid worker on a second line from zoom 15; labels that would
+        overlap a larger grid's are hidden until zooming in makes room.
     lookup_url
         Served pages only: a same-origin path of the lookup API (``"/lookup"``).
         Typed addresses are then resolved by ``GET {lookup_url}?address=…`` (any
@@ -212,7 +237,9 @@ def coverage_map(
     # ---- grids: colours on true geometry, drawn shifted for the basemap
     colours = grid_colours(grids.geometry.values)
     shown = bm.shift_geoms(np.asarray(grids.geometry.values, dtype=object))
-    table, props = _grid_table(grids, asg, ppl, names, colours, shown)
+    table, props, labels = _grid_table(
+        grids, asg, ppl, names, colours, shown, short=area_names(areas)
+    )
     area_col = _area_col(grids)
 
     # ---- households with their grid and member (none on a public page)
@@ -242,13 +269,17 @@ def coverage_map(
             "grids": table,
             "members": members,
             "houseZoom": hz,
-            "labelZoom": label_level(len(grids)) if label_zoom is None else label_zoom,
+            "labelZoom": (
+                lz := label_level(len(grids)) if label_zoom is None else label_zoom
+            ),
+            "labelDetailZoom": max(lz, _DETAIL_ZOOM),
             "lookupUrl": lookup_url,
             **config,
         },
         width=width,
         height=height,
     )
+    add_context(m, context, bm)
     if barriers is not None and len(barriers):
         fg = folium.FeatureGroup(name="河流与主要道路", show=True)
         b = barriers.to_crs(STORAGE_CRS)
@@ -287,9 +318,7 @@ def coverage_map(
         if area in by_group_grids.groups:
             idx = list(by_group_grids.groups[area])
             GridLayer(to_geojson(shown[idx], [props[i] for i in idx])).add_to(fg)
-            Labels([[table[i][3], table[i][4], table[i][0], ""] for i in idx]).add_to(
-                fg
-            )
+            Labels([labels[i] for i in idx]).add_to(fg)
         if area in hh_groups:
             HouseholdLayer(_encode_group(hh_groups[area])).add_to(fg)
         fg.add_to(m)
@@ -329,9 +358,15 @@ def _grid_table(
     names: dict[str, str],
     colours: list[str],
     shown: np.ndarray,
-) -> tuple[list[list[Any]], list[dict[str, Any]]]:
-    """The grid table of the page config and the grids' GeoJSON properties."""
+    *,
+    short: dict[str, str],
+) -> tuple[list[list[Any]], list[dict[str, Any]], list[list[Any]]]:
+    """The grid table of the page config, the grids' GeoJSON properties and their
+    labels (the village's name and the grid's number; households and worker on a
+    second line, from a closer zoom)."""
     reps = rep_points(shown)
+    brief = short_labels(grids["grid_code"], _area_col(grids), short)
+    priority = label_priority(shown)
     workers = _workers(grids, ppl)
     area_col = _area_col(grids)
     counts = (
@@ -345,8 +380,21 @@ def _grid_table(
     )
     table = []
     props = []
+    labels = []
     for i, code in enumerate(grids["grid_code"]):
         village = names.get(area_col.iloc[i], area_col.iloc[i])
+        who = "、".join(str(n) for n, _ in workers[i][:1] if isinstance(n, str))
+        detail = f"{int(counts.iloc[i])} 户" + (f" · {who}" if who else "")
+        labels.append(
+            [
+                round(reps[i].y, 6),
+                round(reps[i].x, 6),
+                brief[i],
+                "",
+                detail,
+                priority[i],
+            ]
+        )
         info = f"<tr><th>网格</th><td>{escape(code)}</td></tr>"
         if village:
             info += f"<tr><th>村/社区</th><td>{escape(village)}</td></tr>"
@@ -356,13 +404,13 @@ def _grid_table(
             {
                 "grid_code": code,
                 "fill": colours[i],
-                "tip": f"网格 {code} · {int(counts.iloc[i])} 户",
+                "tip": f"{brief[i]} · 网格 {code} · {int(counts.iloc[i])} 户",
                 "pop": '<div class="gm-pop"><table>'
                 + info
                 + f"<tr><th>户数</th><td>{int(counts.iloc[i])}</td></tr></table></div>",
             }
         )
-    return table, props
+    return table, props, labels
 
 
 def _household_frame(
@@ -514,6 +562,8 @@ def _legend_html(
         f"<h4>{escape(title)}</h4>",
         f"<div>{n_grids} 个网格 · {n_households:,} 户</div>",
         f'<div class="gm-note">网格填色：相邻网格颜色不同（共 {len(used)} 色）</div>',
+        '<div class="gm-note">标注：村/社区 + 网格序号（完整编码见弹窗），'
+        f"放大到 {_DETAIL_ZOOM} 级显示户数与网格员；重叠的标注自动隐藏</div>",
         "<div>"
         + "".join(
             f'<span class="gm-sw" style="background:{c}"></span>' for c in used[:8]

@@ -15,7 +15,7 @@ import shapely
 from geo.crs import STORAGE_CRS
 from geo.gridding.diff import diff_plans
 from geo.plan import GridPlan
-from maps.basemap import Basemap, resolve_basemap
+from maps.basemap import Basemap, Context, resolve_basemap
 from maps.coverage import household_zoom, label_level
 from maps.data import plan_parts, rep_points
 from maps.layers import (
@@ -24,9 +24,12 @@ from maps.layers import (
     Labels,
     Legend,
     LineLayer,
+    add_context,
     base_map,
     encode_households,
     grid_colours,
+    label_priority,
+    short_labels,
     swatch,
     to_geojson,
 )
@@ -36,6 +39,13 @@ __all__ = ["diff_map"]
 _METRES_PER_DEGREE = 111_320.0
 
 _ADDED, _REMOVED = "#d62728", "#7f7f7f"
+
+#: Households by kind of change (``diff_plans``' ``change``): one layer each.
+_KINDS = (
+    ("moved", "变更网格的住户"),
+    ("added", "新增住户"),
+    ("removed", "移除住户"),
+)
 
 
 def _parts(
@@ -57,6 +67,7 @@ def diff_map(
     households: gpd.GeoDataFrame,
     *,
     basemap: str | Mapping[str, Any] | Basemap | None = None,
+    context: Context | None = None,
     tol_m: float = 1.0,
     house_zoom: int | None = None,
     label_zoom: int | None = None,
@@ -70,6 +81,8 @@ def diff_map(
     boundaries that were added (red) and removed (grey dashed), and the
     households whose grid changes as red-ringed points filled with their new
     grid's colour; their popup shows the address, the new grid and the old one.
+    Households in one plan only (added, removed) have layers of their own; each
+    count in the legend is the number of households its layer draws.
     Pure over the two plans (see :func:`geo.gridding.diff.diff_plans`); plans may be
     :class:`~geo.gridding.generate.GridPlan` objects (assignments then ``None``).
 
@@ -86,6 +99,10 @@ def diff_map(
         popups of the households that change grid).
     basemap
         As for :func:`maps.coverage_map` (default: plain background, offline).
+    context
+        Offline context under the grids (:class:`maps.Context`): admin area
+        outlines and building footprints from the database, with or without a
+        basemap.
     tol_m
         Boundary lines closer than this many metres count as unchanged.
     house_zoom
@@ -119,10 +136,11 @@ def diff_map(
     >>> type(m).__name__
     'OfflineMap'
 
-    The legend counts the households that change grid:
+    The legend counts the households that change grid, as its layer draws them
+    (households added or removed get layers and counts of their own):
 
     >>> moved = diff_plans(a.grids, a.assignments, b.grids, b.assignments)
-    >>> n = moved.summary["households_changed"]
+    >>> n = int((moved.households["change"] == "moved").sum())
     >>> n > 0, f"变更网格的住户 {n:,} 户" in m.get_root().render()
     (True, True)
     """
@@ -212,11 +230,29 @@ def diff_map(
         width=width,
         height=height,
     )
+    add_context(m, context, bm)
     fg = folium.FeatureGroup(
         name=f"调整后网格（{len(ng)}，变动 {len(changed)}）", show=True
     )
     GridLayer(to_geojson(shown, props)).add_to(fg)
-    Labels([[t[3], t[4], t[0], ""] for t in table if t[3] is not None]).add_to(fg)
+    brief = short_labels(
+        ng["grid_code"],
+        ng["area_code"] if "area_code" in ng.columns else [None] * len(ng),
+    )
+    priority = label_priority(shown)
+    Labels(
+        [
+            [
+                t[3],
+                t[4],
+                brief[i],
+                "",
+                "",
+                priority[i] + (1e12 if t[0] in changed else 0),
+            ]
+            for i, t in enumerate(table[: len(ng)])
+        ]
+    ).add_to(fg)
     fg.add_to(m)
     for name, geom, colour, dash, w in (
         ("取消的原边界", d.removed_boundaries, _REMOVED, "5 5", 2.5),
@@ -233,25 +269,39 @@ def diff_map(
                 )
             ).add_to(fg)
         fg.add_to(m)
-    n_moved = int((d.households["change"] == "moved").sum())
-    fg = folium.FeatureGroup(name=f"变更网格的住户（{len(mv)}）", show=True)
-    for _, part in mv.groupby("group", sort=True):
-        HouseholdLayer(
-            encode_households(
-                part["lon"].to_numpy(),
-                part["lat"].to_numpy(),
-                part["address"].to_numpy(),
-                part["g"].to_numpy(),
-                old_grid=part["o"].to_numpy(),
-            )
-        ).add_to(fg)
-    fg.add_to(m)
+    # one layer per kind of change; the legend counts what each layer draws
+    drawn: dict[str, int] = {}
+    for kind, label in _KINDS:
+        part_all = mv[mv["change"] == kind]
+        drawn[kind] = len(part_all)
+        if kind != "moved" and part_all.empty:
+            continue
+        fg = folium.FeatureGroup(name=f"{label}（{len(part_all):,} 户）", show=True)
+        for _, part in part_all.groupby("group", sort=True):
+            HouseholdLayer(
+                encode_households(
+                    part["lon"].to_numpy(),
+                    part["lat"].to_numpy(),
+                    part["address"].to_numpy(),
+                    part["g"].to_numpy(),
+                    old_grid=part["o"].to_numpy(),
+                )
+            ).add_to(fg)
+        fg.add_to(m)
+    listed = d.households["change"].value_counts()
+    unplaced = {k: int(listed.get(k, 0)) - drawn[k] for k, _ in _KINDS}
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
     legend = [
         f"<h4>{escape(title)}</h4>",
         f"<div>调整后 {len(ng)} 个网格（原 {len(og)} 个），变动 {len(changed)} 个</div>",
-        f"<div>变更网格的住户 {n_moved:,} 户；新增 {int((d.households['change'] == 'added').sum())}，"
-        f"移除 {int((d.households['change'] == 'removed').sum())}；未变 {d.unchanged_households:,} 户</div>",
+        *[
+            f"<div>{label} {drawn[kind]:,} 户"
+            + (f"（另 {unplaced[kind]:,} 户无位置，未画出）" if unplaced[kind] else "")
+            + "</div>"
+            for kind, label in _KINDS
+            if kind == "moved" or drawn[kind] or unplaced[kind]
+        ],
+        f"<div>未变 {d.unchanged_households:,} 户</div>",
         swatch(_ADDED, "新划的边界", kind="line"),
         swatch(_REMOVED, "取消的原边界", kind="line", extra="dashed"),
         swatch("#8dd3c7", "变更网格的住户（填充 = 新网格）", kind="dot", extra=_ADDED),

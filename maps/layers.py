@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from html import escape
 from typing import Any
 
@@ -21,7 +22,7 @@ from maps.assets import (
     OfflineMeasureControl,
     SearchControl,
 )
-from maps.basemap import Basemap
+from maps.basemap import Basemap, Context
 from maps.colouring import GRID_PALETTE, adjacency, greedy_colouring
 
 __all__ = [
@@ -33,9 +34,14 @@ __all__ = [
     "Legend",
     "LineLayer",
     "Setup",
+    "add_context",
+    "area_names",
     "base_map",
     "encode_households",
     "grid_colours",
+    "grid_sequence",
+    "label_priority",
+    "short_labels",
     "swatch",
     "to_geojson",
     "village_names",
@@ -306,12 +312,18 @@ class AreaGroup(MacroElement):
 
 
 class Labels(MacroElement):
-    """Permanent text labels ``[lat, lng, text, css_class]`` (hidden when zoomed out)."""
+    """Permanent text labels ``[lat, lng, text, css_class, detail, priority]``.
+
+    ``detail`` (optional) is a second line shown from the map's ``labelDetailZoom``;
+    labels are hidden below ``labelZoom``, and a label whose box overlaps one of
+    higher ``priority`` (a larger grid) is hidden until zooming in frees its place
+    (``GridMap.labels`` in gridmap.js, after every zoom).
+    """
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
-            GridMap.labels({{ this._parent.get_name() }}, {{ this.rows_json }});
+            GridMap.labels({{ this._parent._parent.get_name() }}, {{ this._parent.get_name() }}, {{ this.rows_json }});
         {% endmacro %}
         """
     )
@@ -415,6 +427,115 @@ def base_map(
     if search:
         SearchControl(placeholder="搜索网格编码或地址…", zoom=17).add_to(m)
     return m
+
+
+def grid_sequence(code: str, area_code: str | None) -> str:
+    """The grid's number within its village: what follows the area code in its code.
+
+    Examples
+    --------
+    >>> grid_sequence("33080310020103", "330803100201"), grid_sequence("LI-949002", None)
+    ('3', '2')
+    """
+    tail = (
+        code[len(area_code) :]
+        if area_code and code.startswith(area_code) and len(code) > len(area_code)
+        else code[-2:]
+    )
+    tail = tail.lstrip("-_.")
+    return str(int(tail)) if tail.isdigit() else tail or code
+
+
+def short_labels(
+    codes: Any, area_codes: Any, names: Mapping[str, str] | None = None
+) -> list[str]:
+    """Short grid labels: the village's own name and the grid's number in it.
+
+    ``names`` maps area codes to names (:func:`area_names`); a village without a
+    name shows the last three digits of its code instead.
+
+    Examples
+    --------
+    >>> short_labels(["33080310020103"], ["330803100201"], {"330803100201": "中渡村"})
+    ['中渡村 3']
+    >>> short_labels(["33080310020103"], ["330803100201"])
+    ['201-3']
+    """
+    names = names or {}
+    out = []
+    for code, area in zip(codes, area_codes, strict=True):
+        area = str(area) if isinstance(area, str) and area else None
+        seq = grid_sequence(str(code), area)
+        name = names.get(area) if area else None
+        if name:
+            out.append(f"{name} {seq}")
+        elif area:
+            out.append(f"{area[-3:]}-{seq}")
+        else:
+            out.append(str(code))
+    return out
+
+
+def area_names(areas: gpd.GeoDataFrame | None) -> dict[str, str]:
+    """``code → name`` of each area (empty without areas)."""
+    if areas is None or "code" not in areas.columns or "name" not in areas.columns:
+        return {}
+    return dict(zip(areas["code"].astype(str), areas["name"].astype(str), strict=True))
+
+
+def label_priority(geoms: Any) -> list[float]:
+    """A label's priority: its grid's area in square degrees × 10⁶ (larger first)."""
+    return [
+        round(float(a) * 1e6, 3) for a in shapely.area(np.asarray(geoms, dtype=object))
+    ]
+
+
+#: Outline styles by admin level: (colour, weight, dash).
+_OUTLINE: dict[str, tuple[str, float, str | None]] = {
+    "province": ("#333333", 3.5, None),
+    "city": ("#333333", 3.0, None),
+    "county": ("#3d3d3d", 3.0, None),
+    "township": ("#555555", 2.2, None),
+}
+_VILLAGE_OUTLINE: tuple[str, float, str | None] = ("#7a7a7a", 1.0, "4 3")
+
+
+def add_context(m: folium.Map, context: Context | None, basemap: Basemap) -> None:
+    """Draw ``context`` (admin outlines, building footprints) on ``m``, under
+    what is added after it, shifted for ``basemap``; one layer each."""
+    if context is None:
+        return
+    from geo.crs import STORAGE_CRS
+
+    if context.buildings is not None and len(context.buildings):
+        b = context.buildings.to_crs(STORAGE_CRS)
+        geoms = basemap.shift_geoms(np.asarray(b.geometry.values, dtype=object))
+        fg = folium.FeatureGroup(name=f"建筑（{len(b):,}）", show=True)
+        LineLayer(
+            to_geojson(geoms, [{"line": "#8c8c8c", "w": 0.8, "op": 0.9}] * len(b))
+        ).add_to(fg)
+        fg.add_to(m)
+    if context.areas is not None and len(context.areas):
+        a = context.areas.to_crs(STORAGE_CRS)
+        levels = (
+            a["level"].astype(str)
+            if "level" in a.columns
+            else pd.Series(["village"] * len(a))
+        )
+        lines = shapely.boundary(
+            basemap.shift_geoms(np.asarray(a.geometry.values, dtype=object))
+        )
+        props: list[dict[str, Any]] = []
+        weights: list[float] = []
+        for level in levels:
+            colour, w, dash = _OUTLINE.get(level, _VILLAGE_OUTLINE)
+            props.append({"line": colour, "w": w, "op": 0.85, "dash": dash})
+            weights.append(w)
+        # thinnest first, so that township and county lines are drawn over villages'
+        order = sorted(range(len(a)), key=lambda i: weights[i])
+        fg = folium.FeatureGroup(name="行政区划界线", show=True)
+        LineLayer(to_geojson(lines[order], [props[i] for i in order])).add_to(fg)
+        fg.add_to(m)
 
 
 def village_names(areas: gpd.GeoDataFrame | None) -> dict[str, str]:

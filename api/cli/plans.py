@@ -105,6 +105,14 @@ def generate_cmd(
     ] = False,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
+    with_staff: Annotated[
+        bool,
+        typer.Option(
+            "--with-staff",
+            help="database mode: give each grid a grid worker and each household "
+            "a party member (gridmap publish refuses grids with no worker)",
+        ),
+    ] = False,
 ) -> None:
     """Draw grids of MIN–MAX households that tile every area.
 
@@ -165,6 +173,7 @@ def generate_cmd(
                     session,
                     area,  # type: ignore[arg-type]
                     created_by="gridmap generate",
+                    with_staff=with_staff,
                     scheduler=sched,
                     workers=n,
                     progress=step,
@@ -378,7 +387,7 @@ def _generate_and_publish_roots(engine: Any) -> None:
                 )
             except EmptyInput:  # an area with no households has nothing to draw
                 continue
-            publish(session, saved.plan_id)
+            publish(session, saved.plan_id, actor="gridmap run")
         _print_plan(saved.plan, as_json=False)
         console.print(f"published as plan {saved.plan_id}")
 
@@ -393,9 +402,19 @@ def publish_cmd(
             "Dask to leave out explicitly"
         ),
     ] = None,
+    allow_unstaffed: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unstaffed",
+            help="publish even when some grids have no grid worker (refused otherwise)",
+        ),
+    ] = False,
 ) -> None:
-    """Publish a draft plan; the area's published plan is archived in the same step."""
-    from geo.errors import PlanConflictError
+    """Publish a draft plan; the area's published plan is archived in the same step.
+
+    A plan with grids that have no grid worker is refused (naming them) unless
+    --allow-unstaffed."""
+    from geo.errors import PlanConflictError, UnstaffedPlanError
     from geo.services import publish
     from geo.store.audit import record_now
 
@@ -403,7 +422,18 @@ def publish_cmd(
     engine = _engine(Settings())
     try:
         with _errors(), session_scope(engine) as session:
-            publish(session, plan, exclude=codes)
+            try:
+                publish(
+                    session,
+                    plan,
+                    exclude=codes,
+                    allow_unstaffed=allow_unstaffed,
+                    actor="gridmap publish",
+                )
+            except UnstaffedPlanError as exc:  # the option that sets the parameter
+                raise _fail(
+                    str(exc).replace("allow_unstaffed", "--allow-unstaffed")
+                ) from None
             record_now(
                 session,
                 "publish",

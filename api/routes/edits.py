@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 import shapely
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import PlannerDep, SessionDep
 from api.problems import problem_responses
+from api.routes.features import parse_bbox
 from geo import editing
+from geo.store.edit_views import MAX_BUILDINGS, plan_buildings, plan_grids
 from geo.validation import validate as validate_plan
 
 router = APIRouter(tags=["edits"])
@@ -285,3 +289,67 @@ def neighbours(
     session: SessionDep, key: PlannerDep, plan_id: PlanId, code: Code
 ) -> list[str]:
     return editing.neighbours(session, plan_id, code)
+
+
+_GEOJSON = "application/geo+json"
+
+
+def _geojson(body: dict[str, Any]) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        media_type=_GEOJSON,
+        headers={"Cache-Control": "private, no-store"},
+    )
+
+
+@router.get(
+    "/plans/{plan_id}/buildings",
+    response_class=Response,
+    summary="Buildings of a plan in a box, for selecting them in the viewer's edit mode",
+    description=(
+        "GeoJSON points: one per building (the households sharing a building id, "
+        "whole even where they leave the box) and one per household without a "
+        "building, with `kind` (`building` or `household`), `id` (what a `move` "
+        "names in `buildings` or `households`), `grid_code`, `grids`, "
+        "`households`, `locked` and `address`; `version` is the plan's. At most "
+        f"{MAX_BUILDINGS:,} features (`truncated` says when more lie in the box)."
+    ),
+    responses={
+        200: {"content": {_GEOJSON: {}}, "description": "GeoJSON FeatureCollection"},
+        **problem_responses(400, 401, 403, 404, 422),
+    },
+)
+def buildings(
+    session: SessionDep,
+    key: PlannerDep,
+    plan_id: PlanId,
+    bbox: Annotated[
+        str,
+        Query(
+            description="minlon,minlat,maxlon,maxlat (WGS 84)",
+            openapi_examples={"quzhou": {"value": "118.90,29.00,118.92,29.02"}},
+        ),
+    ],
+    limit: Annotated[int, Query(ge=1, le=MAX_BUILDINGS)] = MAX_BUILDINGS,
+) -> Response:
+    return _geojson(plan_buildings(session, plan_id, parse_bbox(bbox), limit=limit))
+
+
+@router.get(
+    "/plans/{plan_id}/grids",
+    response_class=Response,
+    summary="Every grid of a plan (draft or not) with its count, band state, cause and lock",
+    description=(
+        "GeoJSON polygons with `code`, `area_code`, `households` (counted from the "
+        "plan's assignments), `in_band`, `cause`, `locked`, `worker_id`, "
+        "`worker_name` and `label` (a point inside); the collection has the plan's "
+        "`status`, `version` (the next edit's `expected_version`), `parent_id`, "
+        "`area_code` and `band`."
+    ),
+    responses={
+        200: {"content": {_GEOJSON: {}}, "description": "GeoJSON FeatureCollection"},
+        **problem_responses(401, 403, 404, 422),
+    },
+)
+def grids(session: SessionDep, key: PlannerDep, plan_id: PlanId) -> Response:
+    return _geojson(plan_grids(session, plan_id))

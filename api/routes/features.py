@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from api.audit import note_read
 from api.deps import KeyDep, SessionDep, need_role
+from api.plan_access import check_plan_visible, sees_drafts
 from api.problems import ProblemError, problem_responses
 from geo.store.features import FEATURE_COLLECTIONS, feature, features
 
@@ -184,7 +185,8 @@ def collection(request: Request, cid: str) -> Response:
     "/collections/{cid}/items",
     summary="Features of a collection, paged (GeoJSON)",
     description=(
-        "`grids` are the published grids unless `plan` picks one plan; `area` keeps "
+        "`grids` are the published grids unless `plan` picks one plan (a draft "
+        "needs a planner key: 404 otherwise); `area` keeps "
         "what lies in that admin area or below it. `households` need a viewer key. "
         "Pages follow `next`/`prev` links; `numberMatched` counts all matches."
     ),
@@ -219,6 +221,7 @@ def items(
         raise ProblemError(
             400, "plan= filters grids only.", type="/problems/invalid-request"
         )
+    check_plan_visible(session, key, plan)  # a draft's grids: planner keys only
     box = parse_bbox(bbox) if bbox is not None else None
     page = features(
         session, cid, bbox=box, limit=limit, offset=offset, plan_id=plan, area_code=area
@@ -281,6 +284,13 @@ def item(
     if len(fid) > 200:
         raise ProblemError(404, "No such feature (the id is too long).")
     f = feature(session, cid, fid)
+    if (
+        f is not None
+        and cid == "grids"
+        and f["properties"].get("plan_status") == "draft"
+        and not sees_drafts(key)
+    ):
+        f = None  # a draft's grid: as if there were none (planner keys see it)
     if f is None:
         raise ProblemError(
             404,

@@ -18,6 +18,7 @@ from api.schemas import (
     PlanDetailOut,
     PlanDiffOut,
     PlanOut,
+    PublishIn,
     RebalanceIn,
     plan_out,
 )
@@ -133,11 +134,24 @@ def generate(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def publish(
-    request: Request, session: SessionDep, key: PlannerDep, plan_id: int
+    request: Request,
+    session: SessionDep,
+    key: PlannerDep,
+    plan_id: int,
+    allow_unstaffed: Annotated[
+        bool,
+        Query(description="publish even when some grids have no grid worker"),
+    ] = False,
+    body: PublishIn | None = None,
 ) -> PlanOut:
+    """A draft with grids that have no grid worker is refused (422, naming them)
+    unless ``allow_unstaffed`` is true, in the query or the body."""
     if not 0 < plan_id < 2**31:
         raise _unknown_plan(plan_id)
-    services.publish(session, plan_id)  # NotFound → 404, PlanConflictError → 409
+    allow = allow_unstaffed or (body is not None and body.allow_unstaffed)
+    # NotFound → 404, PlanConflictError → 409, UnstaffedPlanError → 422
+    actor = f"api key {key.prefix}" + (f" ({key.name})" if key.name else "")
+    services.publish(session, plan_id, allow_unstaffed=allow, actor=actor)
     record(request, "publish", {"plan_id": plan_id})
     p = get_plan(session, plan_id)
     assert p is not None

@@ -14,7 +14,8 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from api.audit import note_read
-from api.deps import HandlerDep, SessionDep, ViewerDep
+from api.deps import HandlerDep, KeyDep, SessionDep, ViewerDep
+from api.plan_access import check_plan_visible
 from api.problems import ProblemError, problem_responses
 from geo.store.event_views import open_events_by_grid, open_events_on_plan
 from geo.store.plans import area_frames
@@ -40,7 +41,8 @@ _CACHE_INIT = threading.Lock()
     description=(
         "The published plan of `area` (default: the top-level area with a published "
         "plan) as a Leaflet map with every script inlined — no CDN, no tiles unless "
-        "configured. Public: grids, villages, household counts and grid workers' "
+        "configured (`GRIDMAP_VIEWER_TILES`, a WGS84 XYZ template; otherwise the admin "
+        "area outlines are the basemap). Public: grids, villages, household counts and grid workers' "
         "work phones, nothing per household. Search by grid code, or type an "
         "address: it is resolved by `GET /lookup` on the same origin. Holders of a "
         "viewer key type it into the page's key box to add the households (their "
@@ -70,8 +72,11 @@ def viewer(
     )
     root = str(request.scope.get("root_path", ""))
 
+    tiles = getattr(request.app.state, "viewer_tiles", None)
+
     def render() -> str:
-        from maps import coverage_map
+        from maps import Context, coverage_map
+        from maps.edit import add_edit_mode
 
         plan = load_in_force(session, plan_id)  # with the plans of areas inside
         areas, _households = area_frames(session, code)
@@ -80,6 +85,10 @@ def viewer(
             None,  # public: grids, counts and grid workers, no household
             people=_people(session, roles=("grid_worker", "grid_leader")),
             areas=areas,
+            # offline context: admin outlines (public; building footprints would
+            # place households, so they stay out of the public page)
+            basemap={"url": tiles, "crs": "wgs84"} if tiles else None,
+            context=Context(areas=areas),
             title=f"{name} 网格",
             lookup_url=root + "/lookup",
             households_url=root + "/map/households",
@@ -87,6 +96,8 @@ def viewer(
             events_url=root + "/map/events/grids",
             event_points_url=root + "/map/events",
         )
+        # drawn for everyone, shown only once a planner's key is typed in
+        add_edit_mode(m, plans_url=root + "/plans", plan_id=plan_id)
         return m.get_root().render()
 
     # keyed by the plan and its version: publishing or editing makes a new key
@@ -114,6 +125,7 @@ def viewer_households(
     key: ViewerDep,
     plan: Annotated[int, Query(ge=1, le=2**31 - 1, description="plan id")],
 ) -> Response:
+    check_plan_visible(session, key, plan)  # a draft's households: planner keys
     grid_plan, info = load_plan(session, plan)  # NotFound → 404
     version = info.get("lock_version")
 
@@ -153,8 +165,10 @@ def viewer_households(
 )
 def viewer_event_counts(
     session: SessionDep,
+    key: KeyDep,
     plan: Annotated[int, Query(ge=1, le=2**31 - 1, description="plan id")],
 ) -> Response:
+    check_plan_visible(session, key, plan)  # a draft's grids: planner keys only
     counts = open_events_by_grid(session, plan)  # NotFound → 404
     body = {
         "plan": plan,
@@ -187,6 +201,7 @@ def viewer_event_points(
     key: HandlerDep,
     plan: Annotated[int, Query(ge=1, le=2**31 - 1, description="plan id")],
 ) -> Response:
+    check_plan_visible(session, key, plan)  # a draft's grids: planner keys only
     ev = open_events_on_plan(session, plan)  # NotFound → 404
     codes = sorted(set(ev["grid_code"]))
     idx = {c: i for i, c in enumerate(codes)}

@@ -17,6 +17,15 @@ from collections.abc import Mapping
 from typing import Final
 
 from geo.errors import IllegalTransition
+from geo.vocabulary import (
+    EVENT_STATUSES,
+    FINAL_STATUSES,
+    OPEN_STATUSES,
+    REPORTER_KINDS,
+    SETTLED_STATUSES,
+    TIER_NAMES,
+    TIERS,
+)
 
 __all__ = [
     "ACTIONS",
@@ -35,29 +44,9 @@ __all__ = [
     "upper_tier",
 ]
 
-#: Every status, in the order of an event's life (``returned`` last).
-STATUSES: Final = (
-    "reported",
-    "sorted",
-    "in_hand",
-    "settled",
-    "evaluated",
-    "closed",
-    "returned",
-)
-#: Statuses of events still waiting for someone (they can become overdue).
-OPEN_STATUSES: Final = ("reported", "sorted", "in_hand", "returned")
-#: Statuses of settled events (counted as settled in the statistics).
-SETTLED_STATUSES: Final = ("settled", "evaluated", "closed")
-FINAL_STATUSES: Final = ("closed",)
-
-#: Tiers from the lowest up: 民事 / 村事 / 政事.
-TIERS: Final = ("grid", "village", "township")
-TIER_NAMES: Final = {"grid": "民事", "village": "村事", "township": "政事"}
-
-#: ``person``: a person of GridMap reported it; ``resident``: a grid worker
-#: took a resident's report (the resident's name and phone are private).
-REPORTER_KINDS: Final = ("person", "resident")
+#: Every status, in the order of an event's life (``returned`` last); the statuses,
+#: tiers and reporter kinds are the domain's words, kept in :mod:`geo.vocabulary`.
+STATUSES: Final = EVENT_STATUSES
 
 #: action → (statuses it is allowed from, status it leads to).
 TRANSITIONS: Final[Mapping[str, tuple[tuple[str, ...], str]]] = {

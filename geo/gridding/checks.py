@@ -14,6 +14,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.crs import STORAGE_CRS, metric_crs_for, transformer
 from geo.plan import EXCEPTION_CAUSES, UNRESOLVED, Band, GridPlan
+from geo.vocabulary import VILLAGE_LEVELS
 
 __all__ = [
     "AREA_TOLERANCE",
@@ -55,7 +56,6 @@ AREA_TOLERANCE = 1e-10
 #: A household this close to its grid (metres, in the metric CRS) lies on its edge.
 EDGE_TOLERANCE_M = 1e-3
 
-_VILLAGE_LEVELS = ("village", "community")
 _EXAMPLES = 5
 
 
@@ -262,7 +262,7 @@ def _leaf_areas(areas: gpd.GeoDataFrame, respect_level: str | None) -> gpd.GeoDa
     if "level" not in areas.columns:
         return areas.reset_index(drop=True)
     levels = (
-        _VILLAGE_LEVELS if respect_level in (None, "village") else (str(respect_level),)
+        VILLAGE_LEVELS if respect_level in (None, "village") else (str(respect_level),)
     )
     return areas[areas["level"].isin(levels)].reset_index(drop=True)
 

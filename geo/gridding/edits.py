@@ -22,6 +22,7 @@ from geo.plan import Band, GridPlan
 
 __all__ = [
     "EditError",
+    "border_units",
     "merge_grids",
     "move_building",
     "move_households",
@@ -202,6 +203,61 @@ def move_households(
     return _rebuild(
         plan, grids, assignments, band, f"moved {len(ids)} household(s) to {to_grid}"
     )
+
+
+def border_units(
+    grid_geom: Any, to_geom: Any, households: gpd.GeoDataFrame
+) -> list[tuple[str, int]]:
+    """The units of a grid that :func:`move_households` can move into the grid
+    ``to_geom``: those whose Voronoi cell in the grid (the rule a move is checked
+    by) shares a boundary with it, nearest first, as ``(unit, households)``.
+
+    Parameters
+    ----------
+    grid_geom : Polygon or MultiPolygon
+        The grid the units would leave.
+    to_geom : Polygon or MultiPolygon
+        The grid they would join.
+    households : GeoDataFrame
+        The grid's households: ``household_id``, ``building_id``, point geometry
+        in :data:`~geo.crs.STORAGE_CRS`.
+
+    Returns
+    -------
+    list of (str, int)
+        Each unit (a building, or ``h:<household id>`` for a household without
+        one) and its household count, nearest ``to_geom`` first.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely import Point, box
+    >>> hh = gpd.GeoDataFrame(
+    ...     {"household_id": ["a", "b"], "building_id": [None, "B1"]},
+    ...     geometry=[Point(0.5, 0.5), Point(1.5, 0.5)], crs=4326)
+    >>> border_units(box(0, 0, 2, 1), box(2, 0, 3, 1), hh)
+    [('B1', 1)]
+    """
+    if households.empty:
+        return []
+    xy = [tuple(c) for c in shapely.get_coordinates(households.geometry.values)]
+    keys = sorted(set(xy))
+    cells = _cells(grid_geom, keys, near=to_geom)
+    edge = to_geom.boundary
+    touching = {
+        k
+        for k, c in zip(keys, cells, strict=True)
+        if not c.is_empty and shapely.length(shapely.intersection(c.boundary, edge)) > 0
+    }
+    bid = households["building_id"]
+    unit = np.where(
+        bid.notna(), bid.astype(str), "h:" + households["household_id"].astype(str)
+    )
+    frame = pd.DataFrame({"unit": unit, "ok": [p in touching for p in xy]})
+    frame["d"] = shapely.distance(households.geometry.values, to_geom)
+    g = frame.groupby("unit").agg(n=("ok", "size"), ok=("ok", "all"), d=("d", "min"))
+    g = g[g["ok"]].sort_values(["d"], kind="stable")
+    return [(str(u), int(n)) for u, n in zip(g.index, g["n"], strict=True)]
 
 
 def move_building(

@@ -25,11 +25,9 @@ from geo.gridding._grouping import (
 )
 from geo.gridding.metrics import plan_metrics
 from geo.plan import UNRESOLVED, Band, GridPlan
+from geo.vocabulary import VILLAGE_LEVELS
 
 __all__ = ["generate_grids"]
-
-
-_VILLAGE_LEVELS = ("village", "community")
 
 
 def generate_grids(
@@ -133,7 +131,7 @@ def generate_grids(
     hh = households.to_crs(STORAGE_CRS) if households.crs != areas.crs else households
     ar = areas.to_crs(STORAGE_CRS)
     hh = hh.to_crs(STORAGE_CRS)
-    levels = _VILLAGE_LEVELS if respect_level == "village" else (respect_level,)
+    levels = VILLAGE_LEVELS if respect_level == "village" else (respect_level,)
     if "level" in ar.columns:
         leaf = ar[ar["level"].isin(levels)]
         if leaf.empty:

@@ -33,7 +33,7 @@ from geo.io.field_limits import (
     text_problems,
 )
 from geo.io.text_tables import WORKBOOK_SUFFIXES, TableError, decode_text, read_workbook
-from geo.store.models import AREA_LEVELS, PERSON_ROLES
+from geo.vocabulary import AREA_LEVELS, PERSON_ROLES
 
 __all__ = [
     "KINDS",

@@ -26,7 +26,7 @@ import shapely
 
 from geo.events.catalogue import Category, read_catalogue
 from geo.events.flow import TIERS
-from geo.sample.county import _person_names, _phones
+from geo.sample._county_households import _person_names, _phones
 
 __all__ = ["CLASS_WEIGHTS", "generate_events"]
 

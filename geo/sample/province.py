@@ -19,6 +19,13 @@ import pandas as pd
 import shapely
 
 from geo.sample import county as _c
+from geo.sample._county_geometry import (
+    _as_multi,
+    _county_polygon,
+    _to_wgs_geoms,
+    _transformer,
+)
+from geo.sample._county_households import _distribute, _plan_sizes
 
 __all__ = [
     "PROVINCE_CODE",
@@ -184,7 +191,7 @@ def generate_province(
             f"n_households must be >= 100 per county ({100 * k}), got {n_households!r}"
         )
     rng = np.random.default_rng(np.random.SeedSequence([seed, k]))
-    sizes = 100 + _c._distribute(n - 100 * k, rng.lognormal(0.0, 0.35, k))
+    sizes = 100 + _distribute(n - 100 * k, rng.lognormal(0.0, 0.35, k))
     picked = _pick_counties(k)
     cols = int(np.ceil(np.sqrt(k)))
     specs = tuple(
@@ -224,11 +231,11 @@ def _pick_counties(k: int) -> list[tuple[str, str, str, str, str]]:
 def _outline(spec: CountySpec) -> shapely.Geometry:
     """The county's outline in EPSG:4326, replaying generate_county's first draws."""
     rng = np.random.default_rng(spec.seed)
-    _c._plan_sizes(rng, spec.households)
-    x0, y0 = _c._transformer(_c.WGS84, _c.METRIC).transform(*_c.CENTER_LONLAT)
-    poly = _c._county_polygon(rng, x0, y0)
-    wgs = _c._to_wgs_geoms(
-        np.array([poly], dtype=object), _c._transformer(_c.METRIC, _c.WGS84)
+    _plan_sizes(rng, spec.households)
+    x0, y0 = _transformer(_c.WGS84, _c.METRIC).transform(*_c.CENTER_LONLAT)
+    poly = _county_polygon(rng, x0, y0)
+    wgs = _to_wgs_geoms(
+        np.array([poly], dtype=object), _transformer(_c.METRIC, _c.WGS84)
     )
     return _shift(wgs, spec.offset)[0]
 
@@ -237,14 +244,14 @@ def _top_frame(specs: tuple[CountySpec, ...]) -> gpd.GeoDataFrame:
     outlines = [_outline(s) for s in specs]
     cities = sorted({(s.city_code, s.city) for s in specs})
     city_geoms = [
-        _c._as_multi(
+        _as_multi(
             shapely.union_all(
                 [o for o, s in zip(outlines, specs, strict=True) if s.city_code == code]
             )
         )
         for code, _ in cities
     ]
-    province = _c._as_multi(shapely.union_all(city_geoms))
+    province = _as_multi(shapely.union_all(city_geoms))
     return gpd.GeoDataFrame(
         {
             "code": [PROVINCE_CODE] + [c for c, _ in cities],

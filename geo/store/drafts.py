@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 from sqlalchemy import text
@@ -251,45 +252,59 @@ def grids_of(
     return out
 
 
+def _frame(session: Session, sql: str, params: dict[str, Any]) -> gpd.GeoDataFrame:
+    """Rows of ``sql`` (its last column ``geom`` as WKB) as a GeoDataFrame in
+    EPSG:4326: one cursor and one vectorised WKB parse (``gpd.read_postgis``
+    costs ~5x more on the few hundred rows an edit reads)."""
+    res = session.execute(text(sql), params)
+    cols = list(res.keys())
+    rows = res.all()
+    df = pd.DataFrame.from_records(rows, columns=cols)
+    geom = shapely.from_wkb(df.pop("geom").to_numpy()) if len(df) else []
+    return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geom, crs=4326).values)
+
+
 def read_touched(session: Session, plan_id: int, codes: list[str]) -> Touched:
     """The grids ``codes`` of the plan and every household assigned to them."""
-    grids = gpd.read_postgis(
-        text(
-            "SELECT g.code AS grid_code, a.code AS area_code, g.name, g.kind, "
-            "p.external_id AS worker_id, g.attrs, g.geom FROM grids g "
-            "JOIN admin_areas a ON a.id = g.area_id "
-            "LEFT JOIN people p ON p.id = g.worker_id "
-            "WHERE g.plan_id = :p AND g.code = ANY(:c) ORDER BY g.code"
-        ),
-        session.connection(),
-        geom_col="geom",
-        params={"p": plan_id, "c": list(codes)},
-    ).rename_geometry("geometry")
-    households = gpd.read_postgis(
-        text(
-            "SELECT h.external_id AS household_id, h.building_id, h.unit, "
-            "g.code AS grid_code, m.external_id AS member_id, h.geom "
-            "FROM grids g JOIN assignments x ON x.grid_id = g.id "
-            "JOIN households h ON h.id = x.household_id "
-            "LEFT JOIN people m ON m.id = x.member_id "
-            "WHERE g.plan_id = :p AND g.code = ANY(:c) ORDER BY h.external_id"
-        ),
-        session.connection(),
-        geom_col="geom",
-        params={"p": plan_id, "c": list(codes)},
-    ).rename_geometry("geometry")
+    params = {"p": plan_id, "c": list(codes)}
+    grids = _frame(
+        session,
+        "SELECT g.code AS grid_code, a.code AS area_code, g.name, g.kind, "
+        "p.external_id AS worker_id, g.attrs, ST_AsBinary(g.geom) AS geom "
+        "FROM grids g JOIN admin_areas a ON a.id = g.area_id "
+        "LEFT JOIN people p ON p.id = g.worker_id "
+        "WHERE g.plan_id = :p AND g.code = ANY(:c) ORDER BY g.code",
+        params,
+    )
+    households = _frame(
+        session,
+        "SELECT h.external_id AS household_id, h.building_id, h.unit, "
+        "g.code AS grid_code, m.external_id AS member_id, "
+        "ST_AsBinary(h.geom) AS geom "
+        "FROM grids g JOIN assignments x ON x.grid_id = g.id "
+        "JOIN households h ON h.id = x.household_id "
+        "LEFT JOIN people m ON m.id = x.member_id "
+        "WHERE g.plan_id = :p AND g.code = ANY(:c) ORDER BY h.external_id",
+        params,
+    )
     return Touched(grids, households)
 
 
 def write_touched(
-    session: Session, plan_id: int, before_codes: list[str], after: Touched
+    session: Session,
+    plan_id: int,
+    before_codes: list[str],
+    after: Touched,
+    *,
+    before: Touched | None = None,
 ) -> int:
     """Write ``after`` over the grids ``before_codes``; returns the new version.
 
     Grids of ``after`` are inserted or updated by code, grids of
     ``before_codes`` not in ``after`` are deleted, and every household of
-    ``after`` gets its grid and member. Only these rows are written, so an edit
-    costs what it touches. The plan's ``lock_version`` goes up by one.
+    ``after`` gets its grid and member (with ``before``, the state read: only
+    the households whose grid or member changed). Only these rows are written,
+    so an edit costs what it touches. The plan's ``lock_version`` goes up by one.
     """
     g = after.grids
     multi = [
@@ -334,6 +349,20 @@ def write_touched(
             },
         )
     h = after.households
+    if before is not None and len(h):
+        was = before.households.set_index(before.households["household_id"].astype(str))
+        ids = h["household_id"].astype(str)
+        old_grid = was["grid_code"].astype(str).reindex(ids).to_numpy()
+        old_member = was["member_id"].reindex(ids).astype(object).to_numpy()
+        new_member = h["member_id"].astype(object).to_numpy()
+        same_member = np.array(
+            [
+                (pd.isna(a) and pd.isna(b)) or a == b
+                for a, b in zip(old_member, new_member, strict=True)
+            ],
+            dtype=bool,
+        )
+        h = h[~((old_grid == h["grid_code"].astype(str).to_numpy()) & same_member)]
     if len(h):
         session.execute(
             text(
@@ -428,6 +457,32 @@ def record(
     )
 
 
+def record_publish(session: Session, plan_id: int, *, actor: str | None) -> int:
+    """The publish of ``plan_id`` as a step of its history: who, when, and the
+    plan's grids and households then."""
+    grids, households, version = session.execute(
+        text(
+            "SELECT (SELECT count(*) FROM grids WHERE plan_id = :p), "
+            "(SELECT count(*) FROM assignments WHERE plan_id = :p), "
+            "(SELECT lock_version FROM plans WHERE id = :p)"
+        ),
+        {"p": plan_id},
+    ).one()
+    return record(
+        session,
+        plan_id,
+        kind="publish",
+        op={"op": "publish"},
+        actor=actor,
+        version=int(version),
+        summary={
+            "text": f"published: {grids} grids, {households} households",
+            "grids": int(grids),
+            "households": int(households),
+        },
+    )
+
+
 def undo_target(session: Session, plan_id: int, *, redo: bool) -> dict[str, Any] | None:
     """The edit undo would revert (the last done) or redo would re-apply (the
     first undone after it); None when there is none."""
@@ -510,3 +565,47 @@ def grid_neighbours(session: Session, plan_id: int, code: str) -> list[str]:
         if known is None:
             raise EditError(f"plan {plan_id} has no grid {code!r}")
     return [str(r[0]) for r in rows]
+
+
+_DOWN = (
+    "WITH RECURSIVE down AS (SELECT id FROM admin_areas WHERE code = :a "
+    "UNION ALL SELECT c.id FROM admin_areas c JOIN down d ON c.parent_id = d.id) "
+)
+
+
+def editor_view(
+    session: Session, plan_id: int, area_code: str
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """What an editor draws of the plan inside ``area_code``: its grids (code,
+    area, households, exception, locked, worker name, polygon) and its buildings
+    (``building_id``; a household without one stands alone as ``h:<id>``) with
+    their grid, household count and a point."""
+    if not session.execute(
+        text("SELECT 1 FROM admin_areas WHERE code = :a"), {"a": area_code}
+    ).first():
+        raise NotFound(f"area {area_code!r}: no such area")
+    params = {"p": plan_id, "a": area_code}
+    grids = _frame(
+        session,
+        _DOWN + "SELECT g.code AS grid_code, a.code AS area_code, a.name AS area_name, "
+        "COALESCE((g.attrs->>'households')::int, 0) AS households, "
+        "g.attrs->>'exception' AS cause, "
+        "COALESCE((g.attrs->>'locked')::boolean, false) AS locked, "
+        "p.name AS worker, ST_AsBinary(g.geom) AS geom FROM grids g "
+        "JOIN admin_areas a ON a.id = g.area_id "
+        "LEFT JOIN people p ON p.id = g.worker_id "
+        "WHERE g.plan_id = :p AND g.area_id IN (SELECT id FROM down) ORDER BY g.code",
+        params,
+    )
+    buildings = _frame(
+        session,
+        _DOWN + "SELECT COALESCE(h.building_id, 'h:' || h.external_id) AS building_id, "
+        "min(g.code) AS grid_code, count(*)::int AS households, "
+        "ST_AsBinary(ST_Centroid(ST_Collect(h.geom))) AS geom "
+        "FROM households h JOIN assignments x ON x.household_id = h.id "
+        "AND x.plan_id = :p JOIN grids g ON g.id = x.grid_id "
+        "WHERE g.area_id IN (SELECT id FROM down) "
+        "GROUP BY 1 ORDER BY 1",
+        params,
+    )
+    return grids, buildings

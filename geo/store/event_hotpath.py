@@ -12,8 +12,8 @@ grid, no routing rule), writing nothing for that report. The caller then runs
 :func:`~geo.store.events.report_event`, which decides those cases (trigram
 matching, the nearest grid, the errors naming the field). Both store the same
 rows and give the same :class:`~geo.store.events.EventRecord`: the statement
-re-uses the routing CTEs (:func:`geo.store.events._routing_ctes`) and the
-event query (:data:`geo.store.events._EVENT_SQL`).
+re-uses the routing CTEs (:func:`geo.store.event_routing._routing_ctes`) and the
+event query (:data:`geo.store.event_queries._EVENT_SQL`).
 """
 
 from __future__ import annotations
@@ -25,16 +25,14 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from geo.address import address_keys
-from geo.store.events import (
+from geo.store.event_queries import (
     _EVENT_SQL,
     EventLogEntry,
     EventRecord,
-    Person,
     _record,
-    _routing_ctes,
     _with_routing,
-    routing_of,
 )
+from geo.store.event_routing import Person, _routing_ctes, routing_of
 
 __all__ = [
     "REPORT_SQL",
@@ -53,7 +51,7 @@ _SELECT, _FROM = _EVENT_SQL.split(" FROM events e ", 1)
 
 #: One statement for a batch of reports (psycopg ``%(batch)s``: a JSON array of
 #: :func:`report_params` objects, numbered by ``i``): per report that it can
-#: store, the event as :data:`geo.store.events._EVENT_SQL` reads it plus ``i``,
+#: store, the event as :data:`geo.store.event_queries._EVENT_SQL` reads it plus ``i``,
 #: its routing and its log entry; no row (nothing written) for a report that
 #: :func:`report_event` must decide. Every step is set-based, so a batch of
 #: many reports costs little more than one (the statement-level rollup

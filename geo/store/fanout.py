@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from geo.errors import InputError, NotFound, PlanConflictError, Problem
 from geo.store.plans import insert_draft, save_assignments
+from geo.vocabulary import VILLAGE_LEVELS
 
 __all__ = [
     "FANOUT_KEY",
@@ -57,7 +58,6 @@ FANOUT_KEY = "fanout"
 #: process after copying its grids, before committing (a worker dying mid-write).
 DIE_HOOK_ENV = "GRIDMAP_FANOUT_TEST_DIE"
 
-_VILLAGE_LEVELS = ("village", "community")
 _SCOPE = (
     "WITH RECURSIVE scope AS (SELECT id FROM admin_areas WHERE code = :c "
     "UNION ALL SELECT a.id FROM admin_areas a JOIN scope s ON a.parent_id = s.id) "
@@ -101,7 +101,7 @@ def plan_units(
     if row is None:
         raise NotFound(f"There is no admin area {area_code!r}.", what="area")
     area_level = str(row[0])
-    leaf_levels = _VILLAGE_LEVELS if respect_level == "village" else (respect_level,)
+    leaf_levels = VILLAGE_LEVELS if respect_level == "village" else (respect_level,)
     rows = session.execute(
         text(
             _SCOPE + "SELECT a.code, a.level, p.code, "

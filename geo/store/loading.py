@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from geo.address import address_keys, normalize_many
 from geo.io import InputError, Prepared, Problem
-from geo.store.models import AREA_LEVELS
+from geo.vocabulary import AREA_LEVELS
 
 __all__ = [
     "LoadReport",

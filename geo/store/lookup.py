@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.address import address_keys, normalize_many, parse_address
-from geo.store.models import AREA_LEVELS
+from geo.vocabulary import AREA_LEVELS
 
 __all__ = [
     "ADDRESS_ANSWERS_SQL",

@@ -26,6 +26,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from geo.vocabulary import (
+    AREA_LEVELS,
+    EVENT_STATUSES,
+    GRID_KINDS,
+    PERSON_ROLES,
+    PLAN_STATUSES,
+    REPORTER_KINDS,
+    TIERS,
+)
+
 __all__ = [
     "AREA_LEVELS",
     "GRID_KINDS",
@@ -40,17 +50,8 @@ __all__ = [
     "Plan",
 ]
 
-#: Admin levels from the top down; a child's level ranks below its parent's.
-AREA_LEVELS = ("province", "city", "county", "township", "village", "community")
-PERSON_ROLES = (
-    "grid_worker",
-    "grid_leader",
-    "party_member",
-    "village_committee",
-    "township_office",
-)
-PLAN_STATUSES = ("draft", "published", "archived")
-GRID_KINDS = ("comprehensive", "dedicated")
+# The domain's words (levels, roles, statuses, tiers) live in geo.vocabulary; the
+# check constraints below are built from them, and they stay importable here.
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -327,18 +328,8 @@ __all__ += ["JOB_KINDS", "JOB_STATUSES", "Job"]
 
 # -- events (三事分流) ------------------------------------------------------------
 
-#: Kept in step with :mod:`geo.events.flow` (a unit test checks it).
-EVENT_STATUSES = (
-    "reported",
-    "sorted",
-    "in_hand",
-    "settled",
-    "evaluated",
-    "closed",
-    "returned",
-)
-EVENT_TIERS = ("grid", "village", "township")
-REPORTER_KINDS = ("person", "resident")
+#: The same words as :mod:`geo.events.flow` (both read :mod:`geo.vocabulary`).
+EVENT_TIERS = TIERS
 
 
 class EventCategory(Base):

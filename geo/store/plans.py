@@ -21,6 +21,7 @@ from geo.errors import (
     NotFound,
     PlanConflictError,
     Problem,
+    UnstaffedPlanError,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "save_assignments",
     "save_generated_plan",
     "save_plan",
+    "unstaffed_grids",
     "update_draft",
 ]
 
@@ -240,13 +242,21 @@ def _insert_grids(
 
 
 def publish_plan(
-    session: Session, plan_id: int, *, at: dt.datetime | None = None
+    session: Session,
+    plan_id: int,
+    *,
+    at: dt.datetime | None = None,
+    allow_unstaffed: bool = True,
 ) -> None:
     """Publish a draft atomically: the area's published plan is archived in the same step.
 
     Lookups never see two published plans (a unique index forbids it) nor none
     in between (both changes commit together). The tables lookups read (plans,
     grids, assignments) are analysed in the same transaction. The caller commits.
+    With ``allow_unstaffed=False`` (what :func:`geo.services.publish`, the
+    workflow every front end calls, passes unless told otherwise) a draft with
+    grids that have no grid worker is refused with
+    :class:`~geo.errors.UnstaffedPlanError`; this storage step alone accepts it.
     """
     at = at or dt.datetime.now(dt.UTC)
     row = session.execute(
@@ -261,6 +271,8 @@ def publish_plan(
             f"plan {plan_id} is {status}; only a draft can be published"
         )
     _refuse_unfinished_units(plan_id, metrics)
+    if not allow_unstaffed and (codes := unstaffed_grids(session, plan_id)):
+        raise UnstaffedPlanError(plan_id, codes)
     replaced = _replace_overlapping(session, plan_id, area_id, at)
     if replaced:
         session.execute(
@@ -292,6 +304,19 @@ def publish_plan(
     # lookups start using this plan's grids and assignments now: give the planner
     # fresh statistics instead of waiting for autovacuum (tables in a fixed order)
     session.execute(text("ANALYZE plans, grids, assignments"))
+
+
+def unstaffed_grids(session: Session, plan_id: int) -> list[str]:
+    """Codes of the grids of plan ``plan_id`` with no grid worker, in code order."""
+    return list(
+        session.execute(
+            text(
+                "SELECT code FROM grids WHERE plan_id = :p AND worker_id IS NULL "
+                "ORDER BY code"
+            ),
+            {"p": plan_id},
+        ).scalars()
+    )
 
 
 _SUBTREE = (

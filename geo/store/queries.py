@@ -19,6 +19,7 @@ __all__ = [
     "PublishedPlan",
     "area_exists",
     "area_table",
+    "building_footprints",
     "count_rows",
     "coverage_table",
     "database_summary",
@@ -27,6 +28,7 @@ __all__ = [
     "load_in_force",
     "load_plan",
     "people_table",
+    "plan_status",
     "plans_table",
     "published_plan",
     "published_plan_id",
@@ -294,3 +296,39 @@ def example_address(conn: Connection | Session) -> str | None:
         )
         .scalar()
     )
+
+
+def plan_status(session: Session, plan_id: int) -> str | None:
+    """``draft``, ``published`` or ``archived``; None when there is no such plan."""
+    return session.execute(
+        text("SELECT status FROM plans WHERE id = :p"), {"p": plan_id}
+    ).scalar_one_or_none()
+
+
+#: A building's footprint as the map shows it: the hull of its households'
+#: points, widened by a few metres (points alone give a small octagon).
+_FOOTPRINT_M = 6.0
+
+
+def building_footprints(session: Session, area_code: str) -> gpd.GeoDataFrame:
+    """Approximate footprints of the buildings in an area and below it, for maps.
+
+    Households carry a ``building_id`` but no polygon: each building is drawn as
+    the convex hull of its households' points widened by 6 m (a lone point becomes
+    a small octagon), in EPSG:4326, with its number of households. Context only,
+    never used to draw or check grids.
+    """
+    return gpd.read_postgis(
+        text(
+            "WITH RECURSIVE scope AS (SELECT id FROM admin_areas WHERE code = :c "
+            "UNION ALL SELECT a.id FROM admin_areas a JOIN scope s ON a.parent_id = s.id) "
+            "SELECT h.building_id, count(*) AS households, "
+            "ST_Buffer(ST_ConvexHull(ST_Collect(h.geom))::geography, :m, "
+            "'quad_segs=2')::geometry AS geom FROM households h "
+            "WHERE h.area_id IN (SELECT id FROM scope) AND h.building_id IS NOT NULL "
+            "GROUP BY h.building_id ORDER BY h.building_id"
+        ),
+        session.connection(),
+        geom_col="geom",
+        params={"c": area_code, "m": _FOOTPRINT_M},
+    ).rename_geometry("geometry")

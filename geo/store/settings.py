@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "nearest_data_dir"]
@@ -69,6 +69,10 @@ class Settings(BaseSettings):
         Address of a Dask scheduler (``tcp://host:8786``,
         ``GRIDMAP_DASK_SCHEDULER``): generation then runs one task per township
         or county on its workers (:mod:`geo.fanout`). Unset: one process.
+    viewer_tiles
+        An XYZ tile URL template in WGS84 (``http://10.0.0.5/tiles/{z}/{x}/{y}.png``,
+        ``GRIDMAP_VIEWER_TILES``) drawn under the web viewer's grids. Unset: no
+        tile request at all (the viewer draws the admin area outlines instead).
     """
 
     model_config = SettingsConfigDict(env_prefix="GRIDMAP_", extra="ignore")
@@ -86,3 +90,13 @@ class Settings(BaseSettings):
     cap_households_per_client: int = Field(default=10_000, ge=1)
     cap_window_s: float = Field(default=3600.0, gt=0)
     trusted_proxies: list[str] = Field(default_factory=list)
+    viewer_tiles: str | None = None
+
+    @field_validator("viewer_tiles")
+    @classmethod
+    def _xyz(cls, v: str | None) -> str | None:
+        if v and not all(k in v for k in ("{x}", "{y}", "{z}")):
+            raise ValueError(
+                "viewer_tiles must be an XYZ URL template with {x}, {y} and {z}"
+            )
+        return v or None

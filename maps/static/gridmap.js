@@ -43,12 +43,17 @@
     map.options.renderer = st.renderer;
     var box = map.getContainer();
     if (cfg.background) box.style.background = cfg.background;
+    st.labels = [];
     function zoomClass() {
       var z = map.getZoom();
       L.DomUtil[z < cfg.labelZoom ? 'addClass' : 'removeClass'](box, 'gm-hide-labels');
+      L.DomUtil[z < (cfg.labelDetailZoom == null ? cfg.labelZoom : cfg.labelDetailZoom) ? 'addClass' : 'removeClass'](box, 'gm-label-brief');
       L.DomUtil[z < cfg.houseZoom ? 'addClass' : 'removeClass'](box, 'gm-houses-hidden');
     }
     map.on('zoomend', zoomClass);
+    // moveend follows zoomend (zoomClass has set the labels' sizes at this zoom);
+    // after a pan, labels come into view that the last pass left out
+    map.on('moveend overlayadd overlayremove', function () { if (st.ready) declutter(map); });
     /* Ready means a view set from now on stays: the page's own script has run to
      * its end (its initial view, GM.fit, is its last automatic view change) and no
      * zoom animation is under way. */
@@ -56,6 +61,7 @@
       if (st.ready) return;
       if (map._animatingZoom) { map.once('zoomend', markReady); return; }
       zoomClass();
+      declutter(map);
       st.ready = true;
       box.setAttribute('data-gridmap-ready', '1');
     }
@@ -123,15 +129,56 @@
   };
 
   /* -------------------------------------------------------------- labels */
-  GM.labels = function (group, rows) {
+  /* rows: [lat, lng, text, css class, detail (second line), priority]. Hidden
+   * below cfg.labelZoom (CSS); the detail line from cfg.labelDetailZoom. After
+   * every zoom (and layer switch) a pass over the labels on screen, highest
+   * priority (the larger grid) first, hides each label whose box overlaps one
+   * already kept: what is shown never overlaps. */
+  GM.labels = function (map, group, rows) {
+    if (rows === undefined) { rows = group; group = map; map = null; }  // (group, rows)
+    var st = map ? state(map) : null;
     rows.forEach(function (r) {
-      L.marker([r[0], r[1]], {
-        icon: L.divIcon({ className: 'gm-label' + (r[3] ? ' ' + r[3] : ''), html: '<span>' + esc(r[2]) + '</span>', iconSize: null }),
+      var html = '<span>' + esc(r[2]) + (r[4] ? '<em class="gm-detail">' + esc(r[4]) + '</em>' : '') + '</span>';
+      var mk = L.marker([r[0], r[1]], {
+        icon: L.divIcon({ className: 'gm-label' + (r[3] ? ' ' + r[3] : ''), html: html, iconSize: null }),
         interactive: false,
         keyboard: false
       }).addTo(group);
+      if (st) st.labels.push({ m: mk, p: r[5] == null ? 0 : +r[5] });
     });
+    if (st) st.labelsSorted = false;
   };
+
+  function declutter(map) {
+    var st = state(map);
+    if (!st || !st.labels.length) return;
+    if (!st.labelsSorted) {
+      st.labels.sort(function (a, b) { return b.p - a.p; });
+      st.labelsSorted = true;
+    }
+    var view = map.getContainer().getBoundingClientRect(), kept = [], hide = [], show = [];
+    // read every box first (one layout), then write the classes
+    st.labels.forEach(function (lb) {
+      var el = lb.m.getElement(), span = el && el.firstChild;
+      if (!span) return;
+      var r = span.getBoundingClientRect();
+      if (!r.width || r.right < view.left || r.left > view.right || r.bottom < view.top || r.top > view.bottom) {
+        show.push(el);  // off screen or hidden by zoom: not in the way of any other
+        return;
+      }
+      for (var i = 0; i < kept.length; i++) {
+        var k = kept[i];
+        if (r.left < k.right && r.right > k.left && r.top < k.bottom && r.bottom > k.top) { hide.push(el); return; }
+      }
+      kept.push(r);
+      show.push(el);
+    });
+    hide.forEach(function (el) { L.DomUtil.addClass(el, 'gm-label-hidden'); });
+    show.forEach(function (el) { L.DomUtil.removeClass(el, 'gm-label-hidden'); });
+    st.labelPasses = (st.labelPasses || 0) + 1;
+    map.getContainer().setAttribute('data-gridmap-labels', String(st.labelPasses));
+  }
+  GM.declutter = declutter;
 
   /* ---------------------------------------------------------- households */
   GM.HouseLayer = L.Layer.extend({

@@ -76,12 +76,50 @@ def test_run_no_serve_then_keys_publish_serve(
         assert verify_key(s, token.group(0)) is None
     assert _run(cli_env, "keys", "revoke", key.prefix).exit_code == 2
 
-    # publish: a new draft via geo's generate (still part of the command)
+    # the main job staffed what it published: every grid has its grid worker
+    with engine.connect() as conn:
+        no_worker = conn.execute(
+            text(
+                "SELECT count(*) FROM grids g JOIN plans p ON p.id = g.plan_id "
+                "WHERE p.status = 'published' AND g.worker_id IS NULL"
+            )
+        ).scalar_one()
+    assert no_worker == 0
+
+    # publish: a new draft via geo's generate (still part of the command), unstaffed
     r = _run(cli_env, "generate", "--area", "330803000000")
     assert r.exit_code == 0, r.output
     plan = int(re.search(r"stored as draft plan (\d+)", r.output).group(1))  # type: ignore[union-attr]
+    with engine.connect() as conn:
+        unstaffed = (
+            conn.execute(
+                text("SELECT code FROM grids WHERE plan_id = :p ORDER BY code"),
+                {"p": plan},
+            )
+            .scalars()
+            .all()
+        )
     r = _run(cli_env, "publish", "--plan", str(plan))
+    assert r.exit_code == 2, r.output
+    out = " ".join(r.output.split())
+    assert f"{len(unstaffed)} grid(s) with no grid worker" in out
+    assert unstaffed[0] in out and "--allow-unstaffed" in out
+    with engine.connect() as conn:
+        status = conn.execute(
+            text("SELECT status FROM plans WHERE id = :p"), {"p": plan}
+        ).scalar_one()
+    assert status == "draft"  # nothing was written
+    r = _run(cli_env, "publish", "--plan", str(plan), "--allow-unstaffed")
     assert r.exit_code == 0 and f"plan {plan} published" in r.output
+    # a staffed draft publishes without being told
+    r = _run(cli_env, "generate", "--area", "330803000000", "--with-staff")
+    assert r.exit_code == 0, r.output
+    staffed = int(re.search(r"stored as draft plan (\d+)", r.output).group(1))  # type: ignore[union-attr]
+    r = _run(cli_env, "publish", "--plan", str(staffed))
+    assert r.exit_code == 0, r.output
+    r = _run(cli_env, "publish", "--plan", str(plan), "--allow-unstaffed")
+    assert "only a draft" in r.output
+    plan = staffed
     with engine.connect() as conn:
         statuses = dict(conn.execute(text("SELECT id, status FROM plans")).all())
     assert statuses[plan] == "published"

@@ -181,6 +181,11 @@ def test_redraw_round_trip(
     res = client.get("/lookup", params={"address": address}).json()["result"]
     assert res["grid"]["code"] == b and res["grid"]["plan_id"] == draft["id"]
     assert res["grid_worker"]["name"] == _worker_name(api_data, before.loc[b, "worker"])
+    # the publish is the last step of the draft's history, with who and the counts
+    steps = client.get(f"/plans/{draft['id']}/history", headers=auth(planner)).json()
+    last = steps[-1]
+    assert last["kind"] == "publish" and last["actor"].startswith("api key")
+    assert "households" in last["summary"]["text"]
     r = client.post(
         f"/plans/{draft['id']}/edits",
         json={"expected_version": redone["version"], "op": "lock", "grids": [a]},

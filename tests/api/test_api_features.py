@@ -150,7 +150,7 @@ def test_grids_by_plan_and_area(client: TestClient, api_data: ApiData) -> None:
     ).json()
     assert whole["numberMatched"] == new["numberMatched"]
     unknown_plan = client.get("/collections/grids/items", params={"plan": 999999})
-    assert unknown_plan.json()["numberMatched"] == 0
+    assert assert_problem(unknown_plan, 404)["type"] == "/problems/unknown-plan"
     assert_problem(
         client.get("/collections/areas/items", params={"plan": api_data.plan}), 400
     )

@@ -60,7 +60,11 @@ def test_township_plan_replaces_its_part_of_the_county_plan(
     engine.dispose()
     assert _published_per_household(api_data.url)[1] == len(hh) + 40  # + Vaduz
 
-    r = client.post(f"/plans/{township_plan}/publish", headers=auth(api_data.planner))
+    r = client.post(
+        f"/plans/{township_plan}/publish",
+        params={"allow_unstaffed": "true"},  # drawn here, not staffed
+        headers=auth(api_data.planner),
+    )
     assert r.status_code == 200, r.text
     replaced = r.json()["metrics"]["replaced"]
     assert replaced[0]["plan"] == api_data.plan

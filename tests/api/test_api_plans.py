@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import api_support as support
 import pytest
-from api_support import COUNTY, LI_EMPTY, ApiData, assert_problem, auth
+from api_support import COUNTY, LI_EMPTY, LI_ROOT, ApiData, assert_problem, auth
 from fastapi.testclient import TestClient
 
 # the shared module-scoped fixtures (data committed to the test database)
@@ -160,3 +160,44 @@ def test_rebalance_job_and_diff(client: TestClient, api_data: ApiData) -> None:
     assert set(body["summary"]) >= {"created", "retired", "reshaped", "unchanged"}
     assert_problem(client.get(f"/plans/{base}/diff/999999", headers=auth(key)), 404)
     assert_problem(client.get(f"/plans/{base}/diff/{done['plan_id']}"), 401)
+
+
+def test_publish_refuses_unstaffed_grids_unless_told(
+    client: TestClient, api_data: ApiData
+) -> None:
+    from geo.store.db import make_engine, session_scope
+    from geo.store.plans import save_generated_plan
+
+    key = api_data.planner
+    _, _, li = support.plans()
+    engine = make_engine(api_data.url)
+    try:
+        with session_scope(engine) as s:
+            plan_id = save_generated_plan(s, LI_ROOT, li, name="Vaduz, unstaffed")
+    finally:
+        engine.dispose()
+    codes = sorted(li.grids["grid_code"].astype(str))
+    r = client.post(f"/plans/{plan_id}/publish", headers=auth(key))
+    body = assert_problem(r, 422)
+    assert body["type"] == "/problems/unstaffed-grids"
+    assert body["unstaffed"] == len(codes) and body["unstaffed_grids"] == codes
+    assert f"{len(codes)} grid(s) with no grid worker" in body["detail"]
+    assert ", ".join(codes[:5]) in body["detail"]
+    assert client.get(f"/plans/{plan_id}").json()["status"] == "draft"
+    r = client.post(
+        f"/plans/{plan_id}/publish", json={"allow_unstaffed": False}, headers=auth(key)
+    )
+    assert_problem(r, 422)
+    assert_problem(
+        client.post(
+            f"/plans/{plan_id}/publish", json={"allow": True}, headers=auth(key)
+        ),
+        422,
+    )
+    # told in the body (the query's allow_unstaffed=true works the same way)
+    r = client.post(
+        f"/plans/{plan_id}/publish", json={"allow_unstaffed": True}, headers=auth(key)
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "published"
+    assert client.get(f"/plans/{api_data.li_plan}").json()["status"] == "archived"

@@ -173,7 +173,11 @@ def test_viewer_pages_are_cached_per_area_until_a_plan_is_published(
                 new_id = save_generated_plan(s, LI_ROOT, li, name="Vaduz 2")
         finally:
             engine.dispose()
-        r = c.post(f"/plans/{new_id}/publish", headers=auth(api_data.planner))
+        r = c.post(
+            f"/plans/{new_id}/publish",
+            params={"allow_unstaffed": "true"},
+            headers=auth(api_data.planner),
+        )
         assert r.status_code == 200, r.text
         page = c.get("/map", params={"area": LI_ROOT}).text
         assert f'"planId":{new_id}' in page and page != pages[LI_ROOT]

@@ -5,8 +5,13 @@ from __future__ import annotations
 import re
 
 import api_support as support
+import pytest
 from api_support import ApiData, assert_problem
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from api.app import create_app
+from geo.store.settings import Settings
 
 api_data = support.api_data
 client = support.client
@@ -36,3 +41,21 @@ def test_viewer_page_is_offline_and_shows_the_plan(
 def test_viewer_unknown_area_is_404(client: TestClient) -> None:
     body = assert_problem(client.get("/map", params={"area": "nope"}), 404)
     assert "No published plan for area 'nope'" in body["detail"]
+
+
+def test_viewer_basemap_is_the_admin_outlines_or_the_configured_tiles(
+    client: TestClient, api_data: ApiData
+) -> None:
+    html = client.get("/map").text
+    assert "L.tileLayer" not in html  # no tile server: nothing leaves the server
+    assert html.count("GridMap.lines(") >= 1  # the admin area outlines
+    assert (
+        "\\u884c\\u653f\\u533a\\u5212\\u754c\\u7ebf" in html or "行政区划界线" in html
+    )
+    tiles = "http://10.0.0.5/tiles/{z}/{x}/{y}.png"
+    app = create_app(Settings(database_url=api_data.url, viewer_tiles=tiles))
+    with TestClient(app) as c:
+        page = c.get("/map").text
+    assert "L.tileLayer" in page and "http://10.0.0.5/tiles/{z}/{x}/{y}.png" in page
+    with pytest.raises(ValidationError, match="XYZ"):
+        Settings(database_url=api_data.url, viewer_tiles="http://10.0.0.5/tiles.png")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from geo.errors import InputError
 from geo.events.rows import read_event_rows
+from geo.store import event_import
 from geo.store import events as store
 
 HEADER = (
@@ -117,7 +118,7 @@ def test_a_bulk_import_stores_the_same_and_rebuilds_the_schema(
     assert len(row_by_row) == 18
     session.execute(text("ROLLBACK TO SAVEPOINT before_import"))
     assert _rows(session) == []
-    monkeypatch.setattr(store, "BULK_ROWS", 1)
+    monkeypatch.setattr(event_import, "BULK_ROWS", 1)
     store.import_events(session, read_event_rows(path), source="q.csv")
     bulk = _rows(session)
     # the same events (the ids of the plans and people are the same too)
@@ -135,7 +136,7 @@ def test_a_bulk_import_with_a_bad_row_writes_nothing(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(store, "BULK_ROWS", 1)
+    monkeypatch.setattr(event_import, "BULK_ROWS", 1)
     schema = _schema(session)
     path = tmp_path / "bad.csv"
     path.write_text(

@@ -167,7 +167,7 @@ def test_fanout_gives_the_single_process_plan(fan_engine: Engine, cluster: Any) 
     assert run.failed == {}
     _assert_same_plan(fan_engine, single.plan_id, saved.plan_id)
     with session_scope(fan_engine) as s:
-        publish(s, saved.plan_id)
+        publish(s, saved.plan_id, allow_unstaffed=True)
 
 
 def test_a_worker_dying_mid_write_is_retried_without_partial_rows(
@@ -217,16 +217,16 @@ def test_a_failing_unit_is_reported_and_blocks_publishing_until_fixed(
         assert len(grids) > 0
         assert not grids["grid_code"].str.startswith(bad_unit).any()
         with session_scope(fan_engine) as s, pytest.raises(IncompletePlanError) as err:
-            publish(s, saved.plan_id)
+            publish(s, saved.plan_id, allow_unstaffed=True)
         assert bad_unit in str(err.value) and bad_unit in err.value.units
         # excluding a code that is not a unit is refused, naming it
         with session_scope(fan_engine) as s, pytest.raises(InputError, match="X-1"):
-            publish(s, saved.plan_id, exclude=["X-1"])
+            publish(s, saved.plan_id, exclude=["X-1"], allow_unstaffed=True)
         # the other draft: the same failure, then excluded explicitly
         with session_scope(fan_engine) as s:
             other = generate_and_save(s, county, scheduler=cluster.scheduler_address)
         with session_scope(fan_engine) as s:
-            publish(s, other.plan_id, exclude=[bad_unit])
+            publish(s, other.plan_id, exclude=[bad_unit], allow_unstaffed=True)
         assert _units_state(fan_engine, other.plan_id)["excluded"] == [bad_unit]
     finally:
         with session_scope(fan_engine) as s:
@@ -239,7 +239,7 @@ def test_a_failing_unit_is_reported_and_blocks_publishing_until_fixed(
         single = generate_and_save(s, county)
     _assert_same_plan(fan_engine, single.plan_id, saved.plan_id)
     with session_scope(fan_engine) as s:
-        publish(s, saved.plan_id)
+        publish(s, saved.plan_id, allow_unstaffed=True)
 
 
 def test_townships_drawn_alone_with_the_reference_latitude_match_the_whole() -> None:
@@ -307,7 +307,7 @@ def test_cli_generate_on_the_scheduler_from_the_environment_then_retry_and_publi
     res = run("retry", "--plan", str(plan_id))
     assert res.exit_code == 0, res.output
     assert "is complete" in res.output
-    res = run("publish", "--plan", str(plan_id))
+    res = run("publish", "--plan", str(plan_id), "--allow-unstaffed")
     assert res.exit_code == 0, res.output
     res = run("rebalance", "--plan", str(plan_id))
     assert res.exit_code == 0, res.output

@@ -156,7 +156,7 @@ def test_fanout_over_counties_gives_the_single_process_plan(
     )
     assert same.all(), ga["grid_code"][~same].tolist()
     with session_scope(prov_engine) as s:
-        publish(s, saved.plan_id)
+        publish(s, saved.plan_id, allow_unstaffed=True)
 
 
 def test_cli_loads_a_province_county_by_county(

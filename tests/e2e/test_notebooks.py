@@ -58,6 +58,7 @@ def test_notebooks_exist() -> None:
         "03_coverage_audit.ipynb",
         "04_real_data_liechtenstein.ipynb",
         "05_events_audit.ipynb",
+        "06_redraw_by_hand.ipynb",
     ]
 
 

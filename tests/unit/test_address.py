@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import doctest
 import math
+import types
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import geo.address.keys
 import geo.address.normalize
+import geo.address.parse
 from geo.address import (
     ParsedAddress,
     address_keys,
@@ -454,7 +457,10 @@ def test_bulk_keys_of_20_000_addresses_are_distinct() -> None:
     assert len(set(keys)) == len(values) and None not in keys
 
 
-def test_doctests() -> None:
-    result = doctest.testmod(geo.address.normalize, optionflags=doctest.ELLIPSIS)
+@pytest.mark.parametrize(
+    "module", [geo.address.normalize, geo.address.parse, geo.address.keys]
+)
+def test_doctests(module: types.ModuleType) -> None:
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
     assert result.attempted > 0
