@@ -10,14 +10,31 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import event
 
+from api.audit import AuditMiddleware, AuditWriter
 from api.deps import scoped_plan
 from api.docs import install_docs
 from api.escalation import Escalator
 from api.jobs import JobRunner
-from api.limits import AuthThrottle, RequestGuard
+from api.limits import (
+    AuthThrottle,
+    CollectionCap,
+    RequestGuard,
+    SecurityHeaders,
+    trusted_networks,
+)
 from api.problems import BodyLimit, install_problem_handlers
 from api.report_batches import ReportBatcher
-from api.routes import edits, events, features, health, lookup, plans, tiles, viewer
+from api.routes import (
+    audit,
+    edits,
+    events,
+    features,
+    health,
+    lookup,
+    plans,
+    tiles,
+    viewer,
+)
 from geo.store.db import database_url, make_engine
 from geo.store.lookup import HOT_PATH_SETTINGS
 from geo.store.settings import Settings
@@ -117,9 +134,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.jobs = JobRunner(engine, scheduler=s.dask_scheduler)
         app.state.escalator = Escalator(engine, s.escalate_every_s)
         app.state.escalator.start()
+        # the audit: queued per request, written about once a second and at exit
+        app.state.audit = AuditWriter(engine) if s.audit else None
+        if app.state.audit is not None:
+            app.state.audit.start()
+        app.state.trusted_proxies = trusted_networks(s.trusted_proxies)
+        app.state.caps = (
+            CollectionCap(s.cap_households_per_key, s.cap_window_s),
+            CollectionCap(s.cap_households_per_client, s.cap_window_s),
+        )
         try:
             yield
         finally:
+            if app.state.audit is not None:
+                app.state.audit.stop()
             app.state.escalator.stop()
             app.state.jobs.shutdown()
             await pool.close()
@@ -139,8 +167,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # inside BodyLimit: the guard reads bodies only after BodyLimit bounded them
     app.add_middleware(RequestGuard)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(SecurityHeaders)
+    # outermost: sees every response, refusals of the limits included
+    app.add_middleware(AuditMiddleware)
     install_docs(app)
-    for module in (lookup, features, tiles, events, viewer, health):
+    for module in (lookup, features, tiles, events, viewer, audit, health):
         app.include_router(module.router)
     # a key limited to an area acts only on the plans inside it (api.deps)
     for module in (plans, edits):

@@ -17,6 +17,7 @@ from geo.store.keys import (
     KEY_ROW_SQL,
     ApiKeyInfo,
     apply_scope,
+    expired_prefix,
     key_of_row,
     plan_in_scope,
     split_token,
@@ -96,6 +97,10 @@ def get_session(
             if token:
                 key = verify_key(session, token)
                 if key is None:
+                    if (gone := expired_prefix(session, token)) is not None:
+                        request.scope.setdefault("state", {}).setdefault("audit", {})[
+                            "expired"
+                        ] = gone
                     raise _invalid_key(request)
                 apply_scope(session, key)
             request.state.key = key
@@ -112,6 +117,11 @@ def optional_key(request: Request, session: SessionDep) -> ApiKeyInfo | None:
 
 
 def _client(request: Request) -> str:
+    """The client's address (behind a trusted proxy: the forwarded one; see
+    :class:`api.audit.AuditMiddleware`)."""
+    found = getattr(request.state, "client", None)
+    if found:
+        return str(found)
     return request.client.host if request.client else "unknown"
 
 
@@ -230,6 +240,7 @@ async def pool_key(
     key = key_of_row(token, prefix, row) if prefix is not None else None
     if key is None:
         raise _invalid_key(request)
+    request.state.key = key
     return key
 
 

@@ -9,13 +9,22 @@
   control character (NUL, C0, DEL, C1) in a path parameter, a query parameter
   or a string of a JSON body.
 * :class:`AuthThrottle` — per client address: after :data:`AUTH_FAILURES`
-  wrong keys within :data:`AUTH_WINDOW_S`, requests carrying a key are
-  answered 429 with ``Retry-After`` until the window has passed.
+  wrong keys within :data:`AUTH_WINDOW_S`, requests carrying a wrong key are
+  answered 429 with ``Retry-After`` until the window has passed (a valid key
+  is never refused for its address's failures).
+* :func:`client_address` — the client's address, taken from
+  ``X-Forwarded-For`` only when the direct peer is a configured proxy.
+* :class:`SecurityHeaders` — ``X-Content-Type-Options: nosniff`` on every
+  answer; HTML pages (``/map``, ``/docs``) also get a Content-Security-Policy
+  (with ``frame-ancestors``), ``X-Frame-Options`` and ``Referrer-Policy``.
+* :class:`CollectionCap` — distinct households revealed per key and per
+  client address in a sliding window.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import math
 import re
@@ -35,12 +44,17 @@ from api.problems import PROBLEM_JSON, ProblemError, problem_bytes, send_problem
 __all__ = [
     "AUTH_FAILURES",
     "AUTH_WINDOW_S",
+    "HTML_CSP",
     "MAX_HEADER_BYTES",
     "AuthThrottle",
+    "CollectionCap",
     "LimitedHttpToolsProtocol",
     "RequestGuard",
+    "SecurityHeaders",
+    "client_address",
     "control_char",
     "server_options",
+    "trusted_networks",
 ]
 
 #: Largest request head (request line + all headers) accepted, in bytes.
@@ -406,3 +420,155 @@ class AuthThrottle:
             self._failures.move_to_end(client)
             while len(self._failures) > self.max_clients:
                 self._failures.popitem(last=False)
+
+
+# ------------------------------------------------------------- client address
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_networks(proxies: list[str] | tuple[str, ...]) -> tuple[Network, ...]:
+    """Parsed proxy addresses or networks (``10.0.0.1``, ``10.0.0.0/8``).
+
+    >>> [str(n) for n in trusted_networks(["10.0.0.1", "192.168.0.0/16"])]
+    ['10.0.0.1/32', '192.168.0.0/16']
+    """
+    return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in proxies)
+
+
+def _trusted(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in n for n in networks)
+
+
+def client_address(scope: Scope, trusted: tuple[Network, ...] = ()) -> str:
+    """The client's address: the direct peer, unless that peer is a trusted
+    proxy; then the right-most ``X-Forwarded-For`` entry that is not itself a
+    trusted proxy (entries further left are whatever the client claimed).
+
+    >>> scope = {"client": ("10.0.0.1", 1), "headers": [(b"x-forwarded-for", b"6.6.6.6, 1.2.3.4")]}
+    >>> client_address(scope), client_address(scope, trusted_networks(["10.0.0.1"]))
+    ('10.0.0.1', '1.2.3.4')
+    """
+    peer = (scope.get("client") or ("unknown", 0))[0]
+    if not trusted or not _trusted(peer, trusted):
+        return str(peer)
+    forwarded: list[str] = []
+    for name, value in scope.get("headers", []):
+        if name == b"x-forwarded-for":
+            forwarded += [v.strip() for v in value.decode("latin-1").split(",")]
+    for address in reversed(forwarded):
+        if address and not _trusted(address, trusted):
+            return address
+    return str(peer)
+
+
+# ------------------------------------------------------------ collection caps
+
+
+class CollectionCap:
+    """Distinct households revealed per holder (a key, a client address) in a
+    sliding window; bounded memory (the holders seen longest ago are forgotten).
+
+    >>> now = 0.0
+    >>> cap = CollectionCap(limit=3, window_s=60, clock=lambda: now)
+    >>> cap.admit("k", ["a", "b"]), cap.admit("k", ["a", "c"]), cap.admit("k", ["d"])
+    (None, None, 60)
+    >>> now = 61.0; cap.admit("k", ["d"]) is None
+    True
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        window_s: float = 3600.0,
+        max_holders: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.max_holders = max_holders
+        self._clock = clock
+        self._seen: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def admit(self, holder: str, households: list[str]) -> int | None:
+        """Record ``households`` as revealed to ``holder`` and None, or — when
+        they would take it past the limit — record nothing and return the
+        seconds until enough of its window has passed."""
+        with self._lock:
+            now = self._clock()
+            seen = self._seen.get(holder)
+            if seen is None:
+                seen = self._seen[holder] = OrderedDict()
+            while seen and next(iter(seen.values())) <= now - self.window_s:
+                seen.popitem(last=False)
+            new = [h for h in dict.fromkeys(households) if h not in seen]
+            if new and len(seen) + len(new) > self.limit:
+                if len(new) > self.limit or not seen:
+                    return max(1, math.ceil(self.window_s))
+                # wait until enough of the oldest leave the window
+                need = len(seen) + len(new) - self.limit
+                oldest = list(seen.values())[min(need, len(seen)) - 1]
+                return max(1, math.ceil(oldest + self.window_s - now))
+            for h in households:
+                seen[h] = now
+                seen.move_to_end(h)
+            self._seen.move_to_end(holder)
+            while len(self._seen) > self.max_holders:
+                self._seen.popitem(last=False)
+            return None
+
+
+# ----------------------------------------------------------- security headers
+
+#: The policy of the HTML pages: everything from this origin (the viewer and
+#: Swagger UI are served inline or from vendored files: no CDN); images also
+#: from configured tile servers (any http(s) origin: intranet tile servers)
+#: and data/blob URLs; no framing by other sites, no plugins, forms and base
+#: URLs only to this origin. Scripts may be inline and may evaluate strings: the
+#: viewer's page inlines every script, and its measuring tool (leaflet-measure)
+#: compiles its templates at run time; fetches still go to this origin only.
+HTML_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob: https: http:; "
+    "connect-src 'self'; font-src 'self' data:; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+)
+
+_HTML_HEADERS = (
+    (b"content-security-policy", HTML_CSP.encode()),
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
+class SecurityHeaders:
+    """ASGI middleware adding the security headers (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {n.lower() for n, _ in headers}
+                add = [(b"x-content-type-options", b"nosniff")]
+                ctype = next(
+                    (v for n, v in headers if n.lower() == b"content-type"), b""
+                )
+                if ctype.startswith(b"text/html"):
+                    add += list(_HTML_HEADERS)
+                headers += [(n, v) for n, v in add if n not in names]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)

@@ -20,6 +20,11 @@ Then one ``POST /lookup/batch`` of 10,000 points (median of 3) against
     .venv/bin/python bench/lookup.py [--households 200000] [--duration 10]
         [--concurrency 1,4,16,64] [--reuse] [--workers 1] [--database NAME]
 
+``--keyed`` sends a viewer key with every lookup (the answers then carry the
+household and go the reference path, and each read is a line of the audit);
+``--audit off`` starts the server with ``GRIDMAP_AUDIT=false``, so the two runs
+give the audit's cost (collection caps are raised for the benchmark).
+
 ``--reuse`` keeps the benchmark database when it already holds the county (the
 setup of 200,000 households takes about 80 s). Loopback only; the server is
 stopped at the end. Results go to ``bench/results/lookup-N.json``, the server's
@@ -264,6 +269,12 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="keep a loaded database")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
+        "--audit", choices=("on", "off"), default="on", help="record the audit"
+    )
+    ap.add_argument(
+        "--keyed", action="store_true", help="send a viewer key with each lookup"
+    )
+    ap.add_argument(
         "--database",
         default=None,
         help="serve an existing database as it is (e.g. gridmap_bench_province_5000000 "
@@ -298,7 +309,14 @@ def main() -> None:
             "--port",
             str(port),
         ]
-    env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
+    env = {
+        **os.environ,
+        "GRIDMAP_DATABASE_URL": url,
+        "GRIDMAP_AUDIT": "true" if args.audit == "on" else "false",
+        # a benchmark reveals every sampled household: no cap in the way
+        "GRIDMAP_CAP_HOUSEHOLDS_PER_KEY": "100000000",
+        "GRIDMAP_CAP_HOUSEHOLDS_PER_CLIENT": "100000000",
+    }
     if args.workers is not None:
         cmd += ["--workers", str(args.workers)]
     log_path = ROOT / ".gridmap" / "bench-lookup.log"
@@ -316,6 +334,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             results = _bench(args, levels, url, base, Path(tmp))
         results["setup_seconds"] = round(setup_s, 1)
+        results["audit"] = args.audit
+        results["keyed"] = args.keyed
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -324,6 +344,8 @@ def main() -> None:
             proc.kill()
         log.close()
     label = args.database or args.households
+    if args.keyed:
+        label = f"{label}-keyed-audit-{args.audit}"
     out = args.out or ROOT / "bench" / "results" / f"lookup-{label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
@@ -342,6 +364,12 @@ def _bench(
         "load_generators": "wrk (API), pgbench -M prepared (direct SQL)",
     }
     lua = tmp / "urls.lua"
+    if args.keyed:
+        with session_scope(make_engine(url)) as s:
+            token = create_key(s, "viewer", name="bench/lookup.py --keyed")
+        lua.write_text(
+            lua.read_text() + f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+        )
     # warm-up, not measured: connection pools, prepared statements, caches
     _wrk(base, tmp / "address.txt", lua, 4, 2)
     _wrk(base, tmp / "point.txt", lua, 4, 2)

@@ -416,6 +416,7 @@ def publish_cmd(
     --allow-unstaffed."""
     from geo.errors import PlanConflictError, UnstaffedPlanError
     from geo.services import publish
+    from geo.store.audit import record_now
 
     codes = [c.strip() for c in (exclude or "").split(",") if c.strip()]
     engine = _engine(Settings())
@@ -433,6 +434,12 @@ def publish_cmd(
                 raise _fail(
                     str(exc).replace("allow_unstaffed", "--allow-unstaffed")
                 ) from None
+            record_now(
+                session,
+                "publish",
+                endpoint="gridmap publish",
+                detail={"plan_id": plan, "exclude": codes},
+            )
     except (LookupError, PlanConflictError) as exc:
         raise _fail(str(exc)) from None
     finally:

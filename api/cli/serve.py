@@ -179,7 +179,8 @@ def keys_create_cmd(
     """Create an API key and print its token (shown this once only)."""
     import datetime as dt
 
-    from geo.store.keys import create_key
+    from geo.store.audit import record_now
+    from geo.store.keys import create_key, split_token
     from geo.store.models import API_ROLES
 
     if role not in API_ROLES:
@@ -209,7 +210,18 @@ def keys_create_cmd(
                 )
             except ValueError as exc:
                 raise _fail(str(exc)) from None
-            # AUDIT:key_created
+            record_now(
+                session,
+                "key_created",
+                endpoint="gridmap keys create",
+                key_prefix=split_token(token),
+                detail={
+                    "role": role,
+                    "area": area,
+                    "expires_at": until.isoformat() if until else None,
+                    "person_id": person,
+                },
+            )
     finally:
         engine.dispose()
     typer.echo(token)
@@ -245,13 +257,20 @@ def keys_revoke_cmd(
     prefix: Annotated[str, typer.Argument(help="the key's prefix")],
 ) -> None:
     """Revoke a key by its prefix (the 8 hex digits after ``gm_``)."""
+    from geo.store.audit import record_now
     from geo.store.keys import revoke_key
 
     engine = _engine(Settings())
     try:
         with session_scope(engine) as session:
             done = revoke_key(session, prefix)
-            # AUDIT:key_revoked
+            if done:
+                record_now(
+                    session,
+                    "key_revoked",
+                    endpoint="gridmap keys revoke",
+                    key_prefix=prefix,
+                )
     finally:
         engine.dispose()
     if not done:

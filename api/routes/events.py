@@ -17,8 +17,10 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.audit import note_read
 from api.deps import FastHandlerDep, HandlerDep, SessionDep, scoped_session
 from api.problems import ProblemError, problem_responses
 from geo.crs import gcj02_to_wgs84
@@ -26,7 +28,7 @@ from geo.errors import NotFound
 from geo.events import ACTIONS, STATUSES, TIERS
 from geo.store import event_hotpath as hotpath
 from geo.store import events as store
-from geo.store.keys import ApiKeyInfo
+from geo.store.keys import ApiKeyInfo, person_of
 
 router = APIRouter(tags=["events"])
 
@@ -318,6 +320,21 @@ def _actor(key: ApiKeyInfo, by: str | None = None) -> str:
     return who + (f" for {by}" if by else "")
 
 
+def _acting_person(session: Session, key: ApiKeyInfo, by: str | None) -> str | None:
+    """The person a key belongs to (external id; None: none), refusing a ``by``
+    or ``reporter`` naming someone else (403): a person's key acts as that
+    person only."""
+    person = person_of(session, key)
+    if person is not None and by is not None and by != person:
+        raise ProblemError(
+            403,
+            f"Key {key.prefix} belongs to person {person or '(gone)'}: it cannot act "
+            f"for {by!r}.",
+            type="/problems/forbidden",
+        )
+    return person
+
+
 def _check_id(event_id: int) -> None:
     if not 0 < event_id <= _MAX_ID:
         raise NotFound(f"There is no event {event_id}.", what="event")
@@ -439,7 +456,8 @@ async def report(request: Request, key: FastHandlerDep, body: EventIn) -> Respon
     # decided by store.report_event in a transaction of its own
     # (keys limited to an area report in their scoped session: row-level
     # security refuses a matter outside the key's area)
-    params = hotpath.report_params(**args) if not key.scoped else None
+    bound = key.scoped or key.person_id is not None
+    params = hotpath.report_params(**args) if not bound else None
     row = await request.app.state.reports.report(params) if params is not None else None
     if row is not None:
         e = hotpath.report_record(row)
@@ -447,6 +465,7 @@ async def report(request: Request, key: FastHandlerDep, body: EventIn) -> Respon
         e = await run_in_threadpool(
             _report_in_session, request.app.state.engine, args, key
         )
+    note_read(request, matters=[e.id], households=[e.household_id])
     # serialised here, once (returning the model would validate it again)
     return Response(
         event_out(e, private=True).model_dump_json(),
@@ -460,6 +479,7 @@ def _report_in_session(
     engine: Engine, args: dict[str, Any], key: ApiKeyInfo
 ) -> store.EventRecord:
     with scoped_session(engine, key) as session:
+        _acting_person(session, key, args.get("reporter"))
         return store.report_event(session, **args)
 
 
@@ -511,6 +531,11 @@ def events(
     if offset > 0:
         prev = request.url.include_query_params(offset=max(0, offset - limit))
         links.append({"rel": "prev", "href": str(prev)})
+    note_read(
+        request,
+        matters=[e.id for e in page.items],
+        households=[e.household_id for e in page.items],
+    )
     items = [event_out(e, private=True) for e in page.items]
     wants_geojson = format == "geojson" or (
         format is None and GEOJSON in request.headers.get("accept", "")
@@ -553,9 +578,13 @@ def events(
     summary="One event with its log",
     responses=problem_responses(401, 403, 404, 422),
 )
-def event(session: SessionDep, key: HandlerDep, event_id: int) -> EventOut:
+def event(
+    request: Request, session: SessionDep, key: HandlerDep, event_id: int
+) -> EventOut:
     _check_id(event_id)
-    return event_out(store.get_event(session, event_id), private=True)
+    e = store.get_event(session, event_id)
+    note_read(request, matters=[e.id], households=[e.household_id])
+    return event_out(e, private=True)
 
 
 @router.post(
@@ -574,6 +603,7 @@ def event(session: SessionDep, key: HandlerDep, event_id: int) -> EventOut:
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def act(
+    request: Request,
     session: SessionDep,
     key: HandlerDep,
     action: Annotated[Action, Path()],
@@ -581,6 +611,24 @@ def act(
     event_id: int,
 ) -> EventOut:
     _check_id(event_id)
+    if action == "evaluate":
+        raise ProblemError(
+            403,
+            "Satisfaction is the resident's to give: staff keys cannot rate a matter "
+            f"(key {key.prefix} is a {key.role} key). Close it once settled.",
+            type="/problems/forbidden",
+        )
+    person = _acting_person(session, key, body.by)
+    if person is not None:
+        current = store.get_event(session, event_id)  # outside the area: 404
+        if current.assignee is None or current.assignee.id != person:
+            raise ProblemError(
+                403,
+                f"Event {event_id} is not assigned to {person or 'the person of'} "
+                f"key {key.prefix}: a person's key acts on that person's matters "
+                "only.",
+                type="/problems/forbidden",
+            )
     e = store.transition(
         session,
         event_id,
@@ -592,4 +640,5 @@ def act(
         satisfaction=body.satisfaction,
         comment=body.comment,
     )
+    note_read(request, matters=[e.id], households=[e.household_id])
     return event_out(e, private=True)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from api.audit import note_read
 from api.deps import KeyDep, SessionDep, need_role
 from api.plan_access import check_plan_visible, sees_drafts
 from api.problems import ProblemError, problem_responses
@@ -226,6 +227,8 @@ def items(
         session, cid, bbox=box, limit=limit, offset=offset, plan_id=plan, area_code=area
     )
     n = len(page.features)
+    if cid == "households":
+        note_read(request, households=[str(f["id"]) for f in page.features])
     url = request.url
     links = [
         {"rel": "self", "type": GEOJSON, "href": str(url)},
@@ -300,6 +303,8 @@ def item(
             + ".",
             type="/problems/unknown-feature",
         )
+    if cid == "households":
+        note_read(request, households=[fid])
     base = _base(request)
     f["links"] = [
         {

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from api.audit import note_read
 from api.dbpool import fetch_all, fetch_one
 from api.deps import (
     HOUSEHOLD_READERS,
@@ -244,6 +245,8 @@ async def lookup(
         if r.match == "ambiguous":  # exact keys only: several households share it
             raise _ambiguous(query)
         r = public_result(r)
+    else:
+        note_read(request, households=[a.household_id for a in r.answers])
     if r.match in {"none", "outside"}:
         raise _not_found(r, query, public=public)
     return JSONResponse(lookup_out(r, query, when).model_dump(mode="json"))
@@ -321,7 +324,9 @@ def _reference_lookup(
     ),
     responses=problem_responses(401, 403, 413, 422, 429),
 )
-def lookup_batch(session: SessionDep, key: ViewerDep, body: BatchIn) -> JSONResponse:
+def lookup_batch(
+    request: Request, session: SessionDep, key: ViewerDep, body: BatchIn
+) -> JSONResponse:
     when = as_of_utc(body.as_of)
     items = body.items
     addr_idx = [i for i, it in enumerate(items) if it.address is not None]
@@ -341,6 +346,10 @@ def lookup_batch(session: SessionDep, key: ViewerDep, body: BatchIn) -> JSONResp
         results.update(
             zip(pt_idx, lookup_points(session, lons, lats, as_of=when), strict=True)
         )
+    note_read(
+        request,
+        households=[a.household_id for r in results.values() for a in r.answers],
+    )
     # plain dicts, each grid serialised once: pydantic models for 10,000 answers
     # would cost seconds (the response model still documents the shape)
     grids: dict[int, dict[str, Any]] = {}

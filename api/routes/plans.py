@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import Engine
 
+from api.audit import record
 from api.deps import PlannerDep, SessionDep
 from api.jobs import Job, generate_plan_job, rebalance_plan_job
 from api.problems import ProblemError, problem_responses
@@ -133,6 +134,7 @@ def generate(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def publish(
+    request: Request,
     session: SessionDep,
     key: PlannerDep,
     plan_id: int,
@@ -150,6 +152,7 @@ def publish(
     # NotFound → 404, PlanConflictError → 409, UnstaffedPlanError → 422
     actor = f"api key {key.prefix}" + (f" ({key.name})" if key.name else "")
     services.publish(session, plan_id, allow_unstaffed=allow, actor=actor)
+    record(request, "publish", {"plan_id": plan_id})
     p = get_plan(session, plan_id)
     assert p is not None
     return plan_out(p, detail=True)

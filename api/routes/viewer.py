@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from api.audit import note_read
 from api.deps import HandlerDep, KeyDep, SessionDep, ViewerDep
 from api.plan_access import check_plan_visible
 from api.problems import ProblemError, problem_responses
@@ -132,12 +133,17 @@ def viewer_households(
         from maps.coverage import household_layers
 
         _areas, households = area_frames(session, str(info["area_code"]))
+        counts[cache_key] = len(households)
         body = household_layers(
             grid_plan, households, people=_people(session, roles=None)
         )
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
-    body = _cache(request).get(("households", plan, version, _scope(request)), render)
+    cache_key = ("households", plan, version, _scope(request))
+    counts = _cache(request).counts
+    body = _cache(request).get(cache_key, render)
+    # the layer is the key's area in one piece: counted, not listed
+    note_read(request, n=counts.get(cache_key, 0))
     return Response(
         body,
         media_type="application/json",
@@ -190,6 +196,7 @@ def viewer_event_counts(
     responses=problem_responses(401, 403, 404, 422, 429),
 )
 def viewer_event_points(
+    request: Request,
     session: SessionDep,
     key: HandlerDep,
     plan: Annotated[int, Query(ge=1, le=2**31 - 1, description="plan id")],
@@ -214,6 +221,7 @@ def viewer_event_points(
         ]
         for r in ev.itertuples(index=False)
     ]
+    note_read(request, matters=[int(r[3]) for r in rows])
     body = {"plan": plan, "grids": codes, "events": rows}
     return Response(
         json.dumps(body, ensure_ascii=False, separators=(",", ":")),
@@ -243,6 +251,8 @@ class PageCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.renders = 0
+        #: households per cached household layer (for the audit)
+        self.counts: dict[Hashable, int] = {}
 
     def get(self, key: Hashable, render: Callable[[], str]) -> str:
         with self._lock:

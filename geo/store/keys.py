@@ -31,10 +31,12 @@ __all__ = [
     "apply_scope",
     "area_in_scope",
     "create_key",
+    "expired_prefix",
     "hash_token",
     "key_of_row",
     "list_keys",
     "new_token",
+    "person_of",
     "plan_in_scope",
     "resolve_area",
     "revoke_key",
@@ -220,6 +222,37 @@ def apply_scope(session: Session, key: ApiKeyInfo) -> None:
         _SCOPE_SQL,
         {"code": key.area_code, "none": key.role in _NO_AREA_ROLES},
     )
+
+
+def expired_prefix(session: Session, token: str) -> str | None:
+    """The prefix of ``token`` when it is a key that has expired (not revoked)."""
+    prefix = split_token(token)
+    if prefix is None:
+        return None
+    row = session.execute(
+        text(
+            "SELECT key_hash FROM api_keys WHERE prefix = :p AND revoked_at IS NULL "
+            "AND expires_at <= now()"
+        ),
+        {"p": prefix},
+    ).first()
+    if row is None or not hmac.compare_digest(row[0], hash_token(token.strip())):
+        return None
+    return prefix
+
+
+def person_of(session: Session, key: ApiKeyInfo) -> str | None:
+    """The external id of the person ``key`` belongs to (None: no person).
+
+    A key whose person is gone (or outside its area) gets ``""``: it names
+    nobody, so it can act for nobody.
+    """
+    if key.person_id is None:
+        return None
+    row = session.execute(
+        text("SELECT external_id FROM people WHERE id = :p"), {"p": key.person_id}
+    ).first()
+    return str(row[0]) if row is not None else ""
 
 
 def plan_in_scope(session: Session, plan_id: int) -> bool:

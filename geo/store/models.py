@@ -23,7 +23,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from geo.vocabulary import (
@@ -587,3 +587,52 @@ class PlanEdit(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(JSONB)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+# -- the audit -------------------------------------------------------------------
+
+AUDIT_KINDS = (
+    "read",
+    "refused",
+    "capped",
+    "key_created",
+    "key_revoked",
+    "key_expired",
+    "publish",
+)
+
+
+class AuditEntry(Base):
+    """One line of the append-only audit (a trigger refuses updates and deletes
+    but ``gridmap audit prune``'s): who read which households or matters, what
+    was refused or capped, keys created, revoked or expired, plans published."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        CheckConstraint(_in("kind", AUDIT_KINDS), name="kind_known"),
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_key_id", "key_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    kind: Mapped[str] = mapped_column(String(24))
+    key_id: Mapped[int | None] = mapped_column(Integer)
+    key_prefix: Mapped[str | None] = mapped_column(String(16))
+    #: the acting key's area (None: the whole register or no key)
+    area_code: Mapped[str | None] = mapped_column(String(40))
+    client: Mapped[str | None] = mapped_column(Text)
+    endpoint: Mapped[str] = mapped_column(Text)
+    status: Mapped[int | None] = mapped_column(Integer)
+    #: external ids of the households revealed
+    households: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    #: ids of the matters (events) revealed
+    matters: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
+    #: how many rows a list revealed
+    n: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+
+__all__ += ["AUDIT_KINDS", "AuditEntry"]

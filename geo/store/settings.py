@@ -52,6 +52,19 @@ class Settings(BaseSettings):
         automatically under ``/usr/lib/postgresql/*/bin`` when unset.
     escalate_every_s
         How often ``gridmap serve`` escalates overdue events (seconds; 0: never).
+    audit
+        Record reads of personal data, refusals, keys and publishes in the
+        audit (``audit_log``); off only to measure what it costs.
+    audit_retention_days
+        ``gridmap audit prune`` deletes lines older than this by default.
+    cap_households_per_key, cap_households_per_client, cap_window_s
+        Collection caps: the most distinct households one key, and all keys
+        from one client address, are shown within ``cap_window_s`` seconds
+        (429 with ``Retry-After`` beyond, recorded in the audit).
+    trusted_proxies
+        Addresses or networks of reverse proxies whose ``X-Forwarded-For``
+        is believed (JSON list, e.g. ``GRIDMAP_TRUSTED_PROXIES='["10.0.0.1"]'``);
+        from anyone else the header is ignored.
     dask_scheduler
         Address of a Dask scheduler (``tcp://host:8786``,
         ``GRIDMAP_DASK_SCHEDULER``): generation then runs one task per township
@@ -71,6 +84,12 @@ class Settings(BaseSettings):
     db_name: str = "gridmap"
     escalate_every_s: float = Field(default=600.0, ge=0)
     dask_scheduler: str | None = None
+    audit: bool = True
+    audit_retention_days: int = Field(default=180, ge=1)
+    cap_households_per_key: int = Field(default=5000, ge=1)
+    cap_households_per_client: int = Field(default=10_000, ge=1)
+    cap_window_s: float = Field(default=3600.0, gt=0)
+    trusted_proxies: list[str] = Field(default_factory=list)
     viewer_tiles: str | None = None
 
     @field_validator("viewer_tiles")

@@ -66,6 +66,12 @@ def test_run_no_serve_then_keys_publish_serve(
     bad_date = _run(cli_env, "keys", "create", "--role", "viewer", "--expires", "soon")
     assert bad_date.exit_code == 2
     assert _run(cli_env, "keys", "revoke", key.prefix).exit_code == 0
+    # both are in the audit; pruning keeps what is younger than the retention
+    audit = _run(cli_env, "audit", "list")
+    assert "key_created" in audit.output and "key_revoked" in audit.output
+    assert _run(cli_env, "audit", "prune", "--older-than", "1d").exit_code == 0
+    assert "key_created" in _run(cli_env, "audit", "list").output
+    assert _run(cli_env, "audit", "prune", "--older-than", "soon").exit_code == 2
     with Session(engine) as s:
         assert verify_key(s, token.group(0)) is None
     assert _run(cli_env, "keys", "revoke", key.prefix).exit_code == 2
@@ -153,7 +159,7 @@ def test_commands_live_in_api_cli_one_module_per_group() -> None:
     assert ours["generate"] == ours["rebalance"] == "api.cli.plans"
     assert [c.name for c in api.cli.app.registered_commands].count("run") == 1
     groups = {g.name: g.typer_instance for g in api.cli.app.registered_groups}
-    assert set(groups) == {"db", "load", "keys", "events"}
+    assert set(groups) == {"db", "load", "keys", "events", "audit"}
     modules = {
         name: {c.callback.__module__ for c in app_.registered_commands}
         for name, app_ in groups.items()
@@ -163,4 +169,5 @@ def test_commands_live_in_api_cli_one_module_per_group() -> None:
         "load": {"api.cli.load"},
         "keys": {"api.cli.serve"},
         "events": {"api.cli.events"},
+        "audit": {"api.cli.audit"},
     }

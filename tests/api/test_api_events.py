@@ -162,19 +162,16 @@ def test_transitions_with_versions(client: TestClient, world: ev.World) -> None:
     assert body["type"] == "/problems/event-conflict" and body["current_version"] == 2
     assert "version 2, not 1" in body["detail"]
     # an illegal transition: 409 naming the status and the allowed actions
-    bad = client.post(
-        f"{url}/evaluate", json={"expected_version": 2, "satisfaction": 5}, headers=h
-    )
+    bad = client.post(f"{url}/settle", json={"expected_version": 2}, headers=h)
     body = assert_problem(bad, 409)
     assert body["type"] == "/problems/illegal-transition"
-    assert (body["event_status"], body["action"]) == ("sorted", "evaluate")
+    assert (body["event_status"], body["action"]) == ("sorted", "settle")
     assert body["allowed"] == ["accept", "return"]
     assert f"event {e['id']} is 'sorted'" in body["detail"]
     v = 2
     for action, extra in [
         ("accept", {"by": "VC-E"}),
         ("settle", {"note": "已调解"}),
-        ("evaluate", {"satisfaction": 4, "comment": "满意"}),
         ("close", {}),
     ]:
         r = client.post(
@@ -182,14 +179,20 @@ def test_transitions_with_versions(client: TestClient, world: ev.World) -> None:
         )
         assert r.status_code == 200, r.text
         v += 1
+        if action == "settle":
+            # satisfaction is the resident's: a staff key cannot rate (issue 23)
+            rate = {"expected_version": v, "satisfaction": 4, "comment": "满意"}
+            body = assert_problem(
+                client.post(f"{url}/evaluate", json=rate, headers=h), 403
+            )
+            assert "cannot rate" in body["detail"]
     got = client.get(url, headers=auth(world.planner)).json()
-    assert (got["status"], got["version"], got["satisfaction"]) == ("closed", 6, 4)
+    assert (got["status"], got["version"], got["satisfaction"]) == ("closed", 5, None)
     assert [x["action"] for x in got["log"]] == [
         "report",
         "sort",
         "accept",
         "settle",
-        "evaluate",
         "close",
     ]
     assert got["log"][2]["actor"].endswith("for VC-E")

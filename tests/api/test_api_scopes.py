@@ -283,3 +283,55 @@ def test_keys_of_unknown_areas_are_refused(db_url: str, scoped: Scoped) -> None:
             create_key(s, "viewer", area_code="NO-SUCH-AREA")
     finally:
         engine.dispose()
+
+
+def test_a_persons_key_acts_on_that_persons_matters(
+    client: TestClient, scoped: Scoped
+) -> None:
+    person, worker = auth(scoped.keys["person"]), auth(scoped.keys["worker"])
+    mine = client.post(
+        "/events",
+        json={"category": "010101", "address": ev.east_address(5)},
+        headers=person,
+    ).json()
+    assert mine["assignee"]["id"] == "GW-E"
+    url = f"/events/{mine['id']}"
+    # acting for someone else is refused, for itself accepted
+    r = client.post(
+        f"{url}/sort", json={"expected_version": 1, "by": "VC-E"}, headers=person
+    )
+    assert "cannot act for" in assert_problem(r, 403)["detail"]
+    r = client.post(
+        f"{url}/sort", json={"expected_version": 1, "tier": "village"}, headers=person
+    )
+    assert r.status_code == 200, r.text
+    # now the village committee's matter: not the person's to act on any more
+    assert r.json()["assignee"]["id"] == "VC-E"
+    r = client.post(f"{url}/accept", json={"expected_version": 2}, headers=person)
+    assert "not assigned to GW-E" in assert_problem(r, 403)["detail"]
+    # the village's (unbound) worker key may, for the committee
+    r = client.post(
+        f"{url}/accept", json={"expected_version": 2, "by": "VC-E"}, headers=worker
+    )
+    assert r.status_code == 200, r.text
+    # and a person's key reports as that person only
+    r = client.post(
+        "/events",
+        json={"category": "010101", "address": ev.east_address(6), "reporter": "VC-E"},
+        headers=person,
+    )
+    assert_problem(r, 403)
+
+
+def test_html_pages_send_security_headers(client: TestClient) -> None:
+    for url in ("/map", "/docs"):
+        r = client.get(url)
+        assert r.status_code == 200, url
+        csp = r.headers["content-security-policy"]
+        assert "frame-ancestors 'self'" in csp and "default-src 'self'" in csp
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "no-referrer"
+        assert r.headers["x-frame-options"] == "SAMEORIGIN"
+    r = client.get("/healthz")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" not in r.headers

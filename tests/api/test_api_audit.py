@@ -1,0 +1,197 @@
+"""The audit and the collection caps (issue 23): every read of personal data,
+every refusal and cap recorded; the audit append-only; caps per key and per
+client address, with X-Forwarded-For believed only from trusted proxies."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import events_support as ev
+import pytest
+from api_support import assert_problem, auth
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from api.app import create_app
+from geo.store.audit import list_entries, prune
+from geo.store.db import make_engine, session_scope
+from geo.store.keys import create_key
+from geo.store.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def world(db_url: str) -> Iterator[dict[str, Any]]:
+    engine = make_engine(db_url)
+    try:
+        w = ev.load_world(engine)
+        with session_scope(engine) as s:
+            keys = {
+                "auditor": create_key(s, "auditor", name="audit tests"),
+                "east_auditor": create_key(s, "auditor", area_code=ev.EAST),
+                "east": create_key(s, "viewer", area_code=ev.EAST),
+            }
+        yield {"world": w, "engine": engine, **keys}
+    finally:
+        ev.clear_world(engine)
+        with engine.begin() as conn:
+            conn.execute(text("SELECT set_config('gridmap.audit_prune', 'on', true)"))
+            conn.execute(text("DELETE FROM audit_log"))
+        engine.dispose()
+
+
+def _app(db_url: str, **settings: Any) -> Any:
+    return create_app(Settings(database_url=db_url, escalate_every_s=0, **settings))
+
+
+def _flushed(client: TestClient) -> None:
+    client.app.state.audit.flush()  # type: ignore[attr-defined]
+
+
+def test_reads_and_refusals_are_recorded(world: dict[str, Any], db_url: str) -> None:
+    w = world["world"]
+    with TestClient(_app(db_url)) as c:
+        r = c.get("/collections/households/items", headers=auth(world["east"]))
+        assert r.status_code == 200
+        shown = {f["id"] for f in r.json()["features"]}
+        r = c.get(
+            "/lookup", params={"address": ev.east_address(2)}, headers=auth(w.viewer)
+        )
+        assert r.status_code == 200
+        assert_problem(c.get("/collections/households/items"), 401)
+        assert_problem(
+            c.get("/collections/households/items", headers=auth("gm_wrong")), 401
+        )
+        assert_problem(c.get("/audit", headers=auth(w.viewer)), 403)
+        _flushed(c)
+        body = c.get("/audit", headers=auth(world["auditor"])).json()
+    entries = body["entries"]
+    reads = [e for e in entries if e["kind"] == "read"]
+    features = next(
+        e for e in reads if e["endpoint"] == "GET /collections/households/items"
+    )
+    assert set(features["households"]) == shown and features["n"] == len(shown)
+    assert features["area_code"] == ev.EAST and features["key_prefix"]
+    lookup = next(e for e in reads if e["endpoint"] == "GET /lookup")
+    assert lookup["households"] == ["E2"]
+    refused = [e for e in entries if e["kind"] == "refused"]
+    assert {e["status"] for e in refused} >= {401, 403}
+    assert all(e["client"] for e in entries)
+
+
+def test_the_audit_filters_and_its_area(world: dict[str, Any], db_url: str) -> None:
+    with TestClient(_app(db_url)) as c:
+        c.get("/collections/households/items", headers=auth(world["east"]))
+        c.get("/collections/households/items", headers=auth(world["world"].viewer))
+        _flushed(c)
+        mine = c.get(
+            "/audit", params={"area": ev.EAST}, headers=auth(world["auditor"])
+        ).json()["entries"]
+        inside = {ev.EAST, "EV11-001"}  # the village and its grid
+        assert mine and all(e["area_code"] in inside for e in mine)
+        scoped = c.get("/audit", headers=auth(world["east_auditor"])).json()
+        assert scoped["entries"]
+        assert all(e["area_code"] in inside for e in scoped["entries"])
+        later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+        none = c.get(
+            "/audit", params={"since": later}, headers=auth(world["auditor"])
+        ).json()
+        assert none["entries"] == []
+        # an auditor key reads no household
+        r = c.get("/collections/households/items", headers=auth(world["auditor"]))
+        assert_problem(r, 403)
+
+
+def test_the_audit_is_append_only(world: dict[str, Any]) -> None:
+    engine = world["engine"]
+    with session_scope(engine) as s:
+        s.execute(
+            text(
+                "INSERT INTO audit_log (kind, endpoint, at) VALUES "
+                "('read', 'test', now() - interval '400 days')"
+            )
+        )
+    for sql in (
+        "UPDATE audit_log SET endpoint = 'x'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(sql))
+    # pruning by age is the one deletion allowed
+    with session_scope(engine) as s:
+        assert prune(s, older_than=dt.timedelta(days=180)) >= 1
+        assert not [e for e in list_entries(s) if e["endpoint"] == "test"]
+
+
+def test_collection_caps_per_key_and_client(world: dict[str, Any], db_url: str) -> None:
+    w = world["world"]
+    with TestClient(
+        _app(db_url, cap_households_per_key=3, cap_households_per_client=5)
+    ) as c:
+        for n in (1, 2, 3, 1):  # a household seen again does not count twice
+            r = c.get(
+                "/lookup",
+                params={"address": ev.east_address(n)},
+                headers=auth(w.viewer),
+            )
+            assert r.status_code == 200, r.text
+        r = c.get(
+            "/lookup", params={"address": ev.east_address(4)}, headers=auth(w.viewer)
+        )
+        body = assert_problem(r, 429)
+        assert int(r.headers["retry-after"]) > 0 and body["limit"] == 3
+        # another key from the same address: its own cap, then the address's
+        for n in (4, 5):
+            r = c.get(
+                "/lookup",
+                params={"address": ev.east_address(n)},
+                headers=auth(w.planner),
+            )
+            assert r.status_code == 200, r.text
+        r = c.get(
+            "/lookup", params={"address": ev.east_address(6)}, headers=auth(w.planner)
+        )
+        assert assert_problem(r, 429)["holder"].startswith("client ")
+        # public lookups reveal no household and are never capped
+        r = c.get("/lookup", params={"address": ev.east_address(6)})
+        assert r.status_code == 200
+        _flushed(c)
+        capped = c.get(
+            "/audit", params={"kind": "capped"}, headers=auth(world["auditor"])
+        ).json()["entries"]
+    assert len(capped) >= 2 and all(e["status"] == 429 for e in capped)
+
+
+def test_forwarded_for_is_believed_from_trusted_proxies_only(
+    world: dict[str, Any], db_url: str
+) -> None:
+    w = world["world"]
+    forged = {"X-Forwarded-For": "203.0.113.9", **auth(w.viewer)}
+    app = _app(db_url, trusted_proxies=["10.0.0.1"])
+    with (
+        TestClient(app, client=("10.0.0.1", 1)) as proxy,
+        TestClient(app, client=("198.51.100.7", 1)) as direct,
+    ):
+        proxy.get("/collections/households/items/E1", headers=forged)
+        direct.get("/collections/households/items/E2", headers=forged)
+        _flushed(proxy)
+        entries = proxy.get(
+            "/audit", params={"kind": "read"}, headers=auth(world["auditor"])
+        ).json()["entries"]
+    by = {
+        tuple(e["households"] or ()): e["client"]
+        for e in entries
+        if e["endpoint"].startswith("GET /collections/households/items/")
+    }
+    assert by[("E1",)] == "203.0.113.9"  # from the proxy: the forwarded address
+    assert by[("E2",)] == "198.51.100.7"  # from anyone else: the header ignored
+
+
+def test_audit_off_records_nothing(world: dict[str, Any], db_url: str) -> None:
+    with TestClient(_app(db_url, audit=False)) as c:
+        assert c.app.state.audit is None  # type: ignore[attr-defined]
+        r = c.get("/collections/households/items", headers=auth(world["east"]))
+        assert r.status_code == 200
