@@ -374,6 +374,7 @@ def summary_cmd() -> None:
 def _generate_and_publish_roots(engine: Any) -> None:
     """Draw grids for every top-level area, staff and publish them (the main job's step)."""
     from geo.services import generate_and_save, publish
+    from geo.store.plans import unstaffed_grids
     from geo.store.queries import top_level_areas
 
     with engine.connect() as conn:
@@ -387,9 +388,28 @@ def _generate_and_publish_roots(engine: Any) -> None:
                 )
             except EmptyInput:  # an area with no households has nothing to draw
                 continue
-            publish(session, saved.plan_id, actor="gridmap run")
+            unstaffed = unstaffed_grids(session, saved.plan_id)
+            # the main job publishes what it drew; grids its villages had no free
+            # grid worker for are said, not hidden (gridmap publish would refuse)
+            publish(
+                session,
+                saved.plan_id,
+                actor="gridmap run",
+                allow_unstaffed=True,
+            )
         _print_plan(saved.plan, as_json=False)
+        _warn_unstaffed(unstaffed)
         console.print(f"published as plan {saved.plan_id}")
+
+
+def _warn_unstaffed(codes: list[str]) -> None:
+    if codes:
+        console.print(
+            f"[yellow]warning:[/yellow] {len(codes)} grid(s) have no grid worker "
+            f"(their villages have no free one): {', '.join(codes[:5])}"
+            f"{' …' if len(codes) > 5 else ''}; give each one with assign_worker "
+            "on a draft (docs/planners.md#redraw-by-hand)"
+        )
 
 
 @app.command("publish")
