@@ -121,10 +121,18 @@ def _atoms(
     atoms: list[_Atom] = []
     exceptions: list[dict[str, Any]] = []
     stack_id = 0
+    # Python floats and ints once for all groups (indexing numpy per group costs
+    # more than building the atom)
+    mx_l, my_l, sums_l, counts_l = (
+        mx.tolist(),
+        my.tolist(),
+        sums.tolist(),
+        counts.tolist(),
+    )
     for gi, g in enumerate(groups):
-        x, y, load = float(mx[gi]), float(my[gi]), float(sums[gi])
+        x, y, load = mx_l[gi], my_l[gi], sums_l[gi]
         if load <= band.max:
-            atoms.append(_Atom(x, y, load, int(counts[gi]), g))
+            atoms.append(_Atom(x, y, load, counts_l[gi], g))
             continue
         # a building larger than a grid: split by unit/floor into chunks
         if units is not None:

@@ -104,32 +104,38 @@ def _split(
     py = ys[members] - cy0
     st = stacks[members]
     best: tuple[Any, ...] | None = None
+    # every angle's order along its direction, prefix loads and cuttable gaps,
+    # in a few 2-D numpy calls (row by row the same sorts and sums), shared by
+    # every split of the load tried below
+    dxs = np.array([math.cos(t) for t in _ANGLES.tolist()])  # libm, as before
+    dys = np.array([math.sin(t) for t in _ANGLES.tolist()])
+    proj = px[None, :] * dxs[:, None] + py[None, :] * dys[:, None]
+    orders = np.argsort(proj, axis=1, kind="stable")
+    sps = np.take_along_axis(proj, orders, axis=1)
+    left_ws = np.cumsum(w[orders], axis=1)[:, :-1]
+    right_ws = total - left_ws
+    sos = st[orders]
+    cuttables = (sps[:, 1:] - sps[:, :-1] > 1e-12) | (
+        (sos[:, 1:] == sos[:, :-1]) & (sos[:, 1:] >= 0)
+    )
     # the even split first; uneven splits only if no straight cut keeps the band
     k1_options = [k // 2] + [j for j in range(1, k) if j != k // 2]
     for k1 in k1_options:
         k2 = k - k1
         ideal = total * k1 / k
+        in_bands = (
+            (left_ws >= k1 * band.min - 1e-9)
+            & (left_ws <= k1 * band.max + 1e-9)
+            & (right_ws >= k2 * band.min - 1e-9)
+            & (right_ws <= k2 * band.max + 1e-9)
+        )
         # the candidate cuts of every angle (cheap, in numpy), then their halves
         # all at once (one vectorised overlay each), scored in the same order
         cands: list[tuple[bool, int, np.ndarray, float, float, float]] = []
-        for theta in _ANGLES:
-            dx, dy = math.cos(theta), math.sin(theta)
-            proj = px * dx + py * dy
-            order = np.argsort(proj, kind="stable")
-            sp = proj[order]
-            left_w = np.cumsum(w[order])[:-1]
-            right_w = total - left_w
-            so = st[order]
-            cuttable = (sp[1:] - sp[:-1] > 1e-12) | (
-                (so[1:] == so[:-1]) & (so[1:] >= 0)
-            )
-            in_band = (
-                (left_w >= k1 * band.min - 1e-9)
-                & (left_w <= k1 * band.max + 1e-9)
-                & (right_w >= k2 * band.min - 1e-9)
-                & (right_w <= k2 * band.max + 1e-9)
-            )
-            ok = np.flatnonzero(cuttable & in_band)
+        for a, theta in enumerate(_ANGLES.tolist()):
+            order, sp, left_w = orders[a], sps[a], left_ws[a]
+            cuttable = cuttables[a]
+            ok = np.flatnonzero(cuttable & in_bands[a])
             band_ok = len(ok) > 0
             cand = ok if band_ok else np.flatnonzero(cuttable)
             if len(cand) == 0:
@@ -140,12 +146,32 @@ def _split(
                 picks |= {int(cand[len(cand) // 4]), int(cand[(3 * len(cand)) // 4])}
             for i in sorted(picks):
                 c = (sp[i] + sp[i + 1]) / 2
-                cands.append(
-                    (band_ok, i, order, float(left_w[i]), float(theta), float(c))
-                )
-        for score, left, right, lm, rm in _halves(
-            geom, cands, members, pts, cx0=cx0, cy0=cy0, kx=kx, ideal=ideal
-        ):
+                cands.append((band_ok, i, order, float(left_w[i]), theta, float(c)))
+        # a cut that keeps the band (score 0 first) beats every cut that does
+        # not, wherever it stands in the order: the others' halves are built
+        # only when no cut keeping the band survives its overlay
+        halves = _halves(
+            geom,
+            [cd for cd in cands if cd[0]],
+            members,
+            pts,
+            cx0=cx0,
+            cy0=cy0,
+            kx=kx,
+            ideal=ideal,
+        )
+        if not halves:
+            halves = _halves(
+                geom,
+                [cd for cd in cands if not cd[0]],
+                members,
+                pts,
+                cx0=cx0,
+                cy0=cy0,
+                kx=kx,
+                ideal=ideal,
+            )
+        for score, left, right, lm, rm in halves:
             if best is None or score < best[0]:
                 best = (score, left, right, lm, rm, k1)
         if best is not None and best[0][0] == 0:
@@ -197,52 +223,100 @@ def _halves(
     hps = shapely.polygons(ring)
     try:
         lefts = shapely.intersection(geom, hps)
-        rights = shapely.difference(geom, lefts)
     except shapely.errors.GEOSException:  # one at a time, with the fallbacks
         lefts = np.array(
             [_overlay(shapely.intersection, geom, hp) for hp in hps], dtype=object
         )
-        rights = np.array(
-            [
-                None if lg is None else _overlay(shapely.difference, geom, lg)
-                for lg in lefts
-            ],
-            dtype=object,
-        )
     xs, ys = pts.xs, pts.ys
+    # the polygonal left halves, their parts and Polsby-Popper in vectorised calls
     kept = []
-    for (band_ok, i, order, lw, _, _), lg, rg in zip(cands, lefts, rights, strict=True):
+    for q, (cd, lg) in enumerate(zip(cands, lefts, strict=True)):
         if lg is None or (left := _poly_only(lg)).is_empty:
             continue
-        if rg is None:
-            continue
-        # the right half from the polygonal left half (as the cut always took it)
-        if left is not lg:
-            rg = _overlay(shapely.difference, geom, left)
-            if rg is None:
-                continue
-        if (right := _poly_only(rg)).is_empty:
-            continue
-        kept.append((band_ok, i, order, lw, left, right))
+        kept.append((q, cd, lg, left))
     if not kept:
         return []
-    # parts and Polsby-Popper of every half in a few vectorised calls
-    halves = np.array([h for *_, lf, rt in kept for h in (lf, rt)], dtype=object)
-    n_parts = shapely.get_num_geometries(halves)
-    area, perim = shapely.area(halves), shapely.length(halves)
-    pp_all = np.divide(
-        4 * math.pi * area, perim * perim, out=np.zeros(len(halves)), where=perim > 0
-    )
-    out = []
-    for q, (band_ok, i, order, lw, left, right) in enumerate(kept):
+    lhalves = np.array([left for *_, left in kept], dtype=object)
+    l_parts = shapely.get_num_geometries(lhalves)
+    l_pp = _pp_array(lhalves)
+    # a lower bound of each score from its left half alone: a score adds the
+    # right half's fragment and takes the lesser Polsby-Popper of the two
+    bound = []
+    for (_, (band_ok, i, order, lw, _, _), _, left), np_l, pp_l in zip(
+        kept, l_parts.tolist(), l_pp.tolist(), strict=True
+    ):
         lm = members[order[: i + 1]]
-        rm = members[order[i + 1 :]]
-        frag = 0
-        if n_parts[2 * q] > 1:
-            frag += int(_parts_with_atoms(left, xs[lm], ys[lm]) > 1)
-        if n_parts[2 * q + 1] > 1:
-            frag += int(_parts_with_atoms(right, xs[rm], ys[rm]) > 1)
-        pp = min(float(pp_all[2 * q]), float(pp_all[2 * q + 1]))
-        score = (0 if band_ok else 1, frag, -round(pp, 3), abs(lw - ideal))
-        out.append((score, left, right, lm, rm))
+        frag_l = int(_parts_with_atoms(left, xs[lm], ys[lm]) > 1) if np_l > 1 else 0
+        bound.append((0 if band_ok else 1, frag_l, -round(pp_l, 3), abs(lw - ideal)))
+    scored: dict[int, tuple[Any, ...]] = {}
+
+    def score(picks: list[int]) -> None:
+        """Right halves and exact scores of the kept candidates ``picks``."""
+        rights = _differences(geom, [kept[q][2] for q in picks])
+        todo = []
+        for q, rg in zip(picks, rights, strict=True):
+            _, _, lg, left = kept[q]
+            if rg is None:
+                continue
+            # the right half from the polygonal left half (as the cut always took it)
+            if left is not lg:
+                rg = _overlay(shapely.difference, geom, left)
+                if rg is None:
+                    continue
+            if (right := _poly_only(rg)).is_empty:
+                continue
+            todo.append((q, right))
+        if not todo:
+            return
+        rhalves = np.array([rt for _, rt in todo], dtype=object)
+        r_parts = shapely.get_num_geometries(rhalves).tolist()
+        r_pp = _pp_array(rhalves).tolist()
+        for (q, right), np_r, pp_r in zip(todo, r_parts, r_pp, strict=True):
+            _, (_, i, order, _, _, _), _, left = kept[q]
+            rm = members[order[i + 1 :]]
+            flag, frag, _, gap = bound[q]
+            if np_r > 1:
+                frag += int(_parts_with_atoms(right, xs[rm], ys[rm]) > 1)
+            pp = min(float(l_pp[q]), pp_r)
+            scored[q] = ((flag, frag, -round(pp, 3), gap), right)
+
+    # the right half of the best bound first; then only candidates that can
+    # still beat (or, earlier in the order, tie) the best exact score so far
+    # need theirs: every other one would lose to it, so the same cut wins
+    first = min(range(len(kept)), key=lambda q: (bound[q], q))
+    score([first])
+    if scored:
+        w = min(scored, key=lambda q: (scored[q][0], q))
+        s_w = scored[w][0]
+        rest = [
+            q
+            for q in range(len(kept))
+            if q not in scored and (bound[q] < s_w or (bound[q] == s_w and q < w))
+        ]
+    else:
+        rest = [q for q in range(len(kept)) if q != first]
+    if rest:
+        score(rest)
+    out = []
+    for q in sorted(scored):
+        _, (_, i, order, _, _, _), _, left = kept[q]
+        sc, right = scored[q]
+        out.append((sc, left, right, members[order[: i + 1]], members[order[i + 1 :]]))
     return out
+
+
+def _differences(geom: BaseGeometry, lefts: list[BaseGeometry]) -> list[Any]:
+    """``geom`` minus each of ``lefts`` in one vectorised call (one at a time, with
+    the fallbacks, when GEOS objects to one of them); None where that fails."""
+    try:
+        return list(shapely.difference(geom, np.array(lefts, dtype=object)))
+    except shapely.errors.GEOSException:
+        return [_overlay(shapely.difference, geom, lg) for lg in lefts]
+
+
+def _pp_array(geoms: np.ndarray) -> np.ndarray:
+    """Polsby-Popper of each of ``geoms`` (0 without a perimeter)."""
+    area, perim = shapely.area(geoms), shapely.length(geoms)
+    return np.divide(
+        4 * math.pi * area, perim * perim, out=np.zeros(len(geoms)), where=perim > 0
+    )

@@ -174,8 +174,10 @@ def generate_grids(
         _Unit(codes=[c], parent=p, geom=g)
         for c, p, g in zip(leaf["code"], parent, leaf.geometry.values, strict=True)
     ]
-    for i, a in enumerate(atoms):
-        u = units[int(area_pos[a.members[0]])]
+    # each atom's area (all its households share it), read in one numpy call
+    first = np.fromiter((a.members[0] for a in atoms), dtype=np.int64, count=len(atoms))
+    for i, (a, pos) in enumerate(zip(atoms, area_pos[first].tolist(), strict=True)):
+        u = units[pos]
         u.atoms.append(i)
         u.load += a.load
         u.count += a.count
