@@ -265,6 +265,7 @@
     var self = this;
     this.draft.version = body.version;
     this.attr('version', body.version);
+    this.el.state.textContent = '草稿 #' + this.draft.id + ' · 版本 ' + body.version;
     var codes = [];
     body.grids.forEach(function (g) {
       codes.push(g.code);
@@ -363,6 +364,10 @@
         ' <button type="button" data-act="clear">清除</button></div>' +
         '<div class="gm-ed-row">目标网格 <select name="target" aria-label="目标网格"></select>' +
         ' <button type="button" data-act="move">移入</button></div>' +
+        '<div class="gm-ed-conflict" hidden></div>' +
+        '<div class="gm-ed-msg"></div>' +
+        '<table class="gm-ed-table"><thead><tr><th>网格</th><th>户数</th><th>状态</th><th>原因</th></tr></thead>' +
+        '<tbody></tbody></table>' +
         '<div class="gm-ed-row">目标网格：<button type="button" data-act="lock">锁定</button>' +
         '<button type="button" data-act="unlock">解锁</button>' +
         '<button type="button" data-act="split">拆分为两格</button></div>' +
@@ -377,10 +382,6 @@
         '<button type="button" data-act="diff">对比已发布</button>' +
         '<button type="button" data-act="publish">发布</button>' +
         '<button type="button" data-act="leave">退出编辑</button></div>' +
-        '<div class="gm-ed-conflict" hidden></div>' +
-        '<div class="gm-ed-msg"></div>' +
-        '<table class="gm-ed-table"><thead><tr><th>网格</th><th>户数</th><th>状态</th><th>原因</th></tr></thead>' +
-        '<tbody></tbody></table>' +
         '<div class="gm-ed-out"></div>' +
         '</div>';
       return div;
@@ -715,12 +716,13 @@
     this.touched.forEach(function (c) { add(c, '已改'); });
     this.el.rows.innerHTML = rows.map(function (r) {
       var g = self.grids[r[0]], band = self.bandOf(g.households);
+      var cause = g.in_band ? '' : String(g.cause || '未记录原因');
       return '<tr class="gm-band-' + band + '" data-code="' + esc(r[0]) + '">' +
         '<td title="' + esc(r[0]) + '">' + esc(r[0]) + '<div class="gm-ed-note">' + esc(r[1]) +
         (g.locked ? ' · 锁定' : '') + '</div></td>' +
         '<td class="gm-ed-n">' + g.households + '</td>' +
         '<td class="gm-ed-band">' + BAND[band].label + '</td>' +
-        '<td class="gm-ed-cause">' + esc(g.in_band ? '' : (g.cause || '未记录原因')) + '</td></tr>';
+        '<td class="gm-ed-cause" title="' + esc(cause) + '">' + esc(cause.length > 48 ? cause.slice(0, 46) + '…' : cause) + '</td></tr>';
     }).join('');
     this.attr('rows', rows.length);
   };

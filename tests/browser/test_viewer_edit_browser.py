@@ -487,15 +487,31 @@ def _view(page, centre: tuple[float, float], zoom: int) -> None:
 
 
 def _shot(page, spots: Spots) -> None:
-    """The edit mode as the docs show it (a selection, its target, the live table),
-    two zoom levels out; then the view the test clicks in again."""
+    """A selection and its target two zoom levels out (the selection stays while
+    the buildings reload); then the view the test clicks in again."""
     _view(page, spots.centre, ZOOM - 2)
+    page.mouse.move(5, 845)  # no hover tooltip
+    page.screenshot(path="/tmp/edit-mode-move.png")
+    _view(page, spots.centre, ZOOM)
+
+
+def _doc_shot(page, ox: float, oy: float) -> None:
+    """The edit mode as the docs show it: a grid just split (both halves out of
+    band, blue, with their causes in the table) and a selection drawn by rectangle,
+    two zoom levels out."""
+    _view(page, _densest(), ZOOM - 2)
+    page.check("input[name=gm-ed-tool][value=rect]")
+    page.mouse.move(ox + SPOT[0] - 70, oy + SPOT[1] - 45)
+    page.mouse.down()
+    page.mouse.move(ox + SPOT[0] + 70, oy + SPOT[1] + 45, steps=6)
+    page.mouse.up()
+    _wait_attr(page, "last-select", "rect")
     page.mouse.move(5, 845)  # no hover tooltip
     page.screenshot(path="/tmp/edit-mode.png")
     if os.environ.get("GRIDMAP_DOC_SHOTS"):
         DOC_SHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(DOC_SHOT))
-    _view(page, spots.centre, ZOOM)
+    page.click(".gm-edit button[data-act=clear]")
 
 
 def _densest() -> tuple[float, float]:
@@ -611,6 +627,7 @@ def test_rectangle_brush_lock_split_merge(browser, server: str, api_data) -> Non
         row = page.query_selector(f".gm-ed-table tr[data-code='{made[0]}']")
         assert row and row.get_attribute("class") == "gm-band-under"
         assert row.query_selector(".gm-ed-cause").inner_text().strip()
+        _doc_shot(page, ox, oy)
         # ---- rebalance the rest: the engine brings the split grids back into band
         page.uncheck(".gm-edit input[name=allow]")
         body = _edit(page, "rebalance", draft)
