@@ -8,7 +8,9 @@ households by default), then, for each concurrency in ``--concurrency``:
   /lookup`` for points and for addresses of randomly sampled households over
   keep-alive connections for ``--duration`` seconds: requests/s, p50, p99, errors;
 * **direct SQL (the ceiling)**: ``pgbench`` (C) runs the very statements the API's
-  hot path runs (``geo.store.lookup.POINT_ANSWER_SQL`` / ``ADDRESS_ANSWERS_SQL``),
+  hot path runs (``geo.store.lookup.POINT_ANSWER_SQL`` / ``PUBLIC_ADDRESS_ANSWERS_SQL``,
+  with ``--keyed`` the full answer ``ADDRESS_ANSWERS_SQL``; the key's scope
+  statement, which the API runs first in the same transaction, is not counted),
   prepared, with the same concurrency, no HTTP and no Python: transactions/s and
   mean latency. Each pgbench transaction first fetches its sample point or key by
   primary key (``\\gset``), a cheap extra round trip, so the ceiling is slightly
@@ -24,6 +26,12 @@ Then one ``POST /lookup/batch`` of 10,000 points (median of 3) against
 household and go the reference path, and each read is a line of the audit);
 ``--audit off`` starts the server with ``GRIDMAP_AUDIT=false``, so the two runs
 give the audit's cost (collection caps are raised for the benchmark).
+``--audit both`` measures the cost in one run: once the server (audit on) is
+ready, a second one (``gridmap serve``, audit off, same database, same number of
+processes) starts on another port, and for each kind and concurrency ``wrk``
+alternates between them for ``--rounds`` rounds each (on, off, off, on, on, …),
+so that whatever else the machine does falls on both sides alike. Each side's
+figure is the median of its rounds; ``on_over_off`` is their ratio.
 
 ``--reuse`` keeps the benchmark database when it already holds the county (the
 setup of 200,000 households takes about 80 s). Loopback only; the server is
@@ -67,6 +75,7 @@ from geo.store.lookup import (
     ADDRESS_ANSWERS_SQL,
     HOT_PATH_SETTINGS,
     POINT_ANSWER_SQL,
+    PUBLIC_ADDRESS_ANSWERS_SQL,
     lookup_points,
 )
 
@@ -201,7 +210,7 @@ def _pg_statement(sql: str) -> str:
     return re.sub(r"%\((\w+)\)s", r":\1", sql).replace("\n", " ")
 
 
-def _prepare_inputs(url: str, tmp: Path) -> dict[str, Any]:
+def _prepare_inputs(url: str, tmp: Path, keyed: bool) -> dict[str, Any]:
     """Sample households; write wrk path files, pgbench scripts and the sample table."""
     engine = make_engine(url)
     with engine.begin() as conn:
@@ -253,7 +262,7 @@ def _prepare_inputs(url: str, tmp: Path) -> dict[str, Any]:
     (tmp / "address.sql").write_text(
         f"\\set i random(1, {n})\n\\set lim 5\n"
         "SELECT key FROM bench_lookup_sample WHERE i = :i \\gset\n"
-        + _pg_statement(ADDRESS_ANSWERS_SQL)
+        + _pg_statement(ADDRESS_ANSWERS_SQL if keyed else PUBLIC_ADDRESS_ANSWERS_SQL)
         + ";\n"
     )
     return {"points": [(float(r[1]), float(r[2])) for r in rows], "keys": keys}
@@ -269,7 +278,13 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="keep a loaded database")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
-        "--audit", choices=("on", "off"), default="on", help="record the audit"
+        "--audit",
+        choices=("on", "off", "both"),
+        default="on",
+        help="record the audit; both: a server of each, measured in turns",
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="turns per side with --audit both"
     )
     ap.add_argument(
         "--keyed", action="store_true", help="send a viewer key with each lookup"
@@ -312,7 +327,7 @@ def main() -> None:
     env = {
         **os.environ,
         "GRIDMAP_DATABASE_URL": url,
-        "GRIDMAP_AUDIT": "true" if args.audit == "on" else "false",
+        "GRIDMAP_AUDIT": "false" if args.audit == "off" else "true",
         # a benchmark reveals every sampled household: no cap in the way
         "GRIDMAP_CAP_HOUSEHOLDS_PER_KEY": "100000000",
         "GRIDMAP_CAP_HOUSEHOLDS_PER_CLIENT": "100000000",
@@ -327,21 +342,27 @@ def main() -> None:
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
+    procs = [proc]
     try:
         wait_ready(base, proc, timeout_s=900)
         setup_s = time.perf_counter() - t
         print(f"server ready in {setup_s:.1f} s ({args.households} households)")
+        bases = {args.audit: base}
+        if args.audit == "both":
+            bases = {"on": base, "off": _second_server(args, env, log, procs)}
         with tempfile.TemporaryDirectory() as tmp:
-            results = _bench(args, levels, url, base, Path(tmp))
+            results = _bench(args, levels, url, bases, Path(tmp))
         results["setup_seconds"] = round(setup_s, 1)
         results["audit"] = args.audit
         results["keyed"] = args.keyed
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
         log.close()
     label = args.database or args.households
     if args.keyed:
@@ -352,10 +373,70 @@ def main() -> None:
     print(f"wrote {shown(out, ROOT)}")
 
 
-def _bench(
-    args: argparse.Namespace, levels: list[int], url: str, base: str, tmp: Path
+def _second_server(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    log: Any,
+    procs: list[subprocess.Popen[bytes]],
+) -> str:
+    """Start ``gridmap serve`` with the audit off on the same database; its URL."""
+    port = free_port(HOST)
+    cmd = [str(ROOT / ".venv" / "bin" / "gridmap"), "serve", "--host", HOST]
+    cmd += ["--port", str(port), "--workers", str(args.workers or default_workers())]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env={**env, "GRIDMAP_AUDIT": "false"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    procs.append(proc)
+    base = f"http://{HOST}:{port}"
+    wait_ready(base, proc, timeout_s=300)
+    print(f"second server (audit off) ready on port {port}")
+    return base
+
+
+def _turns(
+    bases: dict[str, str],
+    paths: Path,
+    lua: Path,
+    concurrency: int,
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
-    inputs = _prepare_inputs(url, tmp)
+    """One side's wrk figures, or with two sides each side's median over
+    ``--rounds`` turns taken alternately (on, off, off, on, …)."""
+    if len(bases) == 1:
+        (base,) = bases.values()
+        return _wrk(base, paths, lua, concurrency, args.duration)
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in bases}
+    sides = list(bases)
+    for r in range(args.rounds):
+        for side in sides if r % 2 == 0 else sides[::-1]:
+            runs[side].append(_wrk(bases[side], paths, lua, concurrency, args.duration))
+    out: dict[str, Any] = {}
+    for side, rs in runs.items():
+        out[side] = {
+            "per_s": statistics.median(x["per_s"] for x in rs),
+            "p50_ms": statistics.median(x["p50_ms"] for x in rs),
+            "p99_ms": statistics.median(x["p99_ms"] for x in rs),
+            "errors": sum(x["errors"] for x in rs),
+            "rounds_per_s": [x["per_s"] for x in rs],
+        }
+    out["on_over_off"] = round(out["on"]["per_s"] / out["off"]["per_s"], 3)
+    # the audit-on side stands for "the API" in the ratios to direct SQL
+    out.update({k: out["on"][k] for k in ("per_s", "p50_ms", "p99_ms", "errors")})
+    return out
+
+
+def _bench(
+    args: argparse.Namespace,
+    levels: list[int],
+    url: str,
+    bases: dict[str, str],
+    tmp: Path,
+) -> dict[str, Any]:
+    inputs = _prepare_inputs(url, tmp, args.keyed)
     results: dict[str, Any] = {
         "households": args.households,
         "duration_s": args.duration,
@@ -371,20 +452,29 @@ def _bench(
             lua.read_text() + f'wrk.headers["Authorization"] = "Bearer {token}"\n'
         )
     # warm-up, not measured: connection pools, prepared statements, caches
-    _wrk(base, tmp / "address.txt", lua, 4, 2)
-    _wrk(base, tmp / "point.txt", lua, 4, 2)
+    for b in bases.values():
+        _wrk(b, tmp / "address.txt", lua, 4, 2)
+        _wrk(b, tmp / "point.txt", lua, 4, 2)
+    base = bases.get("on", next(iter(bases.values())))
     for kind in ("point", "address"):
         runs = []
         for c in levels:
-            api = _wrk(base, tmp / f"{kind}.txt", lua, c, args.duration)
+            api = _turns(bases, tmp / f"{kind}.txt", lua, c, args)
             direct = _pgbench(url, tmp / f"{kind}.sql", c, args.duration)
             api["share_of_direct"] = round(api["per_s"] / direct["per_s"], 2)
             runs.append({"concurrency": c, "api": api, "direct_sql": direct})
+            turns = ""
+            if "on_over_off" in api:
+                turns = (
+                    f" | audit off {api['off']['per_s']:7.0f}/s, on/off "
+                    f"{api['on_over_off']:.2f} (rounds on {api['on']['rounds_per_s']}"
+                    f" off {api['off']['rounds_per_s']})"
+                )
             print(
                 f"{kind:8} c={c:<3} API {api['per_s']:7.0f}/s p50 {api['p50_ms']:6.2f} ms "
                 f"p99 {api['p99_ms']:7.2f} ms errors {api['errors']} | direct "
                 f"{direct['per_s']:7.0f}/s mean {direct['mean_ms']:5.2f} ms | "
-                f"API/direct {api['share_of_direct']:.2f}"
+                f"API/direct {api['share_of_direct']:.2f}{turns}"
             )
         results[kind] = runs
     points = inputs["points"]

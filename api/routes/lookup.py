@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from api.audit import note_read
-from api.dbpool import fetch_all, fetch_one
+from api.dbpool import fetch_all, fetch_all_after
 from api.deps import (
     HOUSEHOLD_READERS,
     PoolKeyDep,
@@ -34,8 +34,9 @@ from api.schemas import (
 )
 from geo.address import address_keys
 from geo.crs import gcj02_to_wgs84
-from geo.store.keys import ApiKeyInfo
+from geo.store.keys import SCOPE_SQL, ApiKeyInfo, scope_params
 from geo.store.lookup import (
+    ADDRESS_ANSWERS_SQL,
     POINT_ANSWER_SQL,
     PUBLIC_ADDRESS_ANSWERS_SQL,
     Answer,
@@ -224,10 +225,14 @@ async def lookup(
             query["wgs84"] = [round(wgs84[0], 7), round(wgs84[1], 7)]
     if as_of is not None:
         query["as_of"] = str(as_of)
-    elif public:
-        # hot path: one prepared statement on a pooled autocommit connection,
-        # the answer built as JSON in PostGIS (exact keys and points in a grid)
-        fast = await _fast_lookup(request, address, wgs84, query)
+    else:
+        # hot path: one prepared statement on a pooled connection, the answer
+        # built as JSON in PostGIS (exact keys and points in a grid); with a key
+        # it runs in a transaction limited to the key's area, as the reference
+        # path's session is
+        fast = await _fast_lookup(
+            request, address, wgs84, query, None if public else key
+        )
         if fast is not None:
             return fast
     # everything else (keys, fuzzy addresses, points outside every grid, as_of):
@@ -257,31 +262,42 @@ async def _fast_lookup(
     address: str | None,
     wgs84: tuple[float, float] | None,
     query: dict[str, Any],
+    key: ApiKeyInfo | None = None,
 ) -> Response | None:
-    """The public answer from one statement, or None when the reference path
-    must decide."""
+    """The answer from one statement, or None when the reference path must
+    decide. ``key`` None: the public answer; a household reader's key: the
+    full answer of one exact household or a point, read inside its scope (a
+    fuzzy or ambiguous address goes the reference path, which ranks)."""
     pool = request.app.state.pool
+
+    async def rows_of(sql: str, params: dict[str, Any]) -> list[str]:
+        if key is None:
+            return [r[0] for r in await fetch_all(pool, sql, params)]
+        scope = (SCOPE_SQL, scope_params(key))
+        return [r[0] for r in await fetch_all_after(pool, scope, sql, params)]
+
     if address is not None:
-        key = address_keys([address])[0]
-        if not key:
+        akey = address_keys([address])[0]
+        if not akey:
             return None
-        found = await fetch_all(
-            pool, PUBLIC_ADDRESS_ANSWERS_SQL, {"key": key, "lim": 2}
-        )
-        rows = [r[0] for r in found]
+        sql = PUBLIC_ADDRESS_ANSWERS_SQL if key is None else ADDRESS_ANSWERS_SQL
+        rows = await rows_of(sql, {"key": akey, "lim": 2})
+        if key is not None and len(rows) != 1:
+            return None  # fuzzy candidates or a ranked ambiguity
         if not rows:
-            raise _not_found(LookupResult("none", key=key), query, public=True)
+            raise _not_found(LookupResult("none", key=akey), query, public=True)
         if len(rows) > 1:
             raise _ambiguous(query)
         match = "exact"
+        if key is not None:
+            household = json.loads(rows[0])["household"]
+            note_read(request, households=[household["id"] if household else None])
     else:
         assert wgs84 is not None
-        row = await fetch_one(
-            pool, POINT_ANSWER_SQL, {"lon": wgs84[0], "lat": wgs84[1]}
-        )
-        if row is None:
+        rows = await rows_of(POINT_ANSWER_SQL, {"lon": wgs84[0], "lat": wgs84[1]})
+        if not rows:
             return None  # outside every grid: the reference path finds the nearest
-        rows, match = [row[0]], "point"
+        rows, match = rows[:1], "point"
     head = json.dumps(
         {"match": match, "query": query, "as_of": None}, ensure_ascii=False
     )

@@ -26,6 +26,7 @@ from geo.store.models import API_ROLES
 __all__ = [
     "KEY_ROW_SQL",
     "SCOPED_ROLE",
+    "SCOPE_SQL",
     "TOKEN_PREFIX",
     "ApiKeyInfo",
     "apply_scope",
@@ -40,6 +41,7 @@ __all__ = [
     "plan_in_scope",
     "resolve_area",
     "revoke_key",
+    "scope_params",
     "split_token",
     "verify_key",
 ]
@@ -190,22 +192,34 @@ def create_key(
 #: The key's areas (the area and every area below it; a grid key: its grid's
 #: area) and grid into the transaction-local settings, then the scoped role.
 #: An area that no longer exists gives the scope ``-1``: nothing.
-_SCOPE_SQL = text(
+SCOPE_SQL = (
     "WITH RECURSIVE root AS ("
-    "SELECT a.id, NULL::text AS grid FROM admin_areas a WHERE a.code = CAST(:code AS text) "
+    "SELECT a.id, NULL::text AS grid FROM admin_areas a WHERE a.code = CAST(%(code)s AS text) "
     "UNION ALL (SELECT g.area_id, g.code FROM grids g JOIN plans p ON p.id = g.plan_id "
-    "WHERE g.code = CAST(:code AS text) AND NOT EXISTS (SELECT 1 FROM admin_areas x "
-    "WHERE x.code = CAST(:code AS text)) "
+    "WHERE g.code = CAST(%(code)s AS text) AND NOT EXISTS (SELECT 1 FROM admin_areas x "
+    "WHERE x.code = CAST(%(code)s AS text)) "
     "ORDER BY p.status = 'published' DESC, p.id DESC LIMIT 1)), "
     "down AS (SELECT id FROM root UNION "
     "SELECT a.id FROM admin_areas a JOIN down d ON a.parent_id = d.id) "
-    "SELECT set_config('gridmap.areas', CASE WHEN CAST(:none AS boolean) THEN '-1' "
-    "WHEN CAST(:code AS text) IS NULL THEN '' "
+    "SELECT set_config('gridmap.areas', CASE WHEN CAST(%(none)s AS boolean) THEN '-1' "
+    "WHEN CAST(%(code)s AS text) IS NULL THEN '' "
     "ELSE coalesce((SELECT string_agg(id::text, ',') FROM down), '-1') END, true), "
     "set_config('gridmap.grid', coalesce((SELECT grid FROM root "
     "WHERE grid IS NOT NULL LIMIT 1), ''), true), "
     f"set_config('role', '{SCOPED_ROLE}', true)"
 )
+
+
+def scope_params(key: ApiKeyInfo) -> dict[str, Any]:
+    """The parameters of :data:`SCOPE_SQL` for ``key``.
+
+    Examples
+    --------
+    >>> k = ApiKeyInfo(1, "gm_1", "viewer", None, area_code="V1")
+    >>> scope_params(k)
+    {'code': 'V1', 'none': False}
+    """
+    return {"code": key.area_code, "none": key.role in _NO_AREA_ROLES}
 
 
 def apply_scope(session: Session, key: ApiKeyInfo) -> None:
@@ -218,10 +232,7 @@ def apply_scope(session: Session, key: ApiKeyInfo) -> None:
     there). Unscoped keys see the whole register; auditor and admin keys no
     personal row at all. Both settings end with the transaction.
     """
-    session.execute(
-        _SCOPE_SQL,
-        {"code": key.area_code, "none": key.role in _NO_AREA_ROLES},
-    )
+    session.connection().exec_driver_sql(SCOPE_SQL, scope_params(key))
 
 
 def expired_prefix(session: Session, token: str) -> str | None:

@@ -22,7 +22,8 @@ from sqlalchemy import text
 import api.routes.lookup as lookup_route
 from geo.address import address_keys
 from geo.crs import wgs84_to_gcj02
-from geo.store.db import make_engine
+from geo.store.db import make_engine, session_scope
+from geo.store.keys import create_key, revoke_key, split_token
 from geo.store.lookup import ADDRESS_ANSWERS_SQL, address_answers, point_answer
 
 api_data = support.api_data
@@ -33,23 +34,25 @@ def _both(
     client: TestClient,
     monkeypatch: pytest.MonkeyPatch,
     params: dict[str, Any],
-    hot: bool,
+    hot: bool | None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[Any, Any]:
-    """(served answer, reference answer) as (status, JSON body) pairs."""
+    """(served answer, reference answer) as (status, JSON body) pairs; ``hot``
+    True: the reference path must not be asked, None: either may answer."""
     if hot:
 
         def _no_reference(*_a: Any, **_k: Any) -> Any:
             raise AssertionError(f"{params} should not need the reference path")
 
         monkeypatch.setattr(lookup_route, "_reference_lookup", _no_reference)
-    served = client.get("/lookup", params=params)
+    served = client.get("/lookup", params=params, headers=headers)
     monkeypatch.undo()
 
     async def _no_fast(*_a: Any, **_k: Any) -> None:
         return None
 
     monkeypatch.setattr(lookup_route, "_fast_lookup", _no_fast)
-    reference = client.get("/lookup", params=params)
+    reference = client.get("/lookup", params=params, headers=headers)
     monkeypatch.undo()
     return (served.status_code, served.json()), (
         reference.status_code,
@@ -108,6 +111,66 @@ def test_points_match_the_reference(
     served, reference = _both(client, monkeypatch, params, hot=True)
     assert served == reference
     assert served[1]["query"]["wgs84"] == pytest.approx([lon, lat], abs=1e-6)
+
+
+@pytest.fixture
+def village_key(api_data: ApiData) -> Iterator[tuple[str, set[str]]]:
+    """A viewer key limited to one village, and its households' external ids."""
+    engine = make_engine(api_data.url)
+    with session_scope(engine) as s:
+        code, ids = s.execute(
+            text(
+                "SELECT a.code, array_agg(h.external_id) FROM households h "
+                "JOIN admin_areas a ON a.id = h.area_id GROUP BY a.code "
+                "ORDER BY count(*) DESC, a.code LIMIT 1"
+            )
+        ).one()
+        token = create_key(s, "viewer", name="village", area_code=code)
+    try:
+        yield token, set(ids)
+    finally:
+        with session_scope(engine) as s:
+            revoke_key(s, str(split_token(token)))
+        engine.dispose()
+
+
+def test_keyed_lookups_match_the_reference(
+    client: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+    api_data: ApiData,
+    village_key: tuple[str, set[str]],
+) -> None:
+    """A key's exact addresses and points take the hot path inside its scope
+    (the household and its party member in the answer) and answer exactly as
+    the reference path's scoped session does, for a county-wide key and a
+    village's key, inside the village and outside it."""
+    token, inside_ids = village_key
+    hh = county().households
+    rng = np.random.default_rng(11)
+    inside = hh[hh["household_id"].isin(inside_ids)]
+    outside = hh[~hh["household_id"].isin(inside_ids)]
+    picks = [
+        *inside.iloc[rng.choice(len(inside), 15, replace=False)].itertuples(),
+        *outside.iloc[rng.choice(len(outside), 15, replace=False)].itertuples(),
+    ]
+    hot_seen = 0
+    for who, headers in (("county", auth(api_data.viewer)), ("village", auth(token))):
+        for row in picks:
+            sees = who == "county" or row.household_id in inside_ids
+            params = {"address": row.address}
+            served, reference = _both(client, monkeypatch, params, sees, headers)
+            assert served == reference, (who, row.address)
+            if sees:
+                hot_seen += 1
+                assert served[0] == 200 and served[1]["match"] == "exact"
+                assert served[1]["result"]["household"]["id"] == row.household_id
+            else:  # hidden by the key's scope: never this household
+                assert row.household_id not in str(served[1]), (who, row.address)
+            point = {"lon": row.geometry.x, "lat": row.geometry.y}
+            served, reference = _both(client, monkeypatch, point, None, headers)
+            assert served == reference, (who, point)
+            assert served[0] == 200 and served[1]["match"] == "point"
+    assert hot_seen == 45
 
 
 @pytest.mark.parametrize(
