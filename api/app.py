@@ -30,6 +30,7 @@ from api.routes import (
     events,
     features,
     health,
+    keys,
     lookup,
     plans,
     tiles,
@@ -171,7 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # outermost: sees every response, refusals of the limits included
     app.add_middleware(AuditMiddleware)
     install_docs(app)
-    for module in (lookup, features, tiles, events, viewer, audit, health):
+    for module in (lookup, features, tiles, events, viewer, audit, keys, health):
         app.include_router(module.router)
     # a key limited to an area acts only on the plans inside it (api.deps)
     for module in (plans, edits):

@@ -25,6 +25,7 @@ from geo.errors import (
     IncompletePlanError,
     InputError,
     NotFound,
+    OutOfScope,
     PlanConflictError,
     ServiceUnavailable,
     StaleDraft,
@@ -157,6 +158,7 @@ def _validation_detail(
 ERROR_STATUS: dict[type[GridMapError], tuple[int, str]] = {
     NotFound: (404, "/problems/not-found"),
     InputError: (422, "/problems/invalid-input"),
+    OutOfScope: (403, "/problems/outside-scope"),
     EmptyInput: (422, "/problems/empty-input"),
     EditError: (422, "/problems/edit-refused"),
     PlanConflictError: (409, "/problems/plan-conflict"),

@@ -18,6 +18,7 @@ __all__ = [
     "IncompletePlanError",
     "InputError",
     "NotFound",
+    "OutOfScope",
     "PlanConflictError",
     "Problem",
     "ServiceUnavailable",
@@ -42,6 +43,11 @@ class NotFound(GridMapError, LookupError):
     def __init__(self, message: str, *, what: str | None = None) -> None:
         super().__init__(message)
         self.what = what
+
+
+class OutOfScope(GridMapError, PermissionError):
+    """The caller's key may not do this there (e.g. an area-limited admin key
+    issuing a key for an area outside its own); the message names both."""
 
 
 class EmptyInput(GridMapError, ValueError):

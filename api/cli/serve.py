@@ -179,13 +179,10 @@ def keys_create_cmd(
     """Create an API key and print its token (shown this once only)."""
     import datetime as dt
 
-    from geo.store.audit import record_now
-    from geo.store.keys import create_key, split_token
-    from geo.store.models import API_ROLES
+    from geo.access import issue_key
+    from geo.errors import InputError
 
-    if role not in API_ROLES:
-        raise _fail(f"--role must be one of {', '.join(API_ROLES)}")
-    until = None
+    day = None
     if expires is not None:
         try:
             day = dt.date.fromisoformat(expires)
@@ -193,35 +190,24 @@ def keys_create_cmd(
             raise _fail(
                 f"--expires must be a date YYYY-MM-DD, not {expires!r}"
             ) from None
-        until = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
     settings = Settings()
     engine = _engine(settings)
     try:
         upgrade(engine.url.render_as_string(hide_password=False))
         with session_scope(engine) as session:
             try:
-                token = create_key(
+                issued = issue_key(
                     session,
                     role,
                     name=name,
                     area_code=area,
-                    expires_at=until,
+                    expires_on=day,
                     person_id=person,
                 )
-            except ValueError as exc:
-                raise _fail(str(exc)) from None
-            record_now(
-                session,
-                "key_created",
-                endpoint="gridmap keys create",
-                key_prefix=split_token(token),
-                detail={
-                    "role": role,
-                    "area": area,
-                    "expires_at": until.isoformat() if until else None,
-                    "person_id": person,
-                },
-            )
+            except InputError as exc:
+                field = exc.problems[0].field
+                raise _fail(f"--{field}: {exc.problems[0].message}") from None
+            token = issued.token
     finally:
         engine.dispose()
     typer.echo(token)
@@ -236,12 +222,12 @@ def keys_create_cmd(
 @keys_app.command("list")
 def keys_list_cmd() -> None:
     """Active keys: prefix, role, area, expiry, person, name (never the tokens)."""
-    from geo.store.keys import list_keys
+    from geo.access import keys_visible
 
     engine = _engine(Settings())
     try:
         with session_scope(engine) as session:
-            for k in list_keys(session):
+            for k in keys_visible(session):
                 until = k.expires_at.date().isoformat() if k.expires_at else "-"
                 console.print(
                     f"{k.prefix}  {k.role:8} {k.area_code or '(all)':16} "
@@ -257,24 +243,17 @@ def keys_revoke_cmd(
     prefix: Annotated[str, typer.Argument(help="the key's prefix")],
 ) -> None:
     """Revoke a key by its prefix (the 8 hex digits after ``gm_``)."""
-    from geo.store.audit import record_now
-    from geo.store.keys import revoke_key
+    from geo.access import withdraw_key
+    from geo.errors import NotFound
 
     engine = _engine(Settings())
     try:
         with session_scope(engine) as session:
-            done = revoke_key(session, prefix)
-            if done:
-                record_now(
-                    session,
-                    "key_revoked",
-                    endpoint="gridmap keys revoke",
-                    key_prefix=prefix,
-                )
+            withdraw_key(session, prefix)
+    except NotFound:
+        raise _fail(f"no active key with prefix {prefix!r}") from None
     finally:
         engine.dispose()
-    if not done:
-        raise _fail(f"no active key with prefix {prefix!r}")
     console.print(f"key {prefix} revoked")
 
 

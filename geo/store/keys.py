@@ -31,12 +31,14 @@ __all__ = [
     "ApiKeyInfo",
     "apply_scope",
     "area_in_scope",
+    "area_within",
     "create_key",
     "expired_prefix",
     "hash_token",
     "key_of_row",
     "list_keys",
     "new_token",
+    "person_area",
     "person_of",
     "plan_in_scope",
     "resolve_area",
@@ -132,6 +134,37 @@ def resolve_area(session: Session, code: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+def person_area(session: Session, person_id: int) -> str | None:
+    """The admin area code of person ``person_id`` (``""``: none), or None when
+    there is no such person; answered without the row-level security of the
+    register (migration 0010), so an admin key can issue a key to a person."""
+    row = session.execute(
+        text("SELECT gridmap_person_area(:p)"), {"p": person_id}
+    ).scalar_one()
+    return None if row is None else str(row)
+
+
+def area_within(session: Session, code: str, root: str) -> bool:
+    """Whether the admin area or grid ``code`` lies inside the admin area or
+    grid ``root`` (``root`` itself included; a grid lies inside the areas
+    above its own)."""
+    if code == root:
+        return True
+    row = session.execute(
+        text(
+            "WITH RECURSIVE up AS ("
+            "SELECT a.id, a.parent_id, a.code FROM admin_areas a WHERE a.id = "
+            "coalesce((SELECT id FROM admin_areas WHERE code = :c), "
+            "(SELECT g.area_id FROM grids g WHERE g.code = :c ORDER BY g.id DESC "
+            "LIMIT 1)) UNION ALL SELECT a.id, a.parent_id, a.code FROM admin_areas a "
+            "JOIN up ON a.id = up.parent_id) "
+            "SELECT EXISTS (SELECT 1 FROM up WHERE code = :r)"
+        ),
+        {"c": code, "r": root},
+    ).scalar_one()
+    return bool(row)
+
+
 def create_key(
     session: Session,
     role: str,
@@ -156,12 +189,8 @@ def create_key(
         raise ValueError(f"role must be one of {', '.join(API_ROLES)}, not {role!r}")
     if area_code is not None and resolve_area(session, area_code) is None:
         raise ValueError(f"area {area_code!r} is neither an admin area nor a grid code")
-    if person_id is not None:
-        found = session.execute(
-            text("SELECT 1 FROM people WHERE id = :p"), {"p": person_id}
-        ).first()
-        if found is None:
-            raise ValueError(f"there is no person with id {person_id}")
+    if person_id is not None and person_area(session, person_id) is None:
+        raise ValueError(f"there is no person with id {person_id}")
     for _ in range(5):
         token, prefix = new_token()
         taken = session.execute(

@@ -118,6 +118,7 @@ _PATH_VALUES = {
     "code": "EV12-001",
     "job_id": "x",
     "action": "accept",
+    "prefix": "0000abcd",  # no such key: the walk revokes nothing
 }
 
 _QUERY = {
@@ -335,3 +336,88 @@ def test_html_pages_send_security_headers(client: TestClient) -> None:
     r = client.get("/healthz")
     assert r.headers["x-content-type-options"] == "nosniff"
     assert "content-security-policy" not in r.headers
+
+
+def _person(s: Any, external_id: str) -> int:
+    return int(
+        s.execute(
+            text("SELECT id FROM people WHERE external_id = :e"), {"e": external_id}
+        ).scalar_one()
+    )
+
+
+def test_a_village_admin_key_manages_keys_of_its_village_only(
+    client: TestClient, scoped: Scoped, db_url: str
+) -> None:
+    """``/keys``: an admin key of village A issues, lists and revokes keys
+    inside A only; the key it issues works at once, its revocation too, and
+    both are in the audit with the admin's prefix."""
+    admin = auth(scoped.keys["admin"])
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine) as s:
+            west_key = create_key(s, "viewer", name="west", area_code=ev.WEST)
+            east_person, west_person = _person(s, "GW-E"), _person(s, "GW-W")
+        west_prefix = west_key.split("_")[1]
+        # other roles and no key: refused
+        assert_problem(client.get("/keys"), 401)
+        for role in ("viewer", "worker", "planner", "auditor"):
+            assert_problem(client.get("/keys", headers=auth(scoped.keys[role])), 403)
+        # issue: inside A (a person of A too); never outside, never county-wide
+        r = client.post(
+            "/keys",
+            json={"role": "worker", "area": "EV11-001", "person": east_person},
+            headers=admin,
+        )
+        assert r.status_code == 201, r.text
+        issued = r.json()
+        assert issued["token"].startswith("gm_") and issued["area"] == "EV11-001"
+        assert r.headers["cache-control"] == "no-store"
+        for body in ({"role": "viewer", "area": ev.WEST}, {"role": "viewer"}):
+            r = client.post("/keys", json=body, headers=admin)
+            assert_problem(r, 403)
+            assert "cannot issue a key" in r.json()["detail"]
+        for person in (west_person, 999_999):  # elsewhere and unknown: the same
+            r = client.post(
+                "/keys",
+                json={"role": "worker", "area": ev.EAST, "person": person},
+                headers=admin,
+            )
+            assert_problem(r, 422)
+            assert f"no person with id {person} inside {ev.EAST}" in r.text
+        assert_problem(client.post("/keys", json={"role": "root"}, headers=admin), 422)
+        # the new key works at once, inside its grid
+        new = auth(issued["token"])
+        r = client.get(f"/events/{scoped.east_event}", headers=new)
+        assert r.status_code == 200, r.text
+        # list: A's keys, none of B's and none county-wide
+        listed = {
+            k["prefix"]: k for k in client.get("/keys", headers=admin).json()["keys"]
+        }
+        assert issued["prefix"] in listed and west_prefix not in listed
+        assert all(k["area"] and k["area"].startswith(ev.EAST) for k in listed.values())
+        assert "token" not in str(listed)
+        # revoke: B's key is absent (and keeps working); A's is gone at once
+        assert_problem(client.delete(f"/keys/{west_prefix}", headers=admin), 404)
+        r = client.get("/collections/households/items", headers=auth(west_key))
+        assert r.status_code == 200
+        r = client.delete(f"/keys/{issued['prefix']}", headers=admin)
+        assert r.status_code == 204, r.text
+        assert_problem(client.get(f"/events/{scoped.east_event}", headers=new), 401)
+        assert_problem(client.delete(f"/keys/{issued['prefix']}", headers=admin), 404)
+        with session_scope(engine) as s:
+            lines = s.execute(
+                text(
+                    "SELECT kind, endpoint, detail->>'by' FROM audit_log "
+                    "WHERE key_prefix = :p ORDER BY id"
+                ),
+                {"p": issued["prefix"]},
+            ).all()
+        admin_prefix = scoped.keys["admin"].split("_")[1]
+        assert [(k, by) for k, _e, by in lines] == [
+            ("key_created", admin_prefix),
+            ("key_revoked", admin_prefix),
+        ]
+        assert lines[0][1] == "POST /keys"
+    finally:
+        engine.dispose()
