@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.limits import client_address
 from api.problems import ProblemError
-from geo.store.audit import AuditRecord, write_entries
+from geo.store.audit import AuditRecord, record_expired_keys, write_entries
 from geo.store.db import session_scope
 
 __all__ = ["AuditMiddleware", "AuditWriter", "note_capped", "note_read", "record"]
@@ -119,9 +120,13 @@ def note_capped(request: Request, detail: dict[str, Any]) -> None:
 class AuditWriter:
     """Audit records queued in memory and written in batches by a daemon thread."""
 
-    def __init__(self, engine: Engine, *, every_s: float = 1.0) -> None:
+    def __init__(
+        self, engine: Engine, *, every_s: float = 1.0, expiry_every_s: float = 60.0
+    ) -> None:
         self.engine = engine
         self.every_s = every_s
+        #: how often keys whose expiry passed are written as ``key_expired``
+        self.expiry_every_s = expiry_every_s
         self.written = 0
         self._pending: list[AuditRecord] = []
         self._lock = threading.Lock()
@@ -158,9 +163,23 @@ class AuditWriter:
         self.written += len(batch)
         return len(batch)
 
+    def sweep_expired(self) -> list[str]:
+        """Record the keys that expired since the last sweep (any process's)."""
+        try:
+            with session_scope(self.engine) as session:
+                return record_expired_keys(session)
+        except Exception:
+            log.exception("recording expired keys failed; tried again later")
+            return []
+
     def _loop(self) -> None:
+        self.sweep_expired()
+        last = time.monotonic()
         while not self._stop.wait(self.every_s):
             self.flush()
+            if time.monotonic() - last >= self.expiry_every_s:
+                self.sweep_expired()
+                last = time.monotonic()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -178,13 +197,14 @@ def _record(scope: Scope, status: int) -> AuditRecord | None:
     who: dict[str, Any] = {}
     if key is not None:
         who = {"key_id": key.id, "key_prefix": key.prefix, "area_code": key.area_code}
-    if "expired" in note:
+    if "expired" in note:  # the expiry itself: AuditWriter.sweep_expired
         return AuditRecord(
-            "key_expired",
+            "refused",
             endpoint,
             key_prefix=note["expired"],
             client=client,
             status=status,
+            detail={"reason": "key expired"},
         )
     if "capped" in note:
         return AuditRecord(

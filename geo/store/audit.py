@@ -26,6 +26,7 @@ __all__ = [
     "AuditRecord",
     "list_entries",
     "prune",
+    "record_expired_keys",
     "record_now",
     "write_entries",
 ]
@@ -107,6 +108,28 @@ def write_entries(session: Session, records: Sequence[AuditRecord]) -> int:
                 )
             )
     return len(records)
+
+
+def record_expired_keys(session: Session) -> list[str]:
+    """Write a ``key_expired`` line for every key whose expiry has passed and
+    was not recorded yet (revoked keys are not expired); their prefixes.
+
+    One statement: the keys are marked as they are recorded, so server
+    processes sweeping at the same time record each key once.
+    """
+    rows = session.execute(
+        text(
+            "WITH due AS (UPDATE api_keys SET expiry_audited_at = now() "
+            "WHERE expires_at <= now() AND revoked_at IS NULL "
+            "AND expiry_audited_at IS NULL "
+            "RETURNING id, prefix, area_code, expires_at) "
+            "INSERT INTO audit_log (kind, endpoint, key_id, key_prefix, area_code, "
+            "detail) SELECT 'key_expired', 'expiry', id, prefix, area_code, "
+            "jsonb_build_object('expires_at', expires_at) FROM due "
+            "RETURNING key_prefix"
+        )
+    ).scalars()
+    return [str(p) for p in rows]
 
 
 def record_now(

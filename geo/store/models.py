@@ -279,6 +279,10 @@ class ApiKey(Base):
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     #: the person (``people.id``) a worker key belongs to
     person_id: Mapped[int | None] = mapped_column(Integer)
+    #: when its expiry was written to the audit (once: ``key_expired``)
+    expiry_audited_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True)
+    )
 
 
 __all__ += ["API_ROLES", "ApiKey"]

@@ -195,3 +195,43 @@ def test_audit_off_records_nothing(world: dict[str, Any], db_url: str) -> None:
         assert c.app.state.audit is None  # type: ignore[attr-defined]
         r = c.get("/collections/households/items", headers=auth(world["east"]))
         assert r.status_code == 200
+
+
+def test_a_key_stops_at_its_expiry_which_is_recorded_once(
+    world: dict[str, Any], db_url: str
+) -> None:
+    """Expiry takes effect at once (401) and is a ``key_expired`` line of the
+    audit written by the server's sweep, once, however many processes sweep
+    and however often the key is presented afterwards (each a refusal)."""
+    engine = world["engine"]
+    with session_scope(engine) as s:
+        token = create_key(s, "viewer", area_code=ev.EAST)
+    prefix = token.split("_")[1]
+    with TestClient(_app(db_url)) as c, TestClient(_app(db_url)) as other:
+        r = c.get("/collections/households/items", headers=auth(token))
+        assert r.status_code == 200  # not expired yet
+        with session_scope(engine) as s:  # its last moment has just passed
+            s.execute(
+                text(
+                    "UPDATE api_keys SET expires_at = now() - interval '1 second' "
+                    "WHERE prefix = :p"
+                ),
+                {"p": prefix},
+            )
+        for _ in range(2):
+            r = c.get("/collections/households/items", headers=auth(token))
+            assert_problem(r, 401)
+        # both servers sweep (as every process does about once a minute)
+        found = [
+            *c.app.state.audit.sweep_expired(),
+            *other.app.state.audit.sweep_expired(),
+        ]  # type: ignore[attr-defined]
+        assert found.count(prefix) == 1
+        assert prefix not in c.app.state.audit.sweep_expired()  # type: ignore[attr-defined]
+        _flushed(c)
+    with session_scope(engine) as s:
+        lines = list_entries(s, key_prefix=prefix)
+    kinds = sorted(e["kind"] for e in lines)
+    assert kinds == ["key_expired", "read", "refused", "refused"], kinds
+    refused = [e for e in lines if e["kind"] == "refused"]
+    assert all(e["detail"] == {"reason": "key expired"} for e in refused)
