@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import Engine
 
 from api.audit import record
-from api.deps import PlannerDep, SessionDep
+from api.deps import KeyDep, PlannerDep, SessionDep
 from api.jobs import Job, generate_plan_job, rebalance_plan_job
+from api.plan_access import PUBLIC_STATUSES, sees_drafts
 from api.problems import ProblemError, problem_responses
 from api.schemas import (
     GenerateIn,
@@ -24,7 +25,7 @@ from api.schemas import (
 )
 from geo import services
 from geo.store.jobs import JobState
-from geo.store.keys import area_in_scope
+from geo.store.keys import area_in_scope, plan_in_scope
 from geo.store.lookup import get_plan, list_plans
 from geo.store.queries import area_exists
 
@@ -73,13 +74,31 @@ def _unknown_plan(plan_id: int) -> ProblemError:
     )
 
 
-@router.get("/plans", response_model=list[PlanOut], summary="All plans, newest first")
+@router.get(
+    "/plans",
+    response_model=list[PlanOut],
+    summary="All plans, newest first",
+    description=(
+        "Published and archived plans are public; drafts are listed for planner "
+        "keys only (a planner key limited to an area: the drafts inside it)."
+    ),
+)
 def plans(
     session: SessionDep,
+    key: KeyDep,
     status: Annotated[Literal["draft", "published", "archived"] | None, Query()] = None,
     area: Annotated[str | None, Query(max_length=32, description="area code")] = None,
 ) -> list[PlanOut]:
-    return [plan_out(p) for p in list_plans(session, status=status, area_code=area)]
+    found = list_plans(session, status=status, area_code=area)
+    return [
+        plan_out(p)
+        for p in found
+        if p.status in PUBLIC_STATUSES
+        or (
+            sees_drafts(key)
+            and (key is None or not key.scoped or plan_in_scope(session, p.id))
+        )
+    ]
 
 
 @router.get(
@@ -88,12 +107,12 @@ def plans(
     summary="One plan with its parameters and metrics (incl. exceptions)",
     responses=problem_responses(404, 422),
 )
-def plan(session: SessionDep, plan_id: int) -> PlanOut:
+def plan(session: SessionDep, key: KeyDep, plan_id: int) -> PlanOut:
     if not 0 < plan_id < 2**31:
         raise _unknown_plan(plan_id)
     p = get_plan(session, plan_id)
-    if p is None:
-        raise _unknown_plan(plan_id)
+    if p is None or (p.status not in PUBLIC_STATUSES and not sees_drafts(key)):
+        raise _unknown_plan(plan_id)  # a draft: planner keys only
     return plan_out(p, detail=True)
 
 

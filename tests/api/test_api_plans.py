@@ -97,7 +97,12 @@ def test_generate_then_publish(client: TestClient, api_data: ApiData) -> None:
     assert done["status"] == "succeeded", done
     assert done["progress"] == 1.0 and done["plan_id"]
     plan_id = done["plan_id"]
-    draft = client.get(f"/plans/{plan_id}").json()
+    # a draft is the planners' own: 404 to anyone else, in the list too
+    assert client.get(f"/plans/{plan_id}").status_code == 404
+    assert plan_id not in {p["id"] for p in client.get("/plans").json()}
+    listed = client.get("/plans", headers=auth(key)).json()
+    assert plan_id in {p["id"] for p in listed}
+    draft = client.get(f"/plans/{plan_id}", headers=auth(key)).json()
     assert draft["status"] == "draft" and draft["name"] == "via API"
     assert draft["households"] == 2500
     assert draft["params"]["min_households"] == 150
@@ -150,7 +155,7 @@ def test_rebalance_job_and_diff(client: TestClient, api_data: ApiData) -> None:
     assert r.status_code == 202, r.text
     done = support.wait_job(client, r.headers["location"], key)
     assert done["status"] == "succeeded", done
-    new = client.get(f"/plans/{done['plan_id']}").json()
+    new = client.get(f"/plans/{done['plan_id']}", headers=auth(key)).json()
     assert new["status"] == "draft" and new["parent_id"] == base
     assert "rebalance" in new["metrics"]
     d = client.get(f"/plans/{base}/diff/{done['plan_id']}", headers=auth(key))
@@ -183,7 +188,8 @@ def test_publish_refuses_unstaffed_grids_unless_told(
     assert body["unstaffed"] == len(codes) and body["unstaffed_grids"] == codes
     assert f"{len(codes)} grid(s) with no grid worker" in body["detail"]
     assert ", ".join(codes[:5]) in body["detail"]
-    assert client.get(f"/plans/{plan_id}").json()["status"] == "draft"
+    plan = client.get(f"/plans/{plan_id}", headers=auth(api_data.planner)).json()
+    assert plan["status"] == "draft"
     r = client.post(
         f"/plans/{plan_id}/publish", json={"allow_unstaffed": False}, headers=auth(key)
     )
