@@ -17,6 +17,7 @@ from api.escalation import Escalator
 from api.jobs import JobRunner
 from api.limits import (
     AuthThrottle,
+    CapSync,
     CollectionCap,
     RequestGuard,
     SecurityHeaders,
@@ -144,9 +145,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CollectionCap(s.cap_households_per_key, s.cap_window_s),
             CollectionCap(s.cap_households_per_client, s.cap_window_s),
         )
+        # the caps hold for the service: counts shared through the database
+        app.state.cap_sync = CapSync(app.state.caps, engine)
+        app.state.cap_sync.start()
         try:
             yield
         finally:
+            app.state.cap_sync.stop()
             if app.state.audit is not None:
                 app.state.audit.stop()
             app.state.escalator.stop()

@@ -18,14 +18,17 @@
   answer; HTML pages (``/map``, ``/docs``) also get a Content-Security-Policy
   (with ``frame-ancestors``), ``X-Frame-Options`` and ``Referrer-Policy``.
 * :class:`CollectionCap` — distinct households revealed per key and per
-  client address in a sliding window.
+  client address in a sliding window, shared by the server processes through
+  the database about once a second (:class:`CapSync`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import ipaddress
 import json
+import logging
 import math
 import re
 import threading
@@ -41,12 +44,15 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.problems import PROBLEM_JSON, ProblemError, problem_bytes, send_problem
 
+log = logging.getLogger("gridmap.api.limits")
+
 __all__ = [
     "AUTH_FAILURES",
     "AUTH_WINDOW_S",
     "HTML_CSP",
     "MAX_HEADER_BYTES",
     "AuthThrottle",
+    "CapSync",
     "CollectionCap",
     "LimitedHttpToolsProtocol",
     "RequestGuard",
@@ -473,13 +479,30 @@ class CollectionCap:
     """Distinct households revealed per holder (a key, a client address) in a
     sliding window; bounded memory (the holders seen longest ago are forgotten).
 
+    Counted in this process and, through :meth:`sync` (about once a second,
+    :class:`CapSync`), with what every server process revealed to the same
+    holder (``geo.store.caps``): the cap holds for the service. Between two
+    syncs a household new to this process that another one revealed in that
+    second is counted twice, so near the cap a request may be refused a few
+    seconds early (``Retry-After`` :data:`RECHECK_S`); never late beyond the
+    reveals of the last second.
+
     >>> now = 0.0
     >>> cap = CollectionCap(limit=3, window_s=60, clock=lambda: now)
     >>> cap.admit("k", ["a", "b"]), cap.admit("k", ["a", "c"]), cap.admit("k", ["d"])
     (None, None, 60)
     >>> now = 61.0; cap.admit("k", ["d"]) is None
     True
+    >>> cap.sync(lambda revealed, holders, window_s: {"k": 3})  # all processes
+    >>> cap.admit("k", ["e"])  # refused: asked again after the next syncs
+    5
     """
+
+    #: Retry-After when the service-wide count (not this process's own) takes
+    #: a holder past the cap: it is re-read every second.
+    RECHECK_S = 5
+    #: Reveals kept for the next sync at most (the database away for long).
+    MAX_PENDING = 1_000_000
 
     def __init__(
         self,
@@ -493,6 +516,14 @@ class CollectionCap:
         self.max_holders = max_holders
         self._clock = clock
         self._seen: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()
+        #: per holder: distinct households of all processes at the last sync,
+        #: and those new to this process since
+        self._shared: dict[str, int] = {}
+        self._fresh: dict[str, int] = {}
+        self._pending: dict[tuple[str, str], dt.datetime] = {}
+        #: when the last sync succeeded (a minute without one: this process's
+        #: own counts only, as while the database is away)
+        self._synced_at: float | None = None
         self._lock = threading.Lock()
 
     def admit(self, holder: str, households: list[str]) -> int | None:
@@ -514,13 +545,90 @@ class CollectionCap:
                 need = len(seen) + len(new) - self.limit
                 oldest = list(seen.values())[min(need, len(seen)) - 1]
                 return max(1, math.ceil(oldest + self.window_s - now))
+            synced = self._synced_at is not None and now - self._synced_at < 60
+            shared = self._shared.get(holder, 0) + self._fresh.get(holder, 0)
+            if new and synced and shared + len(new) > self.limit:
+                return self.RECHECK_S
+            wall = dt.datetime.now(dt.UTC)
             for h in households:
                 seen[h] = now
                 seen.move_to_end(h)
+                if len(self._pending) < self.MAX_PENDING:
+                    self._pending[(holder, h)] = wall
+            if new:
+                self._fresh[holder] = self._fresh.get(holder, 0) + len(new)
             self._seen.move_to_end(holder)
             while len(self._seen) > self.max_holders:
                 self._seen.popitem(last=False)
             return None
+
+    def sync(self, exchange: Callable[..., dict[str, int]]) -> None:
+        """Hand what was revealed since the last call to ``exchange(revealed,
+        holders, window_s)`` (``geo.store.caps.sync_reveals`` in a transaction)
+        and keep its answer: every process's distinct households per holder.
+        On failure the reveals are kept for the next call."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            fresh, self._fresh = self._fresh, {}
+            holders = [h for h, seen in self._seen.items() if seen]
+        revealed = [(h, x, t) for (h, x), t in pending.items()]
+        try:
+            shared = exchange(revealed, holders, self.window_s)
+        except Exception:
+            with self._lock:
+                for k, t in pending.items():
+                    self._pending.setdefault(k, t)
+                for h, n in fresh.items():
+                    self._fresh[h] = self._fresh.get(h, 0) + n
+            raise
+        with self._lock:
+            self._shared = shared
+            self._synced_at = self._clock()
+
+
+class CapSync:
+    """A daemon thread syncing the collection caps with the other processes
+    about once a second (:meth:`CollectionCap.sync`), and once more at stop."""
+
+    def __init__(
+        self, caps: tuple[CollectionCap, ...], engine: Any, every_s: float = 1.0
+    ) -> None:
+        self.caps = caps
+        self.engine = engine
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _exchange(self, *args: Any) -> dict[str, int]:
+        from geo.store.caps import sync_reveals
+        from geo.store.db import session_scope
+
+        with session_scope(self.engine) as session:
+            return sync_reveals(session, *args)
+
+    def sync(self) -> None:
+        for cap in self.caps:
+            try:
+                cap.sync(self._exchange)
+            except Exception:
+                log.exception("syncing the collection caps failed; tried again")
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._loop, name="gridmap-caps", daemon=True
+            )
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.sync()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.sync()
 
 
 # ----------------------------------------------------------- security headers

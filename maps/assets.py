@@ -12,15 +12,15 @@ from typing import Any
 import folium
 from branca.element import Element, MacroElement
 from folium.elements import JSCSSMixin
-from folium.plugins import Fullscreen, MeasureControl
+from folium.plugins import Fullscreen
 
 __all__ = [
     "STATIC_DIR",
     "InlineAsset",
+    "MeasureTool",
     "OfflineAssets",
     "OfflineFullscreen",
     "OfflineMap",
-    "OfflineMeasureControl",
     "inline_css",
     "save_html",
 ]
@@ -136,16 +136,24 @@ class OfflineFullscreen(OfflineAssets, Fullscreen):
     ]
 
 
-class OfflineMeasureControl(OfflineAssets, MeasureControl):
-    """folium's :class:`~folium.plugins.MeasureControl` with vendored leaflet-measure
-    (its Chinese build)."""
+class MeasureTool(OfflineAssets, MacroElement):
+    """GridMap's measuring tool (``gridmap-measure.js``): distance and area by
+    clicks on the map. Replaces leaflet-measure, which compiles its templates
+    with ``Function`` and so needs a CSP with ``'unsafe-eval'``."""
 
-    default_js = [  # noqa: RUF012 (folium declares it per instance)
-        ("leaflet_measure_js", "vendor/leaflet-measure/leaflet-measure.cn.js")
-    ]
-    default_css = [  # noqa: RUF012 (folium declares it per instance)
-        ("leaflet_measure_css", "vendor/leaflet-measure/leaflet-measure.css")
-    ]
+    _template = folium.template.Template(
+        """
+        {% macro script(this, kwargs) %}
+            GridMap.measure({{ this._parent.get_name() }}, {{ this.options|tojson }});
+        {% endmacro %}
+        """
+    )
+    default_js = [("gridmap_measure_js", "gridmap-measure.js")]  # noqa: RUF012
+
+    def __init__(self, position: str = "topleft") -> None:
+        super().__init__()
+        self._name = "MeasureTool"
+        self.options = {"position": position}
 
 
 class SearchControl(OfflineAssets, MacroElement):

@@ -17,9 +17,9 @@ from branca.element import MacroElement
 from folium.template import Template
 
 from maps.assets import (
+    MeasureTool,
     OfflineFullscreen,
     OfflineMap,
-    OfflineMeasureControl,
     SearchControl,
 )
 from maps.basemap import Basemap, Context
@@ -417,13 +417,7 @@ def base_map(
             position="topleft", title="全屏", title_cancel="退出全屏"
         ).add_to(m)
     if measure:
-        OfflineMeasureControl(
-            position="topleft",
-            primary_length_unit="meters",
-            secondary_length_unit="kilometers",
-            primary_area_unit="sqmeters",
-            secondary_area_unit="hectares",
-        ).add_to(m)
+        MeasureTool(position="topleft").add_to(m)
     if search:
         SearchControl(placeholder="搜索网格编码或地址…", zoom=17).add_to(m)
     return m

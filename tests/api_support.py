@@ -43,7 +43,9 @@ LI_VADUZ = "LI-9490"
 LI_EMPTY = "LI-9497"
 ARCHIVED_AT = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 PUBLISHED_AT = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-TABLES = "assignments, grids, plans, households, people, admin_areas, api_keys"
+TABLES = (
+    "assignments, grids, plans, households, people, admin_areas, api_keys, cap_reveals"
+)
 
 _FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 _CN_DIGITS = "零一二三四五六七八九"

@@ -30,7 +30,7 @@ from geo.store.plans import publish_plan, save_assignments, save_plan
 COUNTY, TOWNSHIP, EAST, WEST = "EV00", "EV10", "EV11", "EV12"
 TABLES = (
     "event_log, events, assignments, grids, plans, households, people, "
-    "admin_areas, api_keys"
+    "admin_areas, api_keys, cap_reveals"
 )
 PUBLISHED_AT = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 EAST_BOX = (120.0, 30.0, 120.2, 30.2)

@@ -640,3 +640,18 @@ class AuditEntry(Base):
 
 
 __all__ += ["AUDIT_KINDS", "AuditEntry"]
+
+
+class CapReveal(Base):
+    """A household revealed to a holder (a key, a client address) within the
+    collection caps' window, shared by the server processes (``geo.store.caps``)."""
+
+    __tablename__ = "cap_reveals"
+    __table_args__ = (Index("ix_cap_reveals_at", "at"),)
+
+    holder: Mapped[str] = mapped_column(Text, primary_key=True)
+    household: Mapped[str] = mapped_column(Text, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+__all__ += ["CapReveal"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -77,6 +78,49 @@ class Page:
 MAP = "window[document.querySelector('.folium-map').id]"
 
 
+def test_measuring_a_distance_and_an_area(browser, pages):
+    """The measuring tool: three clicks on the map give the line's length and
+    the triangle's area, as computed from the points themselves; a double
+    click ends it (no extra point), 清 clears it."""
+    pg = Page(browser, pages["balance"])
+    page = pg.page
+    page.evaluate(f"() => {MAP}.setView([29.0, 118.9], 15, {{animate: false}})")
+    box = page.query_selector(".folium-map").bounding_box()
+    page.click(".gm-measure-toggle")
+    clicks = [(400, 300), (700, 300), (700, 600)]
+    for x, y in clicks[:2]:
+        page.mouse.click(box["x"] + x, box["y"] + y)
+    x, y = clicks[2]
+    page.mouse.dblclick(box["x"] + x, box["y"] + y)  # the third point, and the end
+    got = page.evaluate(
+        f"""() => {{
+          const map = {MAP};
+          const pts = {json.dumps(clicks)}.map(p => map.containerPointToLatLng(p));
+          const m = JSON.parse(map.getContainer().getAttribute('data-gridmap-measure'));
+          return {{m, len: GridMap.measureLength(pts), area: GridMap.measureArea(pts),
+                   leg: map.distance(pts[0], pts[1]), zoom: map.getZoom()}};
+        }}"""
+    )
+    m = got["m"]
+    assert got["zoom"] == 15 and m["points"] == 3, got
+    assert m["metres"] == pytest.approx(got["len"], abs=0.2)
+    assert m["square_metres"] == pytest.approx(got["area"], abs=1)
+    # a right triangle of legs a, b: area a*b/2 (to within the sphere's curvature)
+    assert m["square_metres"] == pytest.approx(got["leg"] ** 2 * 0.5, rel=0.02)
+    tip = page.inner_text(".gm-measure-tip")
+    assert "长度" in tip and "面积" in tip and "亩" in tip, tip
+    # ended: another click adds nothing; 清 clears
+    page.mouse.click(box["x"] + 500, box["y"] + 500)
+    m2 = page.evaluate(
+        f"() => JSON.parse({MAP}.getContainer().getAttribute('data-gridmap-measure'))"
+    )
+    assert m2["points"] == 3
+    page.click(".gm-measure-clear")
+    assert page.query_selector(".gm-measure-tip") is None
+    pg.check_clean()
+    page.close()
+
+
 def test_coverage_map_in_chromium(browser, pages, tmp_path):
     pg = Page(browser, pages["coverage"])
     page = pg.page
@@ -84,7 +128,7 @@ def test_coverage_map_in_chromium(browser, pages, tmp_path):
     for sel in (
         ".leaflet-control-layers",
         ".leaflet-control-zoom-fullscreen",
-        ".leaflet-control-measure",
+        ".gm-measure",
         ".leaflet-control-search",
         ".gm-legend",
         ".gm-label",
