@@ -169,7 +169,7 @@ def test_legend_and_controls_present(cov_map):
     for needle in (
         "GridMap.legend(",
         "L.control.fullscreen(",
-        "L.Control.Measure(",
+        "GridMap.measure(",
         "GridMap.search(",
         "L.control.layers(",
     ):
