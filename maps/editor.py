@@ -195,7 +195,7 @@ class GridEditor(anywidget.AnyWidget):  # type: ignore[misc]
         if grids["status"] != "draft":
             raise not_a_draft(self.draft.plan_id, grids["status"])
         self._names = {}
-        self._take(grids, buildings, [])
+        self._take(grids, buildings, None)
 
     def _refresh_touched(self, res: EditResult) -> None:
         """After the edit ``res``: read again only the grids it changed and the
@@ -222,19 +222,22 @@ class GridEditor(anywidget.AnyWidget):  # type: ignore[misc]
         self._take(grids, buildings, codes)
 
     def _take(
-        self, grids: dict[str, Any], buildings: dict[str, Any], codes: list[str]
+        self,
+        grids: dict[str, Any],
+        buildings: dict[str, Any],
+        codes: list[str] | None,
     ) -> None:
         """Show ``grids`` and ``buildings`` (:mod:`geo.store.edit_views`): all of
-        them, or (``codes``) in place of what was shown of the grids ``codes``
-        and of the buildings on them."""
-        for c in codes:
+        them (``codes`` None), or in place of what was shown of the grids
+        ``codes`` and of the buildings on them."""
+        for c in codes or ():
             self._names.pop(c, None)
         for f in grids["features"]:
             p = f["properties"]
             self._names[p["code"]] = p["area_name"]
             p["title"] = _label(p["code"], p["area_name"])
         g_feats, b_feats = grids["features"], buildings["features"]
-        if codes:
+        if codes is not None:
             g_feats = _merged_grids(self.grids["features"], g_feats, set(codes))
             b_feats = _merged_buildings(self.buildings["features"], b_feats, set(codes))
         band = grids["band"]

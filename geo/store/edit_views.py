@@ -247,9 +247,9 @@ def plan_grids(
     Parameters
     ----------
     session
-        An open session (nothing is locked or written).
+        The caller's session; the read takes no lock and writes nothing.
     plan_id
-        Any plan (draft, published or archived).
+        A plan of any status: a draft, the published plan, an archived one.
     area
         An admin area code: only the grids of this area and the areas below
         it; None: all. An unknown code raises :class:`~geo.errors.NotFound`.
