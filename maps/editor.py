@@ -29,7 +29,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Any
 
@@ -39,6 +38,7 @@ import traitlets
 
 from geo.editing import Draft, EditResult
 from geo.errors import GridMapError
+from geo.store.drafts import not_a_draft
 from maps.assets import STATIC_DIR, inline_css
 
 __all__ = ["GridEditor"]
@@ -71,6 +71,63 @@ _OWN_CSS = """
 .gm-ed-message.error { color: #b00020; }
 .gm-ed-problems { margin: 0; padding-left: 16px; color: #8a4b00; }
 """
+
+
+def unit_id(p: dict[str, Any]) -> str:
+    """The id the editor selects a unit by, from its properties in
+    :func:`geo.store.edit_views.plan_buildings`: a building's id, or
+    ``h:<household id>`` for a household without one.
+
+    Parameters
+    ----------
+    p : dict
+        A building feature's ``properties`` (``kind``, ``id``).
+
+    Returns
+    -------
+    str
+        What :meth:`GridEditor.select` takes.
+
+    Examples
+    --------
+    >>> unit_id({"kind": "building", "id": "B1"}), unit_id({"kind": "household", "id": "H1"})
+    ('B1', 'h:H1')
+    """
+    return str(p["id"]) if p["kind"] == "building" else f"h:{p['id']}"
+
+
+def _merged_grids(
+    shown: list[dict[str, Any]], fresh: list[dict[str, Any]], codes: set[str]
+) -> list[dict[str, Any]]:
+    """The grids shown with those of ``codes`` replaced by ``fresh`` (by code)."""
+    kept = [f for f in shown if f["properties"]["code"] not in codes]
+    return sorted([*kept, *fresh], key=lambda f: str(f["properties"]["code"]))
+
+
+def _merged_buildings(
+    shown: list[dict[str, Any]], fresh: list[dict[str, Any]], codes: set[str]
+) -> list[dict[str, Any]]:
+    """The buildings shown with those on a grid of ``codes`` replaced by ``fresh``:
+    in their place, those no longer in the area dropped, new ones in order."""
+    new = {f["id"]: f for f in fresh}
+    out = []
+    for f in shown:
+        if f["id"] in new:
+            out.append(new.pop(f["id"]))
+        elif not codes.intersection(f["properties"]["grids"]):
+            out.append(f)
+    for f in new.values():  # a building that came into the area (rare)
+        key = (f["properties"]["kind"], f["properties"]["id"])
+        at = next(
+            (
+                i
+                for i, o in enumerate(out)
+                if (o["properties"]["kind"], o["properties"]["id"]) > key
+            ),
+            len(out),
+        )
+        out.insert(at, f)
+    return out
 
 
 def _label(code: str, area_name: str | None) -> str:
@@ -124,27 +181,70 @@ class GridEditor(anywidget.AnyWidget):  # type: ignore[misc]
         self.refresh()
 
     def refresh(self) -> None:
-        """Read the draft's grids and buildings in the area again."""
-        from geo.editing import band_of
-        from geo.store import drafts
+        """Read the draft's grids and buildings in the area again (all of them)."""
         from geo.store.db import session_scope
+        from geo.store.edit_views import plan_buildings, plan_grids
 
         with session_scope(self.draft.engine) as s:
-            info = drafts.lock_draft(s, self.draft.plan_id, expected_version=None)
-            grids, buildings = drafts.editor_view(s, self.draft.plan_id, self.area)
-        band = band_of(info)
-        self._names = dict(
-            zip(grids["grid_code"].astype(str), grids["area_name"], strict=True)
-        )
-        grids["label"] = [
-            _label(str(c), n)
-            for c, n in zip(grids["grid_code"], grids["area_name"], strict=True)
-        ]
-        grids["geometry"] = grids.geometry.simplify(_SIMPLIFY)
-        self.band = [float(band.min), float(band.max)]
-        self.grids = json.loads(grids.to_json(drop_id=True))
-        self.buildings = json.loads(buildings.to_json(drop_id=True))
-        self.version = info.version
+            grids = plan_grids(
+                s, self.draft.plan_id, area=self.area, simplify=_SIMPLIFY
+            )
+            buildings = plan_buildings(
+                s, self.draft.plan_id, area=self.area, limit=None
+            )
+        if grids["status"] != "draft":
+            raise not_a_draft(self.draft.plan_id, grids["status"])
+        self._names = {}
+        self._take(grids, buildings, None)
+
+    def _refresh_touched(self, res: EditResult) -> None:
+        """After the edit ``res``: read again only the grids it changed and the
+        buildings on them (and the version; nothing is locked), and put them in
+        place of what was shown of them. Whatever else changed the draft since
+        (another editor, :meth:`Draft.reload`) makes it a full :meth:`refresh`."""
+        from geo.store.db import session_scope
+        from geo.store.edit_views import plan_buildings, plan_grids
+
+        codes = sorted({g.code for g in res.grids})
+        if res.version != self.version + 1:
+            self.refresh()
+            return
+        with session_scope(self.draft.engine) as s:
+            grids = plan_grids(
+                s, self.draft.plan_id, area=self.area, codes=codes, simplify=_SIMPLIFY
+            )
+            buildings = plan_buildings(
+                s, self.draft.plan_id, area=self.area, grids=codes, limit=None
+            )
+        if grids["version"] != res.version or buildings["version"] != res.version:
+            self.refresh()
+            return
+        self._take(grids, buildings, codes)
+
+    def _take(
+        self,
+        grids: dict[str, Any],
+        buildings: dict[str, Any],
+        codes: list[str] | None,
+    ) -> None:
+        """Show ``grids`` and ``buildings`` (:mod:`geo.store.edit_views`): all of
+        them (``codes`` None), or in place of what was shown of the grids
+        ``codes`` and of the buildings on them."""
+        for c in codes or ():
+            self._names.pop(c, None)
+        for f in grids["features"]:
+            p = f["properties"]
+            self._names[p["code"]] = p["area_name"]
+            p["title"] = _label(p["code"], p["area_name"])
+        g_feats, b_feats = grids["features"], buildings["features"]
+        if codes is not None:
+            g_feats = _merged_grids(self.grids["features"], g_feats, set(codes))
+            b_feats = _merged_buildings(self.buildings["features"], b_feats, set(codes))
+        band = grids["band"]
+        self.band = [float(band["min"]), float(band["max"])]
+        self.grids = {"type": "FeatureCollection", "features": g_feats}
+        self.buildings = {"type": "FeatureCollection", "features": b_feats}
+        self.version = int(grids["version"])
 
     # --- what the buttons do, callable from Python -------------------------------
     def select(
@@ -152,7 +252,7 @@ class GridEditor(anywidget.AnyWidget):  # type: ignore[misc]
     ) -> list[str]:
         """Select buildings by id (``h:<household id>`` for a household alone),
         as a click, lasso or brush does; ``add`` keeps the current selection."""
-        known = {f["properties"]["building_id"] for f in self.buildings["features"]}
+        known = {unit_id(f["properties"]) for f in self.buildings["features"]}
         unknown = [b for b in buildings if b not in known]
         if unknown:
             raise GridMapError(
@@ -237,7 +337,7 @@ class GridEditor(anywidget.AnyWidget):  # type: ignore[misc]
                 "in_band": g.in_band,
                 "cause": g.cause,
             }
-        self.refresh()
+        self._refresh_touched(res)
         for g in res.grids:  # a new grid's village is known after the refresh
             self._touched[g.code]["label"] = _label(g.code, self._names.get(g.code))
         self.touched_rows = list(self._touched.values())

@@ -25,6 +25,7 @@ __all__ = [
     "has_grid",
     "history",
     "lock_draft",
+    "not_a_draft",
     "parent_staff",
     "read_touched",
     "record",
@@ -138,13 +139,18 @@ def lock_draft(
         int(row[0]), str(row[1]), str(row[2]), int(row[3]), row[4] or {}, row[5] or {}
     )
     if info.status != "draft":
-        raise EditError(
-            f"plan {plan_id} is {info.status}: only drafts are edited; start one with "
-            f"POST /plans/{plan_id}/draft (Workspace.draft)"
-        )
+        raise not_a_draft(plan_id, info.status)
     if expected_version is not None and expected_version != info.version:
         raise StaleDraft(plan_id, expected_version, info.version)
     return info
+
+
+def not_a_draft(plan_id: int, status: str) -> EditError:
+    """The refusal to edit plan ``plan_id`` in place: it is ``status``, not a draft."""
+    return EditError(
+        f"plan {plan_id} is {status}: only drafts are edited; start one with "
+        f"POST /plans/{plan_id}/draft (Workspace.draft)"
+    )
 
 
 def copy_to_draft(session: Session, plan_id: int, *, created_by: str | None) -> int:
@@ -565,47 +571,3 @@ def grid_neighbours(session: Session, plan_id: int, code: str) -> list[str]:
         if known is None:
             raise EditError(f"plan {plan_id} has no grid {code!r}")
     return [str(r[0]) for r in rows]
-
-
-_DOWN = (
-    "WITH RECURSIVE down AS (SELECT id FROM admin_areas WHERE code = :a "
-    "UNION ALL SELECT c.id FROM admin_areas c JOIN down d ON c.parent_id = d.id) "
-)
-
-
-def editor_view(
-    session: Session, plan_id: int, area_code: str
-) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """What an editor draws of the plan inside ``area_code``: its grids (code,
-    area, households, exception, locked, worker name, polygon) and its buildings
-    (``building_id``; a household without one stands alone as ``h:<id>``) with
-    their grid, household count and a point."""
-    if not session.execute(
-        text("SELECT 1 FROM admin_areas WHERE code = :a"), {"a": area_code}
-    ).first():
-        raise NotFound(f"area {area_code!r}: no such area")
-    params = {"p": plan_id, "a": area_code}
-    grids = _frame(
-        session,
-        _DOWN + "SELECT g.code AS grid_code, a.code AS area_code, a.name AS area_name, "
-        "COALESCE((g.attrs->>'households')::int, 0) AS households, "
-        "g.attrs->>'exception' AS cause, "
-        "COALESCE((g.attrs->>'locked')::boolean, false) AS locked, "
-        "p.name AS worker, ST_AsBinary(g.geom) AS geom FROM grids g "
-        "JOIN admin_areas a ON a.id = g.area_id "
-        "LEFT JOIN people p ON p.id = g.worker_id "
-        "WHERE g.plan_id = :p AND g.area_id IN (SELECT id FROM down) ORDER BY g.code",
-        params,
-    )
-    buildings = _frame(
-        session,
-        _DOWN + "SELECT COALESCE(h.building_id, 'h:' || h.external_id) AS building_id, "
-        "min(g.code) AS grid_code, count(*)::int AS households, "
-        "ST_AsBinary(ST_Centroid(ST_Collect(h.geom))) AS geom "
-        "FROM households h JOIN assignments x ON x.household_id = h.id "
-        "AND x.plan_id = :p JOIN grids g ON g.id = x.grid_id "
-        "WHERE g.area_id IN (SELECT id FROM down) "
-        "GROUP BY 1 ORDER BY 1",
-        params,
-    )
-    return grids, buildings

@@ -1,4 +1,9 @@
-"""What the viewer's edit mode reads: a plan's buildings in a box and its grids with band state."""
+"""What an editor draws of a plan: its buildings and its grids with band state.
+
+One read for both editors: the viewer's edit mode (a box of buildings, every
+grid, over HTTP) and the notebook's :class:`maps.editor.GridEditor` (an area,
+then only the grids an edit touched).
+"""
 
 from __future__ import annotations
 
@@ -16,22 +21,24 @@ __all__ = ["MAX_BUILDINGS", "plan_buildings", "plan_grids"]
 #: The most building features one answer holds (the viewer asks per view).
 MAX_BUILDINGS = 20_000
 
-# Households of the plan in the box; a building is every household of the plan
-# sharing its building_id (also those outside the box, so its count is whole);
-# a household without a building is a unit of its own.
+# The households that pick the buildings (``{where}``: in the box, on grids of
+# the area, on the grids named); a building is every household of the plan
+# sharing its building_id (also those the filter leaves out, so its count is
+# whole); a household without a building is a unit of its own.
 _BUILDINGS_SQL = """
-WITH inbox AS (
+{down}picked AS (
   SELECT h.id, h.building_id FROM households h
   JOIN assignments x ON x.household_id = h.id AND x.plan_id = :p
-  WHERE h.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)
+  JOIN grids g ON g.id = x.grid_id
+  WHERE {where}
 ), units AS (
   SELECT h.external_id, h.building_id, h.address, h.geom, g.code,
     coalesce((g.attrs->>'locked')::boolean, false) AS locked
   FROM households h
   JOIN assignments x ON x.household_id = h.id AND x.plan_id = :p
   JOIN grids g ON g.id = x.grid_id
-  WHERE h.id IN (SELECT id FROM inbox WHERE building_id IS NULL)
-     OR h.building_id IN (SELECT DISTINCT building_id FROM inbox
+  WHERE h.id IN (SELECT id FROM picked WHERE building_id IS NULL)
+     OR h.building_id IN (SELECT DISTINCT building_id FROM picked
                           WHERE building_id IS NOT NULL)
 )
 SELECT CASE WHEN building_id IS NULL THEN 'household' ELSE 'building' END AS kind,
@@ -46,22 +53,56 @@ SELECT CASE WHEN building_id IS NULL THEN 'household' ELSE 'building' END AS kin
 FROM units
 GROUP BY 1, 2
 ORDER BY 1, 2
-LIMIT :lim
-"""
+{limit}"""
 
+# Households are counted per grid (the assignments' grid index), so a read of a
+# few grids costs those grids, not the plan.
 _GRIDS_SQL = """
-SELECT g.code, a.code AS area_code, g.attrs, w.external_id AS worker_id,
-  w.name AS worker_name, coalesce(n.households, 0) AS households,
-  ST_AsGeoJSON(ST_ForcePolygonCCW(g.geom), 7) AS geom,
+{down}SELECT g.code, a.code AS area_code, a.name AS area_name, g.attrs,
+  w.external_id AS worker_id, w.name AS worker_name,
+  (SELECT count(*) FROM assignments x WHERE x.grid_id = g.id) AS households,
+  ST_AsGeoJSON(ST_ForcePolygonCCW({geom}), 7) AS geom,
   ST_X(ST_PointOnSurface(g.geom)) AS lon, ST_Y(ST_PointOnSurface(g.geom)) AS lat
 FROM grids g
 JOIN admin_areas a ON a.id = g.area_id
 LEFT JOIN people w ON w.id = g.worker_id
-LEFT JOIN (SELECT grid_id, count(*) AS households FROM assignments
-           WHERE plan_id = :p GROUP BY grid_id) n ON n.grid_id = g.id
-WHERE g.plan_id = :p
+WHERE {where}
 ORDER BY g.code
 """
+
+# The area and every area below it.
+_DOWN = (
+    "WITH RECURSIVE down AS (SELECT id FROM admin_areas WHERE code = :a "
+    "UNION ALL SELECT c.id FROM admin_areas c JOIN down d ON c.parent_id = d.id)"
+)
+
+
+def _filters(
+    session: Session,
+    *,
+    bbox: tuple[float, float, float, float] | None,
+    area: str | None,
+    grids: list[str] | None,
+) -> tuple[bool, str, dict[str, Any]]:
+    """Whether the read needs the ``down`` areas, its ``WHERE`` conditions (on
+    ``h``, ``g``) and their parameters; :class:`NotFound` for an unknown ``area``."""
+    where: list[str] = ["g.plan_id = :p"]
+    params: dict[str, Any] = {}
+    if bbox is not None:
+        x0, y0, x1, y1 = bbox
+        where.append("h.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
+        params.update(x0=x0, y0=y0, x1=x1, y1=y1)
+    if area is not None:
+        if not session.execute(
+            text("SELECT 1 FROM admin_areas WHERE code = :a"), {"a": area}
+        ).first():
+            raise NotFound(f"area {area!r}: no such area", what="area")
+        where.append("g.area_id IN (SELECT id FROM down)")
+        params["a"] = area
+    if grids is not None:
+        where.append("g.code = ANY(:c)")
+        params["c"] = list(grids)
+    return area is not None, " AND ".join(where), params
 
 
 def _plan_row(session: Session, plan_id: int) -> Any:
@@ -92,26 +133,72 @@ def _label(first: str | None, last: str | None, n: int) -> str:
 def plan_buildings(
     session: Session,
     plan_id: int,
-    bbox: tuple[float, float, float, float],
+    bbox: tuple[float, float, float, float] | None = None,
     *,
-    limit: int = MAX_BUILDINGS,
+    area: str | None = None,
+    grids: list[str] | None = None,
+    limit: int | None = MAX_BUILDINGS,
 ) -> dict[str, Any]:
-    """The plan's buildings with a household in ``bbox``, as a GeoJSON collection.
+    """The plan's buildings with a household in ``bbox``, ``area`` and ``grids``,
+    as a GeoJSON collection.
 
     A building is the households sharing a ``building_id`` (there are no
-    footprints: its point is their centroid); a household without one is its own
-    unit (``kind`` ``household``, ``id`` its external id). Each feature has
-    ``kind``, ``id``, ``grid_code`` (of most of its households), ``grids`` (all
-    of them: more than one only for a building over the band), ``households``,
-    ``locked`` (a grid of it is locked) and ``address``. ``truncated`` says the
-    answer stopped at ``limit`` features.
+    footprints: its point is their centroid), always whole: a household the
+    filters leave out still counts in its building. A household without one is
+    its own unit (``kind`` ``household``, ``id`` its external id). The viewer's
+    edit mode reads a box of it (``GET /plans/{id}/buildings``), the notebook
+    editor (:class:`maps.editor.GridEditor`) an area, then the grids an edit
+    touched.
+
+    Parameters
+    ----------
+    session
+        An open session (nothing is locked or written).
+    plan_id
+        Any plan (draft, published or archived).
+    bbox
+        ``(minlon, minlat, maxlon, maxlat)`` in WGS 84: buildings with a
+        household inside; None: anywhere.
+    area
+        An admin area code: buildings with a household on a grid of this area
+        or an area below it; None: any area. An unknown code raises
+        :class:`~geo.errors.NotFound`.
+    grids
+        Grid codes: buildings with a household on one of them; None: any grid.
+    limit
+        The most features returned (``truncated`` says there were more);
+        None: all.
+
+    Returns
+    -------
+    dict
+        A GeoJSON ``FeatureCollection`` of points, ordered by kind and id; each
+        feature's ``id`` is ``b:<building id>`` or ``h:<household id>`` and its
+        properties ``kind``, ``id``, ``grid_code`` (of most of its households),
+        ``grids`` (all of them: more than one only for a building over the
+        band), ``households``, ``locked`` (a grid of it is locked) and
+        ``address``. The collection carries ``plan_id``, ``version`` (the
+        plan's), ``bbox`` (as asked, or None) and ``truncated``.
+
+    Examples
+    --------
+    ::
+
+        plan_buildings(s, 7, (118.90, 29.00, 118.92, 29.02))["features"][0]
+        plan_buildings(s, 7, area="330803001000", limit=None)
+        plan_buildings(s, 7, area="330803001000", grids=["33080300100102"])
     """
     plan = _plan_row(session, plan_id)
-    x0, y0, x1, y1 = bbox
-    rows = session.execute(
-        text(_BUILDINGS_SQL),
-        {"p": plan_id, "x0": x0, "y0": y0, "x1": x1, "y1": y1, "lim": limit + 1},
-    ).all()
+    down, where, params = _filters(session, bbox=bbox, area=area, grids=grids)
+    sql = _BUILDINGS_SQL.format(
+        down=_DOWN + ", " if down else "WITH ",
+        where=where,
+        limit="" if limit is None else "LIMIT :lim",
+    )
+    if limit is not None:
+        params["lim"] = limit + 1
+    rows = session.execute(text(sql), {"p": plan_id, **params}).all()
+    kept = rows if limit is None else rows[:limit]
     features = [
         {
             "type": "Feature",
@@ -130,27 +217,68 @@ def plan_buildings(
                 "address": _label(r.first_address, r.last_address, int(r.households)),
             },
         }
-        for r in rows[:limit]
+        for r in kept
     ]
     return {
         "type": "FeatureCollection",
         "plan_id": plan_id,
         "version": int(plan.lock_version),
-        "bbox": [x0, y0, x1, y1],
-        "truncated": len(rows) > limit,
+        "bbox": None if bbox is None else list(bbox),
+        "truncated": len(rows) > len(kept),
         "features": features,
     }
 
 
-def plan_grids(session: Session, plan_id: int) -> dict[str, Any]:
-    """Every grid of the plan with its band state, as a GeoJSON collection.
+def plan_grids(
+    session: Session,
+    plan_id: int,
+    *,
+    area: str | None = None,
+    codes: list[str] | None = None,
+    simplify: float = 0.0,
+) -> dict[str, Any]:
+    """The plan's grids (of ``area``, or ``codes``) with their band state, as a
+    GeoJSON collection.
 
-    Each feature has ``code``, ``area_code``, ``households`` (counted from the
-    plan's assignments), ``in_band``, ``cause`` (why it is out of band, as an
-    edit or the engine recorded it), ``locked``, ``worker_id``, ``worker_name``
-    and ``label`` (a point inside it, ``[lon, lat]``). The collection carries
-    the plan's ``status``, ``version`` (name it as ``expected_version``),
-    ``parent_id``, ``area_code`` and ``band`` (``min``, ``max``).
+    The viewer's edit mode reads every grid (``GET /plans/{id}/grids``), the
+    notebook editor (:class:`maps.editor.GridEditor`) those of an area, then
+    the grids an edit touched. Nothing is locked: ``version`` is read as it is.
+
+    Parameters
+    ----------
+    session
+        The caller's session; the read takes no lock and writes nothing.
+    plan_id
+        A plan of any status: a draft, the published plan, an archived one.
+    area
+        An admin area code: only the grids of this area and the areas below
+        it; None: all. An unknown code raises :class:`~geo.errors.NotFound`.
+    codes
+        Only the grids with these codes (those the plan lacks are left out);
+        None: all.
+    simplify
+        Simplify the polygons by this tolerance in degrees, keeping their
+        topology (``1e-5`` is ~1 m); 0: as stored.
+
+    Returns
+    -------
+    dict
+        A GeoJSON ``FeatureCollection`` of polygons ordered by code; each
+        feature's properties are ``code``, ``area_code``, ``area_name``,
+        ``households`` (counted from the plan's assignments), ``in_band``,
+        ``cause`` (why it is out of band, as an edit or the engine recorded
+        it), ``locked``, ``worker_id``, ``worker_name`` and ``label`` (a point
+        inside it, ``[lon, lat]``). The collection carries the plan's
+        ``status``, ``version`` (name it as ``expected_version``),
+        ``parent_id``, ``area_code`` and ``band`` (``min``, ``max``).
+
+    Examples
+    --------
+    ::
+
+        plan_grids(s, 7)["band"]                       # {'min': 200.0, 'max': 300.0}
+        plan_grids(s, 7, area="330803001000", simplify=1e-5)
+        plan_grids(s, 7, codes=["33080300100102"])["version"]
     """
     plan = _plan_row(session, plan_id)
     params = plan.params or {}
@@ -158,7 +286,13 @@ def plan_grids(session: Session, plan_id: int) -> dict[str, Any]:
         float(params.get("min_households", 200)),
         float(params.get("max_households", 300)),
     )
-    rows = session.execute(text(_GRIDS_SQL), {"p": plan_id}).all()
+    down, where, args = _filters(session, bbox=None, area=area, grids=codes)
+    geom = "g.geom"
+    if simplify > 0:
+        geom = "ST_SimplifyPreserveTopology(g.geom, :tol)"
+        args["tol"] = float(simplify)
+    sql = _GRIDS_SQL.format(down=_DOWN + " " if down else "", where=where, geom=geom)
+    rows = session.execute(text(sql), {"p": plan_id, **args}).all()
     features = []
     for r in rows:
         attrs = r.attrs or {}
@@ -171,6 +305,7 @@ def plan_grids(session: Session, plan_id: int) -> dict[str, Any]:
                 "properties": {
                     "code": r.code,
                     "area_code": r.area_code,
+                    "area_name": r.area_name,
                     "households": n,
                     "in_band": band.contains(n),
                     "cause": attrs.get("exception") or None,

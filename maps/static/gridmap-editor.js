@@ -28,6 +28,12 @@ function inside(pt, ring) {
   return c;
 }
 
+// the id a unit is selected by (maps.editor.unit_id): a building's id, or
+// h:<household id> for a household without one
+function unitId(p) {
+  return p.kind === "building" ? p.id : "h:" + p.id;
+}
+
 function button(label, title, onClick) {
   const b = document.createElement("button");
   b.textContent = label;
@@ -147,12 +153,12 @@ function render({ model, el }) {
       onEachFeature: (f, layer) => {
         const p = f.properties;
         layer.bindTooltip(
-          `${p.label} · ${p.households} 户${p.worker ? " · " + p.worker : ""}` +
+          `${p.title} · ${p.households} 户${p.worker_name ? " · " + p.worker_name : ""}` +
             (p.cause ? `<br>${p.cause}` : ""),
           { sticky: true },
         );
         layer.on("click", () => {
-          if (tool === "click" && model.get("selected").length) target.value = p.grid_code;
+          if (tool === "click" && model.get("selected").length) target.value = p.code;
         });
       },
     }).eachLayer((l) => gridLayer.addLayer(l));
@@ -161,8 +167,8 @@ function render({ model, el }) {
     target.replaceChildren(
       ...opts.map((p) => {
         const o = document.createElement("option");
-        o.value = p.grid_code;
-        o.textContent = `${p.label} (${p.households})`;
+        o.value = p.code;
+        o.textContent = `${p.title} (${p.households})`;
         return o;
       }),
     );
@@ -175,7 +181,7 @@ function render({ model, el }) {
     const sel = new Set(model.get("selected"));
     for (const f of model.get("buildings").features) {
       const [lng, lat] = f.geometry.coordinates;
-      const id = f.properties.building_id;
+      const id = unitId(f.properties);
       const m = L.circleMarker([lat, lng], {
         radius: Math.min(9, 3 + Math.sqrt(f.properties.households)),
         weight: 1,

@@ -112,9 +112,7 @@ def _pairs(
     from maps.editor import GridEditor
 
     probe = GridEditor(ws.draft(plan_id, new=False), area=township)
-    props = {
-        f["properties"]["grid_code"]: f["properties"] for f in probe.grids["features"]
-    }
+    props = {f["properties"]["code"]: f["properties"] for f in probe.grids["features"]}
     out = []
     for a in sorted(props, key=lambda c: -props[c]["households"]):
         for b in probe.draft.neighbours(a):
