@@ -12,6 +12,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.limits import with_nonce
 from maps.assets import STATIC_DIR
 
 __all__ = ["ASSETS", "SWAGGER_DIR", "install_docs"]
@@ -29,7 +30,7 @@ def install_docs(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request) -> HTMLResponse:
         root = str(request.scope.get("root_path", "")).rstrip("/")
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=root + (app.openapi_url or "/openapi.json"),
             title=f"{app.title} — docs",
             swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
@@ -38,3 +39,6 @@ def install_docs(app: FastAPI) -> None:
             # no badge from validator.swagger.io
             swagger_ui_parameters={"validatorUrl": None},
         )
+        # its one inline script carries the response's CSP nonce (api.limits)
+        html = bytes(page.body).decode("utf-8")
+        return HTMLResponse(with_nonce(request.scope, html))

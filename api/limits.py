@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import re
+import secrets
 import threading
 import time
 from collections import OrderedDict, deque
@@ -49,7 +50,6 @@ log = logging.getLogger("gridmap.api.limits")
 __all__ = [
     "AUTH_FAILURES",
     "AUTH_WINDOW_S",
-    "HTML_CSP",
     "MAX_HEADER_BYTES",
     "AuthThrottle",
     "CapSync",
@@ -59,8 +59,10 @@ __all__ = [
     "SecurityHeaders",
     "client_address",
     "control_char",
+    "html_csp",
     "server_options",
     "trusted_networks",
+    "with_nonce",
 ]
 
 #: Largest request head (request line + all headers) accepted, in bytes.
@@ -633,22 +635,43 @@ class CapSync:
 
 # ----------------------------------------------------------- security headers
 
-#: The policy of the HTML pages: everything from this origin (the viewer and
-#: Swagger UI are served inline or from vendored files: no CDN); images also
-#: from configured tile servers (any http(s) origin: intranet tile servers)
-#: and data/blob URLs; no framing by other sites, no plugins, forms and base
-#: URLs only to this origin. Scripts may be inline and may evaluate strings: the
-#: viewer's page inlines every script, and its measuring tool (leaflet-measure)
-#: compiles its templates at run time; fetches still go to this origin only.
-HTML_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
-    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob: https: http:; "
-    "connect-src 'self'; font-src 'self' data:; object-src 'none'; "
-    "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
-)
+
+def html_csp(nonce: str) -> str:
+    """The policy of the HTML pages (``/map``, ``/docs``): everything from this
+    origin (the viewer and Swagger UI are served inline or from vendored files:
+    no CDN); scripts only from this origin or inline with this response's
+    ``nonce`` — no other inline script, no event-handler attribute, no
+    ``eval`` — so markup that found its way into a popup or a label cannot run;
+    images also from configured tile servers (any http(s) origin: intranet tile
+    servers) and data/blob URLs; styles inline too (Leaflet positions with
+    them); no framing by other sites, no plugins, forms and base URLs only to
+    this origin, fetches to this origin only.
+
+    >>> "'unsafe-inline'" in html_csp("n0").split("script-src")[1].split(";")[0]
+    False
+    """
+    return (
+        f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; "
+        "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob: https: http:; "
+        "connect-src 'self'; font-src 'self' data:; object-src 'none'; "
+        "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+    )
+
+
+_SCRIPT_TAG = re.compile(r"<script(?=[\s>])", re.IGNORECASE)
+
+
+def with_nonce(scope: Scope, html: str) -> str:
+    """``html`` (a page GridMap rendered: folium's page, Swagger UI's) with this
+    response's CSP nonce on each of its ``<script>`` tags (:class:`SecurityHeaders`
+    makes the nonce and sends the policy)."""
+    nonce = (scope.get("state") or {}).get("csp_nonce")
+    if not nonce:
+        return html
+    return _SCRIPT_TAG.sub(f'<script nonce="{nonce}"', html)
+
 
 _HTML_HEADERS = (
-    (b"content-security-policy", HTML_CSP.encode()),
     (b"x-frame-options", b"SAMEORIGIN"),
     (b"referrer-policy", b"no-referrer"),
 )
@@ -664,6 +687,9 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # one per response: pages put it on their scripts (with_nonce)
+        nonce = secrets.token_urlsafe(18)
+        scope.setdefault("state", {})["csp_nonce"] = nonce
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -674,6 +700,7 @@ class SecurityHeaders:
                     (v for n, v in headers if n.lower() == b"content-type"), b""
                 )
                 if ctype.startswith(b"text/html"):
+                    add.append((b"content-security-policy", html_csp(nonce).encode()))
                     add += list(_HTML_HEADERS)
                 headers += [(n, v) for n, v in add if n not in names]
                 message = {**message, "headers": headers}

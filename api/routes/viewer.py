@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from api.audit import note_read
 from api.deps import HandlerDep, KeyDep, SessionDep, ViewerDep
+from api.limits import with_nonce
 from api.plan_access import check_plan_visible
 from api.problems import ProblemError, problem_responses
 from geo.store.event_views import open_events_by_grid, open_events_on_plan
@@ -103,9 +104,8 @@ def viewer(
     # keyed by the plan and its version: publishing or editing makes a new key
     inner = tuple(inner_published(session, plan_id))
     scope = _scope(request)  # a key's session sees only its area's people
-    return HTMLResponse(
-        _cache(request).get(("page", plan_id, version, inner, root, scope), render)
-    )
+    page = _cache(request).get(("page", plan_id, version, inner, root, scope), render)
+    return HTMLResponse(with_nonce(request.scope, page))
 
 
 @router.get(

@@ -330,6 +330,14 @@ def test_html_pages_send_security_headers(client: TestClient) -> None:
         assert r.status_code == 200, url
         csp = r.headers["content-security-policy"]
         assert "frame-ancestors 'self'" in csp and "default-src 'self'" in csp
+        # scripts: this origin, or inline with this response's nonce; no eval
+        script_src = csp.split("script-src ")[1].split(";")[0].split()
+        assert script_src[0] == "'self'" and len(script_src) == 2, csp
+        nonce = script_src[1].removeprefix("'nonce-").removesuffix("'")
+        tags = re.findall(r"<script\b[^>]*>", r.text)
+        assert tags and all(f'nonce="{nonce}"' in t for t in tags), url
+        again = client.get(url).headers["content-security-policy"]
+        assert again != csp  # a fresh nonce per response
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["referrer-policy"] == "no-referrer"
         assert r.headers["x-frame-options"] == "SAMEORIGIN"

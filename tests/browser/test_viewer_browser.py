@@ -37,6 +37,14 @@ UNAUTHORIZED = "Failed to load resource: the server responded with a status of 4
 api_data = support.api_data
 
 
+#: Records every Content-Security-Policy refusal in ``window.__csp``.
+_RECORD_CSP = """
+window.__csp = [];
+document.addEventListener('securitypolicyviolation',
+  e => window.__csp.push(e.effectiveDirective + ' ' + e.blockedURI));
+"""
+
+
 @pytest.fixture(scope="module")
 def server(api_data: support.ApiData) -> Iterator[str]:
     with served(Settings(database_url=api_data.url)) as base:
@@ -76,6 +84,7 @@ def test_viewer_in_chromium(browser, server: str, api_data: support.ApiData) -> 
     )
     page.on("pageerror", lambda e: errors.append((str(e), "")))
     page.route("**/*", route)
+    page.add_init_script(_RECORD_CSP)
     try:
         page.goto(server + "/map")
         page.wait_for_selector("[data-gridmap-ready]", timeout=30_000)
@@ -189,6 +198,17 @@ def test_viewer_in_chromium(browser, server: str, api_data: support.ApiData) -> 
             "(document.querySelector('.search-alert')||{}).innerText||'')",
             timeout=10_000,
         )
+        # every script of the page ran under the CSP (none refused) ...
+        assert page.evaluate("() => window.__csp") == []
+        # ... and markup slipped into the page cannot run script
+        page.evaluate(
+            """() => { const d = document.createElement('div');
+              d.innerHTML = '<img src="data:," onerror="window.__pwned = 1">';
+              document.body.appendChild(d); }"""
+        )
+        page.wait_for_function("() => window.__csp.length > 0", timeout=5_000)
+        assert page.evaluate("() => window.__pwned") is None
+        assert page.evaluate("() => window.__csp[0]").startswith("script-src")
     finally:
         page.screenshot(path="/tmp/viewer-last.png")
         page.close()
@@ -200,6 +220,8 @@ def test_viewer_in_chromium(browser, server: str, api_data: support.ApiData) -> 
         for t, u in errors
         if not (t.startswith(NOT_FOUND) and "/lookup?" in u)
         and not (t.startswith(UNAUTHORIZED) and "/map/households?" in u)
+        # the deliberate injection (refusals before it: window.__csp == [])
+        and not t.startswith("Executing inline event handler violates")
     ]
     assert unexpected == [], errors
 
@@ -225,6 +247,7 @@ def test_docs_offline_in_chromium(browser, server: str) -> None:
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.route("**/*", route)
+    page.add_init_script(_RECORD_CSP)
     try:
         page.goto(server + "/docs")
         page.wait_for_selector(".opblock-summary-path", timeout=30_000)
@@ -232,6 +255,7 @@ def test_docs_offline_in_chromium(browser, server: str) -> None:
         assert "/lookup" in paths and "/map/households" in paths, paths
         assert page.inner_text(".info .title").startswith("GridMap API")
         assert page.evaluate("() => typeof SwaggerUIBundle") == "function"
+        assert page.evaluate("() => window.__csp") == []  # nothing refused
     finally:
         page.close()
     assert foreign == [], foreign
