@@ -6,15 +6,16 @@ import json
 from typing import Annotated, Any, Literal
 
 import shapely
-from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.audit import note_read
 from api.deps import PlannerDep, SessionDep
 from api.problems import problem_responses
 from api.routes.features import parse_bbox
 from geo import editing
-from geo.store.edit_views import MAX_BUILDINGS, plan_buildings, plan_grids
+from geo.store.edit_views import MAX_BUILDINGS, plan_buildings, plan_grids, plan_staff
 from geo.validation import validate as validate_plan
 
 router = APIRouter(tags=["edits"])
@@ -353,3 +354,25 @@ def buildings(
 )
 def grids(session: SessionDep, key: PlannerDep, plan_id: PlanId) -> Response:
     return _geojson(plan_grids(session, plan_id))
+
+
+@router.get(
+    "/plans/{plan_id}/staff",
+    summary="The grid workers and leaders of a plan's area, with the grids they work",
+    description=(
+        "For `assign_worker`: each person's `id` (what the edit names in "
+        "`person_id`), `name`, `role`, `area_code`, `area_name` and `grids` (the "
+        "plan's grids whose worker they are; empty: free). Inside the key's "
+        "area only."
+    ),
+    responses=problem_responses(401, 403, 404, 422),
+)
+def staff(
+    request: Request, session: SessionDep, key: PlannerDep, plan_id: PlanId
+) -> JSONResponse:
+    people = plan_staff(session, plan_id)
+    note_read(request, n=len(people))
+    return JSONResponse(
+        {"plan_id": plan_id, "people": people},
+        headers={"Cache-Control": "private, no-store"},
+    )

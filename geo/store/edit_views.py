@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from geo.errors import NotFound
 from geo.plan import Band
 
-__all__ = ["MAX_BUILDINGS", "plan_buildings", "plan_grids"]
+__all__ = ["MAX_BUILDINGS", "plan_buildings", "plan_grids", "plan_staff"]
 
 #: The most building features one answer holds (the viewer asks per view).
 MAX_BUILDINGS = 20_000
@@ -326,3 +326,63 @@ def plan_grids(
         "band": {"min": band.min, "max": band.max},
         "features": features,
     }
+
+
+def plan_staff(session: Session, plan_id: int) -> list[dict[str, Any]]:
+    """The grid workers and grid leaders of a plan's area (the area and the
+    areas below it, as far as the session's scope shows people), with the grids
+    of the plan each one is the worker of: what the edit mode offers for
+    ``assign_worker``.
+
+    Parameters
+    ----------
+    session
+        The caller's (scoped) session.
+    plan_id
+        Any plan.
+
+    Returns
+    -------
+    list of dict
+        ``id`` (the external id an ``assign_worker`` names), ``name``, ``role``,
+        ``area_code``, ``area_name`` and ``grids`` (codes, possibly empty),
+        ordered by area and name.
+
+    Raises
+    ------
+    geo.errors.NotFound
+        There is no plan ``plan_id``.
+
+    Examples
+    --------
+    ::
+
+        free = [p for p in plan_staff(s, draft_id) if not p["grids"]]
+    """
+    _plan_row(session, plan_id)
+    rows = session.execute(
+        text(
+            "WITH RECURSIVE down AS (SELECT p.area_id AS id FROM plans p "
+            "WHERE p.id = :p UNION SELECT a.id FROM admin_areas a "
+            "JOIN down d ON a.parent_id = d.id) "
+            "SELECT pe.external_id, pe.name, pe.role, a.code, a.name AS area_name, "
+            "coalesce((SELECT array_agg(g.code ORDER BY g.code) FROM grids g "
+            "WHERE g.plan_id = :p AND g.worker_id = pe.id), '{}') AS grids "
+            "FROM people pe JOIN admin_areas a ON a.id = pe.area_id "
+            "WHERE pe.area_id IN (SELECT id FROM down) "
+            "AND pe.role IN ('grid_worker', 'grid_leader') "
+            "ORDER BY a.code, pe.name, pe.external_id"
+        ),
+        {"p": plan_id},
+    ).all()
+    return [
+        {
+            "id": r.external_id,
+            "name": r.name,
+            "role": r.role,
+            "area_code": r.code,
+            "area_name": r.area_name,
+            "grids": list(r.grids),
+        }
+        for r in rows
+    ]

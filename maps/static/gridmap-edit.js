@@ -164,6 +164,40 @@
   };
   BrushTool.prototype.deactivate = ShapeTool.prototype.deactivate;
 
+  /* line: each click on the map adds a point of a line (a double click ends
+   * it, Esc clears it); the target grid is then split along it (沿线拆分).
+   * Clicks are taken at the container, before the grids see them; a click
+   * that ends a drag is a pan. */
+  function LineTool(ed) { this.ed = ed; this.name = 'line'; }
+  LineTool.prototype.activate = function () {
+    var self = this, ed = this.ed, map = ed.map, box = map.getContainer();
+    L.DomUtil.addClass(box, 'gm-ed-drawing');
+    this.dblZoom = map.doubleClickZoom.enabled();
+    map.doubleClickZoom.disable();
+    this._down = function (e) { self.at = [e.clientX, e.clientY]; };
+    this._click = function (e) {
+      if (e.button !== 0 || !ed.onMap(e)) return;
+      L.DomEvent.stop(e);
+      if (self.at && Math.hypot(e.clientX - self.at[0], e.clientY - self.at[1]) > 4) return;
+      var pts = ed.linePts, last = pts[pts.length - 1], p = map.mouseEventToContainerPoint(e);
+      if (last && map.latLngToContainerPoint(last).distanceTo(p) < 4) return;
+      pts.push(map.containerPointToLatLng(p));
+      ed.drawLine();
+    };
+    this._dbl = function (e) { if (ed.onMap(e)) L.DomEvent.stop(e); };
+    box.addEventListener('mousedown', this._down, true);
+    box.addEventListener('click', this._click, true);
+    box.addEventListener('dblclick', this._dbl, true);
+  };
+  LineTool.prototype.deactivate = function () {
+    var map = this.ed.map, box = map.getContainer();
+    box.removeEventListener('mousedown', this._down, true);
+    box.removeEventListener('click', this._click, true);
+    box.removeEventListener('dblclick', this._dbl, true);
+    L.DomUtil.removeClass(box, 'gm-ed-drawing');
+    if (this.dblZoom) map.doubleClickZoom.enable();
+  };
+
   /* =============================================================== editor */
   function Editor(map, st, opts) {
     this.map = map;
@@ -187,8 +221,11 @@
       select: new SelectTool(this),
       lasso: new ShapeTool(this, 'lasso'),
       rect: new ShapeTool(this, 'rect'),
-      brush: new BrushTool(this)
+      brush: new BrushTool(this),
+      line: new LineTool(this)
     };
+    this.linePts = [];      // the line a split follows (lat/lng), drawn with the line tool
+    this.staff = [];        // grid workers and leaders of the draft's area
     this.tool = null;
   }
 
@@ -282,7 +319,7 @@
         cause: g.cause,
         locked: g.locked,
         worker_id: g.worker_id,
-        worker_name: g.worker_id === prev.worker_id ? prev.worker_name : null,
+        worker_name: g.worker_id === prev.worker_id ? prev.worker_name : self.staffName(g.worker_id),
         label: null
       }, g.geometry);
     });
@@ -291,6 +328,11 @@
     if (this.target && !this.grids[this.target]) this.target = null;
     this.clearSelection();
     this.emit('grids');
+  };
+
+  Editor.prototype.staffName = function (id) {
+    var p = this.staff.filter(function (q) { return q.id === id; })[0];
+    return p ? p.name : null;
   };
 
   Editor.prototype.touch = function (codes) {
@@ -353,13 +395,13 @@
         ' <button type="button" data-act="new">从已发布方案新建草稿</button></div>' +
         '<div class="gm-ed-body" hidden>' +
         '<div class="gm-ed-row gm-ed-tools">' +
-        ['select:点选', 'lasso:套索', 'rect:框选', 'brush:画笔'].map(function (t) {
+        ['select:点选', 'lasso:套索', 'rect:框选', 'brush:画笔', 'line:画线'].map(function (t) {
           var p = t.split(':');
           return '<label><input type="radio" name="gm-ed-tool" value="' + p[0] + '"' +
             (p[0] === 'select' ? ' checked' : '') + '>' + p[1] + '</label>';
         }).join(' ') + '</div>' +
         '<div class="gm-ed-hint gm-ed-zoom"></div>' +
-        '<div class="gm-ed-hint">点选：单击楼栋（Shift 加选），单击网格设为目标；套索/框选：拖动圈选（Shift 加选）；画笔：拖动涂选（Alt 擦除）。</div>' +
+        '<div class="gm-ed-hint">点选：单击楼栋（Shift 加选），单击网格设为目标；套索/框选：拖动圈选（Shift 加选）；画笔：拖动涂选（Alt 擦除）；画线：逐点单击画出拆分线（Esc 清除）。</div>' +
         '<div class="gm-ed-row gm-ed-sel">已选 <b class="gm-ed-nsel">0</b> 处（<b class="gm-ed-nhh">0</b> 户）' +
         ' <button type="button" data-act="clear">清除</button></div>' +
         '<div class="gm-ed-row">目标网格 <select name="target" aria-label="目标网格"></select>' +
@@ -370,7 +412,10 @@
         '<tbody></tbody></table>' +
         '<div class="gm-ed-row">目标网格：<button type="button" data-act="lock">锁定</button>' +
         '<button type="button" data-act="unlock">解锁</button>' +
-        '<button type="button" data-act="split">拆分为两格</button></div>' +
+        '<button type="button" data-act="split">拆分为两格</button>' +
+        '<button type="button" data-act="splitline" title="先用“画线”工具画出穿过目标网格的线">沿线拆分</button></div>' +
+        '<div class="gm-ed-row">网格员 <select name="worker" aria-label="网格员"></select>' +
+        ' <button type="button" data-act="assign">指派给目标网格</button></div>' +
         '<div class="gm-ed-row">与 <select name="merge" aria-label="合并网格"></select>' +
         ' <button type="button" data-act="merge">合并</button></div>' +
         '<div class="gm-ed-row"><label title="移入、拆分、合并后网格户数可超出范围（记为原因）">' +
@@ -392,7 +437,7 @@
       div: div, state: q('.gm-ed-state'), drafts: q('select[name=draft]'), body: q('.gm-ed-body'),
       target: q('select[name=target]'), merge: q('select[name=merge]'), nsel: q('.gm-ed-nsel'),
       nhh: q('.gm-ed-nhh'), msg: q('.gm-ed-msg'), conflict: q('.gm-ed-conflict'),
-      allow: q('input[name=allow]'), zoom: q('.gm-ed-zoom'),
+      allow: q('input[name=allow]'), zoom: q('.gm-ed-zoom'), worker: q('select[name=worker]'),
       rows: q('.gm-ed-table tbody'), out: q('.gm-ed-out')
     };
     div.addEventListener('click', function (e) {
@@ -403,7 +448,7 @@
       var t = e.target;
       if (t.name === 'gm-ed-tool' && t.checked) self.useTool(t.value);
       if (t.name === 'target') self.setTarget(t.value || null);
-      if (t.name === 'merge') self.refreshButtons();
+      if (t.name === 'merge' || t.name === 'worker') self.refreshButtons();
     });
     this.on('selection', function () { self.drawSelection(); self.renderTable(); });
     this.on('grids', function () { self.renderTargets(); self.renderTable(); });
@@ -420,6 +465,8 @@
       if (a === 'move') ok = ok && open && nsel > 0 && !!self.target;
       else if (a === 'lock' || a === 'unlock' || a === 'split') ok = ok && open && !!self.target;
       else if (a === 'merge') ok = ok && open && !!self.target && !!self.el.merge.value;
+      else if (a === 'splitline') ok = ok && open && !!self.target && self.linePts.length >= 2;
+      else if (a === 'assign') ok = ok && open && !!self.target && !!self.el.worker.value;
       else if (['undo', 'redo', 'rebalance', 'publish'].indexOf(a) >= 0) ok = ok && open;
       else if (a === 'validate' || a === 'diff' || a === 'leave') ok = ok && !!self.draft;
       else if (a === 'clear') ok = nsel > 0;
@@ -444,6 +491,15 @@
     }
     if (a === 'merge') {
       return this.send('/edits', L.extend({ op: 'merge', grids: [this.target, this.el.merge.value] }, allow), '合并');
+    }
+    if (a === 'splitline') {
+      var line = this.linePts.map(function (p) { return [p.lng, p.lat]; });
+      return this.send('/edits', L.extend({ op: 'split', grid: this.target, line: line }, allow), '沿线拆分')
+        .then(function (b) { if (b) self.clearLine(); return b; });
+    }
+    if (a === 'assign') {
+      return this.send('/edits', { op: 'assign_worker', grid: this.target, person_id: this.el.worker.value }, '指派网格员')
+        .then(function (b) { if (b) self.loadStaff(); return b; });
     }
     if (a === 'rebalance') return this.send('/edits', { op: 'rebalance' }, '平衡');
     if (a === 'undo') return this.send('/undo', {}, '撤销');
@@ -519,6 +575,8 @@
       self.emit('grids');
       self.say('已打开草稿 #' + b.plan_id + '（版本 ' + b.version + '，' + b.features.length + ' 个网格；范围 ' +
         b.band.min + '–' + b.band.max + ' 户）', 'ok');
+      self.clearLine();
+      self.loadStaff();
       return self.reloadUnits();
     });
   };
@@ -540,7 +598,7 @@
       this.drawn = L.featureGroup();
       map.on('moveend', function () { if (self.active) self.viewChanged(); });
       L.DomEvent.on(document, 'keydown', function (e) {
-        if (self.active && e.key === 'Escape') self.clearSelection();
+        if (self.active && e.key === 'Escape') { self.clearSelection(); self.clearLine(); }
       });
     }
     this.hidden = [];
@@ -575,6 +633,39 @@
     ['active', 'draft', 'version', 'status', 'selected', 'units', 'useq'].forEach(function (a) { self.attr(a, null); });
   };
 
+  Editor.prototype.drawLine = function () {
+    if (this.lineLayer) this.drawn.removeLayer(this.lineLayer);
+    this.lineLayer = this.linePts.length ? L.polyline(this.linePts, {
+      renderer: this.renderer, interactive: false, color: '#d7301f', weight: 3, dashArray: '7 5'
+    }).addTo(this.drawn) : null;
+    this.attr('line', this.linePts.length || null);
+    this.refreshButtons();
+  };
+
+  Editor.prototype.clearLine = function () {
+    this.linePts = [];
+    this.drawLine();
+  };
+
+  /* the people an assign_worker may name: GET /plans/{id}/staff */
+  Editor.prototype.loadStaff = function () {
+    var self = this, d = this.draft, sel = this.el.worker;
+    if (!d) return Promise.resolve(null);
+    return this.api('GET', '/' + d.id + '/staff').then(function (x) {
+      if (!x.ok || self.draft !== d) return null;
+      var keep = sel.value;
+      self.staff = x.body.people;
+      sel.innerHTML = '<option value="">（选择网格员）</option>' + self.staff.map(function (p) {
+        return '<option value="' + esc(p.id) + '">' + esc(p.name) + ' · ' + esc(p.area_name) +
+          (p.grids.length ? '（现任 ' + esc(p.grids.join('、')) + '）' : '（未分配）') + '</option>';
+      }).join('');
+      sel.value = keep;
+      self.attr('staff', self.staff.length);
+      self.refreshButtons();
+      return self.staff;
+    });
+  };
+
   Editor.prototype.useTool = function (name) {
     if (this.tool) this.tool.deactivate();
     this.tool = this.tools[name] || this.tools.select;
@@ -604,6 +695,7 @@
   Editor.prototype.setGrid = function (props, geometry) {
     var self = this, code = props.code, old = this.gridLayers[code], prev = this.grids[code];
     if (prev && !props.area_code) props.area_code = prev.area_code;
+    if (prev && prev._label && prev !== props) props._label = prev._label;  // replaced by drawLabel
     this.grids[code] = props;
     if (geometry) {
       if (old) this.gridLayer.removeLayer(old);
@@ -661,7 +753,8 @@
     var g = this.grids[code];
     if (!g) return '';
     return '网格 ' + esc(code) + '：' + g.households + ' 户（' + BAND[this.bandOf(g.households)].label + '）' +
-      (g.locked ? ' · 已锁定' : '') + (g.cause ? '<br>' + esc(g.cause) : '');
+      (g.locked ? ' · 已锁定' : '') + (g.worker_name ? '<br>网格员 ' + esc(g.worker_name) : '') +
+      (g.cause ? '<br>' + esc(g.cause) : '');
   };
 
   Editor.prototype.setTarget = function (code) {

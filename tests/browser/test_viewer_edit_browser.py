@@ -683,3 +683,108 @@ def test_rectangle_brush_lock_split_merge(browser, server: str, api_data) -> Non
     assert foreign == [], foreign
     assert errors == [], errors
     print(f"edit-mode tools browser test: {time.monotonic() - t0:.1f} s")
+
+
+def test_split_along_a_drawn_line_and_assign_a_worker(
+    browser, server: str, api_data
+) -> None:
+    """The line tool: two clicks draw a line across the target grid, 沿线拆分
+    splits it there (households on either side, none lost); then a grid worker
+    picked from the draft area's staff is made the new grid's worker."""
+    page, errors, foreign = _page(browser, server)
+    key = api_data.planner
+    try:
+        _key(page, key)
+        page.wait_for_selector("[data-gm-edit-drafts]", timeout=10_000)
+        with page.expect_response(lambda r: r.url.endswith("/draft")) as resp:
+            page.click(".gm-edit button[data-act=new]")
+        draft = resp.value.json()["id"]
+        _wait_attr(page, "draft", draft)
+        before = _counts(server, draft, key)
+        grid = max(before, key=lambda c: (before[c], c))  # the fullest grid
+        page.select_option(".gm-edit select[name=target]", grid)
+        _wait_attr(page, "target", grid)
+        # the grid in view, left of the panel; a line west to east across it at
+        # the median latitude of its buildings (households on both sides)
+        bb = page.evaluate(
+            f"""code => {{
+              const ed = {ED}, map = {MAP}, bb = ed.gridLayers[code].getBounds();
+              map.fitBounds(bb, {{paddingTopLeft: [120, 120], paddingBottomRight: [520, 120],
+                                  animate: false}});
+              return [bb.getWest(), bb.getSouth(), bb.getEast(), bb.getNorth()];
+            }}""",
+            grid,
+        )
+        units = _get(
+            server, f"/plans/{draft}/buildings?bbox={','.join(map(str, bb))}", key
+        )["features"]
+        mid = float(
+            np.median(
+                [
+                    u["geometry"]["coordinates"][1]
+                    for u in units
+                    if u["properties"]["grid_code"] == grid
+                ]
+            )
+        )
+        a, b = page.evaluate(
+            f"""([w, e, lat]) => {{
+              const map = {MAP};
+              const p = map.latLngToContainerPoint([lat, w - (e - w) * 0.1]);
+              const q = map.latLngToContainerPoint([lat, e + (e - w) * 0.1]);
+              return [[p.x, p.y], [q.x, q.y]];
+            }}""",
+            [bb[0], bb[2], mid],
+        )
+        box = page.query_selector(".folium-map").bounding_box()
+        page.check("input[name=gm-ed-tool][value=line]")
+        page.mouse.click(box["x"] + a[0], box["y"] + a[1])
+        _wait_attr(page, "line", 1)
+        page.mouse.dblclick(box["x"] + b[0], box["y"] + b[1])  # ends it: one point
+        _wait_attr(page, "line", 2)
+        line = page.evaluate(f"() => {ED}.linePts.map(p => [p.lng, p.lat])")
+        page.check(".gm-edit input[name=allow]")
+        body = _edit(page, "splitline", draft)
+        assert _attr(page, "line") is None  # used: cleared
+        made = [g for g in body["grids"] if g["status"] == "created"]
+        kept = [g for g in body["grids"] if g["code"] == grid]
+        assert len(made) == 1 and kept, body["grids"]
+        after = _counts(server, draft, key)
+        assert sum(after.values()) == sum(before.values())
+        # one label per grid, each saying its grid's count (none left behind)
+        labels = page.locator(".gm-ed-label span").all_inner_texts()
+        assert sorted(labels) == sorted(f"{c[-4:]} · {n}" for c, n in after.items())
+        assert after[grid] + after[made[0]["code"]] == before[grid]
+        # the two parts lie on either side of the drawn line
+        lat = line[0][1]
+        sides = {
+            g["code"]: shapely.geometry.shape(g["geometry"]).representative_point().y
+            > lat
+            for g in [*kept, *made]
+        }
+        assert len(set(sides.values())) == 2, sides
+        # ---- assign a worker to the new grid: one from the area's staff
+        code = made[0]["code"]
+        page.select_option(".gm-edit select[name=target]", code)
+        _wait_attr(page, "target", code)
+        page.wait_for_selector("[data-gm-edit-staff]", timeout=10_000)
+        staff = _get(server, f"/plans/{draft}/staff", key)["people"]
+        person = next(p for p in staff if not p["grids"])
+        page.select_option(".gm-edit select[name=worker]", person["id"])
+        body = _edit(page, "assign", draft)
+        grids = _get(server, f"/plans/{draft}/grids", key)["features"]
+        mine = next(f["properties"] for f in grids if f["properties"]["code"] == code)
+        assert mine["worker_id"] == person["id"]
+        assert mine["worker_name"] == person["name"]
+        page.wait_for_function(  # the list says so once reloaded
+            """([id, code]) => Array.from(document.querySelectorAll(
+                 '.gm-edit select[name=worker] option')).some(o => o.value === id &&
+                 o.textContent.includes(code))""",
+            arg=[person["id"], code],
+            timeout=10_000,
+        )
+    finally:
+        page.screenshot(path="/tmp/viewer-edit-line-last.png")
+        page.close()
+    assert foreign == [], foreign
+    assert errors == [], errors
