@@ -211,6 +211,11 @@ def wait_job(client: Any, url: str, key: str, timeout_s: float = 120) -> dict[st
         time.sleep(0.1)
 
 
+def without_nonces(html: str) -> str:
+    """A page with its scripts' CSP nonces (one per response) taken out."""
+    return re.sub(r' nonce="[^"]*"', "", html)
+
+
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

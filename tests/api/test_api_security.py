@@ -163,7 +163,8 @@ def test_viewer_pages_are_cached_per_area_until_a_plan_is_published(
             for area in (COUNTY, LI_ROOT):
                 r = c.get("/map", params={"area": area})
                 assert r.status_code == 200, r.text
-                assert pages.setdefault(area, r.text) == r.text
+                page = support.without_nonces(r.text)  # a fresh nonce each time
+                assert pages.setdefault(area, page) == page
         assert len(renders) == 2, renders
         # a newly published plan of Vaduz is shown at once; the county stays cached
         _, _, li = support.plans()
@@ -181,7 +182,8 @@ def test_viewer_pages_are_cached_per_area_until_a_plan_is_published(
         assert r.status_code == 200, r.text
         page = c.get("/map", params={"area": LI_ROOT}).text
         assert f'"planId":{new_id}' in page and page != pages[LI_ROOT]
-        assert c.get("/map", params={"area": COUNTY}).text == pages[COUNTY]
+        page = c.get("/map", params={"area": COUNTY}).text
+        assert support.without_nonces(page) == pages[COUNTY]
         assert len(renders) == 3, renders
 
 

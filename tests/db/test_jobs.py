@@ -47,7 +47,9 @@ def test_a_job_started_in_one_process_is_polled_from_another(
         done = support.wait_job(second, r.headers["location"], api_data.planner)
         assert done["status"] == "succeeded", done
         assert done["plan_id"] and done["progress"] == 1.0
-        plan = second.get(f"/plans/{done['plan_id']}").json()
+        plan = second.get(
+            f"/plans/{done['plan_id']}", headers=auth(api_data.planner)
+        ).json()
         assert plan["name"] == "two workers" and plan["status"] == "draft"
     # the job row stays after both apps stopped: a restart does not lose it
     engine = make_engine(api_data.url)
