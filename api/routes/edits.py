@@ -321,6 +321,7 @@ def _geojson(body: dict[str, Any]) -> Response:
     },
 )
 def buildings(
+    request: Request,
     session: SessionDep,
     key: PlannerDep,
     plan_id: PlanId,
@@ -333,7 +334,13 @@ def buildings(
     ],
     limit: Annotated[int, Query(ge=1, le=MAX_BUILDINGS)] = MAX_BUILDINGS,
 ) -> Response:
-    return _geojson(plan_buildings(session, plan_id, parse_bbox(bbox), limit=limit))
+    body = plan_buildings(session, plan_id, parse_bbox(bbox), limit=limit)
+    # addresses of the households in the box: counted in the audit, as the
+    # viewer's household layer is (the planner's area, a view at a time)
+    note_read(
+        request, n=sum(int(f["properties"]["households"]) for f in body["features"])
+    )
+    return _geojson(body)
 
 
 @router.get(

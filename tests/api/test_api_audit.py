@@ -277,3 +277,125 @@ def test_collection_caps_hold_across_server_processes(
             text("SELECT count(*) FROM cap_reveals WHERE holder LIKE 'key %'")
         ).scalar_one()
     assert n >= 4
+
+
+def test_every_read_of_personal_data_is_in_the_audit(
+    world: dict[str, Any], db_url: str
+) -> None:
+    """Each endpoint that shows households, residents or matters, read with a
+    key, leaves one ``read`` line naming what it showed (ids, or the count of
+    a layer); the list of endpoints is checked against the app's routes, so a
+    new one cannot be forgotten here."""
+    w = world["world"]
+    viewer, worker, planner = auth(w.viewer), auth(w.worker), auth(w.planner)
+    plan = w.plan_id
+    with TestClient(_app(db_url)) as c:
+        r = c.post(
+            "/events",
+            json={
+                "category": "010101",
+                "description": "审计测试",
+                "address": ev.east_address(3),
+                "resident": {"name": "东山居民", "phone": "13900001111"},
+            },
+            headers=worker,
+        )
+        assert r.status_code == 201, r.text
+        matter = r.json()["id"]
+        bbox = "119.9,29.9,120.5,30.3"  # both villages
+        reads = {
+            ("GET", "/lookup"): (
+                {"params": {"address": ev.east_address(1)}, "headers": viewer},
+                {"households": ["E1"]},
+            ),
+            ("POST", "/lookup/batch"): (
+                {
+                    "json": {"items": [{"address": ev.east_address(2)}]},
+                    "headers": viewer,
+                },
+                {"households": ["E2"]},
+            ),
+            ("GET", "/collections/{cid}/items/{fid}"): (
+                {"url": "/collections/households/items/E4", "headers": viewer},
+                {"households": ["E4"]},
+            ),
+            ("GET", "/collections/{cid}/items"): (
+                {"url": "/collections/households/items", "headers": viewer},
+                {"n": 12},
+            ),
+            ("GET", "/map/households"): (
+                {"params": {"plan": plan}, "headers": viewer},
+                {"n": 12},
+            ),
+            ("GET", "/events"): ({"headers": worker}, {"matters": [matter]}),
+            ("GET", "/events/{event_id}"): (
+                {"url": f"/events/{matter}", "headers": worker},
+                {"matters": [matter], "households": ["E3"]},
+            ),
+            ("POST", "/events/{event_id}/{action}"): (
+                {
+                    "url": f"/events/{matter}/sort",
+                    "json": {"expected_version": 1, "tier": "grid"},
+                    "headers": worker,
+                },
+                {"matters": [matter], "households": ["E3"]},
+            ),
+            ("GET", "/map/events"): (
+                {"params": {"plan": plan}, "headers": worker},
+                {"matters": [matter]},
+            ),
+            ("GET", "/plans/{plan_id}/buildings"): (
+                {"url": f"/plans/{plan}/buildings?bbox={bbox}", "headers": planner},
+                {"n": 12},
+            ),
+            ("GET", "/plans/{plan_id}/staff"): (
+                {"url": f"/plans/{plan}/staff", "headers": planner},
+                {},
+            ),
+        }
+        noted = {
+            (m, r.path)
+            for r in _routes(c.app.routes)  # type: ignore[attr-defined]
+            for m in r.methods
+            if "note_read" in _source(r.endpoint)
+        }
+        assert noted == set(reads) | {("POST", "/events")}, noted ^ set(reads)
+        asked = {}
+        for (method, path), (kwargs, _) in reads.items():
+            url = kwargs.pop("url", path)
+            r = c.request(method, url, **kwargs)
+            assert r.status_code == 200, (path, r.text)
+            asked[(method, path)] = f"{method} {url.split('?')[0]}"
+        _flushed(c)
+    with session_scope(world["engine"]) as s:
+        lines = list_entries(s, kind="read", limit=200)
+    for (method, path), (_kwargs, want) in reads.items():
+        mine = [e for e in lines if e["endpoint"] == asked[(method, path)]]
+        assert mine, (path, [e["endpoint"] for e in lines])
+        line = mine[0]  # the newest
+        for field, value in want.items():
+            got = line[field]
+            assert (sorted(got) if isinstance(value, list) else got) == value, (
+                path,
+                field,
+                line,
+            )
+        assert line["key_prefix"] and line["status"] == 200
+
+
+def _routes(routes: list[Any]) -> Iterator[Any]:
+    """The API routes, into included routers (as test_api_scopes walks them)."""
+    for route in routes:
+        if hasattr(route, "endpoint") and hasattr(route, "methods"):
+            yield route
+        elif (inner := getattr(route, "original_router", None)) is not None:
+            yield from _routes(inner.routes)
+
+
+def _source(fn: Any) -> str:
+    import inspect
+
+    try:
+        return inspect.getsource(fn) if fn is not None else ""
+    except (OSError, TypeError):
+        return ""
