@@ -665,9 +665,8 @@ def with_nonce(scope: Scope, html: str) -> str:
     """``html`` (a page GridMap rendered: folium's page, Swagger UI's) with this
     response's CSP nonce on each of its ``<script>`` tags (:class:`SecurityHeaders`
     makes the nonce and sends the policy)."""
-    nonce = (scope.get("state") or {}).get("csp_nonce")
-    if not nonce:
-        return html
+    state = scope.setdefault("state", {})
+    nonce = state.setdefault("csp_nonce", secrets.token_urlsafe(18))
     return _SCRIPT_TAG.sub(f'<script nonce="{nonce}"', html)
 
 
@@ -687,9 +686,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # one per response: pages put it on their scripts (with_nonce)
-        nonce = secrets.token_urlsafe(18)
-        scope.setdefault("state", {})["csp_nonce"] = nonce
+        state = scope.setdefault("state", {})
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -700,6 +697,9 @@ class SecurityHeaders:
                     (v for n, v in headers if n.lower() == b"content-type"), b""
                 )
                 if ctype.startswith(b"text/html"):
+                    # one per response, made when the page put it on its
+                    # scripts (with_nonce); else one nothing carries
+                    nonce = state.get("csp_nonce") or secrets.token_urlsafe(18)
                     add.append((b"content-security-policy", html_csp(nonce).encode()))
                     add += list(_HTML_HEADERS)
                 headers += [(n, v) for n, v in add if n not in names]
