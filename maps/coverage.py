@@ -506,15 +506,18 @@ def household_layers(
     people: pd.DataFrame | None = None,
     assignments: pd.DataFrame | None = None,
     basemap: str | Mapping[str, Any] | Basemap | None = None,
+    ids: bool = False,
 ) -> dict[str, Any]:
     """The household layers of a public :func:`coverage_map` page, for key holders.
 
     ``{"grids": [codes], "members": [[colour, info, short]], "groups": [{"area",
-    "data"}]}``: ``data`` is :func:`~maps.layers.encode_households` of the
-    households of each village (``"__outside__"``: not in any grid), with grid
-    indexes into ``grids`` (the page's grids, by code) and member indexes into
-    ``members``. Addresses, locations and covering members: serve it to viewer
-    keys only.
+    "n", "bbox", "data"}]}``: ``data`` is :func:`~maps.layers.encode_households`
+    of the ``n`` households of each village (``"__outside__"``: not in any grid),
+    inside ``bbox`` (lon/lat as drawn), with grid indexes into ``grids`` (the
+    page's grids, by code) and member indexes into ``members``; with ``ids``
+    each group also lists its ``households`` (ids, for the server's caps and
+    audit, not for the page). Addresses, locations and covering members: serve
+    it to viewer keys only.
     """
     bm = resolve_basemap(basemap)
     grids, asg, _ = plan_parts(
@@ -525,7 +528,18 @@ def household_layers(
         "grids": grids["grid_code"].tolist(),
         "members": members,
         "groups": [
-            {"area": str(area), "data": _encode_group(d)}
+            {
+                "area": str(area),
+                "n": len(d),
+                "bbox": [
+                    round(float(d["lon"].min()), 6),
+                    round(float(d["lat"].min()), 6),
+                    round(float(d["lon"].max()), 6),
+                    round(float(d["lat"].max()), 6),
+                ],
+                "data": _encode_group(d),
+                **({"households": d["household_id"].tolist()} if ids else {}),
+            }
             for area, d in hh.groupby("group", sort=True)
         ],
     }

@@ -6,7 +6,8 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
 import pandas as pd
 from fastapi import APIRouter, Query, Request
@@ -27,6 +28,8 @@ from geo.store.queries import (
     people_table,
     published_plan,
 )
+
+_T = TypeVar("_T")
 
 router = APIRouter(tags=["viewer"])
 
@@ -108,14 +111,32 @@ def viewer(
     return HTMLResponse(with_nonce(request.scope, page))
 
 
+#: Most villages one ``GET /map/households?areas=`` asks for.
+MAX_LAYER_AREAS = 50
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """A plan's household layer, rendered once: the index (grids, members and
+    per village its count and box) and each village's packed households."""
+
+    index: str
+    groups: dict[str, tuple[str, list[str]]]  # area -> (its JSON, household ids)
+
+
 @router.get(
     "/map/households",
-    summary="Households of the web viewer (viewer key)",
+    summary="Households of the web viewer (viewer key), village by village",
     description=(
         "What `GET /map` leaves out for key holders: the households of a plan's "
         "area with their grid and covering party member (work phone), packed as "
-        "the viewer draws them (`maps.coverage.household_layers`). The viewer "
-        "page asks for a key and sends it in `X-API-Key`."
+        "the viewer draws them (`maps.coverage.household_layers`). Without "
+        "`areas`: the index (the plan's grids, the members, and per village "
+        "`area`, `n` households and `bbox`), no household. With `areas` (up to "
+        f"{MAX_LAYER_AREAS} village codes from the index, comma-separated): those "
+        "villages' households (`data`); each household counts against the "
+        "collection caps and is in the audit. The viewer page asks for a key, "
+        "sends it in `X-API-Key` and loads the villages in view from zoom 15."
     ),
     responses=problem_responses(401, 403, 404, 422, 429),
 )
@@ -124,32 +145,69 @@ def viewer_households(
     session: SessionDep,
     key: ViewerDep,
     plan: Annotated[int, Query(ge=1, le=2**31 - 1, description="plan id")],
+    areas: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            description="village codes of the index, comma-separated",
+            pattern=r"^[^,]+(,[^,]+)*$",
+        ),
+    ] = None,
 ) -> Response:
     check_plan_visible(session, key, plan)  # a draft's households: planner keys
     grid_plan, info = load_plan(session, plan)  # NotFound → 404
     version = info.get("lock_version")
 
-    def render() -> str:
+    def render() -> _Layer:
         from maps.coverage import household_layers
 
         _areas, households = area_frames(session, str(info["area_code"]))
-        counts[cache_key] = len(households)
         body = household_layers(
-            grid_plan, households, people=_people(session, roles=None)
+            grid_plan, households, people=_people(session, roles=None), ids=True
         )
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        groups = {}
+        for g in body["groups"]:
+            ids = g.pop("households")
+            groups[g["area"]] = (_json(g), ids)
+        index = {
+            "grids": body["grids"],
+            "members": body["members"],
+            "groups": [
+                {k: g[k] for k in ("area", "n", "bbox")} for g in body["groups"]
+            ],
+        }
+        return _Layer(_json(index), groups)
 
-    cache_key = ("households", plan, version, _scope(request))
-    counts = _cache(request).counts
-    body = _cache(request).get(cache_key, render)
-    # the layer is the key's area in one piece: counted, not listed
-    note_read(request, n=counts.get(cache_key, 0))
-    return Response(
-        body,
-        media_type="application/json",
+    layer = _cache(request).get(("households", plan, version, _scope(request)), render)
+    headers = {"Cache-Control": "private, no-store", "X-GridMap-Key-Role": key.role}
+    if areas is None:
         # the page draws the open events too when the key handles events
-        headers={"Cache-Control": "private, no-store", "X-GridMap-Key-Role": key.role},
-    )
+        return Response(layer.index, media_type="application/json", headers=headers)
+    asked = list(dict.fromkeys(areas.split(",")))
+    if len(asked) > MAX_LAYER_AREAS:
+        raise ProblemError(
+            422,
+            f"areas names {len(asked)} villages; ask for at most {MAX_LAYER_AREAS} "
+            "at a time.",
+            type="/problems/invalid-request",
+        )
+    unknown = [a for a in asked if a not in layer.groups]
+    if unknown:
+        raise ProblemError(
+            422,
+            f"areas: {', '.join(unknown[:5])} not in plan {plan}'s household layer "
+            "(GET /map/households?plan=… without areas lists them).",
+            type="/problems/invalid-request",
+        )
+    # the households shown count against the caps (429 past them) and are audited
+    note_read(request, households=[h for a in asked for h in layer.groups[a][1]])
+    head = layer.index[: layer.index.rindex(',"groups":')]
+    body = head + ',"groups":[' + ",".join(layer.groups[a][0] for a in asked) + "]}"
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 @router.get(
@@ -247,14 +305,12 @@ class PageCache:
 
     def __init__(self, max_entries: int = PAGE_CACHE_ENTRIES) -> None:
         self.max_entries = max_entries
-        self._pages: OrderedDict[Hashable, str] = OrderedDict()
+        self._pages: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.renders = 0
-        #: households per cached household layer (for the audit)
-        self.counts: dict[Hashable, int] = {}
 
-    def get(self, key: Hashable, render: Callable[[], str]) -> str:
+    def get(self, key: Hashable, render: Callable[[], _T]) -> _T:
         with self._lock:
             page = self._pages.get(key)
             if page is not None:

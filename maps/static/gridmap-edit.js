@@ -432,6 +432,7 @@
       return div;
     };
     ctl.addTo(map);
+    this.fitPanel();
     var div = ctl.getContainer(), q = function (s) { return div.querySelector(s); };
     this.el = {
       div: div, state: q('.gm-ed-state'), drafts: q('select[name=draft]'), body: q('.gm-ed-body'),
@@ -453,6 +454,26 @@
     this.on('selection', function () { self.drawSelection(); self.renderTable(); });
     this.on('grids', function () { self.renderTargets(); self.renderTable(); });
     this.refreshButtons();
+  };
+
+  /* the panel ends above the legend (bottom right), however tall the legend
+   * grows (its messages) and however the window is resized; the panel scrolls */
+  Editor.prototype.fitPanel = function () {
+    var self = this, div = this.ctl && this.ctl.getContainer();
+    var legend = this.map.getContainer().querySelector('.gm-legend');
+    if (!div) return;
+    var fit = function () {
+      if (!self.ctl) return;
+      var top = div.getBoundingClientRect().top;
+      var bottom = legend ? legend.getBoundingClientRect().top : self.map.getContainer().getBoundingClientRect().bottom;
+      div.style.maxHeight = Math.max(160, bottom - top - 10) + 'px';
+    };
+    fit();
+    if (!this.fitting) {
+      this.fitting = true;
+      window.addEventListener('resize', fit);
+      if (legend && window.ResizeObserver) new ResizeObserver(fit).observe(legend);
+    }
   };
 
   Editor.prototype.refreshButtons = function () {

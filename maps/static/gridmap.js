@@ -350,10 +350,14 @@
   };
 
   /* Served public pages: households are not in the page. A viewer key typed in
-   * the legend's key box is sent (X-API-Key) to cfg.housesUrl?plan=cfg.planId;
-   * the answer (maps.coverage.household_layers) becomes house layers. The key
-   * is kept for this tab only (sessionStorage). */
+   * the legend's key box is sent (X-API-Key) to cfg.housesUrl?plan=cfg.planId:
+   * the answer is the index (per village its count and box); from the house
+   * zoom on, the villages in view are asked for (&areas=…, a few at a time)
+   * and become house layers. Each household shown counts against the key's
+   * collection cap on the server. The key is kept for this tab only
+   * (sessionStorage). */
   var KEY_ITEM = 'gridmap.viewerKey';
+  var AREAS_PER_REQUEST = 20;
 
   function housesBase(cfg) {
     if (!cfg.housesUrl || !window.fetch || !/^https?:$/.test(location.protocol)) return null;
@@ -363,15 +367,20 @@
     } catch (e) { return null; }
   }
 
+  /* house layers of the body's groups (village by village): a village loaded
+   * again replaces its layer; the others stay */
   GM.addHouses = function (map, body) {
     var st = state(map), pageIdx = {};
     st.cfg.grids.forEach(function (t, i) { pageIdx[t[0]] = i; });
     var remap = body.grids.map(function (code) { return code in pageIdx ? pageIdx[code] : -1; });
     st.cfg.members = body.members || [];
-    st.allHouses.slice().forEach(function (lyr) { if (lyr._gmGroup) lyr._gmGroup.removeLayer(lyr); });
-    st.allHouses = [];
+    st.houseAreas = st.houseAreas || {};
     body.groups.forEach(function (grp) {
-      var d = grp.data;
+      var d = grp.data, old = st.houseAreas[grp.area];
+      if (old) {
+        if (old._gmGroup) old._gmGroup.removeLayer(old);
+        st.allHouses = st.allHouses.filter(function (l) { return l !== old; });
+      }
       for (var i = 0; i < d.g.length; i += 2) d.g[i] = d.g[i] >= 0 ? remap[d.g[i]] : -1;
       var group = st.groups[grp.area];
       if (!group) {
@@ -379,21 +388,68 @@
       }
       var lyr = GM.houses(map, group, d);
       lyr._gmGroup = group;
+      st.houseAreas[grp.area] = lyr;
     });
     if (st.resetIndex) st.resetIndex();
     return st.allHouses.length;
   };
 
+  function housesUrl(st, areas) {
+    var u = new URL(housesBase(st.cfg).href);
+    if (st.cfg.planId != null) u.searchParams.set('plan', String(st.cfg.planId));
+    if (areas) u.searchParams.set('areas', areas.join(','));
+    return u.href;
+  }
+
+  function getHouses(st, key, areas) {
+    return fetch(housesUrl(st, areas), { headers: { Accept: 'application/json', 'X-API-Key': key }, credentials: 'same-origin' })
+      .then(function (r) {
+        return r.json().then(function (b) { return { r: r, body: b }; }, function () { return { r: r, body: null }; });
+      });
+  }
+
+  /* the villages in view (from the house zoom on) not loaded yet */
+  GM.loadVisibleHouses = function (map) {
+    var st = state(map), hk = st.houseKey;
+    if (!hk || !st.houseIndex || map.getZoom() < st.cfg.houseZoom) return Promise.resolve(0);
+    var view = map.getBounds().pad(0.2), want = [];
+    st.houseIndex.forEach(function (g) {
+      if (hk.loaded[g.area] || hk.pending[g.area]) return;
+      var b = L.latLngBounds([g.bbox[1], g.bbox[0]], [g.bbox[3], g.bbox[2]]);
+      if (view.intersects(b)) want.push(g.area);
+    });
+    if (!want.length) return Promise.resolve(0);
+    var chunks = [];
+    for (var i = 0; i < want.length; i += AREAS_PER_REQUEST) chunks.push(want.slice(i, i + AREAS_PER_REQUEST));
+    return Promise.all(chunks.map(function (areas) {
+      areas.forEach(function (a) { hk.pending[a] = 1; });
+      return getHouses(st, hk.key, areas).then(function (x) {
+        areas.forEach(function (a) { delete hk.pending[a]; });
+        if (!x.r.ok || !x.body) {
+          var d = x.body && (x.body.detail || x.body.title);
+          if (hk.msg) hk.msg.textContent = d ? String(d) : '加载失败（' + x.r.status + '）';
+          return 0;
+        }
+        GM.addHouses(map, x.body);
+        var n = 0;
+        x.body.groups.forEach(function (g) { hk.loaded[g.area] = 1; n += g.n; });
+        hk.shown += n;
+        st.map.getContainer().setAttribute('data-gridmap-houses-loaded', String(hk.shown));
+        if (hk.msg) hk.msg.textContent = '已加载 ' + hk.shown + ' / ' + hk.total + ' 户';
+        return n;
+      }, function () {
+        areas.forEach(function (a) { delete hk.pending[a]; });
+        if (hk.msg) hk.msg.textContent = '加载失败';
+        return 0;
+      });
+    }));
+  };
+
   GM.loadHouses = function (map, key, msg) {
     var st = state(map), base = housesBase(st.cfg);
     if (!base) return Promise.resolve(false);
-    var u = new URL(base.href);
-    if (st.cfg.planId != null) u.searchParams.set('plan', String(st.cfg.planId));
     if (msg) msg.textContent = '加载中…';
-    return fetch(u.href, { headers: { Accept: 'application/json', 'X-API-Key': key }, credentials: 'same-origin' })
-      .then(function (r) {
-        return r.json().then(function (b) { return { r: r, body: b }; }, function () { return { r: r, body: null }; });
-      })
+    return getHouses(st, key, null)
       .then(function (x) {
         if (!x.r.ok || !x.body) {
           var d = x.body && (x.body.detail || x.body.title);
@@ -403,14 +459,26 @@
           }
           return false;
         }
-        GM.addHouses(map, x.body);
+        var total = 0;
+        x.body.groups.forEach(function (g) { total += g.n; });
+        // a new key: the households of the last one go
+        st.allHouses.slice().forEach(function (lyr) { if (lyr._gmGroup) lyr._gmGroup.removeLayer(lyr); });
+        st.allHouses = [];
+        st.houseAreas = {};
+        if (st.resetIndex) st.resetIndex();
+        st.houseIndex = x.body.groups;
+        st.cfg.members = x.body.members || [];
+        st.houseKey = { key: key, msg: msg, loaded: {}, pending: {}, shown: 0, total: total };
+        if (!st.houseMoves) {
+          st.houseMoves = true;
+          map.on('moveend', function () { GM.loadVisibleHouses(map); });
+        }
         if (st.onKey) st.onKey(key, x.r.headers.get('X-GridMap-Key-Role'));
         try { sessionStorage.setItem(KEY_ITEM, key); } catch (e) { /* private mode */ }
-        var n = 0;
-        x.body.groups.forEach(function (g) { for (var i = 1; i < g.data.n.length; i += 2) n += g.data.n[i - 1] * g.data.n[i]; });
-        if (msg) msg.textContent = '已加载 ' + n + ' 户';
-        st.map.getContainer().setAttribute('data-gridmap-houses', String(n));
-        return true;
+        if (msg) msg.textContent = '可查看 ' + total + ' 户：放大到 ' + st.cfg.houseZoom + ' 级时加载视野内的村';
+        st.map.getContainer().setAttribute('data-gridmap-houses', String(total));
+        st.map.getContainer().setAttribute('data-gridmap-houses-loaded', '0');
+        return GM.loadVisibleHouses(map).then(function () { return true; });
       })
       .catch(function () {
         if (msg) msg.textContent = '加载失败';

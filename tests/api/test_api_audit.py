@@ -324,8 +324,11 @@ def test_every_read_of_personal_data_is_in_the_audit(
                 {"n": 12},
             ),
             ("GET", "/map/households"): (
-                {"params": {"plan": plan}, "headers": viewer},
-                {"n": 12},
+                {
+                    "params": {"plan": plan, "areas": f"{ev.EAST},{ev.WEST}"},
+                    "headers": viewer,
+                },
+                {"households": sorted(f"{v}{n}" for v in "EW" for n in range(1, 7))},
             ),
             ("GET", "/events"): ({"headers": worker}, {"matters": [matter]}),
             ("GET", "/events/{event_id}"): (
@@ -399,3 +402,40 @@ def _source(fn: Any) -> str:
         return inspect.getsource(fn) if fn is not None else ""
     except (OSError, TypeError):
         return ""
+
+
+def test_the_viewer_layer_counts_against_the_caps(
+    world: dict[str, Any], db_url: str
+) -> None:
+    """The viewer's household layer comes village by village, and each
+    village's households count against the key's cap like any other read."""
+    engine = world["engine"]
+    with session_scope(engine) as s:
+        s.execute(text("DELETE FROM cap_reveals"))
+        key = auth(create_key(s, "viewer", name="layer cap"))
+    plan = world["world"].plan_id
+    with TestClient(_app(db_url, cap_households_per_key=8)) as c:
+        index = c.get("/map/households", params={"plan": plan}, headers=key).json()
+        sizes = {g["area"]: g["n"] for g in index["groups"]}
+        assert sizes == {ev.EAST: 6, ev.WEST: 6}, sizes
+        r = c.get(
+            "/map/households", params={"plan": plan, "areas": ev.EAST}, headers=key
+        )
+        assert r.status_code == 200 and r.json()["groups"][0]["n"] == 6
+        # the same village again: nothing new; the other would make 12 > 8
+        again = c.get(
+            "/map/households", params={"plan": plan, "areas": ev.EAST}, headers=key
+        )
+        assert again.status_code == 200
+        r = c.get(
+            "/map/households", params={"plan": plan, "areas": ev.WEST}, headers=key
+        )
+        assert assert_problem(r, 429)["type"] == "/problems/collection-cap"
+        _flushed(c)
+    with session_scope(engine) as s:
+        lines = [
+            e
+            for e in list_entries(s, limit=50)
+            if e["endpoint"] == "GET /map/households" and e["kind"] == "read"
+        ]
+    assert sorted(lines[0]["households"]) == [f"E{n}" for n in range(1, 7)]

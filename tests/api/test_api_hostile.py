@@ -183,6 +183,7 @@ def test_anonymous_enumeration_reveals_no_household(
     client: TestClient, api_data: ApiData
 ) -> None:
     seen, requests = _enumerate(client, api_data.plan, None, seed=1)
+    print(f"anonymous: {requests} requests in {SECONDS:.0f} s, {len(seen)} revealed")
     assert requests >= MIN_REQUESTS
     assert seen == set(), f"{len(seen)} households revealed to an anonymous client"
 
@@ -194,5 +195,9 @@ def test_village_key_enumeration_reveals_nothing_outside(
     seen, requests = _enumerate(client, api_data.plan, token, seed=2)
     assert requests >= MIN_REQUESTS
     outside = seen - inside
+    print(
+        f"village key: {requests} requests in {SECONDS:.0f} s, {len(seen)} of the "
+        f"village's {len(inside)} households seen, {len(outside)} outside"
+    )
     assert outside == set(), f"{len(outside)} households outside the village revealed"
     assert seen, "the village's own households are visible (the test can see ids)"

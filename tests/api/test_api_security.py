@@ -115,22 +115,51 @@ def test_households_are_for_viewer_keys(
     )
     assert r.status_code == 200, r.text
     assert r.headers["cache-control"] == "private, no-store"
-    body = r.json()
+    # without areas: the index, villages with their counts and boxes, no household
+    index = r.json()
+    county = support.county()
+    assert sum(g["n"] for g in index["groups"]) == len(county.households)
+    assert all("data" not in g and len(g["bbox"]) == 4 for g in index["groups"])
+    assert not any(a in r.text for a in county.households["address"].head(50))
+    # with areas: those villages' households, packed
+    areas = [g["area"] for g in index["groups"]]
+    groups = []
+    for i in range(0, len(areas), 50):
+        part = client.get(
+            "/map/households",
+            params={"plan": api_data.plan, "areas": ",".join(areas[i : i + 50])},
+            headers={"X-API-Key": api_data.viewer},
+        )
+        assert part.status_code == 200, part.text
+        groups += part.json()["groups"]
+        r = part
+    body = {**r.json(), "groups": groups}
+    assert [g["area"] for g in groups] == areas
     n = sum(
         c * k
         for g in body["groups"]
         for c, k in zip(g["data"]["n"][0::2], g["data"]["n"][1::2], strict=True)
     )
-    county = support.county()
     assert n == len(county.households)
+    for g in groups:  # each village's count is its households, as packed
+        runs = g["data"]["n"]
+        assert g["n"] == sum(c * k for c, k in zip(runs[0::2], runs[1::2], strict=True))
+    for bad in ("nope", ",".join(f"A{i}" for i in range(60))):
+        assert_problem(
+            client.get(
+                "/map/households",
+                params={"plan": api_data.plan, "areas": bad},
+                headers={"X-API-Key": api_data.viewer},
+            ),
+            422,
+        )
     assert len(body["members"]) > 0 and all("联户党员" in m[1] for m in body["members"])
     grids = client.get(
         "/collections/grids/items", params={"limit": 10000, "area": COUNTY}
     ).json()["features"]
     assert sorted(body["grids"]) == sorted(f["properties"]["code"] for f in grids)
     # the first address of every village, whole (the rest are front-coded)
-    text = r.text
-    assert sum(g["data"]["s"][0] in text for g in body["groups"]) == len(body["groups"])
+    assert all(g["data"]["s"][0] in county.households["address"].values for g in groups)
     # an unknown plan is a 404 problem
     assert_problem(
         client.get(

@@ -57,6 +57,7 @@ def test_viewer_in_chromium(browser, server: str, api_data: support.ApiData) -> 
     foreign: list[str] = []
     lookups: list[str] = []
     houses: list[dict[str, str]] = []
+    house_urls: list[str] = []
 
     def route(r) -> None:
         u = urlsplit(r.request.url)
@@ -68,6 +69,7 @@ def test_viewer_in_chromium(browser, server: str, api_data: support.ApiData) -> 
                 lookups.append(r.request.url)
             if u.path == "/map/households":
                 houses.append(r.request.headers)
+                house_urls.append(r.request.url)
             r.continue_()
         else:
             foreign.append(r.request.url)
@@ -100,13 +102,46 @@ def test_viewer_in_chromium(browser, server: str, api_data: support.ApiData) -> 
             "() => /not valid/.test(document.querySelector('.gm-keybox-msg').innerText)",
             timeout=10_000,
         )
-        # ---- a viewer key typed once loads the households (X-API-Key)
+        # ---- a viewer key typed once loads the households (X-API-Key): their
+        # index, then the villages in view from the house zoom on (0 in a county
+        # this small: all at once; 17 here first, as a large county would have it)
+        page.evaluate(f"() => {{ {MAP}._gridmap.cfg.houseZoom = 17; }}")
+        assert page.evaluate(f"() => {MAP}.getZoom()") < 17
         page.fill(".gm-keybox input[name=key]", api_data.viewer)
         page.click(".gm-keybox button")
         page.wait_for_selector("[data-gridmap-houses]", timeout=30_000)
         n = int(page.get_attribute(".folium-map", "data-gridmap-houses") or "0")
         assert n == len(support.county().households)
         assert houses[-1].get("x-api-key") == api_data.viewer, houses
+        assert page.get_attribute(".folium-map", "data-gridmap-houses-loaded") == "0"
+        assert house_urls and not [u for u in house_urls if "areas=" in u]
+        first = support.county().households.geometry.iloc[0]
+        page.evaluate(
+            f"([x, y]) => {{ {MAP}.setView([y, x], 17, {{animate: false}}); }}",
+            [first.x, first.y],
+        )
+        page.wait_for_function(
+            "() => +document.querySelector('.folium-map')"
+            ".getAttribute('data-gridmap-houses-loaded') > 0",
+            timeout=30_000,
+        )
+        part = int(page.get_attribute(".folium-map", "data-gridmap-houses-loaded"))
+        assert 0 < part <= n
+        # back to the county's own house zoom (0), the county in view: every village
+        page.evaluate(
+            f"() => {{ const m = {MAP}; m._gridmap.cfg.houseZoom = 0; m.setZoom(11, {{animate: false}}); }}"
+        )
+        page.wait_for_function(
+            "n => +document.querySelector('.folium-map')"
+            ".getAttribute('data-gridmap-houses-loaded') === n",
+            arg=n,
+            timeout=30_000,
+        )
+        asked = [u for u in house_urls if "areas=" in u]
+        assert asked and all("plan=" in u for u in house_urls), house_urls
+        loaded = int(page.get_attribute(".folium-map", "data-gridmap-houses-loaded"))
+        assert loaded == n
+        assert any("areas=" in u for u in house_urls), house_urls
 
         # ---- click a single house: its grid, grid worker and member, work phones
         page.evaluate(
