@@ -16,7 +16,7 @@ from geo.gridding._geometry import _parts_with_atoms, _poly_only
 from geo.plan import Band
 
 
-@dataclass
+@dataclass(slots=True)
 class _Atom:
     """Households that must stay together (one building, or one point)."""
 
