@@ -129,11 +129,26 @@ def _atoms(
         sums.tolist(),
         counts.tolist(),
     )
-    for gi, g in enumerate(groups):
+    # the groups that fit a grid become one atom each, built by ``map`` a run of
+    # them at a time (the same atoms, in the same order, as one by one)
+    big = np.flatnonzero(sums > band.max).tolist()
+    done = 0
+    for gi in [*big, len(groups)]:
+        atoms.extend(
+            map(
+                _Atom,
+                mx_l[done:gi],
+                my_l[done:gi],
+                sums_l[done:gi],
+                counts_l[done:gi],
+                groups[done:gi],
+            )
+        )
+        done = gi + 1
+        if gi == len(groups):
+            break
+        g = groups[gi]
         x, y, load = mx_l[gi], my_l[gi], sums_l[gi]
-        if load <= band.max:
-            atoms.append(_Atom(x, y, load, counts_l[gi], g))
-            continue
         # a building larger than a grid: split by unit/floor into chunks
         if units is not None:
             g = g[np.argsort(units[g], kind="stable")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -146,7 +146,7 @@ def generate_grids(
         raise ValueError("households need a 'household_id' column")
     if "code" not in areas.columns:
         raise ValueError("areas need a 'code' column")
-    if households["household_id"].duplicated().any():
+    if not households["household_id"].is_unique:
         dup = households["household_id"][households["household_id"].duplicated()].iloc[
             0
         ]
@@ -200,13 +200,27 @@ def generate_grids(
         _Unit(codes=[c], parent=p, geom=g)
         for c, p, g in zip(leaf["code"], parent, leaf.geometry.values, strict=True)
     ]
-    # each atom's area (all its households share it), read in one numpy call
+    # each atom's area (all its households share it), read in one numpy call;
+    # each unit's atoms in order, and its load and count summed in that order
+    # (``bincount`` adds up one weight after the other, as a loop would)
     first = np.fromiter((a.members[0] for a in atoms), dtype=np.int64, count=len(atoms))
-    for i, (a, pos) in enumerate(zip(atoms, area_pos[first].tolist(), strict=True)):
-        u = units[pos]
-        u.atoms.append(i)
-        u.load += a.load
-        u.count += a.count
+    atom_area = area_pos[first]
+    by_area = np.argsort(atom_area, kind="stable")
+    bounds = np.searchsorted(atom_area[by_area], np.arange(len(units) + 1)).tolist()
+    a_loads = np.bincount(
+        atom_area,
+        weights=np.fromiter((a.load for a in atoms), dtype=float, count=len(atoms)),
+        minlength=len(units),
+    ).tolist()
+    a_counts = np.bincount(
+        atom_area,
+        weights=np.fromiter((a.count for a in atoms), dtype=float, count=len(atoms)),
+        minlength=len(units),
+    ).tolist()
+    for j, u in enumerate(units):
+        u.atoms = by_area[bounds[j] : bounds[j + 1]].tolist()
+        u.load = float(a_loads[j])
+        u.count = int(a_counts[j])
     if barriers is not None and len(barriers):
         units = _cut_by_barriers(units, atoms, barriers.to_crs(STORAGE_CRS))
         cut = [u for u in units if u.barrier is not None]
@@ -220,24 +234,23 @@ def generate_grids(
     proofs: dict[int, dict[str, Any]] = {}
     units = _merge_units(units, band, exceptions, kx=kx, proofs=proofs)
 
-    rows: list[dict[str, Any]] = []
-    for u, (pieces, notes) in zip(
-        units, _partitions(units, atoms, band, kx), strict=True
-    ):
-        rows.extend(
-            _unit_grids(
-                u,
-                pieces,
-                atoms,
-                area_pos,
-                leaf,
-                band,
-                exceptions=exceptions,
-                proof=proofs.get(id(u)),
-                stopped=notes.get("_cause"),
-                subset_proof=notes.get("_proof"),
-            )
+    def unit_rows(u: _Unit) -> list[dict[str, Any]]:
+        notes: dict[str, Any] = {}
+        pieces = _partition(u, atoms, band, kx, notes=notes)
+        return _unit_grids(
+            u,
+            pieces,
+            atoms,
+            area_pos,
+            leaf,
+            band,
+            exceptions=exceptions,
+            proof=proofs.get(id(u)),
+            stopped=notes.get("_cause"),
+            subset_proof=notes.get("_proof"),
         )
+
+    rows = [r for rs in _per_unit(units, atoms, band, unit_rows) for r in rs]
 
     grids, assignments = _finish(rows, hh, leaf, kx, code_digits, exceptions)
     if barriers is not None and len(barriers):
@@ -261,28 +274,26 @@ def generate_grids(
     return GridPlan(grids=grids, assignments=assignments, report=report)
 
 
-def _partitions(
-    units: list[_Unit], atoms: list[_Atom], band: Band, kx: float
-) -> list[tuple[list[tuple[BaseGeometry, list[int]]], dict[str, Any]]]:
-    """Each unit's pieces and notes from :func:`geo.gridding._cuts._partition`.
+def _per_unit(
+    units: list[_Unit],
+    atoms: list[_Atom],
+    band: Band,
+    unit_rows: Callable[[_Unit], list[dict[str, Any]]],
+) -> list[list[dict[str, Any]]]:
+    """``unit_rows(u)`` (its cut into grids, as rows) of each unit, in unit order.
 
     Units are independent, so in a large run (:data:`PARALLEL_MIN_ATOMS`) the
     units that need cutting are shared out over forked workers
-    (:func:`geo.gridding._fork.fork_map`, largest first); the pieces are the
+    (:func:`geo.gridding._fork.fork_map`, largest first); the rows are the
     same as computed one after another.
     """
-
-    def one(j: int) -> tuple[list[tuple[BaseGeometry, list[int]]], dict[str, Any]]:
-        notes: dict[str, Any] = {}
-        return _partition(units[j], atoms, band, kx, notes=notes), notes
-
     cut = [j for j, u in enumerate(units) if band.grid_count(u.load) > 1]
     workers = worker_count() if len(atoms) >= PARALLEL_MIN_ATOMS else 1
     done = dict(
         zip(
             cut,
             fork_map(
-                lambda q: one(cut[q]),
+                lambda q: unit_rows(units[cut[q]]),
                 len(cut),
                 order=sorted(range(len(cut)), key=lambda q: -len(units[cut[q]].atoms)),
                 workers=workers,
@@ -290,7 +301,7 @@ def _partitions(
             strict=True,
         )
     )
-    return [done[j] if j in done else one(j) for j in range(len(units))]
+    return [done[j] if j in done else unit_rows(u) for j, u in enumerate(units)]
 
 
 def _report_barrier_crossings(
