@@ -813,7 +813,11 @@ def _finish(
     safe = np.where(empty, shapely.points(0.0, 0.0), geoms0)
     cent = shapely.centroid(safe)
     cx, cy = shapely.get_x(cent), shapely.get_y(cent)
-    xy = shapely.get_coordinates(np.asarray(hh.geometry.values, dtype=object))
+    xy = (
+        shapely.get_coordinates(np.asarray(hh.geometry.values, dtype=object))
+        if empty.any()
+        else np.zeros((0, 2))
+    )
     for i in np.flatnonzero(empty):
         m = df["_members"].iloc[i]
         if len(m):
@@ -839,10 +843,20 @@ def _finish(
     invalid = ~shapely.is_valid(geoms)
     if invalid.any():  # a cut vertex landing on an edge; repair without moving area
         geoms[invalid] = [_poly_only(shapely.make_valid(g)) for g in geoms[invalid]]
-    df["geometry"] = [
-        shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in geoms
-    ]
-    df["parts"] = [len(shapely.get_parts(g)) for g in df["geometry"]]
+    # polygons as one-part multipolygons, in one call (the same coordinates)
+    single = np.flatnonzero(
+        (shapely.get_type_id(geoms) == 3) & ~shapely.is_empty(geoms)
+    )
+    for i in np.flatnonzero(
+        shapely.is_empty(geoms) & (shapely.get_type_id(geoms) == 3)
+    ):
+        geoms[i] = shapely.MultiPolygon([geoms[i]])
+    if len(single):
+        geoms[single] = shapely.multipolygons(
+            geoms[single], indices=np.arange(len(single))
+        )
+    df["geometry"] = list(geoms)
+    df["parts"] = shapely.get_num_geometries(geoms).tolist()
     # the areas a grid covers, by territory (not only by its households)
     leaf_geoms = np.asarray(leaf.geometry.values, dtype=object)
     leaf_codes = leaf["code"].astype(str).to_numpy()
@@ -898,12 +912,9 @@ def _finish(
                     "households": int(r.households),
                 }
             )
-    ids = hh["household_id"].to_numpy()
     assignments = pd.DataFrame(
         {
-            "household_id": np.concatenate([ids[m] for m in df["_members"]])
-            if len(df)
-            else [],
+            "household_id": _take(hh["household_id"], df["_members"].tolist()),
             "grid_code": np.repeat(
                 df["grid_code"].to_numpy(), [len(m) for m in df["_members"]]
             ),
@@ -925,6 +936,18 @@ def _finish(
         crs=STORAGE_CRS,
     )
     return grids, assignments
+
+
+def _take(col: pd.Series, members: list[np.ndarray]) -> Any:
+    """``col``'s values at the rows ``members`` (one array per grid), in order: a
+    string column by a take on its array (no conversion through Python
+    objects), any other as a NumPy array of its values, as the frame infers."""
+    if not members:
+        return []
+    rows = np.concatenate(members)
+    if isinstance(col.dtype, pd.StringDtype):
+        return pd.Series(col.array.take(rows))
+    return col.to_numpy()[rows]
 
 
 def _split_reason(parts: int, areas: str, leaf: gpd.GeoDataFrame) -> str:
