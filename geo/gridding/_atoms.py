@@ -92,16 +92,21 @@ def _atoms(
         inverse[has_b] = codes_b
         nb = len(uniq_b)
     if (~has_b).any():
-        pts = pd.DataFrame(
-            {
-                "x": xy[~has_b, 0].round(7),
-                "y": xy[~has_b, 1].round(7),
-                "a": area_pos[~has_b],
-            }
+        # points without a building: one group per (area, x, y) at 1e-7°, numbered
+        # in sorted order of those keys (as a sorted groupby numbers them)
+        gx = xy[~has_b, 0].round(7)
+        gy = xy[~has_b, 1].round(7)
+        ga = area_pos[~has_b]
+        o = np.lexsort((gy, gx, ga))
+        new_key = np.ones(len(o), dtype=bool)
+        new_key[1:] = (
+            (ga[o][1:] != ga[o][:-1])
+            | (gx[o][1:] != gx[o][:-1])
+            | (gy[o][1:] != gy[o][:-1])
         )
-        inverse[~has_b] = (
-            nb + pts.groupby(["a", "x", "y"], sort=True).ngroup().to_numpy()
-        )
+        ids = np.empty(len(o), dtype=np.int64)
+        ids[o] = np.cumsum(new_key) - 1
+        inverse[~has_b] = nb + ids
     n_groups = int(inverse.max()) + 1 if n else 0
     counts = np.bincount(inverse, minlength=n_groups)
     sums = np.bincount(inverse, weights=loads, minlength=n_groups)
