@@ -23,21 +23,26 @@ caller (forking a process that runs other threads could copy a lock one of
 them holds; a Dask worker or a web server therefore stays serial), and not
 inside such a worker. ``GRIDMAP_WORKERS`` sets the number of processes
 (``1``: always serial).
+
+:func:`collector_paused` keeps Python's cyclic garbage collector off while a
+run makes and frees its per-building objects.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import pickle
 import signal
 import struct
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
-__all__ = ["fork_map", "worker_count"]
+__all__ = ["collector_paused", "fork_map", "worker_count"]
 
 R = TypeVar("R")
 
@@ -47,6 +52,40 @@ MAX_WORKERS = 8
 _IN_WORKER = False
 _TOKEN = struct.Struct("<i")
 _F_SETPIPE_SZ = 1031  # Linux fcntl: resize a pipe's buffer
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the duration (back on after, if
+    it was on); also a decorator.
+
+    Generation and rebalancing make a few hundred thousand small objects (one
+    per building) and free them at the end; meanwhile each full collection
+    walks every object in the process again, a tenth of a run at 200,000
+    households. Nothing is collected differently: reference counting still
+    frees what is not in a cycle, and the collector runs as usual once it is
+    back on.
+
+    Yields
+    ------
+    None
+
+    Examples
+    --------
+    >>> import gc
+    >>> with collector_paused():
+    ...     gc.isenabled()
+    False
+    >>> gc.isenabled()
+    True
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def worker_count() -> int:

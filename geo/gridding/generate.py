@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import gc
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import geopandas as gpd
@@ -18,7 +16,7 @@ from shapely.geometry.base import BaseGeometry
 from geo.crs import STORAGE_CRS
 from geo.gridding._atoms import _Atom, _atoms, _locate, _Unit
 from geo.gridding._cuts import _partition
-from geo.gridding._fork import fork_map, worker_count
+from geo.gridding._fork import collector_paused, fork_map, worker_count
 from geo.gridding._geometry import _SLIVER, _clean, _poly_only, _union
 from geo.gridding._grouping import (
     CAP_SECONDS,
@@ -38,24 +36,7 @@ __all__ = ["generate_grids"]
 PARALLEL_MIN_ATOMS = 20_000
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for the duration (back on after, if
-    it was on). Generation makes a few hundred thousand small objects (one per
-    building) and frees them at the end; meanwhile each full collection walks
-    every object in the process again, a tenth of a run at 200,000 households.
-    Nothing is collected differently: reference counting still frees what is
-    not in a cycle, and the collector runs as usual once it is back on."""
-    was_on = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
-
-
-@_collector_paused()
+@collector_paused()
 def generate_grids(
     households: gpd.GeoDataFrame,
     areas: gpd.GeoDataFrame,

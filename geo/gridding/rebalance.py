@@ -15,6 +15,7 @@ import shapely
 from geo.crs import STORAGE_CRS
 from geo.gridding._atoms import _Atom, _atoms
 from geo.gridding._codes import _natural, _positions
+from geo.gridding._fork import collector_paused
 from geo.gridding._geometry import _poly_only
 from geo.gridding._moves import (
     _EDGE_TOL,
@@ -58,6 +59,7 @@ class Rebalanced:
     report: dict[str, Any] = field(default_factory=dict)
 
 
+@collector_paused()
 def rebalance(
     grids: gpd.GeoDataFrame,
     assignments: pd.DataFrame,
