@@ -45,13 +45,19 @@ def _locate(hh: gpd.GeoDataFrame, leaf: gpd.GeoDataFrame) -> np.ndarray:
     """Leaf-area position of each household: its area_code, else containment."""
     pos = np.full(len(hh), -1, dtype=np.int64)
     if "area_code" in hh.columns:
-        by_code = pd.Series(
-            np.arange(len(leaf)), index=leaf["code"].astype(str).to_numpy()
-        )
-        codes = hh["area_code"].astype(object)
-        mapped = by_code.reindex(codes.where(codes.notna(), "").astype(str).to_numpy())
-        ok = mapped.notna().to_numpy()
-        pos[ok] = mapped.to_numpy()[ok].astype(np.int64)
+        leaf_codes = pd.Index(leaf["code"].astype(str).to_numpy())
+        codes = hh["area_code"]
+        if isinstance(codes.dtype, pd.StringDtype) and leaf_codes.is_unique:
+            # strings already: look them up as they are (missing ones match nothing)
+            pos[:] = leaf_codes.get_indexer(codes)
+        else:
+            by_code = pd.Series(np.arange(len(leaf)), index=leaf_codes)
+            codes = codes.astype(object)
+            mapped = by_code.reindex(
+                codes.where(codes.notna(), "").astype(str).to_numpy()
+            )
+            ok = mapped.notna().to_numpy()
+            pos[ok] = mapped.to_numpy()[ok].astype(np.int64)
     todo = np.flatnonzero(pos < 0)
     if len(todo):
         pts = np.asarray(hh.geometry.values, dtype=object)[todo]
