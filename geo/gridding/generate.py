@@ -824,6 +824,11 @@ def _finish(
     invalid = ~shapely.is_valid(geoms)
     if invalid.any():  # a cut vertex landing on an edge; repair without moving area
         geoms[invalid] = [_poly_only(shapely.make_valid(g)) for g in geoms[invalid]]
+    # a part under the sliver size is left over by an overlay, not territory
+    # (a zero-area triangle at a cut's end that no neighbour shares an edge with)
+    multi = np.flatnonzero(shapely.get_num_geometries(geoms) > 1)
+    if len(multi):
+        geoms[multi] = [_clean(g) for g in geoms[multi]]
     # polygons as one-part multipolygons, in one call (the same coordinates)
     single = np.flatnonzero(
         (shapely.get_type_id(geoms) == 3) & ~shapely.is_empty(geoms)
