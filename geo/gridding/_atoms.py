@@ -237,6 +237,9 @@ def _clip_cells(
 def _atom_parts(geom: BaseGeometry, members: list[int], atoms: list[_Atom]) -> int:
     if not members:
         return 0
+    n_parts = int(shapely.get_num_geometries(geom))
+    if n_parts <= 1:  # one part (or none): no points needed to count them
+        return n_parts
     return _parts_with_atoms(
         geom,
         np.array([atoms[a].x for a in members]),

@@ -74,7 +74,7 @@ def _partition(
             better = _sequence_partition(u, atoms, band, kx, pieces)
             if better is not None:
                 pieces = better
-    broken = len(shapely.get_parts(u.geom)) == 1 and any(
+    broken = int(shapely.get_num_geometries(u.geom)) == 1 and any(
         _parts(g) > 1 for g, _ in pieces
     )
     if (_out_of_band(pieces, atoms, band) or broken) and band.feasible(u.load):

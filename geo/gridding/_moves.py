@@ -43,7 +43,7 @@ def _join(a: BaseGeometry, b: BaseGeometry) -> BaseGeometry:
     """Union of two adjacent pieces; where the union leaves them apart (their
     common edge a hair apart), again on a 1e-11° grid (~1 µm), which closes it."""
     u = _union([a, b])
-    if len(shapely.get_parts(u)) < len(shapely.get_parts(a)) + len(
+    if int(shapely.get_num_geometries(u)) < int(shapely.get_num_geometries(a)) + len(
         shapely.get_parts(b)
     ):
         return u
@@ -57,9 +57,9 @@ def _join(a: BaseGeometry, b: BaseGeometry) -> BaseGeometry:
 def _own(cell: BaseGeometry, key: tuple[float, float]) -> BaseGeometry:
     """The part of a building's cell that holds its point (a cell clipped to a
     grid in pieces can reach into another piece, which must stay behind)."""
-    parts = shapely.get_parts(cell)
-    if len(parts) <= 1:
+    if shapely.get_num_geometries(cell) <= 1:
         return cell
+    parts = shapely.get_parts(cell)
     pt = shapely.Point(key)
     return parts[int(np.argmin(shapely.distance(parts, pt)))]
 

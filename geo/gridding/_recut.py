@@ -660,7 +660,7 @@ def _recut_pieces(
     stats: dict[str, Any] = {}
     whole_trees = False  # the whole unit's trees were drawn (up to their cap)
     # in a unit of one piece every grid must be one piece too
-    one_piece = len(shapely.get_parts(unit_geom)) == 1
+    one_piece = int(shapely.get_num_geometries(unit_geom)) == 1
     failed: set[int] = set()
 
     def bad_pieces() -> list[int]:
@@ -673,8 +673,8 @@ def _recut_pieces(
 
     def fits(res: list[tuple[BaseGeometry, list[int]]], geom: BaseGeometry) -> bool:
         """No more pieces than the window has (a hole-free window stays whole)."""
-        extra = sum(len(shapely.get_parts(g)) - 1 for g, _ in res)
-        return extra <= len(shapely.get_parts(geom)) - 1
+        extra = sum(int(shapely.get_num_geometries(g)) - 1 for g, _ in res)
+        return extra <= int(shapely.get_num_geometries(geom)) - 1
 
     while True:
         bad = bad_pieces()

@@ -26,7 +26,7 @@ def _broken(x: _Grid, parts0: dict[str, int]) -> bool:
     """A grid this run changed that is now invalid or in more pieces than before."""
     return x.touched and (
         not x.geom.is_valid
-        or len(shapely.get_parts(x.geom)) > max(1, parts0.get(x.code, 1))
+        or int(shapely.get_num_geometries(x.geom)) > max(1, parts0.get(x.code, 1))
     )
 
 
@@ -148,8 +148,8 @@ def _recut_component(
     stats["why"] = why
     if res is None:
         return False
-    if sum(len(shapely.get_parts(g)) - 1 for g, _ in res) > (
-        len(shapely.get_parts(geom)) - 1
+    if sum(int(shapely.get_num_geometries(g)) - 1 for g, _ in res) > (
+        int(shapely.get_num_geometries(geom)) - 1
     ):
         stats["why"] = "pieces"
         return False
@@ -255,7 +255,7 @@ def _grow_and_recut(
         return float(sum(atoms[a].load for a in x.atoms))
 
     def pieces_of(g: BaseGeometry) -> int:
-        return len(shapely.get_parts(g))
+        return int(shapely.get_num_geometries(g))
 
     window = [c]
     for ring in range(40):

@@ -939,7 +939,7 @@ def _take(col: pd.Series, members: list[np.ndarray]) -> Any:
 def _split_reason(parts: int, areas: str, leaf: gpd.GeoDataFrame) -> str:
     codes = areas.split(";")
     geoms = leaf.loc[leaf["code"].astype(str).isin(codes), leaf.geometry.name]
-    pieces = sum(len(shapely.get_parts(g)) for g in geoms)
+    pieces = sum(int(shapely.get_num_geometries(g)) for g in geoms)
     names = ", ".join(codes)
     if pieces > len(codes):
         return (
@@ -957,9 +957,9 @@ def _absorb_empty_fragments(rows: list[dict[str, Any]], hh: gpd.GeoDataFrame) ->
         tree = shapely.STRtree(geoms)
         moved = False
         for i, r in enumerate(rows):
-            parts = shapely.get_parts(r["geometry"])
-            if len(parts) <= 1:
+            if shapely.get_num_geometries(r["geometry"]) <= 1:
                 continue
+            parts = shapely.get_parts(r["geometry"])
             mine = (
                 pts[r["_members"]] if len(r["_members"]) else np.array([], dtype=object)
             )
