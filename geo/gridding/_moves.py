@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ from geo.gridding._atoms import (
     _point_groups,
     _raw_cells,
 )
-from geo.gridding._geometry import _clean, _overlay, _poly_only, _pp, _union
+from geo.gridding._geometry import _clean, _overlay, _poly_only, _union
 from geo.plan import Band
 
 #: edges of two grids closer than this (degrees, ~0.1 mm) are shared: overlays
@@ -100,7 +101,16 @@ def _ranked(
     """(fewest broken pieces, then the highest least Polsby-Popper, in locally
     isotropic coordinates) as a sort key, with the pieces."""
     scale = np.array([kx, 1.0])
-    pp = min(_pp(shapely.transform(p, lambda c: c * scale)) for p, _ in pieces)
+    # all pieces scaled in one call (the same products, coordinate by coordinate)
+    scaled = shapely.transform(
+        np.array([p for p, _ in pieces], dtype=object), lambda c: c * scale
+    )
+    pp = min(
+        0.0 if per == 0 else 4 * math.pi * area / (per * per)
+        for area, per in zip(
+            shapely.area(scaled).tolist(), shapely.length(scaled).tolist(), strict=True
+        )
+    )
     return (float(_fragmented(pieces, atoms)), -round(pp, 3)), pieces
 
 
