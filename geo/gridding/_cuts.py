@@ -50,11 +50,13 @@ def _partition(
     idx = np.asarray(u.atoms, dtype=np.int64)
     if k <= 1:
         return [(u.geom, idx.tolist())]
+    idx_l = idx.tolist()
+    sel = [atoms[i] for i in idx_l]
     pts = _Points(
-        xs=np.array([atoms[i].x for i in idx]) * kx,
-        ys=np.array([atoms[i].y for i in idx]),
-        ws=np.array([atoms[i].load for i in idx]),
-        stacks=np.array([atoms[i].stack for i in idx]),
+        xs=np.array([a.x for a in sel]) * kx,
+        ys=np.array([a.y for a in sel]),
+        ws=np.array([a.load for a in sel]),
+        stacks=np.array([a.stack for a in sel]),
     )
     out: list[tuple[BaseGeometry, list[int]]] = []
     # cut in locally isotropic coordinates (x scaled by cos(lat)), then scale back
@@ -64,7 +66,7 @@ def _partition(
     pieces = [
         (
             _poly_only(shapely.transform(g, lambda c: c * unscale)),
-            [int(idx[j]) for j in m],
+            [idx_l[j] for j in m],
         )
         for g, m in out
     ]
