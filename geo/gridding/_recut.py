@@ -179,10 +179,11 @@ class _Search:
         if tree is None:
             return None  # not connected (cannot happen once virtual edges join pieces)
         # adjacency in the order Kruskal would take the edges (lightest first)
-        adj: dict[int, list[tuple[int, int]]] = {int(v): [] for v in nodes}
-        eu, ev = g.eu, g.ev
-        for e in sel[tree].tolist():
-            a, b = int(eu[e]), int(ev[e])
+        adj: dict[int, list[tuple[int, int]]] = {v: [] for v in nodes.tolist()}
+        t_e = sel[tree]
+        for e, a, b in zip(
+            t_e.tolist(), g.eu[t_e].tolist(), g.ev[t_e].tolist(), strict=True
+        ):
             adj[a].append((b, e))
             adj[b].append((a, e))
         root = int(nodes[int(self.rng.integers(len(nodes)))])
@@ -195,13 +196,13 @@ class _Search:
                     up[c] = v
                     up_edge[c] = e
                     seq.append(c)
-        sub = {v: float(g.w[v]) for v in seq}
+        sub = dict(zip(seq, g.w[seq].astype(float).tolist(), strict=True))
         for v in reversed(seq[1:]):
             sub[up[v]] += sub[v]
         cand = np.array(seq[1:], dtype=np.int64)
         if not len(cand):
             return None
-        s = np.array([sub[int(v)] for v in cand])
+        s = np.array([sub[v] for v in seq[1:]])
         rest = total - s
         band = self.band
         a_vals = np.arange(1, k)
@@ -219,7 +220,7 @@ class _Search:
         best_a = a_vals[np.argmin(off, axis=1)]
         share = total / k
         dev = np.abs(s - best_a * share) / share
-        edges = np.array([up_edge[int(v)] for v in cand], dtype=np.int64)
+        edges = np.array([up_edge[v] for v in seq[1:]], dtype=np.int64)
         virt = g.virtual[edges]
         score = (
             (~virt).astype(float) * 100.0
