@@ -216,6 +216,8 @@ def generate_grids(
     proofs: dict[int, dict[str, Any]] = {}
     units = _merge_units(units, band, exceptions, kx=kx, proofs=proofs)
 
+    leaf_codes = leaf["code"].to_numpy()
+
     def unit_rows(u: _Unit) -> list[dict[str, Any]]:
         notes: dict[str, Any] = {}
         pieces = _partition(u, atoms, band, kx, notes=notes)
@@ -224,7 +226,7 @@ def generate_grids(
             pieces,
             atoms,
             area_pos,
-            leaf,
+            leaf_codes,
             band,
             exceptions=exceptions,
             proof=proofs.get(id(u)),
@@ -627,7 +629,7 @@ def _unit_grids(
     pieces: list[tuple[BaseGeometry, list[int]]],
     atoms: list[_Atom],
     area_pos: np.ndarray,
-    leaf: gpd.GeoDataFrame,
+    codes: np.ndarray,
     band: Band,
     *,
     exceptions: list[dict[str, Any]],
@@ -635,7 +637,6 @@ def _unit_grids(
     stopped: tuple[str, dict[str, Any]] | None = None,
     subset_proof: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    codes = leaf["code"].to_numpy()
     rows = []
     for geom, members in pieces:
         hh_rows = (
