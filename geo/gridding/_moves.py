@@ -15,6 +15,7 @@ from geo.gridding._atoms import (
     _atom_parts,
     _cells,
     _clip_cells,
+    _load_sum,
     _point_groups,
     _raw_cells,
 )
@@ -90,8 +91,7 @@ def _out_of_band(
     band: Band,
 ) -> int:
     return sum(
-        not band.min - 1e-9 <= sum(atoms[a].load for a in m) <= band.max + 1e-9
-        for _, m in pieces
+        not band.min - 1e-9 <= _load_sum(atoms, m) <= band.max + 1e-9 for _, m in pieces
     )
 
 
@@ -149,7 +149,7 @@ def _repair(
     mem = [list(m) for _, m in pieces]
 
     def load(i: int) -> float:
-        return float(sum(atoms[a].load for a in mem[i]))
+        return float(_load_sum(atoms, mem[i]))
 
     def dist(v: float) -> float:
         return max(band.min - v, 0.0, v - band.max)
@@ -334,7 +334,7 @@ class _Family:
         return cls(
             groups=groups,
             cells=cells,
-            loads=[float(sum(atoms[a].load for a in g)) for g in groups],
+            loads=[float(_load_sum(atoms, g)) for g in groups],
             perimeter=shapely.length(cells),
             alive=~shapely.is_empty(cells)
             if len(keys) > 1
@@ -372,7 +372,7 @@ def _flow(cells: list[_Grid], atoms: list[_Atom], band: Band) -> None:
     """Single-hop moves of whole buildings from over- to under-loaded neighbours."""
 
     def load(c: _Grid) -> float:
-        return float(sum(atoms[a].load for a in c.atoms))
+        return float(_load_sum(atoms, c.atoms))
 
     for c in list(cells):
         if c.locked or band.min - 1e-9 <= load(c) <= band.max + 1e-9:
@@ -403,7 +403,7 @@ def _chain_flow(
     """
 
     def load(c: _Grid) -> float:
-        return float(sum(atoms[a].load for a in c.atoms))
+        return float(_load_sum(atoms, c.atoms))
 
     steps = 0
     for c in list(cells):
@@ -433,7 +433,7 @@ def _path_to_slack(
     c: _Grid, cells: list[_Grid], atoms: list[_Atom], band: Band, over: bool
 ) -> list[_Grid] | None:
     def load(x: _Grid) -> float:
-        return float(sum(atoms[a].load for a in x.atoms))
+        return float(_load_sum(atoms, x.atoms))
 
     seen = {id(c)}
     frontier: list[list[_Grid]] = [[c]]
@@ -473,7 +473,7 @@ def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
         cell = _own(cell, key)
         shared = shapely.length(shapely.intersection(cell.boundary, dst_near))
         if shared > _MIN_EDGE:
-            w = sum(atoms[a].load for a in groups[key])
+            w = _load_sum(atoms, groups[key])
             options.append((w, -shared, key, cell))
     for _, _, key, cell in sorted(options, key=lambda o: (o[0], o[1]))[:5]:
         moved = set(groups[key])

@@ -29,7 +29,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.gridding._adjacency import _Graph, _graph
-from geo.gridding._atoms import _Atom
+from geo.gridding._atoms import _Atom, _load_sum
 from geo.gridding._geometry import _SLIVER, _clean, _cover_union, _poly_only
 from geo.gridding._moves import _EDGE_TOL, _MIN_EDGE, _edge, _join
 from geo.gridding._trees import (
@@ -395,7 +395,7 @@ def _recut(
     building point over the band) or ``"none"`` (``k`` grids cannot hold the
     total)). ``stats["trees"]`` adds up the trees drawn.
     """
-    total = sum(atoms[a].load for a in members)
+    total = _load_sum(atoms, members)
     if not band.min * k - 1e-9 <= total <= band.max * k + 1e-9:
         return None, "none"
     g = _graph(geom, members, atoms, kx)
@@ -601,7 +601,7 @@ def assign_codes(
 
 
 def _load(members: list[int], atoms: list[_Atom]) -> float:
-    return float(sum(atoms[a].load for a in members))
+    return float(_load_sum(atoms, members))
 
 
 def _window(geoms: list[BaseGeometry]) -> BaseGeometry:

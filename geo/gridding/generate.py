@@ -14,7 +14,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.crs import STORAGE_CRS
-from geo.gridding._atoms import _Atom, _atoms, _locate, _Unit
+from geo.gridding._atoms import _Atom, _atoms, _load_sum, _locate, _Unit
 from geo.gridding._cuts import _partition
 from geo.gridding._fork import collector_paused, fork_map, worker_count
 from geo.gridding._geometry import _SLIVER, _clean, _poly_only, _union
@@ -644,7 +644,7 @@ def _unit_grids(
             if members
             else np.array([], dtype=np.int64)
         )
-        load = float(sum(atoms[i].load for i in members))
+        load = float(_load_sum(atoms, members))
         # the areas of its households, most households first (ties: the first
         # seen), as pandas' value_counts orders them, without a Series per grid
         at = area_pos[hh_rows]
