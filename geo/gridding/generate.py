@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,11 @@ __all__ = ["generate_grids"]
 #: atoms (buildings) from which a run shares its units out over forked workers
 #: (:func:`geo.gridding._fork.fork_map`); smaller runs cut them one by one
 PARALLEL_MIN_ATOMS = 20_000
+
+_LOAD = operator.attrgetter("load")
+_COUNT = operator.attrgetter("count")
+_MEMBERS = operator.attrgetter("members")
+_FIRST = operator.itemgetter(0)
 
 
 @collector_paused()
@@ -185,18 +191,20 @@ def generate_grids(
     # each atom's area (all its households share it), read in one numpy call;
     # each unit's atoms in order, and its load and count summed in that order
     # (``bincount`` adds up one weight after the other, as a loop would)
-    first = np.fromiter((a.members[0] for a in atoms), dtype=np.int64, count=len(atoms))
+    first = np.fromiter(
+        map(_FIRST, map(_MEMBERS, atoms)), dtype=np.int64, count=len(atoms)
+    )
     atom_area = area_pos[first]
     by_area = np.argsort(atom_area, kind="stable")
     bounds = np.searchsorted(atom_area[by_area], np.arange(len(units) + 1)).tolist()
     a_loads = np.bincount(
         atom_area,
-        weights=np.fromiter((a.load for a in atoms), dtype=float, count=len(atoms)),
+        weights=np.fromiter(map(_LOAD, atoms), dtype=float, count=len(atoms)),
         minlength=len(units),
     ).tolist()
     a_counts = np.bincount(
         atom_area,
-        weights=np.fromiter((a.count for a in atoms), dtype=float, count=len(atoms)),
+        weights=np.fromiter(map(_COUNT, atoms), dtype=float, count=len(atoms)),
         minlength=len(units),
     ).tolist()
     for j, u in enumerate(units):
