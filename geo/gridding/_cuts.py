@@ -21,6 +21,10 @@ from geo.gridding._recut import _parts, _recut_pieces
 from geo.gridding._sequences import _sequence_partition
 from geo.plan import Band
 
+#: each cut angle's direction, from libm (as the cuts always took them)
+_DXS = np.array([math.cos(t) for t in _ANGLES.tolist()])
+_DYS = np.array([math.sin(t) for t in _ANGLES.tolist()])
+
 
 class _Points(NamedTuple):
     """A unit's atoms as arrays: cut coordinates, loads and building stacks."""
@@ -109,8 +113,7 @@ def _split(
     # every angle's order along its direction, prefix loads and cuttable gaps,
     # in a few 2-D numpy calls (row by row the same sorts and sums), shared by
     # every split of the load tried below
-    dxs = np.array([math.cos(t) for t in _ANGLES.tolist()])  # libm, as before
-    dys = np.array([math.sin(t) for t in _ANGLES.tolist()])
+    dxs, dys = _DXS, _DYS
     proj = px[None, :] * dxs[:, None] + py[None, :] * dys[:, None]
     orders = np.argsort(proj, axis=1, kind="stable")
     sps = np.take_along_axis(proj, orders, axis=1)
