@@ -231,16 +231,12 @@ def _halves(
     ux, uy, nx, ny = -dy / kx, dx, dx / kx, dy
     nu, nn = np.hypot(ux, uy), np.hypot(nx, ny)
     ux, uy, nx, ny = ux / nu * r, uy / nu * r, nx / nn * r, ny / nn * r
-    ring = np.stack(
-        [
-            np.stack([cx + ux, cy + uy], axis=1),
-            np.stack([cx + ux - nx, cy + uy - ny], axis=1),
-            np.stack([cx - ux - nx, cy - uy - ny], axis=1),
-            np.stack([cx - ux, cy - uy], axis=1),
-            np.stack([cx + ux, cy + uy], axis=1),
-        ],
-        axis=1,
-    )
+    ring = np.empty((len(cands), 5, 2))
+    ring[:, 0, 0], ring[:, 0, 1] = cx + ux, cy + uy
+    ring[:, 1, 0], ring[:, 1, 1] = cx + ux - nx, cy + uy - ny
+    ring[:, 2, 0], ring[:, 2, 1] = cx - ux - nx, cy - uy - ny
+    ring[:, 3, 0], ring[:, 3, 1] = cx - ux, cy - uy
+    ring[:, 4] = ring[:, 0]
     hps = shapely.polygons(ring)
     try:
         lefts = shapely.intersection(geom, hps)

@@ -520,7 +520,7 @@ def _unit_grids(
     rows = []
     for geom, members in pieces:
         hh_rows = (
-            np.concatenate([atoms[i].members for i in members])
+            np.concatenate(list(map(_MEMBERS, map(atoms.__getitem__, members))))
             if members
             else np.array([], dtype=np.int64)
         )
