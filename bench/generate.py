@@ -26,7 +26,9 @@ time in the child. Baselines also count the shared preparation (households →
 building groups in metres, measured once in the parent) and their per-village
 graph construction; "lib s" is the library calls alone. Peak memory: the
 child's peak resident set (``ru_maxrss``) minus its resident set when the tool
-started, i.e. what the tool added on top of the already loaded county.
+started, i.e. what the tool added on top of the already loaded county; GridMap's
+forked workers (if any) are listed separately (their peak resident set, which
+includes the pages they share with the child, minus the same start).
 
 All assignments are scored by ``bench/_metrics.py`` the same way (baselines have
 no polygons, so everything, GridMap included, is scored on the union of its
@@ -340,6 +342,13 @@ def _child(name: str, conn: Any, progress: Any) -> None:
         out = TOOLS[name](progress)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         out["peak_mb"] = round(max(0, peak - rss0) / 2**20, 1)
+        # forked workers (GridMap's fork_map): their own peak resident set, which
+        # counts the pages they share with this process too (an upper bound)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        if kids:
+            out.setdefault("extra", {})["worker_peak_mb"] = round(
+                max(0, kids - rss0) / 2**20, 1
+            )
         out["status"] = "ok"
         conn.send(out)
     except BaseException as exc:
@@ -547,6 +556,11 @@ def bench_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
             f"PP mean {pm['pp_mean']:.3f}, PP min {pm['pp_min']:.3f}; "
             f"{gm['extra']['exceptions']} reported exceptions"
         )
+        if gm["extra"].get("worker_peak_mb") is not None:
+            print(
+                f"GridMap's forked workers: peak {gm['extra']['worker_peak_mb']} MB "
+                "over the loaded county each (resident set, shared pages included)"
+            )
         for r in rows[1:]:
             if r["status"] == "ok":
                 print(

@@ -17,6 +17,7 @@ from shapely.geometry.base import BaseGeometry
 from geo.gridding._atoms import (
     _Atom,
     _cells,
+    _load_sum,
     _point_groups,
     _slice_cell,
     _stack_nodes,
@@ -83,7 +84,7 @@ def _graph(
         keys.append(pt)
         groups.append([])
         cells.append(cell)
-    w = np.array([sum(atoms[a].load for a in g) for g in groups], dtype=float)
+    w = np.array([_load_sum(atoms, g) for g in groups], dtype=float)
     n = len(keys)
     pts = shapely.points(np.array(keys))
     # every node keeps the part of its cell holding its point; a cell's detached

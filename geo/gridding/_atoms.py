@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from geo.gridding._geometry import _parts_with_atoms, _poly_only
 from geo.plan import Band
 
 
-@dataclass
+@dataclass(slots=True)
 class _Atom:
     """Households that must stay together (one building, or one point)."""
 
@@ -41,17 +42,32 @@ class _Unit:
     barrier: str | None = None  # set on the parts of an area cut by barriers
 
 
+_LOAD = operator.attrgetter("load")
+
+
+def _load_sum(atoms: list[_Atom], members: Any) -> float:
+    """``sum(atoms[a].load for a in members)``, the same additions in the same
+    order, without a generator frame per call."""
+    return sum(map(_LOAD, map(atoms.__getitem__, members)))
+
+
 def _locate(hh: gpd.GeoDataFrame, leaf: gpd.GeoDataFrame) -> np.ndarray:
     """Leaf-area position of each household: its area_code, else containment."""
     pos = np.full(len(hh), -1, dtype=np.int64)
     if "area_code" in hh.columns:
-        by_code = pd.Series(
-            np.arange(len(leaf)), index=leaf["code"].astype(str).to_numpy()
-        )
-        codes = hh["area_code"].astype(object)
-        mapped = by_code.reindex(codes.where(codes.notna(), "").astype(str).to_numpy())
-        ok = mapped.notna().to_numpy()
-        pos[ok] = mapped.to_numpy()[ok].astype(np.int64)
+        leaf_codes = pd.Index(leaf["code"].astype(str).to_numpy())
+        codes = hh["area_code"]
+        if isinstance(codes.dtype, pd.StringDtype) and leaf_codes.is_unique:
+            # strings already: look them up as they are (missing ones match nothing)
+            pos[:] = leaf_codes.get_indexer(codes)
+        else:
+            by_code = pd.Series(np.arange(len(leaf)), index=leaf_codes)
+            codes = codes.astype(object)
+            mapped = by_code.reindex(
+                codes.where(codes.notna(), "").astype(str).to_numpy()
+            )
+            ok = mapped.notna().to_numpy()
+            pos[ok] = mapped.to_numpy()[ok].astype(np.int64)
     todo = np.flatnonzero(pos < 0)
     if len(todo):
         pts = np.asarray(hh.geometry.values, dtype=object)[todo]
@@ -92,16 +108,21 @@ def _atoms(
         inverse[has_b] = codes_b
         nb = len(uniq_b)
     if (~has_b).any():
-        pts = pd.DataFrame(
-            {
-                "x": xy[~has_b, 0].round(7),
-                "y": xy[~has_b, 1].round(7),
-                "a": area_pos[~has_b],
-            }
+        # points without a building: one group per (area, x, y) at 1e-7°, numbered
+        # in sorted order of those keys (as a sorted groupby numbers them)
+        gx = xy[~has_b, 0].round(7)
+        gy = xy[~has_b, 1].round(7)
+        ga = area_pos[~has_b]
+        o = np.lexsort((gy, gx, ga))
+        new_key = np.ones(len(o), dtype=bool)
+        new_key[1:] = (
+            (ga[o][1:] != ga[o][:-1])
+            | (gx[o][1:] != gx[o][:-1])
+            | (gy[o][1:] != gy[o][:-1])
         )
-        inverse[~has_b] = (
-            nb + pts.groupby(["a", "x", "y"], sort=True).ngroup().to_numpy()
-        )
+        ids = np.empty(len(o), dtype=np.int64)
+        ids[o] = np.cumsum(new_key) - 1
+        inverse[~has_b] = nb + ids
     n_groups = int(inverse.max()) + 1 if n else 0
     counts = np.bincount(inverse, minlength=n_groups)
     sums = np.bincount(inverse, weights=loads, minlength=n_groups)
@@ -129,11 +150,26 @@ def _atoms(
         sums.tolist(),
         counts.tolist(),
     )
-    for gi, g in enumerate(groups):
+    # the groups that fit a grid become one atom each, built by ``map`` a run of
+    # them at a time (the same atoms, in the same order, as one by one)
+    big = np.flatnonzero(sums > band.max).tolist()
+    done = 0
+    for gi in [*big, len(groups)]:
+        atoms.extend(
+            map(
+                _Atom,
+                mx_l[done:gi],
+                my_l[done:gi],
+                sums_l[done:gi],
+                counts_l[done:gi],
+                groups[done:gi],
+            )
+        )
+        done = gi + 1
+        if gi == len(groups):
+            break
+        g = groups[gi]
         x, y, load = mx_l[gi], my_l[gi], sums_l[gi]
-        if load <= band.max:
-            atoms.append(_Atom(x, y, load, counts_l[gi], g))
-            continue
         # a building larger than a grid: split by unit/floor into chunks
         if units is not None:
             g = g[np.argsort(units[g], kind="stable")]
@@ -211,6 +247,9 @@ def _clip_cells(
 def _atom_parts(geom: BaseGeometry, members: list[int], atoms: list[_Atom]) -> int:
     if not members:
         return 0
+    n_parts = int(shapely.get_num_geometries(geom))
+    if n_parts <= 1:  # one part (or none): no points needed to count them
+        return n_parts
     return _parts_with_atoms(
         geom,
         np.array([atoms[a].x for a in members]),

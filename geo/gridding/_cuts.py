@@ -21,6 +21,10 @@ from geo.gridding._recut import _parts, _recut_pieces
 from geo.gridding._sequences import _sequence_partition
 from geo.plan import Band
 
+#: each cut angle's direction, from libm (as the cuts always took them)
+_DXS = np.array([math.cos(t) for t in _ANGLES.tolist()])
+_DYS = np.array([math.sin(t) for t in _ANGLES.tolist()])
+
 
 class _Points(NamedTuple):
     """A unit's atoms as arrays: cut coordinates, loads and building stacks."""
@@ -50,11 +54,13 @@ def _partition(
     idx = np.asarray(u.atoms, dtype=np.int64)
     if k <= 1:
         return [(u.geom, idx.tolist())]
+    idx_l = idx.tolist()
+    sel = [atoms[i] for i in idx_l]
     pts = _Points(
-        xs=np.array([atoms[i].x for i in idx]) * kx,
-        ys=np.array([atoms[i].y for i in idx]),
-        ws=np.array([atoms[i].load for i in idx]),
-        stacks=np.array([atoms[i].stack for i in idx]),
+        xs=np.array([a.x for a in sel]) * kx,
+        ys=np.array([a.y for a in sel]),
+        ws=np.array([a.load for a in sel]),
+        stacks=np.array([a.stack for a in sel]),
     )
     out: list[tuple[BaseGeometry, list[int]]] = []
     # cut in locally isotropic coordinates (x scaled by cos(lat)), then scale back
@@ -64,7 +70,7 @@ def _partition(
     pieces = [
         (
             _poly_only(shapely.transform(g, lambda c: c * unscale)),
-            [int(idx[j]) for j in m],
+            [idx_l[j] for j in m],
         )
         for g, m in out
     ]
@@ -74,7 +80,7 @@ def _partition(
             better = _sequence_partition(u, atoms, band, kx, pieces)
             if better is not None:
                 pieces = better
-    broken = len(shapely.get_parts(u.geom)) == 1 and any(
+    broken = int(shapely.get_num_geometries(u.geom)) == 1 and any(
         _parts(g) > 1 for g, _ in pieces
     )
     if (_out_of_band(pieces, atoms, band) or broken) and band.feasible(u.load):
@@ -107,8 +113,7 @@ def _split(
     # every angle's order along its direction, prefix loads and cuttable gaps,
     # in a few 2-D numpy calls (row by row the same sorts and sums), shared by
     # every split of the load tried below
-    dxs = np.array([math.cos(t) for t in _ANGLES.tolist()])  # libm, as before
-    dys = np.array([math.sin(t) for t in _ANGLES.tolist()])
+    dxs, dys = _DXS, _DYS
     proj = px[None, :] * dxs[:, None] + py[None, :] * dys[:, None]
     orders = np.argsort(proj, axis=1, kind="stable")
     sps = np.take_along_axis(proj, orders, axis=1)
@@ -132,18 +137,34 @@ def _split(
         # the candidate cuts of every angle (cheap, in numpy), then their halves
         # all at once (one vectorised overlay each), scored in the same order
         cands: list[tuple[bool, int, np.ndarray, float, float, float]] = []
-        for a, theta in enumerate(_ANGLES.tolist()):
-            order, sp, left_w = orders[a], sps[a], left_ws[a]
-            cuttable = cuttables[a]
-            ok = np.flatnonzero(cuttable & in_bands[a])
-            band_ok = len(ok) > 0
-            cand = ok if band_ok else np.flatnonzero(cuttable)
-            if len(cand) == 0:
+        # per angle, the cuts that keep the band (else every cuttable one): the
+        # one nearest the ideal load (the first among equals) and, when several
+        # keep the band, those at a quarter and three quarters of them, for all
+        # angles in a few 2-D calls (row by row what one angle at a time gave)
+        ok_m = cuttables & in_bands
+        band_oks = ok_m.any(axis=1)
+        cand_m = np.where(band_oks[:, None], ok_m, cuttables)
+        n_cand = cand_m.sum(axis=1)
+        nears = np.where(cand_m, np.abs(left_ws - ideal), np.inf).argmin(axis=1)
+        rank = np.cumsum(cand_m, axis=1)
+        q1 = (rank > (n_cand // 4)[:, None]).argmax(axis=1)
+        q3 = (rank > ((3 * n_cand) // 4)[:, None]).argmax(axis=1)
+        for a, theta, band_ok, n_c, near, i1, i3 in zip(
+            range(len(_ANGLES)),
+            _ANGLES.tolist(),
+            band_oks.tolist(),
+            n_cand.tolist(),
+            nears.tolist(),
+            q1.tolist(),
+            q3.tolist(),
+            strict=True,
+        ):
+            if n_c == 0:
                 continue
-            near = int(cand[np.argmin(np.abs(left_w[cand] - ideal))])
+            order, sp, left_w = orders[a], sps[a], left_ws[a]
             picks = {near}
-            if band_ok and len(cand) > 2:
-                picks |= {int(cand[len(cand) // 4]), int(cand[(3 * len(cand)) // 4])}
+            if band_ok and n_c > 2:
+                picks |= {i1, i3}
             for i in sorted(picks):
                 c = (sp[i] + sp[i + 1]) / 2
                 cands.append((band_ok, i, order, float(left_w[i]), theta, float(c)))
@@ -210,16 +231,12 @@ def _halves(
     ux, uy, nx, ny = -dy / kx, dx, dx / kx, dy
     nu, nn = np.hypot(ux, uy), np.hypot(nx, ny)
     ux, uy, nx, ny = ux / nu * r, uy / nu * r, nx / nn * r, ny / nn * r
-    ring = np.stack(
-        [
-            np.stack([cx + ux, cy + uy], axis=1),
-            np.stack([cx + ux - nx, cy + uy - ny], axis=1),
-            np.stack([cx - ux - nx, cy - uy - ny], axis=1),
-            np.stack([cx - ux, cy - uy], axis=1),
-            np.stack([cx + ux, cy + uy], axis=1),
-        ],
-        axis=1,
-    )
+    ring = np.empty((len(cands), 5, 2))
+    ring[:, 0, 0], ring[:, 0, 1] = cx + ux, cy + uy
+    ring[:, 1, 0], ring[:, 1, 1] = cx + ux - nx, cy + uy - ny
+    ring[:, 2, 0], ring[:, 2, 1] = cx - ux - nx, cy - uy - ny
+    ring[:, 3, 0], ring[:, 3, 1] = cx - ux, cy - uy
+    ring[:, 4] = ring[:, 0]
     hps = shapely.polygons(ring)
     try:
         lefts = shapely.intersection(geom, hps)

@@ -55,9 +55,9 @@ def _overlay(op: Any, a: Any, b: Any) -> Any:
 
 def _clean(g: BaseGeometry) -> BaseGeometry:
     """Drop sliver parts an overlay can leave behind."""
-    parts = shapely.get_parts(g)
-    if len(parts) <= 1:
+    if shapely.get_num_geometries(g) <= 1:
         return g
+    parts = shapely.get_parts(g)
     keep = [p for p in parts if p.area > _SLIVER]
     if len(keep) == len(parts) or not keep:
         return g
@@ -93,6 +93,9 @@ def _pp(g: BaseGeometry, kx: float = 1.0) -> float:
 
 
 def _parts_with_atoms(g: BaseGeometry, xs: np.ndarray, ys: np.ndarray) -> int:
+    n_parts = int(shapely.get_num_geometries(g))
+    if n_parts <= 1:
+        return n_parts
     parts = shapely.get_parts(g)
     if len(parts) <= 1:
         return len(parts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,10 +15,11 @@ from geo.gridding._atoms import (
     _atom_parts,
     _cells,
     _clip_cells,
+    _load_sum,
     _point_groups,
     _raw_cells,
 )
-from geo.gridding._geometry import _clean, _overlay, _poly_only, _pp, _union
+from geo.gridding._geometry import _clean, _overlay, _poly_only, _union
 from geo.plan import Band
 
 #: edges of two grids closer than this (degrees, ~0.1 mm) are shared: overlays
@@ -43,7 +45,7 @@ def _join(a: BaseGeometry, b: BaseGeometry) -> BaseGeometry:
     """Union of two adjacent pieces; where the union leaves them apart (their
     common edge a hair apart), again on a 1e-11° grid (~1 µm), which closes it."""
     u = _union([a, b])
-    if len(shapely.get_parts(u)) < len(shapely.get_parts(a)) + len(
+    if int(shapely.get_num_geometries(u)) < int(shapely.get_num_geometries(a)) + len(
         shapely.get_parts(b)
     ):
         return u
@@ -57,9 +59,9 @@ def _join(a: BaseGeometry, b: BaseGeometry) -> BaseGeometry:
 def _own(cell: BaseGeometry, key: tuple[float, float]) -> BaseGeometry:
     """The part of a building's cell that holds its point (a cell clipped to a
     grid in pieces can reach into another piece, which must stay behind)."""
-    parts = shapely.get_parts(cell)
-    if len(parts) <= 1:
+    if shapely.get_num_geometries(cell) <= 1:
         return cell
+    parts = shapely.get_parts(cell)
     pt = shapely.Point(key)
     return parts[int(np.argmin(shapely.distance(parts, pt)))]
 
@@ -89,8 +91,7 @@ def _out_of_band(
     band: Band,
 ) -> int:
     return sum(
-        not band.min - 1e-9 <= sum(atoms[a].load for a in m) <= band.max + 1e-9
-        for _, m in pieces
+        not band.min - 1e-9 <= _load_sum(atoms, m) <= band.max + 1e-9 for _, m in pieces
     )
 
 
@@ -100,7 +101,16 @@ def _ranked(
     """(fewest broken pieces, then the highest least Polsby-Popper, in locally
     isotropic coordinates) as a sort key, with the pieces."""
     scale = np.array([kx, 1.0])
-    pp = min(_pp(shapely.transform(p, lambda c: c * scale)) for p, _ in pieces)
+    # all pieces scaled in one call (the same products, coordinate by coordinate)
+    scaled = shapely.transform(
+        np.array([p for p, _ in pieces], dtype=object), lambda c: c * scale
+    )
+    pp = min(
+        0.0 if per == 0 else 4 * math.pi * area / (per * per)
+        for area, per in zip(
+            shapely.area(scaled).tolist(), shapely.length(scaled).tolist(), strict=True
+        )
+    )
     return (float(_fragmented(pieces, atoms)), -round(pp, 3)), pieces
 
 
@@ -139,7 +149,7 @@ def _repair(
     mem = [list(m) for _, m in pieces]
 
     def load(i: int) -> float:
-        return float(sum(atoms[a].load for a in mem[i]))
+        return float(_load_sum(atoms, mem[i]))
 
     def dist(v: float) -> float:
         return max(band.min - v, 0.0, v - band.max)
@@ -324,7 +334,7 @@ class _Family:
         return cls(
             groups=groups,
             cells=cells,
-            loads=[float(sum(atoms[a].load for a in g)) for g in groups],
+            loads=[float(_load_sum(atoms, g)) for g in groups],
             perimeter=shapely.length(cells),
             alive=~shapely.is_empty(cells)
             if len(keys) > 1
@@ -362,7 +372,7 @@ def _flow(cells: list[_Grid], atoms: list[_Atom], band: Band) -> None:
     """Single-hop moves of whole buildings from over- to under-loaded neighbours."""
 
     def load(c: _Grid) -> float:
-        return float(sum(atoms[a].load for a in c.atoms))
+        return float(_load_sum(atoms, c.atoms))
 
     for c in list(cells):
         if c.locked or band.min - 1e-9 <= load(c) <= band.max + 1e-9:
@@ -393,7 +403,7 @@ def _chain_flow(
     """
 
     def load(c: _Grid) -> float:
-        return float(sum(atoms[a].load for a in c.atoms))
+        return float(_load_sum(atoms, c.atoms))
 
     steps = 0
     for c in list(cells):
@@ -423,7 +433,7 @@ def _path_to_slack(
     c: _Grid, cells: list[_Grid], atoms: list[_Atom], band: Band, over: bool
 ) -> list[_Grid] | None:
     def load(x: _Grid) -> float:
-        return float(sum(atoms[a].load for a in x.atoms))
+        return float(_load_sum(atoms, x.atoms))
 
     seen = {id(c)}
     frontier: list[list[_Grid]] = [[c]]
@@ -463,7 +473,7 @@ def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
         cell = _own(cell, key)
         shared = shapely.length(shapely.intersection(cell.boundary, dst_near))
         if shared > _MIN_EDGE:
-            w = sum(atoms[a].load for a in groups[key])
+            w = _load_sum(atoms, groups[key])
             options.append((w, -shared, key, cell))
     for _, _, key, cell in sorted(options, key=lambda o: (o[0], o[1]))[:5]:
         moved = set(groups[key])

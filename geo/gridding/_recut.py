@@ -29,7 +29,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.gridding._adjacency import _Graph, _graph
-from geo.gridding._atoms import _Atom
+from geo.gridding._atoms import _Atom, _load_sum
 from geo.gridding._geometry import _SLIVER, _clean, _cover_union, _poly_only
 from geo.gridding._moves import _EDGE_TOL, _MIN_EDGE, _edge, _join
 from geo.gridding._trees import (
@@ -179,10 +179,11 @@ class _Search:
         if tree is None:
             return None  # not connected (cannot happen once virtual edges join pieces)
         # adjacency in the order Kruskal would take the edges (lightest first)
-        adj: dict[int, list[tuple[int, int]]] = {int(v): [] for v in nodes}
-        eu, ev = g.eu, g.ev
-        for e in sel[tree].tolist():
-            a, b = int(eu[e]), int(ev[e])
+        adj: dict[int, list[tuple[int, int]]] = {v: [] for v in nodes.tolist()}
+        t_e = sel[tree]
+        for e, a, b in zip(
+            t_e.tolist(), g.eu[t_e].tolist(), g.ev[t_e].tolist(), strict=True
+        ):
             adj[a].append((b, e))
             adj[b].append((a, e))
         root = int(nodes[int(self.rng.integers(len(nodes)))])
@@ -195,13 +196,13 @@ class _Search:
                     up[c] = v
                     up_edge[c] = e
                     seq.append(c)
-        sub = {v: float(g.w[v]) for v in seq}
+        sub = dict(zip(seq, g.w[seq].astype(float).tolist(), strict=True))
         for v in reversed(seq[1:]):
             sub[up[v]] += sub[v]
         cand = np.array(seq[1:], dtype=np.int64)
         if not len(cand):
             return None
-        s = np.array([sub[int(v)] for v in cand])
+        s = np.array([sub[v] for v in seq[1:]])
         rest = total - s
         band = self.band
         a_vals = np.arange(1, k)
@@ -219,7 +220,7 @@ class _Search:
         best_a = a_vals[np.argmin(off, axis=1)]
         share = total / k
         dev = np.abs(s - best_a * share) / share
-        edges = np.array([up_edge[int(v)] for v in cand], dtype=np.int64)
+        edges = np.array([up_edge[v] for v in seq[1:]], dtype=np.int64)
         virt = g.virtual[edges]
         score = (
             (~virt).astype(float) * 100.0
@@ -394,7 +395,7 @@ def _recut(
     building point over the band) or ``"none"`` (``k`` grids cannot hold the
     total)). ``stats["trees"]`` adds up the trees drawn.
     """
-    total = sum(atoms[a].load for a in members)
+    total = _load_sum(atoms, members)
     if not band.min * k - 1e-9 <= total <= band.max * k + 1e-9:
         return None, "none"
     g = _graph(geom, members, atoms, kx)
@@ -600,7 +601,7 @@ def assign_codes(
 
 
 def _load(members: list[int], atoms: list[_Atom]) -> float:
-    return float(sum(atoms[a].load for a in members))
+    return float(_load_sum(atoms, members))
 
 
 def _window(geoms: list[BaseGeometry]) -> BaseGeometry:
@@ -660,7 +661,7 @@ def _recut_pieces(
     stats: dict[str, Any] = {}
     whole_trees = False  # the whole unit's trees were drawn (up to their cap)
     # in a unit of one piece every grid must be one piece too
-    one_piece = len(shapely.get_parts(unit_geom)) == 1
+    one_piece = int(shapely.get_num_geometries(unit_geom)) == 1
     failed: set[int] = set()
 
     def bad_pieces() -> list[int]:
@@ -673,8 +674,8 @@ def _recut_pieces(
 
     def fits(res: list[tuple[BaseGeometry, list[int]]], geom: BaseGeometry) -> bool:
         """No more pieces than the window has (a hole-free window stays whole)."""
-        extra = sum(len(shapely.get_parts(g)) - 1 for g, _ in res)
-        return extra <= len(shapely.get_parts(geom)) - 1
+        extra = sum(int(shapely.get_num_geometries(g)) - 1 for g, _ in res)
+        return extra <= int(shapely.get_num_geometries(geom)) - 1
 
     while True:
         bad = bad_pieces()

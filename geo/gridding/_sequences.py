@@ -47,12 +47,18 @@ def _band_segments(w: np.ndarray, band: Band) -> list[int] | None:
     j_lo = np.maximum(np.searchsorted(pre, pre - hi - 1e-9, side="left"), 0)
     j_hi = np.searchsorted(pre, pre - lo + 1e-9, side="right") - 1
     j_hi = np.minimum(j_hi, np.arange(n + 1) - 1)
+    # loads are not negative, so the windows only move on: each block's last end
+    # is then found by one search (else one end at a time, as before)
+    rising = bool((np.diff(j_hi) >= 0).all())
     i = 1
     while i <= n:
         # the block: every end whose window ends before the block starts
-        stop = i
-        while stop + 1 <= n and j_hi[stop + 1] < i:
-            stop += 1
+        if rising:
+            stop = min(int(np.searchsorted(j_hi, i, side="left")) - 1, n)
+        else:
+            stop = i
+            while stop + 1 <= n and j_hi[stop + 1] < i:
+                stop += 1
         ends = np.arange(i, stop + 1)
         width = int((j_hi[ends] - j_lo[ends]).max(initial=-1)) + 1
         if width > 0:
@@ -211,6 +217,10 @@ def _sequence_partition(
     keys = sorted({(atoms[i].x, atoms[i].y) for i in idx})
     key_pos = {key: j for j, key in enumerate(keys)}
     cells = _cells(u.geom, keys)
+    # each atom's building point and load, read once for every order below
+    idx_l = idx.tolist()
+    kp_of = [key_pos[(atoms[i].x, atoms[i].y)] for i in idx_l]
+    load_of = [atoms[i].load for i in idx_l]
     tried: list[tuple[tuple[float, float], list[tuple[BaseGeometry, list[int]]]]] = []
     unions: dict[tuple[int, ...], BaseGeometry] = {}
     for groups in list(runs)[:80]:
@@ -218,9 +228,8 @@ def _sequence_partition(
         share: dict[int, dict[int, float]] = {}
         for g, members in enumerate(groups):
             for j in members:
-                a = atoms[int(idx[j])]
-                d = share.setdefault(key_pos[(a.x, a.y)], {})
-                d[g] = d.get(g, 0.0) + a.load
+                d = share.setdefault(kp_of[j], {})
+                d[g] = d.get(g, 0.0) + load_of[j]
         whole: dict[int, list[int]] = {g: [] for g in range(len(groups))}
         parts: dict[int, list[BaseGeometry]] = {g: [] for g in range(len(groups))}
         usable = True
@@ -271,7 +280,7 @@ def _sequence_partition(
             geom = unions[cell_key]
             if parts[g]:
                 geom = _union([geom, *parts[g]]) if cell_key else _union(parts[g])
-            pieces.append((geom, [int(idx[j]) for j in members]))
+            pieces.append((geom, [idx_l[j] for j in members]))
         pieces = [
             (g if g.is_valid else _poly_only(shapely.make_valid(g)), m)
             for g, m in pieces

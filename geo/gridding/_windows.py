@@ -10,7 +10,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.gridding._atoms import _Atom
+from geo.gridding._atoms import _Atom, _load_sum
 from geo.gridding._codes import _next_code
 from geo.gridding._moves import _MIN_EDGE, _edge, _Grid, _neighbours
 from geo.gridding._recut import _WINDOW_TREES, _Clock, _recut, _steps, _window
@@ -19,14 +19,14 @@ from geo.plan import UNRESOLVED, Band
 
 
 def _load(c: _Grid, atoms: list[_Atom]) -> float:
-    return float(sum(atoms[a].load for a in c.atoms))
+    return float(_load_sum(atoms, c.atoms))
 
 
 def _broken(x: _Grid, parts0: dict[str, int]) -> bool:
     """A grid this run changed that is now invalid or in more pieces than before."""
     return x.touched and (
         not x.geom.is_valid
-        or len(shapely.get_parts(x.geom)) > max(1, parts0.get(x.code, 1))
+        or int(shapely.get_num_geometries(x.geom)) > max(1, parts0.get(x.code, 1))
     )
 
 
@@ -51,7 +51,7 @@ def _recut_windows(
     band."""
 
     def load(x: _Grid) -> float:
-        return float(sum(atoms[a].load for a in x.atoms))
+        return float(_load_sum(atoms, x.atoms))
 
     causes: dict[str, tuple[str, dict[str, Any]]] = {}
     tried: dict[frozenset[str], dict[str, Any]] = {}
@@ -148,8 +148,8 @@ def _recut_component(
     stats["why"] = why
     if res is None:
         return False
-    if sum(len(shapely.get_parts(g)) - 1 for g, _ in res) > (
-        len(shapely.get_parts(geom)) - 1
+    if sum(int(shapely.get_num_geometries(g)) - 1 for g, _ in res) > (
+        int(shapely.get_num_geometries(geom)) - 1
     ):
         stats["why"] = "pieces"
         return False
@@ -179,7 +179,7 @@ def _window_cause(
     """
 
     def load(x: _Grid) -> float:
-        return float(sum(atoms[a].load for a in x.atoms))
+        return float(_load_sum(atoms, x.atoms))
 
     codes = sorted(x.code for x in comp)
     total = float(sum(load(x) for x in comp))
@@ -252,10 +252,10 @@ def _grow_and_recut(
     True when one did. Stops when the clock is out."""
 
     def load(x: _Grid) -> float:
-        return float(sum(atoms[a].load for a in x.atoms))
+        return float(_load_sum(atoms, x.atoms))
 
     def pieces_of(g: BaseGeometry) -> int:
-        return len(shapely.get_parts(g))
+        return int(shapely.get_num_geometries(g))
 
     window = [c]
     for ring in range(40):

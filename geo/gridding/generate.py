@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import operator
 import time
+from collections.abc import Callable
 from typing import Any
 
 import geopandas as gpd
@@ -13,8 +15,10 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.crs import STORAGE_CRS
-from geo.gridding._atoms import _Atom, _atoms, _locate, _Unit
+from geo.gridding._atoms import _Atom, _atoms, _load_sum, _locate, _Unit
+from geo.gridding._barriers import _cut_by_barriers, _report_barrier_crossings
 from geo.gridding._cuts import _partition
+from geo.gridding._fork import collector_paused, fork_map, worker_count
 from geo.gridding._geometry import _SLIVER, _clean, _poly_only, _union
 from geo.gridding._grouping import (
     CAP_SECONDS,
@@ -29,7 +33,17 @@ from geo.vocabulary import VILLAGE_LEVELS
 
 __all__ = ["generate_grids"]
 
+#: atoms (buildings) from which a run shares its units out over forked workers
+#: (:func:`geo.gridding._fork.fork_map`); smaller runs cut them one by one
+PARALLEL_MIN_ATOMS = 20_000
 
+_LOAD = operator.attrgetter("load")
+_COUNT = operator.attrgetter("count")
+_MEMBERS = operator.attrgetter("members")
+_FIRST = operator.itemgetter(0)
+
+
+@collector_paused()
 def generate_grids(
     households: gpd.GeoDataFrame,
     areas: gpd.GeoDataFrame,
@@ -120,7 +134,8 @@ def generate_grids(
         raise ValueError("households need a 'household_id' column")
     if "code" not in areas.columns:
         raise ValueError("areas need a 'code' column")
-    if households["household_id"].duplicated().any():
+    # an Index's hash table answers this faster than the column's own unique()
+    if not pd.Index(households["household_id"].array).is_unique:
         dup = households["household_id"][households["household_id"].duplicated()].iloc[
             0
         ]
@@ -174,13 +189,29 @@ def generate_grids(
         _Unit(codes=[c], parent=p, geom=g)
         for c, p, g in zip(leaf["code"], parent, leaf.geometry.values, strict=True)
     ]
-    # each atom's area (all its households share it), read in one numpy call
-    first = np.fromiter((a.members[0] for a in atoms), dtype=np.int64, count=len(atoms))
-    for i, (a, pos) in enumerate(zip(atoms, area_pos[first].tolist(), strict=True)):
-        u = units[pos]
-        u.atoms.append(i)
-        u.load += a.load
-        u.count += a.count
+    # each atom's area (all its households share it), read in one numpy call;
+    # each unit's atoms in order, and its load and count summed in that order
+    # (``bincount`` adds up one weight after the other, as a loop would)
+    first = np.fromiter(
+        map(_FIRST, map(_MEMBERS, atoms)), dtype=np.int64, count=len(atoms)
+    )
+    atom_area = area_pos[first]
+    by_area = np.argsort(atom_area, kind="stable")
+    bounds = np.searchsorted(atom_area[by_area], np.arange(len(units) + 1)).tolist()
+    a_loads = np.bincount(
+        atom_area,
+        weights=np.fromiter(map(_LOAD, atoms), dtype=float, count=len(atoms)),
+        minlength=len(units),
+    ).tolist()
+    a_counts = np.bincount(
+        atom_area,
+        weights=np.fromiter(map(_COUNT, atoms), dtype=float, count=len(atoms)),
+        minlength=len(units),
+    ).tolist()
+    for j, u in enumerate(units):
+        u.atoms = by_area[bounds[j] : bounds[j + 1]].tolist()
+        u.load = float(a_loads[j])
+        u.count = int(a_counts[j])
     if barriers is not None and len(barriers):
         units = _cut_by_barriers(units, atoms, barriers.to_crs(STORAGE_CRS))
         cut = [u for u in units if u.barrier is not None]
@@ -194,24 +225,25 @@ def generate_grids(
     proofs: dict[int, dict[str, Any]] = {}
     units = _merge_units(units, band, exceptions, kx=kx, proofs=proofs)
 
-    rows: list[dict[str, Any]] = []
-    for u in units:
+    leaf_codes = leaf["code"].to_numpy()
+
+    def unit_rows(u: _Unit) -> list[dict[str, Any]]:
         notes: dict[str, Any] = {}
         pieces = _partition(u, atoms, band, kx, notes=notes)
-        rows.extend(
-            _unit_grids(
-                u,
-                pieces,
-                atoms,
-                area_pos,
-                leaf,
-                band,
-                exceptions=exceptions,
-                proof=proofs.get(id(u)),
-                stopped=notes.get("_cause"),
-                subset_proof=notes.get("_proof"),
-            )
+        return _unit_grids(
+            u,
+            pieces,
+            atoms,
+            area_pos,
+            leaf_codes,
+            band,
+            exceptions=exceptions,
+            proof=proofs.get(id(u)),
+            stopped=notes.get("_cause"),
+            subset_proof=notes.get("_proof"),
         )
+
+    rows = [r for rs in _per_unit(units, atoms, band, unit_rows) for r in rs]
 
     grids, assignments = _finish(rows, hh, leaf, kx, code_digits, exceptions)
     if barriers is not None and len(barriers):
@@ -235,133 +267,34 @@ def generate_grids(
     return GridPlan(grids=grids, assignments=assignments, report=report)
 
 
-def _report_barrier_crossings(
-    grids: gpd.GeoDataFrame,
-    assignments: pd.DataFrame,
-    hh: gpd.GeoDataFrame,
-    barriers: gpd.GeoDataFrame,
-    exceptions: list[dict[str, Any]],
-) -> None:
-    """List every grid whose households sit on both sides of a barrier inside it."""
-    lines = np.asarray(
-        barriers.geometry.boundary.where(
-            ~barriers.geometry.geom_type.isin(["LineString", "MultiLineString"]),
-            barriers.geometry,
-        ).values,
-        dtype=object,
-    )
-    tree = shapely.STRtree(lines)
-    pts = pd.Series(
-        np.asarray(hh.geometry.values, dtype=object),
-        index=hh["household_id"].to_numpy(),
-    )
-    members = assignments.groupby("grid_code")["household_id"]
-    for g in grids.itertuples():
-        hit = tree.query(g.geometry, predicate="intersects")
-        if len(hit) == 0:
-            continue
-        cut = shapely.intersection(shapely.union_all(lines[hit]), g.geometry)
-        pieces = shapely.get_parts(
-            shapely.polygonize(
-                shapely.get_parts(shapely.union(g.geometry.boundary, cut))
-            )
+def _per_unit(
+    units: list[_Unit],
+    atoms: list[_Atom],
+    band: Band,
+    unit_rows: Callable[[_Unit], list[dict[str, Any]]],
+) -> list[list[dict[str, Any]]]:
+    """``unit_rows(u)`` (its cut into grids, as rows) of each unit, in unit order.
+
+    Units are independent, so in a large run (:data:`PARALLEL_MIN_ATOMS`) the
+    units that need cutting are shared out over forked workers
+    (:func:`geo.gridding._fork.fork_map`, largest first); the rows are the
+    same as computed one after another.
+    """
+    cut = [j for j, u in enumerate(units) if band.grid_count(u.load) > 1]
+    workers = worker_count() if len(atoms) >= PARALLEL_MIN_ATOMS else 1
+    done = dict(
+        zip(
+            cut,
+            fork_map(
+                lambda q: unit_rows(units[cut[q]]),
+                len(cut),
+                order=sorted(range(len(cut)), key=lambda q: -len(units[cut[q]].atoms)),
+                workers=workers,
+            ),
+            strict=True,
         )
-        if len(pieces) <= 1:
-            continue
-        mine = np.asarray(pts.loc[members.get_group(g.grid_code)].values, dtype=object)
-        sides = sum(bool(shapely.intersects(p, mine).any()) for p in pieces)
-        if sides > 1:
-            exceptions.append(
-                {
-                    "area_code": g.area_code,
-                    "grid_code": g.grid_code,
-                    "kind": "crosses_barrier",
-                    "reason": (
-                        f"grid has households on {sides} sides of a barrier it contains "
-                        "(joined because a side could not form an in-band grid alone, or "
-                        "the barrier does not separate them within the area)"
-                    ),
-                    "households": int(g.households),
-                }
-            )
-
-
-def _cut_by_barriers(
-    units: list[_Unit], atoms: list[_Atom], barriers: gpd.GeoDataFrame
-) -> list[_Unit]:
-    """Cut each unit along the barriers; parts without households join a neighbour part."""
-    lines = np.asarray(shapely.boundary(barriers.geometry.values), dtype=object)
-    lines = np.where(
-        np.isin(
-            shapely.get_type_id(np.asarray(barriers.geometry.values, dtype=object)),
-            (1, 5),
-        ),
-        np.asarray(barriers.geometry.values, dtype=object),
-        lines,
     )
-    names = (
-        barriers["name"].astype(str).to_numpy()
-        if "name" in barriers.columns
-        else np.array([f"barrier {i + 1}" for i in range(len(barriers))])
-    )
-    tree = shapely.STRtree(lines)
-    out: list[_Unit] = []
-    for u in units:
-        hit = tree.query(u.geom, predicate="intersects")
-        if len(hit) == 0:
-            out.append(u)
-            continue
-        cut = shapely.intersection(shapely.union_all(lines[hit]), u.geom)
-        pieces = shapely.get_parts(
-            shapely.polygonize(shapely.get_parts(shapely.union(u.geom.boundary, cut)))
-        )
-        pieces = [
-            p
-            for p in pieces
-            if shapely.area(shapely.intersection(p, u.geom)) > p.area * 0.5
-        ]
-        if len(pieces) <= 1:
-            out.append(u)
-            continue
-        label = ", ".join(sorted(set(names[hit])))
-        parts = [
-            _Unit(codes=list(u.codes), parent=u.codes[0], geom=p, barrier=label)
-            for p in pieces
-        ]
-        ptree = shapely.STRtree(np.asarray(pieces, dtype=object))
-        pts = shapely.points(
-            [atoms[a].x for a in u.atoms], [atoms[a].y for a in u.atoms]
-        )
-        a_idx, p_idx = ptree.query(pts, predicate="intersects")
-        owner = np.full(len(u.atoms), -1)
-        for ai, pi in zip(a_idx, p_idx, strict=True):
-            if owner[ai] < 0:
-                owner[ai] = pi
-        owner[owner < 0] = 0  # a point exactly on a barrier: first part
-        for a, pi in zip(u.atoms, owner, strict=True):
-            parts[pi].atoms.append(a)
-            parts[pi].load += atoms[a].load
-            parts[pi].count += atoms[a].count
-        full = [p for p in parts if p.atoms]
-        if not full:
-            out.append(u)
-            continue
-        for p in (p for p in parts if not p.atoms):  # territory only: no one crosses
-
-            def shared(q: _Unit, p: _Unit = p) -> float:
-                return float(
-                    shapely.length(
-                        shapely.intersection(q.geom.boundary, p.geom.boundary)
-                    )
-                )
-
-            best = max(
-                full,
-                key=shared,
-            )
-            best.geom = _union([best.geom, p.geom])
-        out.extend(full)
-    return out
+    return [done[j] if j in done else unit_rows(u) for j, u in enumerate(units)]
 
 
 def _merge_units(
@@ -576,7 +509,7 @@ def _unit_grids(
     pieces: list[tuple[BaseGeometry, list[int]]],
     atoms: list[_Atom],
     area_pos: np.ndarray,
-    leaf: gpd.GeoDataFrame,
+    codes: np.ndarray,
     band: Band,
     *,
     exceptions: list[dict[str, Any]],
@@ -584,15 +517,14 @@ def _unit_grids(
     stopped: tuple[str, dict[str, Any]] | None = None,
     subset_proof: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    codes = leaf["code"].to_numpy()
     rows = []
     for geom, members in pieces:
         hh_rows = (
-            np.concatenate([atoms[i].members for i in members])
+            np.concatenate(list(map(_MEMBERS, map(atoms.__getitem__, members))))
             if members
             else np.array([], dtype=np.int64)
         )
-        load = float(sum(atoms[i].load for i in members))
+        load = float(_load_sum(atoms, members))
         # the areas of its households, most households first (ties: the first
         # seen), as pandas' value_counts orders them, without a Series per grid
         at = area_pos[hh_rows]
@@ -744,7 +676,11 @@ def _finish(
     safe = np.where(empty, shapely.points(0.0, 0.0), geoms0)
     cent = shapely.centroid(safe)
     cx, cy = shapely.get_x(cent), shapely.get_y(cent)
-    xy = shapely.get_coordinates(np.asarray(hh.geometry.values, dtype=object))
+    xy = (
+        shapely.get_coordinates(np.asarray(hh.geometry.values, dtype=object))
+        if empty.any()
+        else np.zeros((0, 2))
+    )
     for i in np.flatnonzero(empty):
         m = df["_members"].iloc[i]
         if len(m):
@@ -770,10 +706,25 @@ def _finish(
     invalid = ~shapely.is_valid(geoms)
     if invalid.any():  # a cut vertex landing on an edge; repair without moving area
         geoms[invalid] = [_poly_only(shapely.make_valid(g)) for g in geoms[invalid]]
-    df["geometry"] = [
-        shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in geoms
-    ]
-    df["parts"] = [len(shapely.get_parts(g)) for g in df["geometry"]]
+    # a part under the sliver size is left over by an overlay, not territory
+    # (a zero-area triangle at a cut's end that no neighbour shares an edge with)
+    multi = np.flatnonzero(shapely.get_num_geometries(geoms) > 1)
+    if len(multi):
+        geoms[multi] = [_clean(g) for g in geoms[multi]]
+    # polygons as one-part multipolygons, in one call (the same coordinates)
+    single = np.flatnonzero(
+        (shapely.get_type_id(geoms) == 3) & ~shapely.is_empty(geoms)
+    )
+    for i in np.flatnonzero(
+        shapely.is_empty(geoms) & (shapely.get_type_id(geoms) == 3)
+    ):
+        geoms[i] = shapely.MultiPolygon([geoms[i]])
+    if len(single):
+        geoms[single] = shapely.multipolygons(
+            geoms[single], indices=np.arange(len(single))
+        )
+    df["geometry"] = list(geoms)
+    df["parts"] = shapely.get_num_geometries(geoms).tolist()
     # the areas a grid covers, by territory (not only by its households)
     leaf_geoms = np.asarray(leaf.geometry.values, dtype=object)
     leaf_codes = leaf["code"].astype(str).to_numpy()
@@ -829,12 +780,9 @@ def _finish(
                     "households": int(r.households),
                 }
             )
-    ids = hh["household_id"].to_numpy()
     assignments = pd.DataFrame(
         {
-            "household_id": np.concatenate([ids[m] for m in df["_members"]])
-            if len(df)
-            else [],
+            "household_id": _take(hh["household_id"], df["_members"].tolist()),
             "grid_code": np.repeat(
                 df["grid_code"].to_numpy(), [len(m) for m in df["_members"]]
             ),
@@ -858,10 +806,22 @@ def _finish(
     return grids, assignments
 
 
+def _take(col: pd.Series, members: list[np.ndarray]) -> Any:
+    """``col``'s values at the rows ``members`` (one array per grid), in order: a
+    string column by a take on its array (no conversion through Python
+    objects), any other as a NumPy array of its values, as the frame infers."""
+    if not members:
+        return []
+    rows = np.concatenate(members)
+    if isinstance(col.dtype, pd.StringDtype):
+        return pd.Series(col.array.take(rows))
+    return col.to_numpy()[rows]
+
+
 def _split_reason(parts: int, areas: str, leaf: gpd.GeoDataFrame) -> str:
     codes = areas.split(";")
     geoms = leaf.loc[leaf["code"].astype(str).isin(codes), leaf.geometry.name]
-    pieces = sum(len(shapely.get_parts(g)) for g in geoms)
+    pieces = sum(int(shapely.get_num_geometries(g)) for g in geoms)
     names = ", ".join(codes)
     if pieces > len(codes):
         return (
@@ -879,9 +839,9 @@ def _absorb_empty_fragments(rows: list[dict[str, Any]], hh: gpd.GeoDataFrame) ->
         tree = shapely.STRtree(geoms)
         moved = False
         for i, r in enumerate(rows):
-            parts = shapely.get_parts(r["geometry"])
-            if len(parts) <= 1:
+            if shapely.get_num_geometries(r["geometry"]) <= 1:
                 continue
+            parts = shapely.get_parts(r["geometry"])
             mine = (
                 pts[r["_members"]] if len(r["_members"]) else np.array([], dtype=object)
             )

@@ -39,7 +39,9 @@ def plan_metrics(
         else grids["households"].to_numpy(dtype=float)
     )
     in_band = (load >= min_households - 1e-9) & (load <= max_households + 1e-9)
-    parts = np.array([len(shapely.get_parts(g)) for g in grids.geometry.values])
+    parts = np.array(
+        [int(shapely.get_num_geometries(g)) for g in grids.geometry.values]
+    )
     crossings = int(grids["areas"].str.contains(";").sum()) if "areas" in grids else 0
     counts = grids["households"].to_numpy()
     return {

@@ -13,8 +13,9 @@ import pandas as pd
 import shapely
 
 from geo.crs import STORAGE_CRS
-from geo.gridding._atoms import _Atom, _atoms
+from geo.gridding._atoms import _Atom, _atoms, _load_sum
 from geo.gridding._codes import _natural, _positions
+from geo.gridding._fork import collector_paused
 from geo.gridding._geometry import _poly_only
 from geo.gridding._moves import (
     _EDGE_TOL,
@@ -58,6 +59,7 @@ class Rebalanced:
     report: dict[str, Any] = field(default_factory=dict)
 
 
+@collector_paused()
 def rebalance(
     grids: gpd.GeoDataFrame,
     assignments: pd.DataFrame,
@@ -549,7 +551,7 @@ def _assemble(
             else np.array([], dtype=np.int64)
         )
         grid_of[members] = c.code
-        ld = float(sum(atoms[a].load for a in c.atoms))
+        ld = float(_load_sum(atoms, c.atoms))
         reason = None
         if not band.min - 1e-9 <= ld <= band.max + 1e-9:
             reason = (
