@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.limits import client_address
+from api.periodic import Periodic
 from api.problems import ProblemError
 from geo.store.audit import AuditRecord, record_expired_keys, write_entries
 from geo.store.db import session_scope
@@ -117,34 +118,28 @@ def note_capped(request: Request, detail: dict[str, Any]) -> None:
     note["capped"] = detail
 
 
-class AuditWriter:
+class AuditWriter(Periodic):
     """Audit records queued in memory and written in batches by a daemon thread."""
+
+    thread_name = "gridmap-audit"
 
     def __init__(
         self, engine: Engine, *, every_s: float = 1.0, expiry_every_s: float = 60.0
     ) -> None:
+        super().__init__(every_s)
         self.engine = engine
-        self.every_s = every_s
         #: how often keys whose expiry passed are written as ``key_expired``
         self.expiry_every_s = expiry_every_s
         self.written = 0
         self._pending: list[AuditRecord] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._swept = 0.0
 
     def add(self, record: AuditRecord) -> None:
         with self._lock:
             self._pending.append(record)
             if len(self._pending) > MAX_PENDING:  # the database is away for long
                 del self._pending[: len(self._pending) - MAX_PENDING]
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._loop, name="gridmap-audit", daemon=True
-            )
-            self._thread.start()
 
     def flush(self) -> int:
         """Write what is queued (one transaction); kept for the next try on failure."""
@@ -172,19 +167,17 @@ class AuditWriter:
             log.exception("recording expired keys failed; tried again later")
             return []
 
-    def _loop(self) -> None:
+    def on_start(self) -> None:
         self.sweep_expired()
-        last = time.monotonic()
-        while not self._stop.wait(self.every_s):
-            self.flush()
-            if time.monotonic() - last >= self.expiry_every_s:
-                self.sweep_expired()
-                last = time.monotonic()
+        self._swept = time.monotonic()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def tick(self) -> None:
+        self.flush()
+        if time.monotonic() - self._swept >= self.expiry_every_s:
+            self.sweep_expired()
+            self._swept = time.monotonic()
+
+    def on_stop(self) -> None:
         self.flush()
 
 

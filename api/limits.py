@@ -43,6 +43,7 @@ import httptools
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from api.periodic import Periodic
 from api.problems import PROBLEM_JSON, ProblemError, problem_bytes, send_problem
 
 log = logging.getLogger("gridmap.api.limits")
@@ -588,18 +589,18 @@ class CollectionCap:
             self._synced_at = self._clock()
 
 
-class CapSync:
+class CapSync(Periodic):
     """A daemon thread syncing the collection caps with the other processes
     about once a second (:meth:`CollectionCap.sync`), and once more at stop."""
+
+    thread_name = "gridmap-caps"
 
     def __init__(
         self, caps: tuple[CollectionCap, ...], engine: Any, every_s: float = 1.0
     ) -> None:
+        super().__init__(every_s)
         self.caps = caps
         self.engine = engine
-        self.every_s = every_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def _exchange(self, *args: Any) -> dict[str, int]:
         from geo.store.caps import sync_reveals
@@ -615,22 +616,7 @@ class CapSync:
             except Exception:
                 log.exception("syncing the collection caps failed; tried again")
 
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._loop, name="gridmap-caps", daemon=True
-            )
-            self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self.sync()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self.sync()
+    tick = on_stop = sync
 
 
 # ----------------------------------------------------------- security headers

@@ -21,6 +21,7 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 import shapely
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from samples import sample_county
 from sqlalchemy import Engine, text
@@ -209,6 +210,16 @@ def wait_job(client: Any, url: str, key: str, timeout_s: float = 120) -> dict[st
             return job
         assert time.monotonic() < deadline, job
         time.sleep(0.1)
+
+
+def api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    """The API routes in ``app.routes``, into included routers (FastAPI keeps
+    an included router as one entry holding the original router)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif (inner := getattr(route, "original_router", None)) is not None:
+            yield from api_routes(inner.routes)
 
 
 def without_nonces(html: str) -> str:

@@ -165,37 +165,21 @@
   BrushTool.prototype.deactivate = ShapeTool.prototype.deactivate;
 
   /* line: each click on the map adds a point of a line (a double click ends
-   * it, Esc clears it); the target grid is then split along it (沿线拆分).
-   * Clicks are taken at the container, before the grids see them; a click
-   * that ends a drag is a pan. */
+   * it, Esc clears it); the target grid is then split along it (沿线拆分) */
   function LineTool(ed) { this.ed = ed; this.name = 'line'; }
   LineTool.prototype.activate = function () {
-    var self = this, ed = this.ed, map = ed.map, box = map.getContainer();
-    L.DomUtil.addClass(box, 'gm-ed-drawing');
-    this.dblZoom = map.doubleClickZoom.enabled();
-    map.doubleClickZoom.disable();
-    this._down = function (e) { self.at = [e.clientX, e.clientY]; };
-    this._click = function (e) {
-      if (e.button !== 0 || !ed.onMap(e)) return;
-      L.DomEvent.stop(e);
-      if (self.at && Math.hypot(e.clientX - self.at[0], e.clientY - self.at[1]) > 4) return;
-      var pts = ed.linePts, last = pts[pts.length - 1], p = map.mouseEventToContainerPoint(e);
-      if (last && map.latLngToContainerPoint(last).distanceTo(p) < 4) return;
-      pts.push(map.containerPointToLatLng(p));
-      ed.drawLine();
-    };
-    this._dbl = function (e) { if (ed.onMap(e)) L.DomEvent.stop(e); };
-    box.addEventListener('mousedown', this._down, true);
-    box.addEventListener('click', this._click, true);
-    box.addEventListener('dblclick', this._dbl, true);
+    var ed = this.ed;
+    L.DomUtil.addClass(ed.map.getContainer(), 'gm-ed-drawing');
+    this.clicks = GM.pointClicks(ed.map, {
+      onMap: function (e) { return ed.onMap(e); },
+      last: function () { return ed.linePts[ed.linePts.length - 1] || null; },
+      onPoint: function (ll) { ed.linePts.push(ll); ed.drawLine(); }
+    });
+    this.clicks.on();
   };
   LineTool.prototype.deactivate = function () {
-    var map = this.ed.map, box = map.getContainer();
-    box.removeEventListener('mousedown', this._down, true);
-    box.removeEventListener('click', this._click, true);
-    box.removeEventListener('dblclick', this._dbl, true);
-    L.DomUtil.removeClass(box, 'gm-ed-drawing');
-    if (this.dblZoom) map.doubleClickZoom.enable();
+    this.clicks.off();
+    L.DomUtil.removeClass(this.ed.map.getContainer(), 'gm-ed-drawing');
   };
 
   /* =============================================================== editor */

@@ -43,7 +43,7 @@
   GM.measure = function (map, opts) {
     var ctl = L.control({ position: (opts && opts.position) || 'topleft' });
     var box = map.getContainer(), active = false, pts = [], layer = L.layerGroup();
-    var line = null, area = null, tip = null, btn = null, hadDblZoom = false;
+    var line = null, area = null, tip = null, btn = null;
 
     function show() {
       layer.clearLayers();
@@ -64,29 +64,11 @@
       if (btn) btn.title = '测距：' + fmtLength(m) + (pts.length >= 3 ? '，面积 ' + fmtArea(a) : '');
     }
 
-    /* Clicks are taken at the map's container, before the map's layers see them
-     * (grids drawn on a canvas keep their clicks from the map): while measuring,
-     * a click adds a point and opens no popup; a click that ends a drag is a pan. */
-    var dragged = false;
-    function onDown() { dragged = false; }
-    function onDrag() { dragged = true; }
-    function onClick(e) {
-      if (!active || e.button !== 0) return;
-      if (e.target && e.target.closest && e.target.closest('.leaflet-control')) return;
-      L.DomEvent.stop(e);
-      if (dragged) return;
-      var ll = map.mouseEventToLatLng(e), last = pts[pts.length - 1];
-      // a double click's second click lands where the first did: one point
-      if (last && map.latLngToContainerPoint(last).distanceTo(map.latLngToContainerPoint(ll)) < 4) return;
-      pts.push(ll);
-      show();
-    }
-    function onDbl(e) {
-      if (!active) return;
-      if (e.target && e.target.closest && e.target.closest('.leaflet-control')) return;
-      L.DomEvent.stop(e);
-      finish();
-    }
+    var clicks = GM.pointClicks(map, {
+      last: function () { return pts[pts.length - 1] || null; },
+      onPoint: function (ll) { pts.push(ll); show(); },
+      onDouble: function () { finish(); }
+    });
 
     function onKey(e) {
       if (e.key === 'Escape') clear();
@@ -99,12 +81,7 @@
       show();
       L.DomUtil.addClass(box, 'gm-measuring');
       L.DomUtil.addClass(btn, 'gm-on');
-      hadDblZoom = map.doubleClickZoom.enabled();
-      map.doubleClickZoom.disable();
-      box.addEventListener('mousedown', onDown, true);
-      box.addEventListener('click', onClick, true);
-      box.addEventListener('dblclick', onDbl, true);
-      map.on('dragstart', onDrag);
+      clicks.on();
       L.DomEvent.on(document, 'keydown', onKey);
     }
 
@@ -113,11 +90,7 @@
       active = false;
       L.DomUtil.removeClass(box, 'gm-measuring');
       L.DomUtil.removeClass(btn, 'gm-on');
-      box.removeEventListener('mousedown', onDown, true);
-      box.removeEventListener('click', onClick, true);
-      box.removeEventListener('dblclick', onDbl, true);
-      map.off('dragstart', onDrag);
-      if (hadDblZoom) map.doubleClickZoom.enable();
+      clicks.off();
     }
 
     function clear() {

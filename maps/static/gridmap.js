@@ -27,6 +27,51 @@
     return out;
   }
 
+  /* Points clicked on the map one by one (the measuring tool, the edit mode's
+   * line). Clicks are taken at the container, before the map's layers see them
+   * (grids drawn on a canvas keep their clicks from the map), so a click adds a
+   * point and opens no popup; a click that ends a drag is a pan; a double
+   * click's second click (within 4 px of the last point) adds nothing and the
+   * double click calls onDouble; double-click zoom is off meanwhile.
+   * opts: onPoint(latlng), last() (the last point or null), onDouble(),
+   * onMap(e) (whether the event is for the map: default, not on a control).
+   * Returns {on, off}. */
+  GM.pointClicks = function (map, opts) {
+    var box = map.getContainer(), at = null, dblZoom = false;
+    var onMap = opts.onMap || function (e) {
+      return !(e.target && e.target.closest && e.target.closest('.leaflet-control'));
+    };
+    function down(e) { at = [e.clientX, e.clientY]; }
+    function click(e) {
+      if (e.button !== 0 || !onMap(e)) return;
+      L.DomEvent.stop(e);
+      if (at && Math.hypot(e.clientX - at[0], e.clientY - at[1]) > 4) return;
+      var p = map.mouseEventToContainerPoint(e), last = opts.last();
+      if (last && map.latLngToContainerPoint(last).distanceTo(p) < 4) return;
+      opts.onPoint(map.containerPointToLatLng(p));
+    }
+    function dbl(e) {
+      if (!onMap(e)) return;
+      L.DomEvent.stop(e);
+      if (opts.onDouble) opts.onDouble();
+    }
+    return {
+      on: function () {
+        dblZoom = map.doubleClickZoom.enabled();
+        map.doubleClickZoom.disable();
+        box.addEventListener('mousedown', down, true);
+        box.addEventListener('click', click, true);
+        box.addEventListener('dblclick', dbl, true);
+      },
+      off: function () {
+        box.removeEventListener('mousedown', down, true);
+        box.removeEventListener('click', click, true);
+        box.removeEventListener('dblclick', dbl, true);
+        if (dblZoom) map.doubleClickZoom.enable();
+      }
+    };
+  };
+
   /* --------------------------------------------------------------- setup */
   GM.setup = function (map, cfg) {
     var st = {

@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
+import api_support as support
 import events_support as ev
 import pytest
 from api_support import assert_problem, auth
@@ -358,7 +359,7 @@ def test_every_read_of_personal_data_is_in_the_audit(
         }
         noted = {
             (m, r.path)
-            for r in _routes(c.app.routes)  # type: ignore[attr-defined]
+            for r in support.api_routes(c.app.routes)  # type: ignore[attr-defined]
             for m in r.methods
             if "note_read" in _source(r.endpoint)
         }
@@ -384,15 +385,6 @@ def test_every_read_of_personal_data_is_in_the_audit(
                 line,
             )
         assert line["key_prefix"] and line["status"] == 200
-
-
-def _routes(routes: list[Any]) -> Iterator[Any]:
-    """The API routes, into included routers (as test_api_scopes walks them)."""
-    for route in routes:
-        if hasattr(route, "endpoint") and hasattr(route, "methods"):
-            yield route
-        elif (inner := getattr(route, "original_router", None)) is not None:
-            yield from _routes(inner.routes)
 
 
 def _source(fn: Any) -> str:

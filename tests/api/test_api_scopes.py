@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import api_support as support
 import events_support as ev
 import pytest
 from api_support import assert_problem, auth
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -130,20 +130,10 @@ _QUERY = {
 }
 
 
-def _routes(routes: list[Any]) -> Iterator[APIRoute]:
-    """The API routes in ``app.routes``, into included routers (FastAPI keeps
-    an included router as one entry holding the original router)."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        elif (inner := getattr(route, "original_router", None)) is not None:
-            yield from _routes(inner.routes)
-
-
 def _urls(app: Any, s: Scoped) -> Iterator[tuple[str, str]]:
     """Every route of the app as (method, url) with village B's ids filled in
     (each plan id route also with the plan, each event route with B's event)."""
-    routes = list(_routes(app.routes))
+    routes = list(support.api_routes(app.routes))
     documented = {p for p, ops in app.openapi()["paths"].items()}
     assert documented <= {r.path for r in routes}, "every documented route is walked"
     values = {
