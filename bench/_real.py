@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
+import shapely
 
 from geo.crs import metric_crs_for
 from geo.gridding.checks import check_plan
@@ -79,6 +81,13 @@ def bench_real(name: str, *, lo: int, hi: int, results: Path) -> dict[str, Any]:
         f"max {m['max_households']}, contiguous (parts == 1) "
         f"{100 * m['contiguous_share']:.1f} %, PP mean {m['pp_mean']:.3f}"
     )
+    pieces = area_pieces(plan, hh, areas, lo=lo, hi=hi)
+    print(
+        f"  in several parts: {pieces['multi_part']} grid(s), each part in its own "
+        f"piece of its areas: {pieces['one_part_per_piece']}; at least "
+        f"{pieces['forced_at_least']} forced (units whose area is in pieces, one of "
+        "which no in-band grids can tile alone)"
+    )
     g = plan.grids
     load = g["load"]
     out = g[(load < lo) | (load > hi)]
@@ -120,6 +129,7 @@ def bench_real(name: str, *, lo: int, hi: int, results: Path) -> dict[str, Any]:
         "seconds": round(seconds, 3),
         "check_seconds": round(check_s, 3),
         "plan_metrics": m,
+        "area_pieces": pieces,
         "out_of_band": out_rows,
         "violations": [v.__dict__ for v in violations],
         "violation_counts": dict(counts),
@@ -129,3 +139,60 @@ def bench_real(name: str, *, lo: int, hi: int, results: Path) -> dict[str, Any]:
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     print(f"wrote {path}")
     return result
+
+
+def area_pieces(
+    plan: Any, hh: gpd.GeoDataFrame, areas: gpd.GeoDataFrame, *, lo: int, hi: int
+) -> dict[str, int]:
+    """How many grids are in several parts, how many of those have each part in
+    its own piece of the areas they cover, and a lower bound on how many must be:
+    a unit (leaf areas joined by the grids that cover several) whose area is in
+    pieces needs a grid in several parts if one piece holds a number of households
+    no whole number of in-band grids can (none at all, or e.g. 4)."""
+    g = plan.grids
+    parent: dict[str, str] = {}
+
+    def find(c: str) -> str:
+        while parent.setdefault(c, c) != c:
+            c = parent[c]
+        return c
+
+    for s in g["areas"].astype(str):
+        codes = s.split(";")
+        for c in codes[1:]:
+            parent[find(c)] = find(codes[0])
+        find(codes[0])
+    leaf = areas[areas["code"].astype(str).isin(parent)]
+    units: dict[str, list[Any]] = {}
+    for code, geom in zip(leaf["code"].astype(str), leaf.geometry, strict=True):
+        units.setdefault(find(code), []).append(geom)
+    pts = np.asarray(hh.geometry.values, dtype=object)
+    tree = shapely.STRtree(pts)
+    forced = 0
+    unit_pieces: dict[str, np.ndarray] = {}
+    for u, geoms in units.items():
+        pieces = shapely.get_parts(shapely.union_all(np.asarray(geoms, dtype=object)))
+        unit_pieces[u] = pieces
+        if len(pieces) < 2:
+            continue
+        for p in pieces:
+            h = len(tree.query(p, predicate="intersects"))
+            if not any(k * lo <= h <= k * hi for k in range(1, h // lo + 1)):
+                forced += 1
+                break
+    multi = one_each = 0
+    for s, geom in zip(g["areas"].astype(str), g.geometry, strict=True):
+        parts = shapely.get_parts(geom)
+        if len(parts) < 2:
+            continue
+        multi += 1
+        pieces = unit_pieces[find(s.split(";")[0])]
+        home = [
+            int(np.argmax(shapely.area(shapely.intersection(p, pieces)))) for p in parts
+        ]
+        one_each += len(set(home)) == len(home)
+    return {
+        "multi_part": multi,
+        "one_part_per_piece": one_each,
+        "forced_at_least": forced,
+    }

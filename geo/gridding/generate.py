@@ -19,6 +19,7 @@ from geo.gridding._atoms import _Atom, _atoms, _load_sum, _locate, _Unit
 from geo.gridding._barriers import _cut_by_barriers, _report_barrier_crossings
 from geo.gridding._cuts import _partition
 from geo.gridding._fork import collector_paused, fork_map, worker_count
+from geo.gridding._fragments import settle_fragments
 from geo.gridding._geometry import _SLIVER, _clean, _poly_only, _union
 from geo.gridding._grouping import (
     CAP_SECONDS,
@@ -667,7 +668,7 @@ def _finish(
     exceptions: list[dict[str, Any]],
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Absorb empty fragments, order grids NW→SE, give codes, build outputs."""
-    _absorb_empty_fragments(rows, hh)
+    settle_fragments(rows, hh)
     df = pd.DataFrame(rows)
     geoms0 = np.asarray(df["geometry"].values, dtype=object)
     empty = shapely.is_empty(geoms0)
@@ -829,52 +830,3 @@ def _split_reason(parts: int, areas: str, leaf: gpd.GeoDataFrame) -> str:
             "(exclaves), which no grid can join"
         )
     return f"grid has {parts} separate parts inside {names}"
-
-
-def _absorb_empty_fragments(rows: list[dict[str, Any]], hh: gpd.GeoDataFrame) -> None:
-    """Give household-less parts of a multi-part grid to the neighbour sharing most border."""
-    pts = np.asarray(hh.geometry.values, dtype=object)
-    for _ in range(3):
-        geoms = np.asarray([r["geometry"] for r in rows], dtype=object)
-        tree = shapely.STRtree(geoms)
-        moved = False
-        for i, r in enumerate(rows):
-            if shapely.get_num_geometries(r["geometry"]) <= 1:
-                continue
-            parts = shapely.get_parts(r["geometry"])
-            mine = (
-                pts[r["_members"]] if len(r["_members"]) else np.array([], dtype=object)
-            )
-            keep: list[Any] = []
-            give: list[Any] = []
-            for p in parts:
-                has = len(mine) and bool(shapely.intersects(p, mine).any())
-                (keep if has else give).append(p)
-            if not keep:
-                keep, give = (
-                    [max(parts, key=lambda p: p.area)],
-                    [p for p in parts if p is not max(parts, key=lambda q: q.area)],
-                )
-            for p in give:
-                best_j, best_len = -1, 0.0
-                for j in tree.query(p, predicate="intersects"):
-                    j = int(j)
-                    if j == i or rows[j]["_unit"] != r["_unit"]:
-                        continue
-                    shared = shapely.length(
-                        shapely.intersection(p.boundary, geoms[j].boundary)
-                    )
-                    if shared > best_len:
-                        best_j, best_len = j, shared
-                if best_j < 0:
-                    keep.append(p)
-                    continue
-                rows[best_j]["geometry"] = _union([rows[best_j]["geometry"], p])
-                geoms[best_j] = rows[best_j]["geometry"]
-                moved = True
-            r["geometry"] = (
-                _clean(shapely.union_all(keep)) if len(keep) > 1 else keep[0]
-            )
-            geoms[i] = r["geometry"]
-        if not moved:
-            break
