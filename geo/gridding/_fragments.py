@@ -98,9 +98,7 @@ def _absorb_bordering(rows: list[dict[str, Any]], pts: np.ndarray) -> None:
                 rows[best_j]["geometry"] = _union([rows[best_j]["geometry"], p])
                 geoms[best_j] = rows[best_j]["geometry"]
                 moved = True
-            r["geometry"] = (
-                _clean(shapely.union_all(keep)) if len(keep) > 1 else keep[0]
-            )
+            r["geometry"] = _joined(keep)
             geoms[i] = r["geometry"]
         if not moved:
             break
@@ -125,6 +123,7 @@ def _gather_exclaves(rows: list[dict[str, Any]], pts: np.ndarray) -> None:
 
     for members in by_unit.values():
         empties: dict[int, list[Any]] = {}
+        stays: dict[int, list[Any]] = {}
         spanning: list[int] = []
         for i in members:
             if shapely.get_num_geometries(rows[i]["geometry"]) <= 1:
@@ -132,28 +131,27 @@ def _gather_exclaves(rows: list[dict[str, Any]], pts: np.ndarray) -> None:
             keep, give = _split(rows[i], pts)
             if len(keep) > 1:
                 spanning.append(i)
-            give = [p for p in give if apart(i, p)]
-            if give and keep:
-                empties[i] = give
-        if not empties or (len(empties) == 1 and set(empties) <= set(spanning)):
+            away = [p for p in give if apart(i, p)]
+            if away and keep:
+                empties[i] = away
+                stays[i] = keep + [p for p in give if not apart(i, p)]
+        if not empties:
             continue
         if not spanning:  # the grid holding the largest exclave keeps them all
             spanning = [max(empties, key=lambda i: sum(p.area for p in empties[i]))]
         holders = np.asarray([rows[j]["geometry"] for j in spanning], dtype=object)
         taken: dict[int, list[Any]] = {}
-        for i, give in empties.items():
+        for i, away in empties.items():
             if i in spanning:
                 continue
-            for p in give:
+            for p in away:
                 j = spanning[int(np.argmin(shapely.distance(p, holders)))]
                 taken.setdefault(j, []).append(p)
-            keep = [
-                q
-                for q in shapely.get_parts(rows[i]["geometry"])
-                if not any(q is p or q.equals(p) for p in give)
-            ]
-            rows[i]["geometry"] = (
-                _clean(shapely.union_all(keep)) if len(keep) > 1 else keep[0]
-            )
+            rows[i]["geometry"] = _joined(stays[i])
         for j, ps in taken.items():
             rows[j]["geometry"] = _union([rows[j]["geometry"], *ps])
+
+
+def _joined(parts: list[Any]) -> Any:
+    """One geometry of a grid's remaining parts."""
+    return _clean(shapely.union_all(parts)) if len(parts) > 1 else parts[0]
