@@ -17,6 +17,7 @@ in <= 0.25x the time of regenerating.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import statistics
 import time
 
@@ -120,6 +121,18 @@ def main() -> None:
         ).sum()
     )
     print(f"  existing households whose grid changed: {existing_moved}")
+    # the plan itself, to tell two versions of the engine apart (same digest: same
+    # assignments and the same grid outlines)
+    digest = hashlib.sha256(
+        pd.util.hash_pandas_object(
+            r.plan.assignments[["household_id", "grid_code"]]
+            .sort_values("household_id")
+            .reset_index(drop=True)
+        ).to_numpy()
+    )
+    for g in r.plan.grids.sort_values("grid_code").geometry.values:
+        digest.update(shapely.to_wkb(g))
+    print(f"  plan digest: {digest.hexdigest()[:16]}")
     fresh_moved = moved_between(plan.assignments, fresh.assignments)
     print(
         f"regenerate from scratch: {fresh_s:.2f} s (fastest of {args.repeat}; median "
