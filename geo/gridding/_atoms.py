@@ -86,8 +86,13 @@ def _atoms(
     loads: np.ndarray,
     band: Band,
     codes: list[str],
+    *,
+    rows: np.ndarray | None = None,
 ) -> tuple[list[_Atom], list[dict[str, Any]]]:
-    """Group households into indivisible atoms; split buildings larger than ``band.max``."""
+    """Group households into indivisible atoms; split buildings larger than ``band.max``.
+
+    ``rows``: the atoms' members as ``rows[i]`` for household ``i`` of ``hh`` (the
+    positions of ``hh`` in a larger table), instead of ``i``."""
     xy = shapely.get_coordinates(np.asarray(hh.geometry.values, dtype=object))
     n = len(hh)
     if "building_id" in hh.columns:
@@ -137,7 +142,8 @@ def _atoms(
     # but at a cost per piece that dominates with 100,000 buildings)
     ends = np.cumsum(counts).tolist()
     starts = [0, *ends[:-1]]
-    groups = [order[a:b] for a, b in zip(starts, ends, strict=True)] if n else []
+    members = order if rows is None else rows[order]
+    groups = [members[a:b] for a, b in zip(starts, ends, strict=True)] if n else []
     units = hh["unit"].astype(str).to_numpy() if "unit" in hh.columns else None
     atoms: list[_Atom] = []
     exceptions: list[dict[str, Any]] = []
@@ -168,14 +174,15 @@ def _atoms(
         done = gi + 1
         if gi == len(groups):
             break
-        g = groups[gi]
+        g = order[starts[gi] : ends[gi]]
         x, y, load = mx_l[gi], my_l[gi], sums_l[gi]
         # a building larger than a grid: split by unit/floor into chunks
         if units is not None:
             g = g[np.argsort(units[g], kind="stable")]
         k = math.ceil(load / band.max)
         for c in np.array_split(g, k):
-            atoms.append(_Atom(x, y, float(loads[c].sum()), len(c), c, stack=stack_id))
+            m = c if rows is None else rows[c]
+            atoms.append(_Atom(x, y, float(loads[c].sum()), len(c), m, stack=stack_id))
         name = bld.iloc[int(g[0])] if has_b[g[0]] else f"at ({x:.6f}, {y:.6f})"
         exceptions.append(
             {
