@@ -36,9 +36,37 @@ def _near(g: BaseGeometry) -> BaseGeometry:
     return shapely.buffer(g.boundary, _EDGE_TOL, quad_segs=1)
 
 
+#: margin (degrees) around a box within which :func:`_near_in` widens a boundary
+_NEAR_PAD = 16 * _EDGE_TOL
+
+
+def _near_in(
+    g: BaseGeometry, x0: float, y0: float, x1: float, y1: float
+) -> BaseGeometry:
+    """:func:`_near` of ``g`` inside the box ``(x0, y0, x1, y1)``: only the part of
+    the boundary near the box is widened (a point of the box within the tolerance
+    of the boundary is so of that part), the same polygon there at a fraction of
+    the cost for a box much smaller than ``g``."""
+    p = _NEAR_PAD
+    piece = shapely.clip_by_rect(g.boundary, x0 - p, y0 - p, x1 + p, y1 + p)
+    return shapely.buffer(piece, _EDGE_TOL, quad_segs=1)
+
+
 def _edge(a: BaseGeometry, b: BaseGeometry) -> BaseGeometry:
-    """The part of ``a``'s boundary that runs along ``b``'s (within the tolerance)."""
-    return shapely.intersection(a.boundary, _near(b))
+    """The part of ``a``'s boundary that runs along ``b``'s (within the tolerance).
+
+    Only ``b``'s boundary where the two boxes meet is widened (``a``'s boundary
+    within the tolerance of ``b``'s lies there)."""
+    ax0, ay0, ax1, ay1 = a.bounds
+    bx0, by0, bx1, by1 = b.bounds
+    t = 2 * _EDGE_TOL
+    x0, y0 = max(ax0, bx0) - t, max(ay0, by0) - t
+    x1, y1 = min(ax1, bx1) + t, min(ay1, by1) + t
+    if not (x0 <= x1 and y0 <= y1):  # apart (or empty)
+        if a.is_empty or b.is_empty:
+            return shapely.intersection(a.boundary, _near(b))
+        return shapely.LineString()
+    return shapely.intersection(a.boundary, _near_in(b, x0, y0, x1, y1))
 
 
 def _join(a: BaseGeometry, b: BaseGeometry) -> BaseGeometry:
@@ -54,6 +82,26 @@ def _join(a: BaseGeometry, b: BaseGeometry) -> BaseGeometry:
     except shapely.errors.GEOSException:
         return u
     return _clean(_poly_only(snapped))
+
+
+def _joined(a: BaseGeometry, b: BaseGeometry) -> tuple[BaseGeometry, bool]:
+    """:func:`_join` of ``a`` and ``b``, and whether it is their plain union (no
+    vertex snapped to a grid, no sliver dropped): then its boundary runs along
+    theirs only."""
+    try:
+        raw = shapely.union_all(np.asarray([a, b], dtype=object))
+    except shapely.errors.GEOSException:
+        return _join(a, b), False
+    u = _clean(raw)
+    if int(shapely.get_num_geometries(u)) < int(shapely.get_num_geometries(a)) + len(
+        shapely.get_parts(b)
+    ):
+        return u, u is raw
+    try:
+        snapped = shapely.union(a, b, grid_size=1e-11)
+    except shapely.errors.GEOSException:
+        return u, False
+    return _clean(_poly_only(snapped)), False
 
 
 def _own(cell: BaseGeometry, key: tuple[float, float]) -> BaseGeometry:
@@ -162,6 +210,13 @@ def _repair(
     # the buildings of ``src`` whose cell touches ``dst``: cached until the
     # family of ``src`` or the polygon of ``dst`` changes
     edge_cache: dict[tuple[int, int, int, int], np.ndarray] = {}
+
+    def family(i: int) -> _Family:
+        f = fam.get(i)
+        if f is None:
+            f = fam[i] = _Family.of(geoms[i], mem[i], atoms, stamp=version[i])
+        return f
+
     near_cache: dict[tuple[int, int], BaseGeometry] = {}
 
     def near(i: int) -> BaseGeometry:
@@ -172,11 +227,37 @@ def _repair(
             shapely.prepare(hit)
         return hit
 
-    def family(i: int) -> _Family:
-        f = fam.get(i)
-        if f is None:
-            f = fam[i] = _Family.of(geoms[i], mem[i], atoms, stamp=version[i])
-        return f
+    # which cells of ``src``'s family may touch ``dst``, kept as ``dst`` changes
+    # without widening its whole boundary again: a grid grows by the cells it
+    # takes (a cell touching it then touched it before, or touches the cell
+    # taken) or shrinks (a cell touching it then touched it before). The mask is
+    # a superset of the cells touching ``dst``: one that no longer does shares
+    # no edge with it (its length was measured again when the cell between them
+    # moved), so no move takes it. A grid whose polygon changed otherwise (a
+    # union snapped to a grid, slivers dropped) is measured whole again.
+    touch: dict[tuple[int, int, int], tuple[int, np.ndarray]] = {}
+    taken: list[list[BaseGeometry]] = [[] for _ in geoms]
+
+    def touching(f: _Family, src: int, dst: int, live: np.ndarray) -> np.ndarray:
+        tk = (src, f.stamp, dst)
+        hit = touch.get(tk)
+        if hit is None:
+            mask = np.zeros(len(f.cells), dtype=bool)
+            mask[live] = shapely.intersects(near(dst), f.cells[live])
+            hit = touch[tk] = (len(taken[dst]), mask)
+        elif hit[0] < len(taken[dst]):
+            mask = hit[1].copy()
+            for cell in taken[dst][hit[0] :]:
+                around = _near(cell)
+                shapely.prepare(around)
+                mask[live] |= shapely.intersects(around, f.cells[live])
+            hit = touch[tk] = (len(taken[dst]), mask)
+        return hit[1]
+
+    def remeasure(grid: int) -> None:
+        """Forget which cells touch ``grid`` (its polygon changed otherwise)."""
+        for k in [k for k in touch if k[2] == grid]:
+            del touch[k]
 
     def edge_cells(src: int, dst: int) -> np.ndarray:
         """The cells of ``src``'s family (still in it) that touch ``dst``."""
@@ -187,7 +268,7 @@ def _repair(
             live = np.flatnonzero(f.alive)
             hit = live[:0]
             if len(live) > 1:
-                hit = live[shapely.intersects(near(dst), f.cells[live])]
+                hit = live[touching(f, src, dst, live)[live]]
             edge_cache[ck] = hit
         return hit
 
@@ -204,13 +285,10 @@ def _repair(
         hit = per.get(sk)
         if hit is None:
             cell = fam[src].cells[c]
-            # the other grid's widened boundary around the cell only: the same
-            # intersection, without overlaying the whole of it
+            # the other grid's boundary widened around the cell only
             x0, y0, x1, y1 = cell.bounds
             pad = 4 * _EDGE_TOL
-            around = shapely.clip_by_rect(
-                near(dst), x0 - pad, y0 - pad, x1 + pad, y1 + pad
-            )
+            around = _near_in(geoms[dst], x0, y0, x1, y1)
             length = float(shapely.length(shapely.intersection(cell.boundary, around)))
             hit = per[sk] = (length, (x0 - pad, y0 - pad, x1 + pad, y1 + pad))
         return hit[0]
@@ -279,7 +357,10 @@ def _repair(
         _, src, dst, c = best
         f = family(src)
         cell, moved = f.cells[c], f.groups[c]
-        diff = _overlay(shapely.difference, geoms[src], cell)
+        try:
+            diff, plain = shapely.difference(geoms[src], cell), True
+        except shapely.errors.GEOSException:
+            diff, plain = _overlay(shapely.difference, geoms[src], cell), False
         if diff is None:
             banned.add((src, moved[0]))
             continue
@@ -292,7 +373,13 @@ def _repair(
             banned.add((src, moved[0]))  # would split the giver: try another building
             continue
         geoms[src] = new_src
-        geoms[dst] = _join(geoms[dst], cell)
+        if not plain:
+            remeasure(src)
+        geoms[dst], plain = _joined(geoms[dst], cell)
+        if plain:
+            taken[dst].append(cell)
+        else:
+            remeasure(dst)
         mem[src] = rest
         mem[dst] = mem[dst] + list(moved)
         f.alive[c] = False
@@ -314,6 +401,7 @@ class _Family:
     perimeter: np.ndarray  # of each cell
     alive: np.ndarray  # still in the grid
     stamp: int  # the grid's version when drawn
+    bounds: np.ndarray  # of each cell (n, 4)
 
     @classmethod
     def of(
@@ -340,6 +428,7 @@ class _Family:
             if len(keys) > 1
             else np.zeros(len(keys), bool),
             stamp=stamp,
+            bounds=shapely.bounds(cells),
         )
 
 
@@ -465,7 +554,10 @@ def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
     if shapely.length(edge) <= _MIN_EDGE:
         return False
     cells = _cells(src.geom, keys, near=edge)
-    dst_near = _near(dst.geom)
+    # the cells' boundaries near dst's lie within the tolerance of the edge
+    ex0, ey0, ex1, ey1 = edge.bounds
+    t = 2 * _EDGE_TOL
+    dst_near = _near_in(dst.geom, ex0 - t, ey0 - t, ex1 + t, ey1 + t)
     options = []
     for key, cell in zip(keys, cells, strict=True):
         if cell.is_empty:
