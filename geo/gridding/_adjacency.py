@@ -89,28 +89,15 @@ def _graph(
     pts = shapely.points(np.array(keys))
     # every node keeps the part of its cell holding its point; a cell's detached
     # parts (the window is not convex) go to the neighbour sharing most edge
-    part_geoms: list[BaseGeometry] = []
-    owner: list[int] = []
-    home: list[bool] = []
-    for i, c in enumerate(cells):
-        parts = [p for p in shapely.get_parts(c) if not p.is_empty]
-        if not parts:
-            continue
-        d = [float(shapely.distance(p, pts[i])) for p in parts]
-        h = int(np.argmin(d))
-        for j, p in enumerate(parts):
-            part_geoms.append(p)
-            owner.append(i)
-            home.append(j == h)
+    part_geoms, owner, home = _parts_of(cells, pts)
     if part_geoms:
         arr = np.asarray(part_geoms, dtype=object)
         tree = shapely.STRtree(arr)
         qa, qb = tree.query(arr, predicate="intersects")
         keep = qa < qb
         qa, qb = qa[keep], qb[keep]
-        common = shapely.intersection(
-            shapely.boundary(arr[qa]), shapely.boundary(arr[qb])
-        )
+        rims = shapely.boundary(arr)
+        common = shapely.intersection(rims[qa], rims[qb])
         shared = shapely.length(common)
         touch = shared > 1e-12
         qa, qb, shared = qa[touch], qb[touch], shared[touch]
@@ -189,7 +176,11 @@ def _graph(
     virt = [False] * len(el)
     # separate pieces (exclaves, buildings without territory): join each piece to
     # its nearest other piece by a virtual edge, so the graph is connected
-    comp = _components(n, eu, ev)
+    comp = (
+        np.zeros(n, dtype=np.int64)
+        if _connected(n, np.asarray(eu, dtype=np.int64), np.asarray(ev, dtype=np.int64))
+        else _components(n, eu, ev)
+    )
     if comp.max() > 0:
         xy = np.array(keys) * scale
         while True:
@@ -259,6 +250,45 @@ def _rim_points(
                 taken.add(key)
                 out.append(key)
     return out
+
+
+def _parts_of(
+    cells: list[BaseGeometry], pts: np.ndarray
+) -> tuple[list[BaseGeometry], list[int], list[bool]]:
+    """The non-empty parts of every node's region, the node of each, and whether
+    it is the node's home part (the first of those nearest to its point)."""
+    arr = np.empty(len(cells), dtype=object)
+    arr[:] = cells
+    parts, of = shapely.get_parts(arr, return_index=True)
+    keep = ~shapely.is_empty(parts)
+    parts, of = parts[keep], of[keep]
+    home = np.ones(len(parts), dtype=bool)
+    multi = np.flatnonzero(np.bincount(of, minlength=len(cells))[of] > 1)
+    if len(multi):
+        d = shapely.distance(parts[multi], pts[of[multi]])
+        o = np.lexsort((multi, d, of[multi]))
+        first = np.ones(len(o), dtype=bool)
+        first[1:] = of[multi][o][1:] != of[multi][o][:-1]
+        home[multi] = False
+        home[multi[o[first]]] = True
+    return list(parts), of.tolist(), home.tolist()
+
+
+def _connected(n: int, eu: np.ndarray, ev: np.ndarray) -> bool:
+    """Whether the edges join all ``n`` nodes (labels spread to the lowest, with
+    pointer jumping, until they settle)."""
+    if n <= 1:
+        return True
+    lab = np.arange(n)
+    while True:
+        low = np.minimum(lab[eu], lab[ev])
+        new = lab.copy()
+        np.minimum.at(new, eu, low)
+        np.minimum.at(new, ev, low)
+        new = new[new]
+        if np.array_equal(new, lab):
+            return bool((lab == 0).all())
+        lab = new
 
 
 def _components(n: int, eu: list[int], ev: list[int]) -> np.ndarray:
