@@ -8,7 +8,7 @@ are joined by virtual edges, so the graph is connected. Used by the re-cut
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
@@ -40,6 +40,17 @@ class _Graph:
     ev: np.ndarray
     elen: np.ndarray  # shared boundary length; 0 for a virtual edge
     virtual: np.ndarray  # edges joining separate pieces (no shared boundary)
+    _adj: list[list[int]] | None = field(default=None, repr=False, compare=False)
+
+    def adjacency(self) -> list[list[int]]:
+        """Each node's neighbours, in the order of the edges (drawn once)."""
+        if self._adj is None:
+            adj: list[list[int]] = [[] for _ in range(len(self.w))]
+            for a, b in zip(self.eu.tolist(), self.ev.tolist(), strict=True):
+                adj[a].append(b)
+                adj[b].append(a)
+            self._adj = adj
+        return self._adj
 
 
 def _graph(

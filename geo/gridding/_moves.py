@@ -306,8 +306,13 @@ def _repair(
 
     banned: set[tuple[int, int]] = set()
     refreshed = True
+    # each grid's load, added again only when its buildings changed
+    load_at: list[tuple[int, float]] = [(-1, 0.0)] * len(mem)
     for _ in range(max_moves):
-        loads = [load(i) for i in range(len(mem))]
+        for i, (at, _) in enumerate(load_at):
+            if at != version[i]:
+                load_at[i] = (version[i], load(i))
+        loads = [v for _, v in load_at]
         bad = [i for i in range(len(mem)) if dist(loads[i]) > 1e-9 and i not in frozen]
         if not bad:
             break
@@ -445,6 +450,27 @@ class _Grid:
     accepted: bool = False  # out of band already in the previous plan, unchanged
 
 
+#: whether two polygons share an edge, by the pair (polygons are immutable, so
+#: an answer holds while both are alive: the entry keeps them so)
+_SHARES: dict[tuple[int, int], tuple[BaseGeometry, BaseGeometry, bool]] = {}
+
+
+def _shares_edge(a: BaseGeometry, b: BaseGeometry) -> bool:
+    """Whether ``a`` and ``b`` are within the tolerance and ``a``'s boundary runs
+    along ``b``'s for more than ``_MIN_EDGE`` (answered once per pair)."""
+    key = (id(a), id(b))
+    hit = _SHARES.get(key)
+    if hit is not None and hit[0] is a and hit[1] is b:
+        return hit[2]
+    yes = bool(
+        shapely.dwithin(a, b, _EDGE_TOL) and shapely.length(_edge(a, b)) > _MIN_EDGE
+    )
+    if len(_SHARES) >= 4096:
+        _SHARES.clear()
+    _SHARES[key] = (a, b, yes)
+    return yes
+
+
 def _neighbours(c: _Grid, cells: list[_Grid]) -> list[_Grid]:
     return [
         o
@@ -452,8 +478,7 @@ def _neighbours(c: _Grid, cells: list[_Grid]) -> list[_Grid]:
         if o is not c
         and not o.locked
         and (o.area_code == c.area_code or (o.areas & c.areas))
-        and shapely.dwithin(o.geom, c.geom, _EDGE_TOL)
-        and shapely.length(_edge(o.geom, c.geom)) > _MIN_EDGE
+        and _shares_edge(o.geom, c.geom)
     ]
 
 
