@@ -246,9 +246,49 @@ def _clip_cells(
         want = shapely.intersects(near, raw)
     out = np.full(len(raw), shapely.Polygon(), dtype=object)
     if want.any():
-        clipped = shapely.intersection(raw[want], geom)
+        clipped = _clipped(raw[want], geom)
         out[want] = [_poly_only(c) for c in clipped]
     return list(out)
+
+
+def _clipped(cells: np.ndarray, geom: BaseGeometry) -> np.ndarray:
+    """``shapely.intersection(cells, geom)`` for Voronoi cells.
+
+    A cell well inside ``geom`` comes out of the overlay as itself, its ring
+    started one vertex on; such cells are built so directly (the overlay of the
+    first of them checks that this GEOS still does so, else all are overlaid),
+    and only the cells crossing ``geom``'s boundary are overlaid."""
+    out = np.empty(len(cells), dtype=object)
+    shapely.prepare(geom)
+    inner = shapely.contains_properly(geom, cells) & (
+        shapely.get_num_interior_rings(cells) == 0
+    )
+    inner &= shapely.get_type_id(cells) == 3  # polygons
+    at = np.flatnonzero(inner)
+    if len(at):
+        turned = _started_on(cells[at])
+        probe = shapely.intersection(cells[at[0]], geom)
+        if shapely.to_wkb(probe) == shapely.to_wkb(turned[0]):
+            out[at] = turned
+        else:
+            inner[:] = False
+    rest = np.flatnonzero(~inner)
+    if len(rest):
+        out[rest] = shapely.intersection(cells[rest], geom)
+    return out
+
+
+def _started_on(polys: np.ndarray) -> np.ndarray:
+    """Polygons without holes with their ring started one vertex on (the first
+    vertex dropped, the closing one now the second)."""
+    xy, ring = shapely.get_coordinates(polys, return_index=True)
+    n = np.bincount(ring, minlength=len(polys))  # closed: first == last
+    start = np.concatenate([[0], np.cumsum(n)[:-1]])
+    # per ring: vertices 1 .. n-1, then vertex 1 again
+    pos = np.arange(len(xy)) - start[ring]  # 0 .. n-1 within the ring
+    take = np.where(pos < n[ring] - 1, start[ring] + pos + 1, start[ring] + 1)
+    rings = shapely.linearrings(xy[take], indices=ring)
+    return np.asarray(shapely.polygons(rings), dtype=object)
 
 
 def _atom_parts(geom: BaseGeometry, members: list[int], atoms: list[_Atom]) -> int:

@@ -236,7 +236,7 @@ def _repair(
     # moved), so no move takes it. A grid whose polygon changed otherwise (a
     # union snapped to a grid, slivers dropped) is measured whole again.
     touch: dict[tuple[int, int, int], tuple[int, np.ndarray]] = {}
-    taken: list[list[BaseGeometry]] = [[] for _ in geoms]
+    taken: list[list[BaseGeometry]] = [[] for _ in geoms]  # cells taken, widened
 
     def touching(f: _Family, src: int, dst: int, live: np.ndarray) -> np.ndarray:
         tk = (src, f.stamp, dst)
@@ -247,9 +247,7 @@ def _repair(
             hit = touch[tk] = (len(taken[dst]), mask)
         elif hit[0] < len(taken[dst]):
             mask = hit[1].copy()
-            for cell in taken[dst][hit[0] :]:
-                around = _near(cell)
-                shapely.prepare(around)
+            for around in taken[dst][hit[0] :]:
                 mask[live] |= shapely.intersects(around, f.cells[live])
             hit = touch[tk] = (len(taken[dst]), mask)
         return hit[1]
@@ -382,7 +380,9 @@ def _repair(
             remeasure(src)
         geoms[dst], plain = _joined(geoms[dst], cell)
         if plain:
-            taken[dst].append(cell)
+            around = _near(cell)  # (the cell's boundary widened, once)
+            shapely.prepare(around)
+            taken[dst].append(around)
         else:
             remeasure(dst)
         mem[src] = rest
