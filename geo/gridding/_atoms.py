@@ -246,13 +246,25 @@ def _clip_cells(
         want = shapely.intersects(near, raw)
     out = np.full(len(raw), shapely.Polygon(), dtype=object)
     if want.any():
-        clipped = _clipped(raw[want], geom)
+        clipped, _ = _clipped(raw[want], geom)
         out[want] = [_poly_only(c) for c in clipped]
     return list(out)
 
 
-def _clipped(cells: np.ndarray, geom: BaseGeometry) -> np.ndarray:
-    """``shapely.intersection(cells, geom)`` for Voronoi cells.
+def _cells_inner(
+    geom: BaseGeometry, keys: list[tuple[float, float]]
+) -> tuple[list[BaseGeometry], np.ndarray]:
+    """:func:`_cells`, and which cells lie well inside ``geom`` (Voronoi cells as
+    drawn: neighbours among them share their edges vertex for vertex)."""
+    if len(keys) == 1:
+        return [geom], np.zeros(1, dtype=bool)
+    clipped, inner = _clipped(_raw_cells(geom, keys), geom)
+    return [_poly_only(c) for c in clipped], inner
+
+
+def _clipped(cells: np.ndarray, geom: BaseGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """``shapely.intersection(cells, geom)`` for Voronoi cells, and which of them
+    lie well inside ``geom``.
 
     A cell well inside ``geom`` comes out of the overlay as itself, its ring
     started one vertex on; such cells are built so directly (the overlay of the
@@ -275,7 +287,7 @@ def _clipped(cells: np.ndarray, geom: BaseGeometry) -> np.ndarray:
     rest = np.flatnonzero(~inner)
     if len(rest):
         out[rest] = shapely.intersection(cells[rest], geom)
-    return out
+    return out, inner
 
 
 def _started_on(polys: np.ndarray) -> np.ndarray:
