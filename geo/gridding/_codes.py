@@ -84,8 +84,12 @@ def _id_rows(
         dt = col.dtype
         if not (isinstance(dt, pd.StringDtype) and dt.storage == "pyarrow"):
             raise TypeError("identifiers are not Arrow strings")
-    k = pa.array(keys)
-    v = pa.array(index)
+    k, v = pa.array(keys), pa.array(index)
+    # (a column put together from several frames comes in chunks)
+    if isinstance(k, pa.ChunkedArray):
+        k = k.combine_chunks()
+    if isinstance(v, pa.ChunkedArray):
+        v = v.combine_chunks()
     if k.type != v.type:
         v = v.cast(k.type)
     if k.null_count or v.null_count:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -450,24 +454,44 @@ class _Grid:
     accepted: bool = False  # out of band already in the previous plan, unchanged
 
 
-#: whether two polygons share an edge, by the pair (polygons are immutable, so
-#: an answer holds while both are alive: the entry keeps them so)
-_SHARES: dict[tuple[int, int], tuple[BaseGeometry, BaseGeometry, bool]] = {}
+#: whether two polygons share an edge, by the pair, within one rebalancing run
+#: (:func:`_edge_answers`; polygons are immutable, and an entry keeps its pair
+#: alive, so an answer holds while the run lasts)
+_SHARES: ContextVar[dict[tuple[int, int], tuple[Any, Any, bool]] | None] = ContextVar(
+    "_SHARES", default=None
+)
+
+
+@contextmanager
+def _edge_answers() -> Iterator[None]:
+    """Within the block, :func:`_neighbours` answers whether two polygons share an
+    edge once per pair (the answers are dropped when the block ends).
+
+    Examples
+    --------
+    >>> with _edge_answers():
+    ...     pass
+    """
+    token = _SHARES.set({})
+    try:
+        yield
+    finally:
+        _SHARES.reset(token)
 
 
 def _shares_edge(a: BaseGeometry, b: BaseGeometry) -> bool:
     """Whether ``a`` and ``b`` are within the tolerance and ``a``'s boundary runs
-    along ``b``'s for more than ``_MIN_EDGE`` (answered once per pair)."""
+    along ``b``'s for more than ``_MIN_EDGE``."""
+    memo = _SHARES.get()
     key = (id(a), id(b))
-    hit = _SHARES.get(key)
+    hit = memo.get(key) if memo is not None else None
     if hit is not None and hit[0] is a and hit[1] is b:
         return hit[2]
     yes = bool(
         shapely.dwithin(a, b, _EDGE_TOL) and shapely.length(_edge(a, b)) > _MIN_EDGE
     )
-    if len(_SHARES) >= 4096:
-        _SHARES.clear()
-    _SHARES[key] = (a, b, yes)
+    if memo is not None:
+        memo[key] = (a, b, yes)
     return yes
 
 

@@ -22,6 +22,7 @@ from geo.gridding._geometry import _poly_only
 from geo.gridding._moves import (
     _EDGE_TOL,
     _chain_flow,
+    _edge_answers,
     _flow,
     _Grid,
 )
@@ -516,16 +517,17 @@ def _run(
     )
     n_parts = shapely.get_num_geometries(np.asarray(geoms, dtype=object)).tolist()
     parts0 = dict(zip(codes, n_parts, strict=True))
-    causes = _steps_on(
-        work,
-        atoms,
-        band,
-        stay,
-        used=used,
-        logs=(split_log, merge_log, recut_log),
-        origin_of=origin_of,
-        parts0=parts0,
-    )
+    with _edge_answers():
+        causes = _steps_on(
+            work,
+            atoms,
+            band,
+            stay,
+            used=used,
+            logs=(split_log, merge_log, recut_log),
+            origin_of=origin_of,
+            parts0=parts0,
+        )
     settled = not causes and not any(
         not c.locked and (not band.contains(_load(c, atoms)) or _broken(c, parts0))
         for c in work

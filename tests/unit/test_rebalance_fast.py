@@ -39,6 +39,21 @@ def test_id_rows_are_the_lookup_and_count_of_the_identifiers() -> None:
         assert distinct == pd.Index(ix).nunique()
 
 
+def test_id_rows_take_columns_put_together_from_several_frames() -> None:
+    keys = pd.concat(
+        [pd.Series(["a", "b"], dtype="str"), pd.Series(["c"], dtype="str")],
+        ignore_index=True,
+    )
+    index = pd.concat(
+        [pd.Series(["c"], dtype="str"), pd.Series(["a", "x"], dtype="str")],
+        ignore_index=True,
+    )
+    rows, distinct = _id_rows(keys, index)
+    assert rows is not None
+    assert rows.tolist() == [1, -1, 0]
+    assert distinct == 3
+
+
 def test_id_rows_leave_other_columns_to_the_caller() -> None:
     with pytest.raises(TypeError):
         _id_rows(pd.Series([1, 2]), pd.Series(["a"], dtype="str"))
