@@ -454,29 +454,44 @@ class _Grid:
     accepted: bool = False  # out of band already in the previous plan, unchanged
 
 
-#: whether two polygons share an edge, by the pair, within one rebalancing run
-#: (:func:`_edge_answers`; polygons are immutable, and an entry keeps its pair
-#: alive, so an answer holds while the run lasts)
+#: whether two polygons share an edge, by the pair, and each grid's load, by its
+#: list of atoms, within one run of the rebalancing steps (:func:`_step_memos`;
+#: polygons are immutable and the steps replace a grid's list rather than change
+#: it, and an entry keeps what it answers for alive, so an answer holds while
+#: the run lasts)
 _SHARES: ContextVar[dict[tuple[int, int], tuple[Any, Any, bool]] | None] = ContextVar(
     "_SHARES", default=None
+)
+_LOADS: ContextVar[dict[int, tuple[Any, Any, float]] | None] = ContextVar(
+    "_LOADS", default=None
 )
 
 
 @contextmanager
-def _edge_answers() -> Iterator[None]:
-    """Within the block, :func:`_neighbours` answers whether two polygons share an
-    edge once per pair (the answers are dropped when the block ends).
-
-    Examples
-    --------
-    >>> with _edge_answers():
-    ...     pass
-    """
-    token = _SHARES.set({})
+def _step_memos() -> Iterator[None]:
+    """Within the block, whether two polygons share an edge and a grid's load are
+    worked out once (dropped when the block ends)."""
+    shares = _SHARES.set({})
+    loads = _LOADS.set({})
     try:
         yield
     finally:
-        _SHARES.reset(token)
+        _SHARES.reset(shares)
+        _LOADS.reset(loads)
+
+
+def _grid_load(x: _Grid, atoms: list[_Atom]) -> float:
+    """``float(_load_sum(atoms, x.atoms))``, once per list of atoms in a run."""
+    memo = _LOADS.get()
+    if memo is None:
+        return float(_load_sum(atoms, x.atoms))
+    held = x.atoms
+    hit = memo.get(id(held))
+    if hit is not None and hit[0] is held and hit[1] is atoms:
+        return hit[2]
+    value = float(_load_sum(atoms, held))
+    memo[id(held)] = (held, atoms, value)
+    return value
 
 
 def _shares_edge(a: BaseGeometry, b: BaseGeometry) -> bool:
@@ -510,7 +525,7 @@ def _flow(cells: list[_Grid], atoms: list[_Atom], band: Band) -> None:
     """Single-hop moves of whole buildings from over- to under-loaded neighbours."""
 
     def load(c: _Grid) -> float:
-        return float(_load_sum(atoms, c.atoms))
+        return _grid_load(c, atoms)
 
     for c in list(cells):
         if c.locked or band.min - 1e-9 <= load(c) <= band.max + 1e-9:
@@ -541,7 +556,7 @@ def _chain_flow(
     """
 
     def load(c: _Grid) -> float:
-        return float(_load_sum(atoms, c.atoms))
+        return _grid_load(c, atoms)
 
     steps = 0
     for c in list(cells):
@@ -571,7 +586,7 @@ def _path_to_slack(
     c: _Grid, cells: list[_Grid], atoms: list[_Atom], band: Band, over: bool
 ) -> list[_Grid] | None:
     def load(x: _Grid) -> float:
-        return float(_load_sum(atoms, x.atoms))
+        return _grid_load(x, atoms)
 
     seen = {id(c)}
     frontier: list[list[_Grid]] = [[c]]

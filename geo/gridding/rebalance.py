@@ -22,9 +22,9 @@ from geo.gridding._geometry import _poly_only
 from geo.gridding._moves import (
     _EDGE_TOL,
     _chain_flow,
-    _edge_answers,
     _flow,
     _Grid,
+    _step_memos,
 )
 from geo.gridding._rebalance_steps import (
     _merge_grid,
@@ -517,7 +517,7 @@ def _run(
     )
     n_parts = shapely.get_num_geometries(np.asarray(geoms, dtype=object)).tolist()
     parts0 = dict(zip(codes, n_parts, strict=True))
-    with _edge_answers():
+    with _step_memos():
         causes = _steps_on(
             work,
             atoms,
