@@ -45,14 +45,22 @@ _NEAR_PAD = 16 * _EDGE_TOL
 
 
 def _near_in(
-    g: BaseGeometry, x0: float, y0: float, x1: float, y1: float
+    g: BaseGeometry,
+    x0: float,
+    y0: float,
+    x1: float,
+    y1: float,
+    *,
+    rim: BaseGeometry | None = None,
 ) -> BaseGeometry:
     """:func:`_near` of ``g`` inside the box ``(x0, y0, x1, y1)``: only the part of
     the boundary near the box is widened (a point of the box within the tolerance
     of the boundary is so of that part), the same polygon there at a fraction of
-    the cost for a box much smaller than ``g``."""
+    the cost for a box much smaller than ``g``. ``rim``: ``g.boundary``, when the
+    caller has it."""
     p = _NEAR_PAD
-    piece = shapely.clip_by_rect(g.boundary, x0 - p, y0 - p, x1 + p, y1 + p)
+    line = g.boundary if rim is None else rim
+    piece = shapely.clip_by_rect(line, x0 - p, y0 - p, x1 + p, y1 + p)
     return shapely.buffer(piece, _EDGE_TOL, quad_segs=1)
 
 
@@ -215,6 +223,16 @@ def _repair(
     # family of ``src`` or the polygon of ``dst`` changes
     edge_cache: dict[tuple[int, int, int, int], np.ndarray] = {}
 
+    rim_cache: dict[tuple[int, int], BaseGeometry] = {}
+
+    def rim(i: int) -> BaseGeometry:
+        """Grid ``i``'s boundary as it is now (drawn once per version)."""
+        nk = (i, version[i])
+        hit = rim_cache.get(nk)
+        if hit is None:
+            hit = rim_cache[nk] = geoms[i].boundary
+        return hit
+
     def family(i: int) -> _Family:
         f = fam.get(i)
         if f is None:
@@ -290,7 +308,7 @@ def _repair(
             # the other grid's boundary widened around the cell only
             x0, y0, x1, y1 = cell.bounds
             pad = 4 * _EDGE_TOL
-            around = _near_in(geoms[dst], x0, y0, x1, y1)
+            around = _near_in(geoms[dst], x0, y0, x1, y1, rim=rim(dst))
             length = float(shapely.length(shapely.intersection(cell.boundary, around)))
             hit = per[sk] = (length, (x0 - pad, y0 - pad, x1 + pad, y1 + pad))
         return hit[0]
