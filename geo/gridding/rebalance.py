@@ -223,7 +223,7 @@ def rebalance(
 
     plan, changes, stats = _assemble(
         cells,
-        atoms,
+        (atoms, run.atom_of),
         hh,
         (prev, list(old_codes)),
         (pos, codes),
@@ -347,11 +347,20 @@ def _oversize(
 ) -> list[dict[str, Any]]:
     """The ``building_split`` exceptions of the whole plan (buildings, or points,
     holding more than ``band.max`` in one grid), as :func:`_atoms` reports them."""
-    xy = shapely.get_coordinates(np.asarray(hh.geometry.values, dtype=object))
+    pts = np.asarray(hh.geometry.values, dtype=object)
     if "building_id" in hh.columns:
         b = pd.factorize(hh["building_id"])[0]
     else:
         b = np.full(len(hh), -1)
+    # the coordinates of the households without a building (the others are
+    # grouped by building); every household's where a point is missing or empty
+    no_b = np.flatnonzero(b < 0)
+    xy = np.zeros((len(hh), 2))
+    at = shapely.get_coordinates(pts[no_b])
+    if len(at) == len(no_b):
+        xy[no_b] = at
+    else:
+        xy = shapely.get_coordinates(pts)
     if len(hh) and len(xy) == len(hh) and bool((loads >= 0).all()):
         # a first sieve: households hashed by (building or point, grid) into
         # buckets; a building over the band is in a bucket over it (loads are not
@@ -414,6 +423,7 @@ def _oversize_of(
 
 
 _MEMBERS = operator.attrgetter("members")
+_COUNT = operator.attrgetter("count")
 _FIRST = operator.itemgetter(0)
 
 
@@ -424,6 +434,7 @@ class _Run:
 
     cells: list[_Grid]
     atoms: list[_Atom]
+    atom_of: np.ndarray  # each household's atom
     causes: dict[str, tuple[str, dict[str, Any]]]
     split_log: list[dict[str, Any]]
     merge_log: list[dict[str, Any]]
@@ -496,12 +507,19 @@ def _run(
     # the grids outside the scope: one block of households each, never changed
     order = np.argsort(pos, kind="stable")
     bounds = np.searchsorted(pos[order], np.arange(n + 1))
+    # each household's atom (for the plan's assignments)
+    atom_of_hh = np.full(len(hh), -1, dtype=np.int64)
+    atom_of_hh[members] = atom_of
+    block_of = np.full(n, -1, dtype=np.int64)
     for i in np.flatnonzero(~inside).tolist():
         block = order[bounds[i] : bounds[i + 1]]
         if len(block):
             atoms.append(_Atom(0.0, 0.0, float(state.loads[i]), len(block), block))
             cells[i].atoms.append(len(atoms) - 1)
+            block_of[i] = len(atoms) - 1
         cells[i].locked = True
+    outside = np.flatnonzero(~inside[pos])
+    atom_of_hh[outside] = block_of[pos[outside]]
     work = [cells[i] for i in np.flatnonzero(inside).tolist()]
     used = set(codes) | {str(c) for c in retired_codes}
     split_log: list[dict[str, Any]] = []
@@ -540,6 +558,7 @@ def _run(
     return _Run(
         cells=final,
         atoms=atoms,
+        atom_of=atom_of_hh,
         causes=causes,
         split_log=split_log,
         merge_log=merge_log,
@@ -604,7 +623,7 @@ def _steps_on(
 
 def _assemble(
     cells: list[_Grid],
-    atoms: list[_Atom],
+    held: tuple[list[_Atom], np.ndarray],
     hh: gpd.GeoDataFrame,
     before: tuple[np.ndarray, list[str]],
     natural: tuple[np.ndarray, list[str]],
@@ -616,7 +635,9 @@ def _assemble(
     """The new plan, its changes and counts. ``before``: each household's old grid
     code as a position in the old codes (-1: new); ``natural``: its natural grid
     as a position in the plan's grids, and their codes. Codes are compared as
-    numbers (one number per code, old or new), not as strings."""
+    numbers (one number per code, old or new), not as strings; ``held``: the
+    atoms and each household's atom."""
+    atoms, atom_of = held
     prev, old_codes = before
     pos, codes = natural
     uid = {c: i for i, c in enumerate(old_codes)}
@@ -624,14 +645,13 @@ def _assemble(
         uid.setdefault(name, len(uid))
     names = list(uid)
     rows = []
-    grid_of = np.full(len(hh), -1, dtype=np.int64)
+    # each household's grid: that of its atom
+    atom_grid = np.full(len(atoms) + 1, -1, dtype=np.int64)  # (the last: no atom)
     for c in cells:
-        members = (
-            np.concatenate([atoms[a].members for a in c.atoms])
-            if c.atoms
-            else np.array([], dtype=np.int64)
-        )
-        grid_of[members] = uid[c.code]
+        atom_grid[c.atoms] = uid[c.code]
+    grid_of = atom_grid[atom_of]
+    for c in cells:
+        n_members = sum(map(_COUNT, map(atoms.__getitem__, c.atoms)))
         ld = float(_load_sum(atoms, c.atoms))
         reason = None
         if not band.min - 1e-9 <= ld <= band.max + 1e-9:
@@ -649,7 +669,7 @@ def _assemble(
                 "grid_code": c.code,
                 "kind": "out_of_band",
                 "reason": reason,
-                "households": len(members),
+                "households": n_members,
             }
             cause = _cause(c, ld, causes or {})
             if cause is not None:
@@ -669,14 +689,14 @@ def _assemble(
                     "kind": "not_contiguous",
                     "reason": f"grid has {n_parts} separate parts"
                     + (" (unchanged from the previous plan)" if not c.touched else ""),
-                    "households": len(members),
+                    "households": n_members,
                 }
             )
         rows.append(
             {
                 "grid_code": c.code,
                 "area_code": c.area_code,
-                "households": len(members),
+                "households": n_members,
                 "load": ld,
                 "areas": c.area_code,
                 "exception": reason,
