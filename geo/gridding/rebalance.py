@@ -391,8 +391,8 @@ def _heavy_buckets(
         key = (
             key ^ (pos.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93))
         ) * np.uint64(0xFF51AFD7ED558CCD)
-    bucket = (key >> np.uint64(44)).astype(np.int64)  # 2**20 buckets
-    heavy = np.bincount(bucket, weights=loads, minlength=1 << 20) > cap
+    bucket = (key >> np.uint64(48)).astype(np.int64)  # 2**16 buckets
+    heavy = np.bincount(bucket, weights=loads, minlength=1 << 16) > cap
     return np.flatnonzero(heavy[bucket])
 
 
