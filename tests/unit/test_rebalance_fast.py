@@ -163,3 +163,28 @@ def test_connected_is_components_in_one_piece() -> None:
         eu, ev = rng.integers(0, n, m), rng.integers(0, n, m)
         whole = int(_components(n, eu.tolist(), ev.tolist()).max()) == 0
         assert _connected(n, eu, ev) == whole
+
+
+def test_kruskal_draws_the_tree_boruvka_draws(monkeypatch) -> None:
+    import geo.gridding._trees as trees_mod
+
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        n = int(rng.integers(1, 60))
+        m = int(rng.integers(0, 4 * n))
+        eu, ev = rng.integers(0, n, m), rng.integers(0, n, m)
+        nodes = np.flatnonzero(rng.random(n) < 0.9) if trial % 2 else np.arange(n)
+        inside = np.zeros(n, dtype=bool)
+        inside[nodes] = True
+        keep = inside[eu] & inside[ev]
+        eu, ev = eu[keep], ev[keep]
+        # ties in weight too (broken by position)
+        w = rng.integers(0, 5, len(eu)).astype(float)
+        kruskal = trees_mod._spanning_tree(nodes, eu, ev, w)
+        monkeypatch.setattr(trees_mod, "_KRUSKAL_MAX", -1)
+        boruvka = trees_mod._spanning_tree(nodes, eu, ev, w)
+        monkeypatch.undo()
+        if boruvka is None:
+            assert kruskal is None
+        else:
+            assert kruskal is not None and kruskal.tolist() == boruvka.tolist()
