@@ -369,8 +369,26 @@ def _oversize(
         if not len(cand):
             return []
         if len(cand) < len(hh):
-            return _oversize_of(hh, cand, b, xy, pos, loads, band, codes)
-    return _oversize_of(hh, np.arange(len(hh)), b, xy, pos, loads, band, codes)
+            return _oversize_of(
+                hh,
+                cand,
+                b_all=b,
+                xy_all=xy,
+                pos_all=pos,
+                loads_all=loads,
+                band=band,
+                codes=codes,
+            )
+    return _oversize_of(
+        hh,
+        np.arange(len(hh)),
+        b_all=b,
+        xy_all=xy,
+        pos_all=pos,
+        loads_all=loads,
+        band=band,
+        codes=codes,
+    )
 
 
 def _heavy_buckets(
@@ -399,6 +417,7 @@ def _heavy_buckets(
 def _oversize_of(
     hh: gpd.GeoDataFrame,
     sel: np.ndarray,
+    *,
     b_all: np.ndarray,
     xy_all: np.ndarray,
     pos_all: np.ndarray,
