@@ -522,7 +522,9 @@ def _improve_kept(
         if locally_joined(part, without):
             return True
         # (whether the part stays joined does not depend on where the walk starts)
-        start = next(u for u in adj[without] if labl[u] == part)
+        start = next((u for u in adj[without] if labl[u] == part), None)
+        if start is None:  # (a part already in pieces: any node of the rest)
+            start = min(members - {without})
         seen = {start}
         stack = [start]
         while stack:
