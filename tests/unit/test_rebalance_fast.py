@@ -89,7 +89,16 @@ def test_oversize_sieve_finds_what_grouping_every_household_finds(
             else np.full(n, -1)
         )
         xy_all = shapely.get_coordinates(hh.geometry.values)
-        every = _oversize_of(hh, np.arange(n), b_all, xy_all, pos, loads, band, codes)
+        every = _oversize_of(
+            hh,
+            np.arange(n),
+            b_all=b_all,
+            xy_all=xy_all,
+            pos_all=pos,
+            loads_all=loads,
+            band=band,
+            codes=codes,
+        )
         assert _oversize(hh, pos, loads, band, codes) == every
         found += bool(every)
     assert found  # some buildings were over the band
