@@ -8,7 +8,7 @@ are joined by virtual edges, so the graph is connected. Used by the re-cut
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
@@ -16,7 +16,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.gridding._atoms import (
     _Atom,
-    _cells,
+    _cells_inner,
     _load_sum,
     _point_groups,
     _slice_cell,
@@ -40,6 +40,17 @@ class _Graph:
     ev: np.ndarray
     elen: np.ndarray  # shared boundary length; 0 for a virtual edge
     virtual: np.ndarray  # edges joining separate pieces (no shared boundary)
+    _adj: list[list[int]] | None = field(default=None, repr=False, compare=False)
+
+    def adjacency(self) -> list[list[int]]:
+        """Each node's neighbours, in the order of the edges (drawn once)."""
+        if self._adj is None:
+            adj: list[list[int]] = [[] for _ in range(len(self.w))]
+            for a, b in zip(self.eu.tolist(), self.ev.tolist(), strict=True):
+                adj[a].append(b)
+                adj[b].append(a)
+            self._adj = adj
+        return self._adj
 
 
 def _graph(
@@ -62,14 +73,15 @@ def _graph(
     if not points or len(points) > _MAX_NODES:
         return None
     extra = _rim_points(geom, points, kx) if rim else []
-    all_cells = _cells(geom, points + extra)
+    all_cells, inner_cell = _cells_inner(geom, points + extra)
     point_cells = all_cells[: len(points)]
     # one node per building point, but one per part of a split building: the
     # parts share a point, so they share its cell, cut into slices at the point
     keys: list[tuple[float, float]] = []
     groups: list[list[int]] = []
     cells: list[BaseGeometry] = []
-    for pt, cell in zip(points, point_cells, strict=True):
+    drawn: list[bool] = []  # the node's region is a Voronoi cell as drawn
+    for i, (pt, cell) in enumerate(zip(points, point_cells, strict=True)):
         nodes = _stack_nodes(groups_d[pt], atoms)
         slices = (
             [cell]
@@ -80,41 +92,30 @@ def _graph(
             keys.append(pt)
             groups.append(grp)
             cells.append(piece)
-    for pt, cell in zip(extra, all_cells[len(points) :], strict=True):
+            drawn.append(len(nodes) == 1 and bool(inner_cell[i]))
+    for j, (pt, cell) in enumerate(zip(extra, all_cells[len(points) :], strict=True)):
         keys.append(pt)
         groups.append([])
         cells.append(cell)
+        drawn.append(bool(inner_cell[len(points) + j]))
     w = np.array([_load_sum(atoms, g) for g in groups], dtype=float)
     n = len(keys)
     pts = shapely.points(np.array(keys))
     # every node keeps the part of its cell holding its point; a cell's detached
     # parts (the window is not convex) go to the neighbour sharing most edge
-    part_geoms: list[BaseGeometry] = []
-    owner: list[int] = []
-    home: list[bool] = []
-    for i, c in enumerate(cells):
-        parts = [p for p in shapely.get_parts(c) if not p.is_empty]
-        if not parts:
-            continue
-        d = [float(shapely.distance(p, pts[i])) for p in parts]
-        h = int(np.argmin(d))
-        for j, p in enumerate(parts):
-            part_geoms.append(p)
-            owner.append(i)
-            home.append(j == h)
+    part_geoms, owner, home = _parts_of(cells, pts)
     if part_geoms:
         arr = np.asarray(part_geoms, dtype=object)
         tree = shapely.STRtree(arr)
         qa, qb = tree.query(arr, predicate="intersects")
         keep = qa < qb
         qa, qb = qa[keep], qb[keep]
-        common = shapely.intersection(
-            shapely.boundary(arr[qa]), shapely.boundary(arr[qb])
+        shared, s_shared = _shared_lengths(
+            arr, np.asarray(drawn, dtype=bool)[owner], qa, qb, kx
         )
-        shared = shapely.length(common)
         touch = shared > 1e-12
         qa, qb, shared = qa[touch], qb[touch], shared[touch]
-        common = common[touch]
+        s_shared = s_shared[touch]
         nbrs: list[list[tuple[int, float]]] = [[] for _ in part_geoms]
         for a_, b_, s_ in zip(qa.tolist(), qb.tolist(), shared.tolist(), strict=True):
             nbrs[a_].append((b_, s_))
@@ -175,7 +176,6 @@ def _graph(
             area[o] += s_area[p]
             perim[o] += s_len[p]
         # the shared boundaries, scaled (not intersected again)
-        s_shared = shapely.length(shapely.transform(common, lambda c: c * scale))
         for a_, b_, s_ in zip(qa.tolist(), qb.tolist(), s_shared.tolist(), strict=True):
             oa, ob = owner[a_], owner[b_]
             if oa == ob:
@@ -189,7 +189,11 @@ def _graph(
     virt = [False] * len(el)
     # separate pieces (exclaves, buildings without territory): join each piece to
     # its nearest other piece by a virtual edge, so the graph is connected
-    comp = _components(n, eu, ev)
+    comp = (
+        np.zeros(n, dtype=np.int64)
+        if _connected(n, np.asarray(eu, dtype=np.int64), np.asarray(ev, dtype=np.int64))
+        else _components(n, eu, ev)
+    )
     if comp.max() > 0:
         xy = np.array(keys) * scale
         while True:
@@ -259,6 +263,117 @@ def _rim_points(
                 taken.add(key)
                 out.append(key)
     return out
+
+
+def _shared_lengths(
+    arr: np.ndarray, drawn: np.ndarray, qa: np.ndarray, qb: np.ndarray, kx: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Length of the boundary each pair of parts ``(qa, qb)`` shares, as is and
+    with x scaled by ``kx``: the lengths of the intersection of their boundaries.
+
+    Two Voronoi cells as drawn (``drawn``: not clipped or sliced) that are
+    neighbours share one edge, vertex for vertex, and the intersection of their
+    boundaries is that segment: its length is computed from the two vertices, as
+    GEOS computes a segment's (checked on the first such pair, else every pair
+    is intersected). Other pairs are intersected."""
+    shared = np.zeros(len(qa))
+    scaled = np.zeros(len(qa))
+    fast = np.zeros(len(qa), dtype=bool)
+    on = np.flatnonzero(drawn)
+    if len(on) and len(qa):
+        xy, ring = shapely.get_coordinates(arr[on], return_index=True)
+        ring = on[ring]
+        seg = np.flatnonzero(ring[1:] == ring[:-1])  # vertex i -> i + 1, one ring
+        p, q = xy[seg], xy[seg + 1]
+        flip = (p[:, 0] > q[:, 0]) | ((p[:, 0] == q[:, 0]) & (p[:, 1] > q[:, 1]))
+        a0 = np.where(flip[:, None], q, p)
+        a1 = np.where(flip[:, None], p, q)
+        key = np.ascontiguousarray(np.concatenate([a0, a1], axis=1))
+        _, inv, count = np.unique(
+            key.view(np.dtype((np.void, 32))).ravel(),
+            return_inverse=True,
+            return_counts=True,
+        )
+        inv = inv.ravel()
+        # segments in exactly two parts: the edge those two share
+        two = np.flatnonzero(count[inv] == 2)
+        two = two[np.argsort(inv[two], kind="stable")]
+        s1, s2 = two[0::2], two[1::2]
+        u, v = ring[seg[s1]], ring[seg[s2]]
+        lo, hi = np.minimum(u, v), np.maximum(u, v)
+        code = lo * len(arr) + hi
+        # pairs sharing two such segments (not Voronoi neighbours) are intersected
+        codes, n_seg = np.unique(code, return_counts=True)
+        single = codes[n_seg == 1]
+        want = qa * len(arr) + qb
+        hit = np.isin(want, single) & drawn[qa] & drawn[qb]
+        if hit.any():
+            order = np.argsort(code, kind="stable")
+            at = order[np.searchsorted(code[order], want[hit])]
+            d = a1[s1[at]] - a0[s1[at]]
+            shared[hit] = np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])
+            sx = a1[s1[at], 0] * kx - a0[s1[at], 0] * kx
+            sy = a1[s1[at], 1] * 1.0 - a0[s1[at], 1] * 1.0
+            scaled[hit] = np.sqrt(sx * sx + sy * sy)
+            fast = hit
+            first = int(np.flatnonzero(hit)[0])
+            check = shapely.intersection(
+                shapely.boundary(arr[qa[first]]), shapely.boundary(arr[qb[first]])
+            )
+            s_check = shapely.transform(check, lambda c: c * np.array([kx, 1.0]))
+            if not (
+                shapely.length(check) == shared[first]
+                and shapely.length(s_check) == scaled[first]
+            ):
+                fast = np.zeros(len(qa), dtype=bool)
+    rest = np.flatnonzero(~fast)
+    if len(rest):
+        rims = shapely.boundary(arr)
+        common = shapely.intersection(rims[qa[rest]], rims[qb[rest]])
+        shared[rest] = shapely.length(common)
+        scaled[rest] = shapely.length(
+            shapely.transform(common, lambda c: c * np.array([kx, 1.0]))
+        )
+    return shared, scaled
+
+
+def _parts_of(
+    cells: list[BaseGeometry], pts: np.ndarray
+) -> tuple[list[BaseGeometry], list[int], list[bool]]:
+    """The non-empty parts of every node's region, the node of each, and whether
+    it is the node's home part (the first of those nearest to its point)."""
+    arr = np.empty(len(cells), dtype=object)
+    arr[:] = cells
+    parts, of = shapely.get_parts(arr, return_index=True)
+    keep = ~shapely.is_empty(parts)
+    parts, of = parts[keep], of[keep]
+    home = np.ones(len(parts), dtype=bool)
+    multi = np.flatnonzero(np.bincount(of, minlength=len(cells))[of] > 1)
+    if len(multi):
+        d = shapely.distance(parts[multi], pts[of[multi]])
+        o = np.lexsort((multi, d, of[multi]))
+        first = np.ones(len(o), dtype=bool)
+        first[1:] = of[multi][o][1:] != of[multi][o][:-1]
+        home[multi] = False
+        home[multi[o[first]]] = True
+    return list(parts), of.tolist(), home.tolist()
+
+
+def _connected(n: int, eu: np.ndarray, ev: np.ndarray) -> bool:
+    """Whether the edges join all ``n`` nodes (labels spread to the lowest, with
+    pointer jumping, until they settle)."""
+    if n <= 1:
+        return True
+    lab = np.arange(n)
+    while True:
+        low = np.minimum(lab[eu], lab[ev])
+        new = lab.copy()
+        np.minimum.at(new, eu, low)
+        np.minimum.at(new, ev, low)
+        new = new[new]
+        if np.array_equal(new, lab):
+            return bool((lab == 0).all())
+        lab = new
 
 
 def _components(n: int, eu: list[int], ev: list[int]) -> np.ndarray:

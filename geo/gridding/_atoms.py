@@ -86,8 +86,13 @@ def _atoms(
     loads: np.ndarray,
     band: Band,
     codes: list[str],
+    *,
+    rows: np.ndarray | None = None,
 ) -> tuple[list[_Atom], list[dict[str, Any]]]:
-    """Group households into indivisible atoms; split buildings larger than ``band.max``."""
+    """Group households into indivisible atoms; split buildings larger than ``band.max``.
+
+    ``rows``: the atoms' members as ``rows[i]`` for household ``i`` of ``hh`` (the
+    positions of ``hh`` in a larger table), instead of ``i``."""
     xy = shapely.get_coordinates(np.asarray(hh.geometry.values, dtype=object))
     n = len(hh)
     if "building_id" in hh.columns:
@@ -137,7 +142,8 @@ def _atoms(
     # but at a cost per piece that dominates with 100,000 buildings)
     ends = np.cumsum(counts).tolist()
     starts = [0, *ends[:-1]]
-    groups = [order[a:b] for a, b in zip(starts, ends, strict=True)] if n else []
+    members = order if rows is None else rows[order]
+    groups = [members[a:b] for a, b in zip(starts, ends, strict=True)] if n else []
     units = hh["unit"].astype(str).to_numpy() if "unit" in hh.columns else None
     atoms: list[_Atom] = []
     exceptions: list[dict[str, Any]] = []
@@ -168,14 +174,15 @@ def _atoms(
         done = gi + 1
         if gi == len(groups):
             break
-        g = groups[gi]
+        g = order[starts[gi] : ends[gi]]
         x, y, load = mx_l[gi], my_l[gi], sums_l[gi]
         # a building larger than a grid: split by unit/floor into chunks
         if units is not None:
             g = g[np.argsort(units[g], kind="stable")]
         k = math.ceil(load / band.max)
         for c in np.array_split(g, k):
-            atoms.append(_Atom(x, y, float(loads[c].sum()), len(c), c, stack=stack_id))
+            m = c if rows is None else rows[c]
+            atoms.append(_Atom(x, y, float(loads[c].sum()), len(c), m, stack=stack_id))
         name = bld.iloc[int(g[0])] if has_b[g[0]] else f"at ({x:.6f}, {y:.6f})"
         exceptions.append(
             {
@@ -239,9 +246,61 @@ def _clip_cells(
         want = shapely.intersects(near, raw)
     out = np.full(len(raw), shapely.Polygon(), dtype=object)
     if want.any():
-        clipped = shapely.intersection(raw[want], geom)
+        clipped, _ = _clipped(raw[want], geom)
         out[want] = [_poly_only(c) for c in clipped]
     return list(out)
+
+
+def _cells_inner(
+    geom: BaseGeometry, keys: list[tuple[float, float]]
+) -> tuple[list[BaseGeometry], np.ndarray]:
+    """:func:`_cells`, and which cells lie well inside ``geom`` (Voronoi cells as
+    drawn: neighbours among them share their edges vertex for vertex)."""
+    if len(keys) == 1:
+        return [geom], np.zeros(1, dtype=bool)
+    clipped, inner = _clipped(_raw_cells(geom, keys), geom)
+    return [_poly_only(c) for c in clipped], inner
+
+
+def _clipped(cells: np.ndarray, geom: BaseGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """``shapely.intersection(cells, geom)`` for Voronoi cells, and which of them
+    lie well inside ``geom``.
+
+    A cell well inside ``geom`` comes out of the overlay as itself, its ring
+    started one vertex on; such cells are built so directly (the overlay of the
+    first of them checks that this GEOS still does so, else all are overlaid),
+    and only the cells crossing ``geom``'s boundary are overlaid."""
+    out = np.empty(len(cells), dtype=object)
+    shapely.prepare(geom)
+    inner = shapely.contains_properly(geom, cells) & (
+        shapely.get_num_interior_rings(cells) == 0
+    )
+    inner &= shapely.get_type_id(cells) == 3  # polygons
+    at = np.flatnonzero(inner)
+    if len(at):
+        turned = _started_on(cells[at])
+        probe = shapely.intersection(cells[at[0]], geom)
+        if shapely.to_wkb(probe) == shapely.to_wkb(turned[0]):
+            out[at] = turned
+        else:
+            inner[:] = False
+    rest = np.flatnonzero(~inner)
+    if len(rest):
+        out[rest] = shapely.intersection(cells[rest], geom)
+    return out, inner
+
+
+def _started_on(polys: np.ndarray) -> np.ndarray:
+    """Polygons without holes with their ring started one vertex on (the first
+    vertex dropped, the closing one now the second)."""
+    xy, ring = shapely.get_coordinates(polys, return_index=True)
+    n = np.bincount(ring, minlength=len(polys))  # closed: first == last
+    start = np.concatenate([[0], np.cumsum(n)[:-1]])
+    # per ring: vertices 1 .. n-1, then vertex 1 again
+    pos = np.arange(len(xy)) - start[ring]  # 0 .. n-1 within the ring
+    take = np.where(pos < n[ring] - 1, start[ring] + pos + 1, start[ring] + 1)
+    rings = shapely.linearrings(xy[take], indices=ring)
+    return np.asarray(shapely.polygons(rings), dtype=object)
 
 
 def _atom_parts(geom: BaseGeometry, members: list[int], atoms: list[_Atom]) -> int:

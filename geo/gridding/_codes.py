@@ -70,6 +70,48 @@ def _positions(keys: pd.Series, index: pd.Index) -> np.ndarray:
     )
 
 
+def _id_rows(
+    keys: pd.Series, index: pd.Series | pd.Index
+) -> tuple[np.ndarray | None, int]:
+    """One hash pass over two columns of identifiers (Arrow strings, none missing):
+    the row of each of ``keys`` in ``index`` (its first, as :func:`_positions`
+    gives it; -1 where it is not there) and how many distinct values ``index``
+    holds (``nunique``); rows None when ``keys`` repeat a value.
+
+    Raises ``TypeError`` for other columns (the caller looks them up one by one).
+    """
+    for col in (keys, index):
+        dt = col.dtype
+        if not (isinstance(dt, pd.StringDtype) and dt.storage == "pyarrow"):
+            raise TypeError("identifiers are not Arrow strings")
+    k, v = pa.array(keys), pa.array(index)
+    # (a column put together from several frames comes in chunks)
+    if isinstance(k, pa.ChunkedArray):
+        k = k.combine_chunks()
+    if isinstance(v, pa.ChunkedArray):
+        v = v.combine_chunks()
+    if k.type != v.type:
+        v = v.cast(k.type)
+    if k.null_count or v.null_count:
+        raise TypeError("missing identifiers")
+    m = len(v)
+    enc = pa.concat_arrays([v, k]).dictionary_encode()
+    codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    d = len(enc.dictionary)
+    cv, ck = codes[:m], codes[m:]
+    if len(ck) and int(np.bincount(ck, minlength=d).max()) > 1:
+        return None, 0
+    at = np.full(d, -1, dtype=np.int64)
+    count = np.bincount(cv, minlength=d)
+    distinct = int((count > 0).sum())
+    if distinct == m:
+        at[cv] = np.arange(m)
+    else:  # repeated identifiers: the first of each
+        seen, first = np.unique(cv, return_index=True)
+        at[seen] = first
+    return at[ck], distinct
+
+
 def _next_code(area: str, used: set[str], digits: int = 2) -> str:
     """The next free sequence number in ``area`` after every code ever used."""
     pat = re.compile(rf"^{re.escape(area)}(\d{{{digits}}})$")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -36,9 +40,45 @@ def _near(g: BaseGeometry) -> BaseGeometry:
     return shapely.buffer(g.boundary, _EDGE_TOL, quad_segs=1)
 
 
+#: margin (degrees) around a box within which :func:`_near_in` widens a boundary
+_NEAR_PAD = 16 * _EDGE_TOL
+
+
+def _near_in(
+    g: BaseGeometry,
+    x0: float,
+    y0: float,
+    x1: float,
+    y1: float,
+    *,
+    rim: BaseGeometry | None = None,
+) -> BaseGeometry:
+    """:func:`_near` of ``g`` inside the box ``(x0, y0, x1, y1)``: only the part of
+    the boundary near the box is widened (a point of the box within the tolerance
+    of the boundary is so of that part), the same polygon there at a fraction of
+    the cost for a box much smaller than ``g``. ``rim``: ``g.boundary``, when the
+    caller has it."""
+    p = _NEAR_PAD
+    line = g.boundary if rim is None else rim
+    piece = shapely.clip_by_rect(line, x0 - p, y0 - p, x1 + p, y1 + p)
+    return shapely.buffer(piece, _EDGE_TOL, quad_segs=1)
+
+
 def _edge(a: BaseGeometry, b: BaseGeometry) -> BaseGeometry:
-    """The part of ``a``'s boundary that runs along ``b``'s (within the tolerance)."""
-    return shapely.intersection(a.boundary, _near(b))
+    """The part of ``a``'s boundary that runs along ``b``'s (within the tolerance).
+
+    Only ``b``'s boundary where the two boxes meet is widened (``a``'s boundary
+    within the tolerance of ``b``'s lies there)."""
+    ax0, ay0, ax1, ay1 = a.bounds
+    bx0, by0, bx1, by1 = b.bounds
+    t = 2 * _EDGE_TOL
+    x0, y0 = max(ax0, bx0) - t, max(ay0, by0) - t
+    x1, y1 = min(ax1, bx1) + t, min(ay1, by1) + t
+    if not (x0 <= x1 and y0 <= y1):  # apart (or empty)
+        if a.is_empty or b.is_empty:
+            return shapely.intersection(a.boundary, _near(b))
+        return shapely.LineString()
+    return shapely.intersection(a.boundary, _near_in(b, x0, y0, x1, y1))
 
 
 def _join(a: BaseGeometry, b: BaseGeometry) -> BaseGeometry:
@@ -54,6 +94,26 @@ def _join(a: BaseGeometry, b: BaseGeometry) -> BaseGeometry:
     except shapely.errors.GEOSException:
         return u
     return _clean(_poly_only(snapped))
+
+
+def _joined(a: BaseGeometry, b: BaseGeometry) -> tuple[BaseGeometry, bool]:
+    """:func:`_join` of ``a`` and ``b``, and whether it is their plain union (no
+    vertex snapped to a grid, no sliver dropped): then its boundary runs along
+    theirs only."""
+    try:
+        raw = shapely.union_all(np.asarray([a, b], dtype=object))
+    except shapely.errors.GEOSException:
+        return _join(a, b), False
+    u = _clean(raw)
+    if int(shapely.get_num_geometries(u)) < int(shapely.get_num_geometries(a)) + len(
+        shapely.get_parts(b)
+    ):
+        return u, u is raw
+    try:
+        snapped = shapely.union(a, b, grid_size=1e-11)
+    except shapely.errors.GEOSException:
+        return u, False
+    return _clean(_poly_only(snapped)), False
 
 
 def _own(cell: BaseGeometry, key: tuple[float, float]) -> BaseGeometry:
@@ -162,6 +222,23 @@ def _repair(
     # the buildings of ``src`` whose cell touches ``dst``: cached until the
     # family of ``src`` or the polygon of ``dst`` changes
     edge_cache: dict[tuple[int, int, int, int], np.ndarray] = {}
+
+    rim_cache: dict[tuple[int, int], BaseGeometry] = {}
+
+    def rim(i: int) -> BaseGeometry:
+        """Grid ``i``'s boundary as it is now (drawn once per version)."""
+        nk = (i, version[i])
+        hit = rim_cache.get(nk)
+        if hit is None:
+            hit = rim_cache[nk] = geoms[i].boundary
+        return hit
+
+    def family(i: int) -> _Family:
+        f = fam.get(i)
+        if f is None:
+            f = fam[i] = _Family.of(geoms[i], mem[i], atoms, stamp=version[i])
+        return f
+
     near_cache: dict[tuple[int, int], BaseGeometry] = {}
 
     def near(i: int) -> BaseGeometry:
@@ -172,11 +249,35 @@ def _repair(
             shapely.prepare(hit)
         return hit
 
-    def family(i: int) -> _Family:
-        f = fam.get(i)
-        if f is None:
-            f = fam[i] = _Family.of(geoms[i], mem[i], atoms, stamp=version[i])
-        return f
+    # which cells of ``src``'s family may touch ``dst``, kept as ``dst`` changes
+    # without widening its whole boundary again: a grid grows by the cells it
+    # takes (a cell touching it then touched it before, or touches the cell
+    # taken) or shrinks (a cell touching it then touched it before). The mask is
+    # a superset of the cells touching ``dst``: one that no longer does shares
+    # no edge with it (its length was measured again when the cell between them
+    # moved), so no move takes it. A grid whose polygon changed otherwise (a
+    # union snapped to a grid, slivers dropped) is measured whole again.
+    touch: dict[tuple[int, int, int], tuple[int, np.ndarray]] = {}
+    taken: list[list[BaseGeometry]] = [[] for _ in geoms]  # cells taken, widened
+
+    def touching(f: _Family, src: int, dst: int, live: np.ndarray) -> np.ndarray:
+        tk = (src, f.stamp, dst)
+        hit = touch.get(tk)
+        if hit is None:
+            mask = np.zeros(len(f.cells), dtype=bool)
+            mask[live] = shapely.intersects(near(dst), f.cells[live])
+            hit = touch[tk] = (len(taken[dst]), mask)
+        elif hit[0] < len(taken[dst]):
+            mask = hit[1].copy()
+            for around in taken[dst][hit[0] :]:
+                mask[live] |= shapely.intersects(around, f.cells[live])
+            hit = touch[tk] = (len(taken[dst]), mask)
+        return hit[1]
+
+    def remeasure(grid: int) -> None:
+        """Forget which cells touch ``grid`` (its polygon changed otherwise)."""
+        for k in [k for k in touch if k[2] == grid]:
+            del touch[k]
 
     def edge_cells(src: int, dst: int) -> np.ndarray:
         """The cells of ``src``'s family (still in it) that touch ``dst``."""
@@ -187,7 +288,7 @@ def _repair(
             live = np.flatnonzero(f.alive)
             hit = live[:0]
             if len(live) > 1:
-                hit = live[shapely.intersects(near(dst), f.cells[live])]
+                hit = live[touching(f, src, dst, live)[live]]
             edge_cache[ck] = hit
         return hit
 
@@ -204,13 +305,10 @@ def _repair(
         hit = per.get(sk)
         if hit is None:
             cell = fam[src].cells[c]
-            # the other grid's widened boundary around the cell only: the same
-            # intersection, without overlaying the whole of it
+            # the other grid's boundary widened around the cell only
             x0, y0, x1, y1 = cell.bounds
             pad = 4 * _EDGE_TOL
-            around = shapely.clip_by_rect(
-                near(dst), x0 - pad, y0 - pad, x1 + pad, y1 + pad
-            )
+            around = _near_in(geoms[dst], x0, y0, x1, y1, rim=rim(dst))
             length = float(shapely.length(shapely.intersection(cell.boundary, around)))
             hit = per[sk] = (length, (x0 - pad, y0 - pad, x1 + pad, y1 + pad))
         return hit[0]
@@ -228,8 +326,13 @@ def _repair(
 
     banned: set[tuple[int, int]] = set()
     refreshed = True
+    # each grid's load, added again only when its buildings changed
+    load_at: list[tuple[int, float]] = [(-1, 0.0)] * len(mem)
     for _ in range(max_moves):
-        loads = [load(i) for i in range(len(mem))]
+        for i, (at, _) in enumerate(load_at):
+            if at != version[i]:
+                load_at[i] = (version[i], load(i))
+        loads = [v for _, v in load_at]
         bad = [i for i in range(len(mem)) if dist(loads[i]) > 1e-9 and i not in frozen]
         if not bad:
             break
@@ -279,7 +382,10 @@ def _repair(
         _, src, dst, c = best
         f = family(src)
         cell, moved = f.cells[c], f.groups[c]
-        diff = _overlay(shapely.difference, geoms[src], cell)
+        try:
+            diff, plain = shapely.difference(geoms[src], cell), True
+        except shapely.errors.GEOSException:
+            diff, plain = _overlay(shapely.difference, geoms[src], cell), False
         if diff is None:
             banned.add((src, moved[0]))
             continue
@@ -292,7 +398,15 @@ def _repair(
             banned.add((src, moved[0]))  # would split the giver: try another building
             continue
         geoms[src] = new_src
-        geoms[dst] = _join(geoms[dst], cell)
+        if not plain:
+            remeasure(src)
+        geoms[dst], plain = _joined(geoms[dst], cell)
+        if plain:
+            around = _near(cell)  # (the cell's boundary widened, once)
+            shapely.prepare(around)
+            taken[dst].append(around)
+        else:
+            remeasure(dst)
         mem[src] = rest
         mem[dst] = mem[dst] + list(moved)
         f.alive[c] = False
@@ -314,6 +428,7 @@ class _Family:
     perimeter: np.ndarray  # of each cell
     alive: np.ndarray  # still in the grid
     stamp: int  # the grid's version when drawn
+    bounds: np.ndarray  # of each cell (n, 4)
 
     @classmethod
     def of(
@@ -340,6 +455,7 @@ class _Family:
             if len(keys) > 1
             else np.zeros(len(keys), bool),
             stamp=stamp,
+            bounds=shapely.bounds(cells),
         )
 
 
@@ -356,6 +472,62 @@ class _Grid:
     accepted: bool = False  # out of band already in the previous plan, unchanged
 
 
+#: whether two polygons share an edge, by the pair, and each grid's load, by its
+#: list of atoms, within one run of the rebalancing steps (:func:`_step_memos`;
+#: polygons are immutable and the steps replace a grid's list rather than change
+#: it, and an entry keeps what it answers for alive, so an answer holds while
+#: the run lasts)
+_SHARES: ContextVar[dict[tuple[int, int], tuple[Any, Any, bool]] | None] = ContextVar(
+    "_SHARES", default=None
+)
+_LOADS: ContextVar[dict[int, tuple[Any, Any, float]] | None] = ContextVar(
+    "_LOADS", default=None
+)
+
+
+@contextmanager
+def _step_memos() -> Iterator[None]:
+    """Within the block, whether two polygons share an edge and a grid's load are
+    worked out once (dropped when the block ends)."""
+    shares = _SHARES.set({})
+    loads = _LOADS.set({})
+    try:
+        yield
+    finally:
+        _SHARES.reset(shares)
+        _LOADS.reset(loads)
+
+
+def _grid_load(x: _Grid, atoms: list[_Atom]) -> float:
+    """``float(_load_sum(atoms, x.atoms))``, once per list of atoms in a run."""
+    memo = _LOADS.get()
+    if memo is None:
+        return float(_load_sum(atoms, x.atoms))
+    held = x.atoms
+    hit = memo.get(id(held))
+    if hit is not None and hit[0] is held and hit[1] is atoms:
+        return hit[2]
+    value = float(_load_sum(atoms, held))
+    memo[id(held)] = (held, atoms, value)
+    return value
+
+
+def _shares_edge(a: BaseGeometry, b: BaseGeometry) -> bool:
+    """Whether ``a`` and ``b`` are within the tolerance and ``a``'s boundary runs
+    along ``b``'s for more than ``_MIN_EDGE``."""
+    memo = _SHARES.get()
+    key = (id(a), id(b))
+    hit = memo.get(key) if memo is not None else None
+    if hit is not None and hit[0] is a and hit[1] is b:
+        return hit[2]
+    yes = bool(
+        shapely.dwithin(a, b, _EDGE_TOL) and shapely.length(_edge(a, b)) > _MIN_EDGE
+    )
+    if memo is not None:
+        memo[key] = (a, b, yes)
+    return yes
+
+
 def _neighbours(c: _Grid, cells: list[_Grid]) -> list[_Grid]:
     return [
         o
@@ -363,8 +535,7 @@ def _neighbours(c: _Grid, cells: list[_Grid]) -> list[_Grid]:
         if o is not c
         and not o.locked
         and (o.area_code == c.area_code or (o.areas & c.areas))
-        and shapely.dwithin(o.geom, c.geom, _EDGE_TOL)
-        and shapely.length(_edge(o.geom, c.geom)) > _MIN_EDGE
+        and _shares_edge(o.geom, c.geom)
     ]
 
 
@@ -372,7 +543,7 @@ def _flow(cells: list[_Grid], atoms: list[_Atom], band: Band) -> None:
     """Single-hop moves of whole buildings from over- to under-loaded neighbours."""
 
     def load(c: _Grid) -> float:
-        return float(_load_sum(atoms, c.atoms))
+        return _grid_load(c, atoms)
 
     for c in list(cells):
         if c.locked or band.min - 1e-9 <= load(c) <= band.max + 1e-9:
@@ -403,7 +574,7 @@ def _chain_flow(
     """
 
     def load(c: _Grid) -> float:
-        return float(_load_sum(atoms, c.atoms))
+        return _grid_load(c, atoms)
 
     steps = 0
     for c in list(cells):
@@ -433,7 +604,7 @@ def _path_to_slack(
     c: _Grid, cells: list[_Grid], atoms: list[_Atom], band: Band, over: bool
 ) -> list[_Grid] | None:
     def load(x: _Grid) -> float:
-        return float(_load_sum(atoms, x.atoms))
+        return _grid_load(x, atoms)
 
     seen = {id(c)}
     frontier: list[list[_Grid]] = [[c]]
@@ -465,7 +636,10 @@ def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
     if shapely.length(edge) <= _MIN_EDGE:
         return False
     cells = _cells(src.geom, keys, near=edge)
-    dst_near = _near(dst.geom)
+    # the cells' boundaries near dst's lie within the tolerance of the edge
+    ex0, ey0, ex1, ey1 = edge.bounds
+    t = 2 * _EDGE_TOL
+    dst_near = _near_in(dst.geom, ex0 - t, ey0 - t, ex1 + t, ey1 + t)
     options = []
     for key, cell in zip(keys, cells, strict=True):
         if cell.is_empty:

@@ -9,11 +9,11 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.gridding._atoms import _Atom, _load_sum, _Unit
+from geo.gridding._atoms import _Atom, _Unit
 from geo.gridding._codes import _next_code
 from geo.gridding._cuts import _partition
 from geo.gridding._geometry import _ANGLES, _halfplane, _overlay, _poly_only
-from geo.gridding._moves import _edge, _Grid, _join, _neighbours
+from geo.gridding._moves import _edge, _Grid, _grid_load, _join, _neighbours
 from geo.plan import Band
 
 
@@ -31,7 +31,7 @@ def _split_first(
     cannot, when that room cannot take its surplus (it is re-cut with a
     neighbour into three grids).
     """
-    loads = {id(c): float(_load_sum(atoms, c.atoms)) for c in cells}
+    loads = {id(c): _grid_load(c, atoms) for c in cells}
     out = []
     over = [c for c in cells if not c.locked and loads[id(c)] > band.max + 1e-9]
     for c in sorted(over, key=lambda x: (-loads[id(x)], x.code)):
@@ -86,7 +86,7 @@ def _split_grid(
     used: set[str],
     log: list[dict[str, Any]],
 ) -> None:
-    total = float(_load_sum(atoms, c.atoms))
+    total = _grid_load(c, atoms)
     k = band.grid_count(total)
     if k <= 1:
         return
@@ -202,7 +202,7 @@ def _recut_with_neighbour(
     three grids (both keep their codes on the pieces holding most of their households)."""
 
     def load(x: _Grid) -> float:
-        return float(_load_sum(atoms, x.atoms))
+        return _grid_load(x, atoms)
 
     options = []
     for n in _neighbours(c, cells):
@@ -256,7 +256,7 @@ def _merge_grid(
     log: list[dict[str, Any]],
 ) -> None:
     def load(x: _Grid) -> float:
-        return float(_load_sum(atoms, x.atoms))
+        return _grid_load(x, atoms)
 
     options = [o for o in _neighbours(c, cells) if load(o) + load(c) <= band.max + 1e-9]
     if not options:

@@ -466,23 +466,29 @@ def _improve_kept(
     for i, p in enumerate(parts):
         lab[p] = i
     k = len(parts)
-    # each old grid's part: the one holding most of its load (greedy matching)
-    common: dict[tuple[int, int], float] = {}
-    for v in range(n):
-        key = (int(lab[v]), int(label[v]))
-        common[key] = common.get(key, 0.0) + float(g.w[v])
+    # each old grid's part: the one holding most of its load (greedy matching);
+    # the loads of each (part, old grid) added in node order, as one by one
+    n_old = int(label.max(initial=-1)) + 2
+    pair, at = np.unique(lab * n_old + (label + 1), return_inverse=True)
+    sums = np.bincount(at.ravel(), weights=g.w, minlength=len(pair)).tolist()
+    keys = [(int(x) // n_old, int(x) % n_old - 1) for x in pair.tolist()]
     part_of: dict[int, int] = {}
     used: set[int] = set()
-    for (pi, li), _ in sorted(common.items(), key=lambda t: (-t[1], t[0])):
+    for (pi, li), _ in sorted(
+        zip(keys, sums, strict=True), key=lambda t: (-t[1], t[0])
+    ):
         if pi not in used and li not in part_of:
             part_of[li] = pi
             used.add(pi)
-    target = np.array([part_of.get(int(label[v]), -1) for v in range(n)])
-    adj: list[list[int]] = [[] for _ in range(n)]
-    for a, b in zip(g.eu.tolist(), g.ev.tolist(), strict=True):
-        adj[a].append(b)
-        adj[b].append(a)
-    loads = np.bincount(lab, weights=g.w, minlength=k)
+    to = np.full(n_old, -1, dtype=np.int64)
+    for li, pi in part_of.items():
+        to[li + 1] = pi
+    target = to[label + 1]
+    adj = g.adjacency()
+    loads = np.bincount(lab, weights=g.w, minlength=k).tolist()
+    w_l = g.w.tolist()
+    target_l = target.tolist()
+    lo, hi = band.min - 1e-9, band.max + 1e-9
     # the same labels as a list, and each part's nodes: a connectivity check then
     # walks the part only, not the whole graph
     labl = lab.tolist()
@@ -503,24 +509,28 @@ def _improve_kept(
             v = stack.pop()
             for u in adj[v]:
                 if u != without and labl[u] == part and u not in seen:
-                    if u in ring or any(x in ring for x in adj[u]):
+                    if u in ring or not ring.isdisjoint(adj[u]):
                         seen.add(u)
                         stack.append(u)
         return ring <= seen
 
     def still_connected(part: int, without: int) -> bool:
-        size = len(nodes_of[part]) - (without in nodes_of[part])
+        members = nodes_of[part]
+        size = len(members) - (without in members)
         if size <= 0:
             return False
         if locally_joined(part, without):
             return True
-        start = min(nodes_of[part] - {without})
+        # (whether the part stays joined does not depend on where the walk starts)
+        start = next((u for u in adj[without] if labl[u] == part), None)
+        if start is None:  # (a part already in pieces: any node of the rest)
+            start = min(members - {without})
         seen = {start}
         stack = [start]
         while stack:
             v = stack.pop()
             for u in adj[v]:
-                if u != without and labl[u] == part and u not in seen:
+                if u != without and u not in seen and labl[u] == part:
                     seen.add(u)
                     stack.append(u)
         return len(seen) == size
@@ -528,11 +538,11 @@ def _improve_kept(
     for _ in range(20):
         moved = False
         for v in np.flatnonzero((target >= 0) & (target != lab)).tolist():
-            t, s = int(target[v]), labl[v]
-            if t == s or not any(labl[u] == t for u in adj[v]):
+            t, s = target_l[v], labl[v]
+            if t == s or t not in [labl[u] for u in adj[v]]:
                 continue
-            w = float(g.w[v])
-            if loads[s] - w < band.min - 1e-9 or loads[t] + w > band.max + 1e-9:
+            w = w_l[v]
+            if loads[s] - w < lo or loads[t] + w > hi:
                 continue
             if not still_connected(s, v):
                 continue

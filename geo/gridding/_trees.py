@@ -69,6 +69,8 @@ def _spanning_tree(
         return np.zeros(0, dtype=np.int64)
     local = np.full(int(max(eu.max(initial=0), ev.max(initial=0), nodes.max())) + 1, -1)
     local[nodes] = np.arange(m)
+    if len(weights) <= _KRUSKAL_MAX:
+        return _kruskal(m, local[eu].tolist(), local[ev].tolist(), weights)
     u, v = local[eu], local[ev]
     rank = np.empty(len(weights), dtype=np.int64)
     rank[np.argsort(weights, kind="stable")] = np.arange(len(weights))
@@ -104,6 +106,38 @@ def _spanning_tree(
     if len(tree) != m - 1:
         return None
     return tree[np.argsort(rank[tree])]
+
+
+#: edges up to which :func:`_spanning_tree` runs Kruskal's algorithm in Python
+#: (it stops once the tree is complete, and costs no numpy call per round)
+_KRUSKAL_MAX = 20_000
+
+
+def _kruskal(
+    m: int, u: list[int], v: list[int], weights: np.ndarray
+) -> np.ndarray | None:
+    """:func:`_spanning_tree` by Kruskal's algorithm: the edges by weight (ties by
+    position: a stable sort), each taken when it joins two components (union-find
+    with path halving), lightest first; None when they do not connect the ``m``
+    nodes. The same tree as Borůvka's, whose edges are ranked the same way."""
+    parent = list(range(m))
+    tree: list[int] = []
+    for e in np.argsort(weights, kind="stable").tolist():
+        a, b = u[e], v[e]
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        while parent[b] != b:
+            parent[b] = parent[parent[b]]
+            b = parent[b]
+        if a != b:
+            parent[a] = b
+            tree.append(e)
+            if len(tree) == m - 1:
+                break
+    if len(tree) != m - 1:
+        return None
+    return np.asarray(tree, dtype=np.int64)
 
 
 def _bits(x: int) -> list[int]:

@@ -10,16 +10,16 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.gridding._atoms import _Atom, _load_sum
+from geo.gridding._atoms import _Atom
 from geo.gridding._codes import _next_code
-from geo.gridding._moves import _MIN_EDGE, _edge, _Grid, _neighbours
+from geo.gridding._moves import _MIN_EDGE, _edge, _Grid, _grid_load, _neighbours
 from geo.gridding._recut import _WINDOW_TREES, _Clock, _recut, _steps, _window
 from geo.gridding._trees import TREE_TRIES, _subset_sum_proof
 from geo.plan import UNRESOLVED, Band
 
 
 def _load(c: _Grid, atoms: list[_Atom]) -> float:
-    return float(_load_sum(atoms, c.atoms))
+    return _grid_load(c, atoms)
 
 
 def _broken(x: _Grid, parts0: dict[str, int]) -> bool:
@@ -51,7 +51,7 @@ def _recut_windows(
     band."""
 
     def load(x: _Grid) -> float:
-        return float(_load_sum(atoms, x.atoms))
+        return _grid_load(x, atoms)
 
     causes: dict[str, tuple[str, dict[str, Any]]] = {}
     tried: dict[frozenset[str], dict[str, Any]] = {}
@@ -179,7 +179,7 @@ def _window_cause(
     """
 
     def load(x: _Grid) -> float:
-        return float(_load_sum(atoms, x.atoms))
+        return _grid_load(x, atoms)
 
     codes = sorted(x.code for x in comp)
     total = float(sum(load(x) for x in comp))
@@ -252,7 +252,7 @@ def _grow_and_recut(
     True when one did. Stops when the clock is out."""
 
     def load(x: _Grid) -> float:
-        return float(_load_sum(atoms, x.atoms))
+        return _grid_load(x, atoms)
 
     def pieces_of(g: BaseGeometry) -> int:
         return int(shapely.get_num_geometries(g))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,11 +11,12 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 
 from geo.crs import STORAGE_CRS
 from geo.gridding._atoms import _Atom, _atoms, _load_sum
-from geo.gridding._codes import _natural, _positions
+from geo.gridding._codes import _id_rows, _natural, _positions
 from geo.gridding._fork import collector_paused
 from geo.gridding._geometry import _poly_only
 from geo.gridding._moves import (
@@ -22,6 +24,7 @@ from geo.gridding._moves import (
     _chain_flow,
     _flow,
     _Grid,
+    _step_memos,
 )
 from geo.gridding._rebalance_steps import (
     _merge_grid,
@@ -137,7 +140,15 @@ def rebalance(
     for col in ("grid_code", "area_code"):
         if col not in grids.columns:
             raise ValueError(f"grids need a '{col}' column")
-    if households["household_id"].duplicated().any():
+    # each household's row in the old assignments (and whether two households
+    # share an identifier) in one hash pass, when both are Arrow strings
+    try:
+        rows, old_ids = _id_rows(
+            households["household_id"], assignments["household_id"]
+        )
+    except (TypeError, KeyError):
+        rows, old_ids = None, -1
+    if rows is None and households["household_id"].duplicated().any():
         dup = households["household_id"][households["household_id"].duplicated()].iloc[
             0
         ]
@@ -152,12 +163,16 @@ def rebalance(
     )["grid_code"]
     hh["household_id"] = hh["household_id"].astype(str)
 
-    # each household's row in the old assignments, its old grid code and position
-    row = _positions(hh["household_id"], old.index)
+    # each household's row in the old assignments, its old grid code (as a
+    # position in ``old_codes``; -1: none, a new household) and grid position
+    if rows is None:
+        row = _positions(hh["household_id"], old.index)
+        old_ids = int(old.index.nunique())
+    else:
+        row = rows
     known = row >= 0
-    prev = np.full(len(hh), None, dtype=object)
-    prev[known] = old.to_numpy(dtype=object)[row[known]]
     grid_of_row, old_codes = pd.factorize(old)
+    prev = np.where(known, grid_of_row[np.maximum(row, 0)] if len(old) else -1, -1)
     at = pd.Index(g["grid_code"].astype(str)).get_indexer(old_codes)[grid_of_row]
     prev_pos = np.where(known, at[np.maximum(row, 0)] if len(at) else -1, -1)
     pos = _natural(g, hh, old, prev_pos=prev_pos)
@@ -174,7 +189,6 @@ def rebalance(
         if weight
         else np.ones(len(hh))
     )
-    natural_code = np.array(codes, dtype=object)[pos]
     was_here = prev_pos == pos
     locked_set = set(locked)
     before = np.bincount(at[at >= 0], minlength=len(g)).astype(float)
@@ -208,13 +222,20 @@ def rebalance(
     lower_bound = state.lower_bound
 
     plan, changes, stats = _assemble(
-        cells, atoms, hh, prev, natural_code, band, exceptions=exceptions, causes=causes
+        cells,
+        (atoms, run.atom_of),
+        hh,
+        (prev, list(old_codes)),
+        (pos, codes),
+        band,
+        exceptions=exceptions,
+        causes=causes,
     )
     retired = sorted(set(codes) - set(plan.grids["grid_code"]))
     report = {
         "moved_households": stats["moved"],
         "new_households": stats["new"],
-        "removed_households": _removed(old, prev),
+        "removed_households": old_ids - int((prev >= 0).sum()),
         "lower_bound": lower_bound,
         "moved_to_lower_bound": (
             round(stats["moved"] / lower_bound, 3) if lower_bound > 0 else None
@@ -326,11 +347,86 @@ def _oversize(
 ) -> list[dict[str, Any]]:
     """The ``building_split`` exceptions of the whole plan (buildings, or points,
     holding more than ``band.max`` in one grid), as :func:`_atoms` reports them."""
-    xy = shapely.get_coordinates(np.asarray(hh.geometry.values, dtype=object))
+    pts = np.asarray(hh.geometry.values, dtype=object)
     if "building_id" in hh.columns:
         b = pd.factorize(hh["building_id"])[0]
     else:
         b = np.full(len(hh), -1)
+    # the coordinates of the households without a building (the others are
+    # grouped by building); every household's where a point is missing or empty
+    no_b = np.flatnonzero(b < 0)
+    xy = np.zeros((len(hh), 2))
+    at = shapely.get_coordinates(pts[no_b])
+    if len(at) == len(no_b):
+        xy[no_b] = at
+    else:
+        xy = shapely.get_coordinates(pts)
+    if len(hh) and len(xy) == len(hh) and bool((loads >= 0).all()):
+        # a first sieve: households hashed by (building or point, grid) into
+        # buckets; a building over the band is in a bucket over it (loads are not
+        # negative), so only the households of such buckets are grouped exactly
+        cand = _heavy_buckets(b, xy, pos, loads, band.max)
+        if not len(cand):
+            return []
+        if len(cand) < len(hh):
+            return _oversize_of(
+                hh,
+                cand,
+                b_all=b,
+                xy_all=xy,
+                pos_all=pos,
+                loads_all=loads,
+                band=band,
+                codes=codes,
+            )
+    return _oversize_of(
+        hh,
+        np.arange(len(hh)),
+        b_all=b,
+        xy_all=xy,
+        pos_all=pos,
+        loads_all=loads,
+        band=band,
+        codes=codes,
+    )
+
+
+def _heavy_buckets(
+    b: np.ndarray, xy: np.ndarray, pos: np.ndarray, loads: np.ndarray, cap: float
+) -> np.ndarray:
+    """Positions of the households whose bucket (a hash of their building, or of
+    their point rounded as :func:`_atoms` rounds it, and of their grid) holds more
+    than ``cap``: every building (or point) over ``cap`` in one grid is among them."""
+    with np.errstate(over="ignore"):
+        # the rounded coordinates' bits (+ 0.0: -0.0 and 0.0 are one point)
+        kx = (xy[:, 0].round(7) + 0.0).view(np.uint64)
+        ky = (xy[:, 1].round(7) + 0.0).view(np.uint64)
+        key = np.where(
+            b >= 0,
+            b.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15),
+            (kx * np.uint64(0xC2B2AE3D27D4EB4F)) ^ (ky * np.uint64(0x165667B19E3779F9)),
+        )
+        key = (
+            key ^ (pos.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93))
+        ) * np.uint64(0xFF51AFD7ED558CCD)
+    bucket = (key >> np.uint64(48)).astype(np.int64)  # 2**16 buckets
+    heavy = np.bincount(bucket, weights=loads, minlength=1 << 16) > cap
+    return np.flatnonzero(heavy[bucket])
+
+
+def _oversize_of(
+    hh: gpd.GeoDataFrame,
+    sel: np.ndarray,
+    *,
+    b_all: np.ndarray,
+    xy_all: np.ndarray,
+    pos_all: np.ndarray,
+    loads_all: np.ndarray,
+    band: Band,
+    codes: list[str],
+) -> list[dict[str, Any]]:
+    """:func:`_oversize` on the households at ``sel`` (whole buildings and points)."""
+    b, xy, pos, loads = b_all[sel].copy(), xy_all[sel], pos_all[sel], loads_all[sel]
     # households without a building stay together by point (rounded as _atoms does)
     no_b = np.flatnonzero(b < 0)
     if len(no_b):
@@ -340,9 +436,14 @@ def _oversize(
     over = np.bincount(group, weights=loads)[group] > band.max
     if not over.any():
         return []
-    sel = np.flatnonzero(over)
-    _, exceptions = _atoms(hh.iloc[sel], pos[sel], loads[sel], band, codes)
+    sel = sel[np.flatnonzero(over)]
+    _, exceptions = _atoms(hh.iloc[sel], pos_all[sel], loads_all[sel], band, codes)
     return exceptions
+
+
+_MEMBERS = operator.attrgetter("members")
+_COUNT = operator.attrgetter("count")
+_FIRST = operator.itemgetter(0)
 
 
 @dataclass
@@ -352,6 +453,7 @@ class _Run:
 
     cells: list[_Grid]
     atoms: list[_Atom]
+    atom_of: np.ndarray  # each household's atom
     causes: dict[str, tuple[str, dict[str, Any]]]
     split_log: list[dict[str, Any]]
     merge_log: list[dict[str, Any]]
@@ -380,12 +482,13 @@ def _run(
         inside[:] = False
         inside[scope] = True
     sel = np.flatnonzero(inside[pos])
-    sub = hh if len(sel) == len(hh) else hh.iloc[sel]
-    atoms, _ = _atoms(sub, pos[sel], loads[sel], band, codes)
+    whole = len(sel) == len(hh)
+    sub = hh if whole else hh.iloc[sel]
+    # members as positions in ``hh``
+    atoms, _ = _atoms(
+        sub, pos[sel], loads[sel], band, codes, rows=None if whole else sel
+    )
     n_scope = len(atoms)
-    if len(sel) != len(hh):
-        for a in atoms:  # members as positions in ``hh``
-            a.members = sel[a.members]
     area_codes = g["area_code"].astype(str).tolist()
     covered = g["areas"].tolist() if "areas" in g.columns else [None] * n
     geoms = list(g.geometry.values)
@@ -405,51 +508,63 @@ def _run(
         )
         for i in range(n)
     ]
-    for a_i, a in enumerate(atoms):
-        cells[int(pos[a.members[0]])].atoms.append(a_i)
+    # each atom in the grid of its first household, in the order of the atoms
+    held = list(map(_MEMBERS, atoms))
+    first = np.fromiter(map(_FIRST, held), np.int64, n_scope)
+    cell_of = pos[first]
+    by_cell = np.argsort(cell_of, kind="stable")
+    ends = np.searchsorted(cell_of[by_cell], np.arange(n + 1))
+    for i in np.unique(cell_of).tolist():
+        cells[i].atoms = by_cell[ends[i] : ends[i + 1]].tolist()
     # households of each atom that were already in its grid (one bincount)
-    sizes = np.fromiter(
-        (len(a.members) for a in atoms), dtype=np.int64, count=len(atoms)
-    )
-    atom_of = np.repeat(np.arange(len(atoms)), sizes)
-    members = np.concatenate([a.members for a in atoms]) if atoms else np.array([], int)
+    sizes = np.fromiter(map(len, held), dtype=np.int64, count=n_scope)
+    atom_of = np.repeat(np.arange(n_scope), sizes)
+    members = np.concatenate(held) if atoms else np.array([], int)
     stay = np.bincount(
         atom_of, weights=was_here[members].astype(float), minlength=len(atoms)
     )
     # the grids outside the scope: one block of households each, never changed
     order = np.argsort(pos, kind="stable")
     bounds = np.searchsorted(pos[order], np.arange(n + 1))
+    # each household's atom (for the plan's assignments)
+    atom_of_hh = np.full(len(hh), -1, dtype=np.int64)
+    atom_of_hh[members] = atom_of
+    block_of = np.full(n, -1, dtype=np.int64)
     for i in np.flatnonzero(~inside).tolist():
         block = order[bounds[i] : bounds[i + 1]]
         if len(block):
             atoms.append(_Atom(0.0, 0.0, float(state.loads[i]), len(block), block))
             cells[i].atoms.append(len(atoms) - 1)
+            block_of[i] = len(atoms) - 1
         cells[i].locked = True
+    outside = np.flatnonzero(~inside[pos])
+    atom_of_hh[outside] = block_of[pos[outside]]
     work = [cells[i] for i in np.flatnonzero(inside).tolist()]
     used = set(codes) | {str(c) for c in retired_codes}
     split_log: list[dict[str, Any]] = []
     merge_log: list[dict[str, Any]] = []
     recut_log: list[dict[str, Any]] = []
     # each atom of the scope (they come first) and the grid it was in
-    first = np.fromiter((a.members[0] for a in atoms[:n_scope]), np.int64, n_scope)
     origin_of = dict(
         zip(
             range(n_scope),
-            np.asarray(codes, dtype=object)[pos[first]].tolist(),
+            np.asarray(codes, dtype=object)[cell_of].tolist(),
             strict=True,
         )
     )
-    parts0 = {c: len(shapely.get_parts(gm)) for c, gm in zip(codes, geoms, strict=True)}
-    causes = _steps_on(
-        work,
-        atoms,
-        band,
-        stay,
-        used=used,
-        logs=(split_log, merge_log, recut_log),
-        origin_of=origin_of,
-        parts0=parts0,
-    )
+    n_parts = shapely.get_num_geometries(np.asarray(geoms, dtype=object)).tolist()
+    parts0 = dict(zip(codes, n_parts, strict=True))
+    with _step_memos():
+        causes = _steps_on(
+            work,
+            atoms,
+            band,
+            stay,
+            used=used,
+            logs=(split_log, merge_log, recut_log),
+            origin_of=origin_of,
+            parts0=parts0,
+        )
     settled = not causes and not any(
         not c.locked and (not band.contains(_load(c, atoms)) or _broken(c, parts0))
         for c in work
@@ -462,6 +577,7 @@ def _run(
     return _Run(
         cells=final,
         atoms=atoms,
+        atom_of=atom_of_hh,
         causes=causes,
         split_log=split_log,
         merge_log=merge_log,
@@ -524,33 +640,37 @@ def _steps_on(
     )
 
 
-def _removed(old: pd.Series, prev: np.ndarray) -> int:
-    """Households of the old plan that are no longer there (``prev``: the old grid
-    of each household now, missing for new ones)."""
-    return int(old.index.nunique() - (~pd.isna(prev)).sum())
-
-
 def _assemble(
     cells: list[_Grid],
-    atoms: list[_Atom],
+    held: tuple[list[_Atom], np.ndarray],
     hh: gpd.GeoDataFrame,
-    prev: np.ndarray,
-    natural_code: np.ndarray,
+    before: tuple[np.ndarray, list[str]],
+    natural: tuple[np.ndarray, list[str]],
     band: Band,
     *,
     exceptions: list[dict[str, Any]],
     causes: dict[str, tuple[str, dict[str, Any]]] | None = None,
 ) -> tuple[GridPlan, pd.DataFrame, dict[str, int]]:
-    ids = hh["household_id"].to_numpy()
+    """The new plan, its changes and counts. ``before``: each household's old grid
+    code as a position in the old codes (-1: new); ``natural``: its natural grid
+    as a position in the plan's grids, and their codes. Codes are compared as
+    numbers (one number per code, old or new), not as strings; ``held``: the
+    atoms and each household's atom."""
+    atoms, atom_of = held
+    prev, old_codes = before
+    pos, codes = natural
+    uid = {c: i for i, c in enumerate(old_codes)}
+    for name in [c.code for c in cells] + list(codes):
+        uid.setdefault(name, len(uid))
+    names = list(uid)
     rows = []
-    grid_of = np.empty(len(hh), dtype=object)
+    # each household's grid: that of its atom
+    atom_grid = np.full(len(atoms) + 1, -1, dtype=np.int64)  # (the last: no atom)
     for c in cells:
-        members = (
-            np.concatenate([atoms[a].members for a in c.atoms])
-            if c.atoms
-            else np.array([], dtype=np.int64)
-        )
-        grid_of[members] = c.code
+        atom_grid[c.atoms] = uid[c.code]
+    grid_of = atom_grid[atom_of]
+    for c in cells:
+        n_members = sum(map(_COUNT, map(atoms.__getitem__, c.atoms)))
         ld = float(_load_sum(atoms, c.atoms))
         reason = None
         if not band.min - 1e-9 <= ld <= band.max + 1e-9:
@@ -568,7 +688,7 @@ def _assemble(
                 "grid_code": c.code,
                 "kind": "out_of_band",
                 "reason": reason,
-                "households": len(members),
+                "households": n_members,
             }
             cause = _cause(c, ld, causes or {})
             if cause is not None:
@@ -579,7 +699,7 @@ def _assemble(
         if not geom.is_valid:  # never hand on an invalid polygon
             geom = _poly_only(shapely.make_valid(geom))
         geom = shapely.MultiPolygon([geom]) if geom.geom_type == "Polygon" else geom
-        n_parts = len(shapely.get_parts(geom))
+        n_parts = int(shapely.get_num_geometries(geom))
         if n_parts > 1:
             exceptions.append(
                 {
@@ -588,34 +708,45 @@ def _assemble(
                     "kind": "not_contiguous",
                     "reason": f"grid has {n_parts} separate parts"
                     + (" (unchanged from the previous plan)" if not c.touched else ""),
-                    "households": len(members),
+                    "households": n_members,
                 }
             )
         rows.append(
             {
                 "grid_code": c.code,
                 "area_code": c.area_code,
-                "households": len(members),
+                "households": n_members,
                 "load": ld,
                 "areas": c.area_code,
                 "exception": reason,
-                "parts": len(shapely.get_parts(geom)),
+                "parts": n_parts,
                 "geometry": geom,
             }
         )
     grids = gpd.GeoDataFrame(rows, geometry="geometry", crs=STORAGE_CRS)
     grids = grids.sort_values("grid_code", kind="stable").reset_index(drop=True)
-    assignments = pd.DataFrame({"household_id": ids, "grid_code": grid_of})
-    new = pd.isna(prev)
-    changed = new | (prev != grid_of)
+    # (an object array of None for a household in no grid, which cannot happen)
+    label = np.asarray([*names, None], dtype=object)
+    ids = hh["household_id"]
+    grid_col: Any = label[grid_of]
+    if (grid_of >= 0).all() and isinstance(ids.dtype, pd.StringDtype):
+        grid_col = pd.array(
+            pa.array(names, type=pa.large_string()).take(pa.array(grid_of)),
+            dtype=ids.dtype,
+        )
+    assignments = pd.DataFrame({"household_id": ids.array, "grid_code": grid_col})
+    new = prev < 0
+    changed = np.flatnonzero(new | (prev != grid_of))
+    was = np.asarray([*old_codes, ""], dtype=object)
     changes = pd.DataFrame(
         {
-            "household_id": ids[changed],
-            "old_grid_code": np.where(new, "", prev)[changed],
-            "new_grid_code": grid_of[changed],
+            "household_id": ids.iloc[changed].to_numpy(),
+            "old_grid_code": was[prev[changed]],
+            "new_grid_code": label[grid_of[changed]],
         }
     )
-    moved = int((natural_code != grid_of).sum())
+    natural_id = np.asarray([uid[c] for c in codes], dtype=np.int64)
+    moved = int((natural_id[pos] != grid_of).sum())
     stats = {"moved": moved, "new": int(new.sum())}
     metrics = plan_metrics(grids, min_households=band.min, max_households=band.max)
     plan = GridPlan(
