@@ -26,6 +26,9 @@ EXCEPTION_CAUSES: dict[str, str] = {
     "no_in_band_grouping": "a building of the unit belongs to no set of its whole "
     "buildings whose total is in band (an exact subset-sum, in the check), so no "
     "grid holding it can be in band",
+    "no_in_band_split": "the unit's whole buildings cannot be split into groups "
+    "that each total min–max, however they are grouped and wherever they stand "
+    "(an exhaustive search; the groups it tried are counted in the check)",
     "locked": "locked grids block every in-band answer (rebalancing)",
     "search_timed_out": "a search hit its time cap before it found an in-band "
     "answer or proved that none exists (the cap is in the check)",

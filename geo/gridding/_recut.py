@@ -30,6 +30,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.gridding._adjacency import _Graph, _graph
 from geo.gridding._atoms import _Atom, _load_sum
+from geo.gridding._exact import EXACT_STEPS, _exact_partition, _split_exists
 from geo.gridding._geometry import _SLIVER, _clean, _cover_union, _poly_only
 from geo.gridding._moves import _EDGE_TOL, _MIN_EDGE, _edge, _join
 from geo.gridding._trees import (
@@ -63,6 +64,10 @@ _WANT_KEPT = 4
 #: spanning trees drawn for a window smaller than the whole unit (the whole unit,
 #: tried last, gets ``TREE_TRIES``)
 _WINDOW_TREES = 24
+
+
+#: the exact method's cap for such a window (the whole unit gets ``EXACT_STEPS``)
+_WINDOW_EXACT = EXACT_STEPS // 10
 
 
 def _cap() -> float:
@@ -310,13 +315,78 @@ def _tree_found(
         stats["trees"] = stats.get("trees", 0) + res.trees
         stats["tree_cap"] = max(stats.get("tree_cap", 0), tries)
         stats["tree_timed_out"] = stats.get("tree_timed_out", False) or res.timed_out
+    return _scored(g, res.parts, atoms, band, old=old, label=label)
+
+
+def _no_split(
+    members: list[int],
+    atoms: list[_Atom],
+    band: Band,
+    steps: int,
+    stats: dict[str, Any] | None,
+) -> bool:
+    """Whether the exact method proves that the whole buildings of ``members``
+    cannot be split into in-band groups at all, wherever they stand
+    (:func:`geo.gridding._exact._split_exists`, up to ``steps`` groups);
+    ``stats["split_groups"]`` records the groups it tried."""
+    loads = np.array([atoms[a].load for a in members], dtype=float)
+    can, used = _split_exists(loads, band, steps=steps)
+    if stats is not None:
+        stats["split_groups"] = used
+    return can is False
+
+
+def _exact_found(
+    graphs: tuple[_Graph, _Graph | None],
+    members: list[int],
+    atoms: list[_Atom],
+    band: Band,
+    kx: float,
+    *,
+    old: dict[int, str] | None,
+    steps: int,
+    stats: dict[str, Any] | None,
+) -> tuple[_Graph, list[tuple[tuple[float, ...], list[np.ndarray]]]]:
+    """Every connected split of the buildings' graph, then of the rim graph with
+    its runs of empty nodes contracted (:func:`geo.gridding._exact._exact_partition`,
+    up to ``steps`` connected groups each): the graph of the first partition found
+    and the partition scored, else the first graph and nothing."""
+    g, g_rim = graphs
+    for graph, contract in ((g, False), (g_rim, True)):
+        if graph is None:
+            continue
+        ex = _exact_partition(
+            graph, band, kx=kx, steps=steps, cap_s=_cap(), contract=contract
+        )
+        if stats is not None:
+            stats["exact_steps"] = stats.get("exact_steps", 0) + ex.steps
+        if ex.parts is not None:
+            label = _labels(graph, members, atoms, old)
+            found = _scored(graph, [ex.parts], atoms, band, old=old, label=label)
+            if found:
+                return graph, found
+    return g, []
+
+
+def _scored(
+    g: _Graph,
+    partitions: list[list[np.ndarray]],
+    atoms: list[_Atom],
+    band: Band,
+    *,
+    old: dict[int, str] | None,
+    label: np.ndarray | None,
+) -> list[tuple[tuple[float, ...], list[np.ndarray]]]:
+    """Partitions of ``g`` scored as :func:`_search` scores its own (each first
+    improved towards keeping households in their grid when rebalancing); those
+    with a part of empty slices only (a grid without territory) are left out."""
     found: list[tuple[tuple[float, ...], list[np.ndarray]]] = []
-    for parts in res.parts:
+    for parts in partitions:
         if old is not None and label is not None:
             parts = _improve_kept(g, parts, label, band)
         broken, pp_mean, lab, _ = _score(g, parts)
         if (np.bincount(lab, weights=g.area, minlength=len(parts)) <= 0).any():
-            continue  # a part of empty slices only: a grid without territory
+            continue
         kept = _kept(g, parts, atoms, old) if old is not None else 0.0
         found.append(((broken, -kept, -pp_mean), parts))
     return found
@@ -381,19 +451,25 @@ def _recut(
     old: dict[int, str] | None = None,
     seed: int = 0,
     trees: int = TREE_TRIES,
+    exact: int = EXACT_STEPS,
     stats: dict[str, Any] | None = None,
 ) -> tuple[list[tuple[BaseGeometry, list[int]]] | None, str | None]:
     """Cut ``geom`` (holding ``members``) into contiguous in-band grids: ``k`` of
     them by the bipartition search, else as many as exact cuts of up to ``trees``
     random spanning trees give (on each of the two graphs: the buildings' cells,
-    then with empty nodes on the boundary).
+    then with empty nodes on the boundary), else the exact method's first
+    partition (:func:`geo.gridding._exact._exact_partition`, up to ``exact``
+    connected parts on each graph).
 
     ``old`` maps atoms to their grid code before (rebalancing): among the
     partitions found, the one that keeps most households in their grid wins.
     Returns (pieces or None, why not: ``"timeout"`` (the step clock ran out),
-    ``"trees"`` (no tree of the cap could be cut), ``"graph"`` (too large or a
-    building point over the band) or ``"none"`` (``k`` grids cannot hold the
-    total)). ``stats["trees"]`` adds up the trees drawn.
+    ``"trees"`` (no tree of the cap could be cut, nor the exact method finish),
+    ``"proven"`` (the exact method showed that no split of the whole buildings
+    into in-band groups exists, wherever they stand), ``"graph"`` (too large or a building point
+    over the band) or ``"none"`` (``k`` grids cannot hold the total)).
+    ``stats["trees"]`` adds up the trees drawn, ``stats["exact_steps"]`` the exact
+    method's connected parts.
     """
     total = _load_sum(atoms, members)
     if not band.min * k - 1e-9 <= total <= band.max * k + 1e-9:
@@ -426,20 +502,28 @@ def _recut(
             )
             if found:
                 g = g_rim
-            elif why == "none":
-                # the randomised bipartition on that graph, until the clock is out
+        if not found and _no_split(members, atoms, band, exact, stats):
+            return None, "proven"  # no grouping of the buildings is in band
+        if not found and g_rim is not None and why == "none":
+            # the randomised bipartition on the rim graph, until the clock is out
+            found, why = _search(
+                g_rim,
+                members,
+                atoms,
+                band,
+                k,
+                clock=clock,
+                old=old,
+                seed=seed,
+                persist=True,
+            )
+            if found:
                 g = g_rim
-                found, why = _search(
-                    g,
-                    members,
-                    atoms,
-                    band,
-                    k,
-                    clock=clock,
-                    old=old,
-                    seed=seed,
-                    persist=True,
-                )
+        if not found:
+            # then every connected split of each graph, up to its cap
+            g, found = _exact_found(
+                (g, g_rim), members, atoms, band, kx, old=old, steps=exact, stats=stats
+            )
     if not found:
         return None, why if why == "timeout" else "trees"
     found.sort(key=lambda t: t[0])
@@ -670,6 +754,7 @@ def _recut_pieces(
     proof = _subset_sum_proof(np.array([atoms[a].load for a in everyone]), band)
     stats: dict[str, Any] = {}
     whole_trees = False  # the whole unit's trees were drawn (up to their cap)
+    no_split = False  # the exact method proved the whole unit has no in-band split
     # in a unit of one piece every grid must be one piece too
     one_piece = int(shapely.get_num_geometries(unit_geom)) == 1
     failed: set[int] = set()
@@ -724,9 +809,12 @@ def _recut_pieces(
                         kx,
                         clock=clock if whole else clock.share(0.5),
                         trees=TREE_TRIES if whole else _WINDOW_TREES,
+                        exact=EXACT_STEPS if whole else _WINDOW_EXACT,
                         stats=stats if whole else None,
                     )
                     whole_trees = whole_trees or (whole and why in ("trees", "timeout"))
+                    if whole and why == "proven":
+                        no_split = True
                     if res is not None and not fits(res, geom):
                         res, why = None, "none"  # a hole-free window came out in pieces
                     if res is not None:
@@ -734,7 +822,7 @@ def _recut_pieces(
                         pieces = rest + res
                         done = True
                         break
-                    if why in ("graph", "trees", "timeout") and whole:
+                    if why in ("graph", "trees", "timeout", "proven") and whole:
                         break  # (another count: the same trees, the same clock)
                     if why == "graph":
                         break
@@ -759,9 +847,11 @@ def _recut_pieces(
             kx,
             clock=_Clock(0, cap_s),
             trees=TREE_TRIES,
+            exact=EXACT_STEPS,
             stats=stats,
         )
         whole_trees = why in ("trees", "timeout")
+        no_split = why == "proven"
         if res is not None and fits(res, unit_geom):
             pieces = res
     if one_piece:
@@ -772,7 +862,19 @@ def _recut_pieces(
     if notes is not None and any(not band.contains(_load(m, atoms)) for _, m in pieces):
         if proof is not None:
             notes["_proof"] = proof
-        if whole_trees:
+        if no_split:
+            notes["_cause"] = (
+                "no_in_band_split",
+                {
+                    "buildings": len(everyone),
+                    "building_loads": sorted(
+                        (atoms[a].load for a in everyone), reverse=True
+                    ),
+                    "groups_tried": int(stats.get("split_groups", 0)),
+                    "cap_exact_steps": EXACT_STEPS,
+                },
+            )
+        elif whole_trees:
             notes["_cause"] = (
                 "search_timed_out",
                 {
@@ -780,6 +882,8 @@ def _recut_pieces(
                     "cap_s": cap_s,
                     "cap_trees": TREE_TRIES,
                     "trees": int(stats.get("trees", 0)),
+                    "cap_exact_steps": EXACT_STEPS,
+                    "exact_steps": int(stats.get("exact_steps", 0)),
                 },
             )
     return pieces

@@ -12,8 +12,16 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.gridding._atoms import _Atom
 from geo.gridding._codes import _next_code
+from geo.gridding._exact import EXACT_STEPS
 from geo.gridding._moves import _MIN_EDGE, _edge, _Grid, _grid_load, _neighbours
-from geo.gridding._recut import _WINDOW_TREES, _Clock, _recut, _steps, _window
+from geo.gridding._recut import (
+    _WINDOW_EXACT,
+    _WINDOW_TREES,
+    _Clock,
+    _recut,
+    _steps,
+    _window,
+)
 from geo.gridding._trees import TREE_TRIES, _subset_sum_proof
 from geo.plan import UNRESOLVED, Band
 
@@ -174,6 +182,9 @@ def _window_cause(
       grid borders it; ``locked`` when one does;
     - ``no_in_band_grouping`` for a grid holding a building that no in-band set of
       the component's whole buildings holds (an exact subset-sum);
+    - ``no_in_band_split`` when the exact method showed that the component's whole
+      buildings cannot be split into in-band groups at all (``locked`` when a
+      locked grid borders it);
     - ``search_timed_out`` when the component's trees were drawn up to their cap;
     - otherwise unresolved.
     """
@@ -209,6 +220,28 @@ def _window_cause(
         return lambda x: proven
     loads = [atoms[a].load for y in comp for a in y.atoms]
     proof = _subset_sum_proof(np.asarray(loads, dtype=float), band)
+    if proof is None and stats.get("why") == "proven":
+        # the exact method: the component's whole buildings cannot be split in
+        # band, however grouped (locked grids beside it could have helped)
+        check = {
+            "window": codes,
+            "load": total,
+            "min": band.min,
+            "max": band.max,
+            "buildings": len(loads),
+            "building_loads": sorted(loads, reverse=True),
+            "groups_tried": int(stats.get("split_groups", 0)),
+            "cap_exact_steps": EXACT_STEPS,
+        }
+        split = (
+            ("locked", {**check, "locked": locked})
+            if locked
+            else (
+                "no_in_band_split",
+                check,
+            )
+        )
+        return lambda x: split
     capped = stats.get("why") in ("trees", "timeout")
     timed = (
         "search_timed_out",
@@ -218,6 +251,8 @@ def _window_cause(
             "cap_s": cap_s,
             "cap_trees": TREE_TRIES,
             "trees": int(stats.get("trees", 0)),
+            "cap_exact_steps": EXACT_STEPS,
+            "exact_steps": int(stats.get("exact_steps", 0)),
         },
     )
 
@@ -285,6 +320,7 @@ def _grow_and_recut(
             clock=clock,
             old=old,
             trees=_WINDOW_TREES,
+            exact=_WINDOW_EXACT,
         )
         if res is None:
             if why == "timeout":

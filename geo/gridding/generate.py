@@ -556,6 +556,17 @@ def _unit_grids(
                     "households) totals "
                     f"{band.min:g}–{band.max:g}, so no grid holding it is in band"
                 )
+            elif cause == UNRESOLVED and stopped and stopped[0] != "search_timed_out":
+                # the exact method tried every grouping of the whole buildings
+                cause, extra = stopped
+                check = {**check, **extra}
+                reason = (
+                    f"{load:g} households: the {extra['buildings']:,} buildings of "
+                    f"{'+'.join(u.codes)} cannot be split into groups of "
+                    f"{band.min:g}–{band.max:g} households, however they are "
+                    "grouped: an exhaustive search tried every grouping "
+                    f"({extra['groups_tried']:,} groups)"
+                )
             elif cause == UNRESOLVED and stopped is not None:
                 # the complete re-cut ran out of time: say so, with its cap
                 cause, extra = stopped
@@ -566,8 +577,9 @@ def _unit_grids(
                     f"{extra.get('cap_s', '?')} s) and "
                     f"{extra.get('cap_trees', 0):,} random spanning trees per graph, "
                     f"none of which could be cut in band ({extra.get('trees', 0):,} "
-                    "drawn in all), before it found an in-band partition (one may "
-                    "exist)"
+                    "drawn in all), and its exact search at its cap of "
+                    f"{extra.get('cap_exact_steps', 0):,} connected groups per "
+                    "graph, before it found an in-band partition (one may exist)"
                 )
         rows.append(
             {

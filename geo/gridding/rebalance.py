@@ -771,7 +771,22 @@ def _reason(
             f"with hit its cap of {check['cap_steps']:,} steps (or "
             f"{check['cap_s']:g} s) and {check.get('cap_trees', 0):,} random spanning "
             f"trees per graph ({check.get('trees', 0):,} drawn), none of which could "
-            "be cut in band (one may exist)"
+            "be cut in band, and its exact search at its cap of "
+            f"{check.get('cap_exact_steps', 0):,} connected groups per graph "
+            "(one may exist)"
+        )
+    if name == "no_in_band_split" or (name == "locked" and "groups_tried" in check):
+        return (
+            f"{load:g} households: the {check['buildings']:,} buildings of the "
+            f"{grids} grid(s) of {c.area_code} it can exchange households with "
+            f"cannot be split into groups of {band.min:g}–{band.max:g} households, "
+            "however they are grouped: an exhaustive search tried every grouping "
+            f"({check['groups_tried']:,} groups)"
+            + (
+                f"; locked grids beside them: {', '.join(check['locked'])}"
+                if name == "locked"
+                else ""
+            )
         )
     if name == "infeasible_total":
         return (

@@ -291,10 +291,13 @@ def test_a_split_building_s_grids_carry_building_over_max() -> None:
     assert_causes_proven(generate_grids(moved, areas))
 
 
-def test_an_out_of_band_grid_of_a_feasible_unit_is_unresolved_not_a_fact() -> None:
-    # three buildings of 150 in one village (450 households, feasible as 2 grids
-    # only by splitting a building, which is not allowed): whatever the cutter
-    # leaves out of band must be `unresolved`, never "no straight cut ..." as a fact
+def test_three_buildings_of_150_are_proven_unsplittable_not_a_straight_cut_fact() -> (
+    None
+):
+    # three buildings of 150 in one village (450 households: two grids by the
+    # total, but only by splitting a building, which is not allowed): the exact
+    # method proves that no grouping of the whole buildings is in band, and the
+    # report says so with the loads it tried, never "no straight cut ..."
     areas = gpd.GeoDataFrame(
         {"code": ["V1"], "level": ["village"], "parent_code": ["T1"]},
         geometry=[shapely.box(120, 30, 120 + D, 30 + D)],
@@ -312,11 +315,9 @@ def test_an_out_of_band_grid_of_a_feasible_unit_is_unresolved_not_a_fact() -> No
     plan = generate_grids(hh, areas)
     outs = out_of_band(plan)
     assert outs
-    # the re-cut searched until its cap: it says so, with the cap, and claims no
-    # fact about the map
-    assert all(e["cause"] in (UNRESOLVED, "search_timed_out") for e in outs)
-    assert all("one may exist" in e["reason"] for e in outs)
-    assert all("cap_s" in e["check"] for e in outs if e["cause"] == "search_timed_out")
+    assert all(e["cause"] == "no_in_band_split" for e in outs), outs
+    assert all(e["check"]["building_loads"] == [150.0] * 3 for e in outs)
+    assert all("cannot be split into groups of 200–300" in e["reason"] for e in outs)
     assert not any("no straight cut" in e["reason"] for e in outs)
     assert_causes_proven(plan)
 

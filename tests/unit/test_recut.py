@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 import geo.gridding._recut as recut
 from geo.gridding._atoms import _Atom, _Unit
 from geo.gridding._cuts import _partition
+from geo.gridding._exact import _split_exists
 from geo.gridding._recut import _recut_pieces
-from geo.gridding._trees import TREE_TRIES
 from geo.gridding.generate import generate_grids
 from geo.gridding.rebalance import rebalance
 from geo.plan import Band
@@ -210,14 +210,11 @@ def test_a_building_no_in_band_set_can_hold_is_proven_not_searched() -> None:
     assert causes == {"no_in_band_grouping"}, plan.report["exceptions"]
 
 
-def test_search_cap_is_reported_as_search_timed_out(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_buildings_no_grouping_can_split_in_band_are_proven() -> None:
     """Buildings of 150, 150 and 100 (400 households: two grids by the total, and
-    every building is in some in-band set, but no partition of all three is in
-    band): no proof applies, no tree can be cut, and the unit's notes carry the
-    caps (steps, seconds, trees) for the report."""
-    monkeypatch.setattr(recut, "RECUT_STEPS", 2_000)
+    every building is in some in-band set, but no grouping of all three is in
+    band): the exact method proves it (no tree search runs to its cap), and the
+    notes carry the loads and the groups it tried."""
     xy = np.array([[0.001, 0.001], [0.005, 0.001], [0.009, 0.001]])
     atoms = _atoms_of(xy, [150, 150, 100])
     u = _Unit(codes=["V1"], parent=None, geom=shapely.box(0, 0, 0.01, 0.002))
@@ -226,10 +223,43 @@ def test_search_cap_is_reported_as_search_timed_out(
     pieces = _partition(u, atoms, Band(LO, HI, 250), 1.0, notes=notes)
     assert sorted(a for _, m in pieces for a in m) == [0, 1, 2]
     cause, check = notes["_cause"]
+    assert cause == "no_in_band_split"
+    assert check["building_loads"] == [150.0, 150.0, 100.0]
+    assert check["groups_tried"] >= 1 and check["cap_exact_steps"] > 0
+
+
+def test_search_cap_is_reported_as_search_timed_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Buildings of 120, 100, 80 and 100 in a row (400 households: in band only as
+    120+80 and 100+100, which no straight cut gives): with every search capped
+    at next to nothing, the grids left out of band carry the caps (steps,
+    seconds, trees, exact steps) for the report, and claim no proof."""
+    monkeypatch.setattr(recut, "RECUT_STEPS", 1)
+    monkeypatch.setattr(recut, "TREE_TRIES", 0)
+    monkeypatch.setattr(recut, "EXACT_STEPS", 1)
+    xy = np.array([[0.001, 0.001], [0.004, 0.001], [0.006, 0.001], [0.009, 0.001]])
+    atoms = _atoms_of(xy, [120, 100, 80, 100])
+    u = _Unit(codes=["V1"], parent=None, geom=shapely.box(0, 0, 0.01, 0.002))
+    u.atoms, u.load, u.count = [0, 1, 2, 3], 400.0, 400
+    notes: dict = {}
+    pieces = _partition(u, atoms, Band(LO, HI, 250), 1.0, notes=notes)
+    assert sorted(a for _, m in pieces for a in m) == [0, 1, 2, 3]
+    cause, check = notes["_cause"]
     assert cause == "search_timed_out"
-    assert check["cap_steps"] == 2_000 and check["cap_s"] == TEST_CAP_S
-    assert check["cap_trees"] == TREE_TRIES
-    assert check["trees"] >= TREE_TRIES
+    assert check["cap_steps"] == 1 and check["cap_s"] == TEST_CAP_S
+    assert check["cap_trees"] == 0 and check["cap_exact_steps"] == 1
+
+
+def test_the_same_row_uncapped_is_cut_in_band() -> None:
+    """The row above with the caps as shipped: the exact method (or the trees on
+    the rim graph) finds 120+80 | 100+100, both grids one piece."""
+    xy = np.array([[0.001, 0.001], [0.004, 0.001], [0.006, 0.001], [0.009, 0.001]])
+    hh = buildings(xy.tolist(), [120, 100, 80, 100])
+    unit = shapely.box(0, 0, 0.01, 0.002)
+    plan = generate_grids(hh, village(unit))
+    assert_good(plan, unit)
+    assert sorted(plan.grids["load"]) == [200, 200]
 
 
 @st.composite
@@ -311,9 +341,16 @@ def test_knife_edge_totals_are_in_band_or_honestly_capped(case) -> None:
     assert (g["parts"] == 1).all()
     assert_tiles(g, unit)
     out = {e["grid_code"]: e for e in plan.report["exceptions"] if e.get("cause")}
+    loads = sorted(hh.groupby("building_id").size().astype(float), reverse=True)
     for code in g.loc[~g["load"].between(LO, HI), "grid_code"]:
-        assert out[code]["cause"] == "search_timed_out", out.get(code)
-        assert out[code]["check"]["cap_steps"] > 0
+        cause, check = out[code]["cause"], out[code]["check"]
+        assert cause in ("search_timed_out", "no_in_band_split"), out.get(code)
+        if cause == "no_in_band_split":
+            # the proof is about this map: its buildings' loads, none can split
+            assert check["building_loads"] == loads
+            assert _split_exists(np.array(loads), Band(LO, HI))[0] is False
+        else:
+            assert check["cap_steps"] > 0 and check["cap_exact_steps"] > 0
 
 
 # ---- rebalancing ---------------------------------------------------------------

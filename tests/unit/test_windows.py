@@ -162,3 +162,52 @@ def test_when_every_window_fails_the_component_is_cut_by_trees(monkeypatch) -> N
     union = shapely.union_all(geoms)
     assert shapely.symmetric_difference(union, unit).area < 1e-10
     assert abs(shapely.area(geoms).sum() - union.area) < 1e-10
+
+
+def test_no_in_band_split_only_when_the_exact_method_proved_it() -> None:
+    """150 + 150 + 100 (400: feasible as a total, every building in some in-band
+    set): the cause is written only from the exact method's proof, with the
+    loads; locked grids beside the component make it ``locked``."""
+    cells, atoms = _world([[150, 100], [150]])
+    proven = {"why": "proven", "split_groups": 3}
+    cause, check = _cause_of(cells, atoms, stats=proven)
+    assert cause == "no_in_band_split"
+    assert check["building_loads"] == [150.0, 150.0, 100.0]
+    assert check["groups_tried"] == 3
+    # counter-examples: without the proof it proves nothing; beside a locked grid
+    # the lock is named
+    assert _cause_of(cells, atoms)[0] == UNRESOLVED
+    cells, atoms = _world([[150, 100], [150], [250]], locked=(2,))
+    cause, check = _cause_of(cells, atoms, stats=proven)
+    assert cause == "locked" and check["locked"] == ["V102"]
+
+
+def test_a_village_grown_past_any_split_is_proven_end_to_end() -> None:
+    """One grid of two buildings (150 + 100) gains a building of 150: 400 in all,
+    two grids by the total, but no grouping of the three buildings is in band.
+    The rebalance says so, and its check holds the loads."""
+    villages = gpd.GeoDataFrame(
+        {"code": ["V1"]}, geometry=[shapely.box(0, 0, 0.004, 0.004)], crs=4326
+    )
+
+    def building(n: int, b: str, x: float) -> gpd.GeoDataFrame:
+        return gpd.GeoDataFrame(
+            {
+                "household_id": [f"{b}-{i}" for i in range(n)],
+                "building_id": [b] * n,
+            },
+            geometry=[shapely.Point(x, 0.002)] * n,
+            crs=4326,
+        )
+
+    before = pd.concat([building(150, "A", 0.001), building(100, "B", 0.002)])
+    plan = generate_grids(gpd.GeoDataFrame(before, crs=4326), villages)
+    grown = gpd.GeoDataFrame(
+        pd.concat([before, building(150, "C", 0.003)], ignore_index=True), crs=4326
+    )
+    r = rebalance(plan.grids, plan.assignments, grown)
+    outs = [e for e in r.plan.report["exceptions"] if e["kind"] == "out_of_band"]
+    assert outs
+    assert {e["cause"] for e in outs} == {"no_in_band_split"}, outs
+    assert all(e["check"]["building_loads"] == [150.0, 150.0, 100.0] for e in outs)
+    assert all("cannot be split into groups of 200–300" in e["reason"] for e in outs)
