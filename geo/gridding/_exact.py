@@ -166,10 +166,11 @@ def _exact_partition(
             seen |= front
         return False
 
-    def grown(v: int, load0: int, open_: int) -> Iterator[int]:
+    def grown(v: int, load0: int, open_: int, top: int) -> Iterator[int]:
         """Every connected set of ``open_`` nodes holding node bit ``v`` whose load
-        is in band, each once (a depth-first walk with its own stack: a set grows
-        by a neighbour; one tried is barred from the sets its siblings grow)."""
+        is in band and at most ``top``, each once (a depth-first walk with its own
+        stack: a set grows by a neighbour; one tried is barred from the sets its
+        siblings grow)."""
         # frames: [set, load, neighbours still to try, barred]
         i = v.bit_length() - 1
         stack = [[v, load0, nbr[i] & open_ & ~v, v]]
@@ -185,7 +186,7 @@ def _exact_partition(
             fr[2] = ext ^ u
             fr[3] = barred | u
             j = u.bit_length() - 1
-            if load + w[j] > hi:
+            if load + w[j] > top:
                 continue
             budget[0] -= 1
             if budget[0] < 0 or (
@@ -193,7 +194,7 @@ def _exact_partition(
             ):
                 raise _Capped
             child = s | u
-            if not w[j] and not leads_on(u, open_ & ~child & ~barred, hi - load):
+            if not w[j] and not leads_on(u, open_ & ~child & ~barred, top - load):
                 continue  # an empty node leading to no further building
             more = nbr[j] & open_ & ~child & ~barred
             stack.append([child, load + w[j], (ext ^ u) | more, barred | u])
@@ -210,8 +211,15 @@ def _exact_partition(
             return []  # empty nodes only: free
         v = todo & -todo
         i = v.bit_length() - 1
-        if w[i] <= hi:
-            for s in grown(v, w[i], open_):
+        # the most the part may hold: what is left must be nothing, or a total
+        # some whole number of in-band parts holds (knife-edge: exactly 200)
+        total = load_of(open_)
+        top = next(
+            (t for t in range(min(hi, total), lo - 1, -1) if feasible(total - t)),
+            -1,
+        )
+        if w[i] <= top:
+            for s in grown(v, w[i], open_, top):
                 if not no_empty_leaf(s):
                     continue
                 rest = pieces(open_ & ~s)
