@@ -325,9 +325,9 @@ def _split_exists(
     Examples
     --------
     >>> _split_exists(np.array([211, 13, 14, 7, 35, 10, 11, 9, 28, 25, 6, 31]), Band())
-    (False, 222)
+    (False, 905)
     >>> _split_exists(np.array([120, 80, 150, 50]), Band())
-    (True, 3)
+    (True, 5)
     """
     ib = _int_band(band)
     wi = _int_loads(np.asarray(loads, dtype=float))
