@@ -7,13 +7,21 @@ lie in the band, or proves, by trying every connected part that can hold the
 first node still open, that none exists. Work is counted in the connected parts
 visited, not timed, so a plan is the same on a busy machine as on an idle one.
 
-The search: the nodes are ordered along the graph's longer axis; the first open
-node must lie in some part, so each connected set holding it (and only open
-nodes) with a load in band is tried in turn (each enumerated once: a set grows
-by a neighbour, and a neighbour once tried is barred from its later siblings). A
-try is kept only if every connected piece of what is left has a total some whole
-number of in-band parts can hold; each piece is then solved on its own, and a
-piece found impossible is remembered.
+Two searches:
+
+- :func:`_split_exists`, whether whole buildings can be split into in-band groups
+  at all, wherever they stand: no graph, so a "no" is a fact of the map (the
+  cause ``no_in_band_split``).
+- :func:`_exact_partition`, a partition of a graph into connected in-band parts.
+  The nodes are ordered along the graph's longer axis; the first open building
+  must lie in some part, so each connected set holding it (and only open nodes)
+  with a load in band, and no more than leaves the rest a feasible total, is
+  tried in turn (each enumerated once: a set grows by a neighbour, and a
+  neighbour once tried is barred from its later siblings). A try is kept only if
+  every connected piece of what is left has a total some whole number of in-band
+  parts can hold; each piece is then solved on its own, and a piece found
+  impossible is remembered. Empty nodes (a rim) are taken only on the way to a
+  further building; those no part needs join a part beside them at the end.
 """
 
 from __future__ import annotations
@@ -98,12 +106,7 @@ def _exact_partition(
     impossible: set[int] = set()
 
     def load_of(mask: int) -> int:
-        t = 0
-        while mask:
-            low = mask & -mask
-            t += w[low.bit_length() - 1]
-            mask ^= low
-        return t
+        return sum(w[j] for j in _bits(mask))
 
     loaded = sum(1 << j for j in range(n) if w[j] > 0)
     if not loaded:  # (no households at all: no part can be in band)
@@ -117,25 +120,15 @@ def _exact_partition(
         """No empty node of ``s`` hangs on by one edge (without it, ``s`` is as
         good; a part is searched for in that form only, its spare empty nodes
         left free)."""
-        e = s & ~loaded
-        while e:
-            low = e & -e
-            e ^= low
-            if (nbr[low.bit_length() - 1] & s).bit_count() < 2:
-                return False
-        return True
+        return all((nbr[j] & s).bit_count() >= 2 for j in _bits(s & ~loaded))
 
     def pieces(mask: int) -> list[int]:
         out = []
         while mask:
-            seen = mask & -mask
-            front = seen
+            seen = front = mask & -mask
             while front:
-                low = front & -front
-                front ^= low
-                new = nbr[low.bit_length() - 1] & mask & ~seen
-                seen |= new
-                front |= new
+                front = _around(front, nbr) & mask & ~seen
+                seen |= front
             out.append(seen)
             mask &= ~seen
         return out
@@ -151,17 +144,9 @@ def _exact_partition(
         seen = front = u
         empty = avail & ~loaded
         while front:
-            reach = 0
-            while front:
-                low = front & -front
-                front ^= low
-                reach |= nbr[low.bit_length() - 1]
-            hits = reach & avail & loaded
-            while hits:
-                low = hits & -hits
-                hits ^= low
-                if w[low.bit_length() - 1] <= room:
-                    return True
+            reach = _around(front, nbr)
+            if any(w[j] <= room for j in _bits(reach & avail & loaded)):
+                return True
             front = reach & empty & ~seen
             seen |= front
         return False
@@ -248,12 +233,7 @@ def _exact_partition(
     while free:
         before = free
         for q, part in enumerate(found):
-            touch = 0
-            rest = part
-            while rest:
-                low = rest & -rest
-                rest ^= low
-                touch |= nbr[low.bit_length() - 1]
+            touch = _around(part, nbr)
             if touch & free:
                 found[q] |= touch & free
                 free &= ~touch
@@ -263,6 +243,22 @@ def _exact_partition(
     if sup is not None:  # each contracted node back to the nodes it stands for
         parts = [np.flatnonzero(np.isin(sup, p)) for p in parts]
     return ExactSearch(parts, True, used)
+
+
+def _bits(mask: int) -> Iterator[int]:
+    """The positions of the set bits of ``mask``, lowest first."""
+    while mask:
+        low = mask & -mask
+        mask ^= low
+        yield low.bit_length() - 1
+
+
+def _around(mask: int, nbr: list[int]) -> int:
+    """Every neighbour of the nodes of ``mask`` (``nbr``: each node's, as bits)."""
+    out = 0
+    for j in _bits(mask):
+        out |= nbr[j]
+    return out
 
 
 def _contract_empty(
