@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geo.gridding._adjacency import _Graph
+from geo.gridding._adjacency import _components, _Graph
 from geo.gridding._trees import _int_band, _int_loads
 from geo.plan import Band
 
@@ -275,22 +275,13 @@ def _contract_empty(
             loaded_of[a].add(b)
         elif empty[b] and not empty[a]:
             loaded_of[b].add(a)
-    parent = list(range(n))
-
-    def root(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in zip(eu.tolist(), ev.tolist(), strict=True):
-        if empty[a] and empty[b] and loaded_of[a] == loaded_of[b]:
-            ra, rb = root(a), root(b)
-            if ra != rb:
-                parent[ra] = rb
-    roots = np.array([root(x) for x in range(n)], dtype=np.int64)
-    uniq, sup = np.unique(roots, return_inverse=True)
-    m = len(uniq)
+    same = [
+        (a, b)
+        for a, b in zip(eu.tolist(), ev.tolist(), strict=True)
+        if empty[a] and empty[b] and loaded_of[a] == loaded_of[b]
+    ]
+    sup = _components(n, [a for a, _ in same], [b for _, b in same])
+    m = int(sup.max(initial=-1)) + 1
     w2 = np.bincount(sup, weights=w, minlength=m).round().astype(np.int64)
     cnt = np.bincount(sup, minlength=m)
     xy2 = np.stack(

@@ -466,8 +466,9 @@ def _recut(
     Returns (pieces or None, why not: ``"timeout"`` (the step clock ran out),
     ``"trees"`` (no tree of the cap could be cut, nor the exact method finish),
     ``"proven"`` (the exact method showed that no split of the whole buildings
-    into in-band groups exists, wherever they stand), ``"graph"`` (too large or a building point
-    over the band) or ``"none"`` (``k`` grids cannot hold the total)).
+    into in-band groups exists, wherever they stand), ``"graph"`` (too large or
+    a building point over the band) or ``"none"`` (``k`` grids cannot hold the
+    total)).
     ``stats["trees"]`` adds up the trees drawn, ``stats["exact_steps"]`` the exact
     method's connected parts.
     """

@@ -361,27 +361,17 @@ def _oversize(
         xy[no_b] = at
     else:
         xy = shapely.get_coordinates(pts)
+    sel = np.arange(len(hh))
     if len(hh) and len(xy) == len(hh) and bool((loads >= 0).all()):
         # a first sieve: households hashed by (building or point, grid) into
         # buckets; a building over the band is in a bucket over it (loads are not
         # negative), so only the households of such buckets are grouped exactly
-        cand = _heavy_buckets(b, xy, pos, loads, band.max)
-        if not len(cand):
+        sel = _heavy_buckets(b, xy, pos, loads, band.max)
+        if not len(sel):
             return []
-        if len(cand) < len(hh):
-            return _oversize_of(
-                hh,
-                cand,
-                b_all=b,
-                xy_all=xy,
-                pos_all=pos,
-                loads_all=loads,
-                band=band,
-                codes=codes,
-            )
     return _oversize_of(
         hh,
-        np.arange(len(hh)),
+        sel,
         b_all=b,
         xy_all=xy,
         pos_all=pos,
