@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.errors import EditError, NotFound
+from geo.errors import EditError, InputError, NotFound
 from geo.gridding import edits as rules
 from geo.gridding.restaff import carry_staff
 from geo.plan import Band, GridPlan
@@ -127,15 +127,68 @@ def _locked(attrs: Any) -> bool:
     return bool((attrs or {}).get("locked"))
 
 
-def start_draft(session: Any, plan_id: int, *, actor: str | None) -> tuple[int, int]:
+def _part_of(session: Any, plan_id: int, area: str) -> int:
+    """The id of ``area`` when plan ``plan_id``'s grids inside it can be drafted
+    on their own (it lies inside the plan's area and no grid crosses it)."""
+    from geo.store.plans import plan_row
+    from geo.store.queries import grids_cross
+
+    plan_area = str(plan_row(session, plan_id)["area_code"])
+    ids = drafts.area_ids(session, [area, plan_area])
+    if area not in ids:
+        raise NotFound(f"There is no admin area {area!r}.", what="area")
+    if area != plan_area and not drafts.is_inside(session, ids[area], ids[plan_area]):
+        raise InputError.one(
+            "draft",
+            f"area {area} is not inside plan {plan_id}'s area {plan_area}",
+            params=("area",),
+        )
+    if not drafts.grids_inside(session, plan_id, ids[area]):
+        raise InputError.one(
+            "draft",
+            f"plan {plan_id} has no grid in area {area} (a plan of the area itself "
+            "holds them once it is published)",
+            params=("area",),
+        )
+    if grids_cross(session, plan_id, area):
+        raise InputError.one(
+            "draft",
+            f"a grid of plan {plan_id} holds households both inside and outside "
+            f"area {area}: draft the whole plan, or the area above",
+            params=("area",),
+        )
+    return ids[area]
+
+
+def start_draft(
+    session: Any, plan_id: int, *, actor: str | None, area: str | None = None
+) -> tuple[int, int]:
     """A new draft copied from plan ``plan_id`` (published or draft); ``(id, version)``.
 
     Grids, households' grids, workers and party members are copied; published
     plans are never edited in place. The copy is the first step of its history.
+    ``area``: copy only the plan's grids inside that area (a township of a county
+    plan) into a draft of the area, whose publication replaces that part of the
+    plan; refused when the area is not inside the plan's, or a grid of the plan
+    crosses its boundary.
     """
+    if plan_id is None or isinstance(plan_id, bool) or not isinstance(plan_id, int):
+        raise InputError.one(
+            "draft",
+            f"plan_id must be a plan's id (a whole number), got {plan_id!r}"
+            + (
+                ": no published plan answers for that area (ws.area(code).plan_id "
+                "is None); generate and publish one, or draft the plan of the area "
+                "above it"
+                if plan_id is None
+                else ""
+            ),
+            params=("plan_id",),
+        )
     if not 0 < plan_id < 2**31:
         raise NotFound(f"There is no plan {plan_id}.", what="plan")
-    new_id = drafts.copy_to_draft(session, plan_id, created_by=actor)
+    area_id = None if area is None else _part_of(session, plan_id, area)
+    new_id = drafts.copy_to_draft(session, plan_id, created_by=actor, area_id=area_id)
     info = drafts.lock_draft(session, new_id, expected_version=None)
     drafts.record(
         session,

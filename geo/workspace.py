@@ -22,15 +22,15 @@ from geo.io.tables import ExtraPolicy
 from geo.plan import GridPlan, PlanDiff
 from geo.store.db import database_url, make_engine, session_scope, upgrade
 from geo.store.loading import LoadReport, load
-from geo.store.plans import area_frames, save_generated_plan, update_draft
+from geo.store.plans import area_frames, plan_row, save_generated_plan, update_draft
 from geo.store.queries import (
     area_table,
     building_footprints,
     coverage_table,
     load_plan,
     people_table,
+    plan_in_force,
     plans_table,
-    published_plan_id,
 )
 from geo.store.settings import Settings
 
@@ -280,7 +280,16 @@ class Workspace:
             return area_table(conn, level)
 
     def area(self, code: str) -> AreaData:
-        """An area with everything below it, its households and its published plan.
+        """An area with everything below it, its households and the published
+        plan in force there.
+
+        That is the area's own published plan, or else the grids inside the area
+        of the plan published for an area above it (a township covered by its
+        county's plan): ``plan`` then holds only those grids and their
+        households, while ``plan_id`` and ``plan_info`` are the wider plan's
+        (``plan_info["area_code"]`` says whose), so ``ws.draft(area.plan_id)``
+        drafts the whole of it and a draft saved for this area with
+        ``parent_id=area.plan_id`` replaces its part when published.
 
         Parameters
         ----------
@@ -290,8 +299,10 @@ class Workspace:
         Returns
         -------
         AreaData
-            ``plan``, ``plan_id`` and ``plan_info`` are None when the area has
-            no published plan.
+            ``plan``, ``plan_id`` and ``plan_info`` are None when no published
+            plan answers for the whole area (none is published for it or above
+            it, or the plan above has a grid crossing its boundary, or a plan of
+            an area inside it is published).
 
         Raises
         ------
@@ -307,10 +318,11 @@ class Workspace:
         """
         with self.session() as s:
             areas, households = area_frames(s, code)
-            plan_id = published_plan_id(s, code)
+            plan_id = plan_in_force(s, code)
             plan = info = None
-            if plan_id is not None:
-                plan, info = load_plan(s, plan_id)
+            if plan_id is not None:  # its own, or its grids in a wider plan
+                wider = plan_row(s, plan_id)["area_code"] != code
+                plan, info = load_plan(s, plan_id, within=code if wider else None)
         return AreaData(code, areas, households, plan, plan_id, info)
 
     def buildings(self, area: AreaData | str) -> gpd.GeoDataFrame:
@@ -842,7 +854,9 @@ class Workspace:
                 actor="notebook",
             )
 
-    def draft(self, plan_id: int, *, new: bool = True) -> Draft:
+    def draft(
+        self, plan_id: int, *, new: bool = True, area: str | None = None
+    ) -> Draft:
         """Redraw a plan by hand: a new draft copied from ``plan_id`` (or, with
         ``new=False``, the draft ``plan_id`` itself) as a :class:`~geo.editing.Draft`.
 
@@ -857,6 +871,11 @@ class Workspace:
             The plan to copy (published or draft), or the draft to open.
         new
             Copy ``plan_id`` into a new draft (default), or open it as it is.
+        area
+            Copy only the plan's grids inside this area (a township of the
+            county's plan, ``ws.area(code).plan_id``) into a draft of the area:
+            publishing it replaces that part of the plan and leaves the rest,
+            and the published plans of other townships, as they are.
 
         Returns
         -------
@@ -867,13 +886,17 @@ class Workspace:
         --------
         ::
 
-            d = ws.draft(ws.area("330803001000").plan_id)
+            d = ws.draft(ws.area("330803001000").plan_id, area="330803001000")
             d.move(households=["H330803001001-00017"], to_grid="33080300100102")
             d.validate().problems
         """
+        if area is not None and not new:
+            raise ValueError("area: only a new draft copies part of a plan (new=True)")
         with self.session() as s:
             if new:
-                plan_id, version = editing.start_draft(s, plan_id, actor="notebook")
+                plan_id, version = editing.start_draft(
+                    s, plan_id, actor="notebook", area=area
+                )
             else:
                 version = editing.drafts.lock_draft(
                     s, plan_id, expected_version=None

@@ -19,11 +19,14 @@ from geo.store.plans import copy_plan
 __all__ = [
     "DraftInfo",
     "Touched",
+    "area_ids",
     "copy_to_draft",
     "draft_codes",
     "grid_neighbours",
+    "grids_inside",
     "has_grid",
     "history",
+    "is_inside",
     "lock_draft",
     "not_a_draft",
     "parent_staff",
@@ -153,13 +156,20 @@ def not_a_draft(plan_id: int, status: str) -> EditError:
     )
 
 
-def copy_to_draft(session: Session, plan_id: int, *, created_by: str | None) -> int:
-    """A new draft copied from plan ``plan_id``: grids, assignments, workers, members.
+def copy_to_draft(
+    session: Session,
+    plan_id: int,
+    *,
+    created_by: str | None,
+    area_id: int | None = None,
+) -> int:
+    """A new draft copied from plan ``plan_id``: grids, assignments, workers, members
+    (with ``area_id``, only those inside that area: a draft of the area).
 
     The copy is made in SQL (no rows travel to Python); its parent is
     ``plan_id``. Returns the new draft's id. The caller commits.
     """
-    return copy_plan(session, plan_id, created_by=created_by)
+    return copy_plan(session, plan_id, created_by=created_by, only_area_id=area_id)
 
 
 def parent_staff(session: Session, plan_id: int, households: list[str]) -> pd.DataFrame:
@@ -571,3 +581,40 @@ def grid_neighbours(session: Session, plan_id: int, code: str) -> list[str]:
         if known is None:
             raise EditError(f"plan {plan_id} has no grid {code!r}")
     return [str(r[0]) for r in rows]
+
+
+def area_ids(session: Session, codes: list[str]) -> dict[str, int]:
+    """The id of each of ``codes`` that is an admin area."""
+    rows = session.execute(
+        text("SELECT code, id FROM admin_areas WHERE code = ANY(:c)"),
+        {"c": list(codes)},
+    ).all()
+    return {str(c): int(i) for c, i in rows}
+
+
+def is_inside(session: Session, area_id: int, outer_id: int) -> bool:
+    """Whether the area ``area_id`` lies below the area ``outer_id``."""
+    row = session.execute(
+        text(
+            "WITH RECURSIVE up AS (SELECT parent_id AS id FROM admin_areas WHERE id = :a "
+            "UNION ALL SELECT a.parent_id FROM admin_areas a JOIN up ON a.id = up.id "
+            "WHERE a.parent_id IS NOT NULL) SELECT 1 FROM up WHERE id = :o LIMIT 1"
+        ),
+        {"a": area_id, "o": outer_id},
+    ).first()
+    return row is not None
+
+
+def grids_inside(session: Session, plan_id: int, area_id: int) -> int:
+    """How many grids of the plan lie in the area ``area_id`` (or below it)."""
+    return int(
+        session.execute(
+            text(
+                "WITH RECURSIVE sub AS (SELECT id FROM admin_areas WHERE id = :a "
+                "UNION ALL SELECT c.id FROM admin_areas c JOIN sub ON c.parent_id = sub.id) "
+                "SELECT count(*) FROM grids WHERE plan_id = :p "
+                "AND area_id IN (SELECT id FROM sub)"
+            ),
+            {"a": area_id, "p": plan_id},
+        ).scalar_one()
+    )

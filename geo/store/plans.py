@@ -31,6 +31,7 @@ __all__ = [
     "next_version",
     "plan_frames",
     "plan_grids",
+    "plan_row",
     "publish_plan",
     "save_assignments",
     "save_generated_plan",
@@ -336,11 +337,14 @@ def copy_plan(
     *,
     created_by: str | None,
     without_area_id: int | None = None,
+    only_area_id: int | None = None,
     note: Mapping[str, Any] | None = None,
 ) -> int:
     """A new draft copied from plan ``plan_id`` in SQL (grids, assignments, workers,
     members), optionally leaving out the grids inside the area ``without_area_id``
-    (and their households); its id. The caller commits."""
+    (and their households), or keeping only those inside ``only_area_id`` (a
+    draft of that area, whose publication replaces its part of the plan); its
+    id. The caller commits."""
     row = session.execute(
         text("SELECT area_id, params, metrics, name FROM plans WHERE id = :p"),
         {"p": plan_id},
@@ -352,7 +356,7 @@ def copy_plan(
     metrics.update(note or {})
     new_id = insert_draft(
         session,
-        int(row[0]),
+        int(row[0]) if only_area_id is None else only_area_id,
         name=row[3],
         parent_id=plan_id,
         params=row[1] or {},
@@ -360,10 +364,15 @@ def copy_plan(
         created_by=created_by,
     )
     skip = (
-        "AND area_id NOT IN (SELECT id FROM sub)" if without_area_id is not None else ""
+        "AND area_id NOT IN (SELECT id FROM sub)"
+        if without_area_id is not None
+        else "AND area_id IN (SELECT id FROM sub)"
+        if only_area_id is not None
+        else ""
     )
-    prefix = _SUBTREE if without_area_id is not None else ""
-    args = {"n": new_id, "p": plan_id, "a": without_area_id}
+    sub = without_area_id if without_area_id is not None else only_area_id
+    prefix = _SUBTREE if sub is not None else ""
+    args = {"n": new_id, "p": plan_id, "a": sub}
     session.execute(
         text(
             prefix
@@ -635,14 +644,10 @@ def save_generated_plan(
     return plan_id
 
 
-def plan_frames(
-    session: Session, plan_id: int
-) -> tuple[gpd.GeoDataFrame, Any, dict[str, Any]]:
-    """A stored plan as ``(grids, assignments, info)`` for rebalancing and diffs.
+def plan_row(session: Session, plan_id: int) -> dict[str, Any]:
+    """A stored plan's ``id, area_code, status, version, lock_version, metrics``.
 
-    ``grids`` has ``grid_code, area_code, households`` and polygons;
-    ``assignments`` is ``household_id`` (external id) → ``grid_code``; ``info``
-    holds the plan's ``id, area_code, status, version, lock_version, metrics``.
+    Raises :class:`~geo.errors.NotFound` when there is no plan ``plan_id``.
     """
     row = session.execute(
         text(
@@ -660,6 +665,19 @@ def plan_frames(
             strict=True,
         )
     )
+    return info
+
+
+def plan_frames(
+    session: Session, plan_id: int
+) -> tuple[gpd.GeoDataFrame, Any, dict[str, Any]]:
+    """A stored plan as ``(grids, assignments, info)`` for rebalancing and diffs.
+
+    ``grids`` has ``grid_code, area_code, households`` and polygons;
+    ``assignments`` is ``household_id`` (external id) → ``grid_code``; ``info``
+    holds the plan's ``id, area_code, status, version, lock_version, metrics``.
+    """
+    info = plan_row(session, plan_id)
     grids = plan_grids(session, plan_id)
     assignments = pd.read_sql_query(
         text(

@@ -12,7 +12,8 @@ from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from geo.plan import GridPlan
-from geo.store.plans import plan_frames
+from geo.store.fanout import unit_plan_frames
+from geo.store.plans import plan_frames, plan_row
 
 __all__ = [
     "DatabaseSummary",
@@ -24,10 +25,12 @@ __all__ = [
     "coverage_table",
     "database_summary",
     "example_address",
+    "grids_cross",
     "inner_published",
     "load_in_force",
     "load_plan",
     "people_table",
+    "plan_in_force",
     "plan_status",
     "plans_table",
     "published_plan",
@@ -139,9 +142,82 @@ def published_plan_id(session: Session, area_code: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def load_plan(session: Session, plan_id: int) -> tuple[GridPlan, dict[str, Any]]:
-    """A stored plan with its grid workers and covering members, and its info."""
-    grids, assignments, info = plan_frames(session, plan_id)
+_SUBTREE = (
+    "WITH RECURSIVE scope AS (SELECT id FROM admin_areas WHERE code = :c "
+    "UNION ALL SELECT a.id FROM admin_areas a JOIN scope s ON a.parent_id = s.id) "
+)
+
+
+def plan_in_force(session: Session, area_code: str) -> int | None:
+    """The published plan whose grids answer for the area: its own, else that of
+    the nearest area above it, when that plan's grids inside the area are the
+    whole answer there (no grid of it crosses the area's boundary and no plan
+    of an area inside is published); None otherwise.
+
+    Publishing keeps one published answer per household (a township's plan
+    replaces its part of the county's), so a township covered by the county's
+    plan has no plan of its own: its grids are in the county's.
+    """
+    own = published_plan_id(session, area_code)
+    if own is not None:
+        return own
+    row = session.execute(
+        text(
+            "WITH RECURSIVE up AS (SELECT parent_id AS id, 1 AS d FROM admin_areas "
+            "WHERE code = :c UNION ALL SELECT a.parent_id, up.d + 1 FROM admin_areas a "
+            "JOIN up ON a.id = up.id WHERE a.parent_id IS NOT NULL) "
+            "SELECT p.id FROM plans p JOIN up ON p.area_id = up.id "
+            "WHERE p.status = 'published' ORDER BY up.d LIMIT 1"
+        ),
+        {"c": area_code},
+    ).first()
+    if row is None:
+        return None
+    pid = int(row[0])
+    inner = session.execute(
+        text(
+            _SUBTREE + "SELECT 1 FROM plans p WHERE p.status = 'published' AND "
+            "p.area_id IN (SELECT id FROM scope) LIMIT 1"
+        ),
+        {"c": area_code},
+    ).first()
+    return None if inner is not None or grids_cross(session, pid, area_code) else pid
+
+
+def grids_cross(session: Session, plan_id: int, area_code: str) -> bool:
+    """Whether a grid of the plan holds households both inside the area
+    ``area_code`` and outside it (its grids inside the area are then not the
+    whole answer there)."""
+    row = session.execute(
+        text(
+            _SUBTREE + "(SELECT 1 FROM grids g JOIN assignments x ON x.grid_id = g.id "
+            "JOIN households h ON h.id = x.household_id WHERE g.plan_id = :p "
+            "AND g.area_id IN (SELECT id FROM scope) "
+            "AND h.area_id NOT IN (SELECT id FROM scope) LIMIT 1) "
+            "UNION ALL (SELECT 1 FROM households h JOIN assignments x "
+            "ON x.household_id = h.id AND x.plan_id = :p JOIN grids g ON g.id = x.grid_id "
+            "WHERE h.area_id IN (SELECT id FROM scope) "
+            "AND g.area_id NOT IN (SELECT id FROM scope) LIMIT 1) LIMIT 1"
+        ),
+        {"c": area_code, "p": plan_id},
+    ).first()
+    return row is not None
+
+
+def load_plan(
+    session: Session, plan_id: int, *, within: str | None = None
+) -> tuple[GridPlan, dict[str, Any]]:
+    """A stored plan with its grid workers and covering members, and its info.
+
+    ``within``: only its grids in that area and their households (and only the
+    exceptions of those grids), as :func:`plan_in_force` hands a township the
+    county's plan; ``info`` stays the whole plan's.
+    """
+    if within is None:
+        grids, assignments, info = plan_frames(session, plan_id)
+    else:
+        info = plan_row(session, plan_id)
+        grids, assignments = unit_plan_frames(session, plan_id, within)
     workers = session.execute(
         text(
             "SELECT g.code, p.external_id FROM grids g JOIN people p ON p.id = g.worker_id "
@@ -161,7 +237,11 @@ def load_plan(session: Session, plan_id: int) -> tuple[GridPlan, dict[str, Any]]
     assignments["member_id"] = assignments["household_id"].map(dict(members))  # type: ignore[arg-type]
     grids["load"] = grids["households"].astype(float)
     metrics = dict(info.get("metrics") or {})
-    report = {"metrics": metrics, "exceptions": metrics.get("exceptions", [])}
+    exceptions = metrics.get("exceptions", [])
+    if within is not None:
+        inside = set(grids["grid_code"].astype(str))
+        exceptions = [e for e in exceptions if str(e.get("grid_code")) in inside]
+    report = {"metrics": metrics, "exceptions": exceptions}
     return GridPlan(grids=grids, assignments=assignments, report=report), info
 
 
