@@ -19,6 +19,7 @@ from geo.store.keys import (
     apply_scope,
     expired_prefix,
     key_of_row,
+    part_in_scope,
     plan_in_scope,
     split_token,
     verify_key,
@@ -260,6 +261,20 @@ async def require_handler_fast(key: PoolKeyDep) -> ApiKeyInfo:
 FastHandlerDep = Annotated[ApiKeyInfo, Depends(require_handler_fast)]
 
 
+def _own_part(request: Request, session: Session, name: str, plan_id: int) -> bool:
+    """``POST /plans/{plan_id}/draft?area=...`` for an area inside the key's own,
+    of a plan covering it: a draft of only that part (a township's grids of the
+    county's plan), which the key may then edit and publish."""
+    part = request.query_params.get("area")
+    return bool(
+        name == "plan_id"
+        and part
+        and request.method == "POST"
+        and request.url.path.rstrip("/").endswith(f"/plans/{plan_id}/draft")
+        and part_in_scope(session, plan_id, part)
+    )
+
+
 def scoped_plan(request: Request, session: SessionDep) -> None:
     """404 for a plan outside an area-limited key's area, as if it did not exist.
 
@@ -277,7 +292,9 @@ def scoped_plan(request: Request, session: SessionDep) -> None:
         raw = request.path_params.get(name)
         if raw is None or not str(raw).isdigit() or not 0 < int(raw) < 2**31:
             continue
-        if not plan_in_scope(session, int(raw)):
+        if not plan_in_scope(session, int(raw)) and not _own_part(
+            request, session, name, int(raw)
+        ):
             raise ProblemError(
                 404,
                 f"There is no plan {raw} inside the area of key {key.prefix} "

@@ -185,10 +185,30 @@ def _actor(key: Any) -> str:
     status_code=201,
     response_model=DraftOut,
     summary="Start a draft copied from a plan (grids, households, workers, members)",
+    description=(
+        "With `area`, only the plan's grids inside that area are copied, into a "
+        "draft of the area: publishing it replaces that part of the plan. A key "
+        "limited to an area may draft its own part of a plan covering it (a "
+        "township's grids of the county's plan) this way. 422 when a grid of the "
+        "plan crosses the area's boundary or the plan has no grid there."
+    ),
     responses=problem_responses(401, 403, 404, 422),
 )
-def start_draft(session: SessionDep, key: PlannerDep, plan_id: PlanId) -> DraftOut:
-    new_id, version = editing.start_draft(session, plan_id, actor=_actor(key))
+def start_draft(
+    session: SessionDep,
+    key: PlannerDep,
+    plan_id: PlanId,
+    area: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="copy only the grids inside this admin area (its code)",
+        ),
+    ] = None,
+) -> DraftOut:
+    new_id, version = editing.start_draft(
+        session, plan_id, actor=_actor(key), area=area
+    )
     return DraftOut(id=new_id, version=version, parent_id=plan_id)
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "key_of_row",
     "list_keys",
     "new_token",
+    "part_in_scope",
     "person_area",
     "person_of",
     "plan_in_scope",
@@ -301,6 +302,23 @@ def plan_in_scope(session: Session, plan_id: int) -> bool:
     row = session.execute(
         text("SELECT gridmap_area_ok(area_id) FROM plans WHERE id = :p"),
         {"p": plan_id},
+    ).first()
+    return bool(row and row[0])
+
+
+def part_in_scope(session: Session, plan_id: int, code: str) -> bool:
+    """Whether the admin area ``code`` lies inside the session's scope and inside
+    (or is) plan ``plan_id``'s area: a key limited to a township may draft its
+    township's part of the county's plan (only that part is copied)."""
+    row = session.execute(
+        text(
+            "WITH RECURSIVE up AS (SELECT id, parent_id FROM admin_areas WHERE code = :c "
+            "UNION ALL SELECT a.id, a.parent_id FROM admin_areas a JOIN up "
+            "ON a.id = up.parent_id) SELECT gridmap_area_ok(x.id) FROM admin_areas x "
+            "WHERE x.code = :c AND EXISTS (SELECT 1 FROM plans p JOIN up "
+            "ON up.id = p.area_id WHERE p.id = :p)"
+        ),
+        {"c": code, "p": plan_id},
     ).first()
     return bool(row and row[0])
 

@@ -424,3 +424,46 @@ def test_a_village_admin_key_manages_keys_of_its_village_only(
         assert reads == [f"GET /events/{scoped.east_event}"], lines
     finally:
         engine.dispose()
+
+
+def test_a_village_key_drafts_its_own_part_of_the_plan_covering_it(
+    client: TestClient, scoped: Scoped
+) -> None:
+    """A planner limited to village A drafts A's grids of the township's plan
+    (``?area=``), edits that draft, and sees nothing of B in it; B's part, or the
+    whole plan, stay out of its reach, and publishing over the township's plan
+    needs a key of the township."""
+    planner = scoped.keys["planner"]
+    r = client.post(
+        f"/plans/{scoped.plan_id}/draft",
+        params={"area": ev.EAST},
+        headers=auth(planner),
+    )
+    assert r.status_code == 201, r.text
+    draft = r.json()["id"]
+    assert r.json()["parent_id"] == scoped.plan_id
+    r = client.get(f"/plans/{draft}/grids", headers=auth(planner))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["area_code"] == ev.EAST and body["status"] == "draft"
+    assert {f["properties"]["code"] for f in body["features"]} == {"EV11-001"}
+    assert not _leaks(r.content, scoped.markers)
+    r = client.post(
+        f"/plans/{draft}/edits",
+        json={"op": "lock", "grids": ["EV11-001"], "expected_version": 0},
+        headers=auth(planner),
+    )
+    assert r.status_code == 200, r.text
+    # another village's part, or the whole plan: as if it did not exist
+    for params in ({"area": ev.WEST}, {}):
+        assert_problem(
+            client.post(
+                f"/plans/{scoped.plan_id}/draft", params=params, headers=auth(planner)
+            ),
+            404,
+        )
+    # publishing it would replace part of the township's plan: not this key's
+    r = client.post(f"/plans/{draft}/publish", headers=auth(planner))
+    assert r.status_code in {403, 404}, r.text
+    r = client.get(f"/plans/{scoped.plan_id}", headers=auth(scoped.world.planner))
+    assert r.json()["status"] == "published"
