@@ -179,7 +179,13 @@ def viewer_households(
         return _Layer(_json(index), groups)
 
     layer = _cache(request).get(("households", plan, version, _scope(request)), render)
-    headers = {"Cache-Control": "private, no-store", "X-GridMap-Key-Role": key.role}
+    headers = {
+        "Cache-Control": "private, no-store",
+        "X-GridMap-Key-Role": key.role,
+        # the area the key is limited to (none: the whole register): the edit mode
+        # drafts that area's part of a plan covering it
+        "X-GridMap-Key-Area": key.area_code or "",
+    }
     if areas is None:
         # the page draws the open events too when the key handles events
         return Response(layer.index, media_type="application/json", headers=headers)

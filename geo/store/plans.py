@@ -19,6 +19,7 @@ from geo.errors import (
     IncompletePlanError,
     InputError,
     NotFound,
+    OutOfScope,
     PlanConflictError,
     Problem,
     UnstaffedPlanError,
@@ -434,12 +435,19 @@ def _replace_overlapping(
     ]
     outer = session.execute(
         text(
-            _ANCESTORS + "SELECT p.id FROM plans p WHERE p.status = 'published' "
+            _ANCESTORS + "SELECT p.id, a.code, gridmap_area_ok(p.area_id) FROM plans p "
+            "JOIN admin_areas a ON a.id = p.area_id WHERE p.status = 'published' "
             "AND p.area_id IN (SELECT id FROM up) ORDER BY p.id"
         ),
         {"a": area_id},
     ).all()
-    for (old,) in outer:
+    for old, code, ours in outer:
+        if not ours:  # a key limited to this area: the wider plan is not its own
+            raise OutOfScope(
+                f"publishing plan {plan_id} replaces its part of the published plan "
+                f"{old} of {code}, which lies outside the area of this key: a planner "
+                f"key of {code} publishes it"
+            )
         inside = session.execute(
             text(
                 _SUBTREE + "SELECT count(*) FROM grids WHERE plan_id = :o "

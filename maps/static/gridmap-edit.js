@@ -350,9 +350,11 @@
   };
 
   /* ------------------------------------------------------------- enable */
-  Editor.prototype.enable = function (key) {
+  Editor.prototype.enable = function (key, area) {
     if (!this.base) return;
     this.key = key;
+    this.keyArea = area || null; // a key limited to an area drafts its part
+    this.part = null;
     if (!this.ctl) this.buildPanel();
     this.attr('on', '1');
     this.loadDrafts();
@@ -521,10 +523,21 @@
   /* ------------------------------------------------------------- drafts */
   Editor.prototype.loadDrafts = function () {
     var self = this;
-    return this.api('GET', '/' + this.opts.planId).then(function (x) {
+    var planId = this.opts.planId;
+    // a key limited to an area reads the map's plan from the published list (a
+    // plan covering more than its area is not its to open): when that plan is
+    // of a wider area (the county's, for a township's key), it drafts and lists
+    // its own part of it
+    var which = this.keyArea ? this.api('GET', '?status=published').then(function (x) {
+      var p = (x.ok ? x.body : []).filter(function (q) { return q.id === planId; })[0];
+      return p ? { ok: true, status: 200, body: p } : { ok: false, status: 404, body: null };
+    }) : this.api('GET', '/' + planId);
+    return which.then(function (x) {
       if (!x.ok) return null;
-      self.areaCode = x.body.area_code;
-      return self.api('GET', '?status=draft&area=' + encodeURIComponent(x.body.area_code));
+      self.part = self.keyArea && x.body.area_code !== self.keyArea ? self.keyArea : null;
+      self.attr('part', self.part);
+      self.areaCode = self.part || x.body.area_code;
+      return self.api('GET', '?status=draft&area=' + encodeURIComponent(self.areaCode));
     }).then(function (x) {
       var sel = self.el.drafts;
       var rows = (x && x.ok ? x.body : []);
@@ -541,7 +554,8 @@
   Editor.prototype.startDraft = function () {
     var self = this;
     this.setBusy(true, '新建草稿');
-    return this.api('POST', '/' + this.opts.planId + '/draft').then(function (x) {
+    var part = this.part ? '?area=' + encodeURIComponent(this.part) : '';
+    return this.api('POST', '/' + this.opts.planId + '/draft' + part).then(function (x) {
       self.setBusy(false);
       if (!x.ok) { self.say('新建草稿未完成：' + self.problem(x), 'err'); return null; }
       self.say('已从方案 #' + x.body.parent_id + ' 新建草稿 #' + x.body.id, 'ok');
@@ -1076,9 +1090,9 @@
     var ed = st.edit = new Editor(map, st, L.extend({ editZoom: 15 }, opts));
     // the legend's key box (gridmap.js) reports the key's role once it is accepted
     var prev = st.onKey;
-    st.onKey = function (key, role) {
-      if (prev) prev(key, role);
-      if (role === 'planner') ed.enable(key);
+    st.onKey = function (key, role, area) {
+      if (prev) prev(key, role, area);
+      if (role === 'planner') ed.enable(key, area);
       else ed.disable();
     };
     return ed;

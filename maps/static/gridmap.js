@@ -518,7 +518,9 @@
           st.houseMoves = true;
           map.on('moveend', function () { GM.loadVisibleHouses(map); });
         }
-        if (st.onKey) st.onKey(key, x.r.headers.get('X-GridMap-Key-Role'));
+        if (st.onKey) {
+          st.onKey(key, x.r.headers.get('X-GridMap-Key-Role'), x.r.headers.get('X-GridMap-Key-Area') || null);
+        }
         try { sessionStorage.setItem(KEY_ITEM, key); } catch (e) { /* private mode */ }
         if (msg) msg.textContent = '可查看 ' + total + ' 户：放大到 ' + st.cfg.houseZoom + ' 级时加载视野内的村';
         st.map.getContainer().setAttribute('data-gridmap-houses', String(total));

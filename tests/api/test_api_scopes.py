@@ -464,6 +464,7 @@ def test_a_village_key_drafts_its_own_part_of_the_plan_covering_it(
         )
     # publishing it would replace part of the township's plan: not this key's
     r = client.post(f"/plans/{draft}/publish", headers=auth(planner))
-    assert r.status_code in {403, 404}, r.text
+    assert_problem(r, 403)
+    assert f"plan {scoped.plan_id}" in r.json()["detail"], r.text
     r = client.get(f"/plans/{scoped.plan_id}", headers=auth(scoped.world.planner))
     assert r.json()["status"] == "published"

@@ -789,3 +789,58 @@ def test_split_along_a_drawn_line_and_assign_a_worker(
         page.close()
     assert foreign == [], foreign
     assert errors == [], errors
+
+
+def test_a_township_key_drafts_its_part_of_the_county_plan(
+    browser, server: str, api_data
+) -> None:
+    """A planner key limited to a township, on the map of the county's published
+    plan: the edit panel lists and starts drafts of the township's part only
+    (``POST /plans/{id}/draft?area=``), and the draft holds exactly the county
+    plan's grids inside the township; no request fails on the way."""
+    from geo.store.db import make_engine, session_scope
+    from geo.store.keys import create_key
+
+    areas = support.county().areas
+    town = str(areas[areas["level"] == "township"].sort_values("code")["code"].iloc[0])
+    villages = set(areas.loc[areas["parent_code"] == town, "code"].astype(str))
+    engine = make_engine(api_data.url)
+    try:
+        with session_scope(engine) as s:
+            key = create_key(s, "planner", name="township planner", area_code=town)
+    finally:
+        engine.dispose()
+    page, errors, foreign = _page(browser, server)
+    try:
+        _key(page, key)
+        page.wait_for_selector(".gm-edit", timeout=10_000)
+        _wait_attr(page, "part", town)
+        page.wait_for_selector("[data-gm-edit-drafts]", timeout=10_000)
+        # the plan the map shows (the county's published plan, whichever
+        # version the other tests left) and its grids inside the township
+        plan = int(page.evaluate(f"() => {ED}.opts.planId"))
+        county = _get(server, f"/plans/{plan}/grids", api_data.planner)["features"]
+        mine = {
+            f["properties"]["code"]
+            for f in county
+            if str(f["properties"]["area_code"]) in villages
+        }
+        assert mine and len(mine) < len(county), "the township holds part of it"
+        with page.expect_response(lambda r: f"/plans/{plan}/draft" in r.url) as resp:
+            page.click(".gm-edit button[data-act=new]")
+        assert resp.value.status == 201, resp.value.text()
+        assert resp.value.url.endswith(f"/plans/{plan}/draft?area={town}")
+        draft = resp.value.json()["id"]
+        _wait_attr(page, "draft", draft)
+        body = _get(server, f"/plans/{draft}/grids", key)
+        assert body["area_code"] == town and body["parent_id"] == plan
+        assert {f["properties"]["code"] for f in body["features"]} == mine
+        # the panel lists the new draft among the township's drafts
+        page.wait_for_function(
+            "d => [...document.querySelectorAll('.gm-edit select[name=draft] option')]"
+            ".some(o => o.value === String(d))",
+            arg=draft,
+        )
+    finally:
+        page.close()
+    assert foreign == [] and errors == [], (foreign, errors)
