@@ -17,6 +17,7 @@ from geo.store.keys import (
     KEY_ROW_SQL,
     ApiKeyInfo,
     apply_scope,
+    base_in_scope,
     expired_prefix,
     key_of_row,
     part_in_scope,
@@ -262,17 +263,28 @@ FastHandlerDep = Annotated[ApiKeyInfo, Depends(require_handler_fast)]
 
 
 def _own_part(request: Request, session: Session, name: str, plan_id: int) -> bool:
-    """``POST /plans/{plan_id}/draft?area=...`` for an area inside the key's own,
-    of a plan covering it: a draft of only that part (a township's grids of the
-    county's plan), which the key may then edit and publish."""
-    part = request.query_params.get("area")
-    return bool(
-        name == "plan_id"
-        and part
-        and request.method == "POST"
-        and request.url.path.rstrip("/").endswith(f"/plans/{plan_id}/draft")
-        and part_in_scope(session, plan_id, part)
-    )
+    """Where a key limited to an area may name a plan covering more than its area:
+    ``POST /plans/{plan_id}/draft?area=...`` for an area inside the key's own (a
+    draft of only that part: a township's grids of the county's plan, which the
+    key may then edit), and ``GET /plans/{plan_id}/diff/{other_id}`` for a plan
+    ``other_id`` inside the key's area that ``plan_id`` covers (compared by its
+    grids in ``other_id``'s area only)."""
+    if name != "plan_id":
+        return False
+    path = request.url.path.rstrip("/")
+    if request.method == "POST" and path.endswith(f"/plans/{plan_id}/draft"):
+        part = request.query_params.get("area")
+        return bool(part) and part_in_scope(session, plan_id, str(part))
+    other = request.path_params.get("other_id")
+    if (
+        request.method == "GET"
+        and other is not None
+        and str(other).isdigit()
+        and 0 < int(other) < 2**31
+        and path.endswith(f"/plans/{plan_id}/diff/{other}")
+    ):
+        return base_in_scope(session, plan_id, int(other))
+    return False
 
 
 def scoped_plan(request: Request, session: SessionDep) -> None:

@@ -22,7 +22,7 @@ from geo.gridding.generate import generate_grids
 from geo.gridding.rebalance import Rebalanced, rebalance
 from geo.gridding.staffing import assign_members, assign_workers, generate_micro_grids
 from geo.io import prepare
-from geo.plan import GridPlan
+from geo.plan import GridPlan, PlanDiff
 from geo.sample import (
     CountySpec,
     SampleProvince,
@@ -791,3 +791,34 @@ def staff(session: Session, plan: GridPlan, households: gpd.GeoDataFrame) -> Gri
     report: dict[str, Any] = dict(plan.report)
     report["micro_grids"] = micro.report["metrics"]
     return replace(plan, grids=grids, assignments=assignments, report=report)
+
+
+def diff_stored(session: Session, old_id: int, new_id: int) -> PlanDiff:
+    """What changed from stored plan ``old_id`` to ``new_id`` (the diff of the API,
+    ``GET /plans/{old}/diff/{new}``).
+
+    When one plan is of an area inside the other's (a township's draft of its part
+    of the county's plan), the wider one is compared only by its grids inside
+    that area: the rest of the county is not "retired" by a township's draft.
+    Raises :class:`~geo.errors.NotFound` for an unknown plan.
+    """
+    from geo.gridding.diff import diff_plans
+    from geo.store.drafts import area_ids, is_inside
+    from geo.store.fanout import unit_plan_frames
+    from geo.store.plans import plan_row
+
+    info = [plan_row(session, p) for p in (old_id, new_id)]
+    codes = [str(i["area_code"]) for i in info]
+    ids = area_ids(session, codes)
+    within: list[str | None] = [None, None]
+    if codes[0] != codes[1]:
+        if is_inside(session, ids[codes[1]], ids[codes[0]]):
+            within[0] = codes[1]
+        elif is_inside(session, ids[codes[0]], ids[codes[1]]):
+            within[1] = codes[0]
+    frames = [
+        plan_frames(session, p)[:2] if w is None else unit_plan_frames(session, p, w)
+        for p, w in zip((old_id, new_id), within, strict=True)
+    ]
+    (g1, a1), (g2, a2) = frames
+    return diff_plans(g1, a1, g2, a2)

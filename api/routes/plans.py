@@ -221,16 +221,12 @@ def rebalance(
 def diff(
     session: SessionDep, key: PlannerDep, plan_id: int, other_id: int
 ) -> PlanDiffOut:
-    from geo.gridding.diff import diff_plans
-    from geo.store.plans import plan_frames
+    from geo.services import diff_stored
 
-    frames = []
     for pid in (plan_id, other_id):
         if not 0 < pid < 2**31:
             raise _unknown_plan(pid)
-        frames.append(plan_frames(session, pid))  # NotFound → 404
-    (g1, a1, _), (g2, a2, _) = frames
-    d = diff_plans(g1, a1, g2, a2)
+    d = diff_stored(session, plan_id, other_id)  # NotFound → 404
     return PlanDiffOut(
         old_plan=plan_id,
         new_plan=other_id,

@@ -32,6 +32,7 @@ __all__ = [
     "apply_scope",
     "area_in_scope",
     "area_within",
+    "base_in_scope",
     "create_key",
     "expired_prefix",
     "hash_token",
@@ -319,6 +320,25 @@ def part_in_scope(session: Session, plan_id: int, code: str) -> bool:
             "ON up.id = p.area_id WHERE p.id = :p)"
         ),
         {"c": code, "p": plan_id},
+    ).first()
+    return bool(row and row[0])
+
+
+def base_in_scope(session: Session, plan_id: int, other_id: int) -> bool:
+    """Whether plan ``other_id`` lies inside the session's scope and plan
+    ``plan_id``'s area is (or is above) ``other_id``'s: a township's key may
+    compare its draft with the county's plan it was drafted from (the diff reads
+    only the county plan's grids inside the township)."""
+    row = session.execute(
+        text(
+            "WITH RECURSIVE up AS (SELECT a.id, a.parent_id FROM admin_areas a "
+            "JOIN plans o ON o.area_id = a.id WHERE o.id = :o "
+            "UNION ALL SELECT a.id, a.parent_id FROM admin_areas a JOIN up "
+            "ON a.id = up.parent_id) SELECT gridmap_area_ok(o.area_id) FROM plans o "
+            "WHERE o.id = :o AND EXISTS (SELECT 1 FROM plans p JOIN up "
+            "ON up.id = p.area_id WHERE p.id = :p)"
+        ),
+        {"o": other_id, "p": plan_id},
     ).first()
     return bool(row and row[0])
 

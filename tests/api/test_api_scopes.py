@@ -454,6 +454,13 @@ def test_a_village_key_drafts_its_own_part_of_the_plan_covering_it(
         headers=auth(planner),
     )
     assert r.status_code == 200, r.text
+    # compared with the plan it came from: by that plan's grids in A only
+    r = client.get(f"/plans/{scoped.plan_id}/diff/{draft}", headers=auth(planner))
+    assert r.status_code == 200, r.text
+    summary = r.json()["summary"]
+    assert summary["retired"] == [] and summary["created"] == [], summary
+    assert summary["households_changed"] == 0 and summary["unchanged"] == 1, summary
+    assert not _leaks(r.content, scoped.markers)
     # another village's part, or the whole plan: as if it did not exist
     for params in ({"area": ev.WEST}, {}):
         assert_problem(

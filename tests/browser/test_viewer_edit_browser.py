@@ -835,6 +835,15 @@ def test_a_township_key_drafts_its_part_of_the_county_plan(
         body = _get(server, f"/plans/{draft}/grids", key)
         assert body["area_code"] == town and body["parent_id"] == plan
         assert {f["properties"]["code"] for f in body["features"]} == mine
+        # 对比已发布: compared with the county's plan by its grids in the township
+        with page.expect_response(
+            lambda r: r.url.endswith(f"/plans/{plan}/diff/{draft}")
+        ) as resp:
+            page.click(".gm-edit button[data-act=diff]")
+        assert resp.value.status == 200, resp.value.text()
+        summary = resp.value.json()["summary"]
+        assert summary["retired"] == [] and summary["unchanged"] == len(mine)
+        page.wait_for_selector(".gm-ed-diff", timeout=10_000)
         # the panel lists the new draft among the township's drafts
         page.wait_for_function(
             "d => [...document.querySelectorAll('.gm-edit select[name=draft] option')]"
