@@ -10,20 +10,23 @@ one; a wall-clock limit is only a safety net.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from importlib.metadata import version
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from geo.gridding._adjacency import _components
 from geo.gridding._trees import _int_band, _int_loads
 from geo.plan import Band
 
-#: CP-SAT's deterministic time for each grid count (about a second of work each;
-#: counted, not timed); then the answer is "unknown"
-CPSAT_DET_TIME = 20.0
+#: CP-SAT's deterministic time for a unit, every graph and count in all (about
+#: 15 s of work here; counted, not timed); then the answer is "unknown"
+CPSAT_DET_TIME = 10.0
 
-#: wall-clock safety net per grid count (only a far slower machine reaches it)
+#: wall-clock safety net for the same (only a far slower machine reaches it)
 CPSAT_CAP_S = 60.0
 
 #: graphs with more nodes than this are not modelled (the answer is "unknown")
@@ -53,11 +56,6 @@ class CpsatSplit:
     det_time: float = 0.0
 
 
-def _grid_counts(total: int, lo: int, hi: int) -> list[int]:
-    """Every ``k`` with ``lo·k <= total <= hi·k`` (``lo`` at least 1)."""
-    return [k for k in range(-(-total // hi), total // lo + 1) if k >= 1]
-
-
 def _cpsat_partition(
     g: _Loads,
     band: Band,
@@ -83,7 +81,8 @@ def _cpsat_partition(
         The part counts to try, in order; every count the total allows when
         omitted. A proof covers the counts tried only.
     det_time, cap_s
-        CP-SAT's deterministic time and its wall-clock safety net, each per count.
+        CP-SAT's deterministic time and its wall-clock safety net, for all the
+        counts together (each solve gets what is left).
 
     Returns
     -------
@@ -128,7 +127,8 @@ def _cpsat_partition(
         return CpsatSplit("unknown")
     lo, hi = ib[0], ib[1]
     total = int(wi.sum())
-    ks = _grid_counts(total, lo, hi) if counts is None else list(counts)
+    every = range(max(-(-total // hi), 1), total // lo + 1)
+    ks = list(every if counts is None else counts)
     eu, ev = np.asarray(g.eu, dtype=np.int64), np.asarray(g.ev, dtype=np.int64)
     edges = sorted(
         {
@@ -138,11 +138,10 @@ def _cpsat_partition(
         }
     )
     keep, small, expand = _reduce(wi.tolist(), edges)
-    spent = 0.0
+    spent, deadline = 0.0, time.perf_counter() + cap_s
     for k in ks:
-        status, labels, used = _solve(
-            [int(wi[v]) for v in keep], small, k, lo, hi, det_time, cap_s
-        )
+        left = (det_time - spent, deadline - time.perf_counter())
+        status, labels, used = _solve(wi[keep].tolist(), small, k, lo, hi, left)
         spent += used
         if status == "unknown":
             return CpsatSplit("unknown", None, ks, spent)
@@ -238,11 +237,11 @@ def _solve(
     k: int,
     lo: int,
     hi: int,
-    det_time: float,
-    cap_s: float,
+    left: tuple[float, float],
 ) -> tuple[str, list[int] | None, float]:
-    """One CP-SAT model for ``k`` parts: (``"found"``, ``"infeasible"`` or
-    ``"unknown"``; each node's part when found; the deterministic time used)."""
+    """One CP-SAT model for ``k`` parts, in ``left`` (deterministic and wall-clock
+    seconds): (``"found"``, ``"infeasible"`` or ``"unknown"``; each node's part
+    when found; the deterministic time used)."""
     from ortools.sat.python import cp_model  # (heavy: only where it is needed)
 
     n = len(w)
@@ -255,30 +254,23 @@ def _solve(
         m.add_exactly_one(x[v])
     for p in range(k):
         m.add_linear_constraint(sum(w[v] * x[v][p] for v in loaded), lo, hi)
-    # parts opened in order of their lowest building; the opener is the root
-    seen_prev: list[cp_model.IntVar] | None = None
-    root = [m.new_constant(0) for _ in range(n)]
+    # parts opened in order of their lowest building (seen: the parts opened so
+    # far); the building that opens one is its root
+    seen: list[Any] = [0] * k
+    root: list[Any] = [0] * n
     for v in loaded:
-        seen = [m.new_bool_var(f"s{v}_{p}") for p in range(k)]
+        now = [m.new_bool_var(f"s{v}_{p}") for p in range(k)]
         for p in range(k):
-            if seen_prev is None:
-                m.add(seen[p] == x[v][p])
-            else:
-                m.add(seen[p] >= seen_prev[p])
-                m.add(seen[p] >= x[v][p])
-                m.add(seen[p] <= seen_prev[p] + x[v][p])
+            m.add(now[p] >= seen[p])
+            m.add(now[p] >= x[v][p])
+            m.add(now[p] <= seen[p] + x[v][p])
             if p:  # part p opens only after part p - 1
-                m.add(seen[p] <= (seen_prev[p - 1] if seen_prev is not None else 0))
-        opened = (
-            sum(seen) if seen_prev is None else sum(seen) - sum(seen_prev)
-        )  # 0 or 1: v opens a part
-        r = m.new_bool_var(f"r{v}")
-        m.add(r == opened)
-        root[v] = r
-        seen_prev = seen
-    assert seen_prev is not None
+                m.add(now[p] <= seen[p - 1])
+        root[v] = m.new_bool_var(f"r{v}")
+        m.add(root[v] == sum(now) - sum(seen))
+        seen = now
     for p in range(k):
-        m.add(seen_prev[p] == 1)  # every part holds a building
+        m.add(seen[p] == 1)  # every part holds a building
     # connectivity: one unit from each root to every other node of its part,
     # along edges inside a part only
     inflow: list[list[cp_model.IntVar]] = [[] for _ in range(n)]
@@ -299,8 +291,8 @@ def _solve(
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
-    solver.parameters.max_deterministic_time = det_time
-    solver.parameters.max_time_in_seconds = cap_s
+    solver.parameters.max_deterministic_time = max(left[0], 0.0)
+    solver.parameters.max_time_in_seconds = max(left[1], 0.0)
     status = solver.solve(m)
     used = float(solver.deterministic_time)
     if status == cp_model.INFEASIBLE:
@@ -311,6 +303,56 @@ def _solve(
     return "unknown", None, used
 
 
+def _each_graph(
+    graphs: Sequence[_Loads | None],
+    band: Band,
+    *,
+    counts: list[int],
+    det_time: float,
+    memo: dict[Any, CpsatSplit],
+) -> Iterator[CpsatSplit]:
+    """:func:`_cpsat_partition` on each graph in turn ("unknown" for a missing
+    one), in ``det_time`` for all of them; each answer is kept in ``memo`` under
+    the graph's loads, edges and the counts (the same graph gives the same one)."""
+    left = det_time
+    for g in graphs:
+        if g is None:
+            yield CpsatSplit("unknown")
+            continue
+        key = (g.w.tobytes(), g.eu.tobytes(), g.ev.tobytes(), tuple(counts))
+        if key not in memo:
+            memo[key] = _cpsat_partition(g, band, counts=counts, det_time=left)
+        left = max(left - memo[key].det_time, 0.0)
+        yield memo[key]
+
+
+def _cap_check(stats: dict[str, Any]) -> dict[str, Any]:
+    """The model's cap, what it spent and what it answered on each graph (for a
+    check; nothing where it did not run)."""
+    if "cpsat" not in stats:
+        return {}
+    return {
+        "cap_cpsat_det_time": CPSAT_DET_TIME,
+        "cpsat_det_time": round(
+            sum(r.det_time for r in stats.get("cpsat_memo", {}).values()), 3
+        ),
+        "cpsat": dict(stats["cpsat"]),
+    }
+
+
+def _proof_check(loads: list[float], stats: dict[str, Any]) -> dict[str, Any]:
+    """The check of ``no_connected_split``: the buildings' loads, the graphs'
+    sizes, the counts proven impossible and the solver, with its version."""
+    return {
+        "buildings": len(loads),
+        "building_loads": sorted(loads, reverse=True),
+        "graph_nodes": list(stats.get("cpsat_nodes", [])),
+        "grid_counts": list(stats.get("cpsat_counts", [])),
+        "solver": f"OR-Tools CP-SAT {version('ortools')}",
+        **_cap_check(stats),
+    }
+
+
 def _valid(
     parts: list[np.ndarray],
     w: np.ndarray,
@@ -318,26 +360,14 @@ def _valid(
     lo: int,
     hi: int,
 ) -> bool:
-    """Every node in one part, each part connected, holding a building, in band
-    (the model's answer checked on its own terms)."""
-    n = len(w)
-    if sorted(int(v) for p in parts for v in p) != list(range(n)):
+    """Every node in one part, each part connected and in band (the model's answer
+    checked on its own terms)."""
+    if sorted(np.concatenate(parts).tolist()) != list(range(len(w))):
         return False
-    adj: list[list[int]] = [[] for _ in range(n)]
-    for a, b in edges:
-        adj[a].append(b)
-        adj[b].append(a)
     for p in parts:
-        nodes = set(p.tolist())
-        if not nodes or not lo <= int(w[p].sum()) <= hi:
-            return False
-        start = next(iter(nodes))
-        seen, todo = {start}, [start]
-        while todo:
-            for u in adj[todo.pop()]:
-                if u in nodes and u not in seen:
-                    seen.add(u)
-                    todo.append(u)
-        if seen != nodes:
+        at = {v: i for i, v in enumerate(p.tolist())}
+        inner = [(at[a], at[b]) for a, b in edges if a in at and b in at]
+        comp = _components(len(p), [a for a, _ in inner], [b for _, b in inner])
+        if not lo <= int(w[p].sum()) <= hi or comp.max(initial=0) > 0:
             return False
     return True
