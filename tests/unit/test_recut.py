@@ -379,12 +379,13 @@ def test_random_small_buildings_always_in_band_one_piece_tiling(case) -> None:
 )
 @given(building_sets(knife_edge=True))
 def test_knife_edge_totals_are_in_band_or_honestly_capped(case) -> None:
-    """Totals of exactly k·200 (every grid must hold exactly 200): a known gap of
-    the re-cut (issue #11). Whole-building subsets of exactly 200 exist, but the
-    contiguous ones may need a grid to reach past the other's buildings, which the
-    randomised search does not always find within its cap. Until it does, every
-    grid still tiles and is one piece, and a grid out of band says the search was
-    capped: never a false cause, never "unresolved"."""
+    """Totals of exactly k·200 (every grid must hold exactly 200): once a known gap
+    of the re-cut (issue #11). Whole-building subsets of exactly 200 exist, but the
+    contiguous ones may need a grid to reach past the other's buildings; the
+    integer model finds those or proves there are none, within its cap. Every
+    grid tiles and is one piece, and a grid out of band says why (a proof: no
+    in-band grouping, or none into connected grids on either graph) or that a
+    search was capped: never a false cause, never "unresolved"."""
     made = _building_case(case)
     if made is None:
         return
