@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo.gridding._cpsat import _cpsat_partition, _reduce
+from geo.gridding._exact import _exact_partition
 from geo.plan import Band
 
 BAND = Band(200, 300)
@@ -139,6 +140,44 @@ def test_the_reduction_keeps_every_building_and_shrinks_only_empty_nodes(
     assert all(0 <= a < b < len(keep) for a, b in small)
     labels = expand(list(range(len(keep))))
     assert sorted(set(labels.tolist())) == list(range(len(keep)))
+
+
+@st.composite
+def larger_rims(draw):
+    """4–11 buildings (a random tree plus chords) inside a ring of 4–13 empty
+    nodes, each beside one or two buildings; the total often exactly k·200."""
+    nb = draw(st.integers(4, 11))
+    ne = draw(st.integers(4, 13))
+    loads = draw(st.lists(st.integers(20, 119), min_size=nb, max_size=nb))
+    if draw(st.booleans()):
+        loads[0] += -(-sum(loads) // 200) * 200 - sum(loads)
+    edges = {(draw(st.integers(0, i - 1)), i) for i in range(1, nb)}
+    for a, b in draw(
+        st.lists(st.tuples(st.integers(0, nb - 1), st.integers(0, nb - 1)), max_size=nb)
+    ):
+        if a != b:
+            edges.add((min(a, b), max(a, b)))
+    ring = list(range(nb, nb + ne))
+    edges |= {(min(a, b), max(a, b)) for a, b in itertools.pairwise([*ring, ring[0]])}
+    for e in ring:
+        for b in draw(st.sets(st.integers(0, nb - 1), min_size=1, max_size=2)):
+            edges.add((b, e))
+    return loads + [0] * ne, sorted(edges)
+
+
+@settings(max_examples=60, deadline=None)
+@given(larger_rims())
+def test_cpsat_agrees_with_the_exact_search_on_larger_rims(graph) -> None:
+    """Graphs of 8–24 nodes, past brute force: the exact search
+    (geo.gridding._exact, itself checked against brute force), run to its end on
+    every node, gives the same answer."""
+    loads, edges = graph
+    g = _graph(loads, edges)
+    g.keys = [(float(i % 5), float(i // 5)) for i in range(len(loads))]
+    ex = _exact_partition(g, BAND, steps=10**7)
+    res = _cpsat_partition(g, BAND)
+    assert ex.exhausted and res.status != "unknown"
+    assert (res.status == "found") is (ex.parts is not None)
 
 
 def test_a_row_is_proven_impossible_and_its_rim_is_not() -> None:
