@@ -29,6 +29,10 @@ EXCEPTION_CAUSES: dict[str, str] = {
     "no_in_band_split": "the unit's whole buildings cannot be split into groups "
     "that each total min–max, however they are grouped and wherever they stand "
     "(an exhaustive search; the groups it tried are counted in the check)",
+    "no_connected_split": "no split of the unit's buildings into in-band grids that "
+    "are each connected exists on its adjacency graph of building cells, nor with "
+    "empty cells along its boundary for a grid to reach round by (an exact integer "
+    "model, CP-SAT, for every count of grids the total allows; in the check)",
     "locked": "locked grids block every in-band answer (rebalancing)",
     "search_timed_out": "a search hit its time cap before it found an in-band "
     "answer or proved that none exists (the cap is in the check)",

@@ -28,6 +28,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from geo.gridding import _cpsat
 from geo.gridding._adjacency import _Graph, _graph
 from geo.gridding._atoms import _Atom, _load_sum
 from geo.gridding._exact import EXACT_STEPS, _exact_partition, _split_exists
@@ -368,6 +369,41 @@ def _exact_found(
     return g, []
 
 
+def _cpsat_found(
+    graphs: tuple[_Graph, _Graph | None],
+    members: list[int],
+    atoms: list[_Atom],
+    band: Band,
+    k: int,
+    *,
+    old: dict[int, str] | None,
+    cap: float,
+    stats: dict[str, Any] | None,
+) -> tuple[_Graph, list[tuple[tuple[float, ...], list[np.ndarray]]], bool]:
+    """The integer model on each graph (:func:`geo.gridding._cpsat._each_graph`,
+    each count the total allows, ``k`` first): the graph and scored partition
+    found, else the first graph, nothing, and whether both graphs were proven to
+    have none. ``stats["cpsat"]`` holds each graph's answer."""
+    st: dict[str, Any] = {} if stats is None else stats
+    st["cpsat_counts"] = counts = band.counts(_load_sum(atoms, members), k)
+    st["cpsat_nodes"] = [len(x.w) for x in graphs if x is not None]
+    each = _cpsat._each_graph(
+        graphs, band, counts=counts, det_time=cap, memo=st.setdefault("cpsat_memo", {})
+    )
+    answers: list[str] = []
+    for graph, res in zip(graphs, each, strict=True):
+        found = []
+        if graph is not None and res.parts is not None:
+            label = _labels(graph, members, atoms, old)
+            found = _scored(graph, [res.parts], atoms, band, old=old, label=label)
+        # (a partition with a grid of no territory is unusable, and proves nothing)
+        answers.append("unknown" if res.parts is not None and not found else res.status)
+        st["cpsat"] = dict(zip(("graph", "rim"), answers, strict=False))
+        if graph is not None and found:
+            return graph, found, False
+    return graphs[0], [], answers == ["infeasible", "infeasible"]
+
+
 def _scored(
     g: _Graph,
     partitions: list[list[np.ndarray]],
@@ -452,6 +488,7 @@ def _recut(
     seed: int = 0,
     trees: int = TREE_TRIES,
     exact: int = EXACT_STEPS,
+    cpsat: float = 0.0,
     stats: dict[str, Any] | None = None,
 ) -> tuple[list[tuple[BaseGeometry, list[int]]] | None, str | None]:
     """Cut ``geom`` (holding ``members``) into contiguous in-band grids: ``k`` of
@@ -459,14 +496,18 @@ def _recut(
     random spanning trees give (on each of the two graphs: the buildings' cells,
     then with empty nodes on the boundary), else the exact method's first
     partition (:func:`geo.gridding._exact._exact_partition`, up to ``exact``
-    connected parts on each graph).
+    connected parts on each graph), else, with ``cpsat`` (CP-SAT's deterministic
+    time; 0: not tried), the integer model's partition on each graph
+    (:func:`_cpsat_found`).
 
     ``old`` maps atoms to their grid code before (rebalancing): among the
     partitions found, the one that keeps most households in their grid wins.
     Returns (pieces or None, why not: ``"timeout"`` (the step clock ran out),
     ``"trees"`` (no tree of the cap could be cut, nor the exact method finish),
     ``"proven"`` (the exact method showed that no split of the whole buildings
-    into in-band groups exists, wherever they stand), ``"graph"`` (too large or
+    into in-band groups exists, wherever they stand), ``"connected"`` (the
+    integer model proved that neither graph has a split into connected in-band
+    parts, for any count the total allows), ``"graph"`` (too large or
     a building point over the band) or ``"none"`` (``k`` grids cannot hold the
     total)).
     ``stats["trees"]`` adds up the trees drawn, ``stats["exact_steps"]`` the exact
@@ -525,6 +566,13 @@ def _recut(
             g, found = _exact_found(
                 (g, g_rim), members, atoms, band, kx, old=old, steps=exact, stats=stats
             )
+        if not found and cpsat > 0:
+            # last, the integer model on each graph: a partition, or a proof
+            g, found, proven = _cpsat_found(
+                (g, g_rim), members, atoms, band, k, old=old, cap=cpsat, stats=stats
+            )
+            if proven:
+                return None, "connected"
     if not found:
         return None, why if why == "timeout" else "trees"
     found.sort(key=lambda t: t[0])
@@ -756,6 +804,7 @@ def _recut_pieces(
     stats: dict[str, Any] = {}
     whole_trees = False  # the whole unit's trees were drawn (up to their cap)
     no_split = False  # the exact method proved the whole unit has no in-band split
+    no_connected = False  # the integer model proved it has no connected one
     # in a unit of one piece every grid must be one piece too
     one_piece = int(shapely.get_num_geometries(unit_geom)) == 1
     failed: set[int] = set()
@@ -811,11 +860,13 @@ def _recut_pieces(
                         clock=clock if whole else clock.share(0.5),
                         trees=TREE_TRIES if whole else _WINDOW_TREES,
                         exact=EXACT_STEPS if whole else _WINDOW_EXACT,
+                        cpsat=_cpsat.CPSAT_DET_TIME if whole else 0.0,
                         stats=stats if whole else None,
                     )
                     whole_trees = whole_trees or (whole and why in ("trees", "timeout"))
                     if whole and why == "proven":
                         no_split = True
+                    no_connected = no_connected or (whole and why == "connected")
                     if res is not None and not fits(res, geom):
                         res, why = None, "none"  # a hole-free window came out in pieces
                     if res is not None:
@@ -823,7 +874,13 @@ def _recut_pieces(
                         pieces = rest + res
                         done = True
                         break
-                    if why in ("graph", "trees", "timeout", "proven") and whole:
+                    if whole and why in (
+                        "graph",
+                        "trees",
+                        "timeout",
+                        "proven",
+                        "connected",
+                    ):
                         break  # (another count: the same trees, the same clock)
                     if why == "graph":
                         break
@@ -834,6 +891,7 @@ def _recut_pieces(
         proof is None
         and bad_pieces()
         and not whole_trees
+        and not no_connected
         and band.feasible(_load(everyone, atoms))
     ):
         # the step clock ran out before the whole unit was tried: its trees still
@@ -849,10 +907,12 @@ def _recut_pieces(
             clock=_Clock(0, cap_s),
             trees=TREE_TRIES,
             exact=EXACT_STEPS,
+            cpsat=_cpsat.CPSAT_DET_TIME,
             stats=stats,
         )
         whole_trees = why in ("trees", "timeout")
         no_split = why == "proven"
+        no_connected = why == "connected"
         if res is not None and fits(res, unit_geom):
             pieces = res
     if one_piece:
@@ -875,6 +935,9 @@ def _recut_pieces(
                     "cap_exact_steps": EXACT_STEPS,
                 },
             )
+        elif no_connected:
+            loads = [atoms[a].load for a in everyone]
+            notes["_cause"] = ("no_connected_split", _cpsat._proof_check(loads, stats))
         elif whole_trees:
             notes["_cause"] = (
                 "search_timed_out",
@@ -885,6 +948,7 @@ def _recut_pieces(
                     "trees": int(stats.get("trees", 0)),
                     "cap_exact_steps": EXACT_STEPS,
                     "exact_steps": int(stats.get("exact_steps", 0)),
+                    **_cpsat._cap_check(stats),
                 },
             )
     return pieces

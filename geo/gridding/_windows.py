@@ -12,6 +12,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.gridding._atoms import _Atom
 from geo.gridding._codes import _next_code
+from geo.gridding._cpsat import CPSAT_DET_TIME, _cap_check, _proof_check
 from geo.gridding._exact import EXACT_STEPS
 from geo.gridding._moves import _MIN_EDGE, _edge, _Grid, _grid_load, _neighbours
 from geo.gridding._recut import (
@@ -151,6 +152,7 @@ def _recut_component(
         clock=_Clock(0, 0.0),
         old=old,
         trees=TREE_TRIES,
+        cpsat=CPSAT_DET_TIME,
         stats=stats,
     )
     stats["why"] = why
@@ -185,6 +187,9 @@ def _window_cause(
     - ``no_in_band_split`` when the exact method showed that the component's whole
       buildings cannot be split into in-band groups at all (``locked`` when a
       locked grid borders it);
+    - ``no_connected_split`` when the integer model proved that no split of the
+      component's buildings into connected in-band grids exists on either graph
+      (``locked`` when a locked grid borders it);
     - ``search_timed_out`` when the component's trees were drawn up to their cap;
     - otherwise unresolved.
     """
@@ -242,6 +247,24 @@ def _window_cause(
             )
         )
         return lambda x: split
+    if proof is None and stats.get("why") == "connected":
+        # the integer model: no split into connected in-band grids on either graph
+        check = {
+            "window": codes,
+            "load": total,
+            "min": band.min,
+            "max": band.max,
+            **_proof_check(loads, stats),
+        }
+        joined = (
+            ("locked", {**check, "locked": locked})
+            if locked
+            else (
+                "no_connected_split",
+                check,
+            )
+        )
+        return lambda x: joined
     capped = stats.get("why") in ("trees", "timeout")
     timed = (
         "search_timed_out",
@@ -253,6 +276,7 @@ def _window_cause(
             "trees": int(stats.get("trees", 0)),
             "cap_exact_steps": EXACT_STEPS,
             "exact_steps": int(stats.get("exact_steps", 0)),
+            **_cap_check(stats),
         },
     )
 

@@ -556,6 +556,18 @@ def _unit_grids(
                     "households) totals "
                     f"{band.min:g}–{band.max:g}, so no grid holding it is in band"
                 )
+            elif cause == UNRESOLVED and stopped and stopped[0] == "no_connected_split":
+                # the integer model: no split into connected in-band grids
+                cause, extra = stopped
+                check = {**check, **extra}
+                reason = (
+                    f"{load:g} households: the {extra['buildings']:,} buildings of "
+                    f"{'+'.join(u.codes)} cannot be split into connected grids of "
+                    f"{band.min:g}–{band.max:g} households on their adjacency graph, "
+                    "nor with empty cells along the boundary to reach round by: "
+                    f"{extra['solver']} proved it for every count of grids the total "
+                    f"allows ({', '.join(map(str, extra['grid_counts']))})"
+                )
             elif cause == UNRESOLVED and stopped and stopped[0] != "search_timed_out":
                 # the exact method tried every grouping of the whole buildings
                 cause, extra = stopped
@@ -579,7 +591,14 @@ def _unit_grids(
                     f"none of which could be cut in band ({extra.get('trees', 0):,} "
                     "drawn in all), and its exact search at its cap of "
                     f"{extra.get('cap_exact_steps', 0):,} connected groups per "
-                    "graph, before it found an in-band partition (one may exist)"
+                    "graph"
+                    + (
+                        ", and its integer model (CP-SAT) at its cap of "
+                        f"{extra['cap_cpsat_det_time']:g} deterministic seconds"
+                        if "cap_cpsat_det_time" in extra
+                        else ""
+                    )
+                    + ", before it found an in-band partition (one may exist)"
                 )
         rows.append(
             {

@@ -762,8 +762,14 @@ def _reason(
             f"{check['cap_s']:g} s) and {check.get('cap_trees', 0):,} random spanning "
             f"trees per graph ({check.get('trees', 0):,} drawn), none of which could "
             "be cut in band, and its exact search at its cap of "
-            f"{check.get('cap_exact_steps', 0):,} connected groups per graph "
-            "(one may exist)"
+            f"{check.get('cap_exact_steps', 0):,} connected groups per graph"
+            + (
+                ", and its integer model (CP-SAT) at its cap of "
+                f"{check['cap_cpsat_det_time']:g} deterministic seconds"
+                if "cap_cpsat_det_time" in check
+                else ""
+            )
+            + " (one may exist)"
         )
     if name == "no_in_band_split" or (name == "locked" and "groups_tried" in check):
         return (
@@ -772,6 +778,21 @@ def _reason(
             f"cannot be split into groups of {band.min:g}–{band.max:g} households, "
             "however they are grouped: an exhaustive search tried every grouping "
             f"({check['groups_tried']:,} groups)"
+            + (
+                f"; locked grids beside them: {', '.join(check['locked'])}"
+                if name == "locked"
+                else ""
+            )
+        )
+    if name == "no_connected_split" or (name == "locked" and "grid_counts" in check):
+        return (
+            f"{load:g} households: the {check['buildings']:,} buildings of the "
+            f"{grids} grid(s) of {c.area_code} it can exchange households with "
+            f"cannot be split into connected grids of {band.min:g}–{band.max:g} "
+            "households on their adjacency graph, nor with empty cells along the "
+            f"boundary to reach round by: {check['solver']} proved it for every "
+            "count of grids their total allows "
+            f"({', '.join(map(str, check['grid_counts']))})"
             + (
                 f"; locked grids beside them: {', '.join(check['locked'])}"
                 if name == "locked"

@@ -13,10 +13,11 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import geo.gridding._cpsat as _cpsat
 import geo.gridding._recut as recut
 from geo.gridding._atoms import _Atom, _Unit
 from geo.gridding._cuts import _partition
-from geo.gridding._exact import _split_exists
+from geo.gridding._exact import _exact_partition, _split_exists
 from geo.gridding._recut import _recut_pieces
 from geo.gridding.generate import generate_grids
 from geo.gridding.rebalance import rebalance
@@ -238,6 +239,7 @@ def test_search_cap_is_reported_as_search_timed_out(
     monkeypatch.setattr(recut, "RECUT_STEPS", 1)
     monkeypatch.setattr(recut, "TREE_TRIES", 0)
     monkeypatch.setattr(recut, "EXACT_STEPS", 1)
+    monkeypatch.setattr(_cpsat, "CPSAT_DET_TIME", 1e-9)
     xy = np.array([[0.001, 0.001], [0.004, 0.001], [0.006, 0.001], [0.009, 0.001]])
     atoms = _atoms_of(xy, [120, 100, 80, 100])
     u = _Unit(codes=["V1"], parent=None, geom=shapely.box(0, 0, 0.01, 0.002))
@@ -249,6 +251,7 @@ def test_search_cap_is_reported_as_search_timed_out(
     assert cause == "search_timed_out"
     assert check["cap_steps"] == 1 and check["cap_s"] == TEST_CAP_S
     assert check["cap_trees"] == 0 and check["cap_exact_steps"] == 1
+    assert check["cap_cpsat_det_time"] == 1e-9 and check["cpsat"]["rim"] == "unknown"
 
 
 def test_the_same_row_uncapped_is_cut_in_band() -> None:
@@ -260,6 +263,56 @@ def test_the_same_row_uncapped_is_cut_in_band() -> None:
     plan = generate_grids(hh, village(unit))
     assert_good(plan, unit)
     assert sorted(plan.grids["load"]) == [200, 200]
+
+
+#: six buildings whose only in-band split (three grids of 200) pairs each with the
+#: third one on: 92+108, 75+125, 123+77; no set of them totals 300
+_INTERLEAVED = [92, 75, 123, 108, 125, 77]
+
+
+def test_a_split_no_connected_grids_can_make_is_proven(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The six in a row, in a strip: the buildings can be grouped in band, but
+    the groups interleave, and three grids cannot each reach its pair past the
+    others, even round them along the rim. The integer model proves it on both
+    graphs; the exact search, run to its end on each graph with no run of the
+    rim contracted, agrees; the grid says ``no_connected_split`` with its
+    check."""
+    graphs: list = []
+    found = recut._cpsat_found
+
+    def spy(gs, *a, **kw):
+        graphs.append(gs)
+        return found(gs, *a, **kw)
+
+    monkeypatch.setattr(recut, "_cpsat_found", spy)
+    unit = shapely.box(0, 0, 0.012, 0.002)
+    xy = [(0.001 + 0.002 * i, 0.001) for i in range(6)]
+    plan = generate_grids(buildings(xy, _INTERLEAVED), village(unit))
+    outs = [e for e in plan.report["exceptions"] if e.get("kind") == "out_of_band"]
+    assert outs and {e["cause"] for e in outs} == {"no_connected_split"}, outs
+    check = outs[0]["check"]
+    assert check["grid_counts"] == [2, 3] and check["buildings"] == 6
+    assert check["cpsat"] == {"graph": "infeasible", "rim": "infeasible"}
+    assert check["solver"].startswith("OR-Tools CP-SAT")
+    assert "cannot be split into connected grids of 200–300" in outs[0]["reason"]
+    assert _split_exists(np.array(_INTERLEAVED), Band(LO, HI))[0] is True
+    for g in graphs[0]:
+        ex = _exact_partition(g, Band(LO, HI), steps=10**7)
+        assert ex.exhausted and ex.parts is None, len(g.w)
+    assert (plan.grids["parts"] == 1).all()
+    assert_tiles(plan.grids, unit)
+
+
+def test_the_same_buildings_with_each_pair_side_by_side_are_in_band() -> None:
+    """Counter-example: the six reordered so each pair stands together."""
+    a, b, c, d, e, f = _INTERLEAVED
+    unit = shapely.box(0, 0, 0.012, 0.002)
+    xy = [(0.001 + 0.002 * i, 0.001) for i in range(6)]
+    plan = generate_grids(buildings(xy, [a, d, b, e, c, f]), village(unit))
+    assert_good(plan, unit)
+    assert sorted(plan.grids["load"]) == [200, 200, 200]
 
 
 @st.composite
@@ -326,12 +379,13 @@ def test_random_small_buildings_always_in_band_one_piece_tiling(case) -> None:
 )
 @given(building_sets(knife_edge=True))
 def test_knife_edge_totals_are_in_band_or_honestly_capped(case) -> None:
-    """Totals of exactly k·200 (every grid must hold exactly 200): a known gap of
-    the re-cut (issue #11). Whole-building subsets of exactly 200 exist, but the
-    contiguous ones may need a grid to reach past the other's buildings, which the
-    randomised search does not always find within its cap. Until it does, every
-    grid still tiles and is one piece, and a grid out of band says the search was
-    capped: never a false cause, never "unresolved"."""
+    """Totals of exactly k·200 (every grid must hold exactly 200): once a known gap
+    of the re-cut (issue #11). Whole-building subsets of exactly 200 exist, but the
+    contiguous ones may need a grid to reach past the other's buildings; the
+    integer model finds those or proves there are none, within its cap. Every
+    grid tiles and is one piece, and a grid out of band says why (a proof: no
+    in-band grouping, or none into connected grids on either graph) or that a
+    search was capped: never a false cause, never "unresolved"."""
     made = _building_case(case)
     if made is None:
         return
@@ -344,11 +398,19 @@ def test_knife_edge_totals_are_in_band_or_honestly_capped(case) -> None:
     loads = sorted(hh.groupby("building_id").size().astype(float), reverse=True)
     for code in g.loc[~g["load"].between(LO, HI), "grid_code"]:
         cause, check = out[code]["cause"], out[code]["check"]
-        assert cause in ("search_timed_out", "no_in_band_split"), out.get(code)
+        assert cause in (
+            "search_timed_out",
+            "no_in_band_split",
+            "no_connected_split",
+        ), out.get(code)
         if cause == "no_in_band_split":
             # the proof is about this map: its buildings' loads, none can split
             assert check["building_loads"] == loads
             assert _split_exists(np.array(loads), Band(LO, HI))[0] is False
+        elif cause == "no_connected_split":
+            # the integer model proved it on both graphs, every count
+            assert check["building_loads"] == loads
+            assert check["cpsat"] == {"graph": "infeasible", "rim": "infeasible"}
         else:
             assert check["cap_steps"] > 0 and check["cap_exact_steps"] > 0
 

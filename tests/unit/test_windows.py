@@ -182,6 +182,51 @@ def test_no_in_band_split_only_when_the_exact_method_proved_it() -> None:
     assert cause == "locked" and check["locked"] == ["V102"]
 
 
+def test_no_connected_split_only_when_the_integer_model_proved_it() -> None:
+    """Buildings that can be grouped in band (120+80, 100+100): the cause is
+    written only from the integer model's proof on both graphs, with the counts
+    it covered; a locked grid beside the component makes it ``locked``."""
+    cells, atoms = _world([[120, 100], [80, 100]])
+    proven = {
+        "why": "connected",
+        "cpsat": {"graph": "infeasible", "rim": "infeasible"},
+        "cpsat_counts": [2],
+        "cpsat_nodes": [4, 30],
+        "cpsat_det_time": 0.5,
+    }
+    cause, check = _cause_of(cells, atoms, stats=proven)
+    assert cause == "no_connected_split"
+    assert check["grid_counts"] == [2] and check["graph_nodes"] == [4, 30]
+    assert check["building_loads"] == [120.0, 100.0, 100.0, 80.0]
+    assert check["solver"].startswith("OR-Tools CP-SAT")
+    # counter-examples: without the proof it proves nothing (capped: timed out);
+    # beside a locked grid the lock is named
+    assert _cause_of(cells, atoms)[0] == UNRESOLVED
+    capped = {
+        **proven,
+        "why": "trees",
+        "cpsat": {"graph": "infeasible", "rim": "unknown"},
+    }
+    cause, check = _cause_of(cells, atoms, stats=capped)
+    assert cause == "search_timed_out" and check["cpsat"]["rim"] == "unknown"
+    assert check["cap_cpsat_det_time"] > 0
+    cells, atoms = _world([[120, 100], [80, 100], [250]], locked=(2,))
+    cause, check = _cause_of(cells, atoms, stats=proven)
+    assert cause == "locked" and check["locked"] == ["V102"]
+
+
+def test_the_reason_of_no_connected_split_says_what_was_proven() -> None:
+    from geo.gridding.rebalance import _reason
+
+    cells, atoms = _world([[120, 100], [80, 100]])
+    proven = {"why": "connected", "cpsat": {"graph": "infeasible", "rim": "infeasible"}}
+    cause = _cause_of(cells, atoms, stats={**proven, "cpsat_counts": [2]})
+    text = _reason(cells[0], 220.0, cause, BAND)
+    assert text is not None
+    assert "cannot be split into connected grids of 200–300" in text
+    assert "for every count of grids their total allows (2)" in text
+
+
 def test_a_village_grown_past_any_split_is_proven_end_to_end() -> None:
     """One grid of two buildings (150 + 100) gains a building of 150: 400 in all,
     two grids by the total, but no grouping of the three buildings is in band.
