@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any, Literal, Protocol
@@ -31,6 +33,36 @@ CPSAT_CAP_S = 60.0
 
 #: graphs with more nodes than this are not modelled (the answer is "unknown")
 CPSAT_MAX_NODES = 4000
+
+#: CP-SAT's deterministic time for a unit while rebalancing (all its graphs and
+#: counts): an answer a planner waits for, so less than generation's
+CPSAT_REBALANCE_DET_TIME = 2.0
+
+_BUDGET: ContextVar[float | None] = ContextVar("_BUDGET", default=None)
+
+
+def _budget() -> float:
+    """The deterministic time a unit's model gets here (:data:`CPSAT_DET_TIME`,
+    or what :func:`_budget_of` set for the block)."""
+    v = _BUDGET.get()
+    return CPSAT_DET_TIME if v is None else v
+
+
+@contextmanager
+def _budget_of(seconds: float) -> Iterator[None]:
+    """Within the block, each unit's model gets ``seconds`` of deterministic time
+    (a rebalance: :data:`CPSAT_REBALANCE_DET_TIME`)."""
+    token = _BUDGET.set(seconds)
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+#: answers already computed in this process, by graph, counts, band and allowance
+#: (the oldest dropped past ``_SOLVED_MAX``)
+_SOLVED: dict[tuple[Any, ...], CpsatSplit] = {}
+_SOLVED_MAX = 256
 
 
 class _Loads(Protocol):
@@ -321,7 +353,16 @@ def _each_graph(
             continue
         key = (g.w.tobytes(), g.eu.tobytes(), g.ev.tobytes(), tuple(counts))
         if key not in memo:
-            memo[key] = _cpsat_partition(g, band, counts=counts, det_time=left)
+            # the same graph, counts, band and allowance give the same answer
+            # (deterministic time, one worker): solved once per process
+            again = (*key, band.min, band.max, round(left, 6))
+            hit = _SOLVED.get(again)
+            if hit is None:
+                hit = _cpsat_partition(g, band, counts=counts, det_time=left)
+                if len(_SOLVED) >= _SOLVED_MAX:
+                    _SOLVED.pop(next(iter(_SOLVED)))
+                _SOLVED[again] = hit
+            memo[key] = hit
         left = max(left - memo[key].det_time, 0.0)
         yield memo[key]
 
@@ -332,7 +373,7 @@ def _cap_check(stats: dict[str, Any]) -> dict[str, Any]:
     if "cpsat" not in stats:
         return {}
     return {
-        "cap_cpsat_det_time": CPSAT_DET_TIME,
+        "cap_cpsat_det_time": stats.get("cpsat_cap", CPSAT_DET_TIME),
         "cpsat_det_time": round(
             sum(r.det_time for r in stats.get("cpsat_memo", {}).values()), 3
         ),

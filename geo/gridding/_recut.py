@@ -381,12 +381,12 @@ def _cpsat_found(
     stats: dict[str, Any] | None,
 ) -> tuple[_Graph, list[tuple[tuple[float, ...], list[np.ndarray]]], bool]:
     """The integer model on each graph (:func:`geo.gridding._cpsat._each_graph`,
-    each count the total allows, ``k`` first): the graph and scored partition
-    found, else the first graph, nothing, and whether both graphs were proven to
-    have none. ``stats["cpsat"]`` holds each graph's answer."""
+    each count the total allows, ``k`` first, in ``cap``): the graph and scored
+    partition found, else the first graph, nothing, and whether both graphs were
+    proven to have none (``stats["cpsat"]``: each graph's answer)."""
     st: dict[str, Any] = {} if stats is None else stats
     st["cpsat_counts"] = counts = band.counts(_load_sum(atoms, members), k)
-    st["cpsat_nodes"] = [len(x.w) for x in graphs if x is not None]
+    st["cpsat_nodes"], st["cpsat_cap"] = [len(x.w) for x in graphs if x], cap
     each = _cpsat._each_graph(
         graphs, band, counts=counts, det_time=cap, memo=st.setdefault("cpsat_memo", {})
     )
@@ -860,7 +860,7 @@ def _recut_pieces(
                         clock=clock if whole else clock.share(0.5),
                         trees=TREE_TRIES if whole else _WINDOW_TREES,
                         exact=EXACT_STEPS if whole else _WINDOW_EXACT,
-                        cpsat=_cpsat.CPSAT_DET_TIME if whole else 0.0,
+                        cpsat=_cpsat._budget() if whole else 0.0,
                         stats=stats if whole else None,
                     )
                     whole_trees = whole_trees or (whole and why in ("trees", "timeout"))
@@ -907,7 +907,7 @@ def _recut_pieces(
             clock=_Clock(0, cap_s),
             trees=TREE_TRIES,
             exact=EXACT_STEPS,
-            cpsat=_cpsat.CPSAT_DET_TIME,
+            cpsat=_cpsat._budget(),
             stats=stats,
         )
         whole_trees = why in ("trees", "timeout")

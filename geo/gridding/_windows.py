@@ -12,7 +12,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.gridding._atoms import _Atom
 from geo.gridding._codes import _next_code
-from geo.gridding._cpsat import CPSAT_DET_TIME, _cap_check, _proof_check
+from geo.gridding._cpsat import _budget, _cap_check, _proof_check
 from geo.gridding._exact import EXACT_STEPS
 from geo.gridding._moves import _MIN_EDGE, _edge, _Grid, _grid_load, _neighbours
 from geo.gridding._recut import (
@@ -152,7 +152,7 @@ def _recut_component(
         clock=_Clock(0, 0.0),
         old=old,
         trees=TREE_TRIES,
-        cpsat=CPSAT_DET_TIME,
+        cpsat=_budget(),
         stats=stats,
     )
     stats["why"] = why

@@ -15,6 +15,7 @@ import pyarrow as pa
 import shapely
 
 from geo.crs import STORAGE_CRS
+from geo.gridding import _cpsat
 from geo.gridding._atoms import _Atom, _atoms, _load_sum
 from geo.gridding._codes import _id_rows, _natural, _positions
 from geo.gridding._fork import collector_paused
@@ -204,17 +205,18 @@ def rebalance(
     for scope in (region, None):
         if scope is not None and len(scope) == len(g):
             continue
-        run = _run(
-            g,
-            hh,
-            pos,
-            loads,
-            band,
-            state,
-            scope=scope,
-            was_here=was_here,
-            retired_codes=retired_codes,
-        )
+        with _cpsat._budget_of(_cpsat.CPSAT_REBALANCE_DET_TIME):
+            run = _run(
+                g,
+                hh,
+                pos,
+                loads,
+                band,
+                state,
+                scope=scope,
+                was_here=was_here,
+                retired_codes=retired_codes,
+            )
         if scope is None or run.settled:
             break
     cells, atoms, causes = run.cells, run.atoms, run.causes

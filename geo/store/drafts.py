@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import EditError, NotFound, StaleDraft
-from geo.store.plans import copy_plan
+from geo.store.plans import _SUBTREE, copy_plan
 
 __all__ = [
     "DraftInfo",
@@ -610,9 +610,7 @@ def grids_inside(session: Session, plan_id: int, area_id: int) -> int:
     return int(
         session.execute(
             text(
-                "WITH RECURSIVE sub AS (SELECT id FROM admin_areas WHERE id = :a "
-                "UNION ALL SELECT c.id FROM admin_areas c JOIN sub ON c.parent_id = sub.id) "
-                "SELECT count(*) FROM grids WHERE plan_id = :p "
+                _SUBTREE + "SELECT count(*) FROM grids WHERE plan_id = :p "
                 "AND area_id IN (SELECT id FROM sub)"
             ),
             {"a": area_id, "p": plan_id},

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from geo.plan import GridPlan
-from geo.store.fanout import unit_plan_frames
+from geo.store.fanout import _SCOPE, unit_plan_frames
 from geo.store.plans import plan_frames, plan_row
 
 __all__ = [
@@ -142,12 +142,6 @@ def published_plan_id(session: Session, area_code: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-_SUBTREE = (
-    "WITH RECURSIVE scope AS (SELECT id FROM admin_areas WHERE code = :c "
-    "UNION ALL SELECT a.id FROM admin_areas a JOIN scope s ON a.parent_id = s.id) "
-)
-
-
 def plan_in_force(session: Session, area_code: str) -> int | None:
     """The published plan whose grids answer for the area: its own, else that of
     the nearest area above it, when that plan's grids inside the area are the
@@ -176,7 +170,7 @@ def plan_in_force(session: Session, area_code: str) -> int | None:
     pid = int(row[0])
     inner = session.execute(
         text(
-            _SUBTREE + "SELECT 1 FROM plans p WHERE p.status = 'published' AND "
+            _SCOPE + "SELECT 1 FROM plans p WHERE p.status = 'published' AND "
             "p.area_id IN (SELECT id FROM scope) LIMIT 1"
         ),
         {"c": area_code},
@@ -190,7 +184,7 @@ def grids_cross(session: Session, plan_id: int, area_code: str) -> bool:
     whole answer there)."""
     row = session.execute(
         text(
-            _SUBTREE + "(SELECT 1 FROM grids g JOIN assignments x ON x.grid_id = g.id "
+            _SCOPE + "(SELECT 1 FROM grids g JOIN assignments x ON x.grid_id = g.id "
             "JOIN households h ON h.id = x.household_id WHERE g.plan_id = :p "
             "AND g.area_id IN (SELECT id FROM scope) "
             "AND h.area_id NOT IN (SELECT id FROM scope) LIMIT 1) "
