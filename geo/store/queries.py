@@ -212,21 +212,29 @@ def load_plan(
     else:
         info = plan_row(session, plan_id)
         grids, assignments = unit_plan_frames(session, plan_id, within)
+    # (with ``within``, only the staff of its grids: a township of a province's
+    # plan reads its own, not the province's)
+    scope, inside_sql = (
+        ("", "")
+        if within is None
+        else (_SCOPE, " AND g.area_id IN (SELECT id FROM scope)")
+    )
     workers = session.execute(
         text(
-            "SELECT g.code, p.external_id FROM grids g JOIN people p ON p.id = g.worker_id "
-            "WHERE g.plan_id = :p"
+            scope + "SELECT g.code, p.external_id FROM grids g "
+            "JOIN people p ON p.id = g.worker_id WHERE g.plan_id = :p" + inside_sql
         ),
-        {"p": plan_id},
+        {"p": plan_id, "c": within},
     ).all()
     grids["worker_id"] = grids["grid_code"].map(dict(workers))  # type: ignore[arg-type]
     members = session.execute(
         text(
-            "SELECT h.external_id, p.external_id FROM assignments x "
+            scope + "SELECT h.external_id, p.external_id FROM assignments x "
             "JOIN households h ON h.id = x.household_id "
-            "JOIN people p ON p.id = x.member_id WHERE x.plan_id = :p"
+            "JOIN grids g ON g.id = x.grid_id "
+            "JOIN people p ON p.id = x.member_id WHERE x.plan_id = :p" + inside_sql
         ),
-        {"p": plan_id},
+        {"p": plan_id, "c": within},
     ).all()
     assignments["member_id"] = assignments["household_id"].map(dict(members))  # type: ignore[arg-type]
     grids["load"] = grids["households"].astype(float)
