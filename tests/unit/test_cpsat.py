@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from samples import joined
 
 from geo.gridding._cpsat import _cpsat_partition, _reduce
 from geo.gridding._exact import _exact_partition
@@ -20,17 +21,6 @@ BAND = Band(200, 300)
 
 def _in_band(t: int) -> bool:
     return 200 <= t <= 300
-
-
-def _joined(nodes: list[int], edges: set[tuple[int, int]]) -> bool:
-    seen, todo = {nodes[0]}, [nodes[0]]
-    while todo:
-        v = todo.pop()
-        for u in nodes:
-            if u not in seen and (min(u, v), max(u, v)) in edges:
-                seen.add(u)
-                todo.append(u)
-    return len(seen) == len(nodes)
 
 
 def _brute(loads: tuple[int, ...], edges: frozenset[tuple[int, int]]) -> set[int]:
@@ -49,7 +39,7 @@ def _brute(loads: tuple[int, ...], edges: frozenset[tuple[int, int]]) -> set[int
         while sub:
             if sub & low:
                 nodes = [i for i in range(n) if sub >> i & 1]
-                if _in_band(sum(loads[i] for i in nodes)) and _joined(nodes, edges):
+                if _in_band(sum(loads[i] for i in nodes)) and joined(nodes, edges):
                     out |= {c + 1 for c in counts(mask & ~sub)}
             sub = (sub - 1) & mask
         return frozenset(out)
@@ -110,7 +100,7 @@ def _check(loads: list[int], edges: list[tuple[int, int]]) -> None:
         assert cover == list(range(len(loads)))
         for p in res.parts:
             nodes = [int(v) for v in p]
-            assert _joined(nodes, set(edges))
+            assert joined(nodes, set(edges))
             assert _in_band(sum(loads[v] for v in nodes))
     else:  # the proof covers every count the total allows
         total = sum(loads)

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from samples import joined
 
 from geo.gridding._exact import _contract_empty, _exact_partition, _split_exists
 from geo.plan import Band
@@ -22,18 +23,6 @@ def _in_band(t: float) -> bool:
     return 200 <= t <= 300
 
 
-def _joined(nodes: list[int], edges: set | frozenset) -> bool:
-    """Whether ``nodes`` are connected by ``edges`` (pairs, smaller first)."""
-    seen, todo = {nodes[0]}, [nodes[0]]
-    while todo:
-        v = todo.pop()
-        for u in nodes:
-            if u not in seen and (min(u, v), max(u, v)) in edges:
-                seen.add(u)
-                todo.append(u)
-    return len(seen) == len(nodes)
-
-
 def _brute_split(loads: tuple[int, ...], edges: frozenset | None = None) -> bool:
     """Every set partition of the nodes, by brute force over subsets (connected in
     ``edges`` when given): whether one has all parts in band."""
@@ -41,7 +30,7 @@ def _brute_split(loads: tuple[int, ...], edges: frozenset | None = None) -> bool
 
     def connected(mask: int) -> bool:
         nodes = [i for i in range(n) if mask >> i & 1]
-        return edges is None or _joined(nodes, edges)
+        return edges is None or joined(nodes, edges)
 
     @lru_cache(None)
     def f(mask: int) -> bool:
@@ -111,7 +100,7 @@ def _valid(parts, loads, edges) -> bool:
         return False
     for p in parts:
         nodes = [int(v) for v in p]
-        if not _joined(nodes, es) or not _in_band(sum(loads[v] for v in nodes)):
+        if not joined(nodes, es) or not _in_band(sum(loads[v] for v in nodes)):
             return False
     return True
 
