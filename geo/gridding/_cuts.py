@@ -15,6 +15,7 @@ from geo.gridding._geometry import (
     _overlay,
     _parts_with_atoms,
     _poly_only,
+    _repaired,
 )
 from geo.gridding._moves import _move_into_band, _out_of_band
 from geo.gridding._recut import _parts, _recut_pieces
@@ -69,7 +70,8 @@ def _partition(
     unscale = np.array([1.0 / kx, 1.0])
     pieces = [
         (
-            _poly_only(shapely.transform(g, lambda c: c * unscale)),
+            # (scaling back can leave a ring crossing itself a hair's width)
+            _repaired(_poly_only(shapely.transform(g, lambda c: c * unscale))),
             [idx_l[j] for j in m],
         )
         for g, m in out

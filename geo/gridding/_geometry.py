@@ -24,10 +24,27 @@ def _poly_only(g: BaseGeometry) -> BaseGeometry:
     """The polygonal part of an overlay result (drops touching lines and points)."""
     if g.geom_type in {"Polygon", "MultiPolygon"} or g.is_empty:
         return g
-    polys = [p for p in shapely.get_parts(g) if p.geom_type == "Polygon"]
+    # (a collection can hold multipolygons, as make_valid returns them, and other
+    # collections: their polygons count too)
+    parts = shapely.get_parts(g)
+    while any(p.geom_type in {"MultiPolygon", "GeometryCollection"} for p in parts):
+        parts = shapely.get_parts(parts)
+    polys = [p for p in parts if p.geom_type == "Polygon"]
     if not polys:
         return shapely.Polygon()
     return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
+
+
+def _repaired(g: BaseGeometry) -> BaseGeometry:
+    """``g`` if valid, else its polygonal part made valid by structure: each ring
+    read as the shell or hole it is meant to be (the area the ring encloses),
+    lines and collapsed parts dropped, slivers cleaned. A cut or an unscaled copy
+    can leave a ring touching or crossing itself a hair's width; repaired by its
+    linework instead, such a ring can gain area its neighbours hold."""
+    if g.is_valid:
+        return g
+    fixed = shapely.make_valid(g, method="structure", keep_collapsed=False)
+    return _clean(_poly_only(fixed))
 
 
 def _union(geoms: Any) -> BaseGeometry:

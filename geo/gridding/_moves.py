@@ -397,6 +397,9 @@ def _repair(
         ):
             banned.add((src, moved[0]))  # would split the giver: try another building
             continue
+        new_src, cell = _shed(
+            new_src, cell, int(shapely.get_num_geometries(geoms[src])), rest, atoms
+        )
         geoms[src] = new_src
         if not plain:
             remeasure(src)
@@ -416,6 +419,43 @@ def _repair(
         version[dst] += 1
         refreshed = False
     return list(zip(geoms, mem, strict=True))
+
+
+def _shed(
+    new_src: BaseGeometry,
+    cell: BaseGeometry,
+    parts_before: int,
+    rest: list[int],
+    atoms: list[_Atom],
+) -> tuple[BaseGeometry, BaseGeometry]:
+    """The giver without the land that moving ``cell`` cut off from it, and the
+    cell with that land: parts of ``new_src`` beyond its ``parts_before`` that hold
+    none of its buildings (``rest``) and touch the cell go with the cell, so that
+    a move leaves no empty piece of one grid behind, cut off inside others (the
+    tiling stays exact: the land changes grid, no household does)."""
+    n = int(shapely.get_num_geometries(new_src))
+    if n <= max(1, parts_before) or not rest:
+        return new_src, cell
+    parts = shapely.get_parts(new_src)
+    pts = shapely.points(
+        np.fromiter((atoms[a].x for a in rest), float, len(rest)),
+        np.fromiter((atoms[a].y for a in rest), float, len(rest)),
+    )
+    # (a building's point can lie on a part's edge, a hair outside it: a piece
+    # cut exactly through a split building)
+    empty = [
+        bool(
+            not shapely.dwithin(p, pts, _EDGE_TOL).any()
+            and shapely.dwithin(p, cell, _EDGE_TOL)
+        )
+        for p in parts
+    ]
+    if not any(empty) or all(empty):
+        return new_src, cell
+    keep = [p for p, e in zip(parts, empty, strict=True) if not e]
+    gone = [p for p, e in zip(parts, empty, strict=True) if e]
+    kept = keep[0] if len(keep) == 1 else shapely.MultiPolygon(keep)
+    return kept, _union([cell, *gone])
 
 
 @dataclass
@@ -660,6 +700,9 @@ def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
             1, _atom_parts(src.geom, src.atoms, atoms)
         ):
             continue
+        new_src, cell = _shed(
+            new_src, cell, int(shapely.get_num_geometries(src.geom)), rest, atoms
+        )
         src.geom, src.atoms, src.touched = new_src, rest, True
         dst.geom = _join(dst.geom, cell)
         dst.atoms, dst.touched = dst.atoms + list(groups[key]), True

@@ -32,7 +32,7 @@ from geo.gridding import _cpsat
 from geo.gridding._adjacency import _Graph, _graph
 from geo.gridding._atoms import _Atom, _load_sum
 from geo.gridding._exact import EXACT_STEPS, _exact_partition, _split_exists
-from geo.gridding._geometry import _SLIVER, _clean, _cover_union, _poly_only
+from geo.gridding._geometry import _SLIVER, _clean, _cover_union, _poly_only, _repaired
 from geo.gridding._moves import _EDGE_TOL, _MIN_EDGE, _edge, _join
 from geo.gridding._trees import (
     TREE_TRIES,
@@ -581,8 +581,7 @@ def _recut(
     for p in best:
         polys = [poly for i in p.tolist() for poly in g.regions[i]]
         geom_p = _cover_union(polys) if polys else shapely.Polygon()
-        if not geom_p.is_valid:
-            geom_p = _poly_only(shapely.make_valid(geom_p))
+        geom_p = _repaired(geom_p)
         pieces.append(
             (_poly_only(geom_p), [a for i in p.tolist() for a in g.groups[i]])
         )

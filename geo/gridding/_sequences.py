@@ -15,6 +15,7 @@ from geo.gridding._geometry import (
     _halfplane,
     _overlay,
     _poly_only,
+    _repaired,
     _union,
 )
 from geo.gridding._moves import _fragmented, _move_into_band, _out_of_band, _ranked
@@ -281,10 +282,7 @@ def _sequence_partition(
             if parts[g]:
                 geom = _union([geom, *parts[g]]) if cell_key else _union(parts[g])
             pieces.append((geom, [idx_l[j] for j in members]))
-        pieces = [
-            (g if g.is_valid else _poly_only(shapely.make_valid(g)), m)
-            for g, m in pieces
-        ]
+        pieces = [(_repaired(g), m) for g, m in pieces]
         if any(p.is_empty for p, _ in pieces):
             continue
         tried.append(_ranked(pieces, atoms, kx))

@@ -16,7 +16,7 @@ from geo.errors import EditError
 from geo.gridding._atoms import _atoms, _cells, _Unit
 from geo.gridding._codes import _next_code
 from geo.gridding._cuts import _partition
-from geo.gridding._geometry import _clean, _poly_only, _union
+from geo.gridding._geometry import _clean, _repaired, _union
 from geo.gridding.metrics import plan_metrics
 from geo.plan import Band, GridPlan
 
@@ -51,7 +51,7 @@ def _rebuild(
     geoms = np.array(list(grids.geometry.values), dtype=object)
     bad = ~shapely.is_valid(geoms)
     if bad.any():  # an overlay left a self-touching ring: repair without moving area
-        geoms[bad] = [_poly_only(shapely.make_valid(g)) for g in geoms[bad]]
+        geoms[bad] = [_repaired(g) for g in geoms[bad]]
     grids["geometry"] = [
         shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in geoms
     ]

@@ -20,7 +20,7 @@ from geo.gridding._barriers import _cut_by_barriers, _report_barrier_crossings
 from geo.gridding._cuts import _partition
 from geo.gridding._fork import collector_paused, fork_map, worker_count
 from geo.gridding._fragments import settle_fragments
-from geo.gridding._geometry import _SLIVER, _clean, _poly_only, _union
+from geo.gridding._geometry import _SLIVER, _clean, _repaired, _union
 from geo.gridding._grouping import (
     CAP_SECONDS,
     Grouping,
@@ -737,7 +737,7 @@ def _finish(
     geoms = np.array(df["geometry"].tolist(), dtype=object)
     invalid = ~shapely.is_valid(geoms)
     if invalid.any():  # a cut vertex landing on an edge; repair without moving area
-        geoms[invalid] = [_poly_only(shapely.make_valid(g)) for g in geoms[invalid]]
+        geoms[invalid] = [_repaired(g) for g in geoms[invalid]]
     # a part under the sliver size is left over by an overlay, not territory
     # (a zero-area triangle at a cut's end that no neighbour shares an edge with)
     multi = np.flatnonzero(shapely.get_num_geometries(geoms) > 1)

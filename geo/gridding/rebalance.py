@@ -19,7 +19,7 @@ from geo.gridding import _cpsat
 from geo.gridding._atoms import _Atom, _atoms, _load_sum
 from geo.gridding._codes import _id_rows, _natural, _positions
 from geo.gridding._fork import collector_paused
-from geo.gridding._geometry import _poly_only
+from geo.gridding._geometry import _repaired
 from geo.gridding._moves import (
     _EDGE_TOL,
     _chain_flow,
@@ -689,7 +689,7 @@ def _assemble(
             exceptions.append(exc)
         geom = c.geom
         if not geom.is_valid:  # never hand on an invalid polygon
-            geom = _poly_only(shapely.make_valid(geom))
+            geom = _repaired(geom)
         geom = shapely.MultiPolygon([geom]) if geom.geom_type == "Polygon" else geom
         n_parts = int(shapely.get_num_geometries(geom))
         if n_parts > 1:

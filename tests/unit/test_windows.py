@@ -256,3 +256,36 @@ def test_a_village_grown_past_any_split_is_proven_end_to_end() -> None:
     assert {e["cause"] for e in outs} == {"no_in_band_split"}, outs
     assert all(e["check"]["building_loads"] == [150.0, 150.0, 100.0] for e in outs)
     assert all("cannot be split into groups of 200–300" in e["reason"] for e in outs)
+
+
+def test_a_move_leaves_no_empty_piece_of_the_giver_behind() -> None:
+    """Moving a building whose cell cuts the giving grid in two, one piece without
+    a building, gives that piece to the taker with the cell: the giver stays one
+    polygon, the tiling stays exact and the households are those moved (before,
+    the giver was left in two parts and a window re-cut had to mend it)."""
+    from geo.gridding._moves import _move_one, _repair
+
+    # a U-shaped grid and, right of it, a grid with one building
+    u = shapely.Polygon(
+        [(0, 0), (3, 0), (3, 3), (2, 3), (2, 1), (1, 1), (1, 3), (0, 3)]
+    )
+    right = shapely.box(3, 0, 4, 3)
+    pts = [(0.43, 2.85), (0.94, 1.27), (2.48, 1.23), (1.65, 0.08), (3.5, 1.5)]
+
+    def atoms() -> list[_Atom]:
+        return [_Atom(x, y, 1.0, 1, np.array([i])) for i, (x, y) in enumerate(pts)]
+
+    # the chain flow's one-building move, and the flow's repair
+    src = _Grid("V101", "V1", u, [0, 1, 2, 3], False)
+    dst = _Grid("V102", "V1", right, [4], False)
+    assert _move_one(src, dst, atoms())
+    (a, a_members), (b, b_members) = _repair(
+        [(u, [0, 1, 2, 3]), (right, [4])], atoms(), Band(2, 3)
+    )
+    assert (src.atoms, dst.atoms) == (a_members, b_members) == ([0, 1, 3], [4, 2])
+    for giver, taker in ((src.geom, dst.geom), (a, b)):
+        assert shapely.get_num_geometries(giver) == 1
+        assert shapely.get_num_geometries(taker) == 1
+        assert abs(giver.area + taker.area - 10.0) < 1e-9
+        assert giver.intersection(taker).area < 1e-9
+        assert abs(shapely.union(giver, taker).area - 10.0) < 1e-9
