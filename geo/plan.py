@@ -32,7 +32,9 @@ EXCEPTION_CAUSES: dict[str, str] = {
     "no_connected_split": "no split of the unit's buildings into in-band grids that "
     "are each connected exists on its adjacency graph of building cells, nor with "
     "empty cells along its boundary for a grid to reach round by (an exact integer "
-    "model, CP-SAT, for every count of grids the total allows; in the check)",
+    "model, CP-SAT, for every count of grids the total allows; or a stranded "
+    "building: under the band, it borders on each graph only buildings too heavy "
+    "to join it; in the check)",
     "locked": "locked grids block every in-band answer (rebalancing)",
     "search_timed_out": "a search hit its time cap before it found an in-band "
     "answer or proved that none exists (the cap is in the check)",

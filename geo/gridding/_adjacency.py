@@ -9,6 +9,7 @@ are joined by virtual edges, so the graph is connected. Used by the re-cut
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import shapely
@@ -22,6 +23,7 @@ from geo.gridding._atoms import (
     _slice_cell,
     _stack_nodes,
 )
+from geo.plan import Band
 
 #: windows with more building points than this are not re-cut (the graph search
 #: would not converge within the cap)
@@ -392,3 +394,109 @@ def _components(n: int, eu: list[int], ev: list[int]) -> np.ndarray:
     roots = np.array([find(i) for i in range(n)], dtype=np.int64)
     _, comp = np.unique(roots, return_inverse=True)
     return np.asarray(comp, dtype=np.int64)
+
+
+def _stranded(g: _Graph, lo: float, hi: float) -> list[dict[str, Any]]:
+    """Buildings of ``g`` no connected grid of ``lo``–``hi`` can hold: a node under
+    ``lo`` whose every reachable neighbour is too heavy to join it.
+
+    A connected grid holding node ``a`` with ``w[a] < lo`` must hold another node
+    with households, and the first one on a path out of ``a`` is reached across
+    empty nodes only (cells without households, as on a rim); when each node so
+    reachable (none, for a node alone) weighs more than ``hi - w[a]``, every
+    connected grid holding ``a`` lies under ``lo`` or over ``hi``: no split of
+    ``g`` into connected in-band grids exists. Each such node is given as its
+    point, load and the loads it could join (the check of the proof).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = _Graph(keys=[(0, 0), (1, 0), (2, 0)], groups=[[0], [1], [2]],
+    ...     w=np.array([28.0, 0.0, 40.0]), regions=[[], [], []], area=np.ones(3),
+    ...     perim=np.ones(3), eu=np.array([0, 1]), ev=np.array([1, 2]),
+    ...     elen=np.ones(2), virtual=np.zeros(2, bool))
+    >>> [(s["load"], s["joins"]) for s in _stranded(g, 30, 50)]
+    [(28.0, [40.0])]
+    >>> _stranded(g, 30, 70)
+    []
+    """
+    w = g.w
+    empty = w <= 1e-12
+    light = np.flatnonzero(~empty & (w < lo - 1e-9))
+    if not len(light):
+        return []
+    adj = g.adjacency()
+    out = []
+    for a in light.tolist():
+        # the nodes with households reachable from a across empty nodes only
+        seen, stack, reach = {a}, [a], set()
+        while stack:
+            for b in adj[stack.pop()]:
+                if b in seen:
+                    continue
+                seen.add(b)
+                if empty[b]:
+                    stack.append(b)
+                else:
+                    reach.add(b)
+        if all(w[a] + w[b] > hi + 1e-9 for b in reach):
+            out.append(
+                {
+                    "at": [
+                        round(float(g.keys[a][0]), 7),
+                        round(float(g.keys[a][1]), 7),
+                    ],
+                    "load": float(w[a]),
+                    "joins": sorted({float(w[b]) for b in reach}),
+                }
+            )
+    return out
+
+
+def _stranded_proof(
+    g: _Graph,
+    geom: BaseGeometry,
+    members: list[int],
+    atoms: list[_Atom],
+    kx: float,
+    band: Band,
+) -> dict[str, Any] | None:
+    """The buildings no connected in-band grid can hold (:func:`_stranded`) on
+    both graphs of a window, ``g`` (the buildings' cells) and the one with empty
+    cells along its rim to reach round by: a proof that neither has a split into
+    connected in-band grids (its check), or None unless both have one."""
+    on_cells = _stranded(g, band.min, band.max)
+    if not on_cells:
+        return None
+    g_rim = _graph(geom, members, atoms, kx, rim=True)
+    on_rim = _stranded(g_rim, band.min, band.max) if g_rim is not None else []
+    if not on_rim:
+        return None
+    return {
+        "cells": on_cells[:5],
+        "rim": on_rim[:5],
+        "graph_nodes": [len(g.w), len(g_rim.w)] if g_rim is not None else [len(g.w)],
+        "stranded": [len(on_cells), len(on_rim)],
+    }
+
+
+def _stranded_reason(
+    load: float, where: str, check: dict[str, Any], band: Band
+) -> str | None:
+    """The text of ``no_connected_split`` proven by a stranded building (None for
+    the integer model's proof)."""
+    if check.get("proof") != "stranded_building":
+        return None
+    first = check["cells"][0]
+    joins = "/".join(f"{v:g}" for v in first["joins"]) or "none"
+    return (
+        f"{load:g} households: in {where}, a building (or part of one split by "
+        f"unit) of {first['load']:g} households at ({first['at'][0]:.6f}, "
+        f"{first['at'][1]:.6f}) borders only buildings of {joins} households "
+        "(their cells touch its cell, or empty cells along the boundary between "
+        "them), so on the adjacency graph of the buildings' cells every connected "
+        f"grid holding it has under {band.min:g} or over {band.max:g}: no split "
+        f"into connected grids of {band.min:g}–{band.max:g} exists on that graph "
+        f"({check['stranded'][0]} such building(s), {check['stranded'][1]} with "
+        "empty cells along the boundary to reach round by)"
+    )

@@ -383,7 +383,17 @@ def _cap_check(stats: dict[str, Any]) -> dict[str, Any]:
 
 def _proof_check(loads: list[float], stats: dict[str, Any]) -> dict[str, Any]:
     """The check of ``no_connected_split``: the buildings' loads, the graphs'
-    sizes, the counts proven impossible and the solver, with its version."""
+    sizes, the counts proven impossible and the solver, with its version; or,
+    proven by a stranded building (``stats["stranded"]``), the buildings no
+    connected in-band grid can hold on each graph, with the loads each could
+    join."""
+    if "stranded" in stats:
+        return {
+            "buildings": len(loads),
+            "building_loads": sorted(loads, reverse=True),
+            "proof": "stranded_building",
+            **stats["stranded"],
+        }
     return {
         "buildings": len(loads),
         "building_loads": sorted(loads, reverse=True),

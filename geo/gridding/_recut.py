@@ -29,7 +29,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.gridding import _cpsat
-from geo.gridding._adjacency import _Graph, _graph
+from geo.gridding._adjacency import _Graph, _graph, _stranded_proof
 from geo.gridding._atoms import _Atom, _load_sum
 from geo.gridding._exact import EXACT_STEPS, _exact_partition, _split_exists
 from geo.gridding._geometry import _SLIVER, _clean, _cover_union, _poly_only, _repaired
@@ -57,15 +57,13 @@ _WANT = 6
 
 #: the same when rebalancing: each partition is first improved towards keeping
 #: households in their grid, so few are needed (bench/rebalance.py at 200k: 24 moved
-#: 1.19x the lower bound, 4 to 8 moved 1.22x at a sixth to a third of the search;
-#: the Liechtenstein drift case and a 50k county with 8 estates moved the same)
+#: 1.19x the lower bound, 4 to 8 1.22x at a sixth to a third of the search, as did 10
+#: other counties; 2 moved 1.58x, not 1.34x, in one of 6k and left a grid in 3 parts)
 _WANT_KEPT = 4
-
 
 #: spanning trees drawn for a window smaller than the whole unit (the whole unit,
 #: tried last, gets ``TREE_TRIES``)
 _WINDOW_TREES = 24
-
 
 #: the exact method's cap for such a window (the whole unit gets ``EXACT_STEPS``)
 _WINDOW_EXACT = EXACT_STEPS // 10
@@ -504,14 +502,13 @@ def _recut(
     partitions found, the one that keeps most households in their grid wins.
     Returns (pieces or None, why not: ``"timeout"`` (the step clock ran out),
     ``"trees"`` (no tree of the cap could be cut, nor the exact method finish),
-    ``"proven"`` (the exact method showed that no split of the whole buildings
-    into in-band groups exists, wherever they stand), ``"connected"`` (the
-    integer model proved that neither graph has a split into connected in-band
-    parts, for any count the total allows), ``"graph"`` (too large or
-    a building point over the band) or ``"none"`` (``k`` grids cannot hold the
-    total)).
-    ``stats["trees"]`` adds up the trees drawn, ``stats["exact_steps"]`` the exact
-    method's connected parts.
+    ``"proven"`` (no split of the whole buildings into in-band groups exists,
+    wherever they stand), ``"connected"`` (neither graph has a split into
+    connected in-band parts: a stranded building, ``stats["stranded"]``, or the
+    integer model, for any count the total allows), ``"graph"`` (too large or a
+    building point over the band) or ``"none"`` (``k`` grids cannot hold the
+    total)). ``stats["trees"]`` adds up the trees drawn, ``stats["exact_steps"]``
+    the exact method's connected parts.
     """
     total = _load_sum(atoms, members)
     if not band.min * k - 1e-9 <= total <= band.max * k + 1e-9:
@@ -519,6 +516,10 @@ def _recut(
     g = _graph(geom, members, atoms, kx)
     if g is None or (g.w > band.max + 1e-9).any():
         return None, "graph"
+    # a building no connected in-band grid can hold: a proof, found at once
+    if (stuck := _stranded_proof(g, geom, members, atoms, kx, band)) is not None:
+        (stats if stats is not None else {})["stranded"] = stuck
+        return None, "connected"
     found, why = _search(
         g, members, atoms, band, k, clock=clock, old=old, seed=seed, persist=False
     )

@@ -15,6 +15,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.crs import STORAGE_CRS
+from geo.gridding._adjacency import _stranded_reason
 from geo.gridding._atoms import _Atom, _atoms, _load_sum, _locate, _Unit
 from geo.gridding._barriers import _cut_by_barriers, _report_barrier_crossings
 from geo.gridding._cuts import _partition
@@ -557,10 +558,11 @@ def _unit_grids(
                     f"{band.min:g}–{band.max:g}, so no grid holding it is in band"
                 )
             elif cause == UNRESOLVED and stopped and stopped[0] == "no_connected_split":
-                # the integer model: no split into connected in-band grids
+                # no split into connected in-band grids: a stranded building, or
+                # the integer model
                 cause, extra = stopped
                 check = {**check, **extra}
-                reason = (
+                reason = _stranded_reason(load, "+".join(u.codes), extra, band) or (
                     f"{load:g} households: the {extra['buildings']:,} buildings of "
                     f"{'+'.join(u.codes)} cannot be split into connected grids of "
                     f"{band.min:g}–{band.max:g} households on their adjacency graph, "

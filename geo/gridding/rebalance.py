@@ -16,6 +16,7 @@ import shapely
 
 from geo.crs import STORAGE_CRS
 from geo.gridding import _cpsat
+from geo.gridding._adjacency import _stranded_reason
 from geo.gridding._atoms import _Atom, _atoms, _load_sum
 from geo.gridding._codes import _id_rows, _natural, _positions
 from geo.gridding._fork import collector_paused
@@ -785,6 +786,18 @@ def _reason(
                 if name == "locked"
                 else ""
             )
+        )
+    if name in ("no_connected_split", "locked") and "stranded" in check:
+        text = _stranded_reason(
+            load,
+            f"the {grids} grid(s) of {c.area_code} it can exchange households with",
+            check,
+            band,
+        )
+        return (
+            text
+            if name != "locked"
+            else (f"{text}; locked grids beside them: {', '.join(check['locked'])}")
         )
     if name == "no_connected_split" or (name == "locked" and "grid_counts" in check):
         return (

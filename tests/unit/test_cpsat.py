@@ -4,13 +4,12 @@ every set partition of small graphs, empty nodes (a rim) included."""
 from __future__ import annotations
 
 import itertools
-from functools import lru_cache
 from types import SimpleNamespace
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from samples import joined
+from samples import connected_split_counts, joined
 
 from geo.gridding._cpsat import _cpsat_partition, _reduce
 from geo.gridding._exact import _exact_partition
@@ -21,30 +20,6 @@ BAND = Band(200, 300)
 
 def _in_band(t: int) -> bool:
     return 200 <= t <= 300
-
-
-def _brute(loads: tuple[int, ...], edges: frozenset[tuple[int, int]]) -> set[int]:
-    """The part counts for which some partition of every node into connected parts,
-    each in band, exists (every set partition, by brute force over subsets; a part
-    of empty nodes only is never in band)."""
-    n = len(loads)
-
-    @lru_cache(None)
-    def counts(mask: int) -> frozenset[int]:
-        if mask == 0:
-            return frozenset({0})
-        low = mask & -mask
-        out: set[int] = set()
-        sub = mask
-        while sub:
-            if sub & low:
-                nodes = [i for i in range(n) if sub >> i & 1]
-                if _in_band(sum(loads[i] for i in nodes)) and joined(nodes, edges):
-                    out |= {c + 1 for c in counts(mask & ~sub)}
-            sub = (sub - 1) & mask
-        return frozenset(out)
-
-    return set(counts((1 << n) - 1))
 
 
 @st.composite
@@ -91,7 +66,7 @@ def _graph(loads: list[int], edges: list[tuple[int, int]]) -> SimpleNamespace:
 
 def _check(loads: list[int], edges: list[tuple[int, int]]) -> None:
     res = _cpsat_partition(_graph(loads, edges), BAND)
-    possible = _brute(tuple(loads), frozenset(edges))
+    possible = connected_split_counts(tuple(loads), frozenset(edges))
     assert res.status != "unknown"  # (small graphs: never capped)
     assert (res.status == "found") is bool(possible), (res, possible)
     if res.status == "found":
