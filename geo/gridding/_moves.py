@@ -618,41 +618,58 @@ def _chain_flow(
 
     steps = 0
     for c in list(cells):
+        # hops no building could take (none small enough borders the other
+        # grid): the next path goes around them
+        blocked: set[tuple[int, int]] = set()
         while steps < max_steps and not c.locked and c in cells:
             over = load(c) > band.max + 1e-9
             under = load(c) < band.min - 1e-9
             if not (over or under):
                 break
-            path = _path_to_slack(c, cells, atoms, band, over)
+            path = _path_to_slack(c, cells, atoms, band, over, blocked=blocked)
             if path is None:
                 break
             # over: move along c -> ... -> t, starting at the far end
             hops = list(itertools.pairwise(path))
             if not over:
                 hops = [(b, a) for a, b in hops]  # under: pull from t towards c
-            ok = True
             for src, dst in reversed(hops) if over else hops:
-                if not _move_one(src, dst, atoms):
-                    ok = False
+                # every grid but c stays in band: what dst takes fits under the
+                # band's top, what a grid other than c gives leaves it in band
+                limit = band.max - load(dst)
+                if src is not c:
+                    limit = min(limit, load(src) - band.min)
+                want = load(c) - band.max if over else band.min - load(c)
+                if not _move_one(src, dst, atoms, limit=limit, want=want):
+                    blocked.add((id(src), id(dst)) if over else (id(dst), id(src)))
                     break
             steps += 1
-            if not ok:
-                break
 
 
 def _path_to_slack(
-    c: _Grid, cells: list[_Grid], atoms: list[_Atom], band: Band, over: bool
+    c: _Grid,
+    cells: list[_Grid],
+    atoms: list[_Atom],
+    band: Band,
+    over: bool,
+    *,
+    blocked: set[tuple[int, int]] | None = None,
 ) -> list[_Grid] | None:
+    """The shortest chain of neighbours from ``c`` to a grid with room (``over``)
+    or with households to spare, avoiding the ``blocked`` hops (ids of the two
+    grids, in the chain's order)."""
+
     def load(x: _Grid) -> float:
         return _grid_load(x, atoms)
 
+    blocked = blocked or set()
     seen = {id(c)}
     frontier: list[list[_Grid]] = [[c]]
     while frontier:
         nxt: list[list[_Grid]] = []
         for path in frontier:
             for n in _neighbours(path[-1], cells):
-                if id(n) in seen:
+                if id(n) in seen or (id(path[-1]), id(n)) in blocked:
                     continue
                 seen.add(id(n))
                 if (over and load(n) <= band.max - 1) or (
@@ -665,8 +682,18 @@ def _path_to_slack(
     return None
 
 
-def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
-    """Move the lightest building of ``src`` bordering ``dst`` (with its cell)."""
+def _move_one(
+    src: _Grid,
+    dst: _Grid,
+    atoms: list[_Atom],
+    *,
+    limit: float = math.inf,
+    want: float = 0.0,
+) -> bool:
+    """Move the lightest building of ``src`` bordering ``dst`` (with its cell),
+    of at most ``limit`` households; or, when ``want`` is more than it holds,
+    the lightest buildings along the edge up to ``want`` households (at most
+    ``limit``) at once, if taking them leaves ``src`` in as many pieces."""
     groups = _point_groups(src.atoms, atoms)
     keys = list(groups)
     if len(keys) <= 1:
@@ -688,9 +715,22 @@ def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
         shared = shapely.length(shapely.intersection(cell.boundary, dst_near))
         if shared > _MIN_EDGE:
             w = _load_sum(atoms, groups[key])
-            options.append((w, -shared, key, cell))
-    for _, _, key, cell in sorted(options, key=lambda o: (o[0], o[1]))[:5]:
-        moved = set(groups[key])
+            if w <= limit + 1e-9:
+                options.append((w, -shared, key, cell))
+    options.sort(key=lambda o: (o[0], o[1]))
+    tries = [([key], cell) for _, _, key, cell in options[:5]]
+    # several buildings along the edge at once, up to ``want`` households (the
+    # lightest first, then the longest shared edge), when they come off together
+    batch, total = [], 0.0
+    for w, _, key, cell in options:
+        if total + w > min(want, limit) + 1e-9:
+            break
+        batch.append((key, cell))
+        total += w
+    if len(batch) > 1:
+        tries.insert(0, ([k for k, _ in batch], _union([c for _, c in batch])))
+    for keys_moved, cell in tries:
+        moved = {a for key in keys_moved for a in groups[key]}
         rest = [a for a in src.atoms if a not in moved]
         diff = _overlay(shapely.difference, src.geom, cell)
         if diff is None:
@@ -705,6 +745,7 @@ def _move_one(src: _Grid, dst: _Grid, atoms: list[_Atom]) -> bool:
         )
         src.geom, src.atoms, src.touched = new_src, rest, True
         dst.geom = _join(dst.geom, cell)
-        dst.atoms, dst.touched = dst.atoms + list(groups[key]), True
+        dst.atoms = dst.atoms + [a for key in keys_moved for a in groups[key]]
+        dst.touched = True
         return True
     return False

@@ -626,6 +626,7 @@ def _steps_on(
             continue
         _merge_grid(c, cells, atoms, band, merge_log)
     _flow(cells, atoms, band)
+    _chain_flow(cells, atoms, band)
     # 4. still out of band, newly in pieces or invalid: re-cut growing windows of
     #    adjacent unlocked grids on the building graph, keeping households in place
     return _recut_windows(

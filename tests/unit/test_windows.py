@@ -6,6 +6,7 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pytest
 import shapely
 
 from geo.gridding._atoms import _Atom
@@ -289,3 +290,52 @@ def test_a_move_leaves_no_empty_piece_of_the_giver_behind() -> None:
         assert abs(giver.area + taker.area - 10.0) < 1e-9
         assert giver.intersection(taker).area < 1e-9
         assert abs(shapely.union(giver, taker).area - 10.0) < 1e-9
+
+
+def test_a_chain_goes_round_a_neighbour_that_only_a_heavy_building_borders() -> None:
+    """A grid over the band whose one neighbour with room borders it only along a
+    building too heavy for that room passes its surplus through a full neighbour
+    instead, several households at once, and every other grid stays in band
+    (before, the heavy building was pushed into that neighbour, over the band,
+    which then passed households on: more moved, through a grid with no need to
+    change; in the 200k rebalance it went back and forth and left a window
+    re-cut of three grids into four)."""
+    from geo.gridding._moves import _chain_flow
+
+    rng = np.random.default_rng(3)
+
+    def singles(n: int, x0: float, y0: float, x1: float, y1: float) -> list:
+        return list(zip(rng.uniform(x0, x1, n), rng.uniform(y0, y1, n), strict=True))
+
+    # A B  (A: 16 single houses far left and a building of 6 along B's edge)
+    # D E  (B has room for 1, D is full, E has room)
+    spots = {
+        "A": singles(16, 0.05, 1.05, 0.35, 1.95),
+        "B": singles(19, 1.1, 1.1, 1.9, 1.9),
+        "D": singles(20, 0.1, 0.1, 0.9, 0.9),
+        "E": singles(12, 1.1, 0.1, 1.9, 0.9),
+    }
+    boxes = {"A": (0, 1, 1, 2), "B": (1, 1, 2, 2), "D": (0, 0, 1, 1), "E": (1, 0, 2, 1)}
+    atoms = [_Atom(0.95, 1.5, 6.0, 6, np.arange(6))]
+    cells = []
+    for name, pts in spots.items():
+        first = len(atoms)
+        atoms += [
+            _Atom(x, y, 1.0, 1, np.array([len(atoms) + i]))
+            for i, (x, y) in enumerate(pts)
+        ]
+        members = list(range(first, len(atoms))) + ([0] if name == "A" else [])
+        cells.append(_Grid(name, "V1", shapely.box(*boxes[name]), members, False))
+    before = {c.code: set(c.atoms) for c in cells}
+    band = Band(10, 20)
+    _chain_flow(cells, atoms, band)
+
+    loads = {c.code: sum(atoms[a].load for a in c.atoms) for c in cells}
+    assert loads == {"A": 20.0, "B": 19.0, "D": 20.0, "E": 14.0}
+    # A's surplus of 2 crossed two edges: 4 households moved, none of B's
+    moved = sum(len(before[c.code] - set(c.atoms)) for c in cells)
+    assert moved == 4
+    assert set(next(c for c in cells if c.code == "B").atoms) == before["B"]
+    assert sum(c.geom.area for c in cells) == pytest.approx(4.0)
+    assert shapely.union_all([c.geom for c in cells]).area == pytest.approx(4.0)
+    assert all(shapely.get_num_geometries(c.geom) == 1 for c in cells)
