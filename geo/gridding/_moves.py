@@ -196,10 +196,15 @@ def _repair(
     *,
     max_moves: int = 200,
     frozen: frozenset[int] = frozenset(),
+    batch: bool = False,
 ) -> list[tuple[BaseGeometry, list[int]]]:
     """Move whole buildings (with their Voronoi cell) across shared edges to fix the band.
 
     Pieces whose index is in ``frozen`` (locked grids) neither give nor take.
+    With ``batch``, the best move takes along the other cells on the same edge
+    (the longest shared edge first) while each adds to the gain, in one cut
+    (when the giver stays in as many pieces; else the first half of them, and
+    so on down to the best cell alone).
 
     Only grids out of band, and the neighbours that trade with them, change.
     A move never splits the giving grid and keeps the tiling exact (the cell is
@@ -325,6 +330,30 @@ def _repair(
             del per[k]
 
     banned: set[tuple[int, int]] = set()
+
+    def _along(src: int, dst: int, c: int, loads: list[float]) -> list[int]:
+        """The other cells of ``src`` on its edge with ``dst`` that the move of
+        cell ``c`` takes along: the longest shared edge first, while each adds to
+        the gain."""
+        f = fam[src]
+        moved = f.loads[c]
+        gain = -dist(loads[src] - moved) - dist(loads[dst] + moved)
+        cands = [
+            (shared_edge(src, dst, x), x)
+            for x in edge_cells(src, dst).tolist()
+            if x != c and f.alive[x] and (src, f.groups[x][0]) not in banned
+        ]
+        out = []
+        for shared, x in sorted(cands, key=lambda o: (-o[0], o[1])):
+            if shared <= _MIN_EDGE:
+                break
+            w = f.loads[x]
+            g = -dist(loads[src] - moved - w) - dist(loads[dst] + moved + w)
+            if g > gain + 1e-9:
+                out.append(x)
+                moved, gain = moved + w, g
+        return out
+
     refreshed = True
     # each grid's load, added again only when its buildings changed
     load_at: list[tuple[int, float]] = [(-1, 0.0)] * len(mem)
@@ -381,29 +410,47 @@ def _repair(
             continue
         _, src, dst, c = best
         f = family(src)
-        cell, moved = f.cells[c], f.groups[c]
-        try:
-            diff, plain = shapely.difference(geoms[src], cell), True
-        except shapely.errors.GEOSException:
-            diff, plain = _overlay(shapely.difference, geoms[src], cell), False
-        if diff is None:
-            banned.add((src, moved[0]))
+        group = [c] + (_along(src, dst, c, loads) if batch else [])
+        parts_before = max(1, _atom_parts(geoms[src], mem[src], atoms))
+        n_src = int(shapely.get_num_geometries(geoms[src]))
+        n_dst = int(shapely.get_num_geometries(geoms[dst]))
+        while True:
+            cell = f.cells[c] if len(group) == 1 else _union(list(f.cells[group]))
+            moved = [a for x in group for a in f.groups[x]]
+            try:
+                diff, plain = shapely.difference(geoms[src], cell), True
+            except shapely.errors.GEOSException:
+                diff, plain = _overlay(shapely.difference, geoms[src], cell), False
+            new_src = None if diff is None else _clean(_poly_only(diff))
+            gone = set(moved)
+            rest = [a for a in mem[src] if a not in gone]
+            whole = new_src is not None and _atom_parts(new_src, rest, atoms) <= (
+                parts_before
+            )
+            if whole and new_src is not None:
+                new_src, cell = _shed(new_src, cell, n_src, rest, atoms)
+                joined, plain_join = _joined(geoms[dst], cell)
+            if len(group) == 1:
+                break
+            # several cells at once only where neither grid comes out in more
+            # pieces than it was (a single cell: as the moves always did)
+            if (
+                whole
+                and new_src is not None
+                and int(shapely.get_num_geometries(new_src)) <= n_src
+                and int(shapely.get_num_geometries(joined)) <= n_dst
+            ):
+                break
+            # else half as many (the best first)
+            group = group[: len(group) // 2]
+        if new_src is None or not whole:
+            # no cut, or it would split the giver: try another building
+            banned.add((src, f.groups[c][0]))
             continue
-        new_src = _clean(_poly_only(diff))
-        gone = set(moved)
-        rest = [a for a in mem[src] if a not in gone]
-        if _atom_parts(new_src, rest, atoms) > max(
-            1, _atom_parts(geoms[src], mem[src], atoms)
-        ):
-            banned.add((src, moved[0]))  # would split the giver: try another building
-            continue
-        new_src, cell = _shed(
-            new_src, cell, int(shapely.get_num_geometries(geoms[src])), rest, atoms
-        )
         geoms[src] = new_src
         if not plain:
             remeasure(src)
-        geoms[dst], plain = _joined(geoms[dst], cell)
+        geoms[dst], plain = joined, plain_join
         if plain:
             around = _near(cell)  # (the cell's boundary widened, once)
             shapely.prepare(around)
@@ -412,7 +459,7 @@ def _repair(
             remeasure(dst)
         mem[src] = rest
         mem[dst] = mem[dst] + list(moved)
-        f.alive[c] = False
+        f.alive[group] = False
         moved_near(src, cell)
         moved_near(dst, cell)
         version[src] += 1
@@ -592,7 +639,9 @@ def _flow(cells: list[_Grid], atoms: list[_Atom], band: Band) -> None:
         if len(group) < 2:
             continue
         before = [list(x.atoms) for x in group]
-        pieces = _repair([(x.geom, list(x.atoms)) for x in group], atoms, band)
+        pieces = _repair(
+            [(x.geom, list(x.atoms)) for x in group], atoms, band, batch=True
+        )
         for x, (geom, members), prev in zip(group, pieces, before, strict=True):
             if sorted(members) != sorted(prev):
                 x.geom, x.atoms, x.touched = geom, members, True
@@ -740,11 +789,16 @@ def _move_one(
             1, _atom_parts(src.geom, src.atoms, atoms)
         ):
             continue
-        new_src, cell = _shed(
-            new_src, cell, int(shapely.get_num_geometries(src.geom)), rest, atoms
-        )
+        n_src = int(shapely.get_num_geometries(src.geom))
+        new_src, cell = _shed(new_src, cell, n_src, rest, atoms)
+        joined = _join(dst.geom, cell)
+        if len(keys_moved) > 1 and (
+            int(shapely.get_num_geometries(new_src)) > n_src
+            or shapely.get_num_geometries(joined) > shapely.get_num_geometries(dst.geom)
+        ):
+            continue  # several at once only where no grid comes out in more pieces
         src.geom, src.atoms, src.touched = new_src, rest, True
-        dst.geom = _join(dst.geom, cell)
+        dst.geom = joined
         dst.atoms = dst.atoms + [a for key in keys_moved for a in groups[key]]
         dst.touched = True
         return True

@@ -339,3 +339,33 @@ def test_a_chain_goes_round_a_neighbour_that_only_a_heavy_building_borders() -> 
     assert sum(c.geom.area for c in cells) == pytest.approx(4.0)
     assert shapely.union_all([c.geom for c in cells]).area == pytest.approx(4.0)
     assert all(shapely.get_num_geometries(c.geom) == 1 for c in cells)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_moves_along_an_edge_at_once_keep_the_grids_whole_and_tiled(seed) -> None:
+    """The flow's batched moves (several cells along an edge in one cut) bring an
+    over-full grid into band like single moves do: every grid in band and in
+    one piece, the tiling exact, every building in exactly one grid."""
+    from geo.gridding._moves import _repair
+
+    rng = np.random.default_rng(seed)
+    boxes = [shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1), shapely.box(0, 1, 2, 2)]
+    counts = [40, 22, 25]  # band 20-30: the first grid is 10 over
+    atoms, pieces = [], []
+    for box, n in zip(boxes, counts, strict=True):
+        x0, y0, x1, y1 = box.bounds
+        first = len(atoms)
+        for x, y in zip(rng.uniform(x0, x1, n), rng.uniform(y0, y1, n), strict=True):
+            atoms.append(_Atom(float(x), float(y), 1.0, 1, np.array([len(atoms)])))
+        pieces.append((box, list(range(first, len(atoms)))))
+    band = Band(20, 30)
+    for batch in (False, True):
+        out = _repair(pieces, atoms, band, batch=batch)
+        assert sorted(a for _, m in out for a in m) == list(range(len(atoms)))
+        assert all(band.contains(len(m)) for _, m in out), [len(m) for _, m in out]
+        assert all(shapely.get_num_geometries(g) == 1 for g, _ in out)
+        assert sum(g.area for g, _ in out) == pytest.approx(4.0)
+        assert shapely.union_all([g for g, _ in out]).area == pytest.approx(4.0)
+        for g, m in out:  # every building inside its grid
+            pts = shapely.points([(atoms[a].x, atoms[a].y) for a in m])
+            assert shapely.dwithin(g, pts, 1e-9).all()
