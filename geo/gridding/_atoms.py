@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import geopandas as gpd
@@ -197,6 +197,22 @@ def _atoms(
             }
         )
         stack_id += 1
+    if nb and len(big) < nb:
+        # a building larger than a grid whose households lie in several grids (a
+        # rebalance: one group per building and grid) is split already: each of
+        # its groups is a part, so that a re-cut may keep them in different grids
+        # (at one point they would make one node too heavy for any grid)
+        bcode, _ = pd.factorize(bld[has_b].astype(str))
+        of_group = np.empty(nb, dtype=np.int64)
+        of_group[codes_b] = bcode
+        total = np.bincount(bcode, weights=loads[has_b])
+        split = (total[of_group] > band.max) & (sums[:nb] <= band.max)
+        if split.any():
+            parts = {id(groups[gi]) for gi in np.flatnonzero(split).tolist()}
+            for i, at in enumerate(atoms):
+                if at.stack < 0 and id(at.members) in parts:
+                    atoms[i] = replace(at, stack=stack_id)
+                    stack_id += 1
     return atoms, exceptions
 
 

@@ -310,9 +310,23 @@ class _State:
             return (v >= band.min - 1e-9) & (v <= band.max + 1e-9)
 
         # grids already out of band in the previous plan whose households did not
-        # change keep their accepted exception: rebalancing answers changes, it
-        # does not redraw
-        accepted = ~is_locked & ~in_band(before) & (count == before) & (kept == count)
+        # change keep their accepted exception (rebalancing answers changes, it
+        # does not redraw), as long as no grid of their area(s) changed: its cause
+        # was one of the area's households, and a grid that changed beside it may
+        # now need it (or make it fit)
+        same = (count == before) & (kept == count)
+        accepted = ~is_locked & ~in_band(before) & same
+        if accepted.any() and not same.all():
+            covered = g["areas"].tolist() if "areas" in g.columns else [None] * n
+            area_codes = g["area_code"].astype(str).tolist()
+            areas_of = [
+                set(str(a).split(";")) if isinstance(a, str) else {area_codes[i]}
+                for i, a in enumerate(covered)
+            ]
+            changed = set().union(*(areas_of[i] for i in np.flatnonzero(~same)))
+            for i in np.flatnonzero(accepted).tolist():
+                if areas_of[i] & changed:
+                    accepted[i] = False
         free = ~is_locked & ~accepted
         gap = np.maximum(load - band.max, 0.0) + np.maximum(band.min - load, 0.0)
         return cls(
