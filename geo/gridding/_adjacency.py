@@ -420,33 +420,13 @@ def _stranded(g: _Graph, lo: float, hi: float) -> list[dict[str, Any]]:
     >>> _stranded(g, 30, 70)
     []
     """
-    return _described(g, _stranded_nodes(g, lo, hi))
-
-
-def _described(g: _Graph, nodes: dict[int, set[int]]) -> list[dict[str, Any]]:
-    """Each stranded node (with the nodes it reaches) as its point, load and the
-    loads it could join."""
-    w = g.w
-    return [
-        {
-            "at": [round(float(g.keys[a][0]), 7), round(float(g.keys[a][1]), 7)],
-            "load": float(w[a]),
-            "joins": sorted({float(w[b]) for b in reach}),
-        }
-        for a, reach in nodes.items()
-    ]
-
-
-def _stranded_nodes(g: _Graph, lo: float, hi: float) -> dict[int, set[int]]:
-    """The nodes :func:`_stranded` describes (in node order), each with the nodes
-    with households it reaches across empty nodes only."""
     w = g.w
     empty = w <= 1e-12
     light = np.flatnonzero(~empty & (w < lo - 1e-9))
     if not len(light):
-        return {}
+        return []
     adj = g.adjacency()
-    out: dict[int, set[int]] = {}
+    out = []
     for a in light.tolist():
         # the nodes with households reachable from a across empty nodes only
         seen, stack, reach = {a}, [a], set()
@@ -460,7 +440,16 @@ def _stranded_nodes(g: _Graph, lo: float, hi: float) -> dict[int, set[int]]:
                 else:
                     reach.add(b)
         if all(w[a] + w[b] > hi + 1e-9 for b in reach):
-            out[a] = reach
+            out.append(
+                {
+                    "at": [
+                        round(float(g.keys[a][0]), 7),
+                        round(float(g.keys[a][1]), 7),
+                    ],
+                    "load": float(w[a]),
+                    "joins": sorted({float(w[b]) for b in reach}),
+                }
+            )
     return out
 
 
@@ -471,28 +460,24 @@ def _stranded_proof(
     atoms: list[_Atom],
     kx: float,
     band: Band,
-) -> tuple[dict[str, Any], list[int]] | None:
+) -> dict[str, Any] | None:
     """The buildings no connected in-band grid can hold (:func:`_stranded`) on
     both graphs of a window, ``g`` (the buildings' cells) and the one with empty
     cells along its rim to reach round by: a proof that neither has a split into
-    connected in-band grids (its check), with the atoms of the buildings stranded
-    on either graph; or None unless both have one."""
-    on_cells = _stranded_nodes(g, band.min, band.max)
+    connected in-band grids (its check), or None unless both have one."""
+    on_cells = _stranded(g, band.min, band.max)
     if not on_cells:
         return None
     g_rim = _graph(geom, members, atoms, kx, rim=True)
-    on_rim = _stranded_nodes(g_rim, band.min, band.max) if g_rim is not None else {}
-    if not on_rim or g_rim is None:
+    on_rim = _stranded(g_rim, band.min, band.max) if g_rim is not None else []
+    if not on_rim:
         return None
-    cells = {a for v in on_cells for a in g.groups[v]}
-    rim = {a for v in on_rim for a in g_rim.groups[v]}
-    check = {
-        "cells": _described(g, on_cells)[:5],
-        "rim": _described(g_rim, on_rim)[:5],
-        "graph_nodes": [len(g.w), len(g_rim.w)],
+    return {
+        "cells": on_cells[:5],
+        "rim": on_rim[:5],
+        "graph_nodes": [len(g.w), len(g_rim.w)] if g_rim is not None else [len(g.w)],
         "stranded": [len(on_cells), len(on_rim)],
     }
-    return check, sorted(cells | rim)
 
 
 def _stranded_reason(

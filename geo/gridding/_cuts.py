@@ -18,7 +18,7 @@ from geo.gridding._geometry import (
     _repaired,
 )
 from geo.gridding._moves import _move_into_band, _out_of_band
-from geo.gridding._pieces import _parts, _recut_pieces
+from geo.gridding._recut import _parts, _recut_pieces
 from geo.gridding._sequences import _sequence_partition
 from geo.plan import Band
 
@@ -48,7 +48,7 @@ def _partition(
 
     When cuts, building moves and ordered sequences leave a grid of a feasible
     unit out of band, windows around it are re-cut on the building graph
-    (:func:`geo.gridding._pieces._recut_pieces`); if that search hits its time
+    (:func:`geo.gridding._recut._recut_pieces`); if that search hits its time
     cap, ``notes["_cause"]`` says so (``("search_timed_out", {"cap_s": …})``).
     """
     k = band.grid_count(u.load)

@@ -32,10 +32,12 @@ from geo.gridding import _cpsat
 from geo.gridding._adjacency import _Graph, _graph, _stranded_proof
 from geo.gridding._atoms import _Atom, _load_sum
 from geo.gridding._exact import EXACT_STEPS, _exact_partition, _split_exists
-from geo.gridding._geometry import _cover_union, _poly_only, _repaired
+from geo.gridding._geometry import _SLIVER, _clean, _cover_union, _poly_only, _repaired
+from geo.gridding._moves import _EDGE_TOL, _MIN_EDGE, _edge, _join
 from geo.gridding._trees import (
     TREE_TRIES,
     _spanning_tree,
+    _subset_sum_proof,
     _tree_search,
 )
 from geo.plan import Band
@@ -502,9 +504,8 @@ def _recut(
     ``"trees"`` (no tree of the cap could be cut, nor the exact method finish),
     ``"proven"`` (no split of the whole buildings into in-band groups exists,
     wherever they stand), ``"connected"`` (neither graph has a split into
-    connected in-band parts: a stranded building, ``stats["stranded"]``, its
-    atoms in ``stats["stranded_atoms"]``, or the integer model, for any count the
-    total allows), ``"graph"`` (too large or a
+    connected in-band parts: a stranded building, ``stats["stranded"]``, or the
+    integer model, for any count the total allows), ``"graph"`` (too large or a
     building point over the band) or ``"none"`` (``k`` grids cannot hold the
     total)). ``stats["trees"]`` adds up the trees drawn, ``stats["exact_steps"]``
     the exact method's connected parts.
@@ -517,8 +518,7 @@ def _recut(
         return None, "graph"
     # a building no connected in-band grid can hold: a proof, found at once
     if (stuck := _stranded_proof(g, geom, members, atoms, kx, band)) is not None:
-        if stats is not None:
-            stats["stranded"], stats["stranded_atoms"] = stuck
+        (stats if stats is not None else {})["stranded"] = stuck
         return None, "connected"
     found, why = _search(
         g, members, atoms, band, k, clock=clock, old=old, seed=seed, persist=False
@@ -577,23 +577,16 @@ def _recut(
     if not found:
         return None, why if why == "timeout" else "trees"
     found.sort(key=lambda t: t[0])
-    return _grids_of(g, found[0][1]), None
-
-
-def _grids_of(
-    g: _Graph, parts: list[np.ndarray]
-) -> list[tuple[BaseGeometry, list[int]]]:
-    """Each part of ``g``'s nodes as a grid: the coverage union of its nodes'
-    regions (so the grids tile the graph's window exactly) and their atoms."""
+    best = found[0][1]
     pieces = []
-    for p in parts:
+    for p in best:
         polys = [poly for i in p.tolist() for poly in g.regions[i]]
         geom_p = _cover_union(polys) if polys else shapely.Polygon()
         geom_p = _repaired(geom_p)
         pieces.append(
             (_poly_only(geom_p), [a for i in p.tolist() for a in g.groups[i]])
         )
-    return pieces
+    return pieces, None
 
 
 def _improve_kept(
@@ -748,3 +741,260 @@ def assign_codes(
         codes[i] = c
         used.add(c)
     return codes
+
+
+def _load(members: list[int], atoms: list[_Atom]) -> float:
+    return float(_load_sum(atoms, members))
+
+
+def _window(geoms: list[BaseGeometry]) -> BaseGeometry:
+    """The union of adjacent grids, closing the hair gaps overlays leave between
+    their common edges (vertices snapped to a 1e-11° grid, ~1 µm)."""
+    arr = np.asarray(geoms, dtype=object)
+    try:
+        out = shapely.union_all(arr, grid_size=1e-11)
+    except shapely.errors.GEOSException:
+        out = shapely.union_all(shapely.make_valid(arr), grid_size=1e-11)
+    return _clean(_poly_only(out))
+
+
+def _touching(geoms: list[BaseGeometry]) -> list[set[int]]:
+    arr = np.asarray(geoms, dtype=object)
+    tree = shapely.STRtree(arr)
+    qa, qb = tree.query(arr, predicate="dwithin", distance=_EDGE_TOL)
+    nb: list[set[int]] = [set() for _ in geoms]
+    for a, b in zip(qa.tolist(), qb.tolist(), strict=True):
+        if a < b and shapely.length(_edge(arr[a], arr[b])) > _MIN_EDGE:
+            nb[a].add(b)
+            nb[b].add(a)
+    return nb
+
+
+def _recut_pieces(
+    unit_geom: BaseGeometry,
+    pieces: list[tuple[BaseGeometry, list[int]]],
+    atoms: list[_Atom],
+    band: Band,
+    kx: float,
+    *,
+    cap_s: float | None = None,
+    notes: dict[str, Any] | None = None,
+) -> list[tuple[BaseGeometry, list[int]]]:
+    """Re-cut growing windows around each out-of-band piece of a feasible unit.
+
+    A window is the out-of-band piece and its neighbours, then theirs, up to the
+    whole unit; the first window whose load can be cut in band is re-cut by the
+    graph search, then by exact cuts of random spanning trees (a few for a
+    window, up to ``TREE_TRIES`` on each graph for the whole unit, which is
+    always tried before the method gives up). Pieces outside the window keep
+    their polygon.
+
+    With a piece still out of band, ``notes["_cause"]`` is ``("search_timed_out",
+    {"cap_steps": …, "cap_s": …, "cap_trees": …, "trees": …})`` once the whole
+    unit's trees were drawn up to their cap (the caps, and the trees drawn), and
+    ``notes["_proof"]`` holds a subset-sum certificate when one proves that no
+    in-band partition of the unit's buildings exists
+    (:func:`geo.gridding._trees._subset_sum_proof`).
+    """
+    cap_s = _cap() if cap_s is None else cap_s
+    clock = _Clock(_steps(), cap_s)
+    pieces = list(pieces)
+    everyone = [a for _, m in pieces for a in m]
+    proof = _subset_sum_proof(np.array([atoms[a].load for a in everyone]), band)
+    stats: dict[str, Any] = {}
+    whole_trees = False  # the whole unit's trees were drawn (up to their cap)
+    no_split = False  # the exact method proved the whole unit has no in-band split
+    no_connected = False  # the integer model proved it has no connected one
+    # in a unit of one piece every grid must be one piece too
+    one_piece = int(shapely.get_num_geometries(unit_geom)) == 1
+    failed: set[int] = set()
+
+    def bad_pieces() -> list[int]:
+        return [
+            i
+            for i, (g, m) in enumerate(pieces)
+            if i not in failed
+            and (not band.contains(_load(m, atoms)) or (one_piece and _parts(g) > 1))
+        ]
+
+    def fits(res: list[tuple[BaseGeometry, list[int]]], geom: BaseGeometry) -> bool:
+        """No more pieces than the window has (a hole-free window stays whole)."""
+        extra = sum(int(shapely.get_num_geometries(g)) - 1 for g, _ in res)
+        return extra <= int(shapely.get_num_geometries(geom)) - 1
+
+    while True:
+        bad = bad_pieces()
+        if not bad or clock.expired():
+            break
+        start = bad[0]
+        nb = _touching([g for g, _ in pieces])
+        window = {start}
+        done = False
+        why: str | None = None
+        while not done:
+            grown = window | {j for i in window for j in nb[i]}
+            if grown == window:
+                grown = set(range(len(pieces)))  # pieces apart (exclaves): all
+            window = grown
+            whole = len(window) == len(pieces)
+            if whole and proof is not None:
+                failed.add(start)  # no in-band partition of the unit exists
+                break
+            members = [a for i in sorted(window) for a in pieces[i][1]]
+            total = _load(members, atoms)
+            ks = band.counts(total, len(window))
+            if ks:
+                geom = (
+                    unit_geom
+                    if whole
+                    else _window([pieces[i][0] for i in sorted(window)])
+                )
+                for k in ks[:2]:
+                    res, why = _recut(
+                        geom,
+                        members,
+                        atoms,
+                        band,
+                        k,
+                        kx,
+                        clock=clock if whole else clock.share(0.5),
+                        trees=TREE_TRIES if whole else _WINDOW_TREES,
+                        exact=EXACT_STEPS if whole else _WINDOW_EXACT,
+                        cpsat=_cpsat._budget() if whole else 0.0,
+                        stats=stats if whole else None,
+                    )
+                    whole_trees = whole_trees or (whole and why in ("trees", "timeout"))
+                    if whole and why == "proven":
+                        no_split = True
+                    no_connected = no_connected or (whole and why == "connected")
+                    if res is not None and not fits(res, geom):
+                        res, why = None, "none"  # a hole-free window came out in pieces
+                    if res is not None:
+                        rest = [p for i, p in enumerate(pieces) if i not in window]
+                        pieces = rest + res
+                        done = True
+                        break
+                    if whole and why in (
+                        "graph",
+                        "trees",
+                        "timeout",
+                        "proven",
+                        "connected",
+                    ):
+                        break  # (another count: the same trees, the same clock)
+                    if why == "graph":
+                        break
+            if whole and not done:
+                failed.add(start)
+                break
+    if (
+        proof is None
+        and bad_pieces()
+        and not whole_trees
+        and not no_connected
+        and band.feasible(_load(everyone, atoms))
+    ):
+        # the step clock ran out before the whole unit was tried: its trees still
+        # are (they have their own cap), so the method never stops at a window
+        ks = band.counts(_load(everyone, atoms), len(pieces))
+        res, why = _recut(
+            unit_geom,
+            everyone,
+            atoms,
+            band,
+            ks[0],
+            kx,
+            clock=_Clock(0, cap_s),
+            trees=TREE_TRIES,
+            exact=EXACT_STEPS,
+            cpsat=_cpsat._budget(),
+            stats=stats,
+        )
+        whole_trees = why in ("trees", "timeout")
+        no_split = why == "proven"
+        no_connected = why == "connected"
+        if res is not None and fits(res, unit_geom):
+            pieces = res
+    if one_piece:
+        # a grid still in pieces (the search was capped): its detached parts join
+        # the grids beside them, so every grid is one piece; the band then gives
+        # way, with the cap as the cause
+        pieces = _rejoin_detached(pieces, atoms)
+    if notes is not None and any(not band.contains(_load(m, atoms)) for _, m in pieces):
+        if proof is not None:
+            notes["_proof"] = proof
+        if no_split:
+            notes["_cause"] = (
+                "no_in_band_split",
+                {
+                    "buildings": len(everyone),
+                    "building_loads": sorted(
+                        (atoms[a].load for a in everyone), reverse=True
+                    ),
+                    "groups_tried": int(stats.get("split_groups", 0)),
+                    "cap_exact_steps": EXACT_STEPS,
+                },
+            )
+        elif no_connected:
+            loads = [atoms[a].load for a in everyone]
+            notes["_cause"] = ("no_connected_split", _cpsat._proof_check(loads, stats))
+        elif whole_trees:
+            notes["_cause"] = (
+                "search_timed_out",
+                {
+                    "cap_steps": _steps(),
+                    "cap_s": cap_s,
+                    "cap_trees": TREE_TRIES,
+                    "trees": int(stats.get("trees", 0)),
+                    "cap_exact_steps": EXACT_STEPS,
+                    "exact_steps": int(stats.get("exact_steps", 0)),
+                    **_cpsat._cap_check(stats),
+                },
+            )
+    return pieces
+
+
+def _rejoin_detached(
+    pieces: list[tuple[BaseGeometry, list[int]]], atoms: list[_Atom]
+) -> list[tuple[BaseGeometry, list[int]]]:
+    """Each grid in several parts keeps the part holding most of its households;
+    every other part (with its buildings) joins the grid it shares the longest
+    edge with. The tiling stays exact."""
+    out = [(g, list(m)) for g, m in pieces]
+    for i in range(len(out)):
+        geom, members = out[i]
+        parts = list(shapely.get_parts(geom))
+        if len(parts) <= 1:
+            continue
+        arr = np.asarray(parts, dtype=object)
+        owner = [
+            int(np.argmin(shapely.distance(arr, shapely.Point(atoms[a].x, atoms[a].y))))
+            for a in members
+        ]
+        held = np.zeros(len(parts))
+        for a, o in zip(members, owner, strict=True):
+            held[o] += atoms[a].load
+        keep = int(np.lexsort((-shapely.area(arr), -held))[0])
+        stay_geom: list[BaseGeometry] = [parts[keep]]
+        stay_members = [a for a, o in zip(members, owner, strict=True) if o == keep]
+        for j, part in enumerate(parts):
+            if j == keep:
+                continue
+            moving = [a for a, o in zip(members, owner, strict=True) if o == j]
+            shared = [
+                shapely.length(_edge(part, out[q][0])) if q != i else 0.0
+                for q in range(len(out))
+            ]
+            q = int(np.argmax(shared)) if shared else -1
+            if q < 0 or shared[q] <= _MIN_EDGE:
+                stay_geom.append(part)  # nothing beside it: it stays
+                stay_members += moving
+                continue
+            out[q] = (_join(out[q][0], part), out[q][1] + moving)
+        out[i] = (_poly_only(_cover_union(stay_geom)), stay_members)
+    return out
+
+
+def _parts(g: BaseGeometry) -> int:
+    """Parts of ``g`` that are territory, not overlay slivers."""
+    return int((shapely.area(shapely.get_parts(g)) > _SLIVER).sum())

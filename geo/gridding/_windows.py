@@ -15,13 +15,13 @@ from geo.gridding._codes import _next_code
 from geo.gridding._cpsat import _budget, _cap_check, _proof_check
 from geo.gridding._exact import EXACT_STEPS
 from geo.gridding._moves import _MIN_EDGE, _edge, _Grid, _grid_load, _neighbours
-from geo.gridding._pieces import _window
 from geo.gridding._recut import (
     _WINDOW_EXACT,
     _WINDOW_TREES,
     _Clock,
     _recut,
     _steps,
+    _window,
 )
 from geo.gridding._trees import TREE_TRIES, _subset_sum_proof
 from geo.plan import UNRESOLVED, Band

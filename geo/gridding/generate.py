@@ -242,7 +242,6 @@ def generate_grids(
             exceptions=exceptions,
             proof=proofs.get(id(u)),
             stopped=notes.get("_cause"),
-            stopped_each=notes.get("_causes"),
             subset_proof=notes.get("_proof"),
         )
 
@@ -518,16 +517,10 @@ def _unit_grids(
     exceptions: list[dict[str, Any]],
     proof: dict[str, Any] | None = None,
     stopped: tuple[str, dict[str, Any]] | None = None,
-    stopped_each: list[tuple[str, dict[str, Any]] | None] | None = None,
     subset_proof: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per grid of the unit's ``pieces``, an out-of-band grid with its
-    cause: ``proof`` of an infeasible unit, ``subset_proof``, or why the re-cut
-    stopped (``stopped``; a grid's own where ``stopped_each`` gives one)."""
     rows = []
-    for i, (geom, members) in enumerate(pieces):
-        own = stopped_each[i] if stopped_each is not None else None
-        stop = own if own is not None else stopped
+    for geom, members in pieces:
         hh_rows = (
             np.concatenate(list(map(_MEMBERS, map(atoms.__getitem__, members))))
             if members
@@ -564,10 +557,10 @@ def _unit_grids(
                     "households) totals "
                     f"{band.min:g}–{band.max:g}, so no grid holding it is in band"
                 )
-            elif cause == UNRESOLVED and stop and stop[0] == "no_connected_split":
+            elif cause == UNRESOLVED and stopped and stopped[0] == "no_connected_split":
                 # no split into connected in-band grids: a stranded building, or
                 # the integer model
-                cause, extra = stop
+                cause, extra = stopped
                 check = {**check, **extra}
                 reason = _stranded_reason(load, "+".join(u.codes), extra, band) or (
                     f"{load:g} households: the {extra['buildings']:,} buildings of "
@@ -577,9 +570,9 @@ def _unit_grids(
                     f"{extra['solver']} proved it for every count of grids the total "
                     f"allows ({', '.join(map(str, extra['grid_counts']))})"
                 )
-            elif cause == UNRESOLVED and stop and stop[0] != "search_timed_out":
+            elif cause == UNRESOLVED and stopped and stopped[0] != "search_timed_out":
                 # the exact method tried every grouping of the whole buildings
-                cause, extra = stop
+                cause, extra = stopped
                 check = {**check, **extra}
                 reason = (
                     f"{load:g} households: the {extra['buildings']:,} buildings of "
@@ -588,20 +581,13 @@ def _unit_grids(
                     "grouped: an exhaustive search tried every grouping "
                     f"({extra['groups_tried']:,} groups)"
                 )
-            elif cause == UNRESOLVED and stop is not None:
+            elif cause == UNRESOLVED and stopped is not None:
                 # the complete re-cut ran out of time: say so, with its cap
-                cause, extra = stop
+                cause, extra = stopped
                 check = {**check, **extra}
                 reason = (
                     f"{load:g} households: the re-cut of {'+'.join(u.codes)} "
-                    + (
-                        f"(without the {extra['grids_set_aside']} grid(s) of its "
-                        "stranded buildings, which no connected in-band grid can "
-                        "hold) "
-                        if "grids_set_aside" in extra
-                        else ""
-                    )
-                    + f"stopped at its cap of {extra.get('cap_steps', 0):,} steps (or "
+                    f"stopped at its cap of {extra.get('cap_steps', 0):,} steps (or "
                     f"{extra.get('cap_s', '?')} s) and "
                     f"{extra.get('cap_trees', 0):,} random spanning trees per graph, "
                     f"none of which could be cut in band ({extra.get('trees', 0):,} "

@@ -14,12 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import geo.gridding._cpsat as _cpsat
-import geo.gridding._pieces as pieces_mod
 import geo.gridding._recut as recut
 from geo.gridding._atoms import _Atom, _Unit
 from geo.gridding._cuts import _partition
 from geo.gridding._exact import _exact_partition, _split_exists
-from geo.gridding._pieces import _recut_pieces
+from geo.gridding._recut import _recut_pieces
 from geo.gridding.generate import generate_grids
 from geo.gridding.rebalance import rebalance
 from geo.plan import Band
@@ -238,8 +237,8 @@ def test_search_cap_is_reported_as_search_timed_out(
     at next to nothing, the grids left out of band carry the caps (steps,
     seconds, trees, exact steps) for the report, and claim no proof."""
     monkeypatch.setattr(recut, "RECUT_STEPS", 1)
-    monkeypatch.setattr(pieces_mod, "TREE_TRIES", 0)
-    monkeypatch.setattr(pieces_mod, "EXACT_STEPS", 1)
+    monkeypatch.setattr(recut, "TREE_TRIES", 0)
+    monkeypatch.setattr(recut, "EXACT_STEPS", 1)
     monkeypatch.setattr(_cpsat, "CPSAT_DET_TIME", 1e-9)
     xy = np.array([[0.001, 0.001], [0.004, 0.001], [0.006, 0.001], [0.009, 0.001]])
     atoms = _atoms_of(xy, [120, 100, 80, 100])

@@ -9,15 +9,11 @@ import itertools
 
 import geopandas as gpd
 import numpy as np
-import pytest
 import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from samples import connected_split_counts
 
-import geo.gridding._cpsat as _cpsat
-import geo.gridding._pieces as pieces
-import geo.gridding._recut as recut
 from geo.gridding._adjacency import _Graph, _stranded
 from geo.gridding.checks import check_plan
 from geo.gridding.generate import generate_grids
@@ -146,90 +142,3 @@ def test_a_light_building_beside_each_half_puts_the_block_in_band() -> None:
     plan = generate_grids(hh, village, min_households=30, max_households=50)
     assert plan.report["metrics"]["in_band_share"] == 1.0
     assert check_plan(plan, hh, village, min_households=30, max_households=50) == []
-
-
-#: 4 x 5 buildings of 31-36 households (two together are over 50), a pair of 15
-#: and 18 in a corner (in band together: so some in-band set holds any building,
-#: and no subset-sum proves anything) and a building of 20 at row 1, column 3,
-#: bordering only buildings of 31 or more: stranded
-_ROWS = [
-    [15, 18, 34, 34, 32],
-    [34, 34, 32, 20, 31],
-    [36, 31, 33, 33, 31],
-    [33, 34, 31, 31, 32],
-]
-
-
-def _block(rows: list[list[int]]) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """A village of buildings on a 400 m lattice (points jittered, fixed seed, so
-    that no four are on one circle), ``rows[i][j]`` households in each."""
-    d = 0.004
-    rng = np.random.default_rng(0)
-    village = gpd.GeoDataFrame(
-        {"code": ["V1"]},
-        geometry=[shapely.box(0, 0, d * len(rows[0]), d * len(rows))],
-        crs=4326,
-    )
-    out = []
-    for i, j in itertools.product(range(len(rows)), range(len(rows[0]))):
-        dx, dy = rng.uniform(-0.2 * d, 0.2 * d, 2)
-        at = shapely.Point(d * (0.5 + j) + dx, d * (0.5 + i) + dy)
-        out += [
-            {
-                "household_id": f"H-{i}{j}-{h:03d}",
-                "building_id": f"B-{i}{j}",
-                "geometry": at,
-            }
-            for h in range(rows[i][j])
-        ]
-    return gpd.GeoDataFrame(out, geometry="geometry", crs=4326), village
-
-
-def test_a_stranded_building_costs_its_own_grid_only() -> None:
-    """Straight cuts leave grids of two buildings beside the stranded 20; once the
-    whole village is proven to hold it, its grid is set aside (cut down to the
-    building) and the windows of the others grow past it: the 20 alone is out
-    of band, with ``no_connected_split`` and the proof, every other grid is in
-    band (each building its own), and the plan keeps every rule. (Before, every
-    window of a grid beside it held it and failed: 52 and 62 out of band.)"""
-    hh, village = _block(_ROWS)
-    plan = generate_grids(hh, village, min_households=30, max_households=50)
-    out = [e for e in plan.report["exceptions"] if e["kind"] == "out_of_band"]
-    assert [e["cause"] for e in out] == ["no_connected_split"], out
-    assert out[0]["check"]["proof"] == "stranded_building"
-    assert [s["load"] for s in out[0]["check"]["cells"]] == [20.0]
-    loads = plan.grids.set_index("grid_code")["households"]
-    assert loads[out[0]["grid_code"]] == 20
-    rest = loads.drop(out[0]["grid_code"])
-    assert rest.between(30, 50).all() and len(rest) == 18
-    assert check_plan(plan, hh, village, min_households=30, max_households=50) == []
-
-
-def test_the_rest_of_a_unit_searched_to_its_caps_says_so(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The same village with every search capped at next to nothing: the grid of
-    the stranded building says ``no_connected_split`` (true of the village), but
-    the grids the capped search of the rest left out of band say
-    ``search_timed_out`` with the caps, not a proof they do not have."""
-    monkeypatch.setattr(recut, "RECUT_STEPS", 1)
-    monkeypatch.setattr(pieces, "TREE_TRIES", 0)
-    monkeypatch.setattr(pieces, "EXACT_STEPS", 1)
-    monkeypatch.setattr(pieces, "_WINDOW_TREES", 0)
-    monkeypatch.setattr(pieces, "_WINDOW_EXACT", 1)
-    monkeypatch.setattr(_cpsat, "CPSAT_DET_TIME", 1e-9)
-    hh, village = _block(_ROWS)
-    plan = generate_grids(hh, village, min_households=30, max_households=50)
-    out = [e for e in plan.report["exceptions"] if e["kind"] == "out_of_band"]
-    stuck = [e for e in out if e["cause"] == "no_connected_split"]
-    capped = [e for e in out if e["cause"] == "search_timed_out"]
-    assert len(stuck) == 1 and capped and len(stuck) + len(capped) == len(out), out
-    assert stuck[0]["check"]["proof"] == "stranded_building"
-    for e in capped:
-        assert e["check"]["cap_trees"] == 0 and e["check"]["cap_exact_steps"] == 1
-        assert e["check"]["grids_set_aside"] == 1
-        assert "without the 1 grid(s) of its stranded buildings" in e["reason"]
-    # every grid out of band has a true cause (the capped search cannot close the
-    # straight cuts' hair gaps, as an uncapped one does above)
-    broken = check_plan(plan, hh, village, min_households=30, max_households=50)
-    assert [v for v in broken if v.rule == "out_of_band"] == []

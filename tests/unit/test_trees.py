@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import geo.gridding._recut as recut
 from geo.gridding._atoms import _Atom
-from geo.gridding._pieces import _recut_pieces
+from geo.gridding._recut import _recut_pieces
 from geo.gridding._trees import _cut_tree, _subset_sum_proof
 from geo.gridding.generate import generate_grids
 from geo.plan import Band
