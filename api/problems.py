@@ -289,12 +289,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         reason = unavailable_reason(exc)
         if reason is None:
             return await _crash(request, exc)
+        # the driver's own words, for the operator (never in the response)
+        said = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         log.warning(
-            "database unavailable on %s %s: %s (%s)",
+            "database unavailable on %s %s: %s (%s: %s)",
             request.method,
             request.url.path,
             reason,
             type(exc).__name__,
+            said[0] if said else "",
         )
         return problem_response(
             503,

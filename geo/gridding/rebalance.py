@@ -317,12 +317,7 @@ class _State:
         same = (count == before) & (kept == count)
         accepted = ~is_locked & ~in_band(before) & same
         if accepted.any() and not same.all():
-            covered = g["areas"].tolist() if "areas" in g.columns else [None] * n
-            area_codes = g["area_code"].astype(str).tolist()
-            areas_of = [
-                set(str(a).split(";")) if isinstance(a, str) else {area_codes[i]}
-                for i, a in enumerate(covered)
-            ]
+            areas_of = _areas_of(g)
             changed = set().union(*(areas_of[i] for i in np.flatnonzero(~same)))
             for i in np.flatnonzero(accepted).tolist():
                 if areas_of[i] & changed:
@@ -336,6 +331,16 @@ class _State:
             dirty=free & ~in_band(load),
             lower_bound=float(gap[free].sum()),
         )
+
+
+def _areas_of(g: gpd.GeoDataFrame) -> list[frozenset[str]]:
+    """The leaf areas each grid covers (its ``areas``, else its ``area_code``)."""
+    codes = g["area_code"].astype(str).tolist()
+    covered = g["areas"].tolist() if "areas" in g.columns else [None] * len(g)
+    return [
+        frozenset(a.split(";")) if isinstance(a, str) else frozenset([codes[i]])
+        for i, a in enumerate(covered)
+    ]
 
 
 def _region(g: gpd.GeoDataFrame, dirty: np.ndarray, rings: int) -> np.ndarray:
@@ -497,7 +502,7 @@ def _run(
     )
     n_scope = len(atoms)
     area_codes = g["area_code"].astype(str).tolist()
-    covered = g["areas"].tolist() if "areas" in g.columns else [None] * n
+    covered = _areas_of(g)
     geoms = list(g.geometry.values)
     cells = [
         _Grid(
@@ -507,11 +512,7 @@ def _run(
             atoms=[],
             locked=bool(state.locked[i] or state.accepted[i]),
             accepted=bool(state.accepted[i]),
-            areas=frozenset(
-                str(covered[i]).split(";")
-                if isinstance(covered[i], str)
-                else [area_codes[i]]
-            ),
+            areas=covered[i],
         )
         for i in range(n)
     ]

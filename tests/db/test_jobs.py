@@ -38,11 +38,12 @@ def test_a_job_started_in_one_process_is_polled_from_another(
     """Two apps on one database stand for two server processes (``--workers 2``)."""
     other = create_app(Settings(database_url=api_data.url))
     with TestClient(other) as second:
-        r = client.post(
-            "/plans",
-            json={"area_code": COUNTY, "name": "two workers", "min_households": 150},
-            headers=auth(api_data.planner),
-        )
+        body = {"area_code": COUNTY, "name": "two workers", "min_households": 150}
+        r = client.post("/plans", json=body, headers=auth(api_data.planner))
+        if r.status_code == 503:  # as a client does: once more after Retry-After
+            # (seen once in CI: a fresh connection timed out on a loaded machine)
+            time.sleep(float(r.headers["retry-after"]))
+            r = client.post("/plans", json=body, headers=auth(api_data.planner))
         assert r.status_code == 202, r.text
         done = support.wait_job(second, r.headers["location"], api_data.planner)
         assert done["status"] == "succeeded", done
