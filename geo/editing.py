@@ -248,8 +248,9 @@ def _after(
         a["households"] = n
         a["load"] = float(n)
         if band.contains(n):
-            a["exception"] = None
+            a["exception"] = a["cause"] = None
         elif prev != n or not a.get("exception"):
+            a["cause"] = None  # a cause proven of the grid before the edit
             a["exception"] = (
                 f"{n} households after an edit by {actor or 'a planner'}, outside "
                 f"{band.min:g}–{band.max:g}, accepted with allow_out_of_band"

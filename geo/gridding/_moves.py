@@ -557,6 +557,7 @@ class _Grid:
     origin: str | None = None  # for new grids: the code they were split from
     areas: frozenset[str] = frozenset()  # every area the grid covers (merged areas)
     accepted: bool = False  # out of band already in the previous plan, unchanged
+    kept_cause: str | None = None  # an accepted grid's proven cause in that plan
 
 
 #: whether two polygons share an edge, by the pair, and each grid's load, by its

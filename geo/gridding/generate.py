@@ -822,6 +822,12 @@ def _finish(
             ),
         }
     )
+    # the proven cause of an out-of-band grid, kept with the grid (stored with the
+    # plan) so that a rebalance which keeps the grid as it was can still name it
+    df["cause"] = [
+        c if isinstance(c, str) and isinstance(e, str) else None
+        for c, e in zip(causes, df["exception"], strict=True)
+    ]
     grids = gpd.GeoDataFrame(
         df[
             [
@@ -831,6 +837,7 @@ def _finish(
                 "load",
                 "areas",
                 "exception",
+                "cause",
                 "parts",
             ]
         ],

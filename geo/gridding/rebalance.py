@@ -503,6 +503,10 @@ def _run(
     n_scope = len(atoms)
     area_codes = g["area_code"].astype(str).tolist()
     covered = _areas_of(g)
+    kept_causes = [
+        c if isinstance(c, str) and c and c != "locked" else None
+        for c in (g["cause"] if "cause" in g.columns else [None] * n)
+    ]
     geoms = list(g.geometry.values)
     cells = [
         _Grid(
@@ -512,6 +516,7 @@ def _run(
             atoms=[],
             locked=bool(state.locked[i] or state.accepted[i]),
             accepted=bool(state.accepted[i]),
+            kept_cause=kept_causes[i] if state.accepted[i] else None,
             areas=covered[i],
         )
         for i in range(n)
@@ -682,6 +687,7 @@ def _assemble(
         n_members = sum(map(_COUNT, map(atoms.__getitem__, c.atoms)))
         ld = float(_load_sum(atoms, c.atoms))
         reason = None
+        named: str | None = None
         if not band.min - 1e-9 <= ld <= band.max + 1e-9:
             reason = (
                 f"{ld:g} households, already out of band in the previous plan and "
@@ -702,6 +708,7 @@ def _assemble(
             cause = _cause(c, ld, causes or {})
             if cause is not None:
                 exc["cause"], exc["check"] = cause
+                named = cause[0]
                 exc["reason"] = reason = _reason(c, ld, cause, band) or reason
             exceptions.append(exc)
         geom = c.geom
@@ -728,6 +735,7 @@ def _assemble(
                 "load": ld,
                 "areas": c.area_code,
                 "exception": reason,
+                "cause": named,
                 "parts": n_parts,
                 "geometry": geom,
             }
@@ -772,6 +780,11 @@ def _reason(
     """The exception text of an out-of-band grid, saying what its cause's check
     shows (None: keep the generic text)."""
     name, check = cause
+    if check.get("kept_from_previous_plan"):
+        return (
+            f"{load:g} households, already out of band in the previous plan and "
+            f"unchanged (kept as it was; its cause there, {name}, still holds)"
+        )
     grids = len(check.get("window", [])) or 1
     if name == "search_timed_out":
         return (
@@ -861,10 +874,14 @@ def _reason(
 def _cause(
     c: _Grid, load: float, causes: dict[str, tuple[str, dict[str, Any]]]
 ) -> tuple[str, dict[str, Any]] | None:
-    """The proven cause of an out-of-band grid (``cause``, ``check``), or None for a
-    grid kept out of band from the previous plan (its cause is that plan's)."""
+    """The proven cause of an out-of-band grid (``cause``, ``check``). A grid kept
+    out of band from the previous plan keeps that plan's cause (its area and its
+    households are as they were, so what was proven of them still holds), or has
+    none if that plan named none."""
     if c.accepted:
-        return None
+        if c.kept_cause is None:
+            return None
+        return c.kept_cause, {"households": load, "kept_from_previous_plan": True}
     if c.locked:
         return "locked", {"grid_code": c.code, "households": load}
     return causes.get(c.code, (UNRESOLVED, {"households": load}))

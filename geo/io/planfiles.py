@@ -30,13 +30,13 @@ def write_plan_files(
     """Write a plan as ``grids.geojson``, ``assignments.csv`` and ``report.json``.
 
     ``grids.geojson`` has one feature per grid with ``grid_code``, ``area_code``,
-    ``households`` (plus ``load``, ``exception`` when present), EPSG:4326
+    ``households`` (plus ``load``, ``exception``, ``cause`` when present), EPSG:4326
     polygons; ``assignments.csv`` is ``household_id,grid_code`` with every
     household once; ``report.json`` holds metrics, exceptions and seconds.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    extra = [c for c in ("load", "exception", "areas") if c in grids.columns]
+    extra = [c for c in ("load", "exception", "cause", "areas") if c in grids.columns]
     g = grids[[*GRID_FILE_COLUMNS, *extra, grids.geometry.name]].to_crs(STORAGE_CRS)
     paths = {
         "grids": out / "grids.geojson",

@@ -360,7 +360,9 @@ def _copy_grids(
         hex=True,
         include_srid=True,
     )
-    attr_cols = [c for c in ("households", "load", "exception", "areas") if c in grids]
+    attr_cols = [
+        c for c in ("households", "load", "exception", "cause", "areas") if c in grids
+    ]
     names = grids["name"] if "name" in grids.columns else [None] * len(grids)
     kinds = grids["kind"] if "kind" in grids.columns else ["comprehensive"] * len(grids)
     workers = (

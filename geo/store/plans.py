@@ -43,7 +43,7 @@ __all__ = [
 
 
 #: Per-grid figures from generation kept in ``grids.attrs``.
-_GRID_ATTRS = ("households", "load", "exception", "areas")
+_GRID_ATTRS = ("households", "load", "exception", "cause", "areas")
 
 
 def _id_maps(session: Session) -> tuple[dict[str, int], dict[str, int]]:
@@ -508,10 +508,11 @@ def _refuse_unfinished_units(plan_id: int, metrics: Mapping[str, Any] | None) ->
 
 
 def plan_grids(session: Session, plan_id: int) -> gpd.GeoDataFrame:
-    """The grids of a plan with their household counts, as a GeoDataFrame."""
+    """The grids of a plan with their household counts and the proven cause of
+    each one out of band (``cause``, else None), as a GeoDataFrame."""
     sql = (
         "SELECT g.code AS grid_code, g.name, g.kind, a.code AS area_code, "
-        "count(x.household_id) AS households, g.geom "
+        "count(x.household_id) AS households, g.attrs->>'cause' AS cause, g.geom "
         "FROM grids g JOIN admin_areas a ON a.id = g.area_id "
         "LEFT JOIN assignments x ON x.grid_id = g.id "
         "WHERE g.plan_id = :p GROUP BY g.id, a.code ORDER BY g.code"

@@ -283,3 +283,29 @@ def test_rebalance_stored_plan_and_lifecycle(session: Session, county, plan) -> 
         text("SELECT count(*) FROM assignments WHERE plan_id = :p"), {"p": p2}
     ).scalar_one()
     assert n == len(county.households) + 500
+
+
+def test_a_grids_proven_cause_is_stored_with_the_plan_and_read_back(
+    session: Session, county, plan, tmp_path: Path
+) -> None:
+    """The cause of an out-of-band grid travels with the grid: into the database
+    and back (``plan_frames``, what a stored rebalance starts from) and into
+    ``grids.geojson`` and back, so a rebalance that keeps the grid can name it."""
+    load(session, prepare(county.areas, "areas", source="areas"))
+    load(session, prepare(county.households, "households", source="hh"))
+    root = county.areas.loc[county.areas["level"] == "county", "code"].iloc[0]
+    grids = plan.grids.copy()
+    assert "cause" in grids.columns and grids["cause"].isna().all()  # all in band
+    code = str(grids["grid_code"].iloc[0])
+    grids.loc[0, "exception"] = "180 households, for the test"
+    grids.loc[0, "cause"] = "no_in_band_split"
+    marked = type(plan)(grids, plan.assignments, plan.report)
+    stored, _, _ = plan_frames(session, save_generated_plan(session, root, marked))
+    assert stored.set_index("grid_code")["cause"].dropna().to_dict() == {
+        code: "no_in_band_split"
+    }
+    write_plan_files(grids, plan.assignments, plan.report, tmp_path)
+    back, _ = read_plan_files(tmp_path)
+    assert back.set_index("grid_code")["cause"].dropna().to_dict() == {
+        code: "no_in_band_split"
+    }

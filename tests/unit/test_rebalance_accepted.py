@@ -106,6 +106,27 @@ def test_an_accepted_exception_is_kept_while_its_area_is_unchanged() -> None:
     assert "kept as it was" in str(
         east_after.loc[east_after["households"] < 200, "exception"].iloc[0]
     )
+    # ... with the cause generation proved (before: none, and check_plan called
+    # the kept grid out of band without a cause)
+    assert east_after.loc[east_after["households"] < 200, "cause"].tolist() == [
+        "no_in_band_split"
+    ]
+    kept_entry = [
+        e
+        for e in r.plan.report["exceptions"]
+        if e["grid_code"] == kept["grid_code"].iloc[0] and e["kind"] == "out_of_band"
+    ]
+    assert [e.get("cause") for e in kept_entry] == ["no_in_band_split"]
+    assert check_plan(r.plan, grown, villages) == []
+    # a plan that named no cause (e.g. one drawn elsewhere) gives none: no
+    # cause is made up for a grid nobody proved anything of
+    bare = rebalance(plan.grids.drop(columns="cause"), plan.assignments, grown)
+    assert [
+        e.get("cause")
+        for e in bare.plan.report["exceptions"]
+        if e["grid_code"] == kept["grid_code"].iloc[0] and e["kind"] == "out_of_band"
+    ] == [None]
+    assert {v.rule for v in check_plan(bare.plan, grown, villages)} == {"out_of_band"}
 
 
 def test_a_building_over_the_band_split_across_grids_stays_in_parts() -> None:
